@@ -1,0 +1,413 @@
+//! The read side: parse an ELF relocatable object into plain structs.
+
+use object::elf::{FileHeader32, FileHeader64, ELFCLASS32, ELFCLASS64, EM_MIPS};
+use object::read::elf::{FileHeader, Rel as _, Rela as _, SectionHeader as _, Sym as _};
+use object::Endianness;
+
+use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
+
+/// A parsed ELF file. Everything is copied out of the file except the raw
+/// bytes, which the writer needs to keep untouched regions as they were.
+#[derive(Debug)]
+pub struct Elf<'a> {
+    /// The whole ELF image (without an appended module signature).
+    pub data: &'a [u8],
+    /// ELFCLASS64?
+    pub is_64: bool,
+    /// Big endian?
+    pub big_endian: bool,
+    /// `e_type`.
+    pub e_type: u16,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `e_shoff`.
+    pub shoff: u64,
+    /// `e_shentsize`.
+    pub shentsize: u16,
+    /// Section index of the section name string table.
+    pub shstrndx: u32,
+    /// All section headers, indexed by section index (0 is the null section).
+    pub sections: Vec<Section>,
+    /// Index of the (single) `SHT_SYMTAB` section, if any.
+    pub symtab: Option<usize>,
+    /// The symbols of `.symtab`, indexed by symbol index.
+    pub symbols: Vec<Symbol<'a>>,
+    /// The relocation sections (`SHT_REL`/`SHT_RELA` linked to `.symtab`).
+    pub relocs: Vec<RelocSection>,
+}
+
+/// One section header, fields widened to 64 bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Section index.
+    pub index: usize,
+    /// Name, from `.shstrtab`.
+    pub name: Vec<u8>,
+    /// Offset of the name in `.shstrtab`.
+    pub sh_name: u32,
+    /// `sh_type`.
+    pub sh_type: u32,
+    /// `sh_flags`.
+    pub sh_flags: u64,
+    /// `sh_addr`.
+    pub sh_addr: u64,
+    /// `sh_offset`.
+    pub sh_offset: u64,
+    /// `sh_size`.
+    pub sh_size: u64,
+    /// `sh_link`.
+    pub sh_link: u32,
+    /// `sh_info`.
+    pub sh_info: u32,
+    /// `sh_addralign`.
+    pub sh_addralign: u64,
+    /// `sh_entsize`.
+    pub sh_entsize: u64,
+}
+
+impl Section {
+    /// The name for messages.
+    pub fn display_name(&self) -> String {
+        show_name(&self.name)
+    }
+    /// Is the section loaded into memory?
+    pub fn is_alloc(&self) -> bool {
+        self.sh_flags & super::SHF_ALLOC != 0
+    }
+}
+
+/// One symbol of `.symtab`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    /// Symbol index.
+    pub index: usize,
+    /// Name, from the symbol string table.
+    pub name: &'a [u8],
+    /// `st_name`.
+    pub st_name: u32,
+    /// `st_info`.
+    pub st_info: u8,
+    /// `st_other`.
+    pub st_other: u8,
+    /// `st_shndx` as stored (may be reserved: `SHN_UNDEF`, `SHN_LIVEPATCH`, ...).
+    pub st_shndx: u16,
+    /// The section index, resolved through `SHT_SYMTAB_SHNDX` when `st_shndx`
+    /// is `SHN_XINDEX`; otherwise equal to `st_shndx`.
+    pub section: u32,
+    /// `st_value`.
+    pub st_value: u64,
+    /// `st_size`.
+    pub st_size: u64,
+}
+
+impl Symbol<'_> {
+    /// The name for messages.
+    pub fn display_name(&self) -> String {
+        show_name(self.name)
+    }
+    /// `STB_*` binding.
+    pub fn bind(&self) -> u8 {
+        self.st_info >> 4
+    }
+    /// `STT_*` type.
+    pub fn kind(&self) -> u8 {
+        self.st_info & 0xf
+    }
+}
+
+/// A relocation section and its decoded entries.
+#[derive(Debug, Clone)]
+pub struct RelocSection {
+    /// Index of the `SHT_REL`/`SHT_RELA` section.
+    pub index: usize,
+    /// `SHT_RELA` (explicit addends) or `SHT_REL`.
+    pub is_rela: bool,
+    /// The entries in file order.
+    pub entries: Vec<Reloc>,
+}
+
+/// One relocation entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reloc {
+    /// `r_offset`: where in the target section.
+    pub offset: u64,
+    /// Symbol index.
+    pub sym: u32,
+    /// Relocation type (machine specific).
+    pub r_type: u32,
+    /// Explicit addend (0 for `SHT_REL` entries).
+    pub addend: i64,
+}
+
+/// A reason the file could not be read as an ELF relocatable object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError(pub String);
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+fn err<T>(what: impl Into<String>) -> Result<T, ReadError> {
+    Err(ReadError(what.into()))
+}
+
+impl<'a> Elf<'a> {
+    /// Parse `data` (32 or 64 bit, either endianness).
+    pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, ReadError> {
+        if data.len() < 16 || &data[..4] != b"\x7fELF" {
+            return err("not an ELF file (bad magic)");
+        }
+        match data[4] {
+            ELFCLASS64 => parse_generic::<FileHeader64<Endianness>>(data),
+            ELFCLASS32 => parse_generic::<FileHeader32<Endianness>>(data),
+            c => err(format!("unknown ELF class {c}")),
+        }
+    }
+
+    /// The bytes of a section (empty for `SHT_NOBITS`).
+    pub fn section_data(&self, index: usize) -> &'a [u8] {
+        let Some(s) = self.sections.get(index) else {
+            return &[];
+        };
+        if s.sh_type == super::SHT_NOBITS {
+            return &[];
+        }
+        // Bounds were validated at parse time.
+        let start = s.sh_offset as usize;
+        &self.data[start..start + s.sh_size as usize]
+    }
+
+    /// The section with this name (first match). For lookups of well-known
+    /// sections such as `.modinfo`, never for relocation targets.
+    pub fn section_by_name(&self, name: &[u8]) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// The name of a section index for messages (`#N` when out of range).
+    pub fn section_name(&self, index: usize) -> String {
+        match self.sections.get(index) {
+            Some(s) => s.display_name(),
+            None => format!("#{index}"),
+        }
+    }
+
+    /// Size of one relocation entry of this class.
+    pub fn reloc_entsize(&self, rela: bool) -> u64 {
+        match (self.is_64, rela) {
+            (true, true) => 24,
+            (true, false) => 16,
+            (false, true) => 12,
+            (false, false) => 8,
+        }
+    }
+
+    /// Size of one symbol entry of this class.
+    pub fn sym_entsize(&self) -> u64 {
+        if self.is_64 {
+            24
+        } else {
+            16
+        }
+    }
+
+    /// Read an unsigned integer of `len` bytes (1, 2, 4 or 8) in the file's byte order.
+    pub fn read_uint(&self, bytes: &[u8]) -> u64 {
+        let mut v: u64 = 0;
+        if self.big_endian {
+            for b in bytes {
+                v = (v << 8) | u64::from(*b);
+            }
+        } else {
+            for b in bytes.iter().rev() {
+                v = (v << 8) | u64::from(*b);
+            }
+        }
+        v
+    }
+
+    /// Values of the `.modinfo` section as `key=value` strings.
+    pub fn modinfo(&self) -> Vec<&'a [u8]> {
+        match self.section_by_name(b".modinfo") {
+            Some(s) => self
+                .section_data(s.index)
+                .split(|b| *b == 0)
+                .filter(|e| !e.is_empty())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The value of a `.modinfo` key, if present.
+    pub fn modinfo_value(&self, key: &str) -> Option<&'a [u8]> {
+        self.modinfo().into_iter().find_map(|e| {
+            let rest = e.strip_prefix(key.as_bytes())?;
+            rest.strip_prefix(b"=")
+        })
+    }
+
+    /// Does `.modinfo` say `livepatch=Y`?
+    pub fn is_livepatch(&self) -> bool {
+        self.modinfo_value("livepatch") == Some(b"Y")
+    }
+}
+
+fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
+    data: &'a [u8],
+) -> Result<Elf<'a>, ReadError> {
+    let bad = |e: object::read::Error| ReadError(e.to_string());
+    let header = H::parse(data).map_err(bad)?;
+    let endian = header.endian().map_err(bad)?;
+    let is_mips64el = header.is_mips64el(endian);
+    if header.is_type_64() && header.e_machine(endian) == EM_MIPS {
+        // r_info of MIPS64 has its own layout; the writer does not encode it.
+        return err("MIPS64 objects are not supported");
+    }
+    let table = header.sections(endian, data).map_err(bad)?;
+    let mut sections = Vec::with_capacity(table.len());
+    for (i, sh) in table.iter().enumerate() {
+        let name = table
+            .section_name(endian, sh)
+            .map_err(|e| ReadError(format!("section #{i}: cannot read its name: {e}")))?;
+        let s = Section {
+            index: i,
+            name: name.to_vec(),
+            sh_name: sh.sh_name(endian),
+            sh_type: sh.sh_type(endian),
+            sh_flags: sh.sh_flags(endian).into(),
+            sh_addr: sh.sh_addr(endian).into(),
+            sh_offset: sh.sh_offset(endian).into(),
+            sh_size: sh.sh_size(endian).into(),
+            sh_link: sh.sh_link(endian),
+            sh_info: sh.sh_info(endian),
+            sh_addralign: sh.sh_addralign(endian).into(),
+            sh_entsize: sh.sh_entsize(endian).into(),
+        };
+        if i != 0 && s.sh_type != super::SHT_NOBITS {
+            let end = s.sh_offset.checked_add(s.sh_size);
+            if end.map_or(true, |e| e > data.len() as u64) {
+                return err(format!(
+                    "section {} (#{i}): contents at 0x{:x}+0x{:x} lie outside the file",
+                    s.display_name(),
+                    s.sh_offset,
+                    s.sh_size
+                ));
+            }
+        }
+        sections.push(s);
+    }
+
+    let symtab_index = sections.iter().position(|s| s.sh_type == SHT_SYMTAB);
+    let mut symbols = Vec::new();
+    if let Some(si) = symtab_index {
+        let symtab = table
+            .symbol_table_by_index(endian, data, object::SectionIndex(si))
+            .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
+        symbols.reserve(symtab.len());
+        for (i, sym) in symtab.symbols().iter().enumerate() {
+            let name = if sym.st_name(endian) == 0 {
+                &[][..]
+            } else {
+                symtab.symbol_name(endian, sym).map_err(|e| {
+                    ReadError(format!(
+                        "section .symtab: symbol #{i}: cannot read its name: {e}"
+                    ))
+                })?
+            };
+            let st_shndx = sym.st_shndx(endian);
+            let section = if st_shndx == SHN_XINDEX {
+                symtab.shndx(endian, object::SymbolIndex(i)).unwrap_or(0)
+            } else {
+                u32::from(st_shndx)
+            };
+            symbols.push(Symbol {
+                index: i,
+                name,
+                st_name: sym.st_name(endian),
+                st_info: sym.st_info(),
+                st_other: sym.st_other(),
+                st_shndx,
+                section,
+                st_value: sym.st_value(endian).into(),
+                st_size: sym.st_size(endian).into(),
+            });
+        }
+    }
+
+    let mut relocs = Vec::new();
+    for s in &sections {
+        if s.sh_type != SHT_REL && s.sh_type != SHT_RELA {
+            continue;
+        }
+        if Some(s.sh_link as usize) != symtab_index {
+            continue;
+        }
+        let sh = table.section(object::SectionIndex(s.index)).map_err(bad)?;
+        let where_ = |_| {
+            ReadError(format!(
+                "section {}: size 0x{:x} is not a whole number of relocation entries",
+                s.display_name(),
+                s.sh_size
+            ))
+        };
+        let mut entries = Vec::new();
+        let is_rela = s.sh_type == SHT_RELA;
+        if is_rela {
+            let raw: &[H::Rela] = sh.data_as_array(endian, data).map_err(where_)?;
+            entries.reserve(raw.len());
+            for r in raw {
+                entries.push(Reloc {
+                    offset: r.r_offset(endian).into(),
+                    sym: r.r_sym(endian, is_mips64el),
+                    r_type: r.r_type(endian, is_mips64el),
+                    addend: r.r_addend(endian).into(),
+                });
+            }
+        } else {
+            let raw: &[H::Rel] = sh.data_as_array(endian, data).map_err(where_)?;
+            entries.reserve(raw.len());
+            for r in raw {
+                entries.push(Reloc {
+                    offset: r.r_offset(endian).into(),
+                    sym: r.r_sym(endian),
+                    r_type: r.r_type(endian),
+                    addend: 0,
+                });
+            }
+        }
+        for (n, r) in entries.iter().enumerate() {
+            if r.sym as usize >= symbols.len() {
+                return err(format!(
+                    "section {}: entry {n} (offset 0x{:x}) references symbol #{} but .symtab has {}",
+                    s.display_name(),
+                    r.offset,
+                    r.sym,
+                    symbols.len()
+                ));
+            }
+        }
+        relocs.push(RelocSection {
+            index: s.index,
+            is_rela,
+            entries,
+        });
+    }
+
+    Ok(Elf {
+        data,
+        is_64: header.is_type_64(),
+        big_endian: !header.is_little_endian(),
+        e_type: header.e_type(endian),
+        machine: header.e_machine(endian),
+        shoff: header.e_shoff(endian).into(),
+        shentsize: header.e_shentsize(endian),
+        shstrndx: header.shstrndx(endian, data).map_err(bad)?,
+        sections,
+        symtab: symtab_index,
+        symbols,
+        relocs,
+    })
+}

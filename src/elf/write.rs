@@ -1,0 +1,295 @@
+//! The write side: a minimal editor over an [`Elf`]'s original bytes.
+//!
+//! Why not `object::build::elf::Builder`: it refuses `SHT_GROUP` sections
+//! (real on s390x), cannot re-read a module whose RELA section has `SHF_ALLOC`
+//! (every converted livepatch module), and rebuilds string tables and symbol
+//! order. A livepatch module's relocations refer to symbol indices that the
+//! kernel keeps as built, so this editor changes only what it is told to:
+//!
+//! * no section or symbol is renumbered; new sections get the next indices;
+//! * a section whose new contents fit is rewritten in place (the rest of its
+//!   old extent zeroed); one that grows, and every new section, is appended;
+//! * the section header table is written after everything else;
+//! * every other byte of the input stays where it was, as it was.
+
+use std::collections::BTreeMap;
+
+use super::read::{Elf, Reloc, Section};
+use super::{SHN_LORESERVE, SHT_NOBITS};
+
+/// Byte-order and class aware encoder.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder {
+    /// Big endian?
+    pub big_endian: bool,
+    /// ELFCLASS64?
+    pub is_64: bool,
+}
+
+impl Encoder {
+    /// The encoder matching `elf`.
+    pub fn of(elf: &Elf) -> Encoder {
+        Encoder {
+            big_endian: elf.big_endian,
+            is_64: elf.is_64,
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>, v: u64, len: usize) {
+        let bytes = if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        if self.big_endian {
+            out.extend_from_slice(&bytes[8 - len..]);
+        } else {
+            out.extend_from_slice(&bytes[..len]);
+        }
+    }
+
+    /// Append a 16-bit value.
+    pub fn u16(&self, out: &mut Vec<u8>, v: u16) {
+        self.put(out, v.into(), 2)
+    }
+    /// Append a 32-bit value.
+    pub fn u32(&self, out: &mut Vec<u8>, v: u32) {
+        self.put(out, v.into(), 4)
+    }
+    /// Append a class-sized word (`Elf32_Addr`/`Elf64_Addr`).
+    pub fn word(&self, out: &mut Vec<u8>, v: u64) {
+        self.put(out, v, if self.is_64 { 8 } else { 4 })
+    }
+
+    /// Encode one RELA entry.
+    pub fn rela(&self, out: &mut Vec<u8>, r: &Reloc) {
+        self.word(out, r.offset);
+        self.word(out, self.r_info(r));
+        self.word(out, r.addend as u64);
+    }
+
+    /// Encode one REL entry (the addend stays implicit).
+    pub fn rel(&self, out: &mut Vec<u8>, r: &Reloc) {
+        self.word(out, r.offset);
+        self.word(out, self.r_info(r));
+    }
+
+    fn r_info(&self, r: &Reloc) -> u64 {
+        if self.is_64 {
+            (u64::from(r.sym) << 32) | u64::from(r.r_type)
+        } else {
+            (u64::from(r.sym) << 8) | u64::from(r.r_type & 0xff)
+        }
+    }
+
+    /// Encode one section header.
+    pub fn section_header(&self, out: &mut Vec<u8>, s: &Section) {
+        self.u32(out, s.sh_name);
+        self.u32(out, s.sh_type);
+        self.word(out, s.sh_flags);
+        self.word(out, s.sh_addr);
+        self.word(out, s.sh_offset);
+        self.word(out, s.sh_size);
+        self.u32(out, s.sh_link);
+        self.u32(out, s.sh_info);
+        self.word(out, s.sh_addralign);
+        self.word(out, s.sh_entsize);
+    }
+}
+
+/// A set of changes to apply to an [`Elf`], then [`Edit::finish`] to get the bytes.
+#[derive(Debug)]
+pub struct Edit<'e, 'a> {
+    elf: &'e Elf<'a>,
+    contents: BTreeMap<usize, Vec<u8>>,
+    new_sections: Vec<(Section, Vec<u8>)>,
+    shstr_extra: Vec<u8>,
+    str_extra: Vec<u8>,
+    str_base: u64,
+    symbol_patches: BTreeMap<usize, (u32, u16)>,
+}
+
+impl<'e, 'a> Edit<'e, 'a> {
+    /// Start an edit of `elf`.
+    pub fn new(elf: &'e Elf<'a>) -> Self {
+        let str_base = elf
+            .symtab
+            .map(|s| elf.sections[elf.sections[s].sh_link as usize].sh_size)
+            .unwrap_or(0);
+        Edit {
+            elf,
+            contents: BTreeMap::new(),
+            new_sections: Vec::new(),
+            shstr_extra: Vec::new(),
+            str_extra: Vec::new(),
+            str_base,
+            symbol_patches: BTreeMap::new(),
+        }
+    }
+
+    /// Replace the contents of an existing section (its size follows).
+    pub fn set_contents(&mut self, index: usize, bytes: Vec<u8>) {
+        self.contents.insert(index, bytes);
+    }
+
+    /// Add a section; its name is appended to the section name table.
+    /// `header.sh_name`, `sh_offset` and `sh_size` are filled in here.
+    /// Returns the new section's index.
+    pub fn add_section(&mut self, name: &[u8], mut header: Section, bytes: Vec<u8>) -> usize {
+        let shstr_size = self.elf.sections[self.elf.shstrndx as usize].sh_size;
+        header.sh_name = (shstr_size + self.shstr_extra.len() as u64) as u32;
+        self.shstr_extra.extend_from_slice(name);
+        self.shstr_extra.push(0);
+        header.index = self.elf.sections.len() + self.new_sections.len();
+        header.name = name.to_vec();
+        header.sh_size = bytes.len() as u64;
+        let index = header.index;
+        self.new_sections.push((header, bytes));
+        index
+    }
+
+    /// Append a string to the symbol string table; returns its `st_name`.
+    pub fn add_symbol_name(&mut self, name: &[u8]) -> u32 {
+        let off = self.str_base + self.str_extra.len() as u64;
+        self.str_extra.extend_from_slice(name);
+        self.str_extra.push(0);
+        off as u32
+    }
+
+    /// Change a symbol's `st_name` and `st_shndx` (in place in `.symtab`).
+    pub fn patch_symbol(&mut self, index: usize, st_name: u32, st_shndx: u16) {
+        self.symbol_patches.insert(index, (st_name, st_shndx));
+    }
+
+    /// Does the edit change anything?
+    pub fn is_empty(&self) -> bool {
+        self.contents.is_empty()
+            && self.new_sections.is_empty()
+            && self.str_extra.is_empty()
+            && self.symbol_patches.is_empty()
+    }
+
+    /// Produce the new file.
+    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+        let elf = self.elf;
+        if self.is_empty() {
+            return Ok(elf.data.to_vec());
+        }
+        let enc = Encoder::of(elf);
+        self.fold_tables()?;
+
+        let mut headers: Vec<Section> = elf.sections.clone();
+        let count = headers.len() + self.new_sections.len();
+        let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
+        let mut out = elf.data.to_vec();
+        if elf.shoff + sht_len == out.len() as u64 {
+            out.truncate(elf.shoff as usize);
+        }
+
+        for (&index, bytes) in &self.contents {
+            let h = &mut headers[index];
+            let fits = h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size;
+            if fits {
+                let start = h.sh_offset as usize;
+                let old_end = start + h.sh_size as usize;
+                out[start..start + bytes.len()].copy_from_slice(bytes);
+                out[start + bytes.len()..old_end].fill(0);
+            } else {
+                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign);
+            }
+            h.sh_size = bytes.len() as u64;
+        }
+        for (mut h, bytes) in std::mem::take(&mut self.new_sections) {
+            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign);
+            headers.push(h);
+        }
+
+        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 });
+        if count as u64 >= u64::from(SHN_LORESERVE) {
+            headers[0].sh_size = count as u64;
+        }
+        if !elf.is_64 {
+            let too_big = headers
+                .iter()
+                .any(|h| h.sh_offset > u64::from(u32::MAX) || h.sh_size > u64::from(u32::MAX));
+            if too_big || shoff > u64::from(u32::MAX) {
+                return Err("the result would exceed the 4 GiB limit of ELF32".into());
+            }
+        }
+        for (i, h) in headers.iter().enumerate() {
+            if i < elf.sections.len() && *h == elf.sections[i] {
+                // Unchanged: copy the original header bytes verbatim.
+                let at = (elf.shoff + i as u64 * elf.shentsize as u64) as usize;
+                out.extend_from_slice(&elf.data[at..at + elf.shentsize as usize]);
+            } else {
+                let before = out.len();
+                enc.section_header(&mut out, h);
+                out.resize(before + elf.shentsize as usize, 0);
+            }
+        }
+
+        // ELF header: e_shoff, e_shnum.
+        let (shoff_at, shnum_at) = if elf.is_64 {
+            (0x28, 0x3c)
+        } else {
+            (0x20, 0x30)
+        };
+        let mut field = Vec::new();
+        enc.word(&mut field, shoff);
+        out[shoff_at..shoff_at + field.len()].copy_from_slice(&field);
+        field.clear();
+        let shnum = if count as u64 >= u64::from(SHN_LORESERVE) {
+            0
+        } else {
+            count as u16
+        };
+        enc.u16(&mut field, shnum);
+        out[shnum_at..shnum_at + 2].copy_from_slice(&field);
+        Ok(out)
+    }
+
+    /// Turn the string additions and symbol patches into section contents.
+    fn fold_tables(&mut self) -> Result<(), String> {
+        let elf = self.elf;
+        if !self.shstr_extra.is_empty() {
+            let i = elf.shstrndx as usize;
+            let mut t = elf.section_data(i).to_vec();
+            t.extend_from_slice(&self.shstr_extra);
+            self.contents.insert(i, t);
+        }
+        if self.str_extra.is_empty() && self.symbol_patches.is_empty() {
+            return Ok(());
+        }
+        let symtab = elf.symtab.ok_or("no .symtab to patch")?;
+        if !self.str_extra.is_empty() {
+            let i = elf.sections[symtab].sh_link as usize;
+            let mut t = elf.section_data(i).to_vec();
+            t.extend_from_slice(&self.str_extra);
+            self.contents.insert(i, t);
+        }
+        let enc = Encoder::of(elf);
+        let mut t = elf.section_data(symtab).to_vec();
+        let ent = elf.sym_entsize() as usize;
+        let shndx_at = if elf.is_64 { 6 } else { 14 };
+        for (&index, &(st_name, st_shndx)) in &self.symbol_patches {
+            let base = index * ent;
+            let mut b = Vec::with_capacity(6);
+            enc.u32(&mut b, st_name);
+            t[base..base + 4].copy_from_slice(&b);
+            b.clear();
+            enc.u16(&mut b, st_shndx);
+            t[base + shndx_at..base + shndx_at + 2].copy_from_slice(&b);
+        }
+        self.contents.insert(symtab, t);
+        Ok(())
+    }
+}
+
+/// Append `bytes` at the next multiple of `align`, zero-padding; return the offset.
+fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> u64 {
+    let align = align.max(1) as usize;
+    let start = out.len().div_ceil(align) * align;
+    out.resize(start, 0);
+    out.extend_from_slice(bytes);
+    start as u64
+}

@@ -1,0 +1,241 @@
+//! The `klp-convert` command line: a thin layer over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use klp_convert::convert::{self, Error};
+use klp_convert::diag::{Problem, Severity};
+use klp_convert::elf::{signature, Elf};
+use klp_convert::show;
+
+const USAGE: &str = "\
+klp-convert: turn a livepatch module's references to unexported symbols into
+klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).
+
+Usage:
+  klp-convert convert INPUT.ko -o OUTPUT.ko     convert into a new file
+  klp-convert convert INPUT.ko --in-place       convert and replace INPUT.ko
+  klp-convert show FILE.ko [--format json]      list klp relocations, annotations, problems
+  klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
+  klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
+                                                (needs symbol maps: not available yet)
+
+What convert does:
+  Every undefined symbol named by KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) or
+  KLP_RELOC_SYMBOL_POS(..., pos) from include/klp_convert.h, i.e.
+  .klp.sym.rela.<lp_obj>.<sym_obj>.<sym>.<pos> (also ',<pos>' and clang's
+  quoted form), is renamed in place to .klp.sym.<sym_obj>.<sym>,<pos> with
+  st_shndx SHN_LIVEPATCH, and every relocation against it moves into
+  .klp.rela.<lp_obj>.<target section>. The result is re-read and verified
+  before it is written (atomically; on failure nothing is written).
+  A module with nothing to convert comes out byte-identical; so does a
+  second run. An appended signature is dropped: re-sign the output.
+
+  It refuses, naming file, section, offset and symbol, what the kernel would
+  refuse or silently misapply: no livepatch=Y in .modinfo, object names over
+  55 bytes or with '.', symbol names over 511 bytes or with ',', a
+  module-specific relocation to a vmlinux symbol, module-specific relocations
+  in special sections (__jump_table, .altinstructions, ...) or in .init.*,
+  relocations into sections without SHF_ALLOC (debug sections excepted: the
+  loader never relocates them, so those stay in place).
+
+Exit status: 0 success, 1 module refused (or not a readable ELF object),
+2 usage or I/O error.
+";
+
+/// A failure of the command line itself, with its exit code.
+struct Fail(u8);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code)) => ExitCode::from(code),
+    }
+}
+
+fn usage_error(msg: &str) -> Fail {
+    eprintln!("klp-convert: {msg}");
+    eprintln!("Try 'klp-convert --help'.");
+    Fail(2)
+}
+
+fn run(args: &[String]) -> Result<(), Fail> {
+    let first = args.first().map(String::as_str);
+    match first {
+        None => Err(usage_error("missing arguments")),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some("-V" | "--version") => {
+            println!("klp-convert {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some("convert") => cmd_convert(&args[1..]),
+        Some("show") => cmd_show(&args[1..]),
+        Some(a) if a.starts_with('-') => Err(usage_error(&format!("unknown option '{a}'"))),
+        Some(_) => match args.len() {
+            2 => convert_one(Path::new(&args[0]), Path::new(&args[1])),
+            3 => {
+                eprintln!(
+                    "klp-convert: {}: conversion with a symbol map (klp-convert v7 command line \
+                     SYMBOLS INPUT OUTPUT) is not available yet; annotate the references with \
+                     KLP_RELOC_SYMBOL() and run 'klp-convert INPUT OUTPUT'",
+                    args[0]
+                );
+                Err(Fail(2))
+            }
+            _ => Err(usage_error("expected INPUT OUTPUT, or a command")),
+        },
+    }
+}
+
+fn cmd_convert(args: &[String]) -> Result<(), Fail> {
+    let mut input: Option<PathBuf> = None;
+    let mut output: Option<PathBuf> = None;
+    let mut in_place = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" => match it.next() {
+                Some(o) => output = Some(PathBuf::from(o)),
+                None => return Err(usage_error("-o needs a file name")),
+            },
+            "-i" | "--in-place" => in_place = true,
+            s if s.starts_with('-') => return Err(usage_error(&format!("unknown option '{s}'"))),
+            s if input.is_none() => input = Some(PathBuf::from(s)),
+            s => return Err(usage_error(&format!("unexpected argument '{s}'"))),
+        }
+    }
+    let Some(input) = input else {
+        return Err(usage_error("convert: missing INPUT"));
+    };
+    let output = match (output, in_place) {
+        (Some(_), true) => {
+            return Err(usage_error(
+                "convert: give -o OUTPUT or --in-place, not both",
+            ))
+        }
+        (None, false) => return Err(usage_error("convert: give -o OUTPUT or --in-place")),
+        (Some(o), false) => o,
+        (None, true) => input.clone(),
+    };
+    convert_one(&input, &output)
+}
+
+fn print_problem(file: &Path, p: &Problem) {
+    let sev = match p.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    };
+    eprintln!("klp-convert: {sev}: {}: {p}", file.display());
+}
+
+fn convert_one(input: &Path, output: &Path) -> Result<(), Fail> {
+    match convert::convert_file(input, output) {
+        Ok(done) => {
+            for n in &done.notes {
+                print_problem(input, n);
+            }
+            if done.changed {
+                eprintln!(
+                    "klp-convert: {}: {} relocation{} of {} symbol{} moved into {} klp section{} -> {}",
+                    input.display(),
+                    done.relocations,
+                    s(done.relocations),
+                    done.symbols,
+                    s(done.symbols),
+                    done.sections,
+                    s(done.sections),
+                    output.display()
+                );
+            }
+            Ok(())
+        }
+        Err(Error::Refused(problems)) => {
+            for p in &problems {
+                print_problem(input, p);
+            }
+            eprintln!(
+                "klp-convert: {}: refused ({} problem{}); nothing written",
+                input.display(),
+                problems.len(),
+                s(problems.len())
+            );
+            Err(Fail(1))
+        }
+        Err(Error::Internal(problems)) => {
+            for p in &problems {
+                print_problem(input, p);
+            }
+            eprintln!(
+                "klp-convert: {}: internal error: the converted module failed verification; nothing written. Please report this with the input module.",
+                input.display()
+            );
+            Err(Fail(1))
+        }
+        Err(Error::Malformed(m)) => {
+            eprintln!("klp-convert: error: {}: {m}", input.display());
+            Err(Fail(1))
+        }
+        Err(Error::Io(m)) => {
+            eprintln!("klp-convert: error: {m}");
+            Err(Fail(2))
+        }
+    }
+}
+
+fn cmd_show(args: &[String]) -> Result<(), Fail> {
+    let mut file: Option<&str> = None;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--format" => match it.next().map(String::as_str) {
+                Some("json") => json = true,
+                Some("human") => json = false,
+                _ => return Err(usage_error("--format takes human or json")),
+            },
+            s if s.starts_with("--format=") => json = &s[9..] == "json",
+            s if s.starts_with('-') => return Err(usage_error(&format!("unknown option '{s}'"))),
+            s if file.is_none() => file = Some(s),
+            s => return Err(usage_error(&format!("unexpected argument '{s}'"))),
+        }
+    }
+    let Some(file) = file else {
+        return Err(usage_error("show: missing FILE"));
+    };
+    let bytes = std::fs::read(file).map_err(|e| {
+        eprintln!("klp-convert: error: {file}: {e}");
+        Fail(2)
+    })?;
+    let (image, _) = signature::split(&bytes);
+    let elf = Elf::parse(image).map_err(|e| {
+        eprintln!("klp-convert: error: {file}: {e}");
+        Fail(1)
+    })?;
+    let report = show::report(file, &elf);
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("klp-convert: error: {file}: {e}");
+                return Err(Fail(2));
+            }
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn s(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

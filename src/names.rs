@@ -1,0 +1,312 @@
+//! The names the livepatch core parses, and the annotation names that the
+//! `KLP_RELOC_SYMBOL` macros produce.
+//!
+//! Kernel grammar (kernel/livepatch/core.c, parsed with `sscanf`):
+//!
+//! * section `.klp.rela.<obj>.<anything>`: `<obj>` is the bytes up to the next
+//!   `.`, at most `MODULE_NAME_LEN - 1` (55);
+//! * symbol `.klp.sym.<obj>.<name>,<pos>`: `<obj>` as above, `<name>` up to the
+//!   `,` (may contain dots), at most `KSYM_NAME_LEN - 1`, `<pos>` decimal.
+
+use std::fmt;
+
+/// Prefix of klp relocation sections.
+pub const KLP_RELA_PREFIX: &str = ".klp.rela.";
+/// Prefix of klp symbols.
+pub const KLP_SYM_PREFIX: &str = ".klp.sym.";
+/// Prefix of the annotation symbols produced by `KLP_RELOC_SYMBOL`.
+pub const ANNOTATION_PREFIX: &str = ".klp.sym.rela.";
+/// `MODULE_NAME_LEN - 1` on 64-bit kernels.
+pub const MAX_OBJ_NAME: usize = 55;
+/// `KSYM_NAME_LEN - 1` since Linux 6.1.
+pub const MAX_SYM_NAME: usize = 511;
+/// `KSYM_NAME_LEN - 1` before Linux 6.1.
+pub const MAX_SYM_NAME_OLD: usize = 127;
+/// The object name of the kernel image.
+pub const VMLINUX: &str = "vmlinux";
+
+/// A parsed `KLP_RELOC_SYMBOL` annotation symbol name
+/// (`.klp.sym.rela.<lp_obj>.<sym_obj>.<name>{,|.}<pos>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Annotation {
+    /// The object that must be loaded before the relocation is applied;
+    /// names the `.klp.rela.<lp_obj>.*` section.
+    pub lp_obj: String,
+    /// The klp symbol this annotation becomes.
+    pub target: KlpSymbol,
+}
+
+/// A klp symbol: `.klp.sym.<obj>.<name>,<pos>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KlpSymbol {
+    /// The object that defines the symbol.
+    pub obj: String,
+    /// The symbol's name in that object's kallsyms.
+    pub name: String,
+    /// 0 for a unique name, else the 1-based position among same-named symbols.
+    pub pos: u64,
+}
+
+impl fmt::Display for KlpSymbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}.{},{}",
+            KLP_SYM_PREFIX, self.obj, self.name, self.pos
+        )
+    }
+}
+
+/// A name that does not follow the grammar, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameError(pub String);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Is this symbol name an annotation (in any accepted spelling)?
+pub fn is_annotation(name: &[u8]) -> bool {
+    unquote(name).starts_with(ANNOTATION_PREFIX.as_bytes())
+}
+
+/// clang keeps the quotes of an asm label in the symbol name.
+fn unquote(name: &[u8]) -> &[u8] {
+    match name {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => name,
+    }
+}
+
+/// Parse an annotation symbol name. Accepts the `,<pos>` separator (v1, v2),
+/// the `.<pos>` separator (v3, old GNU as) and clang's quoted form.
+pub fn parse_annotation(name: &[u8]) -> Result<Annotation, NameError> {
+    let raw = unquote(name);
+    let text =
+        std::str::from_utf8(raw).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
+    let rest = text
+        .strip_prefix(ANNOTATION_PREFIX)
+        .ok_or_else(|| NameError(format!("does not start with {ANNOTATION_PREFIX}")))?;
+    let (lp_obj, rest) = rest
+        .split_once('.')
+        .ok_or_else(|| NameError("expected <lp_obj>.<sym_obj>.<name>,<pos>".into()))?;
+    let (sym_obj, rest) = rest
+        .split_once('.')
+        .ok_or_else(|| NameError("expected <sym_obj>.<name>,<pos> after the object".into()))?;
+    let (sym, pos) = match rest.rsplit_once(',') {
+        Some(split) => split,
+        None => rest.rsplit_once('.').ok_or_else(|| {
+            NameError("no position: expected <name>,<pos> or <name>.<pos>".into())
+        })?,
+    };
+    let pos = parse_pos(pos)?;
+    let target = KlpSymbol {
+        obj: sym_obj.to_string(),
+        name: sym.to_string(),
+        pos,
+    };
+    check_obj_name(lp_obj)?;
+    check_symbol(&target, MAX_SYM_NAME)?;
+    Ok(Annotation {
+        lp_obj: lp_obj.to_string(),
+        target,
+    })
+}
+
+fn parse_pos(pos: &str) -> Result<u64, NameError> {
+    if pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NameError(format!(
+            "position '{pos}' is not a decimal number"
+        )));
+    }
+    pos.parse()
+        .map_err(|_| NameError(format!("position '{pos}' is too large")))
+}
+
+/// Check an object name against what the kernel can parse.
+pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
+    if obj.is_empty() {
+        return Err(NameError("empty object name".into()));
+    }
+    if obj.len() > MAX_OBJ_NAME {
+        return Err(NameError(format!(
+            "object name '{obj}' is {} bytes; the kernel reads at most {MAX_OBJ_NAME} (MODULE_NAME_LEN)",
+            obj.len()
+        )));
+    }
+    if obj.contains('.') {
+        return Err(NameError(format!(
+            "object name '{obj}' contains '.', which ends the object part of a klp name"
+        )));
+    }
+    if obj.contains('-') {
+        return Err(NameError(format!(
+            "object name '{obj}' contains '-'; the kernel names modules with '_' ('{}')",
+            obj.replace('-', "_")
+        )));
+    }
+    Ok(())
+}
+
+/// Check a klp symbol's parts against what the kernel can parse.
+/// `max_name` is `KSYM_NAME_LEN - 1` of the target kernel.
+pub fn check_symbol(sym: &KlpSymbol, max_name: usize) -> Result<(), NameError> {
+    check_obj_name(&sym.obj)?;
+    if sym.name.is_empty() {
+        return Err(NameError("empty symbol name".into()));
+    }
+    if sym.name.contains(',') {
+        return Err(NameError(format!(
+            "symbol name '{}' contains ',', which ends the name part of a klp symbol",
+            sym.name
+        )));
+    }
+    if sym.name.len() > max_name {
+        return Err(NameError(format!(
+            "symbol name '{}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
+            sym.name,
+            sym.name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Parse a klp symbol name `.klp.sym.<obj>.<name>,<pos>` the way the kernel does.
+pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
+    let text =
+        std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
+    let rest = text
+        .strip_prefix(KLP_SYM_PREFIX)
+        .ok_or_else(|| NameError(format!("does not start with {KLP_SYM_PREFIX}")))?;
+    let (obj, rest) = rest
+        .split_once('.')
+        .ok_or_else(|| NameError("expected .klp.sym.<obj>.<name>,<pos>".into()))?;
+    let (sym, pos) = rest
+        .split_once(',')
+        .ok_or_else(|| NameError("no ',<pos>' after the symbol name".into()))?;
+    let target = KlpSymbol {
+        obj: obj.to_string(),
+        name: sym.to_string(),
+        pos: parse_pos(pos)?,
+    };
+    check_symbol(&target, MAX_SYM_NAME)?;
+    Ok(target)
+}
+
+/// The object part of a klp relocation section name, as the kernel reads it:
+/// the bytes after `.klp.rela.` up to the next `.`.
+pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
+    let text =
+        std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
+    let rest = text
+        .strip_prefix(KLP_RELA_PREFIX)
+        .ok_or_else(|| NameError(format!("does not start with {KLP_RELA_PREFIX}")))?;
+    let obj = match rest.split_once('.') {
+        Some((obj, _)) => obj,
+        None => rest,
+    };
+    check_obj_name(obj)?;
+    Ok(obj.to_string())
+}
+
+/// The name of the klp relocation section for `obj` and a target section:
+/// `.klp.rela.<obj>.<target>`, always with a `.` after the object, so a target
+/// without a leading dot (`__jump_table`) still parses as object `<obj>`.
+pub fn klp_section_name(obj: &str, target: &[u8]) -> Vec<u8> {
+    let mut n = format!("{KLP_RELA_PREFIX}{obj}.").into_bytes();
+    n.extend_from_slice(target);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(name: &str) -> Annotation {
+        parse_annotation(name.as_bytes()).expect(name)
+    }
+
+    #[test]
+    fn annotation_spellings() {
+        let comma = ann(".klp.sym.rela.vmlinux.vmlinux.saved_command_line,0");
+        let dot = ann(".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0");
+        let clang = ann("\".klp.sym.rela.vmlinux.vmlinux.saved_command_line,0\"");
+        assert_eq!(comma, dot);
+        assert_eq!(comma, clang);
+        assert_eq!(comma.lp_obj, "vmlinux");
+        assert_eq!(
+            comma.target.to_string(),
+            ".klp.sym.vmlinux.saved_command_line,0"
+        );
+    }
+
+    #[test]
+    fn dotted_names_and_positions() {
+        let a = ann(".klp.sym.rela.mod_a.mod_b.klp_string.12345.2");
+        assert_eq!(
+            (a.lp_obj.as_str(), a.target.obj.as_str()),
+            ("mod_a", "mod_b")
+        );
+        assert_eq!(
+            (a.target.name.as_str(), a.target.pos),
+            ("klp_string.12345", 2)
+        );
+        let c = ann(".klp.sym.rela.vmlinux.vmlinux.foo.constprop.0,3");
+        assert_eq!(
+            (c.target.name.as_str(), c.target.pos),
+            ("foo.constprop.0", 3)
+        );
+    }
+
+    #[test]
+    fn bad_annotations() {
+        for (name, why) in [
+            (".klp.sym.rela.vmlinux.vmlinux.foo", "position 'foo'"),
+            (".klp.sym.rela.vmlinux.vmlinux.foo.x", "position 'x'"),
+            (".klp.sym.rela.vmlinux", "expected"),
+            (".klp.sym.rela.my-mod.my-mod.f.0", "contains '-'"),
+        ] {
+            let e = parse_annotation(name.as_bytes()).unwrap_err();
+            assert!(e.0.contains(why), "{name}: {e}");
+        }
+        let long = format!(".klp.sym.rela.{}.vmlinux.f.0", "m".repeat(56));
+        assert!(parse_annotation(long.as_bytes())
+            .unwrap_err()
+            .0
+            .contains("55"));
+        let long = format!(".klp.sym.rela.vmlinux.vmlinux.{}.0", "f".repeat(512));
+        assert!(parse_annotation(long.as_bytes())
+            .unwrap_err()
+            .0
+            .contains("511"));
+    }
+
+    #[test]
+    fn klp_symbols_and_sections() {
+        let s = parse_klp_symbol(b".klp.sym.vmlinux.foo.isra.0,2").unwrap();
+        assert_eq!(
+            (s.obj.as_str(), s.name.as_str(), s.pos),
+            ("vmlinux", "foo.isra.0", 2)
+        );
+        assert!(parse_klp_symbol(b".klp.sym.vmlinux.foo").is_err());
+        assert_eq!(
+            klp_section_name("vmlinux", b".text"),
+            b".klp.rela.vmlinux..text"
+        );
+        assert_eq!(
+            klp_section_name("vmlinux", b"__jump_table"),
+            b".klp.rela.vmlinux.__jump_table"
+        );
+        assert_eq!(
+            klp_section_object(b".klp.rela.vmlinux..text").unwrap(),
+            "vmlinux"
+        );
+        // The minimal tool's bug: the kernel reads object `vmlinux__jump_table`.
+        assert_eq!(
+            klp_section_object(b".klp.rela.vmlinux__jump_table").unwrap(),
+            "vmlinux__jump_table"
+        );
+    }
+}

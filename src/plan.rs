@@ -1,0 +1,259 @@
+//! The conversion plan: which symbols become klp symbols and which
+//! relocations move into which `.klp.rela.<obj>.<section>`.
+//!
+//! Planning reads the module and decides; it writes nothing. Every reason the
+//! kernel would refuse (or silently misapply) the result is collected here,
+//! so a refused module produces the full list at once.
+
+use std::collections::HashMap;
+
+use crate::arch;
+use crate::diag::Problem;
+use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
+use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
+
+/// A symbol to rename in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// Symbol index (unchanged by the conversion).
+    pub sym: usize,
+    /// The klp symbol it becomes.
+    pub klp: KlpSymbol,
+}
+
+/// Relocations that go into one klp relocation section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpSection {
+    /// The object that must be loaded before these are applied.
+    pub obj: String,
+    /// The section the relocations patch (`sh_info`).
+    pub target: usize,
+    /// An existing klp section for the same (object, target), extended in place.
+    pub existing: Option<usize>,
+    /// The entries, with explicit addends, in input order.
+    pub entries: Vec<Reloc>,
+}
+
+/// Everything the writer must do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Symbols renamed to `.klp.sym.*` with `SHN_LIVEPATCH`.
+    pub renames: Vec<Rename>,
+    /// New or extended klp relocation sections, in order of first use.
+    pub sections: Vec<KlpSection>,
+    /// For each relocation section losing entries: (section index, a flag per
+    /// entry, `true` = the entry moves out).
+    pub removals: Vec<(usize, Vec<bool>)>,
+    /// Annotated relocations left where they are because the loader never
+    /// applies them (debug sections): (relocation section, entry index).
+    pub left_in_place: Vec<(usize, usize)>,
+    /// Notes and warnings (errors make [`build`] fail instead).
+    pub notes: Vec<Problem>,
+}
+
+impl Plan {
+    /// Does the plan change nothing?
+    pub fn is_empty(&self) -> bool {
+        self.renames.is_empty() && self.sections.is_empty()
+    }
+
+    /// Number of relocations that move into klp sections.
+    pub fn moved(&self) -> usize {
+        self.sections.iter().map(|s| s.entries.len()).sum()
+    }
+}
+
+/// Decide the conversion of the annotated (`KLP_RELOC_SYMBOL`) references.
+///
+/// Returns the plan, or every problem found when the module must be refused.
+pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut plan = Plan::default();
+
+    // 1. Annotation symbols, indexed by symbol index.
+    let mut annotations: Vec<Option<Annotation>> = vec![None; elf.symbols.len()];
+    for sym in &elf.symbols {
+        if !names::is_annotation(sym.name) {
+            continue;
+        }
+        let shown = sym.display_name();
+        if sym.st_shndx != SHN_UNDEF {
+            problems.push(
+                Problem::error(format!(
+                    "annotation symbol is defined (section index {}); it must be an undefined reference",
+                    sym.section
+                ))
+                .in_section(".symtab")
+                .symbol(shown),
+            );
+            continue;
+        }
+        match names::parse_annotation(sym.name) {
+            Ok(a) => {
+                plan.renames.push(Rename {
+                    sym: sym.index,
+                    klp: a.target.clone(),
+                });
+                annotations[sym.index] = Some(a);
+            }
+            Err(e) => problems.push(
+                Problem::error(format!("malformed annotation: {e}"))
+                    .in_section(".symtab")
+                    .symbol(shown),
+            ),
+        }
+    }
+    if plan.renames.is_empty() && problems.is_empty() {
+        return Ok(plan);
+    }
+    if !elf.is_livepatch() {
+        problems.push(
+            Problem::error(
+                "module is not marked as a livepatch module: .modinfo has no livepatch=Y \
+                 (add MODULE_INFO(livepatch, \"Y\"))",
+            )
+            .in_section(".modinfo"),
+        );
+    }
+
+    // 2. Existing klp sections, to extend rather than duplicate.
+    let mut groups: HashMap<(String, usize), usize> = HashMap::new();
+    let mut existing: HashMap<(String, usize), usize> = HashMap::new();
+    for s in &elf.sections {
+        if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            if let Ok(obj) = names::klp_section_object(&s.name) {
+                existing.entry((obj, s.sh_info as usize)).or_insert(s.index);
+            }
+        }
+    }
+
+    // 3. Every relocation against an annotation moves.
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
+        let target_index = sec.sh_info as usize;
+        let mut moving = vec![false; rs.entries.len()];
+        let mut any = false;
+        for (n, r) in rs.entries.iter().enumerate() {
+            let sym = &elf.symbols[r.sym as usize];
+            let here = |msg: String| {
+                Problem::error(msg)
+                    .in_section(sec.display_name())
+                    .at(r.offset)
+                    .symbol(sym.display_name())
+            };
+            if !is_klp && sym.st_shndx == SHN_LIVEPATCH {
+                let target_alloc = elf.sections.get(target_index).is_some_and(|t| t.is_alloc());
+                if target_alloc {
+                    problems.push(here(format!(
+                        "ordinary relocation against livepatch symbol: the module loader would apply it with value 0 (symbol {} is not marked as a livepatch symbol in this section's eyes); it belongs in a .klp.rela section",
+                        sym.display_name()
+                    )));
+                }
+                continue;
+            }
+            let Some(a) = &annotations[r.sym as usize] else {
+                continue;
+            };
+            if is_klp {
+                problems.push(here(
+                    "klp relocation section references an unconverted annotation symbol".into(),
+                ));
+                continue;
+            }
+            let Some(target) = elf.sections.get(target_index).filter(|_| target_index != 0) else {
+                problems.push(here(format!(
+                    "relocation section has sh_info {target_index}, not a valid target section"
+                )));
+                continue;
+            };
+            let tname = target.display_name();
+            if !target.is_alloc() {
+                if arch::is_debug_section(&target.name) {
+                    plan.left_in_place.push((rs.index, n));
+                    plan.notes.push(
+                        Problem::note(format!(
+                            "left in place: {tname} is a debug section, which the module loader never relocates"
+                        ))
+                        .in_section(sec.display_name())
+                        .at(r.offset)
+                        .symbol(sym.display_name()),
+                    );
+                    continue;
+                }
+                problems.push(here(format!(
+                    "target section {tname} is not SHF_ALLOC: the kernel skips klp relocations for it silently"
+                )));
+                continue;
+            }
+            if a.lp_obj != VMLINUX {
+                if a.target.obj == VMLINUX {
+                    problems.push(here(format!(
+                        "invalid access to vmlinux symbol '{}' from module-specific livepatch relocation section (.klp.rela.{}): use KLP_RELOC_SYMBOL(vmlinux, vmlinux, {})",
+                        a.target.name, a.lp_obj, a.target.name
+                    )));
+                    continue;
+                }
+                if arch::is_special_section(&target.name) {
+                    let hint = if target.name == b"__jump_table" {
+                        " (module static key: use static_key_enabled() instead of static_branch_*())"
+                    } else {
+                        ""
+                    };
+                    problems.push(here(format!(
+                        "module-specific klp relocation in special section {tname}: the loader processes {tname} once when the livepatch module loads, before '{}' can be resolved{hint}",
+                        a.lp_obj
+                    )));
+                    continue;
+                }
+                if arch::is_init_section(&target.name) {
+                    problems.push(here(format!(
+                        "module-specific klp relocation in {tname}, which is freed after module init; a late relocation would write into freed memory"
+                    )));
+                    continue;
+                }
+            }
+            let addend = if rs.is_rela {
+                r.addend
+            } else {
+                let bytes = elf
+                    .section_data(target_index)
+                    .get(r.offset as usize..)
+                    .unwrap_or(&[]);
+                match arch::rel_implicit_addend(elf.machine, r.r_type, bytes, elf.big_endian) {
+                    Some(v) => v,
+                    None => {
+                        problems.push(here(format!(
+                            "cannot read the implicit addend of REL relocation {} on {}",
+                            arch::reloc_type_name(elf.machine, r.r_type),
+                            arch::machine_name(elf.machine)
+                        )));
+                        continue;
+                    }
+                }
+            };
+            let key = (a.lp_obj.clone(), target_index);
+            let g = *groups.entry(key.clone()).or_insert_with(|| {
+                plan.sections.push(KlpSection {
+                    obj: key.0.clone(),
+                    target: target_index,
+                    existing: existing.get(&key).copied(),
+                    entries: Vec::new(),
+                });
+                plan.sections.len() - 1
+            });
+            plan.sections[g].entries.push(Reloc { addend, ..*r });
+            moving[n] = true;
+            any = true;
+        }
+        if any {
+            plan.removals.push((rs.index, moving));
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
