@@ -71,3 +71,69 @@ pub const LIVEPATCH_MODINFO: &str = "static const char __modinfo_lp[] \
 
 /// The annotation header.
 pub const HEADER: &str = "#include \"klp_convert.h\"\n";
+
+/// The download cache (`$KLP_CACHE`, default `~/.cache/klp-convert`).
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("KLP_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/klp-convert")
+        }
+    }
+}
+
+/// The cached Debian kernel of a series ("6.1", "6.12"), fetched on first use
+/// by `scripts/fetch-kernels`. Missing pieces fail the test: never skipped.
+pub fn kernel_dir(series: &str) -> PathBuf {
+    static FETCHED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let fetched = FETCHED.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(root().join("scripts/fetch-kernels"))
+            .output()
+            .map_err(|e| format!("cannot run scripts/fetch-kernels: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/fetch-kernels failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = fetched {
+        panic!("{e}");
+    }
+    let dir = cache_dir().join("kernels").join(series);
+    assert!(
+        dir.join("release").is_file(),
+        "{} is incomplete after scripts/fetch-kernels",
+        dir.display()
+    );
+    dir
+}
+
+/// Every file below `dir` whose name ends in one of `suffixes`, sorted.
+pub fn files_below(dir: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                let name = p.to_string_lossy();
+                if suffixes.iter().any(|s| name.ends_with(s)) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}

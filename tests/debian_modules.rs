@@ -1,0 +1,160 @@
+//! Every module of Debian's real kernels goes through the converter and the
+//! writer unharmed: a no-op conversion is byte-identical, and a forced
+//! rewrite keeps every existing section and symbol as it was.
+
+mod common;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use common::*;
+use klp_convert::convert;
+use klp_convert::elf::write::Edit;
+use klp_convert::elf::{signature, Elf, Section};
+
+fn read_module(path: &PathBuf) -> Vec<u8> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|e| e == "xz") {
+        let mut out = Vec::new();
+        xz2::read::XzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out
+    } else {
+        raw
+    }
+}
+
+/// Run `check` over the modules with two threads; collect failures.
+fn for_all_modules(series: &str, check: fn(&PathBuf, &[u8]) -> Result<(), String>) {
+    let dir = kernel_dir(series).join("modules");
+    let files = files_below(&dir, &[".ko", ".ko.xz"]);
+    assert!(
+        files.len() > 3000,
+        "only {} modules below {}",
+        files.len(),
+        dir.display()
+    );
+    let start = Instant::now();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let halves: Vec<_> = files
+            .chunks(files.len().div_ceil(2))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|p| check(p, &read_module(p)).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    eprintln!(
+        "{series}: {} modules in {:.1} s",
+        files.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} modules failed, first ones:\n{}",
+        failures.len(),
+        files.len(),
+        failures[..failures.len().min(10)].join("\n")
+    );
+}
+
+fn noop_conversion(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+    let done = convert::convert_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if done.changed || done.bytes != bytes {
+        return Err(format!("{}: output differs from input", path.display()));
+    }
+    Ok(())
+}
+
+#[test]
+fn noop_conversion_is_byte_identical_debian_6_1() {
+    for_all_modules("6.1", noop_conversion);
+}
+
+#[test]
+fn noop_conversion_is_byte_identical_debian_6_12() {
+    for_all_modules("6.12", noop_conversion);
+}
+
+/// Rewrite `.symtab` (same bytes, so in place), grow `.strtab` (appended) and
+/// add a section; everything else must stay exactly as it was, and an
+/// independent reader (the `object` crate's generic API) must accept it.
+fn forced_rewrite(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+    let fail = |m: String| format!("{}: {m}", path.display());
+    let (image, _) = signature::split(bytes);
+    let elf = Elf::parse(image).map_err(|e| fail(e.to_string()))?;
+    let Some(symtab) = elf.symtab else {
+        return Err(fail("no .symtab".into()));
+    };
+    let mut edit = Edit::new(&elf);
+    edit.set_contents(symtab, elf.section_data(symtab).to_vec());
+    let st_name = edit.add_symbol_name(b"klp_convert_roundtrip");
+    let header = Section {
+        index: 0,
+        name: Vec::new(),
+        sh_name: 0,
+        sh_type: 1,
+        sh_flags: 0,
+        sh_addr: 0,
+        sh_offset: 0,
+        sh_size: 0,
+        sh_link: 0,
+        sh_info: 0,
+        sh_addralign: 1,
+        sh_entsize: 0,
+    };
+    let new_index = edit.add_section(b".klp_convert_test", header, b"hello".to_vec());
+    let out = edit.finish().map_err(fail)?;
+    let again = Elf::parse(&out).map_err(|e| fail(format!("output does not parse: {e}")))?;
+    if again.sections.len() != elf.sections.len() + 1 || new_index != elf.sections.len() {
+        return Err(fail("section count".into()));
+    }
+    for (a, b) in elf.sections.iter().zip(&again.sections) {
+        let same = a.name == b.name
+            && a.sh_type == b.sh_type
+            && a.sh_flags == b.sh_flags
+            && a.sh_link == b.sh_link
+            && a.sh_info == b.sh_info
+            && a.sh_addralign == b.sh_addralign
+            && a.sh_entsize == b.sh_entsize;
+        let data_ok = if a.index == symtab || a.index == again.sections[symtab].sh_link as usize {
+            again
+                .section_data(a.index)
+                .starts_with(elf.section_data(a.index))
+        } else {
+            elf.section_data(a.index) == again.section_data(a.index)
+        };
+        if !same || !data_ok {
+            return Err(fail(format!("section {} changed", a.display_name())));
+        }
+    }
+    if again.symbols != elf.symbols {
+        return Err(fail("symbols changed".into()));
+    }
+    if again.section_data(new_index) != b"hello" {
+        return Err(fail("new section contents".into()));
+    }
+    let strtab = again.section_data(again.sections[symtab].sh_link as usize);
+    if !strtab[st_name as usize..].starts_with(b"klp_convert_roundtrip\0") {
+        return Err(fail("added string".into()));
+    }
+    use object::{Object as _, ObjectSection as _};
+    let file = object::File::parse(&*out).map_err(|e| fail(format!("object crate: {e}")))?;
+    for s in file.sections() {
+        s.data()
+            .map_err(|e| fail(format!("object crate, section data: {e}")))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn forced_rewrite_keeps_everything_debian_6_1() {
+    for_all_modules("6.1", forced_rewrite);
+}
