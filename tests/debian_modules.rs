@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use common::*;
@@ -13,7 +13,7 @@ use klp_convert::convert;
 use klp_convert::elf::write::Edit;
 use klp_convert::elf::{signature, Elf, Section};
 
-fn read_module(path: &PathBuf) -> Vec<u8> {
+fn read_module(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if path.extension().is_some_and(|e| e == "xz") {
         let mut out = Vec::new();
@@ -27,7 +27,7 @@ fn read_module(path: &PathBuf) -> Vec<u8> {
 }
 
 /// Run `check` over the modules with two threads; collect failures.
-fn for_all_modules(series: &str, check: fn(&PathBuf, &[u8]) -> Result<(), String>) {
+fn for_all_modules(series: &str, check: fn(&Path, &[u8]) -> Result<(), String>) {
     let dir = kernel_dir(series).join("modules");
     let files = files_below(&dir, &[".ko", ".ko.xz"]);
     assert!(
@@ -65,7 +65,7 @@ fn for_all_modules(series: &str, check: fn(&PathBuf, &[u8]) -> Result<(), String
     );
 }
 
-fn noop_conversion(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+fn noop_conversion(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let done = convert::convert_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     if done.changed || done.bytes != bytes {
         return Err(format!("{}: output differs from input", path.display()));
@@ -86,7 +86,7 @@ fn noop_conversion_is_byte_identical_debian_6_12() {
 /// Rewrite `.symtab` (same bytes, so in place), grow `.strtab` (appended) and
 /// add a section; everything else must stay exactly as it was, and an
 /// independent reader (the `object` crate's generic API) must accept it.
-fn forced_rewrite(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let fail = |m: String| format!("{}: {m}", path.display());
     let (image, _) = signature::split(bytes);
     let elf = Elf::parse(image).map_err(|e| fail(e.to_string()))?;
