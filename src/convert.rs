@@ -163,9 +163,10 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
         .filter(Problem::is_error)
         .collect();
 
-    // Relocations: the same multiset, keyed by what the loader sees.
+    // Relocations: the same multiset, keyed by what the loader sees. Sorted
+    // vectors rather than a hash map: it stays fast at a million entries.
     type Key = (u32, u64, u32, u32, i64);
-    let mut balance: HashMap<Key, i64> = HashMap::new();
+    let mut before: Vec<Key> = Vec::new();
     for rs in &input.relocs {
         let target = input.sections[rs.index].sh_info;
         for r in &rs.entries {
@@ -179,22 +180,24 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
                     arch::rel_implicit_addend(input.machine, r.r_type, bytes, input.big_endian)
                         .unwrap_or(0);
             }
-            *balance
-                .entry((target, r.offset, r.r_type, r.sym, addend))
-                .or_default() += 1;
+            before.push((target, r.offset, r.r_type, r.sym, addend));
         }
     }
+    let mut after: Vec<Key> = Vec::with_capacity(before.len());
     for rs in &out.relocs {
         let target = out.sections[rs.index].sh_info;
-        for r in &rs.entries {
-            *balance
-                .entry((target, r.offset, r.r_type, r.sym, r.addend))
-                .or_default() -= 1;
-        }
+        after.extend(
+            rs.entries
+                .iter()
+                .map(|r| (target, r.offset, r.r_type, r.sym, r.addend)),
+        );
     }
-    for ((target, offset, r_type, sym, addend), n) in balance {
-        if n != 0 {
-            let what = if n > 0 { "lost" } else { "duplicated" };
+    before.sort_unstable();
+    after.sort_unstable();
+    if before != after {
+        let (mut i, mut j) = (0, 0);
+        let mut report = |k: &Key, what: &str| {
+            let (target, offset, r_type, sym, addend) = *k;
             problems.push(
                 Problem::error(format!(
                     "relocation {what} by the conversion ({} addend {addend})",
@@ -210,6 +213,19 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
                         .unwrap_or_default(),
                 ),
             );
+        };
+        while i < before.len() || j < after.len() {
+            let (a, b) = (before.get(i), after.get(j));
+            if a.is_some() && a == b {
+                i += 1;
+                j += 1;
+            } else if a.is_some() && (b.is_none() || a < b) {
+                report(&before[i], "lost");
+                i += 1;
+            } else {
+                report(&after[j], "added");
+                j += 1;
+            }
         }
     }
 

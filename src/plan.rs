@@ -117,7 +117,7 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
     }
 
     // 2. Existing klp sections, to extend rather than duplicate.
-    let mut groups: HashMap<(String, usize), usize> = HashMap::new();
+    let mut groups: HashMap<(&str, usize), usize> = HashMap::new();
     let mut existing: HashMap<(String, usize), usize> = HashMap::new();
     for s in &elf.sections {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
@@ -232,16 +232,17 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
                     }
                 }
             };
-            let key = (a.lp_obj.clone(), target_index);
-            let g = *groups.entry(key.clone()).or_insert_with(|| {
-                plan.sections.push(KlpSection {
-                    obj: key.0.clone(),
-                    target: target_index,
-                    existing: existing.get(&key).copied(),
-                    entries: Vec::new(),
+            let g = *groups
+                .entry((a.lp_obj.as_str(), target_index))
+                .or_insert_with(|| {
+                    plan.sections.push(KlpSection {
+                        obj: a.lp_obj.clone(),
+                        target: target_index,
+                        existing: existing.get(&(a.lp_obj.clone(), target_index)).copied(),
+                        entries: Vec::new(),
+                    });
+                    plan.sections.len() - 1
                 });
-                plan.sections.len() - 1
-            });
             plan.sections[g].entries.push(Reloc { addend, ..*r });
             moving[n] = true;
             any = true;
