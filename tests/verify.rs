@@ -1,0 +1,135 @@
+//! The verification step catches broken output: these tests break a real
+//! converted module in the ways earlier tools did and expect the finding.
+
+mod common;
+
+use common::*;
+use klp_convert::check;
+use klp_convert::convert;
+use klp_convert::elf::write::Edit;
+use klp_convert::elf::{Elf, SHF_RELA_LIVEPATCH};
+use klp_convert::plan;
+
+fn input(test: &str) -> Vec<u8> {
+    let dir = scratch(test);
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}
+extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);
+int f(void) {{ char *a = *(char * volatile *)&saved_command_line; char *b = *(char * volatile *)&saved_command_line; return a[0] + b[1]; }}
+void *p = &saved_command_line;
+"
+        ),
+        &obj,
+    );
+    std::fs::read(obj).unwrap()
+}
+
+#[test]
+fn verify_accepts_the_real_output() {
+    let data = input("verify_accepts");
+    let elf = Elf::parse(&data).unwrap();
+    let plan = plan::build(&elf).unwrap();
+    assert_eq!(plan.moved(), 3);
+    let out = convert::write(&elf, &plan).unwrap();
+    convert::verify(&elf, &plan, &out).unwrap();
+}
+
+#[test]
+fn verify_catches_a_lost_relocation() {
+    let data = input("verify_lost");
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = plan::build(&elf).unwrap();
+    // A buggy plan: the relocation leaves .rela.text but is not added anywhere.
+    let dropped = plan.sections[0].entries.pop().unwrap();
+    let out = convert::write(&elf, &plan).unwrap();
+    let problems = convert::verify(&elf, &plan, &out).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let expected = format!("offset 0x{:x}", dropped.offset);
+    assert!(
+        text.iter()
+            .any(|t| t.contains("relocation lost") && t.contains(&expected)),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn verify_catches_a_reference_left_behind() {
+    // The early klp-convert bug: the second of two references stayed in
+    // .rela.text after the symbol was renamed, so the loader applied it as 0.
+    let data = input("verify_left_behind");
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = plan::build(&elf).unwrap();
+    let (_, moving) = plan
+        .removals
+        .iter_mut()
+        .find(|(_, m)| m.iter().filter(|x| **x).count() == 2)
+        .unwrap();
+    let second = moving.iter().rposition(|x| *x).unwrap();
+    moving[second] = false;
+    let out = convert::write(&elf, &plan).unwrap();
+    let problems = convert::verify(&elf, &plan, &out).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(
+            |t| t.contains("ordinary relocation against a livepatch symbol")
+                && t.contains("section .rela.text.f")
+                && t.contains("symbol '.klp.sym.vmlinux.saved_command_line,0'")
+        ),
+        "{text:?}"
+    );
+    // ... and the duplicated entry (kept and copied) shows as added.
+    assert!(
+        text.iter().any(|t| t.contains("relocation added")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn structural_rules_catch_hand_broken_sections() {
+    let data = input("structural");
+    let done = convert::convert_bytes(&data).unwrap();
+    let elf = Elf::parse(&done.bytes).unwrap();
+    assert!(check::structural(&elf).is_empty());
+
+    // Drop SHF_RELA_LIVEPATCH from a klp section by editing its header through
+    // the raw bytes: rename is not possible, so rewrite the flags field.
+    let klp = elf
+        .section_by_name(b".klp.rela.vmlinux..text.f")
+        .unwrap()
+        .clone();
+    let mut bytes = done.bytes.clone();
+    let flags_at = (elf.shoff + klp.index as u64 * elf.shentsize as u64 + 8) as usize;
+    let flags = klp.sh_flags & !SHF_RELA_LIVEPATCH;
+    bytes[flags_at..flags_at + 8].copy_from_slice(&flags.to_le_bytes());
+    let broken = Elf::parse(&bytes).unwrap();
+    let text: Vec<String> = check::structural(&broken)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        text.iter().any(|t| t.contains("lacks SHF_RELA_LIVEPATCH")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("ordinary relocation against a livepatch symbol")),
+        "{text:?}"
+    );
+
+    // Without livepatch=Y.
+    let mut edit = Edit::new(&elf);
+    let modinfo = elf.section_by_name(b".modinfo").unwrap().index;
+    edit.set_contents(modinfo, b"license=GPL\0".to_vec());
+    let out = edit.finish().unwrap();
+    let text: Vec<String> = check::structural(&Elf::parse(&out).unwrap())
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("not marked as a livepatch module")),
+        "{text:?}"
+    );
+}
