@@ -124,7 +124,11 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
             && a.sh_info == b.sh_info
             && a.sh_addralign == b.sh_addralign
             && a.sh_entsize == b.sh_entsize;
-        let grown = [symtab, again.sections[symtab].sh_link as usize, elf.shstrndx as usize];
+        let grown = [
+            symtab,
+            again.sections[symtab].sh_link as usize,
+            elf.shstrndx as usize,
+        ];
         let data_ok = if grown.contains(&a.index) {
             again
                 .section_data(a.index)

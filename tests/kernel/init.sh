@@ -1,0 +1,85 @@
+#!/bin/busybox sh
+# /init of the test initramfs: runs the livepatch scenarios in a real kernel
+# and prints "KLPTEST <step> <key>=<value>" lines for tests/kernel_e2e.rs.
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox mount -t devtmpfs dev /dev
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+
+LP=/sys/kernel/livepatch
+out() { echo "KLPTEST $*"; }
+
+# wait_patch NAME: until its transition is over (at most 60 s)
+wait_patch() {
+	n=0
+	while [ "$(cat $LP/$1/transition 2>/dev/null)" = 1 ] && [ $n -lt 300 ]; do
+		sleep 0.2; n=$((n + 1))
+	done
+}
+
+# disable NAME: disable a patch, wait until it is gone, remove the module
+disable() {
+	echo 0 > $LP/$1/enabled
+	n=0
+	while [ -d $LP/$1 ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
+	rmmod $1
+	out "$2" "removed_rc=$?"
+}
+
+load() { # load STEP FILE: insmod, report rc
+	insmod /mod/$2; rc=$?
+	out "$1" "insmod_$2=$rc"
+	return $rc
+}
+
+value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
+
+out start "kernel=$(uname -r)"
+out cmdline "before=$(cat /proc/cmdline)"
+
+# 1. Negative control: the unconverted module cannot load.
+load unconverted klp_test_vmlinux.unconverted.ko
+
+# 2. vmlinux reference: saved_command_line through a klp relocation.
+if load vmlinux klp_test_vmlinux.ko; then
+	wait_patch klp_test_vmlinux
+	out vmlinux "patched=$(cat /proc/cmdline)"
+	disable klp_test_vmlinux vmlinux
+	out vmlinux "after=$(cat /proc/cmdline)"
+fi
+
+# 3. Target first, then the patch; positions 1 and 2.
+load target_first klp_test_target.ko
+value target_first
+if load target_first klp_test_mod.ko; then
+	wait_patch klp_test_mod
+	value target_first
+	# Reload the target while the patch stays enabled.
+	rmmod klp_test_target; out reload "rmmod_rc=$?"
+	load reload klp_test_target.ko
+	value reload
+	disable klp_test_mod reload
+	value reload
+fi
+rmmod klp_test_target 2>/dev/null
+
+# 4. Patch first, then the target: late module patching.
+if load late klp_test_mod.ko; then
+	wait_patch klp_test_mod
+	load late klp_test_target.ko
+	value late
+	disable klp_test_mod late
+	value late
+	rmmod klp_test_target; out late "rmmod_target_rc=$?"
+fi
+
+# 5. Negative control: a position the target does not have.
+load badpos klp_test_target.ko
+load badpos klp_test_badpos.ko
+rmmod klp_test_target
+
+out done result=ok
+poweroff -f

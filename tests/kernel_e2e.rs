@@ -1,0 +1,315 @@
+//! Real kernels: build livepatch modules with Debian's kbuild, convert them
+//! with klp-convert, boot Debian's 6.1 and 6.12 kernels under qemu (TCG),
+//! load the modules and assert what the kernel did.
+//!
+//! The scenarios run in one boot per kernel, driven by
+//! `tests/kernel/init.sh`, which prints `KLPTEST <step> <key>=<value>` lines:
+//!
+//! 1. the unconverted livepatch fails with `Unknown symbol` (negative control);
+//! 2. vmlinux's non-exported `saved_command_line` is read by a patched
+//!    `/proc/cmdline` handler; disabling restores the original;
+//! 3. target module first, then the patch: static homonyms at positions 1 and 2
+//!    reach file A's and file B's symbols; the target is unloaded and loaded
+//!    again while the patch stays enabled (6.12 re-applies; 6.1 refuses);
+//! 4. patch first, then the target (late module patching);
+//! 5. a position the target does not have fails with the kernel's message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The modules under tests/kernel/: (directory, module file name).
+const MODULES: &[(&str, &str)] = &[
+    ("target", "klp_test_target.ko"),
+    ("lp_vmlinux", "klp_test_vmlinux.ko"),
+    ("lp_mod", "klp_test_mod.ko"),
+    ("lp_badpos", "klp_test_badpos.ko"),
+];
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Build every test module against `kernel`'s kbuild, out of tree (`M=`).
+fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
+    let src = root().join("tests/kernel");
+    for (dir, _) in MODULES {
+        let m = work.join(dir);
+        copy_dir(&src.join(dir), &m);
+        run(
+            Command::new("make")
+                .arg("-C")
+                .arg(kernel.join("build"))
+                .arg(format!("M={}", m.display()))
+                .arg(format!(
+                    "KLP_CONVERT_INCLUDE={}",
+                    root().join("include").display()
+                ))
+                // The unpatched modpost stops at the annotation names.
+                .arg("KBUILD_MODPOST_WARN=1")
+                .arg("modules"),
+            &format!("make M={dir}"),
+        );
+    }
+    work.to_path_buf()
+}
+
+/// Convert one module with the command line under test and check the result
+/// passes the tool's own structural check (`show` reports 0 errors).
+fn convert(input: &Path, out: &Path, drop_in: bool) {
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let strs = if drop_in {
+        vec![i, o]
+    } else {
+        vec!["convert", i, "-o", o]
+    };
+    let r = klp_convert(&strs);
+    assert!(r.status.success(), "klp-convert {strs:?}: {}", stderr(&r));
+    let r = klp_convert(&["show", "--format", "json", out.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("show --format json");
+    assert_eq!(
+        v["summary"]["errors"],
+        0,
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    assert_eq!(v["summary"]["unconverted"], 0);
+}
+
+/// Pack the initramfs: busybox, /init, the modules.
+fn initramfs(work: &Path) -> PathBuf {
+    let rootfs = work.join("rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("mod")).unwrap();
+    let busybox = cache_dir().join("busybox");
+    std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
+    std::fs::copy(root().join("tests/kernel/init.sh"), rootfs.join("init")).unwrap();
+    let m = rootfs.join("mod");
+    std::fs::copy(
+        work.join("target/klp_test_target.ko"),
+        m.join("klp_test_target.ko"),
+    )
+    .unwrap();
+    let lp_vmlinux = work.join("lp_vmlinux/klp_test_vmlinux.ko");
+    std::fs::copy(&lp_vmlinux, m.join("klp_test_vmlinux.unconverted.ko")).unwrap();
+    convert(&lp_vmlinux, &m.join("klp_test_vmlinux.ko"), false);
+    convert(
+        &work.join("lp_mod/klp_test_mod.ko"),
+        &m.join("klp_test_mod.ko"),
+        false,
+    );
+    // The drop-in command line of the minimal klp-convert (INPUT OUTPUT).
+    let badpos = work.join("lp_badpos/klp_test_badpos.ko");
+    convert(&badpos, &m.join("klp_test_badpos.ko"), true);
+
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["init", "bin/busybox"] {
+        std::fs::set_permissions(rootfs.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cpio = work.join("initrd.cpio");
+    let list = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | '{}' cpio -o -H newc > '{}'",
+            rootfs.display(),
+            busybox.display(),
+            cpio.display()
+        ))
+        .stderr(Stdio::null())
+        .status()
+        .expect("run cpio");
+    assert!(list.success(), "packing the initramfs failed");
+    cpio
+}
+
+/// Boot the kernel with the initramfs; return the console log.
+fn boot(kernel: &Path, initrd: &Path, log: &Path) -> String {
+    let _ = std::fs::remove_file(log);
+    let mut child = Command::new(cache_dir().join("qemu/qemu-system-x86_64"))
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1"])
+        .args(["-nographic", "-no-reboot", "-monitor", "none"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-kernel")
+        .arg(kernel.join("vmlinux"))
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg("console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if child.try_wait().expect("wait for qemu").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("qemu did not power off within 300 s; console:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bytes = std::fs::read(log).expect("console log");
+    String::from_utf8_lossy(&bytes).replace('\r', "")
+}
+
+/// The `KLPTEST` lines of a console log.
+struct Results {
+    lines: Vec<(String, String, String)>,
+    log: String,
+}
+
+impl Results {
+    fn parse(log: String) -> Self {
+        let lines = log
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("KLPTEST ")?;
+                let (step, kv) = rest.split_once(' ')?;
+                let (k, v) = kv.split_once('=')?;
+                Some((step.to_string(), k.to_string(), v.to_string()))
+            })
+            .collect();
+        Results { lines, log }
+    }
+
+    /// Every value of `key` at `step`, in order.
+    fn all(&self, step: &str, key: &str) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|(s, k, _)| s == step && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    }
+
+    fn one(&self, step: &str, key: &str, n: usize) -> &str {
+        match self.all(step, key).get(n) {
+            Some(v) => v,
+            None => panic!("no value #{n} of {step} {key}; console:\n{}", self.log),
+        }
+    }
+
+    fn expect(&self, step: &str, key: &str, n: usize, want: &str) {
+        let got = self.one(step, key, n);
+        assert_eq!(got, want, "{step} {key} (#{n}); console:\n{}", self.log);
+    }
+
+    fn expect_log(&self, needle: &str) {
+        assert!(
+            self.log.contains(needle),
+            "console lacks {needle:?}:\n{}",
+            self.log
+        );
+    }
+}
+
+fn scenario(series: &str) {
+    let kernel = kernel_dir(series);
+    let release = std::fs::read_to_string(kernel.join("release")).unwrap();
+    let work = scratch(&format!("kernel-e2e-{series}"));
+    build_modules(&kernel, &work);
+    let initrd = initramfs(&work);
+    let log = boot(&kernel, &initrd, &work.join("console.log"));
+    let r = Results::parse(log);
+
+    r.expect("start", "kernel", 0, release.trim());
+    r.expect("done", "result", 0, "ok");
+
+    // 1. The unconverted module: refused by the loader.
+    assert_ne!(
+        r.one("unconverted", "insmod_klp_test_vmlinux.unconverted.ko", 0),
+        "0"
+    );
+    r.expect_log(
+        "klp_test_vmlinux: Unknown symbol .klp.sym.rela.vmlinux.vmlinux.saved_command_line.0",
+    );
+
+    // 2. saved_command_line through a vmlinux klp relocation.
+    let before = r.one("cmdline", "before", 0).to_string();
+    assert!(before.contains("nokaslr"), "{before}");
+    r.expect("vmlinux", "insmod_klp_test_vmlinux.ko", 0, "0");
+    r.expect(
+        "vmlinux",
+        "patched",
+        0,
+        &format!("klp-convert patched: {before}"),
+    );
+    r.expect("vmlinux", "removed_rc", 0, "0");
+    r.expect("vmlinux", "after", 0, &before);
+    r.expect_log("livepatch: 'klp_test_vmlinux': patching complete");
+
+    // 3. Target first; positions 1 and 2 reach files A and B.
+    let patched = "patched [homonym string A] [homonym string B] [homonym string B]";
+    r.expect("target_first", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("target_first", "value", 0, "original");
+    r.expect("target_first", "insmod_klp_test_mod.ko", 0, "0");
+    r.expect("target_first", "value", 1, patched);
+    // Reload of the target while the patch stays enabled.
+    r.expect("reload", "rmmod_rc", 0, "0");
+    r.expect_log("livepatch: reverting patch 'klp_test_mod' on unloading module 'klp_test_target'");
+    if series == "6.1" {
+        // 6.1 has no clear_relocate_add on x86: the old bytes are still there.
+        assert_ne!(r.one("reload", "insmod_klp_test_target.ko", 0), "0");
+        r.expect_log("livepatch: failed to initialize patch 'klp_test_mod' for module 'klp_test_target' (-8)");
+        r.expect_log("refusing to load module 'klp_test_target'");
+        r.expect("reload", "value", 0, "none");
+    } else {
+        r.expect("reload", "insmod_klp_test_target.ko", 0, "0");
+        r.expect("reload", "value", 0, patched);
+        r.expect("reload", "value", 1, "original");
+        assert!(!r.log.contains("failed to initialize patch"), "{}", r.log);
+    }
+    r.expect("reload", "removed_rc", 0, "0");
+
+    // 4. Patch first, then the target: late module patching.
+    r.expect("late", "insmod_klp_test_mod.ko", 0, "0");
+    r.expect("late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_mod' to loading module 'klp_test_target'");
+    r.expect("late", "value", 0, patched);
+    r.expect("late", "removed_rc", 0, "0");
+    r.expect("late", "value", 1, "original");
+    r.expect("late", "rmmod_target_rc", 0, "0");
+
+    // 5. A position that does not exist: the kernel's own message.
+    r.expect("badpos", "insmod_klp_test_target.ko", 0, "0");
+    assert_ne!(r.one("badpos", "insmod_klp_test_badpos.ko", 0), "0");
+    r.expect_log(
+        "livepatch: symbol position 3 for symbol 'homonym_string' in object 'klp_test_target' not found",
+    );
+}
+
+#[test]
+fn debian_6_1() {
+    scenario("6.1");
+}
+
+#[test]
+fn debian_6_12() {
+    scenario("6.12");
+}
