@@ -133,3 +133,68 @@ fn structural_rules_catch_hand_broken_sections() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_second_pass_extends_existing_klp_sections() {
+    // A module that already has .klp.rela.vmlinux..text.f and still carries an
+    // annotation for the same target: made by converting only one of two
+    // annotated symbols, then running the real conversion on the result.
+    let dir = scratch("extend_existing");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}
+extern int a KLP_RELOC_SYMBOL(vmlinux, vmlinux, a);
+extern int b KLP_RELOC_SYMBOL(vmlinux, vmlinux, b);
+int f(void) {{ return a + b; }}
+"
+        ),
+        &obj,
+    );
+    let data = std::fs::read(obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let mut partial = plan::build(&elf).unwrap();
+    let keep_sym = partial.renames[0].sym as u32;
+    partial.renames.truncate(1);
+    let (rel_index, moving) = &mut partial.removals[0];
+    let entries = &elf
+        .relocs
+        .iter()
+        .find(|r| r.index == *rel_index)
+        .unwrap()
+        .entries;
+    for (n, m) in moving.iter_mut().enumerate() {
+        *m = *m && entries[n].sym == keep_sym;
+    }
+    partial.sections[0].entries.retain(|r| r.sym == keep_sym);
+    let half = convert::write(&elf, &partial).unwrap();
+    let half_elf = Elf::parse(&half).unwrap();
+    let klp = half_elf
+        .section_by_name(b".klp.rela.vmlinux..text.f")
+        .unwrap()
+        .clone();
+
+    let done = convert::convert_bytes(&half).unwrap();
+    assert!(done.changed);
+    assert_eq!(done.sections, 1);
+    let out = Elf::parse(&done.bytes).unwrap();
+    // Extended in place of a new section: same index, one section more than
+    // the input had before the first pass.
+    assert_eq!(out.sections.len(), half_elf.sections.len());
+    let ext = &out.sections[klp.index];
+    assert_eq!(ext.name, b".klp.rela.vmlinux..text.f");
+    assert_eq!(ext.sh_size, 2 * 24);
+    assert!(check::structural(&out).is_empty());
+    // The same result as converting everything at once, up to layout.
+    let direct = convert::convert_bytes(&data).unwrap();
+    let direct = Elf::parse(&direct.bytes).unwrap();
+    let mut a: Vec<_> = out.relocs.iter().flat_map(|r| r.entries.clone()).collect();
+    let mut b: Vec<_> = direct
+        .relocs
+        .iter()
+        .flat_map(|r| r.entries.clone())
+        .collect();
+    a.sort_by_key(|r| (r.offset, r.sym));
+    b.sort_by_key(|r| (r.offset, r.sym));
+    assert_eq!(a, b);
+}
