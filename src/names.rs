@@ -286,9 +286,15 @@ mod tests {
     #[test]
     fn object_names() {
         assert!(check_obj_name("klp_test_target").is_ok());
-        assert!(check_obj_name("a.b").unwrap_err().0.contains("contains '.'"));
+        assert!(check_obj_name("a.b")
+            .unwrap_err()
+            .0
+            .contains("contains '.'"));
         assert!(check_obj_name(&"m".repeat(55)).is_ok());
-        assert!(check_obj_name(&"m".repeat(56)).unwrap_err().0.contains("MODULE_NAME_LEN"));
+        assert!(check_obj_name(&"m".repeat(56))
+            .unwrap_err()
+            .0
+            .contains("MODULE_NAME_LEN"));
         assert!(check_obj_name("").is_err());
     }
 
