@@ -98,12 +98,8 @@ pub fn write(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, String> {
     let mut edit = Edit::new(elf);
 
     for (index, moving) in &plan.removals {
-        let ent = elf.sections[*index].sh_entsize.max(1) as usize;
-        let ent = if ent == 1 {
-            elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize
-        } else {
-            ent
-        };
+        // The parser read entries of the class's size, whatever sh_entsize says.
+        let ent = elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize;
         let old = elf.section_data(*index);
         let mut kept = Vec::with_capacity(old.len());
         for (n, m) in moving.iter().enumerate() {

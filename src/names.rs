@@ -198,15 +198,13 @@ pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
 /// The object part of a klp relocation section name, as the kernel reads it:
 /// the bytes after `.klp.rela.` up to the next `.`.
 pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
-    let text =
-        std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
-    let rest = text
-        .strip_prefix(KLP_RELA_PREFIX)
+    let rest = name
+        .strip_prefix(KLP_RELA_PREFIX.as_bytes())
         .ok_or_else(|| NameError(format!("does not start with {KLP_RELA_PREFIX}")))?;
-    let obj = match rest.split_once('.') {
-        Some((obj, _)) => obj,
-        None => rest,
-    };
+    // The kernel reads only the object part; the rest may be any bytes.
+    let obj = rest.split(|b| *b == b'.').next().unwrap_or(rest);
+    let obj = std::str::from_utf8(obj)
+        .map_err(|_| NameError("the object name is not valid UTF-8".into()))?;
     check_obj_name(obj)?;
     Ok(obj.to_string())
 }

@@ -121,8 +121,17 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
     let mut existing: HashMap<(String, usize), usize> = HashMap::new();
     for s in &elf.sections {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            if let Ok(obj) = names::klp_section_object(&s.name) {
-                existing.entry((obj, s.sh_info as usize)).or_insert(s.index);
+            match names::klp_section_object(&s.name) {
+                Ok(obj) => {
+                    existing.entry((obj, s.sh_info as usize)).or_insert(s.index);
+                }
+                Err(e) => problems.push(
+                    Problem::error(format!(
+                        "section {} has an incorrectly formatted name: {e}",
+                        s.display_name()
+                    ))
+                    .in_section(s.display_name()),
+                ),
             }
         }
     }
@@ -168,6 +177,19 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
                 continue;
             };
             let tname = target.display_name();
+            let width = if elf.is_64 { 8 } else { 4 };
+            if target.sh_type != crate::elf::SHT_NOBITS
+                && r.offset
+                    .checked_add(width)
+                    .map_or(true, |end| end > target.sh_size)
+                && r.offset >= target.sh_size
+            {
+                problems.push(here(format!(
+                    "offset lies beyond the end of the target section {tname} (size 0x{:x})",
+                    target.sh_size
+                )));
+                continue;
+            }
             if !target.is_alloc() {
                 if arch::is_debug_section(&target.name) {
                     plan.left_in_place.push((rs.index, n));

@@ -173,7 +173,8 @@ impl<'a> Elf<'a> {
         let Some(s) = self.sections.get(index) else {
             return &[];
         };
-        if s.sh_type == super::SHT_NOBITS {
+        // Section 0 has no contents (its sh_size may hold the section count).
+        if index == 0 || s.sh_type == super::SHT_NOBITS {
             return &[];
         }
         // Bounds were validated at parse time.
@@ -286,6 +287,13 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
             sh_addralign: sh.sh_addralign(endian).into(),
             sh_entsize: sh.sh_entsize(endian).into(),
         };
+        if s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two() {
+            return err(format!(
+                "section {} (#{i}): sh_addralign 0x{:x} is not a power of two",
+                s.display_name(),
+                s.sh_addralign
+            ));
+        }
         if i != 0 && s.sh_type != super::SHT_NOBITS {
             let end = s.sh_offset.checked_add(s.sh_size);
             if end.map_or(true, |e| e > data.len() as u64) {
@@ -300,7 +308,20 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         sections.push(s);
     }
 
+    check_overlaps(&sections, if header.is_type_64() { 64 } else { 52 })?;
+    let shstrndx = header.shstrndx(endian, data).map_err(bad)?;
+    if shstrndx as usize >= sections.len() || shstrndx == 0 {
+        return err(format!("e_shstrndx {shstrndx} is not a section index"));
+    }
     let symtab_index = sections.iter().position(|s| s.sh_type == SHT_SYMTAB);
+    if let Some(si) = symtab_index {
+        let link = sections[si].sh_link as usize;
+        if link == 0 || link >= sections.len() {
+            return err(format!(
+                "section .symtab: sh_link {link} is not a section index"
+            ));
+        }
+    }
     let mut symbols = Vec::new();
     if let Some(si) = symtab_index {
         let symtab = table
@@ -404,10 +425,38 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         machine: header.e_machine(endian),
         shoff: header.e_shoff(endian).into(),
         shentsize: header.e_shentsize(endian),
-        shstrndx: header.shstrndx(endian, data).map_err(bad)?,
+        shstrndx,
         sections,
         symtab: symtab_index,
         symbols,
         relocs,
     })
+}
+
+/// Sections must not overlap each other or the ELF header: the writer
+/// rewrites sections in place and would otherwise clobber a neighbour.
+fn check_overlaps(sections: &[Section], header_size: u64) -> Result<(), ReadError> {
+    let mut extents: Vec<(u64, u64, usize)> = sections
+        .iter()
+        .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
+        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
+        .collect();
+    extents.sort_unstable();
+    let mut prev_end = header_size;
+    let mut prev: Option<usize> = None;
+    for (start, end, index) in extents {
+        if start < prev_end {
+            let other = match prev {
+                Some(p) => format!("section {}", sections[p].display_name()),
+                None => "the ELF header".to_string(),
+            };
+            return err(format!(
+                "section {} (#{index}) at 0x{start:x} overlaps {other}",
+                sections[index].display_name()
+            ));
+        }
+        prev_end = end;
+        prev = Some(index);
+    }
+    Ok(())
 }

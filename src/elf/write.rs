@@ -114,8 +114,8 @@ impl<'e, 'a> Edit<'e, 'a> {
     pub fn new(elf: &'e Elf<'a>) -> Self {
         let str_base = elf
             .symtab
-            .map(|s| elf.sections[elf.sections[s].sh_link as usize].sh_size)
-            .unwrap_or(0);
+            .and_then(|s| elf.sections.get(elf.sections[s].sh_link as usize))
+            .map_or(0, |strtab| strtab.sh_size);
         Edit {
             elf,
             contents: BTreeMap::new(),
@@ -136,7 +136,11 @@ impl<'e, 'a> Edit<'e, 'a> {
     /// `header.sh_name`, `sh_offset` and `sh_size` are filled in here.
     /// Returns the new section's index.
     pub fn add_section(&mut self, name: &[u8], mut header: Section, bytes: Vec<u8>) -> usize {
-        let shstr_size = self.elf.sections[self.elf.shstrndx as usize].sh_size;
+        let shstr_size = self
+            .elf
+            .sections
+            .get(self.elf.shstrndx as usize)
+            .map_or(0, |s| s.sh_size);
         header.sh_name = (shstr_size + self.shstr_extra.len() as u64) as u32;
         self.shstr_extra.extend_from_slice(name);
         self.shstr_extra.push(0);
@@ -182,7 +186,14 @@ impl<'e, 'a> Edit<'e, 'a> {
         let count = headers.len() + self.new_sections.len();
         let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
         let mut out = elf.data.to_vec();
-        if elf.shoff + sht_len == out.len() as u64 {
+        let data_end = elf
+            .sections
+            .iter()
+            .filter(|s| s.index != 0 && s.sh_type != SHT_NOBITS)
+            .map(|s| s.sh_offset + s.sh_size)
+            .max()
+            .unwrap_or(0);
+        if elf.shoff + sht_len == out.len() as u64 && data_end <= elf.shoff {
             out.truncate(elf.shoff as usize);
         }
 
@@ -195,16 +206,16 @@ impl<'e, 'a> Edit<'e, 'a> {
                 out[start..start + bytes.len()].copy_from_slice(bytes);
                 out[start + bytes.len()..old_end].fill(0);
             } else {
-                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign);
+                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign)?;
             }
             h.sh_size = bytes.len() as u64;
         }
         for (mut h, bytes) in std::mem::take(&mut self.new_sections) {
-            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign);
+            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign)?;
             headers.push(h);
         }
 
-        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 });
+        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 })?;
         if count as u64 >= u64::from(SHN_LORESERVE) {
             headers[0].sh_size = count as u64;
         }
@@ -285,11 +296,19 @@ impl<'e, 'a> Edit<'e, 'a> {
     }
 }
 
+/// The largest section alignment the writer honours when moving a section.
+const MAX_ALIGN: u64 = 1 << 20;
+
 /// Append `bytes` at the next multiple of `align`, zero-padding; return the offset.
-fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> u64 {
+fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> Result<u64, String> {
+    if align > MAX_ALIGN {
+        return Err(format!(
+            "a section to move has alignment 0x{align:x}, more than this writer supports (0x{MAX_ALIGN:x})"
+        ));
+    }
     let align = align.max(1) as usize;
     let start = out.len().div_ceil(align) * align;
     out.resize(start, 0);
     out.extend_from_slice(bytes);
-    start as u64
+    Ok(start as u64)
 }
