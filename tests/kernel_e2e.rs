@@ -53,6 +53,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Build every test module against `kernel`'s kbuild, out of tree (`M=`).
 fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     let src = root().join("tests/kernel");
+    copy_dir(&src.join("include"), &work.join("include"));
     for (dir, _) in MODULES {
         let m = work.join(dir);
         copy_dir(&src.join(dir), &m);

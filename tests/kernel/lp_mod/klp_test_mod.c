@@ -5,7 +5,7 @@
  * get_homonym_string, none of which a module loader could link.
  */
 #include <linux/module.h>
-#include <linux/livepatch.h>
+#include "klp_test_patch.h"
 #include "klp_convert.h"
 
 extern const char homonym_a[]
@@ -24,31 +24,4 @@ static const char *lp_value(void)
 	return value;
 }
 
-static struct klp_func funcs[] = {
-	{ .old_name = "klp_test_target_value", .new_func = lp_value },
-	{ }
-};
-
-static struct klp_object objs[] = {
-	{ .name = "klp_test_target", .funcs = funcs },
-	{ }
-};
-
-static struct klp_patch patch = {
-	.mod = THIS_MODULE,
-	.objs = objs,
-};
-
-static int __init lp_init(void)
-{
-	return klp_enable_patch(&patch);
-}
-
-static void __exit lp_exit(void)
-{
-}
-
-module_init(lp_init);
-module_exit(lp_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
+KLP_TEST_PATCH("klp_test_target", "klp_test_target_value", lp_value);

@@ -5,7 +5,7 @@
  * can reach it.
  */
 #include <linux/module.h>
-#include <linux/livepatch.h>
+#include "klp_test_patch.h"
 #include <linux/seq_file.h>
 #include "klp_convert.h"
 
@@ -17,31 +17,4 @@ static int lp_cmdline_proc_show(struct seq_file *m, void *v)
 	return 0;
 }
 
-static struct klp_func funcs[] = {
-	{ .old_name = "cmdline_proc_show", .new_func = lp_cmdline_proc_show },
-	{ }
-};
-
-static struct klp_object objs[] = {
-	{ .name = NULL, .funcs = funcs },
-	{ }
-};
-
-static struct klp_patch patch = {
-	.mod = THIS_MODULE,
-	.objs = objs,
-};
-
-static int __init lp_init(void)
-{
-	return klp_enable_patch(&patch);
-}
-
-static void __exit lp_exit(void)
-{
-}
-
-module_init(lp_init);
-module_exit(lp_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
+KLP_TEST_PATCH(NULL, "cmdline_proc_show", lp_cmdline_proc_show);
