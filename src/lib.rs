@@ -12,6 +12,20 @@
 //!    contract ([`check::structural`]) and against the input.
 //!
 //! The kernel's side of the contract is written up in `shared/docs/klp-abi.md`.
+//!
+//! ```
+//! use klp_convert::names;
+//!
+//! // What `KLP_RELOC_SYMBOL_POS(klp_test_target, klp_test_target, get_name, 2)`
+//! // leaves in the object, and what the kernel will see after conversion:
+//! let a = names::parse_annotation(b".klp.sym.rela.klp_test_target.klp_test_target.get_name.2")?;
+//! assert_eq!(a.target.to_string(), ".klp.sym.klp_test_target.get_name,2");
+//! assert_eq!(
+//!     names::klp_section_name(&a.lp_obj, b".text"),
+//!     b".klp.rela.klp_test_target..text"
+//! );
+//! # Ok::<(), names::NameError>(())
+//! ```
 
 pub mod arch;
 pub mod check;

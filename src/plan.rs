@@ -154,10 +154,9 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
             if !is_klp && sym.st_shndx == SHN_LIVEPATCH {
                 let target_alloc = elf.sections.get(target_index).is_some_and(|t| t.is_alloc());
                 if target_alloc {
-                    problems.push(here(format!(
-                        "ordinary relocation against livepatch symbol: the module loader would apply it with value 0 (symbol {} is not marked as a livepatch symbol in this section's eyes); it belongs in a .klp.rela section",
-                        sym.display_name()
-                    )));
+                    problems.push(here(
+                        "ordinary relocation against a livepatch symbol: the module loader would apply it with value 0; it belongs in a .klp.rela section".into(),
+                    ));
                 }
                 continue;
             }
