@@ -76,6 +76,12 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
     }
     let bytes = write(&elf, &plan).map_err(|e| Error::Internal(vec![Problem::error(e)]))?;
     verify(&elf, &plan, &bytes).map_err(Error::Internal)?;
+    // The converted module must pass every check the kernel's loader makes;
+    // what fails here comes from the input (a ppc64 local call, say).
+    let refusals = loader_errors(&bytes)?;
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals));
+    }
     if !sig.is_empty() {
         notes.push(Problem::warning(
             "the appended module signature was dropped: it is invalid after conversion; sign the output again",
@@ -283,6 +289,17 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
     } else {
         Err(problems)
     }
+}
+
+/// The errors `check` finds in a converted module, beyond the structural
+/// ones [`verify`] already proved: the loader rules of its architecture.
+fn loader_errors(bytes: &[u8]) -> Result<Vec<Problem>, Error> {
+    let out =
+        Elf::parse(bytes).map_err(|e| Error::Internal(vec![Problem::error(e.to_string())]))?;
+    Ok(check::loader::rules(&out)
+        .into_iter()
+        .filter(Problem::is_error)
+        .collect())
 }
 
 /// Read `input`, convert it and write `output` atomically. With `output ==

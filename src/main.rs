@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use klp_convert::check;
 use klp_convert::convert::{self, Error};
 use klp_convert::diag::{Problem, Severity};
 use klp_convert::elf::{signature, Elf};
@@ -16,6 +17,8 @@ Usage:
   klp-convert convert INPUT.ko -o OUTPUT.ko     convert into a new file
   klp-convert convert INPUT.ko --in-place       convert and replace INPUT.ko
   klp-convert show FILE.ko [--format json]      list klp relocations, annotations, problems
+  klp-convert check FILE.ko|DIR... [--kernel-release R] [--format human|json]
+                                                predict what the kernel will refuse at load
   klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
   klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
                                                 (needs symbol maps: not available yet)
@@ -39,8 +42,22 @@ What convert does:
   relocations into sections without SHF_ALLOC (debug sections excepted: the
   loader never relocates them, so those stay in place).
 
-Exit status: 0 success, 1 module refused (or not a readable ELF object),
-2 usage or I/O error.
+What check does:
+  Any livepatch module (made by this tool, kpatch, objtool or by hand) is
+  checked against the kernel's livepatch ELF contract (klp section and symbol
+  names, flags, sh_link/sh_info, SHN_LIVEPATCH, livepatch=Y, module-specific
+  sections referencing vmlinux or patching special sections, ordinary
+  relocations against livepatch symbols, name lengths for the release taken
+  from vermagic or --kernel-release) and against the loader of its
+  architecture: x86_64 (relocation types, zero target bytes), ppc64 (types,
+  the nop after every bl to a klp symbol, .stubs), s390x and aarch64 (types).
+  Warnings: late relocations into read-only sections; x86_64 kernels before
+  6.3 refusing a patched module's reload. Directories are searched for .ko
+  and .ko.xz and checked in parallel, one summary line a module.
+  Symbol resolution against the target kernel is not part of check yet.
+
+Exit status: 0 success, 1 module refused / check found an error (or not a
+readable ELF object), 2 usage or I/O error.
 ";
 
 /// A failure of the command line itself, with its exit code.
@@ -74,6 +91,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
         }
         Some("convert") => cmd_convert(&args[1..]),
         Some("show") => cmd_show(&args[1..]),
+        Some("check") => cmd_check(&args[1..]),
         Some(a) if a.starts_with('-') => Err(usage_error(&format!("unknown option '{a}'"))),
         Some(_) => match args.len() {
             2 => convert_one(Path::new(&args[0]), Path::new(&args[1])),
@@ -230,6 +248,115 @@ fn cmd_show(args: &[String]) -> Result<(), Fail> {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+fn cmd_check(args: &[String]) -> Result<(), Fail> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut json = false;
+    let mut release: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--format" => match it.next().map(String::as_str) {
+                Some("json") => json = true,
+                Some("human") => json = false,
+                _ => return Err(usage_error("--format takes human or json")),
+            },
+            "--kernel-release" => match it.next() {
+                Some(r) if check::Release::parse(r).is_some() => release = Some(r.clone()),
+                _ => {
+                    return Err(usage_error(
+                        "--kernel-release takes a release like 6.1.0-56-amd64",
+                    ))
+                }
+            },
+            s if s.starts_with('-') => return Err(usage_error(&format!("unknown option '{s}'"))),
+            s => paths.push(PathBuf::from(s)),
+        }
+    }
+    if paths.is_empty() {
+        return Err(usage_error("check: missing FILE or DIR"));
+    }
+    let files = check::module_files(&paths).map_err(|e| {
+        eprintln!("klp-convert: error: {e}");
+        Fail(2)
+    })?;
+    let results = check::check_files(&files, release.as_deref());
+    let mut io_error = false;
+    let mut reports = Vec::new();
+    for r in results {
+        match r {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("klp-convert: error: {e}");
+                io_error = true;
+            }
+        }
+    }
+    let errors = reports
+        .iter()
+        .filter(|r| r.count(Severity::Error) > 0)
+        .count();
+    if json {
+        match serde_json::to_string_pretty(&reports) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("klp-convert: error: {e}");
+                return Err(Fail(2));
+            }
+        }
+    } else {
+        let many = reports.len() > 1;
+        for r in &reports {
+            print!("{}", check_text(r, many));
+        }
+        if many {
+            let warned = reports
+                .iter()
+                .filter(|r| r.count(Severity::Error) == 0 && r.count(Severity::Warning) > 0)
+                .count();
+            let plain = reports
+                .iter()
+                .filter(|r| !r.livepatch && r.problems.is_empty())
+                .count();
+            println!(
+                "checked {} modules: {errors} with errors, {warned} with warnings only, {plain} not livepatch modules",
+                reports.len()
+            );
+        }
+    }
+    if io_error {
+        Err(Fail(2))
+    } else if errors > 0 {
+        Err(Fail(1))
+    } else {
+        Ok(())
+    }
+}
+
+/// One module's findings for a person: a summary line, then the findings.
+fn check_text(r: &check::ModuleReport, many: bool) -> String {
+    let (e, w) = (r.count(Severity::Error), r.count(Severity::Warning));
+    let summary = if e + w > 0 {
+        format!("{e} error{}, {w} warning{}", s(e), s(w))
+    } else if r.livepatch {
+        "ok".to_string()
+    } else {
+        "ok (not a livepatch module)".to_string()
+    };
+    let mut out = format!("{}: {summary}\n", r.file);
+    for p in &r.problems {
+        if many && p.severity == Severity::Note {
+            continue;
+        }
+        let sev = match p.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        };
+        out.push_str(&format!("  {sev}: {p}\n"));
+    }
+    out
 }
 
 fn s(n: usize) -> &'static str {

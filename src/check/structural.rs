@@ -1,16 +1,15 @@
 //! Structural rules of the kernel's livepatch ELF contract
 //! (`shared/docs/klp-abi.md` §1–§5), checked on any module.
-//!
-//! `convert` runs these on its own output before writing it; a module that
-//! breaks one is never written.
 
+use super::Target;
 use crate::arch;
 use crate::diag::Problem;
 use crate::elf::{Elf, SHF_ALLOC, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF, SHT_RELA};
 use crate::names::{self, VMLINUX};
 
-/// Every structural finding for `elf`.
-pub fn structural(elf: &Elf) -> Vec<Problem> {
+/// Every structural finding for `elf` on the `target` kernel.
+pub fn rules(elf: &Elf, target: &Target) -> Vec<Problem> {
+    let max_name = target.max_symbol_name();
     let mut out = Vec::new();
     let has_klp_section = elf
         .sections
@@ -30,15 +29,26 @@ pub fn structural(elf: &Elf) -> Vec<Problem> {
     // Symbols.
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH {
-            if let Err(e) = names::parse_klp_symbol(sym.name) {
-                out.push(
+            match names::parse_klp_symbol(sym.name) {
+                Err(e) => out.push(
                     Problem::error(format!(
                         "symbol {} has an incorrectly formatted name: {e}",
                         sym.display_name()
                     ))
                     .in_section(".symtab")
                     .symbol(sym.display_name()),
-                );
+                ),
+                Ok(k) if k.name.len() > max_name => out.push(
+                    Problem::error(format!(
+                        "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1), so it would look up a truncated name",
+                        k.name,
+                        k.name.len(),
+                        target.release_text()
+                    ))
+                    .in_section(".symtab")
+                    .symbol(sym.display_name()),
+                ),
+                Ok(_) => {}
             }
         } else if sym.st_shndx == SHN_UNDEF && names::is_annotation(sym.name) {
             out.push(

@@ -1,0 +1,295 @@
+//! `klp-convert check`: predict, before loading, what the kernel will refuse
+//! or silently misapply in a livepatch module.
+//!
+//! * [`structural`] — the ELF contract of `shared/docs/klp-abi.md` §1–§5;
+//! * [`loader`] — each architecture's `apply_relocate_add` rules for klp
+//!   relocations (types it accepts, bytes it expects);
+//! * warnings for what breaks only on some kernels (late relocations into
+//!   read-only data, x86 before 6.3 re-applying after a target reload).
+//!
+//! `convert` runs the same rules on its own output before writing it.
+
+pub mod loader;
+mod structural;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::diag::{Problem, Severity};
+use crate::elf::{signature, Elf, SHF_EXECINSTR, SHF_RELA_LIVEPATCH, SHF_WRITE, SHN_LIVEPATCH};
+use crate::names::{self, VMLINUX};
+
+/// A kernel release, as far as the rules care: `major.minor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The release string as given (`6.1.0-56-amd64`).
+    pub text: String,
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl Release {
+    /// Parse the leading `major.minor` of a release string.
+    pub fn parse(text: &str) -> Option<Release> {
+        let mut parts = text.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(Release {
+            text: text.to_string(),
+            major,
+            minor,
+        })
+    }
+
+    /// Is this release older than `major.minor`?
+    pub fn before(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) < (major, minor)
+    }
+}
+
+/// The kernel a module is checked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The release, from `--kernel-release` or the module's vermagic.
+    pub release: Option<Release>,
+}
+
+impl Target {
+    /// The target of `elf`: `release` if given, else `.modinfo` vermagic.
+    pub fn of(elf: &Elf, release: Option<&str>) -> Target {
+        let from_module = || {
+            let vermagic = elf.modinfo_value("vermagic")?;
+            let text = std::str::from_utf8(vermagic).ok()?;
+            text.split_whitespace().next().map(str::to_string)
+        };
+        let text = release.map(str::to_string).or_else(from_module);
+        Target {
+            release: text.as_deref().and_then(Release::parse),
+        }
+    }
+
+    /// `KSYM_NAME_LEN - 1` of the target (511 when the release is unknown).
+    pub fn max_symbol_name(&self) -> usize {
+        match &self.release {
+            Some(r) if r.before(6, 1) => names::MAX_SYM_NAME_OLD,
+            _ => names::MAX_SYM_NAME,
+        }
+    }
+
+    /// The release for messages.
+    pub fn release_text(&self) -> &str {
+        self.release
+            .as_ref()
+            .map_or("(unknown release)", |r| r.text.as_str())
+    }
+}
+
+/// The structural rules alone, for the module's own vermagic.
+pub fn structural(elf: &Elf) -> Vec<Problem> {
+    structural::rules(elf, &Target::of(elf, None))
+}
+
+/// Every rule: structural, kernel-dependent warnings, and the loader rules
+/// of the module's architecture.
+pub fn all(elf: &Elf, target: &Target) -> Vec<Problem> {
+    let mut out = structural::rules(elf, target);
+    out.extend(warnings(elf, target));
+    out.extend(loader::rules(elf));
+    out
+}
+
+/// What works on some kernels and breaks on others.
+fn warnings(elf: &Elf, target: &Target) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut module_specific = false;
+    for s in &elf.sections {
+        if s.sh_flags & SHF_RELA_LIVEPATCH == 0 {
+            continue;
+        }
+        let Ok(obj) = names::klp_section_object(&s.name) else {
+            continue;
+        };
+        if obj == VMLINUX {
+            continue;
+        }
+        module_specific = true;
+        let Some(t) = elf.sections.get(s.sh_info as usize) else {
+            continue;
+        };
+        let read_only = t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0
+            || t.name.starts_with(b".data..ro_after_init")
+            || t.name.starts_with(b".data.rel.ro");
+        if read_only && t.is_alloc() {
+            out.push(
+                Problem::warning(format!(
+                    "late relocation into read-only section {}: applied when '{obj}' loads, after the section was made read-only; this crashed ppc64le and arm64 on some kernels",
+                    t.display_name()
+                ))
+                .in_section(s.display_name()),
+            );
+        }
+    }
+    let old_x86 = elf.machine == object::elf::EM_X86_64
+        && target.release.as_ref().is_some_and(|r| r.before(6, 3));
+    if module_specific && old_x86 {
+        out.push(Problem::warning(format!(
+            "kernel {} (x86_64, before 6.3) does not clear module-specific klp relocations when the patched module unloads: while this patch stays enabled, loading that module again is refused ('failed to initialize patch ... (-8)')",
+            target.release_text()
+        )));
+    }
+    out
+}
+
+/// What `check` found in one module.
+#[derive(Debug, Serialize)]
+pub struct ModuleReport {
+    /// The file checked.
+    pub file: String,
+    /// Has `livepatch=Y` or any klp section or symbol.
+    pub livepatch: bool,
+    /// The release checked against, when known.
+    pub release: Option<String>,
+    /// Findings, errors first.
+    pub problems: Vec<Problem>,
+}
+
+impl ModuleReport {
+    /// Number of findings of a severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == severity)
+            .count()
+    }
+}
+
+/// Read a module file; `.ko.xz` is decompressed.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "xz") {
+        let mut out = Vec::new();
+        xz2::read::XzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: xz: {e}", path.display()))?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+/// Check a module held in memory.
+pub fn check_bytes(file: &str, bytes: &[u8], release: Option<&str>) -> ModuleReport {
+    let (image, _) = signature::split(bytes);
+    let elf = match Elf::parse(image) {
+        Ok(elf) => elf,
+        Err(e) => {
+            return ModuleReport {
+                file: file.to_string(),
+                livepatch: false,
+                release: release.map(str::to_string),
+                problems: vec![Problem::error(format!("not a readable ELF object: {e}"))],
+            }
+        }
+    };
+    let target = Target::of(&elf, release);
+    let mut problems = all(&elf, &target);
+    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let livepatch = elf.is_livepatch()
+        || elf.symbols.iter().any(|s| s.st_shndx == SHN_LIVEPATCH)
+        || elf
+            .sections
+            .iter()
+            .any(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0);
+    ModuleReport {
+        file: file.to_string(),
+        livepatch,
+        release: target.release.map(|r| r.text),
+        problems,
+    }
+}
+
+/// The module files named by `paths`: files as given, directories searched
+/// for `.ko` and `.ko.xz`, sorted.
+pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            let mut found = Vec::new();
+            while let Some(d) = stack.pop() {
+                let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+                for e in entries.flatten() {
+                    let path = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() => stack.push(path),
+                        Ok(t) if t.is_file() => {
+                            let name = path.to_string_lossy();
+                            if name.ends_with(".ko") || name.ends_with(".ko.xz") {
+                                found.push(path);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Check many files in parallel; reports in the order of `files`. A file
+/// that cannot be read yields `Err` with the reason.
+pub fn check_files(files: &[PathBuf], release: Option<&str>) -> Vec<Result<ModuleReport, String>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<Result<ModuleReport, String>>> = Vec::new();
+    slots.resize_with(files.len(), || None);
+    let done = std::sync::Mutex::new(slots);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let name = path.display().to_string();
+                let report = read_module(path).map(|bytes| check_bytes(&name, &bytes, release));
+                if let Ok(mut slots) = done.lock() {
+                    slots[i] = Some(report);
+                }
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not checked".into())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        let r = Release::parse("6.1.0-56-amd64").unwrap();
+        assert_eq!((r.major, r.minor), (6, 1));
+        assert!(r.before(6, 3) && !r.before(6, 1));
+        let r = Release::parse("6.12.117+deb12-amd64").unwrap();
+        assert_eq!((r.major, r.minor), (6, 12));
+        assert!(Release::parse("vmlinux").is_none());
+        let old = Target {
+            release: Release::parse("5.14.0"),
+        };
+        assert_eq!(old.max_symbol_name(), 127);
+        assert_eq!(Target::default().max_symbol_name(), 511);
+    }
+}
