@@ -196,7 +196,7 @@ pub fn check_bytes(file: &str, bytes: &[u8], release: Option<&str>) -> ModuleRep
     };
     let target = Target::of(&elf, release);
     let mut problems = all(&elf, &target);
-    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     let livepatch = elf.is_livepatch()
         || elf.symbols.iter().any(|s| s.st_shndx == SHN_LIVEPATCH)
         || elf
