@@ -1,0 +1,441 @@
+//! `klp-convert check`: one test per rule, on modules made to break it —
+//! compiled by the real compilers where a compiler can produce the case,
+//! edited with the library's writer where only a broken tool could.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use klp_convert::convert;
+use klp_convert::elf::write::Edit;
+use klp_convert::elf::{Elf, SHN_LIVEPATCH};
+use klp_convert::plan;
+
+/// Write `elf` converted by `plan` without any checks (what a careless tool
+/// would produce) to `out`.
+fn write_unchecked(elf: &Elf, plan: &plan::Plan, out: &Path) {
+    std::fs::write(out, convert::write(elf, plan).unwrap()).unwrap();
+}
+
+/// Run `check` with extra arguments; (exit code, stdout).
+fn check(file: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["check", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let r = klp_convert(&args);
+    (
+        r.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+    )
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The seed's scenario: a ppc64le function calls a `static` function of its
+/// own file, so GCC emits `bl helper` with no nop after it. Made a klp
+/// relocation, the loader refuses it: "Expected nop after call".
+#[test]
+fn ppc64le_local_call_without_nop() {
+    let dir = scratch("check_ppc64le_nop");
+    let c = dir.join("local.c");
+    std::fs::write(
+        &c,
+        format!(
+            "{LIVEPATCH_MODINFO}
+static int __attribute__((noinline, noipa)) helper(int x) {{ return x * 3; }}
+int caller(int x) {{ return helper(x) + 1; }}
+"
+        ),
+    )
+    .unwrap();
+    let s = dir.join("local.s");
+    run(Command::new("powerpc64le-linux-gnu-gcc")
+        .args([
+            "-O2",
+            "-S",
+            "-mcmodel=medium",
+            "-ffunction-sections",
+            "-fno-pic",
+        ])
+        .arg(&c)
+        .arg("-o")
+        .arg(&s));
+    // What a converter does to that call: the callee becomes a klp symbol.
+    let asm = std::fs::read_to_string(&s).unwrap();
+    assert!(
+        asm.contains("\tbl helper\n"),
+        "GCC's local call changed:\n{asm}"
+    );
+    let asm = asm.replace(
+        "\tbl helper\n",
+        "\tbl .klp.sym.rela.vmlinux.vmlinux.helper.0\n",
+    );
+    std::fs::write(&s, asm).unwrap();
+    let obj = dir.join("local.o");
+    run(Command::new("powerpc64le-linux-gnu-gcc")
+        .arg("-c")
+        .arg(&s)
+        .arg("-o")
+        .arg(&obj));
+
+    // convert refuses, in the kernel's words, naming the caller.
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("Expected nop after call, got "), "{err}");
+    assert!(err.contains(" at caller+0x"), "{err}");
+    assert!(err.contains("call to 'helper'"), "{err}");
+    assert!(!out.exists());
+
+    // check says the same of a module converted without checks.
+    let data = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let unchecked = dir.join("unchecked.o");
+    write_unchecked(&elf, &plan::build(&elf).unwrap(), &unchecked);
+    let (code, text) = check(&unchecked, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: section .klp.rela.vmlinux..text.caller, offset 0x"),
+        "{text}"
+    );
+    assert!(text.contains("Expected nop after call"), "{text}");
+    let (_, json) = check(&unchecked, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["problems"][0]["severity"], "error");
+    assert_eq!(v[0]["problems"][0]["symbol"], ".klp.sym.vmlinux.helper,0");
+}
+
+/// A call GCC believed external carries its nop and passes.
+#[test]
+fn ppc64le_global_call_with_nop_passes() {
+    let dir = scratch("check_ppc64le_global");
+    let obj = dir.join("global.o");
+    compile(
+        "powerpc64le-linux-gnu-gcc",
+        &["-mcmodel=medium"],
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int helper(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, helper);\n\
+             int caller(int x) {{ return helper(x) + 1; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": ok"), "{text}");
+}
+
+/// x86_64 only writes over zero bytes.
+#[test]
+fn x86_64_nonzero_target_bytes() {
+    let dir = scratch("check_x86_nonzero");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let data = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let plan = plan::build(&elf).unwrap();
+    let offset = plan.sections[0].entries[0].offset as usize;
+    let text = elf.section_by_name(b".text.f").unwrap().index;
+    let mut edit = Edit::new(&elf);
+    let mut code = elf.section_data(text).to_vec();
+    code[offset] = 0x2a;
+    edit.set_contents(text, code);
+    let poked = edit.finish().unwrap();
+    let poked_elf = Elf::parse(&poked).unwrap();
+    let out = dir.join("out.o");
+    write_unchecked(&poked_elf, &plan, &out);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Invalid relocation target, existing value is nonzero for type 2 (R_X86_64_PC32), val 0x2a"), "{text}");
+}
+
+/// A relocation type the x86_64 loader does not know: the assembler's
+/// GOT-relative load.
+#[test]
+fn x86_64_unsupported_relocation_type() {
+    let dir = scratch("check_x86_type");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{LIVEPATCH_MODINFO}long f(void) {{ long v; __asm__(\"movq .klp.sym.rela.vmlinux.vmlinux.v.0@GOTPCREL(%%rip), %0\" : \"=r\"(v)); return v; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "Unknown rela relocation: 42: the x86_64 loader does not handle R_X86_64_REX_GOTPCRELX"
+        ),
+        "{err}"
+    );
+}
+
+/// ppc64 has no case for type 0: a neutralised relocation is refused.
+#[test]
+fn ppc64_relocation_type_zero() {
+    let dir = scratch("check_ppc64_none");
+    let obj = dir.join("lp.o");
+    compile(
+        "powerpc64le-linux-gnu-gcc",
+        &["-mcmodel=medium"],
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int helper(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, helper);\n\
+             int caller(int x) {{ return helper(x) + 1; }}\n"
+        ),
+        &obj,
+    );
+    let data = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = plan::build(&elf).unwrap();
+    plan.sections[0].entries[0].r_type = 0;
+    let out = dir.join("out.o");
+    write_unchecked(&elf, &plan, &out);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Unknown ADD relocation: 0"), "{text}");
+    assert!(text.contains("must be deleted, not kept"), "{text}");
+}
+
+/// Symbol names longer than KSYM_NAME_LEN - 1 of the target release.
+#[test]
+fn symbol_name_length_depends_on_the_release() {
+    let dir = scratch("check_name_length");
+    let obj = dir.join("lp.o");
+    let name = "n".repeat(200);
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, {name});\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    assert!(klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let (code, text) = check(&out, &["--kernel-release", "6.1.0-56-amd64"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check(&out, &["--kernel-release", "5.14.0-427.el9.x86_64"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is 200 bytes; kernel 5.14.0-427.el9.x86_64 reads at most 127"),
+        "{text}"
+    );
+}
+
+/// Build a module whose klp relocations were planned for vmlinux and then
+/// retargeted to a module by `edit`, as a broken tool might.
+fn retargeted(test: &str, source: &str, edit: impl Fn(&mut plan::Plan)) -> PathBuf {
+    let dir = scratch(test);
+    let obj = dir.join("lp.o");
+    compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{source}"), &obj);
+    let data = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = plan::build(&elf).unwrap();
+    edit(&mut plan);
+    let out = dir.join("out.o");
+    write_unchecked(&elf, &plan, &out);
+    out
+}
+
+#[test]
+fn module_specific_section_referencing_vmlinux() {
+    let out = retargeted(
+        "check_module_vmlinux",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\nint f(void) { return v; }\n",
+        |p| p.sections[0].obj = "klp_test_target".into(),
+    );
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("section .klp.rela.klp_test_target..text.f, offset 0x"),
+        "{text}"
+    );
+    assert!(text.contains("invalid access to vmlinux symbol 'saved_command_line' from module-specific livepatch relocation section"), "{text}");
+}
+
+#[test]
+fn module_specific_relocation_in_jump_table() {
+    let out = retargeted(
+        "check_module_jump_table",
+        "extern int key KLP_RELOC_SYMBOL(vmlinux, vmlinux, key);\n\
+         static void *entry[2] __attribute__((section(\"__jump_table\"), used)) = {0, &key};\n",
+        |p| {
+            p.sections[0].obj = "klp_test_target".into();
+            p.renames[0].klp.obj = "klp_test_target".into();
+        },
+    );
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("module-specific klp relocations in special section __jump_table"),
+        "{text}"
+    );
+}
+
+#[test]
+fn late_relocation_into_read_only_data_warns() {
+    let dir = scratch("check_read_only");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int t KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, t);\n\
+             int *const ptr_in_rodata = &t;\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (code, text) = check(&out, &["--kernel-release", "6.12.117+deb12-amd64"]);
+    assert_eq!(code, 0, "warnings do not fail: {text}");
+    assert!(text.contains("0 errors, 1 warning"), "{text}");
+    assert!(
+        text.contains("late relocation into read-only section .rodata.ptr_in_rodata"),
+        "{text}"
+    );
+    // x86_64 before 6.3: the reload warning comes on top.
+    let (_, text) = check(&out, &["--kernel-release", "6.1.0-56-amd64"]);
+    assert!(text.contains("0 errors, 2 warnings"), "{text}");
+    assert!(text.contains("before 6.3"), "{text}");
+}
+
+#[test]
+fn ordinary_relocation_against_a_livepatch_symbol() {
+    // The early klp-convert bug, as a module on disk.
+    let out = retargeted(
+        "check_left_behind",
+        "extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\n\
+         int f(void) { char *a = *(char * volatile *)&saved_command_line; char *b = *(char * volatile *)&saved_command_line; return a[0] + b[1]; }\n",
+        |p| {
+            let (_, moving) = &mut p.removals[0];
+            let last = moving.iter().rposition(|m| *m).unwrap();
+            moving[last] = false;
+            p.sections[0].entries.pop();
+        },
+    );
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("section .rela.text.f, offset 0x"), "{text}");
+    assert!(text.contains("ordinary relocation against a livepatch symbol: the module loader applies it with value 0"), "{text}");
+}
+
+#[test]
+fn missing_livepatch_modinfo_and_unconverted_annotations() {
+    let dir = scratch("check_modinfo");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!("{HEADER}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) {{ return v; }}\n"),
+        &obj,
+    );
+    let (code, text) = check(&obj, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("unconverted KLP_RELOC_SYMBOL annotation"),
+        "{text}"
+    );
+    // Give it a klp symbol by hand, without livepatch=Y.
+    let data = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let plan = plan::build(&elf);
+    assert!(plan.is_err(), "convert refuses it");
+    let sym = elf
+        .symbols
+        .iter()
+        .find(|s| s.name.starts_with(b".klp.sym.rela."))
+        .unwrap()
+        .index;
+    let mut edit = Edit::new(&elf);
+    let name = edit.add_symbol_name(b".klp.sym.vmlinux.v,0");
+    edit.patch_symbol(sym, name, SHN_LIVEPATCH);
+    let out = dir.join("out.o");
+    std::fs::write(&out, edit.finish().unwrap()).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not marked as a livepatch module"), "{text}");
+}
+
+#[test]
+fn batch_over_a_directory() {
+    let dir = scratch("check_batch");
+    let good = dir.join("good.o");
+    compile_x86_64(
+        &format!("{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) {{ return v; }}\n"),
+        &good,
+    );
+    let converted = dir.join("a_good.ko");
+    assert!(klp_convert(&[
+        "convert",
+        good.to_str().unwrap(),
+        "-o",
+        converted.to_str().unwrap()
+    ])
+    .status
+    .success());
+    std::fs::rename(&good, dir.join("b_unconverted.ko")).unwrap();
+    let plain = dir.join("c_plain.o");
+    compile_x86_64("int g(void) { return 1; }\n", &plain);
+    std::fs::rename(&plain, dir.join("c_plain.ko")).unwrap();
+    let (code, text) = check(&dir, &[]);
+    assert_eq!(code, 1, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].ends_with("a_good.ko: ok"), "{text}");
+    assert!(
+        lines[1].ends_with("b_unconverted.ko: 1 error, 0 warnings"),
+        "{text}"
+    );
+    assert!(
+        lines[2].ends_with("c_plain.ko: ok (not a livepatch module)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[3],
+        "checked 3 modules: 1 with errors, 0 with warnings only, 1 not livepatch modules"
+    );
+}
