@@ -163,3 +163,33 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
 fn forced_rewrite_keeps_everything_debian_6_1() {
     for_all_modules("6.1", forced_rewrite);
 }
+
+/// `check` over a whole Debian module tree: no false positives, every module
+/// reported as not a livepatch module.
+fn check_tree(series: &str) {
+    let dir = kernel_dir(series).join("modules");
+    let files = klp_convert::check::module_files(&[dir]).unwrap();
+    assert!(files.len() > 3000);
+    let start = Instant::now();
+    let reports = klp_convert::check::check_files(&files, None);
+    eprintln!(
+        "check {series}: {} modules in {:.1} s",
+        files.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for r in reports {
+        let r = r.unwrap();
+        assert!(!r.livepatch, "{}: taken for a livepatch module", r.file);
+        assert!(r.problems.is_empty(), "{}: {:?}", r.file, r.problems);
+    }
+}
+
+#[test]
+fn check_reports_no_findings_debian_6_1() {
+    check_tree("6.1");
+}
+
+#[test]
+fn check_reports_no_findings_debian_6_12() {
+    check_tree("6.12");
+}

@@ -97,6 +97,15 @@ fn convert(input: &Path, out: &Path, drop_in: bool) {
     assert_eq!(v["summary"]["unconverted"], 0);
 }
 
+/// `klp-convert check FILE`: (exit code, stdout).
+fn check(file: &Path) -> (i32, String) {
+    let r = klp_convert(&["check", file.to_str().unwrap()]);
+    (
+        r.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+    )
+}
+
 /// Pack the initramfs: busybox, /init, the modules.
 fn initramfs(work: &Path) -> PathBuf {
     let rootfs = work.join("rootfs");
@@ -250,6 +259,27 @@ fn scenario(series: &str) {
     r.expect_log(
         "klp_test_vmlinux: Unknown symbol .klp.sym.rela.vmlinux.vmlinux.saved_command_line.0",
     );
+    // ... which check predicted, for the same symbol.
+    let mods = work.join("rootfs/mod");
+    let (code, text) = check(&mods.join("klp_test_vmlinux.unconverted.ko"));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("symbol '.klp.sym.rela.vmlinux.vmlinux.saved_command_line.0': unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'"),
+        "{text}"
+    );
+    // Every module the kernel loaded passes check (warnings allowed).
+    for m in [
+        "klp_test_vmlinux.ko",
+        "klp_test_mod.ko",
+        "klp_test_target.ko",
+    ] {
+        let (code, text) = check(&mods.join(m));
+        assert_eq!(code, 0, "{m}: {text}");
+        assert!(
+            text.contains(" 0 errors") || text.contains(": ok"),
+            "{m}: {text}"
+        );
+    }
 
     // 2. saved_command_line through a vmlinux klp relocation.
     let before = r.one("cmdline", "before", 0).to_string();
@@ -274,8 +304,14 @@ fn scenario(series: &str) {
     // Reload of the target while the patch stays enabled.
     r.expect("reload", "rmmod_rc", 0, "0");
     r.expect_log("livepatch: reverting patch 'klp_test_mod' on unloading module 'klp_test_target'");
+    let (_, text) = check(&mods.join("klp_test_mod.ko"));
+    let predicted = text.contains("before 6.3) does not clear module-specific klp relocations");
     if series == "6.1" {
         // 6.1 has no clear_relocate_add on x86: the old bytes are still there.
+        assert!(
+            predicted,
+            "check did not warn about the reload on 6.1: {text}"
+        );
         assert_ne!(r.one("reload", "insmod_klp_test_target.ko", 0), "0");
         r.expect_log("livepatch: failed to initialize patch 'klp_test_mod' for module 'klp_test_target' (-8)");
         r.expect_log("refusing to load module 'klp_test_target'");
@@ -285,6 +321,10 @@ fn scenario(series: &str) {
         r.expect("reload", "value", 0, patched);
         r.expect("reload", "value", 1, "original");
         assert!(!r.log.contains("failed to initialize patch"), "{}", r.log);
+        assert!(
+            !predicted,
+            "check warned about the reload on {series}: {text}"
+        );
     }
     r.expect("reload", "removed_rc", 0, "0");
 

@@ -196,7 +196,8 @@ fn ppc64_nop_after_call(
     if next == PPC_NOP || next == PPC_LD_TOC {
         return None;
     }
-    let place = match containing_function(elf, target.index, r.offset) {
+    // Like the kernel, name the instruction after the call.
+    let place = match containing_function(elf, target.index, r.offset + 4) {
         Some((func, off)) => format!("{func}+0x{off:x}"),
         None => format!("{}+0x{:x}", target.display_name(), r.offset + 4),
     };
