@@ -35,3 +35,4 @@ pub mod elf;
 pub mod names;
 pub mod plan;
 pub mod show;
+pub mod symbols;

@@ -17,7 +17,7 @@ Usage:
   klp-convert convert INPUT.ko -o OUTPUT.ko     convert into a new file
   klp-convert convert INPUT.ko --in-place       convert and replace INPUT.ko
   klp-convert show FILE.ko [--format json]      list klp relocations, annotations, problems
-  klp-convert check FILE.ko|DIR... [--kernel-release R] [--format human|json]
+  klp-convert check FILE.ko|DIR... [--symbols MAP]... [--kernel-release R] [--format human|json]
                                                 predict what the kernel will refuse at load
   klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
   klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
@@ -54,7 +54,13 @@ What check does:
   Warnings: late relocations into read-only sections; x86_64 kernels before
   6.3 refusing a patched module's reload. Directories are searched for .ko
   and .ko.xz and checked in parallel, one summary line a module.
-  Symbol resolution against the target kernel is not part of check yet.
+  --symbols MAP (repeatable) resolves every klp symbol as the kernel's
+  klp_find_object_symbol does (not found / unresolvable ambiguity / position
+  not found, with the candidates and the address chosen) and every ordinary
+  undefined symbol against the exports. MAP is a /proc/kallsyms dump or a
+  System.map (vmlinux lines, module lines with [name]), a vmlinux with a
+  symbol table, a module .ko(.xz) (its name from .modinfo), or a
+  Module.symvers (exports).
 
 Exit status: 0 success, 1 module refused / check found an error (or not a
 readable ELF object), 2 usage or I/O error.
@@ -254,6 +260,7 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut json = false;
     let mut release: Option<String> = None;
+    let mut map: Option<klp_convert::symbols::SymbolMap> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -261,6 +268,16 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
                 Some("json") => json = true,
                 Some("human") => json = false,
                 _ => return Err(usage_error("--format takes human or json")),
+            },
+            "--symbols" => match it.next() {
+                Some(f) => {
+                    let m = map.get_or_insert_with(Default::default);
+                    if let Err(e) = m.add_file(Path::new(f)) {
+                        eprintln!("klp-convert: error: {e}");
+                        return Err(Fail(2));
+                    }
+                }
+                None => return Err(usage_error("--symbols takes a file")),
             },
             "--kernel-release" => match it.next() {
                 Some(r) if check::Release::parse(r).is_some() => release = Some(r.clone()),
@@ -281,7 +298,7 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
         eprintln!("klp-convert: error: {e}");
         Fail(2)
     })?;
-    let results = check::check_files(&files, release.as_deref());
+    let results = check::check_files(&files, release.as_deref(), map.as_ref());
     let mut io_error = false;
     let mut reports = Vec::new();
     for r in results {

@@ -171,7 +171,7 @@ fn check_tree(series: &str) {
     let files = klp_convert::check::module_files(&[dir]).unwrap();
     assert!(files.len() > 3000);
     let start = Instant::now();
-    let reports = klp_convert::check::check_files(&files, None);
+    let reports = klp_convert::check::check_files(&files, None, None);
     eprintln!(
         "check {series}: {} modules in {:.1} s",
         files.len(),

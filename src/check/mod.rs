@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::diag::{Problem, Severity};
 use crate::elf::{signature, Elf, SHF_EXECINSTR, SHF_RELA_LIVEPATCH, SHF_WRITE, SHN_LIVEPATCH};
 use crate::names::{self, VMLINUX};
+use crate::symbols::{SymbolMap, Unresolved};
 
 /// A kernel release, as far as the rules care: `major.minor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,12 +94,91 @@ pub fn structural(elf: &Elf) -> Vec<Problem> {
     structural::rules(elf, &Target::of(elf, None))
 }
 
-/// Every rule: structural, kernel-dependent warnings, and the loader rules
-/// of the module's architecture.
-pub fn all(elf: &Elf, target: &Target) -> Vec<Problem> {
+/// Every rule: structural, kernel-dependent warnings, the loader rules of
+/// the module's architecture and, given symbol maps, resolution of every klp
+/// symbol and of every ordinary undefined symbol.
+pub fn all(elf: &Elf, target: &Target, map: Option<&SymbolMap>) -> Vec<Problem> {
     let mut out = structural::rules(elf, target);
     out.extend(warnings(elf, target));
     out.extend(loader::rules(elf));
+    if let Some(map) = map {
+        out.extend(resolution(elf, map));
+    }
+    out
+}
+
+/// Resolve every klp symbol as `klp_find_object_symbol` would, and every
+/// ordinary undefined symbol against the exports (`Module.symvers`).
+fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let module = elf
+        .modinfo_value("name")
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_else(|| "the module".into());
+    for sym in &elf.symbols {
+        let shown = sym.display_name();
+        if sym.st_shndx == SHN_LIVEPATCH {
+            let Ok(k) = names::parse_klp_symbol(sym.name) else {
+                continue; // a structural finding already
+            };
+            let at = |p: Problem| p.in_section(".symtab").symbol(shown.clone());
+            if !map.has(&k.obj) {
+                out.push(at(Problem::warning(format!(
+                    "object '{}' is not in the symbol maps given: '{}' was not resolved",
+                    k.obj, k.name
+                ))));
+                continue;
+            }
+            let candidates = || {
+                let list: Vec<String> = map
+                    .symbols(&k.obj)
+                    .iter()
+                    .filter(|s| s.name == k.name)
+                    .enumerate()
+                    .map(|(i, s)| format!("position {} at {}", i + 1, s.place()))
+                    .collect();
+                list.join(", ")
+            };
+            match map.resolve(&k.obj, &k.name, k.pos) {
+                Ok(r) => out.push(at(Problem::note(format!(
+                    "resolves to {} in {} (position {} of {})",
+                    r.place, k.obj, r.position, r.count
+                )))),
+                Err(Unresolved::NotFound) => out.push(at(Problem::error(format!(
+                    "symbol '{}' not found in symbol table (object {})",
+                    k.name, k.obj
+                )))),
+                Err(Unresolved::Ambiguous(n)) => out.push(at(Problem::error(format!(
+                    "unresolvable ambiguity for symbol '{}' in object '{}': {n} candidates ({}); give the 1-based position",
+                    k.name,
+                    k.obj,
+                    candidates()
+                )))),
+                Err(Unresolved::NoSuchPosition(n)) => out.push(at(Problem::error(format!(
+                    "symbol position {} for symbol '{}' in object '{}' not found: it has {n} ({})",
+                    k.pos,
+                    k.name,
+                    k.obj,
+                    candidates()
+                )))),
+            }
+        } else if sym.st_shndx == crate::elf::SHN_UNDEF
+            && !sym.name.is_empty()
+            && sym.bind() != object::elf::STB_WEAK
+            && sym.name != b".TOC."
+            && !names::is_annotation(sym.name)
+        {
+            if map.is_exported(&shown) == Some(false) {
+                out.push(
+                    Problem::error(format!(
+                        "{module}: Unknown symbol {shown} (err -2): neither exported (Module.symvers) nor converted to a klp symbol"
+                    ))
+                    .in_section(".symtab")
+                    .symbol(shown),
+                );
+            }
+        }
+    }
     out
 }
 
@@ -181,7 +261,12 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Check a module held in memory.
-pub fn check_bytes(file: &str, bytes: &[u8], release: Option<&str>) -> ModuleReport {
+pub fn check_bytes(
+    file: &str,
+    bytes: &[u8],
+    release: Option<&str>,
+    map: Option<&SymbolMap>,
+) -> ModuleReport {
     let (image, _) = signature::split(bytes);
     let elf = match Elf::parse(image) {
         Ok(elf) => elf,
@@ -195,7 +280,7 @@ pub fn check_bytes(file: &str, bytes: &[u8], release: Option<&str>) -> ModuleRep
         }
     };
     let target = Target::of(&elf, release);
-    let mut problems = all(&elf, &target);
+    let mut problems = all(&elf, &target, map);
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     let livepatch = elf.is_livepatch()
         || elf.symbols.iter().any(|s| s.st_shndx == SHN_LIVEPATCH)
@@ -246,7 +331,11 @@ pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 /// Check many files in parallel; reports in the order of `files`. A file
 /// that cannot be read yields `Err` with the reason.
-pub fn check_files(files: &[PathBuf], release: Option<&str>) -> Vec<Result<ModuleReport, String>> {
+pub fn check_files(
+    files: &[PathBuf],
+    release: Option<&str>,
+    map: Option<&SymbolMap>,
+) -> Vec<Result<ModuleReport, String>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
@@ -260,7 +349,8 @@ pub fn check_files(files: &[PathBuf], release: Option<&str>) -> Vec<Result<Modul
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
                 let name = path.display().to_string();
-                let report = read_module(path).map(|bytes| check_bytes(&name, &bytes, release));
+                let report =
+                    read_module(path).map(|bytes| check_bytes(&name, &bytes, release, map));
                 if let Ok(mut slots) = done.lock() {
                     slots[i] = Some(report);
                 }

@@ -1,0 +1,321 @@
+//! Symbol maps: which symbols each object of the target kernel has, in the
+//! order the livepatch core counts them, and resolution of klp symbols
+//! exactly as `klp_find_object_symbol` does it.
+//!
+//! Order (`shared/docs/klp-abi.md` §4): vmlinux counts same-named symbols in
+//! address order (kallsyms order); a module counts them in its symbol-table
+//! order, among the "core" symbols the loader keeps for kallsyms.
+//!
+//! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
+//! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` too).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use object::elf;
+
+use crate::elf::{Elf, SHF_ALLOC, SHF_EXECINSTR, SHN_LORESERVE, SHN_UNDEF};
+
+/// One symbol of an object, as kallsyms shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSymbol {
+    /// The name.
+    pub name: String,
+    /// Its address (or, for a `.ko`, its value in its section).
+    pub addr: u64,
+    /// For a `.ko`, the section the value is relative to.
+    pub section: Option<String>,
+}
+
+impl MapSymbol {
+    /// Where it is, for messages: `0xffffffff81000100` or `.rodata+0x40`.
+    pub fn place(&self) -> String {
+        match &self.section {
+            Some(s) => format!("{s}+0x{:x}", self.addr),
+            None => format!("0x{:x}", self.addr),
+        }
+    }
+}
+
+/// The symbols of every object known, each list in the kernel's counting order.
+#[derive(Debug, Default, Clone)]
+pub struct SymbolMap {
+    objects: HashMap<String, Vec<MapSymbol>>,
+    exports: HashSet<String>,
+    has_exports: bool,
+}
+
+/// Why a klp symbol does not resolve: the kernel's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// `symbol '%s' not found in symbol table`
+    NotFound,
+    /// `unresolvable ambiguity for symbol '%s' in object '%s'`, with the count.
+    Ambiguous(usize),
+    /// `symbol position %lu for symbol '%s' in object '%s' not found`, with the count.
+    NoSuchPosition(usize),
+}
+
+/// A resolved klp symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The address chosen.
+    pub addr: u64,
+    /// Where it is, for messages (see [`MapSymbol::place`]).
+    pub place: String,
+    /// Which of the same-named symbols (1-based).
+    pub position: usize,
+    /// How many there are.
+    pub count: usize,
+}
+
+/// Module names as the kernel spells them: `-` becomes `_`.
+pub fn module_name(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+impl SymbolMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        SymbolMap::default()
+    }
+
+    /// The objects known.
+    pub fn objects(&self) -> impl Iterator<Item = &str> {
+        self.objects.keys().map(String::as_str)
+    }
+
+    /// Does the map know `obj`?
+    pub fn has(&self, obj: &str) -> bool {
+        self.objects.contains_key(obj)
+    }
+
+    /// The symbols of `obj`, in counting order.
+    pub fn symbols(&self, obj: &str) -> &[MapSymbol] {
+        self.objects.get(obj).map_or(&[], Vec::as_slice)
+    }
+
+    /// Replace the symbols of `obj`.
+    pub fn set(&mut self, obj: &str, symbols: Vec<MapSymbol>) {
+        self.objects.insert(module_name(obj), symbols);
+    }
+
+    /// Resolve `name` at position `pos` in `obj` like `klp_find_object_symbol`.
+    pub fn resolve(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+        let same: Vec<&MapSymbol> = self
+            .symbols(obj)
+            .iter()
+            .filter(|s| s.name == name)
+            .collect();
+        let count = same.len();
+        match (pos, count) {
+            (_, 0) => Err(Unresolved::NotFound),
+            (0, 1) => Ok(Resolved {
+                addr: same[0].addr,
+                place: same[0].place(),
+                position: 1,
+                count,
+            }),
+            (0, _) => Err(Unresolved::Ambiguous(count)),
+            (p, c) if p as usize <= c => Ok(Resolved {
+                addr: same[p as usize - 1].addr,
+                place: same[p as usize - 1].place(),
+                position: p as usize,
+                count,
+            }),
+            _ => Err(Unresolved::NoSuchPosition(count)),
+        }
+    }
+
+    /// Is `name` exported by vmlinux or a module? `None` when no export list
+    /// (Module.symvers) was read.
+    pub fn is_exported(&self, name: &str) -> Option<bool> {
+        self.has_exports.then(|| self.exports.contains(name))
+    }
+
+    /// Add a `Module.symvers`: `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]`.
+    pub fn add_symvers(&mut self, text: &str) -> Result<(), String> {
+        for (n, line) in text.lines().enumerate() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() < 4 {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                return Err(format!(
+                    "line {}: expected crc, symbol, module, export type",
+                    n + 1
+                ));
+            }
+            self.exports.insert(fields[1].to_string());
+        }
+        self.has_exports = true;
+        Ok(())
+    }
+
+    /// Add the lines of a `/proc/kallsyms` dump or a System.map:
+    /// `address type name [module]`. Lines without `[module]` are vmlinux.
+    pub fn add_kallsyms(&mut self, text: &str) -> Result<(), String> {
+        let mut vmlinux: Vec<MapSymbol> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let mut parts = line.split_whitespace();
+            let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                return Err(format!(
+                    "line {}: expected 'address type name [module]'",
+                    n + 1
+                ));
+            };
+            let addr = u64::from_str_radix(addr, 16)
+                .map_err(|_| format!("line {}: bad address '{addr}'", n + 1))?;
+            let sym = MapSymbol {
+                name: name.to_string(),
+                addr,
+                section: None,
+            };
+            match parts.next() {
+                Some(m) => {
+                    let m = m.trim_start_matches('[').trim_end_matches(']');
+                    self.objects.entry(module_name(m)).or_default().push(sym);
+                }
+                None => vmlinux.push(sym),
+            }
+        }
+        if !vmlinux.is_empty() {
+            // Same-named vmlinux symbols count in address order.
+            vmlinux.sort_by_key(|s| s.addr);
+            self.objects.insert("vmlinux".into(), vmlinux);
+        }
+        Ok(())
+    }
+
+    /// Add a vmlinux ELF (needs a symbol table) as object `vmlinux`.
+    pub fn add_vmlinux(&mut self, elf: &Elf) -> Result<(), String> {
+        if elf.symbols.is_empty() {
+            return Err(
+                "vmlinux has no symbol table (stripped): use System.map or /proc/kallsyms".into(),
+            );
+        }
+        let mut syms: Vec<MapSymbol> = elf
+            .symbols
+            .iter()
+            .filter(|s| s.st_shndx != SHN_UNDEF && !s.name.is_empty())
+            .filter(|s| !matches!(s.kind(), elf::STT_SECTION | elf::STT_FILE))
+            .map(|s| MapSymbol {
+                name: s.display_name(),
+                addr: s.st_value,
+                section: None,
+            })
+            .collect();
+        syms.sort_by_key(|s| s.addr);
+        self.objects.insert("vmlinux".into(), syms);
+        Ok(())
+    }
+
+    /// Add a module `.ko`: its core symbols in symbol-table order, as the
+    /// loader keeps them for kallsyms (`kallsyms_all`: data symbols too).
+    pub fn add_module(&mut self, name: &str, elf: &Elf, kallsyms_all: bool) {
+        let syms = elf
+            .symbols
+            .iter()
+            .filter(|s| s.st_shndx != SHN_UNDEF && s.st_name != 0)
+            .filter(|s| (s.section as usize) < elf.sections.len() && s.section < SHN_LORESERVE)
+            .filter(|s| {
+                let sec = &elf.sections[s.section as usize];
+                sec.sh_flags & SHF_ALLOC != 0
+                    && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
+                    && !crate::arch::is_init_section(&sec.name)
+            })
+            .map(|s| MapSymbol {
+                name: s.display_name(),
+                addr: s.st_value,
+                section: Some(elf.section_name(s.section as usize)),
+            })
+            .collect();
+        self.objects.insert(module_name(name), syms);
+    }
+
+    /// Add whatever `path` holds: an ELF vmlinux or module, or a text map.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), String> {
+        let bytes = crate::check::read_module(path)?;
+        let fail = |e: String| format!("{}: {e}", path.display());
+        if bytes.starts_with(b"\x7fELF") {
+            let (image, _) = crate::elf::signature::split(&bytes);
+            let elf = Elf::parse(image).map_err(|e| fail(e.to_string()))?;
+            if elf.e_type == elf::ET_REL {
+                let name = match elf.modinfo_value("name") {
+                    Some(n) => String::from_utf8_lossy(n).into_owned(),
+                    None => module_stem(path),
+                };
+                self.add_module(&name, &elf, true);
+                Ok(())
+            } else {
+                self.add_vmlinux(&elf).map_err(fail)
+            }
+        } else {
+            let text = String::from_utf8(bytes).map_err(|_| fail("neither ELF nor text".into()))?;
+            let first = text.lines().next().unwrap_or("");
+            if first.starts_with("0x") && first.split('\t').count() >= 4 {
+                self.add_symvers(&text).map_err(fail)
+            } else {
+                self.add_kallsyms(&text).map_err(fail)
+            }
+        }
+    }
+}
+
+/// `foo-bar.ko.xz` -> `foo_bar`.
+fn module_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or(&name);
+    module_name(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_order_and_resolution() {
+        let mut m = SymbolMap::new();
+        m.add_kallsyms(
+            "ffffffff81000200 t dup\n\
+             ffffffff81000100 t dup\n\
+             ffffffff81000300 T unique\n\
+             ffffffffc0000010 t homonym\t[my-mod]\n\
+             ffffffffc0000000 t homonym\t[my-mod]\n",
+        )
+        .unwrap();
+        // vmlinux: address order.
+        assert_eq!(
+            m.resolve("vmlinux", "dup", 1).unwrap().addr,
+            0xffffffff81000100
+        );
+        assert_eq!(
+            m.resolve("vmlinux", "dup", 2).unwrap().addr,
+            0xffffffff81000200
+        );
+        assert_eq!(
+            m.resolve("vmlinux", "dup", 0),
+            Err(Unresolved::Ambiguous(2))
+        );
+        assert_eq!(
+            m.resolve("vmlinux", "dup", 3),
+            Err(Unresolved::NoSuchPosition(2))
+        );
+        assert_eq!(m.resolve("vmlinux", "nope", 0), Err(Unresolved::NotFound));
+        assert_eq!(m.resolve("vmlinux", "unique", 0).unwrap().position, 1);
+        assert_eq!(m.resolve("vmlinux", "unique", 1).unwrap().position, 1);
+        // modules: file (symbol table) order, '-' normalised.
+        assert_eq!(
+            m.resolve("my_mod", "homonym", 1).unwrap().addr,
+            0xffffffffc0000010
+        );
+        assert!(m.has("my_mod") && !m.has("my-mod"));
+    }
+}
