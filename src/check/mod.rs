@@ -167,16 +167,15 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
             && sym.bind() != object::elf::STB_WEAK
             && sym.name != b".TOC."
             && !names::is_annotation(sym.name)
+            && map.is_exported(&shown) == Some(false)
         {
-            if map.is_exported(&shown) == Some(false) {
-                out.push(
-                    Problem::error(format!(
-                        "{module}: Unknown symbol {shown} (err -2): neither exported (Module.symvers) nor converted to a klp symbol"
-                    ))
-                    .in_section(".symtab")
-                    .symbol(shown),
-                );
-            }
+            out.push(
+                Problem::error(format!(
+                    "{module}: Unknown symbol {shown} (err -2): neither exported (Module.symvers) nor converted to a klp symbol"
+                ))
+                .in_section(".symtab")
+                .symbol(shown),
+            );
         }
     }
     out
