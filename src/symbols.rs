@@ -224,7 +224,10 @@ impl SymbolMap {
             .filter(|s| (s.section as usize) < elf.sections.len() && s.section < SHN_LORESERVE)
             .filter(|s| {
                 let sec = &elf.sections[s.section as usize];
+                // The loader clears SHF_ALLOC of .modinfo and __versions.
+                let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
                 sec.sh_flags & SHF_ALLOC != 0
+                    && !dropped
                     && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
                     && !crate::arch::is_init_section(&sec.name)
             })

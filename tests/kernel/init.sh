@@ -37,6 +37,13 @@ load() { # load STEP FILE: insmod, report rc
 
 value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
 
+# Mode klptest=kallsyms: only dump the symbols (for maps made before a boot).
+if grep -q 'klptest=kallsyms' /proc/cmdline; then
+	cat /proc/kallsyms > /dev/ttyS1
+	out kallsyms "lines=$(wc -l < /proc/kallsyms)"
+	poweroff -f
+fi
+
 out start "kernel=$(uname -r)"
 out cmdline "before=$(cat /proc/cmdline)"
 
@@ -76,9 +83,16 @@ if load late klp_test_mod.ko; then
 	rmmod klp_test_target; out late "rmmod_target_rc=$?"
 fi
 
-# 5. Negative control: a position the target does not have.
+# 5. Negative controls with the target loaded: a position the target does
+#    not have, an ambiguous position 0, a vmlinux symbol that does not
+#    exist, a module-specific section referencing vmlinux.
 load badpos klp_test_target.ko
 load badpos klp_test_badpos.ko
+load ambiguous klp_test_ambiguous.ko
+load missing klp_test_missing.ko
+load modvmlinux klp_test_modvmlinux.ko
+# The module's symbols as the kernel counts them, for the map checks.
+cat /proc/kallsyms > /dev/ttyS1
 rmmod klp_test_target
 
 out done result=ok
