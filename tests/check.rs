@@ -439,3 +439,203 @@ fn batch_over_a_directory() {
         "checked 3 modules: 1 with errors, 0 with warnings only, 1 not livepatch modules"
     );
 }
+
+/// A converted x86_64 module and the index of its first klp section.
+fn converted_x86(test: &str, source: &str) -> (PathBuf, Vec<u8>) {
+    let dir = scratch(test);
+    let obj = dir.join("lp.o");
+    compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{source}"), &obj);
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let bytes = std::fs::read(&out).unwrap();
+    (out, bytes)
+}
+
+/// Overwrite a little-endian field of section `index`'s header.
+fn poke_header(bytes: &mut [u8], index: usize, field: usize, value: &[u8]) {
+    let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
+    let at = shoff + index * 64 + field;
+    bytes[at..at + value.len()].copy_from_slice(value);
+}
+
+#[test]
+fn klp_section_headers() {
+    let (out, good) = converted_x86(
+        "check_headers",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+    );
+    let elf = Elf::parse(&good).unwrap();
+    let klp = elf
+        .section_by_name(b".klp.rela.vmlinux..text.f")
+        .unwrap()
+        .clone();
+    let target = klp.sh_info as usize;
+    let cases: [(usize, Vec<u8>, usize, &str); 5] = [
+        (
+            klp.index,
+            1u32.to_le_bytes().to_vec(),
+            4,
+            "klp relocation section is not SHT_RELA (sh_type 1)",
+        ),
+        (
+            klp.index,
+            (klp.sh_flags & !2).to_le_bytes().to_vec(),
+            8,
+            "klp relocation section lacks SHF_ALLOC",
+        ),
+        (
+            klp.index,
+            1u32.to_le_bytes().to_vec(),
+            40,
+            "sh_link is 1, not the index of .symtab",
+        ),
+        (
+            klp.index,
+            0u32.to_le_bytes().to_vec(),
+            44,
+            "sh_info 0 is not a valid target section",
+        ),
+        (
+            target,
+            0u64.to_le_bytes().to_vec(),
+            8,
+            "target section .text.f is not SHF_ALLOC",
+        ),
+    ];
+    for (index, value, field, words) in cases {
+        let mut bad = good.clone();
+        poke_header(&mut bad, index, field, &value);
+        std::fs::write(&out, &bad).unwrap();
+        let (code, text) = check(&out, &[]);
+        assert_eq!(code, 1, "{words}: {text}");
+        assert!(text.contains(words), "{words}: {text}");
+        assert!(text.contains("section .klp.rela.vmlinux..text.f"), "{text}");
+    }
+}
+
+#[test]
+fn section_name_the_kernel_misreads() {
+    // The minimal klp-convert wrote `.klp.rela.vmlinux__jump_table`.
+    let (out, mut bytes) = converted_x86(
+        "check_misread",
+        "extern int key KLP_RELOC_SYMBOL(vmlinux, vmlinux, key);\n\
+         static void *entry[2] __attribute__((section(\"__jump_table\"), used)) = {0, &key};\n",
+    );
+    let good = b".klp.rela.vmlinux.__jump_table\0";
+    let at = bytes.windows(good.len()).position(|w| w == good).unwrap();
+    bytes[at..at + good.len()].copy_from_slice(b".klp.rela.vmlinux__jump_table\0\0");
+    std::fs::write(&out, &bytes).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the kernel reads the object of this section as 'vmlinux__jump_table' (no '.' before the target __jump_table)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("name it .klp.rela.vmlinux.__jump_table"),
+        "{text}"
+    );
+}
+
+#[test]
+fn x86_64_absolute_relocation_overflow_with_a_map() {
+    // -mcmodel=kernel takes the address as a sign-extended 32-bit immediate.
+    let (out, bytes) = converted_x86(
+        "check_32s",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint *f(void) { return &v; }\n",
+    );
+    let elf = Elf::parse(&bytes).unwrap();
+    let rel = elf
+        .relocs
+        .iter()
+        .find(|r| elf.sections[r.index].name.starts_with(b".klp.rela."))
+        .unwrap();
+    assert_eq!(rel.entries[0].r_type, object::elf::R_X86_64_32S);
+    let dir = out.parent().unwrap();
+    let kernel_map = dir.join("kallsyms-good");
+    std::fs::write(&kernel_map, "ffffffff81a00000 D v\n").unwrap();
+    let (code, text) = check(&out, &["--symbols", kernel_map.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let bad_map = dir.join("kallsyms-bad");
+    std::fs::write(&bad_map, "0000000100000000 D v\n").unwrap();
+    let (code, text) = check(&out, &["--symbols", bad_map.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("overflow in relocation type 11 val 100000000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn resolution_against_maps() {
+    let (out, _) = converted_x86(
+        "check_resolution",
+        "extern int a KLP_RELOC_SYMBOL(vmlinux, vmlinux, dup);\n\
+         extern int b KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2);\n\
+         extern int c KLP_RELOC_SYMBOL(vmlinux, vmlinux, gone);\n\
+         extern int d KLP_RELOC_SYMBOL(some_mod, some_mod, x);\n\
+         extern int printk(const char *, ...);\n\
+         extern int hidden(void);\n\
+         int f(void) { return a + b + c + d + printk(\"\") + hidden(); }\n",
+    );
+    let dir = out.parent().unwrap();
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(
+        &kallsyms,
+        "ffffffff81000200 t dup\nffffffff81000100 t dup\n",
+    )
+    .unwrap();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, "0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n").unwrap();
+    let (code, text) = check(
+        &out,
+        &[
+            "--symbols",
+            kallsyms.to_str().unwrap(),
+            "--symbols",
+            symvers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("unresolvable ambiguity for symbol 'dup' in object 'vmlinux': 2 candidates (position 1 at 0xffffffff81000100, position 2 at 0xffffffff81000200)"), "{text}");
+    assert!(
+        text.contains("symbol 'gone' not found in symbol table"),
+        "{text}"
+    );
+    assert!(
+        text.contains("object 'some_mod' is not in the symbol maps given"),
+        "{text}"
+    );
+    assert!(text.contains("Unknown symbol hidden (err -2)"), "{text}");
+    assert!(!text.contains("Unknown symbol printk"), "{text}");
+    let (_, json) = check(
+        &out,
+        &["--format", "json", "--symbols", kallsyms.to_str().unwrap()],
+    );
+    assert!(
+        json.contains("resolves to 0xffffffff81000200 in vmlinux (position 2 of 2)"),
+        "{json}"
+    );
+}
+
+#[test]
+fn unknown_machine_gets_the_structural_rules_and_a_note() {
+    let (out, mut bytes) = converted_x86(
+        "check_machine",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+    );
+    bytes[0x12..0x14].copy_from_slice(&243u16.to_le_bytes()); // EM_RISCV
+    std::fs::write(&out, &bytes).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("note: loader rules for riscv are not modelled"),
+        "{text}"
+    );
+}

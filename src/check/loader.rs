@@ -86,6 +86,37 @@ pub fn rules(elf: &Elf) -> Vec<Problem> {
     out
 }
 
+/// With the symbol's resolved address: absolute relocations whose value does
+/// not fit their field (x86_64 `R_X86_64_32S`/`R_X86_64_32`: "overflow in
+/// relocation type %d val %Lx").
+pub fn absolute_overflow(elf: &Elf, uses: &[(usize, Reloc)], addr: u64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if elf.machine != elf::EM_X86_64 {
+        return out;
+    }
+    for (section, r) in uses {
+        let value = addr.wrapping_add(r.addend as u64);
+        let fits = match r.r_type {
+            elf::R_X86_64_32S => (value as i64) == i64::from(value as i32),
+            elf::R_X86_64_32 => value <= u64::from(u32::MAX),
+            _ => true,
+        };
+        if !fits {
+            out.push(
+                Problem::error(format!(
+                    "overflow in relocation type {} val {value:x}: {} cannot hold the resolved address",
+                    r.r_type,
+                    arch::reloc_type_name(elf.machine, r.r_type)
+                ))
+                .in_section(elf.section_name(*section))
+                .at(r.offset)
+                .symbol(elf.symbols[r.sym as usize].display_name()),
+            );
+        }
+    }
+    out
+}
+
 /// A `.ko` linked by kbuild (rather than a bare object): it has the module
 /// structure section.
 fn is_linked_module(elf: &Elf) -> bool {

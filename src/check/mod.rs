@@ -115,6 +115,16 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
         .modinfo_value("name")
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_else(|| "the module".into());
+    // The klp relocations of each klp symbol: (klp section, entry).
+    let mut uses: std::collections::HashMap<u32, Vec<(usize, crate::elf::Reloc)>> =
+        std::collections::HashMap::new();
+    for rs in &elf.relocs {
+        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            for r in &rs.entries {
+                uses.entry(r.sym).or_default().push((rs.index, *r));
+            }
+        }
+    }
     for sym in &elf.symbols {
         let shown = sym.display_name();
         if sym.st_shndx == SHN_LIVEPATCH {
@@ -140,10 +150,18 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
                 list.join(", ")
             };
             match map.resolve(&k.obj, &k.name, k.pos) {
-                Ok(r) => out.push(at(Problem::note(format!(
-                    "resolves to {} in {} (position {} of {})",
-                    r.place, k.obj, r.position, r.count
-                )))),
+                Ok(r) => {
+                    out.push(at(Problem::note(format!(
+                        "resolves to {} in {} (position {} of {})",
+                        r.place, k.obj, r.position, r.count
+                    ))));
+                    if !r.place.starts_with("0x") {
+                        continue; // section-relative (.ko map): no address
+                    }
+                    if let Some(rels) = uses.get(&(sym.index as u32)) {
+                        out.extend(loader::absolute_overflow(elf, rels, r.addr));
+                    }
+                }
                 Err(Unresolved::NotFound) => out.push(at(Problem::error(format!(
                     "symbol '{}' not found in symbol table (object {})",
                     k.name, k.obj

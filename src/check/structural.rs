@@ -61,6 +61,31 @@ pub fn rules(elf: &Elf, target: &Target) -> Vec<Problem> {
         }
     }
 
+    // Headers of every section flagged as klp relocations (the relocation
+    // loop below sees only RELA sections linked to .symtab).
+    for sec in elf
+        .sections
+        .iter()
+        .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
+    {
+        let at = |p: Problem| p.in_section(sec.display_name());
+        if sec.sh_type != SHT_RELA {
+            out.push(at(Problem::error(format!(
+                "klp relocation section is not SHT_RELA (sh_type {}): the livepatch core only applies RELA",
+                sec.sh_type
+            ))));
+        }
+        if sec.sh_flags & SHF_ALLOC == 0 {
+            out.push(at(Problem::error("klp relocation section lacks SHF_ALLOC")));
+        }
+        if Some(sec.sh_link as usize) != elf.symtab {
+            out.push(at(Problem::error(format!(
+                "sh_link is {}, not the index of .symtab: the relocations would name the wrong symbols",
+                sec.sh_link
+            ))));
+        }
+    }
+
     // Relocation sections.
     for rs in &elf.relocs {
         let sec = &elf.sections[rs.index];
@@ -102,26 +127,20 @@ pub fn rules(elf: &Elf, target: &Target) -> Vec<Problem> {
                 None
             }
         };
-        if sec.sh_type != SHT_RELA {
-            out.push(
-                Problem::error("klp relocation section is not SHT_RELA")
+        // The minimal klp-convert's bug: no '.' between object and a target
+        // without a leading dot, so `.klp.rela.vmlinux__jump_table` names
+        // object `vmlinux__jump_table`, which never loads.
+        if let (Some(obj), Some(t)) = (&section_obj, target) {
+            let tname = t.display_name();
+            if !tname.starts_with('.') && obj.len() > tname.len() && obj.ends_with(&tname) {
+                out.push(
+                    Problem::error(format!(
+                        "the kernel reads the object of this section as '{obj}' (no '.' before the target {tname}): its relocations are never applied; name it .klp.rela.{}.{tname}",
+                        &obj[..obj.len() - tname.len()]
+                    ))
                     .in_section(sec.display_name()),
-            );
-        }
-        if sec.sh_flags & SHF_ALLOC == 0 {
-            out.push(
-                Problem::error("klp relocation section lacks SHF_ALLOC")
-                    .in_section(sec.display_name()),
-            );
-        }
-        if Some(sec.sh_link as usize) != elf.symtab {
-            out.push(
-                Problem::error(format!(
-                    "sh_link is {}, not the index of .symtab",
-                    sec.sh_link
-                ))
-                .in_section(sec.display_name()),
-            );
+                );
+            }
         }
         let Some(target) = target.filter(|_| sec.sh_info != 0) else {
             out.push(
