@@ -132,7 +132,11 @@ pub fn rules(elf: &Elf, target: &Target) -> Vec<Problem> {
         // object `vmlinux__jump_table`, which never loads.
         if let (Some(obj), Some(t)) = (&section_obj, target) {
             let tname = t.display_name();
-            if !tname.starts_with('.') && obj.len() > tname.len() && obj.ends_with(&tname) {
+            if !tname.is_empty()
+                && !tname.starts_with('.')
+                && obj.len() > tname.len()
+                && obj.ends_with(&tname)
+            {
                 out.push(
                     Problem::error(format!(
                         "the kernel reads the object of this section as '{obj}' (no '.' before the target {tname}): its relocations are never applied; name it .klp.rela.{}.{tname}",
