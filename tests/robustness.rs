@@ -1,6 +1,6 @@
 //! Bad input never panics: thousands of corrupted variants of a real
 //! compiled livepatch object either convert (and then verify) or are refused
-//! with an error.
+//! with an error, and `check` reports on each of them.
 
 mod common;
 
@@ -59,6 +59,9 @@ void *p = &t;
                 bad[at] = rng.next() as u8;
             }
         }
+        let checked =
+            std::panic::catch_unwind(|| klp_convert::check::check_bytes("bad", &bad, None, None));
+        assert!(checked.is_ok(), "check panicked on variant {round}");
         let result = std::panic::catch_unwind(|| convert::convert_bytes(&bad));
         match result {
             Ok(Ok(_)) => converted += 1,
