@@ -639,3 +639,86 @@ fn unknown_machine_gets_the_structural_rules_and_a_note() {
         "{text}"
     );
 }
+
+/// A 32-bit absolute reference (`.long sym`) on each 64-bit architecture,
+/// checked with a map that puts the symbol above 4 GiB and one below.
+#[test]
+fn absolute_32_bit_fields_with_a_map() {
+    for (cc, flags, words) in [
+        (
+            "s390x-linux-gnu-gcc",
+            &["-fPIC"][..],
+            "R_390_32 cannot hold the resolved address; the loader refuses",
+        ),
+        (
+            "aarch64-linux-gnu-gcc",
+            &[][..],
+            "R_AARCH64_ABS32 cannot hold the resolved address; the loader refuses",
+        ),
+        (
+            "powerpc64le-linux-gnu-gcc",
+            &["-mcmodel=medium"][..],
+            "R_PPC64_ADDR32 cannot hold the resolved address; the ppc64 loader stores it truncated",
+        ),
+    ] {
+        let dir = scratch(&format!("check_abs32_{}", cc.split('-').next().unwrap()));
+        let obj = dir.join("lp.o");
+        compile(
+            cc,
+            flags,
+            &format!(
+                "{LIVEPATCH_MODINFO}__asm__(\".section .data.abs,\\\"aw\\\"\\n.long .klp.sym.rela.vmlinux.vmlinux.v.0\\n.previous\");\n"
+            ),
+            &obj,
+        );
+        let out = dir.join("out.o");
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{cc}: {}", stderr(&r));
+        let low = dir.join("low");
+        std::fs::write(&low, "0000000000a00000 D v\n").unwrap();
+        let (code, text) = check(&out, &["--symbols", low.to_str().unwrap()]);
+        assert_eq!(code, 0, "{cc}: {text}");
+        let high = dir.join("high");
+        std::fs::write(&high, "0000001000000000 D v\n").unwrap();
+        let (code, text) = check(&out, &["--symbols", high.to_str().unwrap()]);
+        assert_eq!(code, 1, "{cc}: {text}");
+        assert!(text.contains(words), "{cc}: {text}");
+        assert!(
+            text.contains("section .klp.rela.vmlinux..data.abs, offset 0x0"),
+            "{cc}: {text}"
+        );
+    }
+}
+
+/// A linked arm64 module needs its PLT sections.
+#[test]
+fn aarch64_module_plt_sections() {
+    let source = |with_plt: bool| {
+        let plt = if with_plt {
+            "__asm__(\".section .plt,\\\"ax\\\"\\n.previous\\n.section .init.plt,\\\"ax\\\"\\n.previous\");\n"
+        } else {
+            ""
+        };
+        format!(
+            "{HEADER}{LIVEPATCH_MODINFO}{plt}\
+             char this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n\
+             extern int f(void) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\nint g(void) {{ return f(); }}\n"
+        )
+    };
+    for with_plt in [false, true] {
+        let dir = scratch(&format!("check_arm64_plt_{with_plt}"));
+        let obj = dir.join("lp.o");
+        compile("aarch64-linux-gnu-gcc", &[], &source(with_plt), &obj);
+        let (code, text) = check(&obj, &[]);
+        let missing = text.contains("module PLT section(s) missing (.plt, .init.plt)");
+        assert_eq!(missing, !with_plt, "{text}");
+        if !with_plt {
+            assert_eq!(code, 1, "{text}");
+        }
+    }
+}

@@ -45,6 +45,14 @@ pub fn rules(elf: &Elf) -> Vec<Problem> {
             "no .stubs section: the ppc64 loader refuses the module (it routes calls to other objects through stubs there)",
         ));
     }
+    let missing_plt = [&b".plt"[..], b".init.plt"]
+        .iter()
+        .any(|n| elf.section_by_name(n).is_none());
+    if elf.machine == elf::EM_AARCH64 && is_linked_module(elf) && missing_plt {
+        out.push(Problem::error(
+            "module PLT section(s) missing (.plt, .init.plt): the arm64 loader refuses the module; calls out of branch range go through the PLT, which is sized counting the klp relocations too",
+        ));
+    }
     for rs in &elf.relocs {
         let sec = &elf.sections[rs.index];
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
@@ -86,33 +94,58 @@ pub fn rules(elf: &Elf) -> Vec<Problem> {
     out
 }
 
+/// The field of an absolute relocation, for the range check: (bits, signed
+/// values accepted, unsigned values accepted).
+fn absolute_field(machine: u16, r_type: u32) -> Option<(u32, bool, bool)> {
+    Some(match (machine, r_type) {
+        (elf::EM_X86_64, elf::R_X86_64_32S) => (32, true, false),
+        (elf::EM_X86_64, elf::R_X86_64_32) => (32, false, true),
+        // arm64 checks ABS32/ABS16 against S*_MIN..U*_MAX.
+        (elf::EM_AARCH64, elf::R_AARCH64_ABS32) => (32, true, true),
+        (elf::EM_AARCH64, elf::R_AARCH64_ABS16) => (16, true, true),
+        (elf::EM_S390, elf::R_390_32) => (32, false, true),
+        (elf::EM_S390, elf::R_390_16) => (16, false, true),
+        (elf::EM_S390, elf::R_390_8) => (8, false, true),
+        (elf::EM_S390, elf::R_390_12) => (12, false, true),
+        (elf::EM_S390, elf::R_390_20) => (20, true, false),
+        // ppc64 stores ADDR32 without a check: a wider value is truncated.
+        (elf::EM_PPC64, elf::R_PPC64_ADDR32) => (32, false, true),
+        _ => return None,
+    })
+}
+
 /// With the symbol's resolved address: absolute relocations whose value does
-/// not fit their field (x86_64 `R_X86_64_32S`/`R_X86_64_32`: "overflow in
-/// relocation type %d val %Lx").
+/// not fit their field ("overflow in relocation type %d val %Lx"; on ppc64
+/// ADDR32 the loader silently truncates). PC-relative ranges depend on where
+/// the module is loaded and are not checked.
 pub fn absolute_overflow(elf: &Elf, uses: &[(usize, Reloc)], addr: u64) -> Vec<Problem> {
     let mut out = Vec::new();
-    if elf.machine != elf::EM_X86_64 {
-        return out;
-    }
     for (section, r) in uses {
-        let value = addr.wrapping_add(r.addend as u64);
-        let fits = match r.r_type {
-            elf::R_X86_64_32S => (value as i64) == i64::from(value as i32),
-            elf::R_X86_64_32 => value <= u64::from(u32::MAX),
-            _ => true,
+        let Some((bits, signed, unsigned)) = absolute_field(elf.machine, r.r_type) else {
+            continue;
         };
-        if !fits {
-            out.push(
-                Problem::error(format!(
-                    "overflow in relocation type {} val {value:x}: {} cannot hold the resolved address",
-                    r.r_type,
-                    arch::reloc_type_name(elf.machine, r.r_type)
-                ))
-                .in_section(elf.section_name(*section))
-                .at(r.offset)
-                .symbol(elf.symbols[r.sym as usize].display_name()),
-            );
+        let value = addr.wrapping_add(r.addend as u64);
+        let v = value as i64;
+        let fits_signed = signed && v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1));
+        let fits_unsigned = unsigned && value < (1u64 << bits);
+        if fits_signed || fits_unsigned {
+            continue;
         }
+        let how = if elf.machine == elf::EM_PPC64 {
+            "the ppc64 loader stores it truncated, without an error"
+        } else {
+            "the loader refuses the module"
+        };
+        out.push(
+            Problem::error(format!(
+                "overflow in relocation type {} val {value:x}: {} cannot hold the resolved address; {how}",
+                r.r_type,
+                arch::reloc_type_name(elf.machine, r.r_type)
+            ))
+            .in_section(elf.section_name(*section))
+            .at(r.offset)
+            .symbol(elf.symbols[r.sym as usize].display_name()),
+        );
     }
     out
 }
