@@ -50,7 +50,9 @@ What check does:
   relocations against livepatch symbols, name lengths for the release taken
   from vermagic or --kernel-release) and against the loader of its
   architecture: x86_64 (relocation types, zero target bytes), ppc64 (types,
-  the nop after every bl to a klp symbol, .stubs), s390x and aarch64 (types).
+  the nop after every bl to a klp symbol, .stubs), s390x and aarch64 (types,
+  arm64 PLT sections), and with --symbols absolute fields too narrow for the
+  resolved address.
   Warnings: late relocations into read-only sections; x86_64 kernels before
   6.3 refusing a patched module's reload. Directories are searched for .ko
   and .ko.xz and checked in parallel, one summary line a module.
