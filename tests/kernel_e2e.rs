@@ -57,25 +57,49 @@ fn copy_dir(from: &Path, to: &Path) {
 fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     let src = root().join("tests/kernel");
     copy_dir(&src.join("include"), &work.join("include"));
-    for (dir, _) in MODULES {
+    for (dir, module) in MODULES {
         let m = work.join(dir);
         copy_dir(&src.join(dir), &m);
-        run(
-            Command::new("make")
-                .arg("-C")
-                .arg(kernel.join("build"))
-                .arg(format!("M={}", m.display()))
-                .arg(format!(
-                    "KLP_CONVERT_INCLUDE={}",
-                    root().join("include").display()
-                ))
-                // The unpatched modpost stops at the annotation names.
-                .arg("KBUILD_MODPOST_WARN=1")
-                .arg("modules"),
-            &format!("make M={dir}"),
-        );
+        let make = |target: &str| {
+            run(
+                Command::new("make")
+                    .arg("-C")
+                    .arg(kernel.join("build"))
+                    .arg(format!("M={}", m.display()))
+                    .arg(format!(
+                        "KLP_CONVERT_INCLUDE={}",
+                        root().join("include").display()
+                    ))
+                    // The unpatched modpost stops at the annotation names.
+                    .arg("KBUILD_MODPOST_WARN=1")
+                    .arg(target),
+                &format!("make M={dir} {target}"),
+            )
+        };
+        make("modules");
+        // Seen once under load: kbuild's `cc-option -mfentry` probe failed and
+        // the module came out calling mcount, which the kernel does not have.
+        // Build again rather than boot a module the kernel will refuse.
+        if calls_mcount(&m.join(module)) {
+            eprintln!("{dir}: built without -mfentry (kbuild probe failed); building again");
+            make("clean");
+            make("modules");
+            assert!(
+                !calls_mcount(&m.join(module)),
+                "{dir}: kbuild keeps building without -mfentry"
+            );
+        }
     }
     work.to_path_buf()
+}
+
+/// Does the module reference `mcount` (built without `-mfentry`)?
+fn calls_mcount(ko: &Path) -> bool {
+    let data = std::fs::read(ko).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    elf.symbols
+        .iter()
+        .any(|s| s.name == b"mcount" && s.st_shndx == 0)
 }
 
 /// Convert one module with the command line under test and check the result
