@@ -44,9 +44,6 @@ pub struct Plan {
     /// For each relocation section losing entries: (section index, a flag per
     /// entry, `true` = the entry moves out).
     pub removals: Vec<(usize, Vec<bool>)>,
-    /// Annotated relocations left where they are because the loader never
-    /// applies them (debug sections): (relocation section, entry index).
-    pub left_in_place: Vec<(usize, usize)>,
     /// Notes and warnings (errors make [`build`] fail instead).
     pub notes: Vec<Problem>,
 }
@@ -191,7 +188,6 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
             }
             if !target.is_alloc() {
                 if arch::is_debug_section(&target.name) {
-                    plan.left_in_place.push((rs.index, n));
                     plan.notes.push(
                         Problem::note(format!(
                             "left in place: {tname} is a debug section, which the module loader never relocates"

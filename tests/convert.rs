@@ -572,3 +572,50 @@ fn show_lists_klp_relocations_and_annotations() {
     assert_eq!(rel["position"], 2);
     assert_eq!(rel["type"], "R_X86_64_PC32");
 }
+
+#[test]
+fn debug_section_references_stay_with_a_note() {
+    let dir = scratch("debug_reference");
+    let input = dir.join("in.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n\
+             __asm__(\".section .debug_klp,\\\"\\\",@progbits\\n.quad .klp.sym.rela.vmlinux.vmlinux.v.0\\n.previous\");\n"
+        ),
+        &input,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("note: ")
+            && stderr(&r).contains("section .rela.debug_klp, offset 0x0")
+            && stderr(&r).contains("left in place: .debug_klp is a debug section"),
+        "{}",
+        stderr(&r)
+    );
+    let data = std::fs::read(&out).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let debug = elf.section_by_name(b".rela.debug_klp").unwrap();
+    let entries = &elf
+        .relocs
+        .iter()
+        .find(|r| r.index == debug.index)
+        .unwrap()
+        .entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(elf.symbols[entries[0].sym as usize].st_shndx, SHN_LIVEPATCH);
+    let r = klp_convert(&["check", out.to_str().unwrap()]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}
