@@ -15,6 +15,7 @@ use crate::elf::{
 };
 use crate::names;
 use crate::plan::{self, Plan};
+use crate::symbols::SymbolMap;
 
 /// Why a conversion did not produce output.
 #[derive(Debug)]
@@ -58,11 +59,17 @@ pub struct Converted {
     pub sections: usize,
 }
 
-/// Convert a module held in memory.
+/// Convert a module held in memory (annotated references only).
 pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
+    convert_bytes_with(file, None)
+}
+
+/// Convert a module held in memory; with symbol maps, unannotated
+/// references to unexported symbols too.
+pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(|e| Error::Malformed(e.to_string()))?;
-    let plan = plan::build(&elf).map_err(Error::Refused)?;
+    let plan = plan::build_with(&elf, map).map_err(Error::Refused)?;
     let mut notes = plan.notes.clone();
     if plan.is_empty() {
         return Ok(Converted {
@@ -305,9 +312,13 @@ fn loader_errors(bytes: &[u8]) -> Result<Vec<Problem>, Error> {
 /// Read `input`, convert it and write `output` atomically. With `output ==
 /// input` the file is replaced in place (and left alone when nothing changes).
 /// On any error no output file is created and the input is untouched.
-pub fn convert_file(input: &Path, output: &Path) -> Result<Converted, Error> {
+pub fn convert_file(
+    input: &Path,
+    output: &Path,
+    map: Option<&SymbolMap>,
+) -> Result<Converted, Error> {
     let bytes = fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
-    let result = convert_bytes(&bytes)?;
+    let result = convert_bytes_with(&bytes, map)?;
     let in_place = same_file(input, output);
     if in_place && !result.changed {
         return Ok(result);

@@ -34,5 +34,6 @@ pub mod diag;
 pub mod elf;
 pub mod names;
 pub mod plan;
+pub mod resolve;
 pub mod show;
 pub mod symbols;

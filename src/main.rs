@@ -8,6 +8,7 @@ use klp_convert::convert::{self, Error};
 use klp_convert::diag::{Problem, Severity};
 use klp_convert::elf::{signature, Elf};
 use klp_convert::show;
+use klp_convert::symbols::SymbolMap;
 
 const USAGE: &str = "\
 klp-convert: turn a livepatch module's references to unexported symbols into
@@ -100,30 +101,43 @@ fn run(args: &[String]) -> Result<(), Fail> {
         Some("convert") => cmd_convert(&args[1..]),
         Some("show") => cmd_show(&args[1..]),
         Some("check") => cmd_check(&args[1..]),
+        Some("symbols") => cmd_symbols(&args[1..]),
         Some(a) if a.starts_with('-') => Err(usage_error(&format!("unknown option '{a}'"))),
         Some(_) => match args.len() {
-            2 => convert_one(Path::new(&args[0]), Path::new(&args[1])),
+            2 => convert_one(Path::new(&args[0]), Path::new(&args[1]), None),
             3 => {
-                eprintln!(
-                    "klp-convert: {}: conversion with a symbol map (klp-convert v7 command line \
-                     SYMBOLS INPUT OUTPUT) is not available yet; annotate the references with \
-                     KLP_RELOC_SYMBOL() and run 'klp-convert INPUT OUTPUT'",
-                    args[0]
-                );
-                Err(Fail(2))
+                let map = load_maps(&[PathBuf::from(&args[0])])?;
+                convert_one(Path::new(&args[1]), Path::new(&args[2]), Some(&map))
             }
             _ => Err(usage_error("expected INPUT OUTPUT, or a command")),
         },
     }
 }
 
+/// Read symbol maps (files or module directories) into one map.
+fn load_maps(paths: &[PathBuf]) -> Result<SymbolMap, Fail> {
+    let mut map = SymbolMap::new();
+    for p in paths {
+        if let Err(e) = map.add_path(p) {
+            eprintln!("klp-convert: error: {e}");
+            return Err(Fail(2));
+        }
+    }
+    Ok(map)
+}
+
 fn cmd_convert(args: &[String]) -> Result<(), Fail> {
     let mut input: Option<PathBuf> = None;
     let mut output: Option<PathBuf> = None;
     let mut in_place = false;
+    let mut maps: Vec<PathBuf> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--symbols" => match it.next() {
+                Some(f) => maps.push(PathBuf::from(f)),
+                None => return Err(usage_error("--symbols takes a file or directory")),
+            },
             "-o" | "--output" => match it.next() {
                 Some(o) => output = Some(PathBuf::from(o)),
                 None => return Err(usage_error("-o needs a file name")),
@@ -147,7 +161,47 @@ fn cmd_convert(args: &[String]) -> Result<(), Fail> {
         (Some(o), false) => o,
         (None, true) => input.clone(),
     };
-    convert_one(&input, &output)
+    let map = if maps.is_empty() {
+        None
+    } else {
+        Some(load_maps(&maps)?)
+    };
+    convert_one(&input, &output, map.as_ref())
+}
+
+fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
+    let mut sources: Vec<PathBuf> = Vec::new();
+    let mut output: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" => match it.next() {
+                Some(o) => output = Some(PathBuf::from(o)),
+                None => return Err(usage_error("-o needs a file name")),
+            },
+            s if s.starts_with('-') => return Err(usage_error(&format!("unknown option '{s}'"))),
+            s => sources.push(PathBuf::from(s)),
+        }
+    }
+    if sources.is_empty() {
+        return Err(usage_error("symbols: give at least one source"));
+    }
+    let map = load_maps(&sources)?;
+    let text = map.to_symbols_klp();
+    match output {
+        Some(o) => {
+            let mode =
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+            convert::write_atomically(&o, text.as_bytes(), mode).map_err(|e| {
+                eprintln!("klp-convert: error: {e}");
+                Fail(2)
+            })
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn print_problem(file: &Path, p: &Problem) {
@@ -159,8 +213,8 @@ fn print_problem(file: &Path, p: &Problem) {
     eprintln!("klp-convert: {sev}: {}: {p}", file.display());
 }
 
-fn convert_one(input: &Path, output: &Path) -> Result<(), Fail> {
-    match convert::convert_file(input, output) {
+fn convert_one(input: &Path, output: &Path, map: Option<&SymbolMap>) -> Result<(), Fail> {
+    match convert::convert_file(input, output, map) {
         Ok(done) => {
             for n in &done.notes {
                 print_problem(input, n);
@@ -274,7 +328,7 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
             "--symbols" => match it.next() {
                 Some(f) => {
                     let m = map.get_or_insert_with(Default::default);
-                    if let Err(e) = m.add_file(Path::new(f)) {
+                    if let Err(e) = m.add_path(Path::new(f)) {
                         eprintln!("klp-convert: error: {e}");
                         return Err(Fail(2));
                     }

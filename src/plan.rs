@@ -11,6 +11,8 @@ use crate::arch;
 use crate::diag::Problem;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
+use crate::resolve;
+use crate::symbols::SymbolMap;
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,12 @@ impl Plan {
 ///
 /// Returns the plan, or every problem found when the module must be refused.
 pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
+    build_with(elf, None)
+}
+
+/// Like [`build`], and with symbol maps also every unannotated undefined
+/// reference that needs klp form (see [`crate::resolve`]).
+pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut plan = Plan::default();
 
@@ -98,6 +106,17 @@ pub fn build(elf: &Elf) -> Result<Plan, Vec<Problem>> {
                     .in_section(".symtab")
                     .symbol(shown),
             ),
+        }
+    }
+    if let Some(map) = map {
+        let (found, mut unresolved) = resolve::undefined(elf, map, &annotations);
+        problems.append(&mut unresolved);
+        for (sym, a) in found {
+            plan.renames.push(Rename {
+                sym,
+                klp: a.target.clone(),
+            });
+            annotations[sym] = Some(a);
         }
     }
     if plan.renames.is_empty() && problems.is_empty() {

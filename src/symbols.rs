@@ -9,7 +9,7 @@
 //! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
 //! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` too).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use object::elf;
@@ -25,14 +25,20 @@ pub struct MapSymbol {
     pub addr: u64,
     /// For a `.ko`, the section the value is relative to.
     pub section: Option<String>,
+    /// The source file, where the map knows it (a `.ko`'s local symbols).
+    pub file: Option<String>,
 }
 
 impl MapSymbol {
     /// Where it is, for messages: `0xffffffff81000100` or `.rodata+0x40`.
     pub fn place(&self) -> String {
-        match &self.section {
+        let at = match &self.section {
             Some(s) => format!("{s}+0x{:x}", self.addr),
             None => format!("0x{:x}", self.addr),
+        };
+        match &self.file {
+            Some(f) => format!("{at} in {f}"),
+            None => at,
         }
     }
 }
@@ -41,7 +47,8 @@ impl MapSymbol {
 #[derive(Debug, Default, Clone)]
 pub struct SymbolMap {
     objects: HashMap<String, Vec<MapSymbol>>,
-    exports: HashSet<String>,
+    /// Exported name -> the object exporting it.
+    exports: HashMap<String, String>,
     has_exports: bool,
 }
 
@@ -68,6 +75,9 @@ pub struct Resolved {
     /// How many there are.
     pub count: usize,
 }
+
+/// The first line of a v7 `symbols.klp` (only these bytes are compared).
+pub const SYMBOLS_KLP_HEADER: &str = "klp-convert-symbol-data.0.1";
 
 /// Module names as the kernel spells them: `-` becomes `_`.
 pub fn module_name(name: &str) -> String {
@@ -130,7 +140,17 @@ impl SymbolMap {
     /// Is `name` exported by vmlinux or a module? `None` when no export list
     /// (Module.symvers) was read.
     pub fn is_exported(&self, name: &str) -> Option<bool> {
-        self.has_exports.then(|| self.exports.contains(name))
+        self.has_exports.then(|| self.exports.contains_key(name))
+    }
+
+    /// The object exporting `name`, if any (`vmlinux` or a module).
+    pub fn exporter(&self, name: &str) -> Option<&str> {
+        self.exports.get(name).map(String::as_str)
+    }
+
+    /// Was any export list read?
+    pub fn has_exports(&self) -> bool {
+        self.has_exports
     }
 
     /// Add a `Module.symvers`: `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]`.
@@ -146,10 +166,86 @@ impl SymbolMap {
                     n + 1
                 ));
             }
-            self.exports.insert(fields[1].to_string());
+            // The module column is `vmlinux` or the module's path in the tree.
+            let owner = fields[2].rsplit('/').next().unwrap_or(fields[2]);
+            self.exports
+                .insert(fields[1].to_string(), module_name(owner));
         }
         self.has_exports = true;
         Ok(())
+    }
+
+    /// Add a klp-convert v7 `symbols.klp`: a header line, then `*<object>`
+    /// lines opening a block of names (nm's order). `__ksymtab_<x>` marks
+    /// `<x>` as exported by the block's object. The file has no addresses:
+    /// positions of duplicates cannot be known from it.
+    pub fn add_symbols_klp(&mut self, text: &str) -> Result<(), String> {
+        let mut lines = text.lines();
+        match lines.next() {
+            Some(h) if h.starts_with(SYMBOLS_KLP_HEADER) => {}
+            _ => {
+                return Err(format!(
+                    "not a symbols.klp file (no '{SYMBOLS_KLP_HEADER}' header)"
+                ))
+            }
+        }
+        let mut current: Option<String> = None;
+        for (n, line) in lines.enumerate() {
+            if let Some(obj) = line.strip_prefix('*') {
+                let obj = module_name(obj.trim());
+                self.objects.entry(obj.clone()).or_default();
+                current = Some(obj);
+                continue;
+            }
+            let name = line.trim();
+            if name.is_empty() {
+                continue;
+            }
+            let Some(obj) = &current else {
+                return Err(format!(
+                    "line {}: symbol before the first *object line",
+                    n + 2
+                ));
+            };
+            if let Some(exported) = name.strip_prefix("__ksymtab_") {
+                self.exports.insert(exported.to_string(), obj.clone());
+            }
+            let list = self.objects.entry(obj.clone()).or_default();
+            list.push(MapSymbol {
+                name: name.to_string(),
+                addr: 0,
+                section: None,
+                file: None,
+            });
+        }
+        self.has_exports = true;
+        Ok(())
+    }
+
+    /// Write the map as a v7 `symbols.klp`: vmlinux first, then modules by
+    /// name; names sorted as `nm` sorts them; exports as `__ksymtab_<x>`.
+    pub fn to_symbols_klp(&self) -> String {
+        let mut objs: Vec<&String> = self.objects.keys().collect();
+        objs.sort_by_key(|o| (o.as_str() != "vmlinux", o.as_str()));
+        let mut out = String::from(SYMBOLS_KLP_HEADER);
+        out.push('\n');
+        for obj in objs {
+            out.push('*');
+            out.push_str(obj);
+            out.push('\n');
+            let mut names: Vec<String> = self.objects[obj].iter().map(|s| s.name.clone()).collect();
+            for (name, owner) in &self.exports {
+                if owner == obj && !names.iter().any(|n| n == &format!("__ksymtab_{name}")) {
+                    names.push(format!("__ksymtab_{name}"));
+                }
+            }
+            names.sort();
+            for n in names {
+                out.push_str(&n);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Add the lines of a `/proc/kallsyms` dump or a System.map:
@@ -174,6 +270,7 @@ impl SymbolMap {
                 name: name.to_string(),
                 addr,
                 section: None,
+                file: None,
             };
             match parts.next() {
                 Some(m) => {
@@ -207,6 +304,7 @@ impl SymbolMap {
                 name: s.display_name(),
                 addr: s.st_value,
                 section: None,
+                file: None,
             })
             .collect();
         syms.sort_by_key(|s| s.addr);
@@ -217,27 +315,59 @@ impl SymbolMap {
     /// Add a module `.ko`: its core symbols in symbol-table order, as the
     /// loader keeps them for kallsyms (`kallsyms_all`: data symbols too).
     pub fn add_module(&mut self, name: &str, elf: &Elf, kallsyms_all: bool) {
-        let syms = elf
-            .symbols
-            .iter()
-            .filter(|s| s.st_shndx != SHN_UNDEF && s.st_name != 0)
-            .filter(|s| (s.section as usize) < elf.sections.len() && s.section < SHN_LORESERVE)
-            .filter(|s| {
-                let sec = &elf.sections[s.section as usize];
-                // The loader clears SHF_ALLOC of .modinfo and __versions.
-                let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
-                sec.sh_flags & SHF_ALLOC != 0
-                    && !dropped
-                    && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
-                    && !crate::arch::is_init_section(&sec.name)
-            })
-            .map(|s| MapSymbol {
-                name: s.display_name(),
-                addr: s.st_value,
-                section: Some(elf.section_name(s.section as usize)),
-            })
-            .collect();
+        // Local symbols follow the STT_FILE symbol of their source file;
+        // globals come after all locals and have no file.
+        let first_global = elf.symtab.map_or(0, |i| elf.sections[i].sh_info as usize);
+        let mut file: Option<String> = None;
+        let mut syms = Vec::new();
+        for s in &elf.symbols {
+            if s.kind() == elf::STT_FILE {
+                file = Some(s.display_name());
+                continue;
+            }
+            if s.st_shndx == SHN_UNDEF || s.st_name == 0 {
+                continue;
+            }
+            let Some(sec) = elf
+                .sections
+                .get(s.section as usize)
+                .filter(|_| s.section < SHN_LORESERVE)
+            else {
+                continue;
+            };
+            // The loader clears SHF_ALLOC of .modinfo and __versions.
+            let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
+            let core = sec.sh_flags & SHF_ALLOC != 0
+                && !dropped
+                && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
+                && !crate::arch::is_init_section(&sec.name);
+            if core {
+                syms.push(MapSymbol {
+                    name: s.display_name(),
+                    addr: s.st_value,
+                    section: Some(sec.display_name()),
+                    file: if s.index < first_global {
+                        file.clone()
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
         self.objects.insert(module_name(name), syms);
+    }
+
+    /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz` below a
+    /// directory (a `/lib/modules/<release>` tree, say).
+    pub fn add_path(&mut self, path: &Path) -> Result<(), String> {
+        if path.is_dir() {
+            for f in crate::check::module_files(&[path.to_path_buf()])? {
+                self.add_file(&f)?;
+            }
+            Ok(())
+        } else {
+            self.add_file(path)
+        }
     }
 
     /// Add whatever `path` holds: an ELF vmlinux or module, or a text map.
@@ -260,7 +390,9 @@ impl SymbolMap {
         } else {
             let text = String::from_utf8(bytes).map_err(|_| fail("neither ELF nor text".into()))?;
             let first = text.lines().next().unwrap_or("");
-            if first.starts_with("0x") && first.split('\t').count() >= 4 {
+            if first.starts_with(SYMBOLS_KLP_HEADER) {
+                self.add_symbols_klp(&text).map_err(fail)
+            } else if first.starts_with("0x") && first.split('\t').count() >= 4 {
                 self.add_symvers(&text).map_err(fail)
             } else {
                 self.add_kallsyms(&text).map_err(fail)
@@ -320,5 +452,29 @@ mod tests {
             0xffffffffc0000010
         );
         assert!(m.has("my_mod") && !m.has("my-mod"));
+    }
+
+    #[test]
+    fn symvers_and_symbols_klp() {
+        let mut m = SymbolMap::new();
+        assert_eq!(m.is_exported("printk"), None);
+        m.add_symvers("0x1\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x2\tfoo_fn\tdrivers/net/foo-bar\tEXPORT_SYMBOL_GPL\t\n")
+            .unwrap();
+        assert_eq!(m.exporter("printk"), Some("vmlinux"));
+        assert_eq!(m.exporter("foo_fn"), Some("foo_bar"));
+        assert_eq!(m.is_exported("nope"), Some(false));
+
+        let text = "klp-convert-symbol-data.0.1\n*vmlinux\n__ksymtab_printk\nprintk\nsaved_command_line\n*my-mod\ndup\ndup\n";
+        let mut k = SymbolMap::new();
+        k.add_symbols_klp(text).unwrap();
+        assert_eq!(k.exporter("printk"), Some("vmlinux"));
+        assert_eq!(
+            k.resolve("vmlinux", "saved_command_line", 0).unwrap().count,
+            1
+        );
+        assert_eq!(k.resolve("my_mod", "dup", 0), Err(Unresolved::Ambiguous(2)));
+        // Written back byte for byte (names were already in nm order).
+        assert_eq!(k.to_symbols_klp(), text.replace("my-mod", "my_mod"));
+        assert!(SymbolMap::new().add_symbols_klp("*vmlinux\n").is_err());
     }
 }

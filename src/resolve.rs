@@ -1,0 +1,187 @@
+//! Automatic resolution: which undefined references of a livepatch module
+//! need klp form, the object that owns each symbol and its position, from
+//! symbol maps of the target kernel (the klp-convert v7 behaviour, with the
+//! kernel's real position rules).
+//!
+//! * exported by vmlinux: stays an ordinary relocation (the loader links it);
+//! * exported by a module: klp form in that module's section, as kpatch and
+//!   objtool do, so the patch does not pin the module;
+//! * not exported: klp form for the one object that has the name; position 0
+//!   when the name is unique there;
+//! * ambiguous or unknown: an error listing the candidates, each with a
+//!   ready-to-paste annotation, or the near misses (compiler clones such as
+//!   `name.constprop.0`).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::diag::Problem;
+use crate::elf::{Elf, SHN_UNDEF};
+use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
+use crate::symbols::SymbolMap;
+
+/// Suffixes GCC appends to clones of a function.
+const CLONE_MARKERS: &[&str] = &[
+    ".constprop.",
+    ".isra.",
+    ".part.",
+    ".cold",
+    ".lto_priv.",
+    ".llvm.",
+];
+
+/// For every undefined symbol of `elf` that is referenced from an allocated
+/// section and has no annotation yet, decide its klp form. Returns
+/// (symbol index, annotation) pairs and the problems found.
+pub fn undefined(
+    elf: &Elf,
+    map: &SymbolMap,
+    annotated: &[Option<Annotation>],
+) -> (Vec<(usize, Annotation)>, Vec<Problem>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+
+    // Undefined symbols used by relocations the loader applies.
+    let mut wanted: Vec<usize> = Vec::new();
+    let mut seen = vec![false; elf.symbols.len()];
+    for rs in &elf.relocs {
+        let target = elf.sections.get(elf.sections[rs.index].sh_info as usize);
+        if !target.is_some_and(|t| t.is_alloc()) {
+            continue;
+        }
+        for r in &rs.entries {
+            let i = r.sym as usize;
+            let sym = &elf.symbols[i];
+            if seen[i] || i == 0 || sym.st_shndx != SHN_UNDEF || annotated[i].is_some() {
+                continue;
+            }
+            seen[i] = true;
+            let weak = sym.bind() == object::elf::STB_WEAK;
+            if sym.name.is_empty() || weak || sym.name == b".TOC." || names::is_annotation(sym.name)
+            {
+                continue;
+            }
+            wanted.push(i);
+        }
+    }
+    if wanted.is_empty() {
+        return (out, problems);
+    }
+    if !map.has_exports() {
+        problems.push(Problem::error(
+            "the symbol maps give no export list, so exported symbols cannot be told apart: add Module.symvers (or use a symbols.klp)",
+        ));
+        return (out, problems);
+    }
+
+    // One pass over the maps for the names wanted: (object, count) each.
+    let names_wanted: HashSet<String> = wanted
+        .iter()
+        .map(|&i| elf.symbols[i].display_name())
+        .collect();
+    let mut owners: HashMap<&str, Vec<(&str, usize)>> = HashMap::new();
+    let mut objects: Vec<&str> = map.objects().collect();
+    objects.sort_by_key(|o| (*o != VMLINUX, *o));
+    for obj in &objects {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for s in map.symbols(obj) {
+            if names_wanted.contains(&s.name) {
+                *counts.entry(s.name.as_str()).or_default() += 1;
+            }
+        }
+        for (name, n) in counts {
+            owners.entry(name).or_default().push((obj, n));
+        }
+    }
+    for list in owners.values_mut() {
+        list.sort_by_key(|(o, _)| (*o != VMLINUX, *o));
+    }
+
+    for i in wanted {
+        let sym = &elf.symbols[i];
+        let name = sym.display_name();
+        let at = |p: Problem| p.in_section(".symtab").symbol(name.clone());
+        let exporter = map.exporter(&name);
+        if exporter == Some(VMLINUX) {
+            continue;
+        }
+        let found = owners.get(name.as_str()).cloned().unwrap_or_default();
+        let choice = match (exporter, found.as_slice()) {
+            // Exported by a module: that module's symbol, by position when known.
+            (Some(m), _) => {
+                let count = found.iter().find(|(o, _)| *o == m).map_or(1, |(_, n)| *n);
+                if count > 1 {
+                    None
+                } else {
+                    Some(m.to_string())
+                }
+            }
+            (None, [(obj, 1)]) => Some(obj.to_string()),
+            _ => None,
+        };
+        match choice {
+            Some(obj) => out.push((
+                i,
+                Annotation {
+                    lp_obj: obj.clone(),
+                    target: KlpSymbol {
+                        obj,
+                        name: name.clone(),
+                        pos: 0,
+                    },
+                },
+            )),
+            None if found.is_empty() => {
+                problems.push(at(Problem::error(format!(
+                    "'{name}' is not exported and no object in the symbol maps has it{}",
+                    near_misses(map, &objects, &name)
+                ))));
+            }
+            None => {
+                let mut lines = Vec::new();
+                for (obj, count) in &found {
+                    let addrs: Vec<String> = map
+                        .symbols(obj)
+                        .iter()
+                        .filter(|s| s.name == name)
+                        .map(|s| s.place())
+                        .collect();
+                    for (k, place) in addrs.iter().enumerate() {
+                        let pos = if *count == 1 { 0 } else { k + 1 };
+                        lines.push(format!(
+                            "KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos}) /* {place} */"
+                        ));
+                    }
+                }
+                problems.push(at(Problem::error(format!(
+                    "'{name}' is ambiguous: {} candidates in the symbol maps; annotate the declaration with the one meant:\n    {}",
+                    lines.len(),
+                    lines.join("\n    ")
+                ))));
+            }
+        }
+    }
+    (out, problems)
+}
+
+/// "; near misses: ..." for a name no object has: compiler clones of it, in
+/// any object.
+fn near_misses(map: &SymbolMap, objects: &[&str], name: &str) -> String {
+    let mut hits = Vec::new();
+    for obj in objects {
+        for s in map.symbols(obj) {
+            if let Some(rest) = s.name.strip_prefix(name) {
+                if CLONE_MARKERS.iter().any(|m| rest.starts_with(m)) && hits.len() < 8 {
+                    hits.push(format!("{obj}:{}", s.name));
+                }
+            }
+        }
+    }
+    if hits.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; near misses (compiler clones: the original may be inlined or renamed): {}",
+            hits.join(", ")
+        )
+    }
+}
