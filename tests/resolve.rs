@@ -1,0 +1,297 @@
+//! Automatic resolution (`convert --symbols`, the v7 drop-in) on objects
+//! compiled by gcc, against symbol maps written for each case.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use klp_convert::elf::{Elf, SHN_LIVEPATCH};
+
+/// vmlinux: `printk` exported, `saved_command_line` not, `dup` twice;
+/// module `mod_a`: `helper` (unique), `shared`, `exp_fn` (exported);
+/// module `mod_b`: `shared`; clones of `inlined` only.
+const KALLSYMS: &str = "\
+ffffffff81000100 T printk
+ffffffff81000200 D saved_command_line
+ffffffff81000400 t dup
+ffffffff81000300 t dup
+ffffffff81000500 t inlined.constprop.0
+ffffffffc0000000 t helper\t[mod_a]
+ffffffffc0000010 t shared\t[mod_a]
+ffffffffc0000020 T exp_fn\t[mod_a]
+ffffffffc0001000 t shared\t[mod_b]
+";
+const SYMVERS: &str = "0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x00000002\texp_fn\tdrivers/misc/mod_a\tEXPORT_SYMBOL_GPL\t\n";
+
+struct Case {
+    dir: PathBuf,
+    input: PathBuf,
+    kallsyms: PathBuf,
+    symvers: PathBuf,
+}
+
+fn case(test: &str, body: &str) -> Case {
+    let dir = scratch(test);
+    let input = dir.join("lp.o");
+    compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{body}"), &input);
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(&kallsyms, KALLSYMS).unwrap();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, SYMVERS).unwrap();
+    Case {
+        dir,
+        input,
+        kallsyms,
+        symvers,
+    }
+}
+
+impl Case {
+    fn convert(&self, extra: &[&Path]) -> (Option<i32>, String, PathBuf) {
+        let out = self.dir.join("out.o");
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec![
+            "convert",
+            self.input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        for m in [&self.kallsyms, &self.symvers]
+            .into_iter()
+            .map(PathBuf::as_path)
+            .chain(extra.iter().copied())
+        {
+            args.push("--symbols");
+            args.push(m.to_str().unwrap());
+        }
+        let r = klp_convert(&args);
+        (r.status.code(), stderr(&r), out)
+    }
+}
+
+/// (klp symbol names, klp section names) of a converted file.
+fn klp_parts(path: &Path) -> (Vec<String>, Vec<String>) {
+    let data = std::fs::read(path).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let mut syms: Vec<String> = elf
+        .symbols
+        .iter()
+        .filter(|s| s.st_shndx == SHN_LIVEPATCH)
+        .map(|s| s.display_name())
+        .collect();
+    let mut secs: Vec<String> = elf
+        .sections
+        .iter()
+        .filter(|s| s.name.starts_with(b".klp.rela."))
+        .map(|s| s.display_name())
+        .collect();
+    syms.sort();
+    secs.sort();
+    (syms, secs)
+}
+
+#[test]
+fn plain_c_references_resolve_by_owner() {
+    let c = case(
+        "resolve_owner",
+        "extern int printk(const char *, ...);\n\
+         extern char *saved_command_line;\n\
+         extern int helper(void);\n\
+         extern int exp_fn(void);\n\
+         int f(void) { return printk(\"x\") + saved_command_line[0] + helper() + exp_fn(); }\n",
+    );
+    let (code, err, out) = c.convert(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (syms, secs) = klp_parts(&out);
+    // printk is exported by vmlinux: it stays; a module's export becomes klp.
+    assert_eq!(
+        syms,
+        [
+            ".klp.sym.mod_a.exp_fn,0",
+            ".klp.sym.mod_a.helper,0",
+            ".klp.sym.vmlinux.saved_command_line,0"
+        ]
+    );
+    assert_eq!(
+        secs,
+        [".klp.rela.mod_a..text.f", ".klp.rela.vmlinux..text.f"]
+    );
+    let data = std::fs::read(&out).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let printk = elf.symbols.iter().find(|s| s.name == b"printk").unwrap();
+    assert_eq!(
+        printk.st_shndx, 0,
+        "printk must stay an ordinary undefined symbol"
+    );
+    // check agrees with the result, against the same maps.
+    let r = klp_convert(&[
+        "check",
+        out.to_str().unwrap(),
+        "--symbols",
+        c.kallsyms.to_str().unwrap(),
+        "--symbols",
+        c.symvers.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}
+
+#[test]
+fn ambiguous_names_list_candidates_with_annotations() {
+    let c = case(
+        "resolve_ambiguous",
+        "extern int dup(void);\nextern int shared(void);\nint f(void) { return dup() + shared(); }\n",
+    );
+    let (code, err, out) = c.convert(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!out.exists());
+    // Inside one object: 1-based positions in address order.
+    assert!(err.contains("'dup' is ambiguous: 2 candidates"), "{err}");
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 1) /* 0xffffffff81000300 */"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2) /* 0xffffffff81000400 */"),
+        "{err}"
+    );
+    // Across objects: position 0 in each, the object decides.
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(mod_a, mod_a, shared, 0) /* 0xffffffffc0000010 */"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(mod_b, mod_b, shared, 0) /* 0xffffffffc0001000 */"),
+        "{err}"
+    );
+    assert!(err.contains("refused (2 problems)"), "{err}");
+}
+
+#[test]
+fn annotated_and_automatic_references_mix() {
+    let c = case(
+        "resolve_mix",
+        "extern int dup(void) KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2);\n\
+         extern char *saved_command_line;\n\
+         int f(void) { return dup() + saved_command_line[0]; }\n",
+    );
+    let (code, err, out) = c.convert(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (syms, secs) = klp_parts(&out);
+    assert_eq!(
+        syms,
+        [
+            ".klp.sym.vmlinux.dup,2",
+            ".klp.sym.vmlinux.saved_command_line,0"
+        ]
+    );
+    assert_eq!(secs, [".klp.rela.vmlinux..text.f"]);
+}
+
+#[test]
+fn unknown_names_show_near_misses() {
+    let c = case(
+        "resolve_missing",
+        "extern int inlined(void);\nint f(void) { return inlined(); }\n",
+    );
+    let (code, err, _) = c.convert(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "symbol 'inlined': 'inlined' is not exported and no object in the symbol maps has it"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("near misses (compiler clones: the original may be inlined or renamed): vmlinux:inlined.constprop.0"), "{err}");
+}
+
+#[test]
+fn maps_without_exports_are_refused() {
+    let c = case(
+        "resolve_no_exports",
+        "extern char *saved_command_line;\nint f(void) { return saved_command_line[0]; }\n",
+    );
+    let out = c.dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        c.input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        c.kallsyms.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(stderr(&r).contains("no export list"), "{}", stderr(&r));
+}
+
+#[test]
+fn v7_drop_in_with_symbols_klp() {
+    let c = case(
+        "resolve_v7",
+        "extern int printk(const char *, ...);\n\
+         extern char *saved_command_line;\n\
+         extern int helper(void);\n\
+         int f(void) { return printk(\"x\") + saved_command_line[0] + helper(); }\n",
+    );
+    // The v7 format, as its kbuild wrote it: nm's order, exports as __ksymtab_.
+    let symbols_klp = c.dir.join("symbols.klp");
+    std::fs::write(
+        &symbols_klp,
+        "klp-convert-symbol-data.0.1\n*vmlinux\n__ksymtab_printk\nprintk\nsaved_command_line\n*mod_a\nhelper\n",
+    )
+    .unwrap();
+    let out = c.dir.join("out.ko");
+    let r = klp_convert(&[
+        symbols_klp.to_str().unwrap(),
+        c.input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (syms, _) = klp_parts(&out);
+    assert_eq!(
+        syms,
+        [
+            ".klp.sym.mod_a.helper,0",
+            ".klp.sym.vmlinux.saved_command_line,0"
+        ]
+    );
+}
+
+#[test]
+fn symbols_command_writes_a_readable_symbols_klp() {
+    let c = case("resolve_symbols_cmd", "int f(void) { return 0; }\n");
+    let out = c.dir.join("symbols.klp");
+    let r = klp_convert(&[
+        "symbols",
+        c.kallsyms.to_str().unwrap(),
+        c.symvers.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("klp-convert-symbol-data.0.1\n*vmlinux\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n__ksymtab_printk\n"), "{text}");
+    assert!(
+        text.contains("*mod_a\n__ksymtab_exp_fn\nexp_fn\nhelper\nshared\n"),
+        "{text}"
+    );
+    // Read back and written again: the same bytes.
+    let again = c.dir.join("symbols2.klp");
+    let r = klp_convert(&[
+        "symbols",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+}
