@@ -31,6 +31,7 @@ const MODULES: &[(&str, &str)] = &[
     ("lp_ambiguous", "klp_test_ambiguous.ko"),
     ("lp_missing", "klp_test_missing.ko"),
     ("lp_modvmlinux", "klp_test_modvmlinux.ko"),
+    ("lp_plain", "klp_test_plain.ko"),
 ];
 
 fn run(cmd: &mut Command, what: &str) {
@@ -149,7 +150,7 @@ fn check(file: &Path) -> (i32, String) {
 }
 
 /// Pack the initramfs: busybox, /init, the modules.
-fn initramfs(work: &Path) -> PathBuf {
+fn initramfs(work: &Path, maps: &[PathBuf]) -> PathBuf {
     let rootfs = work.join("rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -182,6 +183,22 @@ fn initramfs(work: &Path) -> PathBuf {
         &work.join("lp_modvmlinux/klp_test_modvmlinux.ko"),
         &m.join("klp_test_modvmlinux.ko"),
     );
+    // Plain C: resolved from the target kernel's maps.
+    let plain = work.join("lp_plain/klp_test_plain.ko");
+    let out = m.join("klp_test_plain.ko");
+    let mut args = vec![
+        "convert".to_string(),
+        plain.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    for map in maps {
+        args.push("--symbols".into());
+        args.push(map.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = klp_convert(&args);
+    assert!(r.status.success(), "klp-convert {args:?}: {}", stderr(&r));
 
     let cpio = work.join("initrd.cpio");
     pack(&rootfs, &cpio);
@@ -344,16 +361,18 @@ fn scenario(series: &str) {
     let release = std::fs::read_to_string(kernel.join("release")).unwrap();
     let work = scratch(&format!("kernel-e2e-{series}"));
     build_modules(&kernel, &work);
-    let initrd = initramfs(&work);
-    let mods = work.join("rootfs/mod");
-
-    // Before booting: what check predicts with the target kernel's maps.
+    // The target kernel's symbol maps: vmlinux (kallsyms from an earlier
+    // boot), the target module, the exports.
     let kallsyms = cached_kallsyms(&kernel, &work);
     let maps = [
         kallsyms.clone(),
         work.join("target/klp_test_target.ko"),
         kernel.join("build/Module.symvers"),
     ];
+    let initrd = initramfs(&work, &maps);
+    let mods = work.join("rootfs/mod");
+
+    // Before booting: what check predicts with those maps.
     let predict = |module: &str| -> (i32, String) {
         let mut args = vec!["check".to_string(), mods.join(module).display().to_string()];
         for m in &maps {
@@ -561,6 +580,18 @@ fn scenario(series: &str) {
         .resolve("klp_test_target", "homonym_string", 2)
         .unwrap();
     assert_ne!(a.addr, b.addr);
+
+    // 6. Plain C, resolved automatically, in both load orders.
+    let plain = "plain [homonym string B] [console]";
+    r.expect("plain", "insmod_klp_test_plain.ko", 0, "0");
+    r.expect("plain", "value", 0, plain);
+    r.expect("plain", "removed_rc", 0, "0");
+    r.expect("plain", "value", 1, "original");
+    r.expect("plain_late", "insmod_klp_test_plain.ko", 0, "0");
+    r.expect("plain_late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("plain_late", "value", 0, plain);
+    r.expect("plain_late", "removed_rc", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_plain' to loading module 'klp_test_target'");
 }
 
 #[test]

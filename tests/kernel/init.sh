@@ -95,5 +95,22 @@ load modvmlinux klp_test_modvmlinux.ko
 cat /proc/kallsyms > /dev/ttyS1
 rmmod klp_test_target
 
+# 6. Plain C resolved from the symbol maps, in both load orders.
+load plain klp_test_target.ko
+if load plain klp_test_plain.ko; then
+	wait_patch klp_test_plain
+	value plain
+	disable klp_test_plain plain
+	value plain
+fi
+rmmod klp_test_target
+if load plain_late klp_test_plain.ko; then
+	wait_patch klp_test_plain
+	load plain_late klp_test_target.ko
+	value plain_late
+	disable klp_test_plain plain_late
+	rmmod klp_test_target
+fi
+
 out done result=ok
 poweroff -f
