@@ -32,6 +32,7 @@ const MODULES: &[(&str, &str)] = &[
     ("lp_missing", "klp_test_missing.ko"),
     ("lp_modvmlinux", "klp_test_modvmlinux.ko"),
     ("lp_plain", "klp_test_plain.ko"),
+    ("lp_v7", "klp_test_v7.ko"),
 ];
 
 fn run(cmd: &mut Command, what: &str) {
@@ -183,22 +184,24 @@ fn initramfs(work: &Path, maps: &[PathBuf]) -> PathBuf {
         &work.join("lp_modvmlinux/klp_test_modvmlinux.ko"),
         &m.join("klp_test_modvmlinux.ko"),
     );
-    // Plain C: resolved from the target kernel's maps.
-    let plain = work.join("lp_plain/klp_test_plain.ko");
-    let out = m.join("klp_test_plain.ko");
-    let mut args = vec![
-        "convert".to_string(),
-        plain.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    for map in maps {
-        args.push("--symbols".into());
-        args.push(map.display().to_string());
+    // Plain C and the v7 scenarios: resolved from the target kernel's maps.
+    for name in ["plain", "v7"] {
+        let input = work.join(format!("lp_{name}/klp_test_{name}.ko"));
+        let out = m.join(format!("klp_test_{name}.ko"));
+        let mut args = vec![
+            "convert".to_string(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        for map in maps {
+            args.push("--symbols".into());
+            args.push(map.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = klp_convert(&args);
+        assert!(r.status.success(), "klp-convert {args:?}: {}", stderr(&r));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = klp_convert(&args);
-    assert!(r.status.success(), "klp-convert {args:?}: {}", stderr(&r));
 
     let cpio = work.join("initrd.cpio");
     pack(&rootfs, &cpio);
@@ -592,6 +595,22 @@ fn scenario(series: &str) {
     r.expect("plain_late", "value", 0, plain);
     r.expect("plain_late", "removed_rc", 0, "0");
     r.expect_log("livepatch: applying patch 'klp_test_plain' to loading module 'klp_test_target'");
+
+    // 7. The v7 selftest scenarios: every storage class, renamed statics,
+    //    three text sections, pointers in .data and .rodata, a vmlinux
+    //    static key in __jump_table; both load orders.
+    let v7 = "v7 data=101,103,105,204,303 rodata=102,104,402 text=203,207,509 \
+              sections=99,99,99 strings=klp string A|klp string B \
+              fn=homonym string B key=0";
+    r.expect("v7", "insmod_klp_test_v7.ko", 0, "0");
+    r.expect("v7", "value", 0, v7);
+    r.expect("v7", "removed_rc", 0, "0");
+    r.expect("v7", "value", 1, "original");
+    r.expect("v7_late", "insmod_klp_test_v7.ko", 0, "0");
+    r.expect("v7_late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("v7_late", "value", 0, v7);
+    r.expect("v7_late", "removed_rc", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_v7' to loading module 'klp_test_target'");
 }
 
 #[test]

@@ -112,5 +112,22 @@ if load plain_late klp_test_plain.ko; then
 	rmmod klp_test_target
 fi
 
+# 7. The klp-convert v7 selftest scenarios, in both load orders.
+load v7 klp_test_target.ko
+if load v7 klp_test_v7.ko; then
+	wait_patch klp_test_v7
+	value v7
+	disable klp_test_v7 v7
+	value v7
+fi
+rmmod klp_test_target
+if load v7_late klp_test_v7.ko; then
+	wait_patch klp_test_v7
+	load v7_late klp_test_target.ko
+	value v7_late
+	disable klp_test_v7 v7_late
+	rmmod klp_test_target
+fi
+
 out done result=ok
 poweroff -f

@@ -9,6 +9,9 @@
 
 static const char homonym_string[] __used = "homonym string A";
 
+/* A static renamed by the compiler's rules for asm labels: its kallsyms name has a dot. */
+static const char klp_string_a[] __asm__("klp_string.12345") __used = "klp string A";
+
 static noinline __used const char *get_homonym_string(void)
 {
 	return homonym_string;

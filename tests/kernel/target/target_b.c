@@ -3,6 +3,7 @@
 #include <linux/compiler.h>
 
 static const char homonym_string[] __used = "homonym string B";
+static const char klp_string_b[] __asm__("klp_string.67890") __used = "klp string B";
 
 static noinline __used const char *get_homonym_string(void)
 {
