@@ -33,6 +33,8 @@ const MODULES: &[(&str, &str)] = &[
     ("lp_modvmlinux", "klp_test_modvmlinux.ko"),
     ("lp_plain", "klp_test_plain.ko"),
     ("lp_v7", "klp_test_v7.ko"),
+    ("lp_modkey", "klp_test_modkey.ko"),
+    ("lp_ambiguous_plain", "klp_test_ambiguous_plain.ko"),
 ];
 
 fn run(cmd: &mut Command, what: &str) {
@@ -372,6 +374,54 @@ fn scenario(series: &str) {
         work.join("target/klp_test_target.ko"),
         kernel.join("build/Module.symvers"),
     ];
+    // Refused at conversion, with the maps: a module static key in
+    // __jump_table, and an unannotated ambiguous reference.
+    let refused = |name: &str| -> String {
+        let input = work.join(format!("lp_{name}/klp_test_{name}.ko"));
+        let out = work.join(format!("klp_test_{name}.refused.ko"));
+        let mut args = vec![
+            "convert".to_string(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        for map in &maps {
+            args.push("--symbols".into());
+            args.push(map.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = klp_convert(&args);
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "{name} was not refused: {}",
+            stderr(&r)
+        );
+        assert!(!out.exists());
+        stderr(&r)
+    };
+    let err = refused("modkey");
+    assert!(
+        err.contains("module-specific klp relocation in special section __jump_table")
+            && err.contains("static_key_enabled()")
+            && err.contains("symbol 'klp_test_key'"),
+        "{err}"
+    );
+    let err = refused("ambiguous_plain");
+    assert!(
+        err.contains("'get_homonym_string' is ambiguous: 2 candidates"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(klp_test_target, klp_test_target, get_homonym_string, 1) /* .text+0x")
+            && err.contains(" in target_a.c */"),
+        "{err}"
+    );
+    assert!(
+        err.contains("get_homonym_string, 2) /* .text+0x") && err.contains(" in target_b.c */"),
+        "{err}"
+    );
+
     let initrd = initramfs(&work, &maps);
     let mods = work.join("rootfs/mod");
 
