@@ -40,4 +40,29 @@
 #define KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) \
 	KLP_RELOC_SYMBOL_POS(lp_obj, sym_obj, sym, 0)
 
+/*
+ * The klp-convert v7 annotations, for modules converted with symbol maps
+ * (klp-convert convert --symbols MAP, or klp-convert SYMBOLS IN OUT): a plain
+ * extern declaration plus, for a name that is not unique, its position:
+ *
+ *     extern const char *get_homonym_string(void);
+ *     KLP_MODULE_RELOC(klp_test_target) relocs[] = {
+ *             KLP_SYMPOS(get_homonym_string, 2),
+ *     };
+ *
+ * Each entry is { pointer, u32 position }, packed; klp-convert pairs an entry
+ * with the relocation that fills its pointer, takes the object from the
+ * section name and empties the section in its output.
+ */
+struct klp_module_reloc {
+	void *sym;
+	unsigned int sympos;
+} __attribute__((packed));
+
+#define KLP_MODULE_RELOC(obj) \
+	struct klp_module_reloc \
+	__attribute__((section(".klp.module_relocs." #obj), used, aligned(4)))
+
+#define KLP_SYMPOS(symbol, pos) { .sym = (void *)&(symbol), .sympos = (pos) }
+
 #endif /* KLP_CONVERT_H */

@@ -159,6 +159,12 @@ pub fn write(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, String> {
         let st_name = edit.add_symbol_name(r.klp.to_string().as_bytes());
         edit.patch_symbol(r.sym, st_name, SHN_LIVEPATCH);
     }
+    for &i in &plan.emptied {
+        edit.set_contents(i, Vec::new());
+    }
+    for &i in &plan.unallocated {
+        edit.set_flags(i, elf.sections[i].sh_flags & !SHF_ALLOC);
+    }
     edit.finish()
 }
 
@@ -176,7 +182,11 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
     // vectors rather than a hash map: it stays fast at a million entries.
     type Key = (u32, u64, u32, u32, i64);
     let mut before: Vec<Key> = Vec::new();
-    for rs in &input.relocs {
+    for rs in input
+        .relocs
+        .iter()
+        .filter(|r| !plan.emptied.contains(&r.index))
+    {
         let target = input.sections[rs.index].sh_info;
         for r in &rs.entries {
             let mut addend = r.addend;
@@ -268,6 +278,7 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
     // Sections: the ones not rewritten keep header fields and bytes.
     let mut rewritten: BTreeSet<usize> = plan.removals.iter().map(|(i, _)| *i).collect();
     rewritten.extend(plan.sections.iter().filter_map(|s| s.existing));
+    rewritten.extend(&plan.emptied);
     rewritten.insert(input.shstrndx as usize);
     if let Some(st) = input.symtab {
         rewritten.insert(st);
@@ -279,9 +290,14 @@ pub fn verify(input: &Elf, plan: &Plan, output: &[u8]) -> Result<(), Vec<Problem
                 .push(Problem::error("section missing from output").in_section(a.display_name()));
             continue;
         };
+        let flags = if plan.unallocated.contains(&a.index) {
+            a.sh_flags & !SHF_ALLOC
+        } else {
+            a.sh_flags
+        };
         let same_header = a.name == b.name
             && a.sh_type == b.sh_type
-            && a.sh_flags == b.sh_flags
+            && flags == b.sh_flags
             && a.sh_link == b.sh_link
             && a.sh_info == b.sh_info;
         let same_bytes = rewritten.contains(&a.index)

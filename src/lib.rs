@@ -37,3 +37,4 @@ pub mod plan;
 pub mod resolve;
 pub mod show;
 pub mod symbols;
+pub mod sympos;

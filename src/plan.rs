@@ -12,7 +12,8 @@ use crate::diag::Problem;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
 use crate::resolve;
-use crate::symbols::SymbolMap;
+use crate::symbols::{SymbolMap, Unresolved};
+use crate::sympos;
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,11 @@ pub struct Plan {
     pub removals: Vec<(usize, Vec<bool>)>,
     /// Notes and warnings (errors make [`build`] fail instead).
     pub notes: Vec<Problem>,
+    /// Sections emptied in the output: `KLP_SYMPOS` annotation data and its
+    /// relocations (they only told the converter the positions).
+    pub emptied: Vec<usize>,
+    /// Sections whose `SHF_ALLOC` is cleared, so the kernel never loads them.
+    pub unallocated: Vec<usize>,
 }
 
 impl Plan {
@@ -108,7 +114,55 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
             ),
         }
     }
+    // 1b. KLP_MODULE_RELOC / KLP_SYMPOS annotations.
+    let mut sympos_symbols = Vec::new();
+    match sympos::read(elf) {
+        Ok(found) => {
+            for (sym, a) in found.symbols {
+                if annotations[sym].is_none() {
+                    plan.renames.push(Rename {
+                        sym,
+                        klp: a.target.clone(),
+                    });
+                    sympos_symbols.push(sym);
+                    annotations[sym] = Some(a);
+                }
+            }
+            plan.emptied.extend(&found.data_sections);
+            plan.emptied.extend(&found.reloc_sections);
+            plan.unallocated.extend(&found.data_sections);
+        }
+        Err(mut p) => problems.append(&mut p),
+    }
+
     if let Some(map) = map {
+        // Annotated positions must exist in the target, when the maps know it.
+        for r in &plan.renames {
+            if map.has(&r.klp.obj) {
+                if let Err(e) = map.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
+                    let why = match e {
+                        Unresolved::NotFound => "not found in the symbol maps".to_string(),
+                        Unresolved::Ambiguous(n) => {
+                            format!("ambiguous: {n} candidates, give a position")
+                        }
+                        Unresolved::NoSuchPosition(n) => {
+                            format!(
+                                "position {} is beyond the count: the object has {n}",
+                                r.klp.pos
+                            )
+                        }
+                    };
+                    problems.push(
+                        Problem::error(format!(
+                            "annotated '{}' in {}: {why}",
+                            r.klp.name, r.klp.obj
+                        ))
+                        .in_section(".symtab")
+                        .symbol(elf.symbols[r.sym].display_name()),
+                    );
+                }
+            }
+        }
         let (found, mut unresolved) = resolve::undefined(elf, map, &annotations);
         problems.append(&mut unresolved);
         for (sym, a) in found {
@@ -154,6 +208,9 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
 
     // 3. Every relocation against an annotation moves.
     for rs in &elf.relocs {
+        if plan.emptied.contains(&rs.index) {
+            continue; // KLP_SYMPOS data: dropped, not moved
+        }
         let sec = &elf.sections[rs.index];
         let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
         let target_index = sec.sh_info as usize;
@@ -285,6 +342,21 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
         }
         if any {
             plan.removals.push((rs.index, moving));
+        }
+    }
+
+    // A KLP_SYMPOS annotation that no relocation uses is a mistake.
+    for sym in sympos_symbols {
+        let used = plan
+            .sections
+            .iter()
+            .any(|s| s.entries.iter().any(|r| r.sym as usize == sym));
+        if !used {
+            problems.push(
+                Problem::error("KLP_SYMPOS annotation that nothing in the module uses")
+                    .in_section(".symtab")
+                    .symbol(elf.symbols[sym].display_name()),
+            );
         }
     }
 

@@ -107,6 +107,7 @@ pub struct Edit<'e, 'a> {
     str_extra: Vec<u8>,
     str_base: u64,
     symbol_patches: BTreeMap<usize, (u32, u16)>,
+    flags: BTreeMap<usize, u64>,
 }
 
 impl<'e, 'a> Edit<'e, 'a> {
@@ -124,6 +125,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             str_extra: Vec::new(),
             str_base,
             symbol_patches: BTreeMap::new(),
+            flags: BTreeMap::new(),
         }
     }
 
@@ -152,6 +154,11 @@ impl<'e, 'a> Edit<'e, 'a> {
         index
     }
 
+    /// Change the `sh_flags` of an existing section.
+    pub fn set_flags(&mut self, index: usize, flags: u64) {
+        self.flags.insert(index, flags);
+    }
+
     /// Append a string to the symbol string table; returns its `st_name`.
     pub fn add_symbol_name(&mut self, name: &[u8]) -> u32 {
         let off = self.str_base + self.str_extra.len() as u64;
@@ -171,6 +178,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             && self.new_sections.is_empty()
             && self.str_extra.is_empty()
             && self.symbol_patches.is_empty()
+            && self.flags.is_empty()
     }
 
     /// Produce the new file.
@@ -183,6 +191,9 @@ impl<'e, 'a> Edit<'e, 'a> {
         self.fold_tables()?;
 
         let mut headers: Vec<Section> = elf.sections.clone();
+        for (&index, &flags) in &self.flags {
+            headers[index].sh_flags = flags;
+        }
         let count = headers.len() + self.new_sections.len();
         let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
         let mut out = elf.data.to_vec();
