@@ -22,7 +22,11 @@ Usage:
                                                 predict what the kernel will refuse at load
   klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
   klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
-                                                (needs symbol maps: not available yet)
+  klp-convert convert INPUT.ko -o OUT --symbols MAP...
+                                                also resolve unannotated references from maps
+  klp-convert symbols SOURCE... [-o FILE] [--format klp|json]
+                                                write a symbol map (v7 symbols.klp, or JSON
+                                                keeping order, addresses and source files)
 
 What convert does:
   Every undefined symbol named by KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) or
@@ -64,6 +68,17 @@ What check does:
   System.map (vmlinux lines, module lines with [name]), a vmlinux with a
   symbol table, a module .ko(.xz) (its name from .modinfo), or a
   Module.symvers (exports).
+
+Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
+  System.map, a vmlinux with a symbol table, a module .ko(.xz) or a directory
+  of them (/lib/modules/<release>), a Module.symvers (exports), a v7
+  symbols.klp, or a JSON map written by 'klp-convert symbols --format json'.
+  With maps, convert also turns every unannotated reference to a symbol that
+  vmlinux does not export into a klp relocation for the object that owns it
+  (module exports too); an ambiguous or unknown name is refused with the
+  candidates as ready-to-paste KLP_RELOC_SYMBOL_POS() lines, or the near
+  misses. KLP_MODULE_RELOC(obj)/KLP_SYMPOS(sym, pos) annotations (v7 layout)
+  are read and removed from what the kernel loads.
 
 Exit status: 0 success, 1 module refused / check found an error (or not a
 readable ELF object), 2 usage or I/O error.
@@ -172,9 +187,15 @@ fn cmd_convert(args: &[String]) -> Result<(), Fail> {
 fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
     let mut sources: Vec<PathBuf> = Vec::new();
     let mut output: Option<PathBuf> = None;
+    let mut json = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--format" => match it.next().map(String::as_str) {
+                Some("json") => json = true,
+                Some("klp") => json = false,
+                _ => return Err(usage_error("--format takes klp or json")),
+            },
             "-o" | "--output" => match it.next() {
                 Some(o) => output = Some(PathBuf::from(o)),
                 None => return Err(usage_error("-o needs a file name")),
@@ -187,7 +208,11 @@ fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
         return Err(usage_error("symbols: give at least one source"));
     }
     let map = load_maps(&sources)?;
-    let text = map.to_symbols_klp();
+    let text = if json {
+        map.to_json()
+    } else {
+        map.to_symbols_klp()
+    };
     match output {
         Some(o) => {
             let mode =

@@ -9,7 +9,9 @@
 //! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
 //! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` too).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use object::elf;
@@ -17,10 +19,14 @@ use object::elf;
 use crate::elf::{Elf, SHF_ALLOC, SHF_EXECINSTR, SHN_LORESERVE, SHN_UNDEF};
 
 /// One symbol of an object, as kallsyms shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapSymbol {
     /// The name.
     pub name: String,
+    /// The kallsyms type letter (`t`, `T`, `d`, `D`, `r`, `b`, ...):
+    /// lower case for local binding, upper case for global.
+    #[serde(default = "unknown_kind")]
+    pub kind: char,
     /// Its address (or, for a `.ko`, its value in its section).
     pub addr: u64,
     /// For a `.ko`, the section the value is relative to.
@@ -44,12 +50,49 @@ impl MapSymbol {
 }
 
 /// The symbols of every object known, each list in the kernel's counting order.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SymbolMap {
-    objects: HashMap<String, Vec<MapSymbol>>,
+    /// Object name -> its symbols in counting order.
+    objects: BTreeMap<String, Vec<MapSymbol>>,
     /// Exported name -> the object exporting it.
-    exports: HashMap<String, String>,
+    exports: BTreeMap<String, String>,
+    /// Was an export list read (an empty one included)?
     has_exports: bool,
+}
+
+fn unknown_kind() -> char {
+    '?'
+}
+
+/// The `format` value of the JSON map this tool writes.
+pub const MAP_FORMAT: &str = "klp-convert-map-1";
+
+/// The JSON map on disk: a format tag, then the map.
+#[derive(Serialize, Deserialize)]
+struct MapFile {
+    format: String,
+    #[serde(flatten)]
+    map: SymbolMap,
+}
+
+/// The kallsyms letter of an ELF symbol, from its type, section and binding.
+fn kind_letter(elf: &Elf, sym: &crate::elf::Symbol) -> char {
+    let sec = elf.sections.get(sym.section as usize);
+    let flags = sec.map_or(0, |s| s.sh_flags);
+    let letter = if sym.kind() == elf::STT_FUNC || flags & SHF_EXECINSTR != 0 {
+        't'
+    } else if sec.is_some_and(|s| s.sh_type == crate::elf::SHT_NOBITS) {
+        'b'
+    } else if flags & crate::elf::SHF_WRITE != 0 {
+        'd'
+    } else {
+        'r'
+    };
+    if sym.bind() == elf::STB_LOCAL {
+        letter
+    } else {
+        letter.to_ascii_uppercase()
+    }
 }
 
 /// Why a klp symbol does not resolve: the kernel's own message.
@@ -213,12 +256,39 @@ impl SymbolMap {
             let list = self.objects.entry(obj.clone()).or_default();
             list.push(MapSymbol {
                 name: name.to_string(),
+                kind: '?',
                 addr: 0,
                 section: None,
                 file: None,
             });
         }
         self.has_exports = true;
+        Ok(())
+    }
+
+    /// Write the map in this tool's JSON format, which keeps what
+    /// `symbols.klp` cannot: order, addresses, sections, source files, kinds.
+    pub fn to_json(&self) -> String {
+        let file = MapFile {
+            format: MAP_FORMAT.into(),
+            map: self.clone(),
+        };
+        // Serialising plain data cannot fail.
+        serde_json::to_string(&file).unwrap_or_default()
+    }
+
+    /// Add a map written by [`SymbolMap::to_json`].
+    pub fn add_json(&mut self, text: &str) -> Result<(), String> {
+        let file: MapFile = serde_json::from_str(text).map_err(|e| format!("JSON map: {e}"))?;
+        if file.format != MAP_FORMAT {
+            return Err(format!(
+                "JSON map: format '{}', expected '{MAP_FORMAT}'",
+                file.format
+            ));
+        }
+        self.objects.extend(file.map.objects);
+        self.exports.extend(file.map.exports);
+        self.has_exports |= file.map.has_exports;
         Ok(())
     }
 
@@ -254,7 +324,7 @@ impl SymbolMap {
         let mut vmlinux: Vec<MapSymbol> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let mut parts = line.split_whitespace();
-            let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
             else {
                 if line.trim().is_empty() {
                     continue;
@@ -268,6 +338,7 @@ impl SymbolMap {
                 .map_err(|_| format!("line {}: bad address '{addr}'", n + 1))?;
             let sym = MapSymbol {
                 name: name.to_string(),
+                kind: kind.chars().next().unwrap_or('?'),
                 addr,
                 section: None,
                 file: None,
@@ -302,6 +373,7 @@ impl SymbolMap {
             .filter(|s| !matches!(s.kind(), elf::STT_SECTION | elf::STT_FILE))
             .map(|s| MapSymbol {
                 name: s.display_name(),
+                kind: kind_letter(elf, s),
                 addr: s.st_value,
                 section: None,
                 file: None,
@@ -344,6 +416,7 @@ impl SymbolMap {
             if core {
                 syms.push(MapSymbol {
                     name: s.display_name(),
+                    kind: kind_letter(elf, s),
                     addr: s.st_value,
                     section: Some(sec.display_name()),
                     file: if s.index < first_global {
@@ -390,7 +463,9 @@ impl SymbolMap {
         } else {
             let text = String::from_utf8(bytes).map_err(|_| fail("neither ELF nor text".into()))?;
             let first = text.lines().next().unwrap_or("");
-            if first.starts_with(SYMBOLS_KLP_HEADER) {
+            if text.trim_start().starts_with('{') {
+                self.add_json(&text).map_err(fail)
+            } else if first.starts_with(SYMBOLS_KLP_HEADER) {
                 self.add_symbols_klp(&text).map_err(fail)
             } else if first.starts_with("0x") && first.split('\t').count() >= 4 {
                 self.add_symvers(&text).map_err(fail)

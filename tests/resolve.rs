@@ -295,3 +295,105 @@ fn symbols_command_writes_a_readable_symbols_klp() {
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
 }
+
+#[test]
+fn json_map_keeps_positions_addresses_and_files() {
+    let c = case("resolve_json", "extern int dup(void) KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2);\nint f(void) { return dup(); }\n");
+    let json = c.dir.join("map.json");
+    let r = klp_convert(&[
+        "symbols",
+        "--format",
+        "json",
+        c.kallsyms.to_str().unwrap(),
+        c.symvers.to_str().unwrap(),
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let mut from_json = klp_convert::symbols::SymbolMap::new();
+    from_json.add_file(&json).unwrap();
+    let mut direct = klp_convert::symbols::SymbolMap::new();
+    direct.add_file(&c.kallsyms).unwrap();
+    direct.add_file(&c.symvers).unwrap();
+    assert_eq!(from_json, direct);
+    let dup2 = from_json.resolve("vmlinux", "dup", 2).unwrap();
+    assert_eq!(dup2.addr, 0xffffffff81000400);
+    assert_eq!(from_json.symbols("vmlinux")[0].kind, 'T');
+    // Deterministic: the same bytes again.
+    let again = c.dir.join("map2.json");
+    let r = klp_convert(&[
+        "symbols",
+        "--format",
+        "json",
+        json.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&json).unwrap()
+    );
+    // And usable by convert and check.
+    let out = c.dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        c.input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        json.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let r = klp_convert(&[
+        "check",
+        out.to_str().unwrap(),
+        "--symbols",
+        json.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&r.stdout)
+        .contains("resolves to 0xffffffff81000400 in vmlinux (position 2 of 2)"));
+}
+
+#[test]
+fn source_files_of_module_symbols() {
+    // A two-file module linked with ld -r: the ambiguity names each file.
+    let dir = scratch("resolve_files");
+    let a = dir.join("a.o");
+    let b = dir.join("b.o");
+    compile_x86_64(&format!("{LIVEPATCH_MODINFO}static int __attribute__((used)) twin(void) {{ return 1; }}\nstatic const char __attribute__((used, section(\".modinfo\"))) n[] = \"name=two_files\";\n"), &a);
+    compile_x86_64(
+        "static int __attribute__((used)) twin(void) { return 2; }\n",
+        &b,
+    );
+    let ko = dir.join("two_files.ko");
+    let st = std::process::Command::new("ld")
+        .args(["-r", "-o"])
+        .arg(&ko)
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut map = klp_convert::symbols::SymbolMap::new();
+    map.add_file(&ko).unwrap();
+    let twins: Vec<String> = map
+        .symbols("two_files")
+        .iter()
+        .filter(|s| s.name == "twin")
+        .map(|s| s.place())
+        .collect();
+    assert_eq!(twins.len(), 2, "{twins:?}");
+    assert!(
+        twins[0].ends_with("in a.c") && twins[1].ends_with("in b.c"),
+        "{twins:?}"
+    );
+    assert_eq!(
+        map.symbols("two_files")
+            .iter()
+            .find(|s| s.name == "twin")
+            .unwrap()
+            .kind,
+        't'
+    );
+}
