@@ -141,7 +141,20 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
             if map.has(&r.klp.obj) {
                 if let Err(e) = map.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
                     let why = match e {
-                        Unresolved::NotFound => "not found in the symbol maps".to_string(),
+                        Unresolved::NotFound => {
+                            let elsewhere: Vec<&str> = map
+                                .objects()
+                                .filter(|o| map.symbols(o).iter().any(|s| s.name == r.klp.name))
+                                .collect();
+                            if elsewhere.is_empty() {
+                                "not found in the symbol maps".to_string()
+                            } else {
+                                format!(
+                                    "not found there; the same name is in: {}",
+                                    elsewhere.join(", ")
+                                )
+                            }
+                        }
                         Unresolved::Ambiguous(n) => {
                             format!("ambiguous: {n} candidates, give a position")
                         }

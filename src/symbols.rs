@@ -344,11 +344,25 @@ impl SymbolMap {
                 file: None,
             };
             match parts.next() {
-                Some(m) => {
-                    let m = m.trim_start_matches('[').trim_end_matches(']');
+                Some(m) if m.starts_with('[') && m.ends_with(']') => {
+                    let m = &m[1..m.len() - 1];
                     self.objects.entry(module_name(m)).or_default().push(sym);
                 }
                 None => vmlinux.push(sym),
+                Some(_) if line.contains("The real System.map is in") => {
+                    return Err(
+                        "this is Debian's placeholder System.map; the real one is in the \
+                         linux-image-<version>-dbg package (or dump /proc/kallsyms of the \
+                         running kernel)"
+                            .into(),
+                    );
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "line {}: unexpected '{other}' after the name (a module is written [name])",
+                        n + 1
+                    ))
+                }
             }
         }
         if !vmlinux.is_empty() {

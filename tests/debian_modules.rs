@@ -193,3 +193,55 @@ fn check_reports_no_findings_debian_6_1() {
 fn check_reports_no_findings_debian_6_12() {
     check_tree("6.12");
 }
+
+/// The symbol-map readers on Debian's real files.
+#[test]
+fn symbol_maps_from_debian_files() {
+    use klp_convert::symbols::SymbolMap;
+    let k61 = kernel_dir("6.1");
+    let k612 = kernel_dir("6.12");
+
+    // A /lib/modules tree of plain .ko, and one of .ko.xz.
+    for (k, n) in [(&k61, 4000), (&k612, 4200)] {
+        let mut map = SymbolMap::new();
+        let start = Instant::now();
+        map.add_path(&k.join("modules")).unwrap();
+        eprintln!(
+            "map of {}: {:.1} s",
+            k.display(),
+            start.elapsed().as_secs_f64()
+        );
+        assert!(map.objects().count() > n, "{}", map.objects().count());
+        let lo = map.resolve("loop", "lo_release", 0).unwrap();
+        assert_eq!(lo.count, 1);
+        let s = map
+            .symbols("loop")
+            .iter()
+            .find(|s| s.name == "lo_release")
+            .unwrap();
+        assert_eq!(s.kind, 't');
+        // Debian strips STT_FILE symbols from its modules: no source files.
+        assert_eq!(s.file, None);
+    }
+
+    // Module.symvers of the headers: exports and who exports them.
+    let mut exports = SymbolMap::new();
+    exports.add_file(&k61.join("build/Module.symvers")).unwrap();
+    assert_eq!(exports.exporter("_printk"), Some("vmlinux"));
+    assert_eq!(exports.is_exported("saved_command_line"), Some(false));
+
+    // Debian's placeholder System.map and stripped vmlinux: clear errors.
+    let stub = k61
+        .join("image/boot")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .map(|e| e.path());
+    let stub: Vec<_> = stub
+        .filter(|p| p.to_string_lossy().contains("System.map"))
+        .collect();
+    let e = SymbolMap::new().add_file(&stub[0]).unwrap_err();
+    assert!(e.contains("linux-image-<version>-dbg"), "{e}");
+    let e = SymbolMap::new().add_file(&k61.join("vmlinux")).unwrap_err();
+    assert!(e.contains("stripped"), "{e}");
+}

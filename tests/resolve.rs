@@ -397,3 +397,17 @@ fn source_files_of_module_symbols() {
         't'
     );
 }
+
+#[test]
+fn annotated_name_in_the_wrong_object() {
+    let c = case(
+        "resolve_wrong_object",
+        "extern int helper(void) KLP_RELOC_SYMBOL(mod_b, mod_b, helper);\nint f(void) { return helper(); }\n",
+    );
+    let (code, err, _) = c.convert(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("annotated 'helper' in mod_b: not found there; the same name is in: mod_a"),
+        "{err}"
+    );
+}
