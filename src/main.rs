@@ -59,18 +59,18 @@ What check does:
   arm64 PLT sections), and with --symbols absolute fields too narrow for the
   resolved address.
   Warnings: late relocations into read-only sections; x86_64 kernels before
-  6.3 refusing a patched module's reload. Directories are searched for .ko
-  and .ko.xz and checked in parallel, one summary line a module.
+  6.3 refusing a patched module's reload. Directories are searched for .ko,
+  .ko.xz and .ko.zst and checked in parallel, one summary line a module.
   --symbols MAP (repeatable) resolves every klp symbol as the kernel's
   klp_find_object_symbol does (not found / unresolvable ambiguity / position
   not found, with the candidates and the address chosen) and every ordinary
   undefined symbol against the exports. MAP is a /proc/kallsyms dump or a
   System.map (vmlinux lines, module lines with [name]), a vmlinux with a
-  symbol table, a module .ko(.xz) (its name from .modinfo), or a
+  symbol table, a module .ko(.xz/.zst) (its name from .modinfo), or a
   Module.symvers (exports).
 
 Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
-  System.map, a vmlinux with a symbol table, a module .ko(.xz) or a directory
+  System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
   of them (/lib/modules/<release>), a Module.symvers (exports), a v7
   symbols.klp, or a JSON map written by 'klp-convert symbols --format json'.
   With maps, convert also turns every unannotated reference to a symbol that

@@ -7,7 +7,7 @@
 //! order, among the "core" symbols the loader keeps for kallsyms.
 //!
 //! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
-//! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` too).
+//! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` and `.ko.zst` too).
 
 use std::collections::BTreeMap;
 
@@ -368,9 +368,36 @@ impl SymbolMap {
         if !vmlinux.is_empty() {
             // Same-named vmlinux symbols count in address order.
             vmlinux.sort_by_key(|s| s.addr);
+            self.take_exports("vmlinux", &vmlinux, true);
             self.objects.insert("vmlinux".into(), vmlinux);
         }
+        let modules: Vec<String> = self
+            .objects
+            .keys()
+            .filter(|o| *o != "vmlinux")
+            .cloned()
+            .collect();
+        for m in modules {
+            let list = std::mem::take(self.objects.get_mut(&m).expect("key just listed"));
+            self.take_exports(&m, &list, false);
+            self.objects.insert(m, list);
+        }
         Ok(())
+    }
+
+    /// Record the exports an object's own symbols reveal: every exported
+    /// symbol has a `__ksymtab_<name>` entry next to it (vmlinux and modules
+    /// alike, 6.1 and 6.12). A vmlinux list carrying them is the complete
+    /// export list of vmlinux (`complete`); a module's adds to it.
+    fn take_exports(&mut self, obj: &str, symbols: &[MapSymbol], complete: bool) {
+        let mut any = false;
+        for s in symbols {
+            if let Some(name) = s.name.strip_prefix("__ksymtab_") {
+                self.exports.insert(name.to_string(), obj.to_string());
+                any = true;
+            }
+        }
+        self.has_exports |= complete && any;
     }
 
     /// Add a vmlinux ELF (needs a symbol table) as object `vmlinux`.
@@ -380,20 +407,30 @@ impl SymbolMap {
                 "vmlinux has no symbol table (stripped): use System.map or /proc/kallsyms".into(),
             );
         }
-        let mut syms: Vec<MapSymbol> = elf
-            .symbols
-            .iter()
-            .filter(|s| s.st_shndx != SHN_UNDEF && !s.name.is_empty())
-            .filter(|s| !matches!(s.kind(), elf::STT_SECTION | elf::STT_FILE))
-            .map(|s| MapSymbol {
+        // Local symbols follow the STT_FILE symbol of their source file.
+        let first_global = elf.symtab.map_or(0, |i| elf.sections[i].sh_info as usize);
+        let mut file: Option<String> = None;
+        let mut syms: Vec<MapSymbol> = Vec::new();
+        for s in &elf.symbols {
+            if s.kind() == elf::STT_FILE {
+                file = Some(s.display_name());
+                continue;
+            }
+            if s.st_shndx == SHN_UNDEF || s.name.is_empty() || s.kind() == elf::STT_SECTION {
+                continue;
+            }
+            syms.push(MapSymbol {
                 name: s.display_name(),
                 kind: kind_letter(elf, s),
                 addr: s.st_value,
                 section: None,
-                file: None,
-            })
-            .collect();
+                file: (s.index < first_global).then(|| file.clone()).flatten(),
+            });
+        }
+        // Same-named vmlinux symbols count in address order (a stable sort:
+        // symbols at one address keep their symbol-table order).
         syms.sort_by_key(|s| s.addr);
+        self.take_exports("vmlinux", &syms, true);
         self.objects.insert("vmlinux".into(), syms);
         Ok(())
     }
@@ -441,10 +478,19 @@ impl SymbolMap {
                 });
             }
         }
-        self.objects.insert(module_name(name), syms);
+        let name = module_name(name);
+        // Exports show in the whole symbol table, kallsyms_all or not.
+        for s in &elf.symbols {
+            let export = s.name.strip_prefix(b"__ksymtab_");
+            if let (Some(export), false) = (export, s.st_shndx == SHN_UNDEF) {
+                self.exports
+                    .insert(String::from_utf8_lossy(export).into_owned(), name.clone());
+            }
+        }
+        self.objects.insert(name, syms);
     }
 
-    /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz` below a
+    /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz`/`.ko.zst` below a
     /// directory (a `/lib/modules/<release>` tree, say).
     pub fn add_path(&mut self, path: &Path) -> Result<(), String> {
         if path.is_dir() {

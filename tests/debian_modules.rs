@@ -245,3 +245,61 @@ fn symbol_maps_from_debian_files() {
     let e = SymbolMap::new().add_file(&k61.join("vmlinux")).unwrap_err();
     assert!(e.contains("stripped"), "{e}");
 }
+
+/// Debian's 6.12 ships `.ko.xz`; other distributions ship `.ko.zst`. The same
+/// real module, compressed either way (and named so its extension cannot
+/// help), reads as the same map and checks the same.
+#[test]
+fn compressed_modules_read_like_plain_ones() {
+    use klp_convert::check;
+    use klp_convert::symbols::SymbolMap;
+    let plain = kernel_dir("6.1").join("modules/kernel/drivers/block/loop.ko");
+    let dir = scratch("compressed_modules");
+    let zst = dir.join("zst/loop.ko.zst");
+    let xz = dir.join("xz/loop.ko.xz");
+    let odd = dir.join("odd/loop.ko");
+    for d in ["zst", "xz", "odd"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("run compressor");
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    };
+    run(std::process::Command::new("zstd")
+        .args(["-q", "-19", "-o"])
+        .arg(&zst)
+        .arg(&plain));
+    run(std::process::Command::new("sh").arg("-c").arg(format!(
+        "xz --check=crc32 -c '{}' > '{}'",
+        plain.display(),
+        xz.display()
+    )));
+    // A zstd module under a plain name: recognised by its magic bytes.
+    std::fs::copy(&zst, &odd).unwrap();
+
+    let bytes = std::fs::read(&plain).unwrap();
+    let mut want = SymbolMap::new();
+    want.add_file(&plain).unwrap();
+    assert!(want.symbols("loop").len() > 50);
+    let want_report = check::check_bytes("loop", &bytes, None, None);
+    for f in [&zst, &xz, &odd] {
+        assert_eq!(check::read_module(f).unwrap(), bytes, "{}", f.display());
+        // Directory walk picks the file up, map identical.
+        let files = check::module_files(&[f.parent().unwrap().to_path_buf()]).unwrap();
+        assert_eq!(files, vec![f.clone()]);
+        let mut map = SymbolMap::new();
+        map.add_path(f.parent().unwrap()).unwrap();
+        assert_eq!(map, want, "{}", f.display());
+        let report = &check::check_files(&files, None, None)[0];
+        let report = report.as_ref().unwrap();
+        assert_eq!(report.problems, want_report.problems);
+        assert_eq!(report.livepatch, want_report.livepatch);
+    }
+
+    // A truncated zstd file is an error naming the file, not a panic.
+    let cut = dir.join("zst/cut.ko.zst");
+    let z = std::fs::read(&zst).unwrap();
+    std::fs::write(&cut, &z[..z.len() / 2]).unwrap();
+    let err = check::read_module(&cut).unwrap_err();
+    assert!(err.contains("cut.ko.zst") && err.contains("zstd"), "{err}");
+}

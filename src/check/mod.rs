@@ -264,18 +264,35 @@ impl ModuleReport {
     }
 }
 
-/// Read a module file; `.ko.xz` is decompressed.
+/// Read a module file. Compressed modules (`.ko.xz`, `.ko.zst`, as
+/// distributions ship them) are recognised by their magic bytes and
+/// decompressed, whatever the file is called.
 pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "xz") {
-        let mut out = Vec::new();
+    let mut out = Vec::new();
+    if raw.starts_with(XZ_MAGIC) {
         xz2::read::XzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| format!("{}: xz: {e}", path.display()))?;
-        return Ok(out);
+        Ok(out)
+    } else if raw.starts_with(ZSTD_MAGIC) {
+        ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
+            .map_err(|e| format!("{}: zstd: {e}", path.display()))?
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: zstd: {e}", path.display()))?;
+        Ok(out)
+    } else {
+        Ok(raw)
     }
-    Ok(raw)
 }
+
+/// The first bytes of an xz stream.
+const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
+
+/// Module file names `check` and the map readers pick up in a directory.
+const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
 
 /// Check a module held in memory.
 pub fn check_bytes(
@@ -314,7 +331,7 @@ pub fn check_bytes(
 }
 
 /// The module files named by `paths`: files as given, directories searched
-/// for `.ko` and `.ko.xz`, sorted.
+/// for `.ko`, `.ko.xz` and `.ko.zst`, sorted.
 pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
@@ -329,7 +346,7 @@ pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                         Ok(t) if t.is_dir() => stack.push(path),
                         Ok(t) if t.is_file() => {
                             let name = path.to_string_lossy();
-                            if name.ends_with(".ko") || name.ends_with(".ko.xz") {
+                            if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
                                 found.push(path);
                             }
                         }

@@ -1,0 +1,176 @@
+//! The symbol-map readers on ELF files linked by the real toolchain: a
+//! vmlinux-shaped executable (Debian's own vmlinux is stripped, and its
+//! symbols ship only in the 850 MB -dbg package), checked against `nm -n`.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use klp_convert::symbols::SymbolMap;
+
+/// b.o is linked first (a partial link, as kbuild builds vmlinux.a), so its
+/// `homonym` comes first in the symbol table; it sits in `.text.zlate`, which
+/// follows all of `.text`, so a.c's comes first by address. The kernel
+/// counts vmlinux duplicates by address: position 1 is a.c's.
+const A: &str = r#"
+static int __attribute__((noinline, used)) homonym(void) { return 1; }
+int exported_fn(void) { return homonym() + 10; }
+/* What EXPORT_SYMBOL leaves in vmlinux: a __ksymtab_<name> entry. */
+const void *__ksymtab_exported_fn __attribute__((used, section("___ksymtab+exported_fn"))) = exported_fn;
+int from_b(void);
+int main(void) { return exported_fn() + from_b(); }
+"#;
+const B: &str = r#"
+static int __attribute__((noinline, used, section(".text.zlate"))) homonym(void) { return 2; }
+int from_b(void) { return homonym(); }
+"#;
+
+fn link(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("a.c"), A).unwrap();
+    std::fs::write(dir.join("b.c"), B).unwrap();
+    let out = dir.join("vmlinux");
+    for cmd in [
+        "gcc -O1 -c a.c b.c",
+        "ld -r -o built-in.o b.o a.o",
+        "gcc -no-pie built-in.o -o vmlinux",
+    ] {
+        let status = Command::new("sh")
+            .current_dir(dir)
+            .args(["-c", cmd])
+            .status()
+            .expect("run sh");
+        assert!(status.success(), "{cmd}");
+    }
+    out
+}
+
+/// The values of the symbols called `name`, in symbol-table order.
+fn symtab_values(file: &std::path::Path, name: &str) -> Vec<u64> {
+    let out = Command::new("readelf")
+        .arg("-sW")
+        .arg(file)
+        .output()
+        .expect("run readelf");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 8 && f[7] == name).then(|| u64::from_str_radix(f[1], 16).unwrap())
+        })
+        .collect()
+}
+
+/// `nm -n` addresses of a name, in address order.
+fn nm_addresses(file: &std::path::Path, name: &str) -> Vec<u64> {
+    let out = Command::new("nm")
+        .arg("-n")
+        .arg(file)
+        .output()
+        .expect("run nm");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[2] == name).then(|| u64::from_str_radix(f[0], 16).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn vmlinux_elf_positions_files_and_exports() {
+    let dir = scratch("vmlinux_elf");
+    let vmlinux = link(&dir);
+    let mut map = SymbolMap::new();
+    map.add_file(&vmlinux).unwrap();
+
+    let nm = nm_addresses(&vmlinux, "homonym");
+    assert_eq!(nm.len(), 2);
+    // The case is only a test if the two orders disagree.
+    assert_eq!(symtab_values(&vmlinux, "homonym"), [nm[1], nm[0]]);
+    let first = map.resolve("vmlinux", "homonym", 1).unwrap();
+    let second = map.resolve("vmlinux", "homonym", 2).unwrap();
+    assert_eq!((first.addr, second.addr), (nm[0], nm[1]));
+    assert_eq!((first.count, first.position), (2, 1));
+    // Address order, not symbol-table order: a.c's comes first.
+    assert!(first.place.ends_with(" in a.c"), "{}", first.place);
+    assert!(second.place.ends_with(" in b.c"), "{}", second.place);
+    // Position 0 is the kernel's "unique or fail".
+    assert!(map.resolve("vmlinux", "homonym", 0).is_err());
+    assert!(map.resolve("vmlinux", "homonym", 3).is_err());
+
+    // Globals carry no file; kinds as kallsyms writes them.
+    let e = map
+        .symbols("vmlinux")
+        .iter()
+        .find(|s| s.name == "exported_fn")
+        .unwrap();
+    assert_eq!((e.kind, e.file.as_deref()), ('T', None));
+    let h = map
+        .symbols("vmlinux")
+        .iter()
+        .find(|s| s.name == "homonym")
+        .unwrap();
+    assert_eq!(h.kind, 't');
+
+    // The __ksymtab_ entry makes the export list: exported_fn is vmlinux's,
+    // everything else is not exported.
+    assert_eq!(map.exporter("exported_fn"), Some("vmlinux"));
+    assert_eq!(map.is_exported("homonym"), Some(false));
+
+    // The same through the command line, in both map formats.
+    let json = dir.join("map.json");
+    let o = klp_convert(&[
+        "symbols",
+        vmlinux.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut back = SymbolMap::new();
+    back.add_file(&json).unwrap();
+    assert_eq!(back, map);
+    let o = klp_convert(&["symbols", vmlinux.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let klp = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        klp.starts_with("klp-convert-symbol-data.0.1\n*vmlinux\n"),
+        "{klp}"
+    );
+    assert_eq!(klp.lines().filter(|l| *l == "homonym").count(), 2);
+    assert_eq!(
+        klp.lines()
+            .filter(|l| *l == "__ksymtab_exported_fn")
+            .count(),
+        1
+    );
+}
+
+/// A kallsyms dump alone carries vmlinux's export list (its `__ksymtab_`
+/// lines), so an engineer with only /proc/kallsyms of the target can convert.
+#[test]
+fn kallsyms_gives_exports() {
+    let mut map = SymbolMap::new();
+    map.add_kallsyms(
+        "ffffffff81000000 T printk\n\
+         ffffffff82000000 r __ksymtab_printk\n\
+         ffffffff81000100 t local_fn\n\
+         ffffffffc0000000 t mod_fn\t[my-mod]\n\
+         ffffffffc0001000 r __ksymtab_mod_export\t[my-mod]\n",
+    )
+    .unwrap();
+    assert!(map.has_exports());
+    assert_eq!(map.exporter("printk"), Some("vmlinux"));
+    assert_eq!(map.exporter("mod_export"), Some("my_mod"));
+    assert_eq!(map.is_exported("local_fn"), Some(false));
+
+    // Without vmlinux __ksymtab_ lines (no CONFIG_KALLSYMS_ALL) the export
+    // list is unknown, not empty.
+    let mut bare = SymbolMap::new();
+    bare.add_kallsyms("ffffffff81000000 T printk\n").unwrap();
+    assert!(!bare.has_exports());
+    assert_eq!(bare.is_exported("printk"), None);
+}
