@@ -73,6 +73,8 @@ Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
   System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
   of them (/lib/modules/<release>), a Module.symvers (exports), a v7
   symbols.klp, or a JSON map written by 'klp-convert symbols --format json'.
+  Exports come from Module.symvers or the __ksymtab_<name> entries of a
+  vmlinux, a kallsyms dump or a module.
   With maps, convert also turns every unannotated reference to a symbol that
   vmlinux does not export into a klp relocation for the object that owns it
   (module exports too); an ambiguous or unknown name is refused with the

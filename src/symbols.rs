@@ -95,6 +95,29 @@ fn kind_letter(elf: &Elf, sym: &crate::elf::Symbol) -> char {
     }
 }
 
+/// Names in a vmlinux symbol table that the running kernel's kallsyms does
+/// not hold: assembler-local labels, arm64 mapping symbols, the export
+/// machinery's string and CRC symbols, and kallsyms' own tables (System.map
+/// lists those; `/proc/kallsyms` does not). A map keeping them would accept
+/// names `klp_find_object_symbol` cannot find.
+fn kallsyms_omits(name: &[u8]) -> bool {
+    const PREFIXES: [&[u8]; 5] = [b".L", b"$", b"__crc_", b"__kstrtab_", b"__kstrtabns_"];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || (name.starts_with(b"kallsyms_")
+            && matches!(
+                &name[9..],
+                b"addresses"
+                    | b"offsets"
+                    | b"relative_base"
+                    | b"num_syms"
+                    | b"names"
+                    | b"markers"
+                    | b"token_table"
+                    | b"token_index"
+                    | b"seqs_of_names"
+            ))
+}
+
 /// Why a klp symbol does not resolve: the kernel's own message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unresolved {
@@ -348,6 +371,8 @@ impl SymbolMap {
                     let m = &m[1..m.len() - 1];
                     self.objects.entry(module_name(m)).or_default().push(sym);
                 }
+                // System.map also lists kallsyms' own tables.
+                None if kallsyms_omits(name.as_bytes()) => {}
                 None => vmlinux.push(sym),
                 Some(_) if line.contains("The real System.map is in") => {
                     return Err(
@@ -417,6 +442,10 @@ impl SymbolMap {
                 continue;
             }
             if s.st_shndx == SHN_UNDEF || s.name.is_empty() || s.kind() == elf::STT_SECTION {
+                continue;
+            }
+            // Absolute symbols (linker constants) are not in kallsyms either.
+            if s.st_shndx == elf::SHN_ABS || kallsyms_omits(s.name) {
                 continue;
             }
             syms.push(MapSymbol {

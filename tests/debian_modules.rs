@@ -303,3 +303,81 @@ fn compressed_modules_read_like_plain_ones() {
     let err = check::read_module(&cut).unwrap_err();
     assert!(err.contains("cut.ko.zst") && err.contains("zstd"), "{err}");
 }
+
+/// The names on which two name → addresses tables disagree.
+fn differences(
+    a: &std::collections::BTreeMap<String, Vec<u64>>,
+    b: &std::collections::BTreeMap<String, Vec<u64>>,
+) -> Vec<String> {
+    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .map(|n| format!("{n}: {:x?} vs {:x?}", a.get(n), b.get(n)))
+        .collect()
+}
+
+/// Debian's debug vmlinux (the ELF of `linux-image-<release>-dbg`, debug
+/// info stripped by fetch-kernels) and its real System.map give the same
+/// vmlinux map: every name, every address, so every position; and the ELF
+/// knows the exports.
+fn vmlinux_elf_matches_system_map(series: &str) {
+    use klp_convert::symbols::SymbolMap;
+    let k = kernel_dir(series);
+    let start = Instant::now();
+    let mut elf = SymbolMap::new();
+    elf.add_file(&k.join("dbg/vmlinux")).unwrap();
+    eprintln!(
+        "{series}: vmlinux ELF map in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let mut sysmap = SymbolMap::new();
+    sysmap.add_file(&k.join("dbg/System.map")).unwrap();
+    let e = addresses_by_name(&elf, "vmlinux");
+    let mut m = addresses_by_name(&sysmap, "vmlinux");
+    // System.map keeps the global absolute symbols (linker constants such
+    // as `phys_startup_64`) that kallsyms leaves out, as the ELF map does.
+    let absolute: Vec<&str> = sysmap
+        .symbols("vmlinux")
+        .iter()
+        .filter(|s| s.kind == 'A')
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(absolute.contains(&"phys_startup_64"), "{absolute:?}");
+    for name in absolute {
+        m.remove(name);
+    }
+    assert!(
+        m.len() > 80_000,
+        "{series}: {} names in System.map",
+        m.len()
+    );
+    let diff = differences(&e, &m);
+    assert!(
+        diff.is_empty(),
+        "{series}: {} names differ between the vmlinux ELF and System.map, first: {:#?}",
+        diff.len(),
+        &diff[..diff.len().min(10)]
+    );
+    // Many names are duplicated; each resolves by address order.
+    let dup = m.values().filter(|a| a.len() > 1).count();
+    assert!(dup > 1000, "{series}: only {dup} duplicated names");
+    let (name, addrs) = m.iter().find(|(_, a)| a.len() > 2).unwrap();
+    for (i, want) in addrs.iter().enumerate() {
+        let r = elf.resolve("vmlinux", name, i as u64 + 1).unwrap();
+        assert_eq!((r.addr, r.count), (*want, addrs.len()), "{name},{}", i + 1);
+    }
+    assert_eq!(elf.exporter("_printk"), Some("vmlinux"));
+    assert_eq!(elf.is_exported("saved_command_line"), Some(false));
+    assert_eq!(sysmap.exporter("_printk"), Some("vmlinux"));
+}
+
+#[test]
+fn vmlinux_elf_matches_system_map_debian_6_1() {
+    vmlinux_elf_matches_system_map("6.1");
+}
+
+#[test]
+fn vmlinux_elf_matches_system_map_debian_6_12() {
+    vmlinux_elf_matches_system_map("6.12");
+}

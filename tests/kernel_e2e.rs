@@ -233,7 +233,7 @@ fn pack(rootfs: &Path, cpio: &Path) {
 
 /// Boot the kernel with the initramfs; return the console log and what the
 /// guest wrote to its second serial port.
-fn boot(kernel: &Path, initrd: &Path, log: &Path, extra: &str) -> (String, String) {
+fn boot(kernel: &Path, initrd: &Path, log: &Path) -> (String, String) {
     let _ = std::fs::remove_file(log);
     let bulk = log.with_extension("ttyS1");
     let _ = std::fs::remove_file(&bulk);
@@ -249,9 +249,7 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path, extra: &str) -> (String, Strin
         .arg("-initrd")
         .arg(initrd)
         .arg("-append")
-        .arg(format!(
-            "console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6 {extra}"
-        ))
+        .arg("console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -275,40 +273,6 @@ fn boot(kernel: &Path, initrd: &Path, log: &Path, extra: &str) -> (String, Strin
         String::from_utf8_lossy(&bytes).replace('\r', "")
     };
     (text(log), text(&bulk))
-}
-
-/// vmlinux's kallsyms for `kernel`, captured once by a boot of its own and
-/// cached beside the kernel: the map `check` needs before the test boot.
-fn cached_kallsyms(kernel: &Path, work: &Path) -> PathBuf {
-    let cached = kernel.join("kallsyms");
-    if cached.is_file() {
-        return cached;
-    }
-    let rootfs = work.join("kallsyms-rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy(cache_dir().join("busybox"), rootfs.join("bin/busybox")).unwrap();
-    std::fs::copy(root().join("tests/kernel/init.sh"), rootfs.join("init")).unwrap();
-    let cpio = work.join("kallsyms.cpio");
-    pack(&rootfs, &cpio);
-    let (log, bulk) = boot(
-        kernel,
-        &cpio,
-        &work.join("kallsyms.log"),
-        "klptest=kallsyms",
-    );
-    let lines = bulk.lines().filter(|l| !l.trim().is_empty()).count();
-    assert!(
-        lines > 10000,
-        "kallsyms boot gave {lines} lines; console:\n{log}"
-    );
-    assert!(
-        log.contains(&format!("KLPTEST kallsyms lines={lines}")),
-        "truncated kallsyms; console:\n{log}"
-    );
-    let tmp = kernel.join(format!("kallsyms.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bulk).unwrap();
-    std::fs::rename(&tmp, &cached).unwrap();
-    cached
 }
 
 /// The `KLPTEST` lines of a console log.
@@ -366,11 +330,11 @@ fn scenario(series: &str) {
     let release = std::fs::read_to_string(kernel.join("release")).unwrap();
     let work = scratch(&format!("kernel-e2e-{series}"));
     build_modules(&kernel, &work);
-    // The target kernel's symbol maps: vmlinux (kallsyms from an earlier
-    // boot), the target module, the exports.
-    let kallsyms = cached_kallsyms(&kernel, &work);
+    // The target kernel's symbol maps, all from Debian's packages and the
+    // build: vmlinux (the ELF of linux-image-<release>-dbg), the target
+    // module, the exports.
     let maps = [
-        kallsyms.clone(),
+        kernel.join("dbg/vmlinux"),
         work.join("target/klp_test_target.ko"),
         kernel.join("build/Module.symvers"),
     ];
@@ -477,7 +441,7 @@ fn scenario(series: &str) {
     assert!(json.contains("(position 2 of 2)"), "{json}");
     let _ = text;
 
-    let (log, bulk) = boot(&kernel, &initrd, &work.join("console.log"), "");
+    let (log, bulk) = boot(&kernel, &initrd, &work.join("console.log"));
     let r = Results::parse(log);
 
     r.expect("start", "kernel", 0, release.trim());
@@ -592,19 +556,44 @@ fn scenario(series: &str) {
         let _ = module;
     }
 
-    // The maps agree with the booted kernel's own kallsyms: vmlinux (the
-    // cached dump from an earlier boot) and the target module (from its .ko).
+    // The maps agree with the booted kernel's own kallsyms. vmlinux: every
+    // name the running kernel lists has the same addresses, so the same
+    // positions, in the package's vmlinux ELF and in its System.map (the
+    // boot is nokaslr), and the ELF map holds no name kallsyms lacks.
     let mut live = klp_convert::symbols::SymbolMap::new();
     live.add_kallsyms(&bulk).expect("guest kallsyms");
-    let mut cached = klp_convert::symbols::SymbolMap::new();
-    cached
-        .add_kallsyms(&std::fs::read_to_string(&kallsyms).unwrap())
-        .unwrap();
-    assert_eq!(
-        live.symbols("vmlinux"),
-        cached.symbols("vmlinux"),
-        "vmlinux kallsyms differ between boots"
+    let guest = addresses_by_name(&live, "vmlinux");
+    assert!(
+        guest.len() > 80_000,
+        "{} vmlinux names in the guest",
+        guest.len()
     );
+    for file in ["dbg/vmlinux", "dbg/System.map"] {
+        let mut map = klp_convert::symbols::SymbolMap::new();
+        map.add_file(&kernel.join(file)).unwrap();
+        let map = addresses_by_name(&map, "vmlinux");
+        let wrong: Vec<_> = guest
+            .iter()
+            .filter(|(name, addrs)| map.get(*name) != Some(*addrs))
+            .map(|(name, addrs)| format!("{name}: guest {addrs:x?}, {file} {:x?}", map.get(name)))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{series}: {} of {} guest kallsyms names differ in {file}: {:#?}",
+            wrong.len(),
+            guest.len(),
+            &wrong[..wrong.len().min(10)]
+        );
+        if file == "dbg/vmlinux" {
+            let extra: Vec<_> = map.keys().filter(|n| !guest.contains_key(*n)).collect();
+            assert!(
+                extra.is_empty(),
+                "{series}: {} names in the vmlinux ELF map the guest lacks: {:?}",
+                extra.len(),
+                &extra[..extra.len().min(20)]
+            );
+        }
+    }
     let mut from_ko = klp_convert::symbols::SymbolMap::new();
     from_ko
         .add_file(&work.join("target/klp_test_target.ko"))

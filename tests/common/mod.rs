@@ -137,3 +137,15 @@ pub fn files_below(dir: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Name → addresses in kernel order (so positions), for one object of a map.
+pub fn addresses_by_name(
+    map: &klp_convert::symbols::SymbolMap,
+    obj: &str,
+) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let mut out: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for s in map.symbols(obj) {
+        out.entry(s.name.clone()).or_default().push(s.addr);
+    }
+    out
+}

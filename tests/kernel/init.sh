@@ -37,13 +37,6 @@ load() { # load STEP FILE: insmod, report rc
 
 value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
 
-# Mode klptest=kallsyms: only dump the symbols (for maps made before a boot).
-if grep -q 'klptest=kallsyms' /proc/cmdline; then
-	cat /proc/kallsyms > /dev/ttyS1
-	out kallsyms "lines=$(wc -l < /proc/kallsyms)"
-	poweroff -f
-fi
-
 out start "kernel=$(uname -r)"
 out cmdline "before=$(cat /proc/cmdline)"
 
