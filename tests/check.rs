@@ -722,3 +722,53 @@ fn aarch64_module_plt_sections() {
         }
     }
 }
+
+/// A linked ppc64 module needs its `.stubs` section: the loader routes every
+/// call to another object through a stub there and refuses a module without.
+#[test]
+fn ppc64le_module_stubs_section() {
+    let source = |with_stubs: bool| {
+        let stubs = if with_stubs {
+            "__asm__(\".section .stubs,\\\"ax\\\",@nobits\\n.previous\");\n"
+        } else {
+            ""
+        };
+        format!(
+            "{HEADER}{LIVEPATCH_MODINFO}{stubs}\
+             char this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n\
+             extern int f(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\nint g(int x) {{ return f(x) + 1; }}\n"
+        )
+    };
+    for with_stubs in [false, true] {
+        let dir = scratch(&format!("check_ppc64le_stubs_{with_stubs}"));
+        let obj = dir.join("lp.o");
+        compile(
+            "powerpc64le-linux-gnu-gcc",
+            &["-mcmodel=medium"],
+            &source(with_stubs),
+            &obj,
+        );
+        let out = dir.join("out.o");
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let words = "no .stubs section: the ppc64 loader refuses the module";
+        if with_stubs {
+            assert!(r.status.success(), "{}", stderr(&r));
+            let (code, text) = check(&out, &[]);
+            assert_eq!(code, 0, "{text}");
+            assert!(!text.contains(words), "{text}");
+        } else {
+            // convert runs the same check on its output and writes nothing.
+            assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+            assert!(stderr(&r).contains(words), "{}", stderr(&r));
+            assert!(!out.exists());
+            let (code, text) = check(&obj, &[]);
+            assert_eq!(code, 1, "{text}");
+            assert!(text.contains(words), "{text}");
+        }
+    }
+}
