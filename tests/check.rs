@@ -695,25 +695,37 @@ fn absolute_32_bit_fields_with_a_map() {
     }
 }
 
+/// A linked module (it has `.gnu.linkonce.this_module`) calling vmlinux's
+/// `f`, with `sections` (assembler `.section` lines) added.
+fn linked_module_source(sections: &[&str]) -> String {
+    let asm: String = sections
+        .iter()
+        .map(|s| format!("__asm__(\"{s}\\n.previous\");\n"))
+        .collect();
+    format!(
+        "{HEADER}{LIVEPATCH_MODINFO}{asm}\
+         char this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n\
+         extern int f(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\nint g(int x) {{ return f(x) + 1; }}\n"
+    )
+}
+
 /// A linked arm64 module needs its PLT sections.
 #[test]
 fn aarch64_module_plt_sections() {
-    let source = |with_plt: bool| {
-        let plt = if with_plt {
-            "__asm__(\".section .plt,\\\"ax\\\"\\n.previous\\n.section .init.plt,\\\"ax\\\"\\n.previous\");\n"
-        } else {
-            ""
-        };
-        format!(
-            "{HEADER}{LIVEPATCH_MODINFO}{plt}\
-             char this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n\
-             extern int f(void) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\nint g(void) {{ return f(); }}\n"
-        )
-    };
     for with_plt in [false, true] {
+        let sections: &[&str] = if with_plt {
+            &[".section .plt,\\\"ax\\\"", ".section .init.plt,\\\"ax\\\""]
+        } else {
+            &[]
+        };
         let dir = scratch(&format!("check_arm64_plt_{with_plt}"));
         let obj = dir.join("lp.o");
-        compile("aarch64-linux-gnu-gcc", &[], &source(with_plt), &obj);
+        compile(
+            "aarch64-linux-gnu-gcc",
+            &[],
+            &linked_module_source(sections),
+            &obj,
+        );
         let (code, text) = check(&obj, &[]);
         let missing = text.contains("module PLT section(s) missing (.plt, .init.plt)");
         assert_eq!(missing, !with_plt, "{text}");
@@ -727,25 +739,18 @@ fn aarch64_module_plt_sections() {
 /// call to another object through a stub there and refuses a module without.
 #[test]
 fn ppc64le_module_stubs_section() {
-    let source = |with_stubs: bool| {
-        let stubs = if with_stubs {
-            "__asm__(\".section .stubs,\\\"ax\\\",@nobits\\n.previous\");\n"
-        } else {
-            ""
-        };
-        format!(
-            "{HEADER}{LIVEPATCH_MODINFO}{stubs}\
-             char this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n\
-             extern int f(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\nint g(int x) {{ return f(x) + 1; }}\n"
-        )
-    };
     for with_stubs in [false, true] {
+        let sections: &[&str] = if with_stubs {
+            &[".section .stubs,\\\"ax\\\",@nobits"]
+        } else {
+            &[]
+        };
         let dir = scratch(&format!("check_ppc64le_stubs_{with_stubs}"));
         let obj = dir.join("lp.o");
         compile(
             "powerpc64le-linux-gnu-gcc",
             &["-mcmodel=medium"],
-            &source(with_stubs),
+            &linked_module_source(sections),
             &obj,
         );
         let out = dir.join("out.o");
