@@ -222,7 +222,24 @@ fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
             convert::write_atomically(&o, text.as_bytes(), mode).map_err(|e| {
                 eprintln!("klp-convert: error: {e}");
                 Fail(2)
-            })
+            })?;
+            let objects: Vec<&str> = map.objects().collect();
+            let count: usize = objects.iter().map(|o| map.symbols(o).len()).sum();
+            let mut names = objects[..objects.len().min(5)].join(", ");
+            if objects.len() > 5 {
+                names += &format!(", and {} more", objects.len() - 5);
+            }
+            eprintln!(
+                "klp-convert: {}: {count} symbols of {} object(s) ({names}){}",
+                o.display(),
+                objects.len(),
+                if map.has_exports() {
+                    ", with exports"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
         }
         None => {
             print!("{text}");
