@@ -33,6 +33,7 @@ pub mod convert;
 pub mod diag;
 pub mod elf;
 pub mod names;
+pub mod parallel;
 pub mod plan;
 pub mod resolve;
 pub mod show;

@@ -519,12 +519,26 @@ impl SymbolMap {
         self.objects.insert(name, syms);
     }
 
+    /// Take in the objects and exports of `other`, a map read from module
+    /// files: a same-named object is replaced, as [`SymbolMap::add_module`]
+    /// replaces it.
+    fn merge(&mut self, other: SymbolMap) {
+        self.objects.extend(other.objects);
+        self.exports.extend(other.exports);
+        self.has_exports |= other.has_exports;
+    }
+
     /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz`/`.ko.zst` below a
     /// directory (a `/lib/modules/<release>` tree, say).
     pub fn add_path(&mut self, path: &Path) -> Result<(), String> {
         if path.is_dir() {
-            for f in crate::check::module_files(&[path.to_path_buf()])? {
-                self.add_file(&f)?;
+            let files = crate::check::module_files(&[path.to_path_buf()])?;
+            let maps = crate::parallel::map_files(&files, |f| {
+                let mut one = SymbolMap::new();
+                one.add_file(f).map(|()| one)
+            });
+            for one in maps {
+                self.merge(one?);
             }
             Ok(())
         } else {

@@ -370,32 +370,10 @@ pub fn check_files(
     release: Option<&str>,
     map: Option<&SymbolMap>,
 ) -> Vec<Result<ModuleReport, String>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<ModuleReport, String>>> = Vec::new();
-    slots.resize_with(files.len(), || None);
-    let done = std::sync::Mutex::new(slots);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(path) = files.get(i) else { break };
-                let name = path.display().to_string();
-                let report =
-                    read_module(path).map(|bytes| check_bytes(&name, &bytes, release, map));
-                if let Ok(mut slots) = done.lock() {
-                    slots[i] = Some(report);
-                }
-            });
-        }
-    });
-    done.into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not checked".into())))
-        .collect()
+    crate::parallel::map_files(files, |path| {
+        let name = path.display().to_string();
+        read_module(path).map(|bytes| check_bytes(&name, &bytes, release, map))
+    })
 }
 
 #[cfg(test)]
