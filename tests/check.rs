@@ -777,3 +777,74 @@ fn ppc64le_module_stubs_section() {
         }
     }
 }
+
+/// The rules on klp symbols and entries that the kernel checks while
+/// resolving (`klp_resolve_symbols`, `klp_apply_section_relocs`), each broken
+/// in a converted module by patching its bytes.
+#[test]
+fn klp_symbol_and_entry_rules() {
+    let (out, good) = converted_x86(
+        "check_klp_symbols",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+    );
+    let elf = Elf::parse(&good).unwrap();
+    let klp = elf
+        .section_by_name(b".klp.rela.vmlinux..text.f")
+        .unwrap()
+        .clone();
+    let sym = elf
+        .symbols
+        .iter()
+        .find(|s| s.name == b".klp.sym.vmlinux.v,0")
+        .unwrap()
+        .index;
+    let replace = |bytes: &mut Vec<u8>, from: &[u8], to: &[u8]| {
+        let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+        bytes[at..at + to.len()].copy_from_slice(to);
+    };
+    let check_with = |bytes: &[u8], words: &str| {
+        std::fs::write(&out, bytes).unwrap();
+        let (code, text) = check(&out, &[]);
+        assert_eq!(code, 1, "{words}: {text}");
+        assert!(text.contains(words), "{words}: {text}");
+    };
+
+    // A klp relocation against a symbol that is not SHN_LIVEPATCH.
+    let mut edit = Edit::new(&elf);
+    let name = edit.add_symbol_name(b".klp.sym.vmlinux.v,0");
+    edit.patch_symbol(sym, name, klp.sh_info as u16);
+    check_with(
+        &edit.finish().unwrap(),
+        "symbol .klp.sym.vmlinux.v,0 is not marked as a livepatch symbol",
+    );
+
+    // A klp symbol name without its position.
+    let mut bad = good.clone();
+    replace(
+        &mut bad,
+        b".klp.sym.vmlinux.v,0\0",
+        b".klp.sym.vmlinux.v;0\0",
+    );
+    check_with(
+        &bad,
+        "symbol .klp.sym.vmlinux.v;0 has an incorrectly formatted name",
+    );
+
+    // A klp section name without an object.
+    let mut bad = good.clone();
+    replace(
+        &mut bad,
+        b".klp.rela.vmlinux..text.f\0",
+        b".klp.rela.........text.f\0",
+    );
+    check_with(
+        &bad,
+        "section .klp.rela.........text.f has an incorrectly formatted name",
+    );
+
+    // An entry whose offset lies beyond its target section.
+    let mut bad = good.clone();
+    let at = klp.sh_offset as usize;
+    bad[at..at + 8].copy_from_slice(&0x10000u64.to_le_bytes());
+    check_with(&bad, "offset lies beyond the end of .text.f");
+}
