@@ -457,6 +457,21 @@ fn converted_x86(test: &str, source: &str) -> (PathBuf, Vec<u8>) {
     (out, bytes)
 }
 
+/// `f` reading vmlinux's `v`, converted: the file, its bytes, and its klp
+/// section `.klp.rela.vmlinux..text.f`.
+fn converted_v(test: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::Section) {
+    let (out, bytes) = converted_x86(
+        test,
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+    );
+    let klp = Elf::parse(&bytes)
+        .unwrap()
+        .section_by_name(b".klp.rela.vmlinux..text.f")
+        .unwrap()
+        .clone();
+    (out, bytes, klp)
+}
+
 /// Overwrite a little-endian field of section `index`'s header.
 fn poke_header(bytes: &mut [u8], index: usize, field: usize, value: &[u8]) {
     let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
@@ -466,15 +481,7 @@ fn poke_header(bytes: &mut [u8], index: usize, field: usize, value: &[u8]) {
 
 #[test]
 fn klp_section_headers() {
-    let (out, good) = converted_x86(
-        "check_headers",
-        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
-    );
-    let elf = Elf::parse(&good).unwrap();
-    let klp = elf
-        .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+    let (out, good, klp) = converted_v("check_headers");
     let target = klp.sh_info as usize;
     let cases: [(usize, Vec<u8>, usize, &str); 5] = [
         (
@@ -783,15 +790,8 @@ fn ppc64le_module_stubs_section() {
 /// in a converted module by patching its bytes.
 #[test]
 fn klp_symbol_and_entry_rules() {
-    let (out, good) = converted_x86(
-        "check_klp_symbols",
-        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
-    );
+    let (out, good, klp) = converted_v("check_klp_symbols");
     let elf = Elf::parse(&good).unwrap();
-    let klp = elf
-        .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
     let sym = elf
         .symbols
         .iter()
