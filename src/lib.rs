@@ -32,6 +32,7 @@ pub mod check;
 pub mod convert;
 pub mod diag;
 pub mod elf;
+pub mod kbuild;
 pub mod names;
 pub mod parallel;
 pub mod plan;

@@ -7,6 +7,7 @@ use klp_convert::check;
 use klp_convert::convert::{self, Error};
 use klp_convert::diag::{Problem, Severity};
 use klp_convert::elf::{signature, Elf};
+use klp_convert::kbuild::{self, Build};
 use klp_convert::show;
 use klp_convert::symbols::SymbolMap;
 
@@ -27,6 +28,9 @@ Usage:
   klp-convert symbols SOURCE... [-o FILE] [--format klp|json]
                                                 write a symbol map (v7 symbols.klp, or JSON
                                                 keeping order, addresses and source files)
+  klp-convert build [DIR] [-C KBUILD | --kernel-release R] [--symbols MAP]... [-- MAKE_ARGS]
+                                                build DIR's modules with kbuild (M=DIR) and
+                                                convert every livepatch module in place
 
 What convert does:
   Every undefined symbol named by KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) or
@@ -68,6 +72,19 @@ What check does:
   System.map (vmlinux lines, module lines with [name]), a vmlinux with a
   symbol table, a module .ko(.xz/.zst) (its name from .modinfo), or a
   Module.symvers (exports).
+
+What build does:
+  make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1 [MAKE_ARGS] modules, on an
+  unpatched kernel's kbuild (KBUILD defaults to /lib/modules/R/build, R to the
+  running kernel); modpost only warns about the names it cannot resolve.
+  Then every livepatch module listed in DIR/modules.order is converted in
+  place, with the maps given plus the exports kbuild knows (KBUILD's and
+  DIR's Module.symvers, KBUILD_EXTRA_SYMBOLS=... among MAKE_ARGS), and
+  checked. A reference that is neither exported nor in a map is refused
+  there, so what modpost let through cannot reach the kernel. Modules without
+  livepatch=Y are left as built. DIR defaults to the current directory (M=DIR
+  is accepted too; a directory inside a kernel tree builds the same way, with
+  -C pointing at the tree).
 
 Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
   System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
@@ -119,6 +136,7 @@ fn run(args: &[String]) -> Result<(), Fail> {
         Some("show") => cmd_show(&args[1..]),
         Some("check") => cmd_check(&args[1..]),
         Some("symbols") => cmd_symbols(&args[1..]),
+        Some("build") => cmd_build(&args[1..]),
         Some(a) if a.starts_with('-') => Err(usage_error(&format!("unknown option '{a}'"))),
         Some(_) => match args.len() {
             2 => convert_one(Path::new(&args[0]), Path::new(&args[1]), None),
@@ -246,6 +264,94 @@ fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
             Ok(())
         }
     }
+}
+
+fn cmd_build(args: &[String]) -> Result<(), Fail> {
+    let mut dir: Option<PathBuf> = None;
+    let mut kbuild_dir: Option<PathBuf> = None;
+    let mut release: Option<String> = None;
+    let mut maps: Vec<PathBuf> = Vec::new();
+    let mut make_args: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--" => make_args.extend(it.by_ref().cloned()),
+            "-C" | "--kbuild" => match it.next() {
+                Some(d) => kbuild_dir = Some(PathBuf::from(d)),
+                None => return Err(usage_error("-C takes the kernel's build directory")),
+            },
+            "--kernel-release" => match it.next() {
+                Some(r) => release = Some(r.clone()),
+                None => return Err(usage_error("--kernel-release takes a release")),
+            },
+            "--symbols" => match it.next() {
+                Some(f) => maps.push(PathBuf::from(f)),
+                None => return Err(usage_error("--symbols takes a file or directory")),
+            },
+            s if s.starts_with('-') => return Err(usage_error(&format!("unknown option '{s}'"))),
+            s if dir.is_none() => dir = Some(PathBuf::from(s.strip_prefix("M=").unwrap_or(s))),
+            s => return Err(usage_error(&format!("unexpected argument '{s}'"))),
+        }
+    }
+    let kbuild_dir = match kbuild_dir {
+        Some(d) => d,
+        None => kbuild::default_kbuild(release.as_deref()).map_err(|e| {
+            eprintln!("klp-convert: error: {e}");
+            Fail(2)
+        })?,
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+    let build = Build::new(kbuild_dir, &dir, make_args).map_err(|e| {
+        eprintln!("klp-convert: error: {e}");
+        Fail(2)
+    })?;
+    let failed = |e: String| {
+        eprintln!("klp-convert: error: {e}");
+        Fail(1)
+    };
+    build.make_modules().map_err(failed)?;
+    let modules = build.modules().map_err(failed)?;
+    maps.extend(build.export_maps());
+    let map = if maps.is_empty() {
+        None
+    } else {
+        Some(load_maps(&maps)?)
+    };
+    let mut ready = Vec::new();
+    let mut refused = Vec::new();
+    for ko in &modules {
+        let bytes = check::read_module(ko).map_err(failed)?;
+        let (image, _) = signature::split(&bytes);
+        let livepatch = Elf::parse(image).is_ok_and(|elf| elf.is_livepatch());
+        if !livepatch {
+            eprintln!(
+                "klp-convert: {}: not a livepatch module (no livepatch=Y): left as built",
+                ko.display()
+            );
+            continue;
+        }
+        match convert_one(ko, ko, map.as_ref()) {
+            Ok(()) => ready.push(ko.display().to_string()),
+            Err(_) => refused.push(ko.display().to_string()),
+        }
+    }
+    if !refused.is_empty() {
+        eprintln!(
+            "klp-convert: build: {} livepatch module{} refused, left unconverted (the kernel would refuse {}): {}",
+            refused.len(),
+            s(refused.len()),
+            if refused.len() == 1 { "it" } else { "them" },
+            refused.join(", ")
+        );
+        return Err(Fail(1));
+    }
+    eprintln!(
+        "klp-convert: build: {} livepatch module{} ready: {}",
+        ready.len(),
+        s(ready.len()),
+        ready.join(", ")
+    );
+    Ok(())
 }
 
 fn print_problem(file: &Path, p: &Problem) {

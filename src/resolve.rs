@@ -130,6 +130,13 @@ pub fn undefined(
                     },
                 },
             )),
+            None if found.is_empty() && objects.is_empty() => {
+                problems.push(at(Problem::error(format!(
+                    "'{name}' is not exported, and the symbol maps hold exports only: \
+                     add the target kernel's symbols (its vmlinux, System.map or \
+                     /proc/kallsyms, and the target modules) with --symbols"
+                ))));
+            }
             None if found.is_empty() => {
                 problems.push(at(Problem::error(format!(
                     "'{name}' is not exported and no object in the symbol maps has it{}",
