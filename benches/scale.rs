@@ -1,15 +1,35 @@
-//! Scale benchmark: conversion time and output size for modules with many
-//! relocations, to show the work grows linearly. Run with `cargo bench`;
-//! under `cargo test` it runs one small size as a smoke test.
+//! Scale benchmark: the work must grow linearly with the module. Run with
+//! `cargo bench`; under `cargo test` it runs one small size as a smoke test.
 //!
-//! Each module is assembled by the real GNU as from generated source: N
-//! relocations against 1,000 annotation symbols in `.data` and `.text`
-//! sections, plus as many ordinary relocations.
+//! 1. Conversion: N relocations against 1,000 annotation symbols in `.data`
+//!    sections, plus as many ordinary relocations.
+//! 2. Resolution against a map (convert with `--symbols`, then `check`): N
+//!    distinct klp symbols against a vmlinux of 200,000 symbols, the size of
+//!    Debian 6.12's. Each klp symbol is looked up, so a per-symbol scan of
+//!    the map would make this quadratic.
+//!
+//! Modules are assembled by the real GNU as from generated source.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+
+/// Assemble `source` (GNU as syntax) into an object; its bytes.
+fn assemble_source(source: &str, name: &str, dir: &Path) -> Vec<u8> {
+    let src = dir.join(format!("{name}.s"));
+    let obj = dir.join(format!("{name}.o"));
+    std::fs::write(&src, source).expect("write assembly");
+    let st = Command::new("gcc")
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .expect("run gcc");
+    assert!(st.success(), "assembling {}", src.display());
+    std::fs::read(&obj).expect("read object")
+}
 
 fn assemble(n: usize, dir: &Path) -> Vec<u8> {
     let mut s = String::new();
@@ -22,18 +42,69 @@ fn assemble(n: usize, dir: &Path) -> Vec<u8> {
         }
         let _ = writeln!(s, "local_{sec}: .quad 0");
     }
-    let src = dir.join(format!("scale-{n}.s"));
-    let obj = dir.join(format!("scale-{n}.o"));
-    std::fs::write(&src, s).expect("write assembly");
-    let st = Command::new("gcc")
-        .arg("-c")
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .expect("run gcc");
-    assert!(st.success(), "assembling {}", src.display());
-    std::fs::read(&obj).expect("read object")
+    assemble_source(&s, &format!("scale-{n}"), dir)
+}
+
+/// `n` distinct annotated vmlinux symbols, one relocation each.
+fn assemble_distinct(n: usize, dir: &Path) -> Vec<u8> {
+    let mut s = String::new();
+    s.push_str(".section .modinfo,\"a\"\n.asciz \"livepatch=Y\"\n.section .data.refs,\"aw\"\n");
+    for i in 0..n {
+        let _ = writeln!(s, ".quad .klp.sym.rela.vmlinux.vmlinux.sym{i}.0");
+    }
+    assemble_source(&s, &format!("distinct-{n}"), dir)
+}
+
+/// A vmlinux of `n` symbols `sym0`.. at increasing addresses.
+fn big_map(n: usize) -> klp_convert::symbols::SymbolMap {
+    let mut map = klp_convert::symbols::SymbolMap::new();
+    let symbols = (0..n)
+        .map(|i| klp_convert::symbols::MapSymbol {
+            name: format!("sym{i}"),
+            kind: 'T',
+            addr: 0xffff_ffff_8100_0000 + 16 * i as u64,
+            section: None,
+            file: None,
+        })
+        .collect();
+    map.set("vmlinux", symbols);
+    map
+}
+
+/// Part 2: convert with a map, then check with it.
+fn resolution(bench: bool, dir: &Path) {
+    let sizes: &[usize] = if bench {
+        &[5_000, 20_000, 80_000]
+    } else {
+        &[1_000]
+    };
+    let map = big_map(200_000);
+    let mut first: Option<(usize, f64)> = None;
+    for &n in sizes {
+        let input = assemble_distinct(n, dir);
+        let t = Instant::now();
+        let done = klp_convert::convert::convert_bytes_with(&input, Some(&map))
+            .expect("conversion with a map");
+        let report = klp_convert::check::check_bytes("bench", &done.bytes, None, Some(&map));
+        let took = t.elapsed().as_secs_f64();
+        assert_eq!(done.symbols, n, "every klp symbol converted");
+        let errors = report.count(klp_convert::diag::Severity::Error);
+        assert_eq!(errors, 0, "{:?}", report.problems.first());
+        let ratio = match first {
+            Some((n0, t0)) => format!(
+                "  time ratio {:.2} for size ratio {:.0}",
+                took / t0,
+                n as f64 / n0 as f64
+            ),
+            None => String::new(),
+        };
+        println!(
+            "resolution: {n:>6} klp symbols against 200,000 map symbols: {:>8.1} ms, {:>6.0} ns/symbol{ratio}",
+            took * 1e3,
+            took / n as f64 * 1e9
+        );
+        first.get_or_insert((n, took));
+    }
 }
 
 fn main() {
@@ -74,4 +145,5 @@ fn main() {
         );
         first.get_or_insert((n, best));
     }
+    resolution(bench, &dir);
 }

@@ -137,9 +137,10 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
 
     if let Some(map) = map {
         // Annotated positions must exist in the target, when the maps know it.
+        let lookup = map.lookup();
         for r in &plan.renames {
             if map.has(&r.klp.obj) {
-                if let Err(e) = map.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
+                if let Err(e) = lookup.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
                     let why = match e {
                         Unresolved::NotFound => {
                             let elsewhere: Vec<&str> = map

@@ -96,6 +96,7 @@ pub fn undefined(
         list.sort_by_key(|(o, _)| (*o != VMLINUX, *o));
     }
 
+    let mut clones: Option<Clones> = None;
     for i in wanted {
         let sym = &elf.symbols[i];
         let name = sym.display_name();
@@ -140,7 +141,9 @@ pub fn undefined(
             None if found.is_empty() => {
                 problems.push(at(Problem::error(format!(
                     "'{name}' is not exported and no object in the symbol maps has it{}",
-                    near_misses(map, &objects, &name)
+                    clones
+                        .get_or_insert_with(|| Clones::new(map, &objects))
+                        .near_misses(&name)
                 ))));
             }
             None => {
@@ -170,25 +173,41 @@ pub fn undefined(
     (out, problems)
 }
 
-/// "; near misses: ..." for a name no object has: compiler clones of it, in
-/// any object.
-fn near_misses(map: &SymbolMap, objects: &[&str], name: &str) -> String {
-    let mut hits = Vec::new();
-    for obj in objects {
-        for s in map.symbols(obj) {
-            if let Some(rest) = s.name.strip_prefix(name) {
-                if CLONE_MARKERS.iter().any(|m| rest.starts_with(m)) && hits.len() < 8 {
-                    hits.push(format!("{obj}:{}", s.name));
+/// Compiler clones in the maps, by the name they were cloned from: for the
+/// near misses of names no object has. Built once, on the first such name.
+struct Clones<'m> {
+    /// Name before the first `.` -> `object:clone` in map order.
+    by_base: HashMap<&'m str, Vec<String>>,
+}
+
+impl<'m> Clones<'m> {
+    fn new(map: &'m SymbolMap, objects: &[&str]) -> Self {
+        let mut by_base: HashMap<&'m str, Vec<String>> = HashMap::new();
+        for obj in objects {
+            for s in map.symbols(obj) {
+                let Some(dot) = s.name.find('.') else {
+                    continue;
+                };
+                let (base, rest) = s.name.split_at(dot);
+                if CLONE_MARKERS.iter().any(|m| rest.starts_with(m)) {
+                    by_base
+                        .entry(base)
+                        .or_default()
+                        .push(format!("{obj}:{}", s.name));
                 }
             }
         }
+        Clones { by_base }
     }
-    if hits.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; near misses (compiler clones: the original may be inlined or renamed): {}",
-            hits.join(", ")
-        )
+
+    /// "; near misses: ..." for `name`, or nothing.
+    fn near_misses(&self, name: &str) -> String {
+        match self.by_base.get(name) {
+            Some(hits) => format!(
+                "; near misses (compiler clones: the original may be inlined or renamed): {}",
+                hits[..hits.len().min(8)].join(", ")
+            ),
+            None => String::new(),
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
 //! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` and `.ko.zst` too).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -95,6 +96,56 @@ fn kind_letter(elf: &Elf, sym: &crate::elf::Symbol) -> char {
     }
 }
 
+/// The `pos`-th of the same-named symbols `same` (in counting order), with
+/// `klp_find_object_symbol`'s rules: 0 only for a unique name.
+fn pick(same: &[&MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
+    let count = same.len();
+    let chosen = match (pos, count) {
+        (_, 0) => return Err(Unresolved::NotFound),
+        (0, 1) => 1,
+        (0, _) => return Err(Unresolved::Ambiguous(count)),
+        (p, c) if p as usize <= c => p as usize,
+        _ => return Err(Unresolved::NoSuchPosition(count)),
+    };
+    let s = same[chosen - 1];
+    Ok(Resolved {
+        addr: s.addr,
+        place: s.place(),
+        position: chosen,
+        count,
+    })
+}
+
+/// Same-named symbols of one object, in counting order.
+type ByName<'a> = HashMap<&'a str, Vec<&'a MapSymbol>>;
+
+/// Resolves many names against one [`SymbolMap`] (see [`SymbolMap::lookup`]).
+pub struct Lookup<'a> {
+    map: &'a SymbolMap,
+    /// Object name -> its symbols by name, built on first use.
+    index: RefCell<HashMap<String, ByName<'a>>>,
+}
+
+impl<'a> Lookup<'a> {
+    /// The same-named symbols `name` of `obj`, in counting order.
+    pub fn candidates(&self, obj: &str, name: &str) -> Vec<&'a MapSymbol> {
+        let mut index = self.index.borrow_mut();
+        let by_name = index.entry(obj.to_string()).or_insert_with(|| {
+            let mut m: ByName<'a> = HashMap::new();
+            for s in self.map.symbols(obj) {
+                m.entry(s.name.as_str()).or_default().push(s);
+            }
+            m
+        });
+        by_name.get(name).cloned().unwrap_or_default()
+    }
+
+    /// [`SymbolMap::resolve`], through the index.
+    pub fn resolve(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+        pick(&self.candidates(obj, name), pos)
+    }
+}
+
 /// Names in a vmlinux symbol table that the running kernel's kallsyms does
 /// not hold: assembler-local labels, arm64 mapping symbols, the export
 /// machinery's string and CRC symbols, and kallsyms' own tables (System.map
@@ -177,29 +228,23 @@ impl SymbolMap {
     }
 
     /// Resolve `name` at position `pos` in `obj` like `klp_find_object_symbol`.
+    /// One scan of the object; for many names use [`SymbolMap::lookup`].
     pub fn resolve(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
         let same: Vec<&MapSymbol> = self
             .symbols(obj)
             .iter()
             .filter(|s| s.name == name)
             .collect();
-        let count = same.len();
-        match (pos, count) {
-            (_, 0) => Err(Unresolved::NotFound),
-            (0, 1) => Ok(Resolved {
-                addr: same[0].addr,
-                place: same[0].place(),
-                position: 1,
-                count,
-            }),
-            (0, _) => Err(Unresolved::Ambiguous(count)),
-            (p, c) if p as usize <= c => Ok(Resolved {
-                addr: same[p as usize - 1].addr,
-                place: same[p as usize - 1].place(),
-                position: p as usize,
-                count,
-            }),
-            _ => Err(Unresolved::NoSuchPosition(count)),
+        pick(&same, pos)
+    }
+
+    /// A resolver for many names: each object is indexed by name the first
+    /// time it is asked about, so a livepatch with thousands of klp symbols
+    /// costs one pass over the objects it uses, not one a symbol.
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            map: self,
+            index: RefCell::new(HashMap::new()),
         }
     }
 
@@ -630,6 +675,23 @@ mod tests {
             0xffffffffc0000010
         );
         assert!(m.has("my_mod") && !m.has("my-mod"));
+        // The indexed resolver agrees with the scan on every case.
+        let lookup = m.lookup();
+        for (obj, name) in [
+            ("vmlinux", "dup"),
+            ("vmlinux", "unique"),
+            ("vmlinux", "nope"),
+            ("my_mod", "homonym"),
+            ("no_such_module", "dup"),
+        ] {
+            for pos in 0..4 {
+                assert_eq!(
+                    lookup.resolve(obj, name, pos),
+                    m.resolve(obj, name, pos),
+                    "{obj} {name} {pos}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
             }
         }
     }
+    let lookup = map.lookup();
     for sym in &elf.symbols {
         let shown = sym.display_name();
         if sym.st_shndx == SHN_LIVEPATCH {
@@ -140,16 +141,15 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
                 continue;
             }
             let candidates = || {
-                let list: Vec<String> = map
-                    .symbols(&k.obj)
+                let list: Vec<String> = lookup
+                    .candidates(&k.obj, &k.name)
                     .iter()
-                    .filter(|s| s.name == k.name)
                     .enumerate()
                     .map(|(i, s)| format!("position {} at {}", i + 1, s.place()))
                     .collect();
                 list.join(", ")
             };
-            match map.resolve(&k.obj, &k.name, k.pos) {
+            match lookup.resolve(&k.obj, &k.name, k.pos) {
                 Ok(r) => {
                     out.push(at(Problem::note(format!(
                         "resolves to {} in {} (position {} of {})",
