@@ -160,6 +160,28 @@ fn builds(series: &str) {
         "{err}"
     );
 
+    // Warning mode relaxes unresolved names only: modpost's other errors
+    // still stop the build.
+    let dir = work.join("gpl");
+    sources(&dir, "_printk");
+    std::fs::write(
+        dir.join("klp_build_helper.c"),
+        "#include <linux/module.h>\n#include <linux/livepatch.h>\n\
+         int klp_build_helper(void);\n\
+         int klp_build_helper(void) { return klp_enable_patch(NULL); }\n\
+         MODULE_LICENSE(\"Proprietary\");\n",
+    )
+    .unwrap();
+    let r = build(&kernel, &dir, std::slice::from_ref(&vmlinux));
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "GPL-incompatible module klp_build_helper.ko uses GPL-only symbol 'klp_enable_patch'"
+        ),
+        "{err}"
+    );
+
     // A compile error is the build's failure, reported as such.
     let dir = work.join("broken");
     sources(&dir, "_printk");
