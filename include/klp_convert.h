@@ -28,8 +28,9 @@
  *     static const char *get_name(void)
  *             KLP_RELOC_SYMBOL_POS(target_mod, target_mod, get_name, 2);
  *
- * Kbuild's modpost on an unpatched kernel stops at these undefined names;
- * build with KBUILD_MODPOST_WARN=1 until kbuild integration is in place.
+ * Kbuild's modpost on an unpatched kernel stops at these undefined names:
+ * build with `klp-convert build` (kbuild with KBUILD_MODPOST_WARN=1, then
+ * the conversion), or run those two steps yourself.
  */
 #ifndef KLP_CONVERT_H
 #define KLP_CONVERT_H

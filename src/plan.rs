@@ -147,7 +147,24 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
                                 .objects()
                                 .filter(|o| map.symbols(o).iter().any(|s| s.name == r.klp.name))
                                 .collect();
-                            if elsewhere.is_empty() {
+                            // The compiler's other names for it in that
+                            // object: `counter.4` for an annotated
+                            // `counter.0`, `f.constprop.0` for `f`.
+                            let base = r.klp.name.split('.').next().unwrap_or_default();
+                            let mut similar: Vec<&str> = map
+                                .symbols(&r.klp.obj)
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .filter(|n| *n != r.klp.name && n.split('.').next() == Some(base))
+                                .collect();
+                            similar.dedup();
+                            if elsewhere.is_empty() && !similar.is_empty() {
+                                format!(
+                                    "not found in the symbol maps; {} has: {}",
+                                    r.klp.obj,
+                                    similar[..similar.len().min(8)].join(", ")
+                                )
+                            } else if elsewhere.is_empty() {
                                 "not found in the symbol maps".to_string()
                             } else {
                                 format!(

@@ -64,6 +64,16 @@ const BUILT_BY_KLP_CONVERT: &[&str] = &["lp_plain", "lp_v7"];
 /// `klp-convert build` of `m`; kbuild's flaky -mfentry probe (below) shows
 /// as a refused `mcount`: clean and build once more.
 fn klp_convert_build(kernel: &Path, work: &Path, m: &Path) {
+    let target = work.join("target/klp_test_target.ko");
+    // lp_v7 names the target's function-local static as its kallsyms does.
+    let mut map = klp_convert::symbols::SymbolMap::new();
+    map.add_file(&target).unwrap();
+    let local = map
+        .symbols("klp_test_target")
+        .iter()
+        .find(|s| s.name.starts_with("klp_local_counter."))
+        .map(|s| s.name.clone())
+        .expect("the target's function-local static");
     let args = [
         "build".to_string(),
         m.display().to_string(),
@@ -72,9 +82,10 @@ fn klp_convert_build(kernel: &Path, work: &Path, m: &Path) {
         "--symbols".into(),
         kernel.join("dbg/vmlinux").display().to_string(),
         "--symbols".into(),
-        work.join("target/klp_test_target.ko").display().to_string(),
+        target.display().to_string(),
         "--".into(),
         format!("KLP_CONVERT_INCLUDE={}", root().join("include").display()),
+        format!("KCFLAGS=-DKLP_LOCAL_COUNTER={local}"),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut r = klp_convert(&args);
@@ -673,7 +684,7 @@ fn scenario(series: &str) {
     //    static key in __jump_table; both load orders.
     let v7 = "v7 data=101,103,105,204,303 rodata=102,104,402 text=203,207,509 \
               sections=99,99,99 strings=klp string A|klp string B \
-              fn=homonym string B key=0";
+              fn=homonym string B key=0 local=606";
     r.expect("v7", "insmod_klp_test_v7.ko", 0, "0");
     r.expect("v7", "value", 0, v7);
     r.expect("v7", "removed_rc", 0, "0");

@@ -411,3 +411,25 @@ fn annotated_name_in_the_wrong_object() {
         "{err}"
     );
 }
+
+/// A function-local static goes by the compiler's name for it (`counter.4`,
+/// the suffix counting the file's local statics, macros' included): an
+/// annotation with another suffix is refused, naming the one there is.
+#[test]
+fn annotated_local_static_with_the_wrong_suffix() {
+    let c = case(
+        "resolve_local_static",
+        "extern int counter KLP_RELOC_SYMBOL(mod_a, mod_a, counter.0);\nint f(void) { return counter; }\n",
+    );
+    let more = c.dir.join("more-kallsyms");
+    std::fs::write(&more, "ffffffffc0000030 d counter.4\t[mod_a]\n").unwrap();
+    let (code, err, out) = c.convert(&[&more]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "annotated 'counter.0' in mod_a: not found in the symbol maps; mod_a has: counter.4"
+        ),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

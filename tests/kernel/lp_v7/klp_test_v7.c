@@ -4,6 +4,7 @@
  * converted with symbol maps (unique names resolve by themselves):
  *
  * - statics renamed with __asm__ ("klp_string.12345"), annotated;
+ * - a function-local static (klp_local_counter.<n>), annotated;
  * - one vmlinux symbol referenced from three text sections, 1, 2 and 3 times,
  *   and a target function reached through a pointer stored in .data;
  * - data of every storage class: global, const, static, static const,
@@ -29,6 +30,14 @@ extern const char klp_string_a[]
 	KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, klp_string.12345);
 extern const char klp_string_b[]
 	KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, klp_string.67890);
+/*
+ * The target's function-local static goes by the compiler's name for it,
+ * klp_local_counter.<n>, <n> counting that file's local statics (macros'
+ * included). An author copies it from kallsyms; the test reads it from the
+ * built target and passes it in.
+ */
+extern int klp_local_counter
+	KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, KLP_LOCAL_COUNTER);
 extern char *saved_command_line;
 extern struct static_key_false sched_schedstats;
 const char *klp_test_target_b(void);
@@ -65,14 +74,15 @@ static const char *lp_value(void)
 	int key = static_branch_unlikely(&sched_schedstats) ? 1 : 0;
 
 	snprintf(value, sizeof(value),
-		 "v7 data=%d,%d,%d,%d,%d rodata=%d,%d,%d text=%d,%d,%d sections=%d,%d,%d strings=%s|%s fn=%s key=%d",
+		 "v7 data=%d,%d,%d,%d,%d rodata=%d,%d,%d text=%d,%d,%d sections=%d,%d,%d strings=%s|%s fn=%s key=%d local=%d",
 		 *READ_ONCE(klp_v7_data_ptrs[0]), *READ_ONCE(klp_v7_data_ptrs[1]),
 		 *READ_ONCE(klp_v7_data_ptrs[2]), *READ_ONCE(klp_v7_data_ptrs[3]),
 		 *READ_ONCE(klp_v7_data_ptrs[4]), *READ_ONCE(klp_v7_rodata_ptrs[0]),
 		 *READ_ONCE(klp_v7_rodata_ptrs[1]), *READ_ONCE(klp_v7_rodata_ptrs[2]),
 		 klp_global_int + klp_const_global_int, klp_static_int + klp_static_const_int,
 		 klp_read_mostly_int + klp_static_const_array[3],
-		 one(), two(), three(), klp_string_a, klp_string_b, READ_ONCE(klp_v7_fn_ptrs[0])(), key);
+		 one(), two(), three(), klp_string_a, klp_string_b, READ_ONCE(klp_v7_fn_ptrs[0])(), key,
+		 READ_ONCE(klp_local_counter));
 	return value;
 }
 

@@ -12,6 +12,17 @@ static const char homonym_string[] __used = "homonym string A";
 /* A static renamed by the compiler's rules for asm labels: its kallsyms name has a dot. */
 static const char klp_string_a[] __asm__("klp_string.12345") __used = "klp string A";
 
+/*
+ * A function-local static: the compiler names it klp_local_counter.<n>, and
+ * that is its kallsyms name.
+ */
+static noinline __used int klp_local_next(void)
+{
+	static int klp_local_counter = 606;
+
+	return klp_local_counter++;
+}
+
 static noinline __used const char *get_homonym_string(void)
 {
 	return homonym_string;
