@@ -83,3 +83,86 @@ void *p = &t;
         "corrupt input must be refused by the planner, not by verification"
     );
 }
+
+/// The symbol-map readers never panic either: corrupted variants of a real
+/// module, a kallsyms dump, a symbols.klp, a Module.symvers and a JSON map
+/// are read or refused with an error, and conversion with whatever map came
+/// out still answers.
+#[test]
+fn corrupted_maps_are_refused_not_panicked_on() {
+    use klp_convert::symbols::SymbolMap;
+    let dir = scratch("robustness_maps");
+    let ko = dir.join("target.ko");
+    compile_x86_64(
+        "static int homonym(void) { return 1; }\n\
+         int get(void) { static int counter; return homonym() + counter++; }\n\
+         const void *__ksymtab_get __attribute__((used)) = get;\n\
+         static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=mod_a\";\n",
+        &ko,
+    );
+    let lp = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int get(void);\nextern char *saved_command_line;\n\
+             int f(void) {{ return get() + saved_command_line[0]; }}\n"
+        ),
+        &lp,
+    );
+    let lp = std::fs::read(&lp).unwrap();
+    let mut good = SymbolMap::new();
+    good.add_file(&ko).unwrap();
+    good.add_kallsyms("ffffffff81000100 T printk\nffffffff81000200 D saved_command_line\n")
+        .unwrap();
+    let sources: Vec<(&str, Vec<u8>)> = vec![
+        ("target.ko", std::fs::read(&ko).unwrap()),
+        (
+            "kallsyms",
+            b"ffffffff81000100 T printk\nffffffff81000200 D saved_command_line\nffffffffc0000000 t get\t[mod_a]\n"
+                .to_vec(),
+        ),
+        ("symbols.klp", good.to_symbols_klp().into_bytes()),
+        (
+            "Module.symvers",
+            b"0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x00000002\tget\tdrivers/mod_a\tEXPORT_SYMBOL_GPL\t\n"
+                .to_vec(),
+        ),
+        ("map.json", good.to_json().into_bytes()),
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut read, mut refused) = (0, 0);
+    for round in 0..5000 {
+        let (name, bytes) = &sources[round % sources.len()];
+        let mut bad = bytes.clone();
+        if rng.next() % 3 == 0 {
+            bad.truncate((rng.next() % bad.len() as u64) as usize);
+        } else {
+            for _ in 0..1 + rng.next() % 4 {
+                let at = (rng.next() % bad.len() as u64) as usize;
+                bad[at] = match rng.next() % 4 {
+                    0 => b'\n',
+                    1 => b'\t',
+                    2 => b' ',
+                    _ => rng.next() as u8,
+                };
+            }
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, &bad).unwrap();
+        let result = std::panic::catch_unwind(|| {
+            let mut map = SymbolMap::new();
+            let r = map.add_file(&path);
+            let _ = convert::convert_bytes_with(&lp, Some(&map));
+            r
+        });
+        match result {
+            Ok(Ok(())) => read += 1,
+            Ok(Err(e)) => {
+                assert!(!e.is_empty(), "variant {round} of {name}: empty error");
+                refused += 1;
+            }
+            Err(_) => panic!("panic on variant {round} of {name}"),
+        }
+    }
+    eprintln!("corrupted maps: {read} read, {refused} refused");
+    assert!(refused > 500, "the corruptions should often be caught");
+}
