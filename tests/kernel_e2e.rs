@@ -684,7 +684,7 @@ fn scenario(series: &str) {
     //    static key in __jump_table; both load orders.
     let v7 = "v7 data=101,103,105,204,303 rodata=102,104,402 text=203,207,509 \
               sections=99,99,99 strings=klp string A|klp string B \
-              fn=homonym string B key=0 local=606";
+              fn=homonym string B key=0 local=606 percpu=ok";
     r.expect("v7", "insmod_klp_test_v7.ko", 0, "0");
     r.expect("v7", "value", 0, v7);
     r.expect("v7", "removed_rc", 0, "0");

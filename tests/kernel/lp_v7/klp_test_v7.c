@@ -10,6 +10,9 @@
  * - data of every storage class: global, const, static, static const,
  *   __read_mostly, integers and arrays, reached from .text, from pointers in
  *   .data and from const pointers in .rodata;
+ * - a vmlinux per-CPU variable (process_counts: its "address" is an offset
+ *   into the per-CPU area, reached by a %gs-relative PC32 access) and a
+ *   global (total_forks), neither exported;
  * - a vmlinux static key used with static_branch_unlikely(): its
  *   relocations land in __jump_table, which is allowed for vmlinux.
  */
@@ -39,6 +42,8 @@ extern const char klp_string_b[]
 extern int klp_local_counter
 	KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, KLP_LOCAL_COUNTER);
 extern char *saved_command_line;
+DECLARE_PER_CPU(unsigned long, process_counts);
+extern unsigned long total_forks;
 extern struct static_key_false sched_schedstats;
 const char *klp_test_target_b(void);
 
@@ -72,9 +77,12 @@ static char value[256];
 static const char *lp_value(void)
 {
 	int key = static_branch_unlikely(&sched_schedstats) ? 1 : 0;
+	/* Every process counted on this CPU is a fork (one CPU here). */
+	unsigned long here = this_cpu_read(process_counts);
+	const char *percpu = here > 0 && here <= READ_ONCE(total_forks) ? "ok" : "bad";
 
 	snprintf(value, sizeof(value),
-		 "v7 data=%d,%d,%d,%d,%d rodata=%d,%d,%d text=%d,%d,%d sections=%d,%d,%d strings=%s|%s fn=%s key=%d local=%d",
+		 "v7 data=%d,%d,%d,%d,%d rodata=%d,%d,%d text=%d,%d,%d sections=%d,%d,%d strings=%s|%s fn=%s key=%d local=%d percpu=%s",
 		 *READ_ONCE(klp_v7_data_ptrs[0]), *READ_ONCE(klp_v7_data_ptrs[1]),
 		 *READ_ONCE(klp_v7_data_ptrs[2]), *READ_ONCE(klp_v7_data_ptrs[3]),
 		 *READ_ONCE(klp_v7_data_ptrs[4]), *READ_ONCE(klp_v7_rodata_ptrs[0]),
@@ -82,7 +90,7 @@ static const char *lp_value(void)
 		 klp_global_int + klp_const_global_int, klp_static_int + klp_static_const_int,
 		 klp_read_mostly_int + klp_static_const_array[3],
 		 one(), two(), three(), klp_string_a, klp_string_b, READ_ONCE(klp_v7_fn_ptrs[0])(), key,
-		 READ_ONCE(klp_local_counter));
+		 READ_ONCE(klp_local_counter), percpu);
 	return value;
 }
 
