@@ -11,6 +11,13 @@
 //! 4. [`convert::verify`] re-reads the result and checks it against the
 //!    contract ([`check::structural`]) and against the input.
 //!
+//! With symbol maps ([`symbols::SymbolMap`]: kallsyms, System.map, vmlinux,
+//! modules, Module.symvers, symbols.klp, JSON), [`plan::build_with`] also
+//! turns plain references into klp ones ([`resolve`]) and reads the v7
+//! `KLP_SYMPOS` table ([`sympos`]). [`check`] applies the same contract and
+//! each architecture's loader rules to any livepatch module; [`kbuild`]
+//! drives an unpatched kbuild before the conversion.
+//!
 //! The kernel's side of the contract is written up in `shared/docs/klp-abi.md`.
 //!
 //! ```
