@@ -121,6 +121,14 @@ fn usage_error(msg: &str) -> Fail {
 }
 
 fn run(args: &[String]) -> Result<(), Fail> {
+    // `klp-convert build --help` and the like: the one help text.
+    let before_make_args = args.iter().take_while(|a| *a != "--");
+    if before_make_args.clone().count() > 1
+        && before_make_args.skip(1).any(|a| a == "-h" || a == "--help")
+    {
+        print!("{USAGE}");
+        return Ok(());
+    }
     let first = args.first().map(String::as_str);
     match first {
         None => Err(usage_error("missing arguments")),

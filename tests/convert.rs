@@ -492,9 +492,17 @@ fn command_line_forms() {
         "--in-place",
         "show FILE.ko",
         "SYMBOLS INPUT.ko OUTPUT.ko",
+        "build [DIR]",
+        "What build does",
         "Exit status",
     ] {
         assert!(help.contains(needle), "help lacks {needle}");
+    }
+    // Help after a command gives the same text; after `--` it is make's.
+    for args in [&["build", "--help"][..], &["convert", "x.ko", "-h"]] {
+        let r = klp_convert(args);
+        assert!(r.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&r.stdout), help, "{args:?}");
     }
     assert_eq!(klp_convert(&[]).status.code(), Some(2));
     assert_eq!(klp_convert(&["convert", "x.ko"]).status.code(), Some(2));
