@@ -71,6 +71,19 @@ fn big_map(n: usize) -> klp_convert::symbols::SymbolMap {
     map
 }
 
+/// "time ratio T for size ratio N" against the first (smallest) run: work
+/// that grows linearly keeps T close to N.
+fn ratio(first: Option<(usize, f64)>, n: usize, took: f64) -> String {
+    match first {
+        Some((n0, t0)) => format!(
+            "  time ratio {:.2} for size ratio {:.0}",
+            took / t0,
+            n as f64 / n0 as f64
+        ),
+        None => String::new(),
+    }
+}
+
 /// Part 2: convert with a map, then check with it.
 fn resolution(bench: bool, dir: &Path) {
     let sizes: &[usize] = if bench {
@@ -90,14 +103,7 @@ fn resolution(bench: bool, dir: &Path) {
         assert_eq!(done.symbols, n, "every klp symbol converted");
         let errors = report.count(klp_convert::diag::Severity::Error);
         assert_eq!(errors, 0, "{:?}", report.problems.first());
-        let ratio = match first {
-            Some((n0, t0)) => format!(
-                "  time ratio {:.2} for size ratio {:.0}",
-                took / t0,
-                n as f64 / n0 as f64
-            ),
-            None => String::new(),
-        };
+        let ratio = ratio(first, n, took);
         println!(
             "resolution: {n:>6} klp symbols against 200,000 map symbols: {:>8.1} ms, {:>6.0} ns/symbol{ratio}",
             took * 1e3,
@@ -130,14 +136,7 @@ fn main() {
         }
         assert_eq!(moved, n, "every annotated relocation moves");
         let per = best / n as f64 * 1e9;
-        let ratio = match first {
-            Some((n0, t0)) => format!(
-                "  time ratio {:.2} for size ratio {:.0}",
-                best / t0,
-                n as f64 / n0 as f64
-            ),
-            None => String::new(),
-        };
+        let ratio = ratio(first, n, best);
         println!(
             "scale: {n:>7} klp relocations ({:>6} KiB in): {:>8.1} ms, {per:>6.0} ns/relocation{ratio}",
             input.len() / 1024,

@@ -77,10 +77,9 @@ impl Build {
             .map_err(|e| format!("{}: {e} (did the build make any module?)", order.display()))?;
         let mut out = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let path = self.dir.join(line);
             let ko = match line.strip_suffix(".o") {
                 Some(stem) => self.dir.join(format!("{stem}.ko")),
-                None => path,
+                None => self.dir.join(line),
             };
             if !ko.is_file() {
                 return Err(format!(

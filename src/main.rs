@@ -121,10 +121,13 @@ fn usage_error(msg: &str) -> Fail {
 }
 
 fn run(args: &[String]) -> Result<(), Fail> {
-    // `klp-convert build --help` and the like: the one help text.
-    let before_make_args = args.iter().take_while(|a| *a != "--");
-    if before_make_args.clone().count() > 1
-        && before_make_args.skip(1).any(|a| a == "-h" || a == "--help")
+    // `klp-convert build --help` and the like (not make's, after `--`): the
+    // one help text.
+    if args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "-h" || a == "--help")
     {
         print!("{USAGE}");
         return Ok(());

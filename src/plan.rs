@@ -139,59 +139,30 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
         // Annotated positions must exist in the target, when the maps know it.
         let lookup = map.lookup();
         for r in &plan.renames {
-            if map.has(&r.klp.obj) {
-                if let Err(e) = lookup.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
-                    let why = match e {
-                        Unresolved::NotFound => {
-                            let elsewhere: Vec<&str> = map
-                                .objects()
-                                .filter(|o| map.symbols(o).iter().any(|s| s.name == r.klp.name))
-                                .collect();
-                            // The compiler's other names for it in that
-                            // object: `counter.4` for an annotated
-                            // `counter.0`, `f.constprop.0` for `f`.
-                            let base = r.klp.name.split('.').next().unwrap_or_default();
-                            let mut similar: Vec<&str> = map
-                                .symbols(&r.klp.obj)
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .filter(|n| *n != r.klp.name && n.split('.').next() == Some(base))
-                                .collect();
-                            similar.dedup();
-                            if elsewhere.is_empty() && !similar.is_empty() {
-                                format!(
-                                    "not found in the symbol maps; {} has: {}",
-                                    r.klp.obj,
-                                    similar[..similar.len().min(8)].join(", ")
-                                )
-                            } else if elsewhere.is_empty() {
-                                "not found in the symbol maps".to_string()
-                            } else {
-                                format!(
-                                    "not found there; the same name is in: {}",
-                                    elsewhere.join(", ")
-                                )
-                            }
-                        }
-                        Unresolved::Ambiguous(n) => {
-                            format!("ambiguous: {n} candidates, give a position")
-                        }
-                        Unresolved::NoSuchPosition(n) => {
-                            format!(
-                                "position {} is beyond the count: the object has {n}",
-                                r.klp.pos
-                            )
-                        }
-                    };
-                    problems.push(
-                        Problem::error(format!(
-                            "annotated '{}' in {}: {why}",
-                            r.klp.name, r.klp.obj
-                        ))
-                        .in_section(".symtab")
-                        .symbol(elf.symbols[r.sym].display_name()),
-                    );
-                }
+            if !map.has(&r.klp.obj) {
+                continue;
+            }
+            if let Err(e) = lookup.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
+                let why = match e {
+                    Unresolved::NotFound => not_found(map, &r.klp.obj, &r.klp.name),
+                    Unresolved::Ambiguous(n) => {
+                        format!("ambiguous: {n} candidates, give a position")
+                    }
+                    Unresolved::NoSuchPosition(n) => {
+                        format!(
+                            "position {} is beyond the count: the object has {n}",
+                            r.klp.pos
+                        )
+                    }
+                };
+                problems.push(
+                    Problem::error(format!(
+                        "annotated '{}' in {}: {why}",
+                        r.klp.name, r.klp.obj
+                    ))
+                    .in_section(".symtab")
+                    .symbol(elf.symbols[r.sym].display_name()),
+                );
             }
         }
         let (found, mut unresolved) = resolve::undefined(elf, map, &annotations);
@@ -395,5 +366,37 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
         Ok(plan)
     } else {
         Err(problems)
+    }
+}
+
+/// Why an annotated name is not in its object: the objects that have it,
+/// else the compiler's other names for it there (`counter.4` for an
+/// annotated `counter.0`, `f.constprop.0` for `f`).
+fn not_found(map: &SymbolMap, obj: &str, name: &str) -> String {
+    let elsewhere: Vec<&str> = map
+        .objects()
+        .filter(|o| map.symbols(o).iter().any(|s| s.name == name))
+        .collect();
+    if !elsewhere.is_empty() {
+        return format!(
+            "not found there; the same name is in: {}",
+            elsewhere.join(", ")
+        );
+    }
+    let base = name.split('.').next().unwrap_or_default();
+    let mut similar: Vec<&str> = Vec::new();
+    for s in map.symbols(obj) {
+        let n = s.name.as_str();
+        if n != name && n.split('.').next() == Some(base) && !similar.contains(&n) {
+            similar.push(n);
+        }
+    }
+    if similar.is_empty() {
+        "not found in the symbol maps".to_string()
+    } else {
+        format!(
+            "not found in the symbol maps; {obj} has: {}",
+            similar[..similar.len().min(8)].join(", ")
+        )
     }
 }

@@ -486,11 +486,13 @@ impl SymbolMap {
                 file = Some(s.display_name());
                 continue;
             }
-            if s.st_shndx == SHN_UNDEF || s.name.is_empty() || s.kind() == elf::STT_SECTION {
-                continue;
-            }
             // Absolute symbols (linker constants) are not in kallsyms either.
-            if s.st_shndx == elf::SHN_ABS || kallsyms_omits(s.name) {
+            if s.st_shndx == SHN_UNDEF
+                || s.st_shndx == elf::SHN_ABS
+                || s.name.is_empty()
+                || s.kind() == elf::STT_SECTION
+                || kallsyms_omits(s.name)
+            {
                 continue;
             }
             syms.push(MapSymbol {

@@ -46,34 +46,7 @@ fn sources(dir: &Path, symbol: &str) {
 }
 
 fn build(kernel: &Path, dir: &Path, maps: &[PathBuf]) -> Output {
-    let mut args = vec![
-        "build".to_string(),
-        dir.display().to_string(),
-        "-C".into(),
-        kernel.join("build").display().to_string(),
-    ];
-    for m in maps {
-        args.push("--symbols".into());
-        args.push(m.display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = klp_convert(&args);
-    // Seen under load (see tests/kernel_e2e.rs): kbuild's `cc-option
-    // -mfentry` probe fails and the module calls mcount, which the build
-    // then rightly refuses. That is kbuild's flake: clean, build once more.
-    if stderr(&r).contains("symbol 'mcount'") {
-        eprintln!("{}: built without -mfentry; building again", dir.display());
-        let clean = std::process::Command::new("make")
-            .arg("-C")
-            .arg(kernel.join("build"))
-            .arg(format!("M={}", dir.display()))
-            .arg("clean")
-            .output()
-            .unwrap();
-        assert!(clean.status.success());
-        return klp_convert(&args);
-    }
-    r
+    klp_convert_build(&kernel.join("build"), dir, maps, &[])
 }
 
 fn show(ko: &Path) -> serde_json::Value {

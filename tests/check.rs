@@ -716,6 +716,20 @@ fn linked_module_source(sections: &[&str]) -> String {
     )
 }
 
+/// [`linked_module_source`] compiled by `compiler` into a scratch directory
+/// named after `test`: (directory, object).
+fn compile_linked_module(
+    test: &str,
+    compiler: &str,
+    flags: &[&str],
+    sections: &[&str],
+) -> (PathBuf, PathBuf) {
+    let dir = scratch(test);
+    let obj = dir.join("lp.o");
+    compile(compiler, flags, &linked_module_source(sections), &obj);
+    (dir, obj)
+}
+
 /// A linked arm64 module needs its PLT sections.
 #[test]
 fn aarch64_module_plt_sections() {
@@ -725,13 +739,11 @@ fn aarch64_module_plt_sections() {
         } else {
             &[]
         };
-        let dir = scratch(&format!("check_arm64_plt_{with_plt}"));
-        let obj = dir.join("lp.o");
-        compile(
+        let (_, obj) = compile_linked_module(
+            &format!("check_arm64_plt_{with_plt}"),
             "aarch64-linux-gnu-gcc",
             &[],
-            &linked_module_source(sections),
-            &obj,
+            sections,
         );
         let (code, text) = check(&obj, &[]);
         let missing = text.contains("module PLT section(s) missing (.plt, .init.plt)");
@@ -752,13 +764,11 @@ fn ppc64le_module_stubs_section() {
         } else {
             &[]
         };
-        let dir = scratch(&format!("check_ppc64le_stubs_{with_stubs}"));
-        let obj = dir.join("lp.o");
-        compile(
+        let (dir, obj) = compile_linked_module(
+            &format!("check_ppc64le_stubs_{with_stubs}"),
             "powerpc64le-linux-gnu-gcc",
             &["-mcmodel=medium"],
-            &linked_module_source(sections),
-            &obj,
+            sections,
         );
         let out = dir.join("out.o");
         let r = klp_convert(&[

@@ -61,9 +61,9 @@ fn copy_dir(from: &Path, to: &Path) {
 /// the target kernel's vmlinux (the -dbg package's) and the target module.
 const BUILT_BY_KLP_CONVERT: &[&str] = &["lp_plain", "lp_v7"];
 
-/// `klp-convert build` of `m`; kbuild's flaky -mfentry probe (below) shows
-/// as a refused `mcount`: clean and build once more.
-fn klp_convert_build(kernel: &Path, work: &Path, m: &Path) {
+/// `klp-convert build` of `m` (see [`klp_convert_build`] for kbuild's
+/// flaky -mfentry probe).
+fn build_with_klp_convert(kernel: &Path, work: &Path, m: &Path) {
     let target = work.join("target/klp_test_target.ko");
     // lp_v7 names the target's function-local static as its kallsyms does.
     let mut map = klp_convert::symbols::SymbolMap::new();
@@ -74,34 +74,21 @@ fn klp_convert_build(kernel: &Path, work: &Path, m: &Path) {
         .find(|s| s.name.starts_with("klp_local_counter."))
         .map(|s| s.name.clone())
         .expect("the target's function-local static");
-    let args = [
-        "build".to_string(),
-        m.display().to_string(),
-        "-C".into(),
-        kernel.join("build").display().to_string(),
-        "--symbols".into(),
-        kernel.join("dbg/vmlinux").display().to_string(),
-        "--symbols".into(),
-        target.display().to_string(),
-        "--".into(),
-        format!("KLP_CONVERT_INCLUDE={}", root().join("include").display()),
-        format!("KCFLAGS=-DKLP_LOCAL_COUNTER={local}"),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut r = klp_convert(&args);
-    if stderr(&r).contains("symbol 'mcount'") {
-        eprintln!("{}: built without -mfentry; building again", m.display());
-        run(
-            Command::new("make")
-                .arg("-C")
-                .arg(kernel.join("build"))
-                .arg(format!("M={}", m.display()))
-                .arg("clean"),
-            "make clean",
-        );
-        r = klp_convert(&args);
-    }
-    assert!(r.status.success(), "klp-convert {args:?}: {}", stderr(&r));
+    let r = klp_convert_build(
+        &kernel.join("build"),
+        m,
+        &[kernel.join("dbg/vmlinux"), target],
+        &[
+            format!("KLP_CONVERT_INCLUDE={}", root().join("include").display()),
+            format!("KCFLAGS=-DKLP_LOCAL_COUNTER={local}"),
+        ],
+    );
+    assert!(
+        r.status.success(),
+        "klp-convert build {}: {}",
+        m.display(),
+        stderr(&r)
+    );
     assert!(
         stderr(&r).contains("build: 1 livepatch module ready"),
         "{}",
@@ -117,7 +104,7 @@ fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
         let m = work.join(dir);
         copy_dir(&src.join(dir), &m);
         if BUILT_BY_KLP_CONVERT.contains(dir) {
-            klp_convert_build(kernel, work, &m);
+            build_with_klp_convert(kernel, work, &m);
             continue;
         }
         let make = |target: &str| {

@@ -149,3 +149,39 @@ pub fn addresses_by_name(
     }
     out
 }
+
+/// `klp-convert build DIR -C KBUILD maps... [-- make_args]`. Seen under load:
+/// kbuild's `cc-option -mfentry` probe fails and the module calls mcount,
+/// which the build then rightly refuses. That is kbuild's flake, not the
+/// tool's: clean (kbuild's own `make` line) and build once more.
+pub fn klp_convert_build(
+    kbuild: &Path,
+    dir: &Path,
+    maps: &[PathBuf],
+    make_args: &[String],
+) -> Output {
+    let mut args = vec![
+        "build".to_string(),
+        dir.display().to_string(),
+        "-C".into(),
+        kbuild.display().to_string(),
+    ];
+    for m in maps {
+        args.push("--symbols".into());
+        args.push(m.display().to_string());
+    }
+    if !make_args.is_empty() {
+        args.push("--".into());
+        args.extend(make_args.iter().cloned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = klp_convert(&args);
+    if !stderr(&r).contains("symbol 'mcount'") {
+        return r;
+    }
+    eprintln!("{}: built without -mfentry; building again", dir.display());
+    let build = klp_convert::kbuild::Build::new(kbuild.to_path_buf(), dir, Vec::new()).unwrap();
+    let clean = build.make_command("clean").output().unwrap();
+    assert!(clean.status.success(), "make clean in {}", dir.display());
+    klp_convert(&args)
+}
