@@ -120,17 +120,28 @@ pub fn undefined(
             _ => None,
         };
         match choice {
-            Some(obj) => out.push((
-                i,
-                Annotation {
-                    lp_obj: obj.clone(),
-                    target: KlpSymbol {
-                        obj,
-                        name: name.clone(),
-                        pos: 0,
-                    },
-                },
-            )),
+            Some(obj) => {
+                let target = KlpSymbol {
+                    obj: obj.clone(),
+                    name: name.clone(),
+                    pos: 0,
+                };
+                // The same grammar as an annotation: a map can name an
+                // object (or a symbol) the kernel would read differently.
+                match names::check_symbol(&target, names::MAX_SYM_NAME) {
+                    Ok(()) => out.push((
+                        i,
+                        Annotation {
+                            lp_obj: obj,
+                            target,
+                        },
+                    )),
+                    Err(e) => problems.push(at(Problem::error(format!(
+                        "'{name}' resolves to object '{obj}' in the symbol maps, but {}",
+                        e.0
+                    )))),
+                }
+            }
             None if found.is_empty() && objects.is_empty() => {
                 problems.push(at(Problem::error(format!(
                     "'{name}' is not exported, and the symbol maps hold exports only: \

@@ -68,6 +68,13 @@ impl Case {
         let r = klp_convert(&args);
         (r.status.code(), stderr(&r), out)
     }
+
+    /// [`Case::convert`] with more kallsyms `lines` as one more map.
+    fn convert_with_kallsyms(&self, lines: &str) -> (Option<i32>, String, PathBuf) {
+        let more = self.dir.join("more-kallsyms");
+        std::fs::write(&more, lines).unwrap();
+        self.convert(&[&more])
+    }
 }
 
 /// (klp symbol names, klp section names) of a converted file.
@@ -421,14 +428,29 @@ fn annotated_local_static_with_the_wrong_suffix() {
         "resolve_local_static",
         "extern int counter KLP_RELOC_SYMBOL(mod_a, mod_a, counter.0);\nint f(void) { return counter; }\n",
     );
-    let more = c.dir.join("more-kallsyms");
-    std::fs::write(&more, "ffffffffc0000030 d counter.4\t[mod_a]\n").unwrap();
-    let (code, err, out) = c.convert(&[&more]);
+    let (code, err, out) = c.convert_with_kallsyms("ffffffffc0000030 d counter.4\t[mod_a]\n");
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(
             "annotated 'counter.0' in mod_a: not found in the symbol maps; mod_a has: counter.4"
         ),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// A map can name an object the klp grammar cannot carry (`[my.mod]`): the
+/// reference is refused as an annotation naming it would be.
+#[test]
+fn object_names_from_maps_follow_the_klp_grammar() {
+    let c = case(
+        "resolve_dotted_object",
+        "extern int dotted_fn(void);\nint f(void) { return dotted_fn(); }\n",
+    );
+    let (code, err, out) = c.convert_with_kallsyms("ffffffffc0002000 t dotted_fn\t[my.mod]\n");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("symbol 'dotted_fn': 'dotted_fn' resolves to object 'my.mod' in the symbol maps, but object name 'my.mod' contains '.'"),
         "{err}"
     );
     assert!(!out.exists());
