@@ -89,7 +89,9 @@ What build does:
 Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
   System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
   of them (/lib/modules/<release>), a Module.symvers (exports), a v7
-  symbols.klp, or a JSON map written by 'klp-convert symbols --format json'.
+  symbols.klp, a JSON map written by 'klp-convert symbols --format json', or
+  the target's kernel .config (without CONFIG_KALLSYMS_ALL, modules read from
+  .ko files keep only their text symbols, as the loader's kallsyms does).
   Exports come from Module.symvers or the __ksymtab_<name> entries of a
   vmlinux, a kallsyms dump or a module.
   With maps, convert also turns every unannotated reference to a symbol that
@@ -163,11 +165,9 @@ fn run(args: &[String]) -> Result<(), Fail> {
 /// Read symbol maps (files or module directories) into one map.
 fn load_maps(paths: &[PathBuf]) -> Result<SymbolMap, Fail> {
     let mut map = SymbolMap::new();
-    for p in paths {
-        if let Err(e) = map.add_path(p) {
-            eprintln!("klp-convert: error: {e}");
-            return Err(Fail(2));
-        }
+    if let Err(e) = map.add_paths(paths) {
+        eprintln!("klp-convert: error: {e}");
+        return Err(Fail(2));
     }
     Ok(map)
 }

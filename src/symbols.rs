@@ -7,7 +7,9 @@
 //! order, among the "core" symbols the loader keeps for kallsyms.
 //!
 //! Sources read here: `/proc/kallsyms` dumps and System.map files (text), a
-//! vmlinux ELF with a symbol table, and module `.ko` files (`.ko.xz` and `.ko.zst` too).
+//! vmlinux ELF with a symbol table, module `.ko` files (`.ko.xz` and `.ko.zst`
+//! too), `Module.symvers`, symbols.klp, JSON maps, and the kernel `.config`
+//! (whose `CONFIG_KALLSYMS_ALL` decides whether modules keep data symbols).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +61,11 @@ pub struct SymbolMap {
     exports: BTreeMap<String, String>,
     /// Was an export list read (an empty one included)?
     has_exports: bool,
+    /// `CONFIG_KALLSYMS_ALL` of the target, from its kernel config; unknown
+    /// means yes. It decides whether modules read from `.ko` files keep
+    /// their data symbols, as the module loader's kallsyms does.
+    #[serde(skip)]
+    kallsyms_all: Option<bool>,
 }
 
 fn unknown_kind() -> char {
@@ -575,13 +582,34 @@ impl SymbolMap {
         self.has_exports |= other.has_exports;
     }
 
+    /// Add every source of `paths` ([`SymbolMap::add_path`]), kernel
+    /// configs first: `CONFIG_KALLSYMS_ALL` decides what the modules keep,
+    /// wherever the config stands in the list.
+    pub fn add_paths(&mut self, paths: &[std::path::PathBuf]) -> Result<(), String> {
+        let (configs, rest): (Vec<_>, Vec<_>) =
+            paths.iter().partition(|p| is_kernel_config(p.as_path()));
+        for p in configs.into_iter().chain(rest) {
+            self.add_path(p)?;
+        }
+        Ok(())
+    }
+
+    /// Take the target's `CONFIG_KALLSYMS_ALL` from its kernel config (the
+    /// `.config` of its headers, `/boot/config-<release>`).
+    pub fn add_kernel_config(&mut self, text: &str) {
+        self.kallsyms_all = Some(text.lines().any(|l| l.trim() == "CONFIG_KALLSYMS_ALL=y"));
+    }
+
     /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz`/`.ko.zst` below a
     /// directory (a `/lib/modules/<release>` tree, say).
     pub fn add_path(&mut self, path: &Path) -> Result<(), String> {
         if path.is_dir() {
             let files = crate::check::module_files(&[path.to_path_buf()])?;
             let maps = crate::parallel::map_files(&files, |f| {
-                let mut one = SymbolMap::new();
+                let mut one = SymbolMap {
+                    kallsyms_all: self.kallsyms_all,
+                    ..SymbolMap::new()
+                };
                 one.add_file(f).map(|()| one)
             });
             for one in maps {
@@ -605,7 +633,7 @@ impl SymbolMap {
                     Some(n) => String::from_utf8_lossy(n).into_owned(),
                     None => module_stem(path),
                 };
-                self.add_module(&name, &elf, true);
+                self.add_module(&name, &elf, self.kallsyms_all.unwrap_or(true));
                 Ok(())
             } else {
                 self.add_vmlinux(&elf).map_err(fail)
@@ -615,6 +643,9 @@ impl SymbolMap {
             let first = text.lines().next().unwrap_or("");
             if text.trim_start().starts_with('{') {
                 self.add_json(&text).map_err(fail)
+            } else if looks_like_kernel_config(&text) {
+                self.add_kernel_config(&text);
+                Ok(())
             } else if first.starts_with(SYMBOLS_KLP_HEADER) {
                 self.add_symbols_klp(&text).map_err(fail)
             } else if first.starts_with("0x") && first.split('\t').count() >= 4 {
@@ -624,6 +655,24 @@ impl SymbolMap {
             }
         }
     }
+}
+
+/// A kernel `.config`: its first line that is not a plain comment sets or
+/// unsets a `CONFIG_` option.
+fn looks_like_kernel_config(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && (!l.starts_with('#') || l.starts_with("# CONFIG_")))
+        .is_some_and(|l| l.starts_with("CONFIG_") || l.starts_with("# CONFIG_"))
+}
+
+/// Is `path` a kernel config? Its first 4 KiB tell (ELF and compressed
+/// files are not).
+fn is_kernel_config(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    read.is_ok() && looks_like_kernel_config(&String::from_utf8_lossy(&head))
 }
 
 /// `foo-bar.ko.xz` -> `foo_bar`.

@@ -77,7 +77,7 @@ fn build_with_klp_convert(kernel: &Path, work: &Path, m: &Path) {
     let r = klp_convert_build(
         &kernel.join("build"),
         m,
-        &[kernel.join("dbg/vmlinux"), target],
+        &[kernel.join("dbg/vmlinux"), target, kernel.join("config")],
         &[
             format!("KLP_CONVERT_INCLUDE={}", root().join("include").display()),
             format!("KCFLAGS=-DKLP_LOCAL_COUNTER={local}"),
@@ -363,11 +363,14 @@ fn scenario(series: &str) {
     build_modules(&kernel, &work);
     // The target kernel's symbol maps, all from Debian's packages and the
     // build: vmlinux (the ELF of linux-image-<release>-dbg), the target
-    // module, the exports.
+    // module, the exports, the kernel config.
     let maps = [
         kernel.join("dbg/vmlinux"),
         work.join("target/klp_test_target.ko"),
         kernel.join("build/Module.symvers"),
+        // Its .config: CONFIG_KALLSYMS_ALL (Debian: y) decides whether the
+        // target's data symbols count.
+        kernel.join("config"),
     ];
     // Refused at conversion, with the maps: a module static key in
     // __jump_table, and an unannotated ambiguous reference.

@@ -30,11 +30,20 @@ fn link(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(dir.join("a.c"), A).unwrap();
     std::fs::write(dir.join("b.c"), B).unwrap();
     let out = dir.join("vmlinux");
-    for cmd in [
-        "gcc -O1 -c a.c b.c",
-        "ld -r -o built-in.o b.o a.o",
-        "gcc -no-pie built-in.o -o vmlinux",
-    ] {
+    sh(
+        dir,
+        &[
+            "gcc -O1 -c a.c b.c",
+            "ld -r -o built-in.o b.o a.o",
+            "gcc -no-pie built-in.o -o vmlinux",
+        ],
+    );
+    out
+}
+
+/// Run each of `cmds` with sh in `dir`; all must succeed.
+fn sh(dir: &std::path::Path, cmds: &[&str]) {
+    for cmd in cmds {
         let status = Command::new("sh")
             .current_dir(dir)
             .args(["-c", cmd])
@@ -42,7 +51,6 @@ fn link(dir: &std::path::Path) -> std::path::PathBuf {
             .expect("run sh");
         assert!(status.success(), "{cmd}");
     }
-    out
 }
 
 /// The values of the symbols called `name`, in symbol-table order.
@@ -173,4 +181,68 @@ fn kallsyms_gives_exports() {
     bare.add_kallsyms("ffffffff81000000 T printk\n").unwrap();
     assert!(!bare.has_exports());
     assert_eq!(bare.is_exported("printk"), None);
+}
+
+/// Without `CONFIG_KALLSYMS_ALL` the module loader's kallsyms keeps a
+/// module's text symbols only, so a static variable and a static function
+/// of the same name are not two candidates: the target's kernel config,
+/// given as one more map source (anywhere in the list), says which.
+#[test]
+fn module_data_symbols_follow_kallsyms_all() {
+    let dir = scratch("kallsyms_all");
+    std::fs::write(
+        dir.join("a.c"),
+        "static int twin __attribute__((used)) = 1;\n\
+         static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=twin_mod\";\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.c"),
+        "static int __attribute__((noinline, used)) twin(void) { return 2; }\n",
+    )
+    .unwrap();
+    sh(
+        &dir,
+        &["gcc -O1 -c a.c b.c", "ld -r -o twin_mod.ko a.o b.o"],
+    );
+    let ko = dir.join("twin_mod.ko");
+    let all = dir.join("config-all");
+    std::fs::write(
+        &all,
+        "#\n# Linux/x86 Kernel Configuration\n#\nCONFIG_KALLSYMS=y\nCONFIG_KALLSYMS_ALL=y\n",
+    )
+    .unwrap();
+    let text_only = dir.join("config-text");
+    std::fs::write(&text_only, "#\n# Linux/x86 Kernel Configuration\n#\nCONFIG_KALLSYMS=y\n# CONFIG_KALLSYMS_ALL is not set\n").unwrap();
+
+    let twins = |sources: &[std::path::PathBuf]| {
+        let mut map = SymbolMap::new();
+        map.add_paths(sources).unwrap();
+        map.symbols("twin_mod")
+            .iter()
+            .filter(|s| s.name == "twin")
+            .map(|s| s.kind)
+            .collect::<Vec<char>>()
+    };
+    // Unknown config, or KALLSYMS_ALL: the data symbol counts (position 1).
+    assert_eq!(twins(std::slice::from_ref(&ko)), ['d', 't']);
+    assert_eq!(twins(&[ko.clone(), all]), ['d', 't']);
+    // Text only, with the config after the module: twin is unique.
+    assert_eq!(twins(&[ko.clone(), text_only.clone()]), ['t']);
+
+    // The command line reads the config the same way.
+    let out = dir.join("map.json");
+    let r = klp_convert(&[
+        "symbols",
+        ko.to_str().unwrap(),
+        text_only.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let mut map = SymbolMap::new();
+    map.add_file(&out).unwrap();
+    assert_eq!(map.resolve("twin_mod", "twin", 0).unwrap().count, 1);
 }
