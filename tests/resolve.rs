@@ -455,3 +455,62 @@ fn object_names_from_maps_follow_the_klp_grammar() {
     );
     assert!(!out.exists());
 }
+
+/// ppc64le: the TOC pointer setup (`R_PPC64_REL16_HA/LO` against `.TOC.`)
+/// and `R_PPC64_ENTRY` are the module's own business and stay ordinary; the
+/// unexported data reference (through the `.toc` entry) converts.
+#[test]
+fn ppc64le_toc_and_entry_relocations_stay() {
+    let dir = scratch("resolve_ppc64le_toc");
+    let obj = dir.join("lp.o");
+    compile(
+        "powerpc64le-linux-gnu-gcc",
+        &["-mcmodel=medium", "-ffunction-sections"],
+        &format!(
+            "{LIVEPATCH_MODINFO}extern char *saved_command_line;\n\
+             extern int printk(const char *, ...);\n\
+             int f(void) {{ printk(\"%s\", saved_command_line); return saved_command_line[0]; }}\n\
+             __asm__(\".section .text.f\\n.reloc f, R_PPC64_ENTRY\\n.previous\");\n"
+        ),
+        &obj,
+    );
+    let types = |path: &Path| -> Vec<(String, u32)> {
+        let data = std::fs::read(path).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        let rs = elf
+            .relocs
+            .iter()
+            .find(|rs| elf.sections[rs.index].name == b".rela.text.f")
+            .expect(".rela.text.f");
+        rs.entries
+            .iter()
+            .map(|r| (elf.symbols[r.sym as usize].display_name(), r.r_type))
+            .collect()
+    };
+    let before = types(&obj);
+    for (name, t) in [(".TOC.", 250), (".TOC.", 252), ("", 118)] {
+        assert!(before.contains(&(name.to_string(), t)), "{before:?}");
+    }
+    let maps = dir.join("kallsyms");
+    std::fs::write(&maps, KALLSYMS).unwrap();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, SYMVERS).unwrap();
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        maps.to_str().unwrap(),
+        "--symbols",
+        symvers.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    // .text.f's relocations are untouched (saved_command_line is reached
+    // through .toc, whose entry became the klp relocation).
+    assert_eq!(types(&out), before);
+    let (syms, secs) = klp_parts(&out);
+    assert_eq!(syms, [".klp.sym.vmlinux.saved_command_line,0"]);
+    assert_eq!(secs, [".klp.rela.vmlinux..toc"]);
+}
