@@ -35,19 +35,24 @@ fn case(test: &str, body: &str) -> Case {
     let dir = scratch(test);
     let input = dir.join("lp.o");
     compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{body}"), &input);
-    let kallsyms = dir.join("kallsyms");
-    std::fs::write(&kallsyms, KALLSYMS).unwrap();
-    let symvers = dir.join("Module.symvers");
-    std::fs::write(&symvers, SYMVERS).unwrap();
-    Case {
-        dir,
-        input,
-        kallsyms,
-        symvers,
-    }
+    Case::with_maps(dir, input)
 }
 
 impl Case {
+    /// The case of `input` in `dir`, with the standard maps written there.
+    fn with_maps(dir: PathBuf, input: PathBuf) -> Case {
+        let kallsyms = dir.join("kallsyms");
+        std::fs::write(&kallsyms, KALLSYMS).unwrap();
+        let symvers = dir.join("Module.symvers");
+        std::fs::write(&symvers, SYMVERS).unwrap();
+        Case {
+            dir,
+            input,
+            kallsyms,
+            symvers,
+        }
+    }
+
     fn convert(&self, extra: &[&Path]) -> (Option<i32>, String, PathBuf) {
         let out = self.dir.join("out.o");
         let _ = std::fs::remove_file(&out);
@@ -491,22 +496,8 @@ fn ppc64le_toc_and_entry_relocations_stay() {
     for (name, t) in [(".TOC.", 250), (".TOC.", 252), ("", 118)] {
         assert!(before.contains(&(name.to_string(), t)), "{before:?}");
     }
-    let maps = dir.join("kallsyms");
-    std::fs::write(&maps, KALLSYMS).unwrap();
-    let symvers = dir.join("Module.symvers");
-    std::fs::write(&symvers, SYMVERS).unwrap();
-    let out = dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--symbols",
-        maps.to_str().unwrap(),
-        "--symbols",
-        symvers.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    let (code, err, out) = Case::with_maps(dir, obj).convert(&[]);
+    assert_eq!(code, Some(0), "{err}");
     // .text.f's relocations are untouched (saved_command_line is reached
     // through .toc, whose entry became the klp relocation).
     assert_eq!(types(&out), before);
