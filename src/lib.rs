@@ -37,13 +37,11 @@
 pub mod arch;
 pub mod check;
 pub mod convert;
-pub mod diag;
 pub mod elf;
+pub mod finding;
 pub mod kbuild;
 pub mod names;
 pub mod parallel;
-pub mod plan;
-pub mod resolve;
+pub mod rules;
 pub mod show;
 pub mod symbols;
-pub mod sympos;

@@ -16,6 +16,8 @@ pub const KLP_RELA_PREFIX: &str = ".klp.rela.";
 pub const KLP_SYM_PREFIX: &str = ".klp.sym.";
 /// Prefix of the annotation symbols produced by `KLP_RELOC_SYMBOL`.
 pub const ANNOTATION_PREFIX: &str = ".klp.sym.rela.";
+/// Prefix of the v7 `KLP_MODULE_RELOC(<obj>)` annotation tables.
+pub const SYMPOS_SECTION_PREFIX: &str = ".klp.module_relocs.";
 /// `MODULE_NAME_LEN - 1` on 64-bit kernels.
 pub const MAX_OBJ_NAME: usize = 55;
 /// `KSYM_NAME_LEN - 1` since Linux 6.1.

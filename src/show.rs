@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::arch;
-use crate::check;
-use crate::diag::Problem;
-use crate::elf::{Elf, SHF_RELA_LIVEPATCH, SHN_UNDEF};
+use crate::convert::select;
+use crate::elf::{Elf, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
+use crate::finding::Finding;
 use crate::names;
+use crate::rules::{contract, Target};
 
 /// Everything `show` reports about one module.
 #[derive(Debug, Serialize)]
@@ -22,10 +23,11 @@ pub struct Report {
     pub livepatch: bool,
     /// klp relocation sections, grouped by object (sorted), then target.
     pub objects: Vec<ObjectReport>,
-    /// `KLP_RELOC_SYMBOL` annotations still waiting for conversion.
+    /// Annotations still waiting for conversion: `KLP_RELOC_SYMBOL` names
+    /// and `KLP_SYMPOS` table entries.
     pub unconverted: Vec<AnnotationReport>,
-    /// Structural findings (see `check`).
-    pub problems: Vec<Problem>,
+    /// The contract's findings (see `check`).
+    pub findings: Vec<Finding>,
     /// Totals.
     pub summary: Summary,
 }
@@ -103,12 +105,18 @@ pub fn report(file: &str, elf: &Elf) -> Report {
     let mut objects: BTreeMap<String, Vec<SectionReport>> = BTreeMap::new();
     let mut klp_relocations = 0;
     let mut klp_sections = 0;
+    let (selection, _) = select::select(elf);
     let mut uses: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
     for rs in &elf.relocs {
         let sec = &elf.sections[rs.index];
+        if selection.table_relocs.contains(&rs.index) {
+            continue;
+        }
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             for r in &rs.entries {
-                if names::is_annotation(elf.symbols[r.sym as usize].name) {
+                let i = r.sym as usize;
+                let annotated = selection.annotations.get(i).is_some_and(Option::is_some);
+                if names::is_annotation(elf.symbols[i].name) || annotated {
                     uses.entry(r.sym)
                         .or_default()
                         .push((sec.display_name(), r.offset));
@@ -144,7 +152,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             relocations,
         });
     }
-    let unconverted: Vec<AnnotationReport> = elf
+    let mut unconverted: Vec<AnnotationReport> = elf
         .symbols
         .iter()
         .filter(|s| s.st_shndx == SHN_UNDEF && names::is_annotation(s.name))
@@ -161,17 +169,31 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             }
         })
         .collect();
-    let problems = check::structural(elf);
+    for &sym in &selection.sympos_symbols {
+        let Some(a) = &selection.annotations[sym] else {
+            continue;
+        };
+        unconverted.push(AnnotationReport {
+            symbol: elf.symbols[sym].display_name(),
+            becomes: Some(format!(
+                "{} in .klp.rela.{}.* (KLP_SYMPOS)",
+                a.target, a.lp_obj
+            )),
+            malformed: None,
+            uses: uses.remove(&(sym as u32)).unwrap_or_default(),
+        });
+    }
+    let findings = contract::module(elf, &Target::of(elf, None));
     let summary = Summary {
         klp_sections,
         klp_relocations,
         klp_symbols: elf
             .symbols
             .iter()
-            .filter(|s| s.st_shndx == crate::elf::SHN_LIVEPATCH)
+            .filter(|s| s.st_shndx == SHN_LIVEPATCH)
             .count(),
         unconverted: unconverted.len(),
-        errors: problems.iter().filter(|p| p.is_error()).count(),
+        errors: findings.iter().filter(|p| p.is_error()).count(),
     };
     Report {
         file: file.to_string(),
@@ -182,7 +204,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             .map(|(object, sections)| ObjectReport { object, sections })
             .collect(),
         unconverted,
-        problems,
+        findings,
         summary,
     }
 }
@@ -235,15 +257,10 @@ impl Report {
                 }
             }
         }
-        if !self.problems.is_empty() {
+        if !self.findings.is_empty() {
             let _ = writeln!(s, "\nproblems");
-            for p in &self.problems {
-                let sev = match p.severity {
-                    crate::diag::Severity::Error => "error",
-                    crate::diag::Severity::Warning => "warning",
-                    crate::diag::Severity::Note => "note",
-                };
-                let _ = writeln!(s, "  {sev}: {p}");
+            for p in &self.findings {
+                let _ = writeln!(s, "  {}: {p}", p.severity);
             }
         }
         let m = &self.summary;

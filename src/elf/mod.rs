@@ -14,34 +14,32 @@ pub mod write;
 
 pub use read::{Elf, Reloc, RelocSection, Section, Symbol};
 
-/// Section flag of a RELA section holding klp relocations.
+/// The format's constants (machines, relocation types, bindings, ...) as
+/// the `object` crate defines them. The rest of the crate reaches them
+/// through here, so `crate::elf` is the one ELF namespace it imports.
+pub use object::elf as abi;
+
+/// Section flag of a RELA section holding klp relocations (not in `object`).
 pub const SHF_RELA_LIVEPATCH: u64 = 0x0010_0000;
-/// Symbol section index of a symbol resolved by the livepatch core.
+/// Symbol section index of a symbol resolved by the livepatch core (not in `object`).
 pub const SHN_LIVEPATCH: u16 = 0xff20;
-/// `SHF_ALLOC`: the section occupies memory at run time.
-pub const SHF_ALLOC: u64 = 0x2;
-/// `SHF_INFO_LINK`: `sh_info` holds a section index.
-pub const SHF_INFO_LINK: u64 = 0x40;
-/// `SHF_EXECINSTR`.
-pub const SHF_EXECINSTR: u64 = 0x4;
+/// `R_PPC64_ENTRY` (not in `object` 0.36): marks a function's global entry
+/// code, which a linker may rewrite; never a klp relocation.
+pub const R_PPC64_ENTRY: u32 = 118;
+
+// `object`'s section flags and indices, widened to the types of this
+// crate's model ([`Section::sh_flags`] is u64 for both ELF classes).
 /// `SHF_WRITE`.
-pub const SHF_WRITE: u64 = 0x1;
-/// `SHT_SYMTAB`.
-pub const SHT_SYMTAB: u32 = 2;
-/// `SHT_STRTAB`.
-pub const SHT_STRTAB: u32 = 3;
-/// `SHT_RELA`.
-pub const SHT_RELA: u32 = 4;
-/// `SHT_NOBITS`.
-pub const SHT_NOBITS: u32 = 8;
-/// `SHT_REL`.
-pub const SHT_REL: u32 = 9;
-/// `SHN_UNDEF`.
-pub const SHN_UNDEF: u16 = 0;
+pub const SHF_WRITE: u64 = abi::SHF_WRITE as u64;
+/// `SHF_ALLOC`: the section occupies memory at run time.
+pub const SHF_ALLOC: u64 = abi::SHF_ALLOC as u64;
+/// `SHF_EXECINSTR`.
+pub const SHF_EXECINSTR: u64 = abi::SHF_EXECINSTR as u64;
+/// `SHF_INFO_LINK`: `sh_info` holds a section index.
+pub const SHF_INFO_LINK: u64 = abi::SHF_INFO_LINK as u64;
 /// First reserved section index.
-pub const SHN_LORESERVE: u32 = 0xff00;
-/// `SHN_XINDEX`: the real index is in `SHT_SYMTAB_SHNDX` or section 0.
-pub const SHN_XINDEX: u16 = 0xffff;
+pub const SHN_LORESERVE: u32 = abi::SHN_LORESERVE as u32;
+pub use abi::{SHN_UNDEF, SHN_XINDEX, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB};
 
 /// Render bytes (an ELF name) for a message: lossy UTF-8.
 pub fn show_name(name: &[u8]) -> String {

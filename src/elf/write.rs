@@ -182,7 +182,7 @@ impl<'e, 'a> Edit<'e, 'a> {
     }
 
     /// Produce the new file.
-    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+    pub fn finish(mut self) -> Result<Vec<u8>, WriteError> {
         let elf = self.elf;
         if self.is_empty() {
             return Ok(elf.data.to_vec());
@@ -235,7 +235,7 @@ impl<'e, 'a> Edit<'e, 'a> {
                 .iter()
                 .any(|h| h.sh_offset > u64::from(u32::MAX) || h.sh_size > u64::from(u32::MAX));
             if too_big || shoff > u64::from(u32::MAX) {
-                return Err("the result would exceed the 4 GiB limit of ELF32".into());
+                return Err(WriteError::Elf32TooLarge);
             }
         }
         for (i, h) in headers.iter().enumerate() {
@@ -271,7 +271,7 @@ impl<'e, 'a> Edit<'e, 'a> {
     }
 
     /// Turn the string additions and symbol patches into section contents.
-    fn fold_tables(&mut self) -> Result<(), String> {
+    fn fold_tables(&mut self) -> Result<(), WriteError> {
         let elf = self.elf;
         if !self.shstr_extra.is_empty() {
             let i = elf.shstrndx as usize;
@@ -282,7 +282,7 @@ impl<'e, 'a> Edit<'e, 'a> {
         if self.str_extra.is_empty() && self.symbol_patches.is_empty() {
             return Ok(());
         }
-        let symtab = elf.symtab.ok_or("no .symtab to patch")?;
+        let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
         if !self.str_extra.is_empty() {
             let i = elf.sections[symtab].sh_link as usize;
             let mut t = elf.section_data(i).to_vec();
@@ -307,15 +307,41 @@ impl<'e, 'a> Edit<'e, 'a> {
     }
 }
 
+/// Why the writer cannot produce the edited file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The module has no symbol table to rename symbols in.
+    NoSymtab,
+    /// An ELF32 result would need offsets beyond 4 GiB.
+    Elf32TooLarge,
+    /// A section to move has a larger alignment than [`MAX_ALIGN`].
+    Alignment(u64),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::NoSymtab => f.write_str("no .symtab to patch"),
+            WriteError::Elf32TooLarge => {
+                f.write_str("the result would exceed the 4 GiB limit of ELF32")
+            }
+            WriteError::Alignment(align) => write!(
+                f,
+                "a section to move has alignment 0x{align:x}, more than this writer supports (0x{MAX_ALIGN:x})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
 /// The largest section alignment the writer honours when moving a section.
 const MAX_ALIGN: u64 = 1 << 20;
 
 /// Append `bytes` at the next multiple of `align`, zero-padding; return the offset.
-fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> Result<u64, String> {
+fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> Result<u64, WriteError> {
     if align > MAX_ALIGN {
-        return Err(format!(
-            "a section to move has alignment 0x{align:x}, more than this writer supports (0x{MAX_ALIGN:x})"
-        ));
+        return Err(WriteError::Alignment(align));
     }
     let align = align.max(1) as usize;
     let start = out.len().div_ceil(align) * align;

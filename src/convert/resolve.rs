@@ -1,3 +1,6 @@
+//! Step 2 of a conversion, with symbol maps: check the annotated positions
+//! against the target, and resolve the unannotated references.
+//!
 //! Automatic resolution: which undefined references of a livepatch module
 //! need klp form, the object that owns each symbol and its position, from
 //! symbol maps of the target kernel (the klp-convert v7 behaviour, with the
@@ -14,10 +17,39 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diag::Problem;
-use crate::elf::{Elf, SHN_UNDEF};
+use super::select::Selection;
+use crate::elf::Elf;
+use crate::finding::{Finding, Rule};
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
+use crate::rules::contract::needs_linking;
+use crate::rules::resolution::{self, place_of, HintForm};
 use crate::symbols::SymbolMap;
+
+/// Resolve what `sel` leaves open against `map`, and check what it chose:
+/// every annotated position must exist in the target (when the maps know
+/// the object), and every unannotated reference the loader cannot link
+/// gets its klp form, added to `sel`.
+pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> {
+    let mut problems = Vec::new();
+    let lookup = map.lookup();
+    for &sym in &sel.order {
+        let Some(a) = &sel.annotations[sym] else {
+            continue;
+        };
+        if !map.has(&a.target.obj) {
+            continue;
+        }
+        if let Err(p) = resolution::find(&lookup, map, &a.target) {
+            problems.push(p.in_section(".symtab").symbol(elf.symbols[sym].display_name()));
+        }
+    }
+    let (found, mut unresolved) = undefined(elf, map, &sel.annotations);
+    problems.append(&mut unresolved);
+    for (sym, a) in found {
+        sel.add(sym, a);
+    }
+    problems
+}
 
 /// Suffixes GCC appends to clones of a function.
 const CLONE_MARKERS: &[&str] = &[
@@ -32,11 +64,11 @@ const CLONE_MARKERS: &[&str] = &[
 /// For every undefined symbol of `elf` that is referenced from an allocated
 /// section and has no annotation yet, decide its klp form. Returns
 /// (symbol index, annotation) pairs and the problems found.
-pub fn undefined(
+fn undefined(
     elf: &Elf,
     map: &SymbolMap,
     annotated: &[Option<Annotation>],
-) -> (Vec<(usize, Annotation)>, Vec<Problem>) {
+) -> (Vec<(usize, Annotation)>, Vec<Finding>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
 
@@ -51,23 +83,21 @@ pub fn undefined(
         for r in &rs.entries {
             let i = r.sym as usize;
             let sym = &elf.symbols[i];
-            if seen[i] || i == 0 || sym.st_shndx != SHN_UNDEF || annotated[i].is_some() {
+            if seen[i] || annotated[i].is_some() {
                 continue;
             }
             seen[i] = true;
-            let weak = sym.bind() == object::elf::STB_WEAK;
-            if sym.name.is_empty() || weak || sym.name == b".TOC." || names::is_annotation(sym.name)
-            {
-                continue;
+            if needs_linking(sym) {
+                wanted.push(i);
             }
-            wanted.push(i);
         }
     }
     if wanted.is_empty() {
         return (out, problems);
     }
     if !map.has_exports() {
-        problems.push(Problem::error(
+        problems.push(Finding::new(
+            Rule::NoExportList,
             "the symbol maps give no export list, so exported symbols cannot be told apart: add Module.symvers (or use a symbols.klp)",
         ));
         return (out, problems);
@@ -96,11 +126,12 @@ pub fn undefined(
         list.sort_by_key(|(o, _)| (*o != VMLINUX, *o));
     }
 
+    let form = HintForm::of(elf);
     let mut clones: Option<Clones> = None;
     for i in wanted {
         let sym = &elf.symbols[i];
         let name = sym.display_name();
-        let at = |p: Problem| p.in_section(".symtab").symbol(name.clone());
+        let at = |p: Finding| p.in_section(".symtab").symbol(name.clone());
         let exporter = map.exporter(&name);
         if exporter == Some(VMLINUX) {
             continue;
@@ -136,21 +167,24 @@ pub fn undefined(
                             target,
                         },
                     )),
-                    Err(e) => problems.push(at(Problem::error(format!(
+                    Err(e) => problems.push(at(Finding::new(
+                        Rule::NameNotRepresentable,
+                        format!(
                         "'{name}' resolves to object '{obj}' in the symbol maps, but {}",
                         e.0
-                    )))),
+                    ),
+                    ))),
                 }
             }
             None if found.is_empty() && objects.is_empty() => {
-                problems.push(at(Problem::error(format!(
+                problems.push(at(Finding::new(Rule::UnknownSymbol, format!(
                     "'{name}' is not exported, and the symbol maps hold exports only: \
                      add the target kernel's symbols (its vmlinux, System.map or \
                      /proc/kallsyms, and the target modules) with --symbols"
                 ))));
             }
             None if found.is_empty() => {
-                problems.push(at(Problem::error(format!(
+                problems.push(at(Finding::new(Rule::SymbolNotFound, format!(
                     "'{name}' is not exported and no object in the symbol maps has it{}",
                     clones
                         .get_or_insert_with(|| Clones::new(map, &objects))
@@ -160,22 +194,21 @@ pub fn undefined(
             None => {
                 let mut lines = Vec::new();
                 for (obj, count) in &found {
-                    let addrs: Vec<String> = map
+                    let places: Vec<Option<String>> = map
                         .symbols(obj)
                         .iter()
                         .filter(|s| s.name == name)
-                        .map(|s| s.place())
+                        .map(place_of)
                         .collect();
-                    for (k, place) in addrs.iter().enumerate() {
+                    for (k, place) in places.iter().enumerate() {
                         let pos = if *count == 1 { 0 } else { k + 1 };
-                        lines.push(format!(
-                            "KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos}) /* {place} */"
-                        ));
+                        lines.push(form.line(obj, &name, pos, place.as_deref()));
                     }
                 }
-                problems.push(at(Problem::error(format!(
-                    "'{name}' is ambiguous: {} candidates in the symbol maps; annotate the declaration with the one meant:\n    {}",
+                problems.push(at(Finding::new(Rule::AmbiguousSymbol, format!(
+                    "'{name}' is ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
                     lines.len(),
+                    form.advice(),
                     lines.join("\n    ")
                 ))));
             }

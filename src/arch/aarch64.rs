@@ -1,0 +1,122 @@
+//! arm64's `apply_relocate_add` (arch/arm64/kernel/module.c): ABS/PREL
+//! data, MOVW, LO12, ADRP, CALL26/JUMP26 with the PLT fallback, and the PLT
+//! sections the loader sizes (counting klp relocations too). Livepatch on
+//! arm64 arrived with Linux 7.x.
+
+use super::Loader;
+use crate::elf::{abi, Elf};
+use crate::finding::{Finding, Rule};
+
+/// The arm64 loader.
+pub(super) const LOADER: Loader = Loader {
+    name: "aarch64",
+    names: &[
+        (abi::R_AARCH64_NONE, "R_AARCH64_NONE"),
+        (abi::R_AARCH64_ABS64, "R_AARCH64_ABS64"),
+        (abi::R_AARCH64_ABS32, "R_AARCH64_ABS32"),
+        (abi::R_AARCH64_PREL64, "R_AARCH64_PREL64"),
+        (abi::R_AARCH64_PREL32, "R_AARCH64_PREL32"),
+        (
+            abi::R_AARCH64_ADR_PREL_PG_HI21,
+            "R_AARCH64_ADR_PREL_PG_HI21",
+        ),
+        (abi::R_AARCH64_ADD_ABS_LO12_NC, "R_AARCH64_ADD_ABS_LO12_NC"),
+        (
+            abi::R_AARCH64_LDST8_ABS_LO12_NC,
+            "R_AARCH64_LDST8_ABS_LO12_NC",
+        ),
+        (
+            abi::R_AARCH64_LDST16_ABS_LO12_NC,
+            "R_AARCH64_LDST16_ABS_LO12_NC",
+        ),
+        (
+            abi::R_AARCH64_LDST32_ABS_LO12_NC,
+            "R_AARCH64_LDST32_ABS_LO12_NC",
+        ),
+        (
+            abi::R_AARCH64_LDST64_ABS_LO12_NC,
+            "R_AARCH64_LDST64_ABS_LO12_NC",
+        ),
+        (
+            abi::R_AARCH64_LDST128_ABS_LO12_NC,
+            "R_AARCH64_LDST128_ABS_LO12_NC",
+        ),
+        (abi::R_AARCH64_JUMP26, "R_AARCH64_JUMP26"),
+        (abi::R_AARCH64_CALL26, "R_AARCH64_CALL26"),
+        (abi::R_AARCH64_ADR_GOT_PAGE, "R_AARCH64_ADR_GOT_PAGE"),
+        (
+            abi::R_AARCH64_LD64_GOT_LO12_NC,
+            "R_AARCH64_LD64_GOT_LO12_NC",
+        ),
+    ],
+    supported,
+    refusal: |t| format!("unsupported RELA relocation: {t}"),
+    // arm64 checks ABS32/ABS16 against S*_MIN..U*_MAX.
+    absolute_field: |t| match t {
+        abi::R_AARCH64_ABS32 => Some((32, true, true)),
+        abi::R_AARCH64_ABS16 => Some((16, true, true)),
+        _ => None,
+    },
+    check_entry: |_| None,
+    module_rule: Some(plt),
+    late_writes_patched_since: None,
+    late_writes_note: "arm64's loader wrote late relocations straight into read-only module memory and crashed (\"Unable to handle kernel write to read-only memory\" in apply_relocate_add, kpatch's arm64 port); try it on the target kernel",
+};
+
+/// A linked module without `.plt`/`.init.plt`: the loader refuses it.
+fn plt(elf: &Elf) -> Option<Finding> {
+    let missing = [&b".plt"[..], b".init.plt"]
+        .iter()
+        .any(|n| elf.section_by_name(n).is_none());
+    if !super::is_linked_module(elf) || !missing {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::Arm64Plt,
+        "module PLT section(s) missing (.plt, .init.plt): the arm64 loader refuses the module; calls out of branch range go through the PLT, which is sized counting the klp relocations too",
+    ))
+}
+
+fn supported(t: u32) -> bool {
+    matches!(
+        t,
+        abi::R_AARCH64_NONE
+            | abi::R_AARCH64_ABS64
+            | abi::R_AARCH64_ABS32
+            | abi::R_AARCH64_ABS16
+            | abi::R_AARCH64_PREL64
+            | abi::R_AARCH64_PREL32
+            | abi::R_AARCH64_PREL16
+            | abi::R_AARCH64_MOVW_UABS_G0
+            | abi::R_AARCH64_MOVW_UABS_G0_NC
+            | abi::R_AARCH64_MOVW_UABS_G1
+            | abi::R_AARCH64_MOVW_UABS_G1_NC
+            | abi::R_AARCH64_MOVW_UABS_G2
+            | abi::R_AARCH64_MOVW_UABS_G2_NC
+            | abi::R_AARCH64_MOVW_UABS_G3
+            | abi::R_AARCH64_MOVW_SABS_G0
+            | abi::R_AARCH64_MOVW_SABS_G1
+            | abi::R_AARCH64_MOVW_SABS_G2
+            | abi::R_AARCH64_MOVW_PREL_G0
+            | abi::R_AARCH64_MOVW_PREL_G0_NC
+            | abi::R_AARCH64_MOVW_PREL_G1
+            | abi::R_AARCH64_MOVW_PREL_G1_NC
+            | abi::R_AARCH64_MOVW_PREL_G2
+            | abi::R_AARCH64_MOVW_PREL_G2_NC
+            | abi::R_AARCH64_MOVW_PREL_G3
+            | abi::R_AARCH64_LD_PREL_LO19
+            | abi::R_AARCH64_ADR_PREL_LO21
+            | abi::R_AARCH64_ADR_PREL_PG_HI21
+            | abi::R_AARCH64_ADR_PREL_PG_HI21_NC
+            | abi::R_AARCH64_ADD_ABS_LO12_NC
+            | abi::R_AARCH64_LDST8_ABS_LO12_NC
+            | abi::R_AARCH64_LDST16_ABS_LO12_NC
+            | abi::R_AARCH64_LDST32_ABS_LO12_NC
+            | abi::R_AARCH64_LDST64_ABS_LO12_NC
+            | abi::R_AARCH64_LDST128_ABS_LO12_NC
+            | abi::R_AARCH64_TSTBR14
+            | abi::R_AARCH64_CONDBR19
+            | abi::R_AARCH64_JUMP26
+            | abi::R_AARCH64_CALL26
+    )
+}

@@ -1,0 +1,316 @@
+//! Per-architecture facts and loader rules: machine and relocation names,
+//! implicit addends of REL entries, the special sections each loader
+//! processes once at module load, and what each architecture's
+//! `apply_relocate_add` does with a klp relocation (one file an
+//! architecture). Address-dependent rules need the resolved address and
+//! run only with symbol maps ([`absolute_overflow`]).
+
+mod aarch64;
+mod ppc64;
+mod s390x;
+mod x86_64;
+
+use crate::elf::{abi, Elf, Reloc, Section, Symbol, SHF_RELA_LIVEPATCH};
+use crate::finding::{Finding, Rule};
+
+/// A short name for `e_machine`.
+pub fn machine_name(machine: u16) -> String {
+    match machine {
+        abi::EM_X86_64 => "x86_64".into(),
+        abi::EM_386 => "i386".into(),
+        abi::EM_PPC64 => "ppc64".into(),
+        abi::EM_PPC => "ppc".into(),
+        abi::EM_S390 => "s390".into(),
+        abi::EM_AARCH64 => "aarch64".into(),
+        abi::EM_ARM => "arm".into(),
+        abi::EM_RISCV => "riscv".into(),
+        abi::EM_LOONGARCH => "loongarch".into(),
+        m => format!("machine {m}"),
+    }
+}
+
+/// The ELF name of a relocation type, e.g. `R_X86_64_PC32`, or `type N`.
+pub fn reloc_type_name(machine: u16, r_type: u32) -> String {
+    let table: &[(u32, &str)] = match (loader(machine), machine) {
+        (Some(l), _) => l.names,
+        (None, abi::EM_386) => I386_NAMES,
+        _ => &[],
+    };
+    table
+        .iter()
+        .find(|(t, _)| *t == r_type)
+        .map(|(_, n)| (*n).to_string())
+        .unwrap_or_else(|| format!("type {r_type}"))
+}
+
+/// i386 relocation names (REL only; no livepatch loader is modelled).
+const I386_NAMES: &[(u32, &str)] = &[
+    (abi::R_386_NONE, "R_386_NONE"),
+    (abi::R_386_32, "R_386_32"),
+    (abi::R_386_PC32, "R_386_PC32"),
+    (abi::R_386_GOT32, "R_386_GOT32"),
+    (abi::R_386_PLT32, "R_386_PLT32"),
+    (abi::R_386_GOTOFF, "R_386_GOTOFF"),
+    (abi::R_386_GOTPC, "R_386_GOTPC"),
+];
+
+/// The addend a REL entry keeps in the relocated bytes, for the REL
+/// architectures whose encoding is a plain word (i386). `None` when the
+/// encoding is not known here; the converter then refuses the entry.
+pub fn rel_implicit_addend(
+    machine: u16,
+    r_type: u32,
+    bytes: &[u8],
+    big_endian: bool,
+) -> Option<i64> {
+    let width = match (machine, r_type) {
+        (abi::EM_386, abi::R_386_32 | abi::R_386_PC32 | abi::R_386_PLT32 | abi::R_386_GOTOFF) => 4,
+        _ => return None,
+    };
+    let b: [u8; 4] = bytes.get(..width)?.try_into().ok()?;
+    let v = if big_endian {
+        i32::from_be_bytes(b)
+    } else {
+        i32::from_le_bytes(b)
+    };
+    Some(i64::from(v))
+}
+
+/// Sections whose contents the module loader (or its `module_finalize`)
+/// consumes once, at load time. A relocation into them that is applied later,
+/// when a patched module loads, is never seen.
+pub const SPECIAL_SECTIONS: &[&str] = &[
+    ".altinstructions",
+    ".altinstr_replacement",
+    ".altinstr_aux",
+    ".parainstructions",
+    "__jump_table",
+    ".static_call_sites",
+    ".static_call.text",
+    ".smp_locks",
+    "__bug_table",
+    "__ex_table",
+    ".orc_unwind",
+    ".orc_unwind_ip",
+    ".orc_header",
+    ".retpoline_sites",
+    ".return_sites",
+    ".call_sites",
+    ".ibt_endbr_seal",
+    ".kcfi_traps",
+    "__mcount_loc",
+    "__patchable_function_entries",
+    "__ftr_fixup",
+    "__mmu_ftr_fixup",
+    "__fw_ftr_fixup",
+    "__lwsync_fixup",
+    ".nospec_call_table",
+    ".nospec_return_table",
+    "__tracepoints_ptrs",
+    "__ksymtab",
+    "__ksymtab_gpl",
+    "__kcrctab",
+    "__kcrctab_gpl",
+    "__param",
+    ".init_array",
+    ".ctors",
+];
+
+/// Is `name` one of the [`SPECIAL_SECTIONS`]?
+pub fn is_special_section(name: &[u8]) -> bool {
+    SPECIAL_SECTIONS.iter().any(|s| s.as_bytes() == name)
+}
+
+/// Is `name` freed after module init (`.init.*`, `.exit.*` is kept)?
+pub fn is_init_section(name: &[u8]) -> bool {
+    name.starts_with(b".init.") || name == b".init"
+}
+
+/// Is `name` a debug section, which the loader never relocates?
+pub fn is_debug_section(name: &[u8]) -> bool {
+    name.starts_with(b".debug_") || name.starts_with(b".zdebug_")
+}
+
+/// One architecture's module loader, as far as klp relocations go.
+pub(crate) struct Loader {
+    /// Short machine name for messages.
+    pub name: &'static str,
+    /// Relocation type names.
+    pub names: &'static [(u32, &'static str)],
+    /// Does `apply_relocate_add` handle this type?
+    pub supported: fn(u32) -> bool,
+    /// The kernel's message for a type it does not handle.
+    pub refusal: fn(u32) -> String,
+    /// The field of an absolute type, for the range check: (bits, signed
+    /// values accepted, unsigned values accepted).
+    pub absolute_field: fn(u32) -> Option<(u32, bool, bool)>,
+    /// A check of one klp relocation against the bytes it patches.
+    pub check_entry: fn(&Site) -> Option<Finding>,
+    /// A check of the whole linked module.
+    pub module_rule: Option<fn(&Elf) -> Option<Finding>>,
+    /// Since which release late relocations into read-only memory are
+    /// written through the architecture's code-patching helper (`None`:
+    /// not known to be).
+    pub late_writes_patched_since: Option<(u32, u32)>,
+    /// How this architecture writes late relocations, for the warning.
+    pub late_writes_note: &'static str,
+}
+
+/// One klp relocation, with what the loader looks at.
+pub(crate) struct Site<'a, 'e> {
+    /// The module.
+    pub elf: &'e Elf<'a>,
+    /// The section the relocation patches.
+    pub target: &'e Section,
+    /// That section's bytes.
+    pub bytes: &'a [u8],
+    /// The entry.
+    pub reloc: &'e Reloc,
+    /// The symbol it references.
+    pub symbol: &'e Symbol<'a>,
+}
+
+/// The loader of `machine`, when modelled.
+pub(crate) fn loader(machine: u16) -> Option<&'static Loader> {
+    match machine {
+        abi::EM_X86_64 => Some(&x86_64::LOADER),
+        abi::EM_PPC64 => Some(&ppc64::LOADER),
+        abi::EM_S390 => Some(&s390x::LOADER),
+        abi::EM_AARCH64 => Some(&aarch64::LOADER),
+        _ => None,
+    }
+}
+
+/// Since which `major.minor` this machine's loader writes late relocations
+/// into read-only memory safely, and how (for `rules::kernels`).
+pub fn late_writes(machine: u16) -> (Option<(u32, u32)>, &'static str) {
+    match loader(machine) {
+        Some(l) => (l.late_writes_patched_since, l.late_writes_note),
+        None => (None, "this architecture's loader is not modelled"),
+    }
+}
+
+/// A `.ko` linked by kbuild (rather than a bare object): it has the module
+/// structure section.
+fn is_linked_module(elf: &Elf) -> bool {
+    elf.section_by_name(b".gnu.linkonce.this_module").is_some()
+}
+
+/// Every loader finding for the klp relocations of `elf`: the types its
+/// architecture's `apply_relocate_add` handles, the bytes it expects, and
+/// the sections it needs.
+pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(loader) = loader(elf.machine) else {
+        let has_klp = elf
+            .sections
+            .iter()
+            .any(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0);
+        if has_klp {
+            out.push(Finding::new(
+                Rule::LoaderNotModelled,
+                format!(
+                    "loader rules for {} are not modelled: only the structural rules were checked",
+                    machine_name(elf.machine)
+                ),
+            ));
+        }
+        return out;
+    };
+    if let Some(rule) = loader.module_rule {
+        out.extend(rule(elf));
+    }
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
+            continue;
+        }
+        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
+            continue;
+        };
+        let bytes = elf.section_data(target.index);
+        for r in &rs.entries {
+            let sym = &elf.symbols[r.sym as usize];
+            let at = |p: Finding| {
+                p.in_section(sec.display_name())
+                    .at(r.offset)
+                    .symbol(sym.display_name())
+            };
+            if !(loader.supported)(r.r_type) {
+                out.push(at(unsupported(loader, elf.machine, r.r_type)));
+                continue;
+            }
+            let site = Site {
+                elf,
+                target,
+                bytes,
+                reloc: r,
+                symbol: sym,
+            };
+            if let Some(p) = (loader.check_entry)(&site) {
+                out.push(at(p));
+            }
+        }
+    }
+    out
+}
+
+/// The finding for a type the loader does not handle, in its own words.
+fn unsupported(loader: &Loader, machine: u16, r_type: u32) -> Finding {
+    let hint = if r_type == 0 {
+        " (a relocation neutralised to type 0 must be deleted, not kept)"
+    } else {
+        ""
+    };
+    Finding::new(
+        Rule::RelocType,
+        format!(
+            "{}: the {} loader does not handle {}{hint}",
+            (loader.refusal)(r_type),
+            loader.name,
+            reloc_type_name(machine, r_type)
+        ),
+    )
+}
+
+/// With the symbol's resolved address: absolute relocations whose value does
+/// not fit their field ("overflow in relocation type %d val %Lx"; on ppc64
+/// ADDR32 the loader silently truncates). PC-relative ranges depend on where
+/// the module is loaded and are not checked.
+pub fn absolute_overflow(elf: &Elf, uses: &[(usize, Reloc)], addr: u64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(loader) = loader(elf.machine) else {
+        return out;
+    };
+    for (section, r) in uses {
+        let Some((bits, signed, unsigned)) = (loader.absolute_field)(r.r_type) else {
+            continue;
+        };
+        let value = addr.wrapping_add(r.addend as u64);
+        let v = value as i64;
+        let fits_signed = signed && v >= -(1i64 << (bits - 1)) && v < (1i64 << (bits - 1));
+        let fits_unsigned = unsigned && value < (1u64 << bits);
+        if fits_signed || fits_unsigned {
+            continue;
+        }
+        let how = if elf.machine == abi::EM_PPC64 {
+            "the ppc64 loader stores it truncated, without an error"
+        } else {
+            "the loader refuses the module"
+        };
+        out.push(
+            Finding::new(
+                Rule::AbsoluteOverflow,
+                format!(
+                    "overflow in relocation type {} val {value:x}: {} cannot hold the resolved address; {how}",
+                    r.r_type,
+                    reloc_type_name(elf.machine, r.r_type)
+                ),
+            )
+            .in_section(elf.section_name(*section))
+            .at(r.offset)
+            .symbol(elf.symbols[r.sym as usize].display_name()),
+        );
+    }
+    out
+}

@@ -1,0 +1,73 @@
+//! Step 4 of a conversion: carry out the plan on a copy of the module with
+//! [`crate::elf::write::Edit`], which never renumbers sections or symbols
+//! and leaves untouched bytes as they were.
+
+use super::plan::Plan;
+use crate::elf::write::{Edit, Encoder, WriteError};
+use crate::elf::{Elf, Section, SHF_ALLOC, SHF_INFO_LINK, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHT_RELA};
+use crate::names;
+
+/// Carry out `plan` on `elf` and return the new file.
+pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
+    let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
+    let enc = Encoder::of(elf);
+    let mut edit = Edit::new(elf);
+
+    for (index, moving) in &plan.removals {
+        // The parser read entries of the class's size, whatever sh_entsize says.
+        let ent = elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize;
+        let old = elf.section_data(*index);
+        let mut kept = Vec::with_capacity(old.len());
+        for (n, m) in moving.iter().enumerate() {
+            if !m {
+                kept.extend_from_slice(&old[n * ent..(n + 1) * ent]);
+            }
+        }
+        edit.set_contents(*index, kept);
+    }
+
+    let entsize = elf.reloc_entsize(true);
+    for s in &plan.sections {
+        let mut bytes = match s.existing {
+            Some(i) => elf.section_data(i).to_vec(),
+            None => Vec::with_capacity(s.entries.len() * entsize as usize),
+        };
+        for r in &s.entries {
+            enc.rela(&mut bytes, r);
+        }
+        match s.existing {
+            Some(i) => edit.set_contents(i, bytes),
+            None => {
+                let name = names::klp_section_name(&s.obj, &elf.sections[s.target].name);
+                let header = Section {
+                    index: 0,
+                    name: Vec::new(),
+                    sh_name: 0,
+                    sh_type: SHT_RELA,
+                    sh_flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
+                    sh_addr: 0,
+                    sh_offset: 0,
+                    sh_size: 0,
+                    sh_link: symtab as u32,
+                    sh_info: s.target as u32,
+                    sh_addralign: if elf.is_64 { 8 } else { 4 },
+                    sh_entsize: entsize,
+                };
+                edit.add_section(&name, header, bytes);
+            }
+        }
+    }
+
+    for r in &plan.renames {
+        let st_name = edit.add_symbol_name(r.klp.to_string().as_bytes());
+        edit.patch_symbol(r.sym, st_name, SHN_LIVEPATCH);
+    }
+    for &i in &plan.emptied {
+        edit.set_contents(i, Vec::new());
+    }
+    for &i in &plan.unallocated {
+        edit.set_flags(i, elf.sections[i].sh_flags & !SHF_ALLOC);
+    }
+    edit.finish()
+}
+

@@ -1,0 +1,202 @@
+//! Conversion, read as its steps:
+//!
+//! 1. [`select`] — the references the author annotated (`KLP_RELOC_SYMBOL`,
+//!    `KLP_SYMPOS` tables);
+//! 2. [`resolve`] — with symbol maps, the annotated positions checked and the
+//!    unannotated references given their klp form;
+//! 3. [`plan`] — which relocations move into which klp section, asking
+//!    [`crate::rules`] what the kernel would refuse;
+//! 4. [`apply`] — the plan carried out on a copy, nothing renumbered;
+//! 5. [`verify`] — the output re-read and proved against the rules and the
+//!    input.
+//!
+//! [`convert_bytes_with`] runs them in that order; nothing is written unless
+//! all five pass.
+
+pub mod apply;
+pub mod plan;
+pub mod resolve;
+pub mod select;
+pub mod verify;
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::elf::read::ReadError;
+use crate::elf::{signature, Elf};
+use crate::finding::{Finding, Rule};
+use crate::symbols::SymbolMap;
+
+/// Why a conversion did not produce output.
+#[derive(Debug)]
+pub enum Error {
+    /// The module breaks the livepatch contract; every problem found.
+    Refused(Vec<Finding>),
+    /// The input is not a readable ELF object.
+    Malformed(ReadError),
+    /// Reading or writing a file failed.
+    Io(String),
+    /// The converter produced output that failed its own verification (a bug).
+    Internal(Vec<Finding>),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Refused(p) | Error::Internal(p) => {
+                let lines: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Error::Malformed(e) => e.fmt(f),
+            Error::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Malformed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A successful conversion.
+#[derive(Debug)]
+pub struct Converted {
+    /// The new file contents.
+    pub bytes: Vec<u8>,
+    /// Did anything change? (`false`: `bytes` equals the input.)
+    pub changed: bool,
+    /// Warnings and notes (signature dropped, relocations left in debug sections, ...).
+    pub notes: Vec<Finding>,
+    /// Symbols renamed.
+    pub symbols: usize,
+    /// Relocations moved into klp sections.
+    pub relocations: usize,
+    /// klp sections created or extended.
+    pub sections: usize,
+}
+
+/// Convert a module held in memory (annotated references only).
+pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
+    convert_bytes_with(file, None)
+}
+
+/// Convert a module held in memory; with symbol maps, unannotated
+/// references to unexported symbols too.
+pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
+    let (image, sig) = signature::split(file);
+    let elf = Elf::parse(image).map_err(Error::Malformed)?;
+    let (mut sel, mut problems) = select::select(&elf);
+    if let Some(map) = map {
+        problems.extend(resolve::resolve(&elf, map, &mut sel));
+    }
+    let (plan, mut refusals) = plan::plan(&elf, &sel);
+    problems.append(&mut refusals);
+    if problems.iter().any(Finding::is_error) {
+        return Err(Error::Refused(problems));
+    }
+    let mut notes = problems;
+    notes.extend(plan.notes.iter().cloned());
+    if plan.is_empty() {
+        return Ok(Converted {
+            bytes: file.to_vec(),
+            changed: false,
+            notes,
+            symbols: 0,
+            relocations: 0,
+            sections: 0,
+        });
+    }
+    let bytes = apply::apply(&elf, &plan)
+        .map_err(|e| Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]))?;
+    let out = Elf::parse(&bytes).map_err(|e| {
+        Error::Internal(vec![Finding::new(
+            Rule::Verify,
+            format!("output does not parse: {e}"),
+        )])
+    })?;
+    verify::verify(&elf, &plan, &out).map_err(Error::Internal)?;
+    // The converted module must pass every check the kernel's loader makes;
+    // what fails here comes from the input (a ppc64 local call, say).
+    let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals));
+    }
+    if !sig.is_empty() {
+        notes.push(Finding::new(
+            Rule::SignatureDropped,
+            "the appended module signature was dropped: it is invalid after conversion; sign the output again",
+        ));
+    }
+    Ok(Converted {
+        bytes,
+        changed: true,
+        notes,
+        symbols: plan.renames.len(),
+        relocations: plan.moved(),
+        sections: plan.sections.len(),
+    })
+}
+
+/// Read `input`, convert it and write `output` atomically. With `output ==
+/// input` the file is replaced in place (and left alone when nothing changes).
+/// On any error no output file is created and the input is untouched.
+pub fn convert_file(
+    input: &Path,
+    output: &Path,
+    map: Option<&SymbolMap>,
+) -> Result<Converted, Error> {
+    let bytes = fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
+    let result = convert_bytes_with(&bytes, map)?;
+    let in_place = same_file(input, output);
+    if in_place && !result.changed {
+        return Ok(result);
+    }
+    let mode = fs::metadata(input)
+        .map_err(|e| Error::Io(format!("{}: {e}", input.display())))?
+        .permissions();
+    write_atomically(output, &result.bytes, mode)?;
+    Ok(result)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.klp-convert-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let io = |e: std::io::Error, p: &Path| Error::Io(format!("{}: {e}", p.display()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
+        f.write_all(bytes).map_err(|e| io(e, &tmp))?;
+        f.set_permissions(mode).map_err(|e| io(e, &tmp))?;
+        f.sync_all().map_err(|e| io(e, &tmp))?;
+        fs::rename(&tmp, path).map_err(|e| io(e, path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

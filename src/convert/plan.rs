@@ -1,0 +1,229 @@
+//! Step 3 of a conversion: the plan. Which symbols become klp symbols and
+//! which relocations move into which `.klp.rela.<obj>.<section>`.
+//!
+//! Planning decides where each relocation goes; whether the kernel would
+//! accept it there is asked of [`crate::rules::contract`], the same rules
+//! `check` applies. It writes nothing, and collects every refusal, so a
+//! refused module gets the full list at once.
+
+use std::collections::HashMap;
+
+use super::select::Selection;
+use crate::arch;
+use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH};
+use crate::finding::{Finding, Rule};
+use crate::names::KlpSymbol;
+use crate::rules::contract;
+
+/// A symbol to rename in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// Symbol index (unchanged by the conversion).
+    pub sym: usize,
+    /// The klp symbol it becomes.
+    pub klp: KlpSymbol,
+}
+
+/// Relocations that go into one klp relocation section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KlpSection {
+    /// The object that must be loaded before these are applied.
+    pub obj: String,
+    /// The section the relocations patch (`sh_info`).
+    pub target: usize,
+    /// An existing klp section for the same (object, target), extended in place.
+    pub existing: Option<usize>,
+    /// The entries, with explicit addends, in input order.
+    pub entries: Vec<Reloc>,
+}
+
+/// Everything the writer must do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Symbols renamed to `.klp.sym.*` with `SHN_LIVEPATCH`.
+    pub renames: Vec<Rename>,
+    /// New or extended klp relocation sections, in order of first use.
+    pub sections: Vec<KlpSection>,
+    /// For each relocation section losing entries: (section index, a flag per
+    /// entry, `true` = the entry moves out).
+    pub removals: Vec<(usize, Vec<bool>)>,
+    /// Notes and warnings (errors refuse the module instead).
+    pub notes: Vec<Finding>,
+    /// Sections emptied in the output: `KLP_SYMPOS` annotation data and its
+    /// relocations (they only told the converter the positions).
+    pub emptied: Vec<usize>,
+    /// Sections whose `SHF_ALLOC` is cleared, so the kernel never loads them.
+    pub unallocated: Vec<usize>,
+}
+
+impl Plan {
+    /// Does the plan change nothing?
+    pub fn is_empty(&self) -> bool {
+        self.renames.is_empty() && self.sections.is_empty()
+    }
+
+    /// Number of relocations that move into klp sections.
+    pub fn moved(&self) -> usize {
+        self.sections.iter().map(|s| s.entries.len()).sum()
+    }
+}
+
+/// Plan the conversion of what `sel` selected. Returns the plan and every
+/// refusal found (the plan is only to be carried out when there is none).
+pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
+    let mut problems = Vec::new();
+    let mut plan = Plan {
+        renames: sel
+            .order
+            .iter()
+            .filter_map(|&sym| {
+                let a = sel.annotations[sym].as_ref()?;
+                Some(Rename {
+                    sym,
+                    klp: a.target.clone(),
+                })
+            })
+            .collect(),
+        emptied: [&sel.table_sections[..], &sel.table_relocs[..]].concat(),
+        unallocated: sel.table_sections.clone(),
+        ..Plan::default()
+    };
+    if plan.renames.is_empty() {
+        return (plan, problems);
+    }
+    problems.extend(contract::livepatch_modinfo(elf));
+
+    // Existing klp sections, to extend rather than duplicate.
+    let mut groups: HashMap<(&str, usize), usize> = HashMap::new();
+    let mut existing: HashMap<(String, usize), usize> = HashMap::new();
+    for s in &elf.sections {
+        if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            match contract::klp_section_name_format(s) {
+                Ok(obj) => {
+                    existing.entry((obj, s.sh_info as usize)).or_insert(s.index);
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+
+    // Every relocation against a selected symbol moves.
+    for rs in &elf.relocs {
+        if plan.emptied.contains(&rs.index) {
+            continue; // KLP_SYMPOS data: dropped, not moved
+        }
+        let sec = &elf.sections[rs.index];
+        let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
+        let target_index = sec.sh_info as usize;
+        let mut moving = vec![false; rs.entries.len()];
+        let mut any = false;
+        for (n, r) in rs.entries.iter().enumerate() {
+            let sym = &elf.symbols[r.sym as usize];
+            let here = |p: Finding| {
+                p.in_section(sec.display_name())
+                    .at(r.offset)
+                    .symbol(sym.display_name())
+            };
+            if !is_klp {
+                let target = elf.sections.get(target_index);
+                if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(sym, target) {
+                    problems.push(here(p));
+                    continue;
+                }
+            }
+            let Some(a) = &sel.annotations[r.sym as usize] else {
+                continue;
+            };
+            if is_klp {
+                problems.push(here(Finding::new(
+                    Rule::KlpSectionAnnotation,
+                    "klp relocation section references an unconverted annotation symbol",
+                )));
+                continue;
+            }
+            let target = match contract::relocation_target(elf, sec) {
+                Ok(t) => t,
+                Err(p) => {
+                    problems.push(here(p));
+                    continue;
+                }
+            };
+            if !target.is_alloc() && arch::is_debug_section(&target.name) {
+                plan.notes.push(here(Finding::new(
+                    Rule::DebugSectionLeft,
+                    format!(
+                        "left in place: {} is a debug section, which the module loader never relocates",
+                        target.display_name()
+                    ),
+                )));
+                continue;
+            }
+            let refusal = contract::offset_within(target, r.offset)
+                .or_else(|| contract::target_alloc(target))
+                .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
+                .or_else(|| contract::late_target(&a.lp_obj, target));
+            if let Some(p) = refusal {
+                problems.push(here(p));
+                continue;
+            }
+            let addend = if rs.is_rela {
+                r.addend
+            } else {
+                let bytes = elf
+                    .section_data(target_index)
+                    .get(r.offset as usize..)
+                    .unwrap_or(&[]);
+                match arch::rel_implicit_addend(elf.machine, r.r_type, bytes, elf.big_endian) {
+                    Some(v) => v,
+                    None => {
+                        problems.push(here(Finding::new(
+                            Rule::RelAddend,
+                            format!(
+                                "cannot read the implicit addend of REL relocation {} on {}",
+                                arch::reloc_type_name(elf.machine, r.r_type),
+                                arch::machine_name(elf.machine)
+                            ),
+                        )));
+                        continue;
+                    }
+                }
+            };
+            let g = *groups
+                .entry((a.lp_obj.as_str(), target_index))
+                .or_insert_with(|| {
+                    plan.sections.push(KlpSection {
+                        obj: a.lp_obj.clone(),
+                        target: target_index,
+                        existing: existing.get(&(a.lp_obj.clone(), target_index)).copied(),
+                        entries: Vec::new(),
+                    });
+                    plan.sections.len() - 1
+                });
+            plan.sections[g].entries.push(Reloc { addend, ..*r });
+            moving[n] = true;
+            any = true;
+        }
+        if any {
+            plan.removals.push((rs.index, moving));
+        }
+    }
+
+    // A KLP_SYMPOS annotation that no relocation uses is a mistake.
+    for &sym in &sel.sympos_symbols {
+        let used = plan
+            .sections
+            .iter()
+            .any(|s| s.entries.iter().any(|r| r.sym as usize == sym));
+        if !used {
+            problems.push(
+                Finding::new(
+                    Rule::SymposTable,
+                    "KLP_SYMPOS annotation that nothing in the module uses",
+                )
+                .in_section(".symtab")
+                .symbol(elf.symbols[sym].display_name()),
+            );
+        }
+    }
+    (plan, problems)
+}

@@ -1,0 +1,158 @@
+//! Step 5 of a conversion: re-read the output and prove it. The contract
+//! holds ([`crate::rules::contract`], the rules `check` applies), every
+//! input relocation is present exactly once, and nothing else changed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::plan::Plan;
+use crate::arch;
+use crate::elf::{Elf, SHF_ALLOC, SHN_LIVEPATCH};
+use crate::finding::{Finding, Rule};
+use crate::names;
+use crate::rules::{contract, Target};
+
+/// Re-read the output and prove it: the contract holds, every input
+/// relocation is present exactly once, and nothing else changed.
+pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
+    let target = Target::of(out, None);
+    let mut problems: Vec<Finding> = contract::module(out, &target)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
+
+    // Relocations: the same multiset, keyed by what the loader sees. Sorted
+    // vectors rather than a hash map: it stays fast at a million entries.
+    type Key = (u32, u64, u32, u32, i64);
+    let mut before: Vec<Key> = Vec::new();
+    for rs in input
+        .relocs
+        .iter()
+        .filter(|r| !plan.emptied.contains(&r.index))
+    {
+        let target = input.sections[rs.index].sh_info;
+        for r in &rs.entries {
+            let mut addend = r.addend;
+            if !rs.is_rela && names::is_annotation(input.symbols[r.sym as usize].name) {
+                let bytes = input
+                    .section_data(target as usize)
+                    .get(r.offset as usize..)
+                    .unwrap_or(&[]);
+                addend =
+                    arch::rel_implicit_addend(input.machine, r.r_type, bytes, input.big_endian)
+                        .unwrap_or(0);
+            }
+            before.push((target, r.offset, r.r_type, r.sym, addend));
+        }
+    }
+    let mut after: Vec<Key> = Vec::with_capacity(before.len());
+    for rs in &out.relocs {
+        let target = out.sections[rs.index].sh_info;
+        after.extend(
+            rs.entries
+                .iter()
+                .map(|r| (target, r.offset, r.r_type, r.sym, r.addend)),
+        );
+    }
+    before.sort_unstable();
+    after.sort_unstable();
+    if before != after {
+        let (mut i, mut j) = (0, 0);
+        let mut report = |k: &Key, what: &str| {
+            let (target, offset, r_type, sym, addend) = *k;
+            problems.push(
+                Finding::new(Rule::Verify, format!(
+                    "relocation {what} by the conversion ({} addend {addend})",
+                    arch::reloc_type_name(input.machine, r_type)
+                ))
+                .in_section(input.section_name(target as usize))
+                .at(offset)
+                .symbol(
+                    input
+                        .symbols
+                        .get(sym as usize)
+                        .map(|s| s.display_name())
+                        .unwrap_or_default(),
+                ),
+            );
+        };
+        while i < before.len() || j < after.len() {
+            let (a, b) = (before.get(i), after.get(j));
+            if a.is_some() && a == b {
+                i += 1;
+                j += 1;
+            } else if a.is_some() && (b.is_none() || a < b) {
+                report(&before[i], "lost");
+                i += 1;
+            } else {
+                report(&after[j], "added");
+                j += 1;
+            }
+        }
+    }
+
+    // Symbols: only the renamed ones differ, and only in name and st_shndx.
+    let renamed: HashMap<usize, String> = plan
+        .renames
+        .iter()
+        .map(|r| (r.sym, r.klp.to_string()))
+        .collect();
+    if out.symbols.len() != input.symbols.len() {
+        problems.push(Finding::new(Rule::Verify, "symbol count changed"));
+    }
+    for (a, b) in input.symbols.iter().zip(&out.symbols) {
+        let same_rest = a.st_info == b.st_info
+            && a.st_other == b.st_other
+            && a.st_value == b.st_value
+            && a.st_size == b.st_size;
+        let ok = match renamed.get(&a.index) {
+            Some(name) => same_rest && b.name == name.as_bytes() && b.st_shndx == SHN_LIVEPATCH,
+            None => same_rest && a.name == b.name && a.st_shndx == b.st_shndx,
+        };
+        if !ok {
+            problems.push(
+                Finding::new(Rule::Verify, "symbol changed unexpectedly")
+                    .in_section(".symtab")
+                    .symbol(a.display_name()),
+            );
+        }
+    }
+
+    // Sections: the ones not rewritten keep header fields and bytes.
+    let mut rewritten: BTreeSet<usize> = plan.removals.iter().map(|(i, _)| *i).collect();
+    rewritten.extend(plan.sections.iter().filter_map(|s| s.existing));
+    rewritten.extend(&plan.emptied);
+    rewritten.insert(input.shstrndx as usize);
+    if let Some(st) = input.symtab {
+        rewritten.insert(st);
+        rewritten.insert(input.sections[st].sh_link as usize);
+    }
+    for a in &input.sections {
+        let Some(b) = out.sections.get(a.index) else {
+            problems
+                .push(Finding::new(Rule::Verify, "section missing from output").in_section(a.display_name()));
+            continue;
+        };
+        let flags = if plan.unallocated.contains(&a.index) {
+            a.sh_flags & !SHF_ALLOC
+        } else {
+            a.sh_flags
+        };
+        let same_header = a.name == b.name
+            && a.sh_type == b.sh_type
+            && flags == b.sh_flags
+            && a.sh_link == b.sh_link
+            && a.sh_info == b.sh_info;
+        let same_bytes = rewritten.contains(&a.index)
+            || (a.index == 0 || input.section_data(a.index) == out.section_data(a.index));
+        if !same_header || !same_bytes {
+            problems
+                .push(Finding::new(Rule::Verify, "section changed unexpectedly").in_section(a.display_name()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+

@@ -1,0 +1,291 @@
+//! Findings about a module: which rule, where (section, offset, symbol) and
+//! what. Every finding carries a [`Rule`] with a stable id, so scripts can
+//! match on `rule` in the JSON output instead of on message text.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; the module is still accepted.
+    Note,
+    /// Likely to misbehave on some kernels; the module is still accepted.
+    Warning,
+    /// The kernel would refuse the module or misapply a relocation.
+    Error,
+}
+
+impl Severity {
+    /// `error`, `warning` or `note`, as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Declares [`Rule`]: variant, stable id, default severity, and the doc
+/// comment (which names the kernel code the rule mirrors).
+macro_rules! rules {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $sev:ident; )*) => {
+        /// Every rule a finding can come from. The ids are stable: they are
+        /// part of the JSON output of `check` and `show`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Rule {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Rule {
+            /// All rules, in declaration order.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// The stable id (`klp-symbol-name`, `ppc64-nop-after-call`, ...).
+            pub fn id(self) -> &'static str {
+                match self { $(Rule::$variant => $id,)* }
+            }
+
+            /// The severity a finding of this rule has.
+            pub fn severity(self) -> Severity {
+                match self { $(Rule::$variant => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+rules! {
+    /// The file is not an ELF object this tool can read.
+    NotElf = "not-elf", Error;
+    // --- the livepatch core and the module loader (rules::contract) ---
+    /// `klp_enable_patch`: "module %s is not marked as a livepatch module".
+    NotLivepatch = "not-livepatch", Error;
+    /// `klp_resolve_symbols`: "symbol %s has an incorrectly formatted name".
+    KlpSymbolName = "klp-symbol-name", Error;
+    /// `klp_resolve_symbols`' `sscanf` reads at most `KSYM_NAME_LEN - 1` bytes.
+    KlpSymbolTooLong = "klp-symbol-too-long", Error;
+    /// `klp_resolve_symbols`: "symbol %s is not marked as a livepatch symbol".
+    NotLivepatchSymbol = "not-livepatch-symbol", Error;
+    /// `klp_apply_section_relocs`: "section %s has an incorrectly formatted name".
+    KlpSectionName = "klp-section-name", Error;
+    /// `klp_apply_section_relocs` reads the object up to the first `.`; a
+    /// name without that `.` names an object that never loads.
+    KlpSectionObject = "klp-section-object", Error;
+    /// `klp_apply_section_relocs` and `apply_relocate_add` take RELA only,
+    /// from an allocated section linked to `.symtab`.
+    KlpSectionHeader = "klp-section-header", Error;
+    /// The module loader applies a `.klp.rela.*` section without
+    /// `SHF_RELA_LIVEPATCH` as an ordinary one.
+    KlpSectionNotFlagged = "klp-section-not-flagged", Error;
+    /// `sh_info` must name the section the relocations patch.
+    KlpSectionTarget = "klp-section-target", Error;
+    /// `apply_relocations`/`klp_apply_section_relocs` skip targets without
+    /// `SHF_ALLOC` silently.
+    TargetNotAlloc = "target-not-alloc", Error;
+    /// `klp_resolve_symbols`: "invalid access to vmlinux symbol '%s' from
+    /// module-specific livepatch relocation section".
+    VmlinuxFromModuleSection = "vmlinux-from-module-section", Error;
+    /// `module_finalize` processes special sections once, at the livepatch
+    /// module's load: a late (module-specific) relocation there is never seen.
+    SpecialSection = "special-section", Error;
+    /// `do_init_module` frees `.init.*`: a late relocation would write into
+    /// freed memory.
+    InitSection = "init-section", Error;
+    /// `apply_relocate_add` writes at `sh_addr + r_offset` without a bound.
+    OffsetBeyondTarget = "offset-beyond-target", Error;
+    /// `simplify_symbols` leaves `SHN_LIVEPATCH` symbols at 0 and
+    /// `apply_relocations` applies ordinary sections with that value.
+    OrdinaryRelocToLivepatchSymbol = "ordinary-reloc-to-livepatch-symbol", Error;
+    /// `simplify_symbols`: "Unknown symbol" for an annotation left unconverted.
+    UnconvertedAnnotation = "unconverted-annotation", Error;
+    /// A v7 `KLP_MODULE_RELOC` table left in the module: its references were
+    /// never converted.
+    UnconvertedSymposTable = "unconverted-sympos-table", Error;
+    // --- symbol resolution (rules::resolution) ---
+    /// `klp_find_object_symbol`: "symbol '%s' not found in symbol table".
+    SymbolNotFound = "symbol-not-found", Error;
+    /// `klp_find_object_symbol`: "unresolvable ambiguity for symbol '%s' in
+    /// object '%s'".
+    AmbiguousSymbol = "ambiguous-symbol", Error;
+    /// `klp_find_object_symbol`: "symbol position %lu for symbol '%s' in
+    /// object '%s' not found".
+    PositionNotFound = "position-not-found", Error;
+    /// The object of a klp symbol is not in the maps given: not checked.
+    ObjectNotInMaps = "object-not-in-maps", Warning;
+    /// Where a klp symbol resolves.
+    Resolves = "resolves", Note;
+    /// `simplify_symbols`: "Unknown symbol %s (err -2)".
+    UnknownSymbol = "unknown-symbol", Error;
+    /// Resolution from maps needs an export list to tell exports apart.
+    NoExportList = "no-export-list", Error;
+    /// A map names an object or symbol the klp name grammar cannot carry.
+    NameNotRepresentable = "name-not-representable", Error;
+    // --- annotations in the input (convert::select) ---
+    /// A `KLP_RELOC_SYMBOL` name that does not parse.
+    MalformedAnnotation = "malformed-annotation", Error;
+    /// A `KLP_RELOC_SYMBOL` name the module defines.
+    DefinedAnnotation = "defined-annotation", Error;
+    /// A malformed, conflicting or unused `KLP_SYMPOS` entry.
+    SymposTable = "sympos-table", Error;
+    /// A klp relocation section that references an annotation symbol.
+    KlpSectionAnnotation = "klp-section-annotation", Error;
+    /// A REL entry whose implicit addend cannot be read.
+    RelAddend = "rel-addend", Error;
+    /// Left in place: a debug section, which the loader never relocates.
+    DebugSectionLeft = "debug-section-left", Note;
+    /// The appended module signature is invalid after conversion.
+    SignatureDropped = "signature-dropped", Warning;
+    // --- each architecture's apply_relocate_add (arch::*) ---
+    /// `apply_relocate_add`: a relocation type the loader does not handle.
+    RelocType = "reloc-type", Error;
+    /// x86 `apply_relocate_add`: "Invalid relocation target, existing value
+    /// is nonzero for type %d".
+    X86TargetNonzero = "x86-target-nonzero", Error;
+    /// ppc64 `restore_r2`: "Expected nop after call, got %08x".
+    Ppc64NopAfterCall = "ppc64-nop-after-call", Error;
+    /// ppc64 `module_frob_arch_sections`: a module without `.stubs`.
+    Ppc64Stubs = "ppc64-stubs", Error;
+    /// arm64 `module_frob_arch_sections`: a module without its PLT sections.
+    Arm64Plt = "arm64-plt", Error;
+    /// "overflow in relocation type %d val %Lx" (ppc64: silent truncation).
+    AbsoluteOverflow = "absolute-overflow", Error;
+    /// The loader of this machine is not modelled.
+    LoaderNotModelled = "loader-not-modelled", Note;
+    // --- what depends on the kernel version (rules::kernels) ---
+    /// A late relocation into read-only memory, on kernels that wrote it
+    /// without their code-patching helper.
+    LateRelocReadOnly = "late-reloc-read-only", Warning;
+    /// x86_64 before 6.3 (no `clear_relocate_add`): reloading a patched module
+    /// under an enabled patch is refused.
+    X86ReloadBefore63 = "x86-reload-before-6.3", Warning;
+    // --- the converter's own proof (convert::verify) ---
+    /// The converted output failed verification: a bug of this tool.
+    Verify = "verify", Error;
+}
+
+impl Serialize for Rule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One finding, located as precisely as the rule allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule, by stable id.
+    pub rule: Rule,
+    /// Error, warning or note.
+    pub severity: Severity,
+    /// The section concerned (a relocation section or a target section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// Offset inside `section` (a relocation's `r_offset`, or an entry offset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The symbol concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// What is wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding of `rule`, with the rule's severity, without location.
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            section: None,
+            offset: None,
+            symbol: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same finding at another severity (a rule whose weight depends on
+    /// the target kernel).
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// Attach a section.
+    pub fn in_section(mut self, section: impl Into<String>) -> Self {
+        self.section = Some(section.into());
+        self
+    }
+
+    /// Attach an offset.
+    pub fn at(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// Attach a symbol.
+    pub fn symbol(mut self, symbol: impl Into<String>) -> Self {
+        self.symbol = Some(symbol.into());
+        self
+    }
+
+    /// Is this an error?
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Finding {
+    /// `section S, offset 0xN, symbol 'X': message`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.section {
+            parts.push(format!("section {s}"));
+        }
+        if let Some(o) = self.offset {
+            parts.push(format!("offset 0x{o:x}"));
+        }
+        if let Some(s) = &self.symbol {
+            parts.push(format!("symbol '{s}'"));
+        }
+        if parts.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", parts.join(", "), self.message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_unique_and_kebab_case() {
+        let mut ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+        for id in &ids {
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+                "{id}"
+            );
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+}

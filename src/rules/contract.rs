@@ -1,0 +1,415 @@
+//! The livepatch core's and the module loader's rules for a livepatch
+//! module's ELF: one function a rule, each naming the kernel code it
+//! mirrors (`docs/klp-contract.md` §1–§5). `convert` calls them while it
+//! plans (to refuse what the kernel would refuse) and on its output;
+//! `check` calls them on any module through [`module`].
+//!
+//! A rule returns a [`Finding`] without location; the caller, which knows
+//! the section, offset and symbol at hand, attaches them.
+
+use crate::arch;
+use crate::elf::{
+    abi, Elf, Section, Symbol, SHF_ALLOC, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF, SHT_NOBITS,
+    SHT_RELA,
+};
+use crate::finding::{Finding, Rule};
+use crate::names::{self, KlpSymbol, VMLINUX};
+use crate::rules::Target;
+
+/// `klp_enable_patch` (kernel/livepatch/core.c) refuses a module without
+/// `livepatch=Y` in `.modinfo`: "module %s is not marked as a livepatch module".
+pub fn livepatch_modinfo(elf: &Elf) -> Option<Finding> {
+    if elf.is_livepatch() {
+        return None;
+    }
+    Some(
+        Finding::new(
+            Rule::NotLivepatch,
+            "module is not marked as a livepatch module: .modinfo has no livepatch=Y \
+             (add MODULE_INFO(livepatch, \"Y\"))",
+        )
+        .in_section(".modinfo"),
+    )
+}
+
+/// `klp_resolve_symbols` parses every klp symbol's name with
+/// `sscanf(".klp.sym.%55[^.].%511[^,],%lu")`: "symbol %s has an incorrectly
+/// formatted name"; a longer name is silently truncated (127 before 6.1).
+pub fn klp_symbol_name_format(sym: &Symbol, target: &Target) -> Option<Finding> {
+    let max_name = target.max_symbol_name();
+    let finding = match names::parse_klp_symbol(sym.name) {
+        Err(e) => Finding::new(
+            Rule::KlpSymbolName,
+            format!(
+                "symbol {} has an incorrectly formatted name: {e}",
+                sym.display_name()
+            ),
+        ),
+        Ok(k) if k.name.len() > max_name => Finding::new(
+            Rule::KlpSymbolTooLong,
+            format!(
+                "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1), so it would look up a truncated name",
+                k.name,
+                k.name.len(),
+                target.release_text()
+            ),
+        ),
+        Ok(_) => return None,
+    };
+    Some(finding.in_section(".symtab").symbol(sym.display_name()))
+}
+
+/// `simplify_symbols` (kernel/module/main.c) fails on an undefined name no
+/// one exports: a `KLP_RELOC_SYMBOL` annotation left as it was compiled
+/// gives "Unknown symbol .klp.sym.rela...".
+pub fn unconverted_annotation(sym: &Symbol) -> Option<Finding> {
+    if sym.st_shndx != SHN_UNDEF || !names::is_annotation(sym.name) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            Rule::UnconvertedAnnotation,
+            "unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'; run klp-convert on this module",
+        )
+        .in_section(".symtab")
+        .symbol(sym.display_name()),
+    )
+}
+
+/// A v7 `KLP_MODULE_RELOC` table still allocated and filled: the module was
+/// never converted, so the references it annotates are plain undefined
+/// names that `simplify_symbols` cannot link ("Unknown symbol").
+pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
+    let is_table = sec.name.starts_with(names::SYMPOS_SECTION_PREFIX.as_bytes());
+    if !is_table || !sec.is_alloc() || sec.sh_size == 0 || sec.sh_type == SHT_NOBITS {
+        return None;
+    }
+    let entries = elf
+        .relocs
+        .iter()
+        .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
+        .map(|r| r.entries.len())
+        .sum::<usize>();
+    Some(
+        Finding::new(
+            Rule::UnconvertedSymposTable,
+            format!(
+                "unconverted KLP_MODULE_RELOC table ({entries} KLP_SYMPOS reference{}): the references it annotates are still plain undefined symbols, which the loader refuses ('Unknown symbol'); run klp-convert with the target's symbol map",
+                if entries == 1 { "" } else { "s" }
+            ),
+        )
+        .in_section(sec.display_name()),
+    )
+}
+
+/// `klp_apply_section_relocs` parses the object of a klp relocation
+/// section with `sscanf(".klp.rela.%55[^.]")`: "section %s has an
+/// incorrectly formatted name". Returns the object.
+pub fn klp_section_name_format(sec: &Section) -> Result<String, Finding> {
+    names::klp_section_object(&sec.name).map_err(|e| {
+        Finding::new(
+            Rule::KlpSectionName,
+            format!(
+                "section {} has an incorrectly formatted name: {e}",
+                sec.display_name()
+            ),
+        )
+        .in_section(sec.display_name())
+    })
+}
+
+/// The object `klp_apply_section_relocs` reads ends at the first `.`: the
+/// minimal klp-convert's `.klp.rela.vmlinux__jump_table` names object
+/// `vmlinux__jump_table`, which never loads, so its relocations are never
+/// applied.
+pub fn klp_section_object_misread(sec: &Section, obj: &str, target: &Section) -> Option<Finding> {
+    let tname = target.display_name();
+    let misread = !tname.is_empty()
+        && !tname.starts_with('.')
+        && obj.len() > tname.len()
+        && obj.ends_with(&tname);
+    if !misread {
+        return None;
+    }
+    Some(
+        Finding::new(
+            Rule::KlpSectionObject,
+            format!(
+                "the kernel reads the object of this section as '{obj}' (no '.' before the target {tname}): its relocations are never applied; name it .klp.rela.{}.{tname}",
+                &obj[..obj.len() - tname.len()]
+            ),
+        )
+        .in_section(sec.display_name()),
+    )
+}
+
+/// The header of a section flagged `SHF_RELA_LIVEPATCH`: the livepatch core
+/// hands it to `apply_relocate_add`, which reads RELA entries against the
+/// symbol table in `sh_link`; `klp_apply_section_relocs` only sees
+/// allocated sections (the loader keeps no others).
+pub fn klp_section_header(elf: &Elf, sec: &Section) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let at = |p: Finding| p.in_section(sec.display_name());
+    if sec.sh_type != SHT_RELA {
+        out.push(at(Finding::new(
+            Rule::KlpSectionHeader,
+            format!(
+                "klp relocation section is not SHT_RELA (sh_type {}): the livepatch core only applies RELA",
+                sec.sh_type
+            ),
+        )));
+    }
+    if sec.sh_flags & SHF_ALLOC == 0 {
+        out.push(at(Finding::new(
+            Rule::KlpSectionHeader,
+            "klp relocation section lacks SHF_ALLOC",
+        )));
+    }
+    if Some(sec.sh_link as usize) != elf.symtab {
+        out.push(at(Finding::new(
+            Rule::KlpSectionHeader,
+            format!(
+                "sh_link is {}, not the index of .symtab: the relocations would name the wrong symbols",
+                sec.sh_link
+            ),
+        )));
+    }
+    out
+}
+
+/// `apply_relocations` (kernel/module/main.c) applies a RELA section
+/// without `SHF_RELA_LIVEPATCH` itself, whatever its name says.
+pub fn klp_section_flagged(sec: &Section) -> Option<Finding> {
+    let named = sec.name.starts_with(names::KLP_RELA_PREFIX.as_bytes());
+    if !named || sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+        return None;
+    }
+    Some(
+        Finding::new(
+            Rule::KlpSectionNotFlagged,
+            "named like a klp relocation section but lacks SHF_RELA_LIVEPATCH: the module loader would apply it as an ordinary relocation section",
+        )
+        .in_section(sec.display_name()),
+    )
+}
+
+/// The section a relocation section patches is `sh_info`, never the name.
+pub fn relocation_target<'e>(elf: &'e Elf, sec: &Section) -> Result<&'e Section, Finding> {
+    let index = sec.sh_info as usize;
+    elf.sections
+        .get(index)
+        .filter(|_| index != 0)
+        .ok_or_else(|| {
+            Finding::new(
+                Rule::KlpSectionTarget,
+                format!("sh_info {index} is not a valid target section"),
+            )
+            .in_section(sec.display_name())
+        })
+}
+
+/// `apply_relocations` skips relocation sections whose target is not
+/// `SHF_ALLOC`, and so does `klp_apply_section_relocs` (the section is not
+/// in memory): the relocations are dropped silently.
+pub fn target_alloc(target: &Section) -> Option<Finding> {
+    if target.is_alloc() {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::TargetNotAlloc,
+        format!(
+            "target section {} is not SHF_ALLOC: the kernel skips klp relocations for it silently",
+            target.display_name()
+        ),
+    ))
+}
+
+/// A module-specific klp relocation is applied late, when `lp_obj` loads.
+/// `module_finalize` consumed the special sections (alternatives, jump
+/// labels, static calls, exception tables, ...) when the livepatch module
+/// itself loaded, and `do_init_module` freed `.init.*`: a late relocation
+/// into either never takes effect, or writes into freed memory.
+pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
+    if lp_obj == VMLINUX {
+        return None;
+    }
+    let tname = target.display_name();
+    if arch::is_special_section(&target.name) {
+        let hint = if target.name == b"__jump_table" {
+            " (module static key: use static_key_enabled() instead of static_branch_*())"
+        } else {
+            ""
+        };
+        return Some(Finding::new(
+            Rule::SpecialSection,
+            format!(
+                "module-specific klp relocations in special section {tname}: the loader processes {tname} once when the livepatch module loads, before '{lp_obj}' can be resolved{hint}"
+            ),
+        ));
+    }
+    if arch::is_init_section(&target.name) {
+        return Some(Finding::new(
+            Rule::InitSection,
+            format!(
+                "module-specific klp relocation in {tname}, which is freed after module init; a late relocation would write into freed memory"
+            ),
+        ));
+    }
+    None
+}
+
+/// `klp_resolve_symbols`: every relocation of a klp section must reference
+/// a `SHN_LIVEPATCH` symbol, "symbol %s is not marked as a livepatch symbol".
+pub fn livepatch_symbol_marked(sym: &Symbol) -> Option<Finding> {
+    if sym.st_shndx == SHN_LIVEPATCH {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::NotLivepatchSymbol,
+        format!(
+            "symbol {} is not marked as a livepatch symbol",
+            sym.display_name()
+        ),
+    ))
+}
+
+/// `klp_resolve_symbols` (since 5.8): "invalid access to vmlinux symbol '%s'
+/// from module-specific livepatch relocation section". A module's section is
+/// applied late; vmlinux symbols belong in `.klp.rela.vmlinux.*`.
+pub fn vmlinux_access(lp_obj: &str, sym: &KlpSymbol) -> Option<Finding> {
+    if lp_obj == VMLINUX || sym.obj != VMLINUX {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::VmlinuxFromModuleSection,
+        format!(
+            "invalid access to vmlinux symbol '{}' from module-specific livepatch relocation section (.klp.rela.{lp_obj}): use KLP_RELOC_SYMBOL(vmlinux, vmlinux, {})",
+            sym.name, sym.name
+        ),
+    ))
+}
+
+/// `apply_relocate_add` writes at `sh_addr + r_offset` without a bound: an
+/// offset beyond the target writes into whatever follows it.
+pub fn offset_within(target: &Section, offset: u64) -> Option<Finding> {
+    if offset < target.sh_size || target.sh_type == SHT_NOBITS {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::OffsetBeyondTarget,
+        format!(
+            "offset lies beyond the end of the target section {} (size 0x{:x})",
+            target.display_name(),
+            target.sh_size
+        ),
+    ))
+}
+
+/// `simplify_symbols` leaves `SHN_LIVEPATCH` symbols at value 0 and
+/// `apply_relocations` then applies ordinary relocation sections with it:
+/// a reference to a klp symbol outside a klp section becomes a NULL pointer,
+/// without an error (the early klp-convert crash).
+pub fn ordinary_reloc_to_livepatch_symbol(
+    sym: &Symbol,
+    target: Option<&Section>,
+) -> Option<Finding> {
+    if sym.st_shndx != SHN_LIVEPATCH || !target.is_some_and(|t| t.is_alloc()) {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::OrdinaryRelocToLivepatchSymbol,
+        "ordinary relocation against a livepatch symbol: the module loader applies it with value 0; it belongs in a .klp.rela section",
+    ))
+}
+
+/// Must the module loader link this symbol (`simplify_symbols`)? An
+/// undefined, named, non-weak symbol other than ppc64's `.TOC.` (which the
+/// loader provides) and other than an annotation (which the converter
+/// handles). Such a name must be exported or become a klp symbol.
+pub fn needs_linking(sym: &Symbol) -> bool {
+    sym.index != 0
+        && sym.st_shndx == SHN_UNDEF
+        && !sym.name.is_empty()
+        && sym.bind() != abi::STB_WEAK
+        && sym.name != b".TOC."
+        && !names::is_annotation(sym.name)
+}
+
+/// Every rule of this module on a whole livepatch module, for the kernel
+/// `target`: what `check` reports and what `convert` proves of its output.
+pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let has_klp_section = elf
+        .sections
+        .iter()
+        .any(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0);
+    let has_klp_symbol = elf.symbols.iter().any(|s| s.st_shndx == SHN_LIVEPATCH);
+    if has_klp_section || has_klp_symbol {
+        out.extend(livepatch_modinfo(elf));
+    }
+
+    for sym in &elf.symbols {
+        if sym.st_shndx == SHN_LIVEPATCH {
+            out.extend(klp_symbol_name_format(sym, target));
+        }
+        out.extend(unconverted_annotation(sym));
+    }
+    for sec in &elf.sections {
+        out.extend(unconverted_sympos_table(elf, sec));
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            out.extend(klp_section_header(elf, sec));
+        }
+    }
+
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
+            out.extend(klp_section_flagged(sec));
+            let target = elf.sections.get(sec.sh_info as usize);
+            for r in &rs.entries {
+                let sym = &elf.symbols[r.sym as usize];
+                if let Some(p) = ordinary_reloc_to_livepatch_symbol(sym, target) {
+                    out.push(
+                        p.in_section(sec.display_name())
+                            .at(r.offset)
+                            .symbol(sym.display_name()),
+                    );
+                }
+            }
+            continue;
+        }
+        let obj = klp_section_name_format(sec).map_err(|p| out.push(p)).ok();
+        let target = match relocation_target(elf, sec) {
+            Ok(t) => t,
+            Err(p) => {
+                out.push(p);
+                continue;
+            }
+        };
+        if let Some(obj) = &obj {
+            out.extend(klp_section_object_misread(sec, obj, target));
+        }
+        let at_section = |p: Finding| p.in_section(sec.display_name());
+        out.extend(target_alloc(target).map(at_section));
+        if let Some(obj) = &obj {
+            out.extend(late_target(obj, target).map(at_section));
+        }
+        for r in &rs.entries {
+            let sym = &elf.symbols[r.sym as usize];
+            let at = |p: Finding| {
+                p.in_section(sec.display_name())
+                    .at(r.offset)
+                    .symbol(sym.display_name())
+            };
+            if let Some(p) = livepatch_symbol_marked(sym) {
+                out.push(at(p));
+                continue;
+            }
+            if let (Some(obj), Ok(k)) = (&obj, names::parse_klp_symbol(sym.name)) {
+                out.extend(vmlinux_access(obj, &k).map(at));
+            }
+            out.extend(offset_within(target, r.offset).map(at));
+        }
+    }
+    out
+}

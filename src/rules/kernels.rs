@@ -1,0 +1,180 @@
+//! What depends on the kernel a module is for: the release (from
+//! `--kernel-release` or the module's vermagic) and the rules that hold on
+//! some releases and architectures only.
+
+use crate::arch;
+use crate::elf::{abi, Elf, SHF_EXECINSTR, SHF_RELA_LIVEPATCH, SHF_WRITE};
+use crate::finding::{Finding, Rule, Severity};
+use crate::names::{self, VMLINUX};
+
+/// A kernel release, as far as the rules care: `major.minor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The release string as given (`6.1.0-56-amd64`).
+    pub text: String,
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl Release {
+    /// Parse the leading `major.minor` of a release string.
+    pub fn parse(text: &str) -> Option<Release> {
+        let mut parts = text.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(Release {
+            text: text.to_string(),
+            major,
+            minor,
+        })
+    }
+
+    /// Is this release older than `major.minor`?
+    pub fn before(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) < (major, minor)
+    }
+}
+
+/// The kernel a module is checked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The release, from `--kernel-release` or the module's vermagic.
+    pub release: Option<Release>,
+}
+
+impl Target {
+    /// The target of `elf`: `release` if given, else `.modinfo` vermagic.
+    pub fn of(elf: &Elf, release: Option<&str>) -> Target {
+        let from_module = || {
+            let vermagic = elf.modinfo_value("vermagic")?;
+            let text = std::str::from_utf8(vermagic).ok()?;
+            text.split_whitespace().next().map(str::to_string)
+        };
+        let text = release.map(str::to_string).or_else(from_module);
+        Target {
+            release: text.as_deref().and_then(Release::parse),
+        }
+    }
+
+    /// `KSYM_NAME_LEN - 1` of the target (511 when the release is unknown).
+    pub fn max_symbol_name(&self) -> usize {
+        match &self.release {
+            Some(r) if r.before(6, 1) => names::MAX_SYM_NAME_OLD,
+            _ => names::MAX_SYM_NAME,
+        }
+    }
+
+    /// The release for messages.
+    pub fn release_text(&self) -> &str {
+        self.release
+            .as_ref()
+            .map_or("(unknown release)", |r| r.text.as_str())
+    }
+
+    /// Is the release known and older than `major.minor`? An unknown
+    /// release counts as old: the warning is then given.
+    fn before_or_unknown(&self, major: u32, minor: u32) -> bool {
+        self.release
+            .as_ref()
+            .map_or(true, |r| r.before(major, minor))
+    }
+}
+
+/// A module-specific klp relocation is written when its object loads, after
+/// the livepatch module's memory was made read-only. Each architecture's
+/// `apply_relocate_add` learned to write through its code-patching helper at
+/// some release (x86 `text_poke`, s390 `s390_kernel_write`, ppc64
+/// `patch_instruction`); before that, the write faulted.
+pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
+    let (since, how) = arch::late_writes(elf.machine);
+    // Safe on this release: say so in a note, as the reason there is no warning.
+    let safe = since.is_some_and(|(major, minor)| !target.before_or_unknown(major, minor));
+    let when = match since {
+        Some(_) if safe => format!(
+            "{how}, so kernel {} writes it safely",
+            target.release_text()
+        ),
+        Some(_) => format!(
+            "{how}; kernel {} is older (or unknown), and there the write faults",
+            target.release_text()
+        ),
+        None => how.to_string(),
+    };
+    let mut out = Vec::new();
+    for s in module_specific_sections(elf) {
+        let (obj, sec) = s;
+        let Some(t) = elf.sections.get(sec.sh_info as usize) else {
+            continue;
+        };
+        let read_only = t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0
+            || t.name.starts_with(b".data..ro_after_init")
+            || t.name.starts_with(b".data.rel.ro");
+        if read_only && t.is_alloc() {
+            out.push(
+                Finding::new(
+                    Rule::LateRelocReadOnly,
+                    format!(
+                        "late relocation into read-only section {}: applied when '{obj}' loads, after the section was made read-only; {when}",
+                        t.display_name()
+                    ),
+                )
+                .with_severity(if safe { Severity::Note } else { Severity::Warning })
+                .in_section(sec.display_name()),
+            );
+        }
+    }
+    out
+}
+
+/// x86_64 before 6.3 has no `clear_relocate_add`: when the patched module
+/// unloads, its klp relocations stay written, and loading it again under
+/// the enabled patch fails on the non-zero target bytes.
+pub fn x86_reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
+    let old_x86 = elf.machine == abi::EM_X86_64
+        && target.release.as_ref().is_some_and(|r| r.before(6, 3));
+    if !old_x86 || module_specific_sections(elf).next().is_none() {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::X86ReloadBefore63,
+        format!(
+            "kernel {} (x86_64, before 6.3) does not clear module-specific klp relocations when the patched module unloads: while this patch stays enabled, loading that module again is refused ('failed to initialize patch ... (-8)')",
+            target.release_text()
+        ),
+    ))
+}
+
+/// The klp relocation sections of objects other than vmlinux, with their object.
+fn module_specific_sections<'e>(
+    elf: &'e Elf,
+) -> impl Iterator<Item = (String, &'e crate::elf::Section)> {
+    elf.sections
+        .iter()
+        .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
+        .filter_map(|s| {
+            let obj = names::klp_section_object(&s.name).ok()?;
+            (obj != VMLINUX).then_some((obj, s))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        let r = Release::parse("6.1.0-56-amd64").unwrap();
+        assert_eq!((r.major, r.minor), (6, 1));
+        assert!(r.before(6, 3) && !r.before(6, 1));
+        let r = Release::parse("6.12.117+deb12-amd64").unwrap();
+        assert_eq!((r.major, r.minor), (6, 12));
+        assert!(Release::parse("vmlinux").is_none());
+        let old = Target {
+            release: Release::parse("5.14.0"),
+        };
+        assert_eq!(old.max_symbol_name(), 127);
+        assert_eq!(Target::default().max_symbol_name(), 511);
+    }
+}

@@ -1,0 +1,220 @@
+//! Symbol resolution against the target kernel's maps, in the kernel's
+//! words: `klp_find_object_symbol` for klp symbols (not found, ambiguous,
+//! no such position), `simplify_symbols` for the names the module loader
+//! must link ("Unknown symbol"). `convert` checks annotated positions with
+//! [`find`]; `check` runs [`module`].
+
+use std::collections::HashMap;
+
+use crate::arch;
+use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
+use crate::finding::{Finding, Rule};
+use crate::names::{self, KlpSymbol};
+use crate::rules::contract;
+use crate::symbols::{Lookup, MapSymbol, Resolved, SymbolMap, Unresolved};
+
+/// How a fix-it line is written: in the annotation style the module already
+/// uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintForm {
+    /// `KLP_RELOC_SYMBOL_POS(obj, obj, name, pos)` on the declaration.
+    Minimal,
+    /// `KLP_MODULE_RELOC(obj) ... = { KLP_SYMPOS(name, pos) }` (v7).
+    V7,
+}
+
+impl HintForm {
+    /// The v7 form when the module has `KLP_MODULE_RELOC` tables, else the
+    /// minimal one.
+    pub fn of(elf: &Elf) -> HintForm {
+        let v7 = elf
+            .sections
+            .iter()
+            .any(|s| s.name.starts_with(names::SYMPOS_SECTION_PREFIX.as_bytes()));
+        if v7 {
+            HintForm::V7
+        } else {
+            HintForm::Minimal
+        }
+    }
+
+    /// What to do with a [`HintForm::line`].
+    pub fn advice(self) -> &'static str {
+        match self {
+            HintForm::Minimal => "annotate the declaration",
+            HintForm::V7 => "add to the module's KLP_MODULE_RELOC table the entry",
+        }
+    }
+
+    /// One ready-to-paste line choosing `name` at `pos` in `obj`, with where
+    /// that candidate is when the maps know.
+    pub fn line(self, obj: &str, name: &str, pos: usize, place: Option<&str>) -> String {
+        let code = match self {
+            HintForm::Minimal => format!("KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos})"),
+            HintForm::V7 => format!("KLP_MODULE_RELOC({obj}) {{ KLP_SYMPOS({name}, {pos}) }}"),
+        };
+        match place {
+            Some(p) => format!("{code} /* {p} */"),
+            None => code,
+        }
+    }
+}
+
+/// Where a map symbol is, when the map knows (a symbols.klp map has no
+/// addresses).
+pub fn place_of(s: &MapSymbol) -> Option<String> {
+    let p = s.place();
+    (p != "0x0").then_some(p)
+}
+
+/// Where a resolved symbol is, when the map knows.
+fn resolved_place(r: &Resolved) -> Option<&str> {
+    (r.place != "0x0").then_some(r.place.as_str())
+}
+
+/// `klp_find_object_symbol`: the symbol `k` names, or the kernel's refusal
+/// with the candidates (or, for a name the object lacks, the objects that
+/// have it and the names it does have).
+pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved, Finding> {
+    let candidates = || {
+        let list: Vec<String> = lookup
+            .candidates(&k.obj, &k.name)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match place_of(s) {
+                Some(p) => format!("position {} at {p}", i + 1),
+                None => format!("position {}", i + 1),
+            })
+            .collect();
+        list.join(", ")
+    };
+    lookup.resolve(&k.obj, &k.name, k.pos).map_err(|e| match e {
+        Unresolved::NotFound => Finding::new(
+            Rule::SymbolNotFound,
+            format!(
+                "symbol '{}' not found in symbol table (object {}){}",
+                k.name,
+                k.obj,
+                not_found_detail(map, &k.obj, &k.name)
+            ),
+        ),
+        Unresolved::Ambiguous(n) => Finding::new(
+            Rule::AmbiguousSymbol,
+            format!(
+                "unresolvable ambiguity for symbol '{}' in object '{}': {n} candidates ({}); give the 1-based position",
+                k.name,
+                k.obj,
+                candidates()
+            ),
+        ),
+        Unresolved::NoSuchPosition(n) => Finding::new(
+            Rule::PositionNotFound,
+            format!(
+                "symbol position {} for symbol '{}' in object '{}' not found: it has {n} ({})",
+                k.pos,
+                k.name,
+                k.obj,
+                candidates()
+            ),
+        ),
+    })
+}
+
+/// Why a name is not in its object: the objects that have it, else the
+/// compiler's other names for it there (`counter.4` for an annotated
+/// `counter.0`, `f.constprop.0` for `f`).
+fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
+    let elsewhere: Vec<&str> = map
+        .objects()
+        .filter(|o| *o != obj && map.symbols(o).iter().any(|s| s.name == name))
+        .collect();
+    if !elsewhere.is_empty() {
+        return format!("; the same name is in: {}", elsewhere.join(", "));
+    }
+    let base = name.split('.').next().unwrap_or_default();
+    let mut similar: Vec<&str> = Vec::new();
+    for s in map.symbols(obj) {
+        let n = s.name.as_str();
+        if n != name && n.split('.').next() == Some(base) && !similar.contains(&n) {
+            similar.push(n);
+        }
+    }
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {obj} has: {}",
+            similar[..similar.len().min(8)].join(", ")
+        )
+    }
+}
+
+/// Resolve every klp symbol of `elf` as `klp_find_object_symbol` would, and
+/// every name the module loader must link against the exports.
+pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let module = elf
+        .modinfo_value("name")
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_else(|| "the module".into());
+    // The klp relocations of each klp symbol: (klp section, entry).
+    let mut uses: HashMap<u32, Vec<(usize, Reloc)>> = HashMap::new();
+    for rs in &elf.relocs {
+        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            for r in &rs.entries {
+                uses.entry(r.sym).or_default().push((rs.index, *r));
+            }
+        }
+    }
+    let lookup = map.lookup();
+    for sym in &elf.symbols {
+        let shown = sym.display_name();
+        let at = |p: Finding| p.in_section(".symtab").symbol(shown.clone());
+        if sym.st_shndx == SHN_LIVEPATCH {
+            let Ok(k) = names::parse_klp_symbol(sym.name) else {
+                continue; // a contract finding already
+            };
+            if !map.has(&k.obj) {
+                out.push(at(Finding::new(
+                    Rule::ObjectNotInMaps,
+                    format!(
+                        "object '{}' is not in the symbol maps given: '{}' was not resolved",
+                        k.obj, k.name
+                    ),
+                )));
+                continue;
+            }
+            match find(&lookup, map, &k) {
+                Ok(r) => {
+                    let place = match resolved_place(&r) {
+                        Some(p) => format!("{p} in {}", k.obj),
+                        None => k.obj.clone(),
+                    };
+                    out.push(at(Finding::new(
+                        Rule::Resolves,
+                        format!(
+                            "resolves to {place} (position {} of {})",
+                            r.position, r.count
+                        ),
+                    )));
+                    // Only a real address (not a .ko's section offset) can overflow.
+                    if !r.place.starts_with("0x") || resolved_place(&r).is_none() {
+                        continue;
+                    }
+                    if let Some(rels) = uses.get(&(sym.index as u32)) {
+                        out.extend(arch::absolute_overflow(elf, rels, r.addr));
+                    }
+                }
+                Err(p) => out.push(at(p)),
+            }
+        } else if contract::needs_linking(sym) && map.is_exported(&shown) == Some(false) {
+            out.push(at(Finding::new(
+                Rule::UnknownSymbol,
+                format!(
+                    "{module}: Unknown symbol {shown} (err -2): neither exported (Module.symvers) nor converted to a klp symbol"
+                ),
+            )));
+        }
+    }
+    out
+}
