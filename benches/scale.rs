@@ -56,13 +56,13 @@ fn assemble_distinct(n: usize, dir: &Path) -> Vec<u8> {
 }
 
 /// A vmlinux of `n` symbols `sym0`.. at increasing addresses.
-fn big_map(n: usize) -> klp_convert::symbols::SymbolMap {
-    let mut map = klp_convert::symbols::SymbolMap::new();
+fn big_map(n: usize) -> klp_convert::maps::SymbolMap {
+    let mut map = klp_convert::maps::SymbolMap::new();
     let symbols = (0..n)
-        .map(|i| klp_convert::symbols::MapSymbol {
+        .map(|i| klp_convert::maps::MapSymbol {
             name: format!("sym{i}"),
             kind: 'T',
-            addr: 0xffff_ffff_8100_0000 + 16 * i as u64,
+            addr: Some(0xffff_ffff_8100_0000 + 16 * i as u64),
             section: None,
             file: None,
         })

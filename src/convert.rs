@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::arch;
 use crate::check;
@@ -13,9 +12,10 @@ use crate::elf::write::{Edit, Encoder};
 use crate::elf::{
     Elf, Section, SHF_ALLOC, SHF_INFO_LINK, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHT_RELA,
 };
+use crate::maps::SymbolMap;
+use crate::module_file;
 use crate::names;
 use crate::plan::{self, Plan};
-use crate::symbols::SymbolMap;
 
 /// Why a conversion did not produce output.
 #[derive(Debug)]
@@ -335,48 +335,14 @@ pub fn convert_file(
 ) -> Result<Converted, Error> {
     let bytes = fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
     let result = convert_bytes_with(&bytes, map)?;
-    let in_place = same_file(input, output);
+    let in_place = module_file::same_file(input, output);
     if in_place && !result.changed {
         return Ok(result);
     }
     let mode = fs::metadata(input)
         .map_err(|e| Error::Io(format!("{}: {e}", input.display())))?
         .permissions();
-    write_atomically(output, &result.bytes, mode)?;
+    module_file::write_atomically(output, &result.bytes, mode)
+        .map_err(|e| Error::Io(e.to_string()))?;
     Ok(result)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.klp-convert-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let io = |e: std::io::Error, p: &Path| Error::Io(format!("{}: {e}", p.display()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
-        f.write_all(bytes).map_err(|e| io(e, &tmp))?;
-        f.set_permissions(mode).map_err(|e| io(e, &tmp))?;
-        f.sync_all().map_err(|e| io(e, &tmp))?;
-        fs::rename(&tmp, path).map_err(|e| io(e, path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

@@ -11,12 +11,13 @@
 //! 4. [`convert::verify`] re-reads the result and checks it against the
 //!    contract ([`check::structural`]) and against the input.
 //!
-//! With symbol maps ([`symbols::SymbolMap`]: kallsyms, System.map, vmlinux,
+//! With symbol maps ([`maps::SymbolMap`]: kallsyms, System.map, vmlinux,
 //! modules, Module.symvers, symbols.klp, JSON), [`plan::build_with`] also
 //! turns plain references into klp ones ([`resolve`]) and reads the v7
 //! `KLP_SYMPOS` table ([`sympos`]). [`check`] applies the same contract and
 //! each architecture's loader rules to any livepatch module; [`kbuild`]
-//! drives an unpatched kbuild before the conversion.
+//! drives an unpatched kbuild before the conversion; [`module_file`] reads
+//! (compressed) module files and writes outputs atomically.
 //!
 //! The kernel's side of the contract is written up in `shared/docs/klp-abi.md`.
 //!
@@ -40,10 +41,11 @@ pub mod convert;
 pub mod diag;
 pub mod elf;
 pub mod kbuild;
+pub mod maps;
+pub mod module_file;
 pub mod names;
 pub mod parallel;
 pub mod plan;
 pub mod resolve;
 pub mod show;
-pub mod symbols;
 pub mod sympos;

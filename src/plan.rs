@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use crate::arch;
 use crate::diag::Problem;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
+use crate::maps::{SymbolMap, Unresolved};
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
 use crate::resolve;
-use crate::symbols::{SymbolMap, Unresolved};
 use crate::sympos;
 
 /// A symbol to rename in place.
@@ -142,7 +142,7 @@ pub fn build_with(elf: &Elf, map: Option<&SymbolMap>) -> Result<Plan, Vec<Proble
             if !map.has(&r.klp.obj) {
                 continue;
             }
-            if let Err(e) = lookup.resolve(&r.klp.obj, &r.klp.name, r.klp.pos) {
+            if let Err(e) = lookup.find(&r.klp.obj, &r.klp.name, r.klp.pos) {
                 let why = match e {
                     Unresolved::NotFound => not_found(map, &r.klp.obj, &r.klp.name),
                     Unresolved::Ambiguous(n) => {

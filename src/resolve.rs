@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diag::Problem;
 use crate::elf::{Elf, SHN_UNDEF};
+use crate::maps::SymbolMap;
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
-use crate::symbols::SymbolMap;
 
 /// Suffixes GCC appends to clones of a function.
 const CLONE_MARKERS: &[&str] = &[
@@ -160,17 +160,20 @@ pub fn undefined(
             None => {
                 let mut lines = Vec::new();
                 for (obj, count) in &found {
-                    let addrs: Vec<String> = map
+                    let places: Vec<Option<String>> = map
                         .symbols(obj)
                         .iter()
                         .filter(|s| s.name == name)
                         .map(|s| s.place())
                         .collect();
-                    for (k, place) in addrs.iter().enumerate() {
+                    for (k, place) in places.iter().enumerate() {
                         let pos = if *count == 1 { 0 } else { k + 1 };
-                        lines.push(format!(
-                            "KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos}) /* {place} */"
-                        ));
+                        let annotation =
+                            format!("KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos})");
+                        lines.push(match place {
+                            Some(place) => format!("{annotation} /* {place} */"),
+                            None => annotation,
+                        });
                     }
                 }
                 problems.push(at(Problem::error(format!(

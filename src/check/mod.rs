@@ -12,15 +12,14 @@
 pub mod loader;
 mod structural;
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::diag::{Problem, Severity};
 use crate::elf::{signature, Elf, SHF_EXECINSTR, SHF_RELA_LIVEPATCH, SHF_WRITE, SHN_LIVEPATCH};
+use crate::maps::{SymbolMap, Unresolved};
 use crate::names::{self, VMLINUX};
-use crate::symbols::{SymbolMap, Unresolved};
 
 /// A kernel release, as far as the rules care: `major.minor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,21 +144,33 @@ fn resolution(elf: &Elf, map: &SymbolMap) -> Vec<Problem> {
                     .candidates(&k.obj, &k.name)
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| format!("position {} at {}", i + 1, s.place()))
+                    .map(|(i, s)| match s.place() {
+                        Some(place) => format!("position {} at {place}", i + 1),
+                        None => format!("position {}", i + 1),
+                    })
                     .collect();
                 list.join(", ")
             };
-            match lookup.resolve(&k.obj, &k.name, k.pos) {
+            match lookup.find(&k.obj, &k.name, k.pos) {
                 Ok(r) => {
-                    out.push(at(Problem::note(format!(
-                        "resolves to {} in {} (position {} of {})",
-                        r.place, k.obj, r.position, r.count
-                    ))));
-                    if !r.place.starts_with("0x") {
-                        continue; // section-relative (.ko map): no address
-                    }
+                    out.push(at(Problem::note(match &r.place {
+                        Some(place) => format!(
+                            "resolves to {place} in {} (position {} of {})",
+                            k.obj, r.position, r.count
+                        ),
+                        None => format!(
+                            "resolves in {} (position {} of {}; the symbol maps give no address)",
+                            k.obj, r.position, r.count
+                        ),
+                    })));
+                    // Only an absolute address can overflow a field; a .ko
+                    // map gives section-relative values, a symbols.klp none.
+                    let absolute = r.place.as_deref().is_some_and(|p| p.starts_with("0x"));
+                    let (true, Some(addr)) = (absolute, r.addr) else {
+                        continue;
+                    };
                     if let Some(rels) = uses.get(&(sym.index as u32)) {
-                        out.extend(loader::absolute_overflow(elf, rels, r.addr));
+                        out.extend(loader::absolute_overflow(elf, rels, addr));
                     }
                 }
                 Err(Unresolved::NotFound) => out.push(at(Problem::error(format!(
@@ -264,36 +275,6 @@ impl ModuleReport {
     }
 }
 
-/// Read a module file. Compressed modules (`.ko.xz`, `.ko.zst`, as
-/// distributions ship them) are recognised by their magic bytes and
-/// decompressed, whatever the file is called.
-pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    if raw.starts_with(XZ_MAGIC) {
-        xz2::read::XzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: xz: {e}", path.display()))?;
-        Ok(out)
-    } else if raw.starts_with(ZSTD_MAGIC) {
-        ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
-            .map_err(|e| format!("{}: zstd: {e}", path.display()))?
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: zstd: {e}", path.display()))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
-
-/// The first bytes of an xz stream.
-const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
-/// The first bytes of a zstd frame.
-const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
-
-/// Module file names `check` and the map readers pick up in a directory.
-const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
-
 /// Check a module held in memory.
 pub fn check_bytes(
     file: &str,
@@ -330,39 +311,6 @@ pub fn check_bytes(
     }
 }
 
-/// The module files named by `paths`: files as given, directories searched
-/// for `.ko`, `.ko.xz` and `.ko.zst`, sorted.
-pub fn module_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut stack = vec![p.clone()];
-            let mut found = Vec::new();
-            while let Some(d) = stack.pop() {
-                let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-                for e in entries.flatten() {
-                    let path = e.path();
-                    match e.file_type() {
-                        Ok(t) if t.is_dir() => stack.push(path),
-                        Ok(t) if t.is_file() => {
-                            let name = path.to_string_lossy();
-                            if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-                                found.push(path);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 /// Check many files in parallel; reports in the order of `files`. A file
 /// that cannot be read yields `Err` with the reason.
 pub fn check_files(
@@ -372,7 +320,9 @@ pub fn check_files(
 ) -> Vec<Result<ModuleReport, String>> {
     crate::parallel::map_files(files, |path| {
         let name = path.display().to_string();
-        read_module(path).map(|bytes| check_bytes(&name, &bytes, release, map))
+        crate::module_file::read(path)
+            .map(|bytes| check_bytes(&name, &bytes, release, map))
+            .map_err(|e| e.to_string())
     })
 }
 
