@@ -56,13 +56,13 @@ fn assemble_distinct(n: usize, dir: &Path) -> Vec<u8> {
 }
 
 /// A vmlinux of `n` symbols `sym0`.. at increasing addresses.
-fn big_map(n: usize) -> klp_convert::symbols::SymbolMap {
-    let mut map = klp_convert::symbols::SymbolMap::new();
+fn big_map(n: usize) -> klp_convert::maps::SymbolMap {
+    let mut map = klp_convert::maps::SymbolMap::new();
     let symbols = (0..n)
-        .map(|i| klp_convert::symbols::MapSymbol {
+        .map(|i| klp_convert::maps::MapSymbol {
             name: format!("sym{i}"),
             kind: 'T',
-            addr: 0xffff_ffff_8100_0000 + 16 * i as u64,
+            addr: Some(0xffff_ffff_8100_0000 + 16 * i as u64),
             section: None,
             file: None,
         })
@@ -101,8 +101,8 @@ fn resolution(bench: bool, dir: &Path) {
         let report = klp_convert::check::check_bytes("bench", &done.bytes, None, Some(&map));
         let took = t.elapsed().as_secs_f64();
         assert_eq!(done.symbols, n, "every klp symbol converted");
-        let errors = report.count(klp_convert::diag::Severity::Error);
-        assert_eq!(errors, 0, "{:?}", report.problems.first());
+        let errors = report.count(klp_convert::finding::Severity::Error);
+        assert_eq!(errors, 0, "{:?}", report.findings.first());
         let ratio = ratio(first, n, took);
         println!(
             "resolution: {n:>6} klp symbols against 200,000 map symbols: {:>8.1} ms, {:>6.0} ns/symbol{ratio}",

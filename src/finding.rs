@@ -278,8 +278,10 @@ mod tests {
         let mut ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
         for id in &ids {
             assert!(
-                id.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+                id.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'.'),
                 "{id}"
             );
         }

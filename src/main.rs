@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use klp_convert::check;
 use klp_convert::convert::{self, Error};
-use klp_convert::diag::{Problem, Severity};
+use klp_convert::finding::{Finding, Severity};
 use klp_convert::elf::{signature, Elf};
 use klp_convert::kbuild::{self, Build};
+use klp_convert::maps::SymbolMap;
+use klp_convert::module_file;
 use klp_convert::show;
-use klp_convert::symbols::SymbolMap;
 
 const USAGE: &str = "\
 klp-convert: turn a livepatch module's references to unexported symbols into
@@ -164,12 +165,10 @@ fn run(args: &[String]) -> Result<(), Fail> {
 
 /// Read symbol maps (files or module directories) into one map.
 fn load_maps(paths: &[PathBuf]) -> Result<SymbolMap, Fail> {
-    let mut map = SymbolMap::new();
-    if let Err(e) = map.add_paths(paths) {
+    SymbolMap::from_paths(paths).map_err(|e| {
         eprintln!("klp-convert: error: {e}");
-        return Err(Fail(2));
-    }
-    Ok(map)
+        Fail(2)
+    })
 }
 
 fn cmd_convert(args: &[String]) -> Result<(), Fail> {
@@ -248,7 +247,7 @@ fn cmd_symbols(args: &[String]) -> Result<(), Fail> {
         Some(o) => {
             let mode =
                 <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
-            convert::write_atomically(&o, text.as_bytes(), mode).map_err(|e| {
+            module_file::write_atomically(&o, text.as_bytes(), mode).map_err(|e| {
                 eprintln!("klp-convert: error: {e}");
                 Fail(2)
             })?;
@@ -331,7 +330,7 @@ fn cmd_build(args: &[String]) -> Result<(), Fail> {
     let mut ready = Vec::new();
     let mut refused = Vec::new();
     for ko in &modules {
-        let bytes = check::read_module(ko).map_err(failed)?;
+        let bytes = module_file::read(ko).map_err(|e| failed(e.to_string()))?;
         let (image, _) = signature::split(&bytes);
         let livepatch = Elf::parse(image).is_ok_and(|elf| elf.is_livepatch());
         if !livepatch {
@@ -365,7 +364,7 @@ fn cmd_build(args: &[String]) -> Result<(), Fail> {
     Ok(())
 }
 
-fn print_problem(file: &Path, p: &Problem) {
+fn print_problem(file: &Path, p: &Finding) {
     let sev = match p.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
@@ -477,7 +476,7 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut json = false;
     let mut release: Option<String> = None;
-    let mut map: Option<klp_convert::symbols::SymbolMap> = None;
+    let mut maps: Vec<PathBuf> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -487,17 +486,11 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
                 _ => return Err(usage_error("--format takes human or json")),
             },
             "--symbols" => match it.next() {
-                Some(f) => {
-                    let m = map.get_or_insert_with(Default::default);
-                    if let Err(e) = m.add_path(Path::new(f)) {
-                        eprintln!("klp-convert: error: {e}");
-                        return Err(Fail(2));
-                    }
-                }
+                Some(f) => maps.push(PathBuf::from(f)),
                 None => return Err(usage_error("--symbols takes a file")),
             },
             "--kernel-release" => match it.next() {
-                Some(r) if check::Release::parse(r).is_some() => release = Some(r.clone()),
+                Some(r) if klp_convert::rules::Release::parse(r).is_some() => release = Some(r.clone()),
                 _ => {
                     return Err(usage_error(
                         "--kernel-release takes a release like 6.1.0-56-amd64",
@@ -511,7 +504,12 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
     if paths.is_empty() {
         return Err(usage_error("check: missing FILE or DIR"));
     }
-    let files = check::module_files(&paths).map_err(|e| {
+    let map = if maps.is_empty() {
+        None
+    } else {
+        Some(load_maps(&maps)?)
+    };
+    let files = module_file::find_modules(&paths).map_err(|e| {
         eprintln!("klp-convert: error: {e}");
         Fail(2)
     })?;
@@ -551,7 +549,7 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
                 .count();
             let plain = reports
                 .iter()
-                .filter(|r| !r.livepatch && r.problems.is_empty())
+                .filter(|r| !r.livepatch && r.findings.is_empty())
                 .count();
             println!(
                 "checked {} modules: {errors} with errors, {warned} with warnings only, {plain} not livepatch modules",
@@ -579,7 +577,7 @@ fn check_text(r: &check::ModuleReport, many: bool) -> String {
         "ok (not a livepatch module)".to_string()
     };
     let mut out = format!("{}: {summary}\n", r.file);
-    for p in &r.problems {
+    for p in &r.findings {
         if many && p.severity == Severity::Note {
             continue;
         }

@@ -111,7 +111,7 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
         sh_entsize: 0,
     };
     let new_index = edit.add_section(b".klp_convert_test", header, b"hello".to_vec());
-    let out = edit.finish().map_err(fail)?;
+    let out = edit.finish().map_err(|e| fail(e.to_string()))?;
     let again = Elf::parse(&out).map_err(|e| fail(format!("output does not parse: {e}")))?;
     if again.sections.len() != elf.sections.len() + 1 || new_index != elf.sections.len() {
         return Err(fail("section count".into()));
@@ -168,7 +168,7 @@ fn forced_rewrite_keeps_everything_debian_6_1() {
 /// reported as not a livepatch module.
 fn check_tree(series: &str) {
     let dir = kernel_dir(series).join("modules");
-    let files = klp_convert::check::module_files(&[dir]).unwrap();
+    let files = klp_convert::module_file::find_modules(&[dir]).unwrap();
     assert!(files.len() > 3000);
     let start = Instant::now();
     let reports = klp_convert::check::check_files(&files, None, None);
@@ -180,7 +180,7 @@ fn check_tree(series: &str) {
     for r in reports {
         let r = r.unwrap();
         assert!(!r.livepatch, "{}: taken for a livepatch module", r.file);
-        assert!(r.problems.is_empty(), "{}: {:?}", r.file, r.problems);
+        assert!(r.findings.is_empty(), "{}: {:?}", r.file, r.findings);
     }
 }
 
@@ -197,7 +197,7 @@ fn check_reports_no_findings_debian_6_12() {
 /// The symbol-map readers on Debian's real files.
 #[test]
 fn symbol_maps_from_debian_files() {
-    use klp_convert::symbols::SymbolMap;
+    use klp_convert::maps::SymbolMap;
     let k61 = kernel_dir("6.1");
     let k612 = kernel_dir("6.12");
 
@@ -212,7 +212,7 @@ fn symbol_maps_from_debian_files() {
             start.elapsed().as_secs_f64()
         );
         assert!(map.objects().count() > n, "{}", map.objects().count());
-        let lo = map.resolve("loop", "lo_release", 0).unwrap();
+        let lo = map.find("loop", "lo_release", 0).unwrap();
         assert_eq!(lo.count, 1);
         let s = map
             .symbols("loop")
@@ -240,9 +240,12 @@ fn symbol_maps_from_debian_files() {
     let stub: Vec<_> = stub
         .filter(|p| p.to_string_lossy().contains("System.map"))
         .collect();
-    let e = SymbolMap::new().add_file(&stub[0]).unwrap_err();
+    let e = SymbolMap::new().add_file(&stub[0]).unwrap_err().to_string();
     assert!(e.contains("linux-image-<version>-dbg"), "{e}");
-    let e = SymbolMap::new().add_file(&k61.join("vmlinux")).unwrap_err();
+    let e = SymbolMap::new()
+        .add_file(&k61.join("vmlinux"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("stripped"), "{e}");
 }
 
@@ -252,7 +255,8 @@ fn symbol_maps_from_debian_files() {
 #[test]
 fn compressed_modules_read_like_plain_ones() {
     use klp_convert::check;
-    use klp_convert::symbols::SymbolMap;
+    use klp_convert::maps::SymbolMap;
+    use klp_convert::module_file;
     let plain = kernel_dir("6.1").join("modules/kernel/drivers/block/loop.ko");
     let dir = scratch("compressed_modules");
     let zst = dir.join("zst/loop.ko.zst");
@@ -283,16 +287,16 @@ fn compressed_modules_read_like_plain_ones() {
     assert!(want.symbols("loop").len() > 50);
     let want_report = check::check_bytes("loop", &bytes, None, None);
     for f in [&zst, &xz, &odd] {
-        assert_eq!(check::read_module(f).unwrap(), bytes, "{}", f.display());
+        assert_eq!(module_file::read(f).unwrap(), bytes, "{}", f.display());
         // Directory walk picks the file up, map identical.
-        let files = check::module_files(&[f.parent().unwrap().to_path_buf()]).unwrap();
+        let files = module_file::find_modules(&[f.parent().unwrap().to_path_buf()]).unwrap();
         assert_eq!(files, vec![f.clone()]);
         let mut map = SymbolMap::new();
         map.add_path(f.parent().unwrap()).unwrap();
         assert_eq!(map, want, "{}", f.display());
         let report = &check::check_files(&files, None, None)[0];
         let report = report.as_ref().unwrap();
-        assert_eq!(report.problems, want_report.problems);
+        assert_eq!(report.findings, want_report.findings);
         assert_eq!(report.livepatch, want_report.livepatch);
     }
 
@@ -300,7 +304,7 @@ fn compressed_modules_read_like_plain_ones() {
     let cut = dir.join("zst/cut.ko.zst");
     let z = std::fs::read(&zst).unwrap();
     std::fs::write(&cut, &z[..z.len() / 2]).unwrap();
-    let err = check::read_module(&cut).unwrap_err();
+    let err = module_file::read(&cut).unwrap_err().to_string();
     assert!(err.contains("cut.ko.zst") && err.contains("zstd"), "{err}");
 }
 
@@ -322,7 +326,7 @@ fn differences(
 /// vmlinux map: every name, every address, so every position; and the ELF
 /// knows the exports.
 fn vmlinux_elf_matches_system_map(series: &str) {
-    use klp_convert::symbols::SymbolMap;
+    use klp_convert::maps::SymbolMap;
     let k = kernel_dir(series);
     let start = Instant::now();
     let mut elf = SymbolMap::new();
@@ -364,8 +368,13 @@ fn vmlinux_elf_matches_system_map(series: &str) {
     assert!(dup > 1000, "{series}: only {dup} duplicated names");
     let (name, addrs) = m.iter().find(|(_, a)| a.len() > 2).unwrap();
     for (i, want) in addrs.iter().enumerate() {
-        let r = elf.resolve("vmlinux", name, i as u64 + 1).unwrap();
-        assert_eq!((r.addr, r.count), (*want, addrs.len()), "{name},{}", i + 1);
+        let r = elf.find("vmlinux", name, i as u64 + 1).unwrap();
+        assert_eq!(
+            (r.addr, r.count),
+            (Some(*want), addrs.len()),
+            "{name},{}",
+            i + 1
+        );
     }
     assert_eq!(elf.exporter("_printk"), Some("vmlinux"));
     assert_eq!(elf.is_exported("saved_command_line"), Some(false));

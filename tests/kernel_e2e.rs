@@ -66,7 +66,7 @@ const BUILT_BY_KLP_CONVERT: &[&str] = &["lp_plain", "lp_v7"];
 fn build_with_klp_convert(kernel: &Path, work: &Path, m: &Path) {
     let target = work.join("target/klp_test_target.ko");
     // lp_v7 names the target's function-local static as its kallsyms does.
-    let mut map = klp_convert::symbols::SymbolMap::new();
+    let mut map = klp_convert::maps::SymbolMap::new();
     map.add_file(&target).unwrap();
     let local = map
         .symbols("klp_test_target")
@@ -178,10 +178,10 @@ fn module_specific_vmlinux(input: &Path, out: &Path) {
     use klp_convert::elf::Elf;
     let data = std::fs::read(input).unwrap();
     let elf = Elf::parse(&data).unwrap();
-    let mut plan = klp_convert::plan::build(&elf).unwrap();
+    let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
     assert_eq!(plan.sections.len(), 1);
     plan.sections[0].obj = "klp_test_target".into();
-    std::fs::write(out, klp_convert::convert::write(&elf, &plan).unwrap()).unwrap();
+    std::fs::write(out, klp_convert::convert::apply::apply(&elf, &plan).unwrap()).unwrap();
     let (code, text) = check(out);
     assert_eq!(code, 1, "check accepted it: {text}");
 }
@@ -594,7 +594,7 @@ fn scenario(series: &str) {
     // name the running kernel lists has the same addresses, so the same
     // positions, in the package's vmlinux ELF and in its System.map (the
     // boot is nokaslr), and the ELF map holds no name kallsyms lacks.
-    let mut live = klp_convert::symbols::SymbolMap::new();
+    let mut live = klp_convert::maps::SymbolMap::new();
     live.add_kallsyms(&bulk).expect("guest kallsyms");
     let guest = addresses_by_name(&live, "vmlinux");
     assert!(
@@ -603,7 +603,7 @@ fn scenario(series: &str) {
         guest.len()
     );
     for file in ["dbg/vmlinux", "dbg/System.map"] {
-        let mut map = klp_convert::symbols::SymbolMap::new();
+        let mut map = klp_convert::maps::SymbolMap::new();
         map.add_file(&kernel.join(file)).unwrap();
         let map = addresses_by_name(&map, "vmlinux");
         let wrong: Vec<_> = guest
@@ -628,11 +628,11 @@ fn scenario(series: &str) {
             );
         }
     }
-    let mut from_ko = klp_convert::symbols::SymbolMap::new();
+    let mut from_ko = klp_convert::maps::SymbolMap::new();
     from_ko
         .add_file(&work.join("target/klp_test_target.ko"))
         .unwrap();
-    let names = |m: &klp_convert::symbols::SymbolMap| -> Vec<String> {
+    let names = |m: &klp_convert::maps::SymbolMap| -> Vec<String> {
         m.symbols("klp_test_target")
             .iter()
             .map(|s| s.name.clone())
@@ -649,12 +649,8 @@ fn scenario(series: &str) {
     );
     // Position 1 and 2 of homonym_string: the live addresses are distinct and
     // the kernel's choice matched (the patched value showed A then B).
-    let a = live
-        .resolve("klp_test_target", "homonym_string", 1)
-        .unwrap();
-    let b = live
-        .resolve("klp_test_target", "homonym_string", 2)
-        .unwrap();
+    let a = live.find("klp_test_target", "homonym_string", 1).unwrap();
+    let b = live.find("klp_test_target", "homonym_string", 2).unwrap();
     assert_ne!(a.addr, b.addr);
 
     // 6. Plain C, resolved automatically, in both load orders.

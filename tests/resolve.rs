@@ -308,6 +308,70 @@ fn symbols_command_writes_a_readable_symbols_klp() {
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
 }
 
+/// A symbols.klp has names only: `check` and the ambiguity hints say where
+/// a symbol is only when a map knows it, and never make up `0x0`.
+#[test]
+fn symbols_klp_maps_give_no_made_up_addresses() {
+    let c = case(
+        "resolve_v7_no_address",
+        "extern char *saved_command_line;\n\
+         extern int helper(void);\n\
+         int f(void) { return saved_command_line[0] + helper(); }\n",
+    );
+    let symbols_klp = c.dir.join("symbols.klp");
+    std::fs::write(
+        &symbols_klp,
+        "klp-convert-symbol-data.0.1\n*vmlinux\n__ksymtab_printk\ndup\ndup\nprintk\nsaved_command_line\n*mod_a\nhelper\n",
+    )
+    .unwrap();
+    let out = c.dir.join("out.ko");
+    let r = klp_convert(&[
+        "convert",
+        c.input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        symbols_klp.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let r = klp_convert(&[
+        "check",
+        out.to_str().unwrap(),
+        "--symbols",
+        symbols_klp.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("resolves in vmlinux (position 1 of 1; the symbol maps give no address)")
+            && report.contains("resolves in mod_a (position 1 of 1;"),
+        "{report}"
+    );
+    assert!(!report.contains("0x0 in"), "{report}");
+
+    // The ambiguity hints: the annotation alone, no /* place */ comment.
+    let dup = case(
+        "resolve_v7_no_address_dup",
+        "extern int dup(void);\nint f(void) { return dup(); }\n",
+    );
+    let r = klp_convert(&[
+        "convert",
+        dup.input.to_str().unwrap(),
+        "-o",
+        dup.dir.join("out.ko").to_str().unwrap(),
+        "--symbols",
+        symbols_klp.to_str().unwrap(),
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 1)\n")
+            && err.contains("KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2)"),
+        "{err}"
+    );
+    assert!(!err.contains("/*"), "{err}");
+}
+
 #[test]
 fn json_map_keeps_positions_addresses_and_files() {
     let c = case("resolve_json", "extern int dup(void) KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 2);\nint f(void) { return dup(); }\n");
@@ -322,14 +386,14 @@ fn json_map_keeps_positions_addresses_and_files() {
         json.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", stderr(&r));
-    let mut from_json = klp_convert::symbols::SymbolMap::new();
+    let mut from_json = klp_convert::maps::SymbolMap::new();
     from_json.add_file(&json).unwrap();
-    let mut direct = klp_convert::symbols::SymbolMap::new();
+    let mut direct = klp_convert::maps::SymbolMap::new();
     direct.add_file(&c.kallsyms).unwrap();
     direct.add_file(&c.symvers).unwrap();
     assert_eq!(from_json, direct);
-    let dup2 = from_json.resolve("vmlinux", "dup", 2).unwrap();
-    assert_eq!(dup2.addr, 0xffffffff81000400);
+    let dup2 = from_json.find("vmlinux", "dup", 2).unwrap();
+    assert_eq!(dup2.addr, Some(0xffffffff81000400));
     assert_eq!(from_json.symbols("vmlinux")[0].kind, 'T');
     // Deterministic: the same bytes again.
     let again = c.dir.join("map2.json");
@@ -387,13 +451,13 @@ fn source_files_of_module_symbols() {
         .status()
         .unwrap();
     assert!(st.success());
-    let mut map = klp_convert::symbols::SymbolMap::new();
+    let mut map = klp_convert::maps::SymbolMap::new();
     map.add_file(&ko).unwrap();
     let twins: Vec<String> = map
         .symbols("two_files")
         .iter()
         .filter(|s| s.name == "twin")
-        .map(|s| s.place())
+        .filter_map(|s| s.place())
         .collect();
     assert_eq!(twins.len(), 2, "{twins:?}");
     assert!(
@@ -419,7 +483,7 @@ fn annotated_name_in_the_wrong_object() {
     let (code, err, _) = c.convert(&[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("annotated 'helper' in mod_b: not found there; the same name is in: mod_a"),
+        err.contains("symbol 'helper' not found in symbol table (object mod_b); the same name is in: mod_a"),
         "{err}"
     );
 }
@@ -437,7 +501,7 @@ fn annotated_local_static_with_the_wrong_suffix() {
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(
-            "annotated 'counter.0' in mod_a: not found in the symbol maps; mod_a has: counter.4"
+            "symbol 'counter.0' not found in symbol table (object mod_a); mod_a has: counter.4"
         ),
         "{err}"
     );

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use klp_convert::symbols::SymbolMap;
+use klp_convert::maps::SymbolMap;
 
 /// b.o is linked first (a partial link, as kbuild builds vmlinux.a), so its
 /// `homonym` comes first in the symbol table; it sits in `.text.zlate`, which
@@ -97,16 +97,17 @@ fn vmlinux_elf_positions_files_and_exports() {
     assert_eq!(nm.len(), 2);
     // The case is only a test if the two orders disagree.
     assert_eq!(symtab_values(&vmlinux, "homonym"), [nm[1], nm[0]]);
-    let first = map.resolve("vmlinux", "homonym", 1).unwrap();
-    let second = map.resolve("vmlinux", "homonym", 2).unwrap();
-    assert_eq!((first.addr, second.addr), (nm[0], nm[1]));
+    let first = map.find("vmlinux", "homonym", 1).unwrap();
+    let second = map.find("vmlinux", "homonym", 2).unwrap();
+    assert_eq!((first.addr, second.addr), (Some(nm[0]), Some(nm[1])));
     assert_eq!((first.count, first.position), (2, 1));
     // Address order, not symbol-table order: a.c's comes first.
-    assert!(first.place.ends_with(" in a.c"), "{}", first.place);
-    assert!(second.place.ends_with(" in b.c"), "{}", second.place);
+    let places = (first.place.unwrap(), second.place.unwrap());
+    assert!(places.0.ends_with(" in a.c"), "{}", places.0);
+    assert!(places.1.ends_with(" in b.c"), "{}", places.1);
     // Position 0 is the kernel's "unique or fail".
-    assert!(map.resolve("vmlinux", "homonym", 0).is_err());
-    assert!(map.resolve("vmlinux", "homonym", 3).is_err());
+    assert!(map.find("vmlinux", "homonym", 0).is_err());
+    assert!(map.find("vmlinux", "homonym", 3).is_err());
 
     // Globals carry no file; kinds as kallsyms writes them.
     let e = map
@@ -244,5 +245,5 @@ fn module_data_symbols_follow_kallsyms_all() {
     assert!(r.status.success(), "{}", stderr(&r));
     let mut map = SymbolMap::new();
     map.add_file(&out).unwrap();
-    assert_eq!(map.resolve("twin_mod", "twin", 0).unwrap().count, 1);
+    assert_eq!(map.find("twin_mod", "twin", 0).unwrap().count, 1);
 }

@@ -4,11 +4,14 @@
 mod common;
 
 use common::*;
-use klp_convert::check;
 use klp_convert::convert;
 use klp_convert::elf::write::Edit;
 use klp_convert::elf::{Elf, SHF_RELA_LIVEPATCH};
-use klp_convert::plan;
+
+/// The contract's findings on `elf`, for its own vermagic.
+fn contract(elf: &Elf) -> Vec<klp_convert::finding::Finding> {
+    klp_convert::rules::contract::module(elf, &klp_convert::rules::Target::of(elf, None))
+}
 
 fn input(test: &str) -> Vec<u8> {
     let dir = scratch(test);
@@ -30,21 +33,21 @@ void *p = &saved_command_line;
 fn verify_accepts_the_real_output() {
     let data = input("verify_accepts");
     let elf = Elf::parse(&data).unwrap();
-    let plan = plan::build(&elf).unwrap();
+    let plan = convert::make_plan(&elf, None).unwrap().0;
     assert_eq!(plan.moved(), 3);
-    let out = convert::write(&elf, &plan).unwrap();
-    convert::verify(&elf, &plan, &out).unwrap();
+    let out = convert::apply::apply(&elf, &plan).unwrap();
+    convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap();
 }
 
 #[test]
 fn verify_catches_a_lost_relocation() {
     let data = input("verify_lost");
     let elf = Elf::parse(&data).unwrap();
-    let mut plan = plan::build(&elf).unwrap();
+    let mut plan = convert::make_plan(&elf, None).unwrap().0;
     // A buggy plan: the relocation leaves .rela.text but is not added anywhere.
     let dropped = plan.sections[0].entries.pop().unwrap();
-    let out = convert::write(&elf, &plan).unwrap();
-    let problems = convert::verify(&elf, &plan, &out).unwrap_err();
+    let out = convert::apply::apply(&elf, &plan).unwrap();
+    let problems = convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     let expected = format!("offset 0x{:x}", dropped.offset);
     assert!(
@@ -60,7 +63,7 @@ fn verify_catches_a_reference_left_behind() {
     // .rela.text after the symbol was renamed, so the loader applied it as 0.
     let data = input("verify_left_behind");
     let elf = Elf::parse(&data).unwrap();
-    let mut plan = plan::build(&elf).unwrap();
+    let mut plan = convert::make_plan(&elf, None).unwrap().0;
     let (_, moving) = plan
         .removals
         .iter_mut()
@@ -68,8 +71,8 @@ fn verify_catches_a_reference_left_behind() {
         .unwrap();
     let second = moving.iter().rposition(|x| *x).unwrap();
     moving[second] = false;
-    let out = convert::write(&elf, &plan).unwrap();
-    let problems = convert::verify(&elf, &plan, &out).unwrap_err();
+    let out = convert::apply::apply(&elf, &plan).unwrap();
+    let problems = convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert!(
         text.iter().any(
@@ -91,7 +94,7 @@ fn structural_rules_catch_hand_broken_sections() {
     let data = input("structural");
     let done = convert::convert_bytes(&data).unwrap();
     let elf = Elf::parse(&done.bytes).unwrap();
-    assert!(check::structural(&elf).is_empty());
+    assert!(contract(&elf).is_empty());
 
     // Drop SHF_RELA_LIVEPATCH from a klp section by editing its header through
     // the raw bytes: rename is not possible, so rewrite the flags field.
@@ -104,7 +107,7 @@ fn structural_rules_catch_hand_broken_sections() {
     let flags = klp.sh_flags & !SHF_RELA_LIVEPATCH;
     bytes[flags_at..flags_at + 8].copy_from_slice(&flags.to_le_bytes());
     let broken = Elf::parse(&bytes).unwrap();
-    let text: Vec<String> = check::structural(&broken)
+    let text: Vec<String> = contract(&broken)
         .iter()
         .map(|p| p.to_string())
         .collect();
@@ -123,7 +126,7 @@ fn structural_rules_catch_hand_broken_sections() {
     let modinfo = elf.section_by_name(b".modinfo").unwrap().index;
     edit.set_contents(modinfo, b"license=GPL\0".to_vec());
     let out = edit.finish().unwrap();
-    let text: Vec<String> = check::structural(&Elf::parse(&out).unwrap())
+    let text: Vec<String> = contract(&Elf::parse(&out).unwrap())
         .iter()
         .map(|p| p.to_string())
         .collect();
@@ -153,7 +156,7 @@ int f(void) {{ return a + b; }}
     );
     let data = std::fs::read(obj).unwrap();
     let elf = Elf::parse(&data).unwrap();
-    let mut partial = plan::build(&elf).unwrap();
+    let mut partial = convert::make_plan(&elf, None).unwrap().0;
     let keep_sym = partial.renames[0].sym as u32;
     partial.renames.truncate(1);
     let (rel_index, moving) = &mut partial.removals[0];
@@ -167,7 +170,7 @@ int f(void) {{ return a + b; }}
         *m = *m && entries[n].sym == keep_sym;
     }
     partial.sections[0].entries.retain(|r| r.sym == keep_sym);
-    let half = convert::write(&elf, &partial).unwrap();
+    let half = convert::apply::apply(&elf, &partial).unwrap();
     let half_elf = Elf::parse(&half).unwrap();
     let klp = half_elf
         .section_by_name(b".klp.rela.vmlinux..text.f")
@@ -184,7 +187,7 @@ int f(void) {{ return a + b; }}
     let ext = &out.sections[klp.index];
     assert_eq!(ext.name, b".klp.rela.vmlinux..text.f");
     assert_eq!(ext.sh_size, 2 * 24);
-    assert!(check::structural(&out).is_empty());
+    assert!(contract(&out).is_empty());
     // The same result as converting everything at once, up to layout.
     let direct = convert::convert_bytes(&data).unwrap();
     let direct = Elf::parse(&direct.bytes).unwrap();

@@ -4,7 +4,9 @@
 
 use super::plan::Plan;
 use crate::elf::write::{Edit, Encoder, WriteError};
-use crate::elf::{Elf, Section, SHF_ALLOC, SHF_INFO_LINK, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHT_RELA};
+use crate::elf::{
+    Elf, Section, SHF_ALLOC, SHF_INFO_LINK, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHT_RELA,
+};
 use crate::names;
 
 /// Carry out `plan` on `elf` and return the new file.
@@ -70,4 +72,3 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
     }
     edit.finish()
 }
-

@@ -20,13 +20,13 @@ pub mod select;
 pub mod verify;
 
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::elf::read::ReadError;
 use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Rule};
-use crate::symbols::SymbolMap;
+use crate::maps::SymbolMap;
+use crate::module_file;
 
 /// Why a conversion did not produce output.
 #[derive(Debug)]
@@ -80,6 +80,25 @@ pub struct Converted {
     pub sections: usize,
 }
 
+/// Steps 1–3: select, resolve (with `map`) and plan. Returns the plan and
+/// its notes, or every refusal found.
+pub fn make_plan(
+    elf: &Elf,
+    map: Option<&SymbolMap>,
+) -> Result<(plan::Plan, Vec<Finding>), Vec<Finding>> {
+    let (mut sel, mut problems) = select::select(elf);
+    if let Some(map) = map {
+        problems.extend(resolve::resolve(elf, map, &mut sel));
+    }
+    let (plan, mut refusals) = plan::plan(elf, &sel);
+    problems.append(&mut refusals);
+    if problems.iter().any(Finding::is_error) {
+        return Err(problems);
+    }
+    problems.extend(plan.notes.iter().cloned());
+    Ok((plan, problems))
+}
+
 /// Convert a module held in memory (annotated references only).
 pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
     convert_bytes_with(file, None)
@@ -90,17 +109,8 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
 pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
-    let (mut sel, mut problems) = select::select(&elf);
-    if let Some(map) = map {
-        problems.extend(resolve::resolve(&elf, map, &mut sel));
-    }
-    let (plan, mut refusals) = plan::plan(&elf, &sel);
-    problems.append(&mut refusals);
-    if problems.iter().any(Finding::is_error) {
-        return Err(Error::Refused(problems));
-    }
-    let mut notes = problems;
-    notes.extend(plan.notes.iter().cloned());
+    let (plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
+    let mut notes = notes;
     if plan.is_empty() {
         return Ok(Converted {
             bytes: file.to_vec(),
@@ -155,48 +165,14 @@ pub fn convert_file(
 ) -> Result<Converted, Error> {
     let bytes = fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
     let result = convert_bytes_with(&bytes, map)?;
-    let in_place = same_file(input, output);
+    let in_place = module_file::same_file(input, output);
     if in_place && !result.changed {
         return Ok(result);
     }
     let mode = fs::metadata(input)
         .map_err(|e| Error::Io(format!("{}: {e}", input.display())))?
         .permissions();
-    write_atomically(output, &result.bytes, mode)?;
+    module_file::write_atomically(output, &result.bytes, mode)
+        .map_err(|e| Error::Io(e.to_string()))?;
     Ok(result)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.klp-convert-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let io = |e: std::io::Error, p: &Path| Error::Io(format!("{}: {e}", p.display()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
-        f.write_all(bytes).map_err(|e| io(e, &tmp))?;
-        f.set_permissions(mode).map_err(|e| io(e, &tmp))?;
-        f.sync_all().map_err(|e| io(e, &tmp))?;
-        fs::rename(&tmp, path).map_err(|e| io(e, path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

@@ -20,10 +20,10 @@ use std::collections::{HashMap, HashSet};
 use super::select::Selection;
 use crate::elf::Elf;
 use crate::finding::{Finding, Rule};
+use crate::maps::SymbolMap;
 use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
 use crate::rules::contract::needs_linking;
-use crate::rules::resolution::{self, place_of, HintForm};
-use crate::symbols::SymbolMap;
+use crate::rules::resolution::{self, HintForm};
 
 /// Resolve what `sel` leaves open against `map`, and check what it chose:
 /// every annotated position must exist in the target (when the maps know
@@ -40,7 +40,10 @@ pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> 
             continue;
         }
         if let Err(p) = resolution::find(&lookup, map, &a.target) {
-            problems.push(p.in_section(".symtab").symbol(elf.symbols[sym].display_name()));
+            problems.push(
+                p.in_section(".symtab")
+                    .symbol(elf.symbols[sym].display_name()),
+            );
         }
     }
     let (found, mut unresolved) = undefined(elf, map, &sel.annotations);
@@ -170,26 +173,32 @@ fn undefined(
                     Err(e) => problems.push(at(Finding::new(
                         Rule::NameNotRepresentable,
                         format!(
-                        "'{name}' resolves to object '{obj}' in the symbol maps, but {}",
-                        e.0
-                    ),
+                            "'{name}' resolves to object '{obj}' in the symbol maps, but {}",
+                            e.0
+                        ),
                     ))),
                 }
             }
             None if found.is_empty() && objects.is_empty() => {
-                problems.push(at(Finding::new(Rule::UnknownSymbol, format!(
-                    "'{name}' is not exported, and the symbol maps hold exports only: \
+                problems.push(at(Finding::new(
+                    Rule::UnknownSymbol,
+                    format!(
+                        "'{name}' is not exported, and the symbol maps hold exports only: \
                      add the target kernel's symbols (its vmlinux, System.map or \
                      /proc/kallsyms, and the target modules) with --symbols"
-                ))));
+                    ),
+                )));
             }
             None if found.is_empty() => {
-                problems.push(at(Finding::new(Rule::SymbolNotFound, format!(
-                    "'{name}' is not exported and no object in the symbol maps has it{}",
-                    clones
-                        .get_or_insert_with(|| Clones::new(map, &objects))
-                        .near_misses(&name)
-                ))));
+                problems.push(at(Finding::new(
+                    Rule::SymbolNotFound,
+                    format!(
+                        "'{name}' is not exported and no object in the symbol maps has it{}",
+                        clones
+                            .get_or_insert_with(|| Clones::new(map, &objects))
+                            .near_misses(&name)
+                    ),
+                )));
             }
             None => {
                 let mut lines = Vec::new();
@@ -198,7 +207,7 @@ fn undefined(
                         .symbols(obj)
                         .iter()
                         .filter(|s| s.name == name)
-                        .map(place_of)
+                        .map(|s| s.place())
                         .collect();
                     for (k, place) in places.iter().enumerate() {
                         let pos = if *count == 1 { 0 } else { k + 1 };

@@ -77,9 +77,12 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
         match names::parse_annotation(sym.name) {
             Ok(a) => sel.add(sym.index, a),
             Err(e) => problems.push(
-                Finding::new(Rule::MalformedAnnotation, format!("malformed annotation: {e}"))
-                    .in_section(".symtab")
-                    .symbol(shown),
+                Finding::new(
+                    Rule::MalformedAnnotation,
+                    format!("malformed annotation: {e}"),
+                )
+                .in_section(".symtab")
+                .symbol(shown),
             ),
         }
     }
@@ -122,16 +125,22 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
         let obj = String::from_utf8_lossy(obj).into_owned();
         let here = |p: Finding| p.in_section(sec.display_name());
         if let Err(e) = names::check_obj_name(&obj) {
-            problems.push(here(Finding::new(Rule::SymposTable, format!("KLP_MODULE_RELOC: {e}"))));
+            problems.push(here(Finding::new(
+                Rule::SymposTable,
+                format!("KLP_MODULE_RELOC: {e}"),
+            )));
             continue;
         }
         out.data_sections.push(sec.index);
         let data = elf.section_data(sec.index);
         if data.len() as u64 % entsize != 0 {
-            problems.push(here(Finding::new(Rule::SymposTable, format!(
-                "size 0x{:x} is not a whole number of {entsize}-byte KLP_SYMPOS entries",
-                data.len()
-            ))));
+            problems.push(here(Finding::new(
+                Rule::SymposTable,
+                format!(
+                    "size 0x{:x} is not a whole number of {entsize}-byte KLP_SYMPOS entries",
+                    data.len()
+                ),
+            )));
             continue;
         }
         let entries = data.len() / entsize as usize;

@@ -60,10 +60,13 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
         let mut report = |k: &Key, what: &str| {
             let (target, offset, r_type, sym, addend) = *k;
             problems.push(
-                Finding::new(Rule::Verify, format!(
-                    "relocation {what} by the conversion ({} addend {addend})",
-                    arch::reloc_type_name(input.machine, r_type)
-                ))
+                Finding::new(
+                    Rule::Verify,
+                    format!(
+                        "relocation {what} by the conversion ({} addend {addend})",
+                        arch::reloc_type_name(input.machine, r_type)
+                    ),
+                )
                 .in_section(input.section_name(target as usize))
                 .at(offset)
                 .symbol(
@@ -128,8 +131,10 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     }
     for a in &input.sections {
         let Some(b) = out.sections.get(a.index) else {
-            problems
-                .push(Finding::new(Rule::Verify, "section missing from output").in_section(a.display_name()));
+            problems.push(
+                Finding::new(Rule::Verify, "section missing from output")
+                    .in_section(a.display_name()),
+            );
             continue;
         };
         let flags = if plan.unallocated.contains(&a.index) {
@@ -145,8 +150,10 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
         let same_bytes = rewritten.contains(&a.index)
             || (a.index == 0 || input.section_data(a.index) == out.section_data(a.index));
         if !same_header || !same_bytes {
-            problems
-                .push(Finding::new(Rule::Verify, "section changed unexpectedly").in_section(a.display_name()));
+            problems.push(
+                Finding::new(Rule::Verify, "section changed unexpectedly")
+                    .in_section(a.display_name()),
+            );
         }
     }
     if problems.is_empty() {
@@ -155,4 +162,3 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
         Err(problems)
     }
 }
-

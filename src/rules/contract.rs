@@ -80,7 +80,9 @@ pub fn unconverted_annotation(sym: &Symbol) -> Option<Finding> {
 /// never converted, so the references it annotates are plain undefined
 /// names that `simplify_symbols` cannot link ("Unknown symbol").
 pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
-    let is_table = sec.name.starts_with(names::SYMPOS_SECTION_PREFIX.as_bytes());
+    let is_table = sec
+        .name
+        .starts_with(names::SYMPOS_SECTION_PREFIX.as_bytes());
     if !is_table || !sec.is_alloc() || sec.sh_size == 0 || sec.sh_type == SHT_NOBITS {
         return None;
     }

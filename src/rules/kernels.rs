@@ -132,8 +132,8 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
 /// unloads, its klp relocations stay written, and loading it again under
 /// the enabled patch fails on the non-zero target bytes.
 pub fn x86_reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
-    let old_x86 = elf.machine == abi::EM_X86_64
-        && target.release.as_ref().is_some_and(|r| r.before(6, 3));
+    let old_x86 =
+        elf.machine == abi::EM_X86_64 && target.release.as_ref().is_some_and(|r| r.before(6, 3));
     if !old_x86 || module_specific_sections(elf).next().is_none() {
         return None;
     }

@@ -20,7 +20,7 @@ pub use kernels::{Release, Target};
 use crate::arch;
 use crate::elf::Elf;
 use crate::finding::Finding;
-use crate::symbols::SymbolMap;
+use crate::maps::SymbolMap;
 
 /// Every rule on `elf` for the kernel `target`: the contract, the
 /// release-dependent rules, the loader of its architecture and, given

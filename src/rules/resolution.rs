@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
+use crate::maps::{Lookup, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, KlpSymbol};
 use crate::rules::contract;
-use crate::symbols::{Lookup, MapSymbol, Resolved, SymbolMap, Unresolved};
 
 /// How a fix-it line is written: in the annotation style the module already
 /// uses.
@@ -60,16 +60,19 @@ impl HintForm {
     }
 }
 
-/// Where a map symbol is, when the map knows (a symbols.klp map has no
-/// addresses).
-pub fn place_of(s: &MapSymbol) -> Option<String> {
-    let p = s.place();
-    (p != "0x0").then_some(p)
-}
-
-/// Where a resolved symbol is, when the map knows.
-fn resolved_place(r: &Resolved) -> Option<&str> {
-    (r.place != "0x0").then_some(r.place.as_str())
+/// Where `k` resolves: the note `check` gives for a klp symbol that loads.
+pub fn resolves(k: &KlpSymbol, r: &Resolved) -> Finding {
+    let message = match &r.place {
+        Some(place) => format!(
+            "resolves to {place} in {} (position {} of {})",
+            k.obj, r.position, r.count
+        ),
+        None => format!(
+            "resolves in {} (position {} of {}; the symbol maps give no address)",
+            k.obj, r.position, r.count
+        ),
+    };
+    Finding::new(Rule::Resolves, message)
 }
 
 /// `klp_find_object_symbol`: the symbol `k` names, or the kernel's refusal
@@ -81,14 +84,14 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
             .candidates(&k.obj, &k.name)
             .iter()
             .enumerate()
-            .map(|(i, s)| match place_of(s) {
+            .map(|(i, s)| match s.place() {
                 Some(p) => format!("position {} at {p}", i + 1),
                 None => format!("position {}", i + 1),
             })
             .collect();
         list.join(", ")
     };
-    lookup.resolve(&k.obj, &k.name, k.pos).map_err(|e| match e {
+    lookup.find(&k.obj, &k.name, k.pos).map_err(|e| match e {
         Unresolved::NotFound => Finding::new(
             Rule::SymbolNotFound,
             format!(
@@ -186,23 +189,15 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
             }
             match find(&lookup, map, &k) {
                 Ok(r) => {
-                    let place = match resolved_place(&r) {
-                        Some(p) => format!("{p} in {}", k.obj),
-                        None => k.obj.clone(),
-                    };
-                    out.push(at(Finding::new(
-                        Rule::Resolves,
-                        format!(
-                            "resolves to {place} (position {} of {})",
-                            r.position, r.count
-                        ),
-                    )));
-                    // Only a real address (not a .ko's section offset) can overflow.
-                    if !r.place.starts_with("0x") || resolved_place(&r).is_none() {
+                    out.push(at(resolves(&k, &r)));
+                    // Only an absolute address can overflow a field; a .ko
+                    // map gives section-relative values, a symbols.klp none.
+                    let absolute = r.place.as_deref().is_some_and(|p| p.starts_with("0x"));
+                    let (true, Some(addr)) = (absolute, r.addr) else {
                         continue;
-                    }
+                    };
                     if let Some(rels) = uses.get(&(sym.index as u32)) {
-                        out.extend(arch::absolute_overflow(elf, rels, r.addr));
+                        out.extend(arch::absolute_overflow(elf, rels, addr));
                     }
                 }
                 Err(p) => out.push(at(p)),

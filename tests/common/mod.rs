@@ -140,12 +140,14 @@ pub fn files_below(dir: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
 
 /// Name → addresses in kernel order (so positions), for one object of a map.
 pub fn addresses_by_name(
-    map: &klp_convert::symbols::SymbolMap,
+    map: &klp_convert::maps::SymbolMap,
     obj: &str,
 ) -> std::collections::BTreeMap<String, Vec<u64>> {
     let mut out: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for s in map.symbols(obj) {
-        out.entry(s.name.clone()).or_default().push(s.addr);
+        out.entry(s.name.clone())
+            .or_default()
+            .push(s.addr.expect("a map with addresses"));
     }
     out
 }

@@ -1,0 +1,505 @@
+//! Symbol maps: which symbols each object of the target kernel has, in the
+//! order the livepatch core counts them, and lookup of klp symbols exactly
+//! as `klp_find_object_symbol` does it ([`SymbolMap::find`]).
+//!
+//! Order (`shared/docs/klp-abi.md` §4): vmlinux counts same-named symbols in
+//! address order (kallsyms order); a module counts them in its symbol-table
+//! order, among the "core" symbols the loader keeps for kallsyms.
+//!
+//! One reader a format, each in its own file: `/proc/kallsyms` dumps and
+//! System.map files ([`kallsyms`]), a vmlinux ELF with a symbol table
+//! ([`vmlinux`]), module `.ko` files, `.ko.xz` and `.ko.zst` too
+//! ([`module`]), `Module.symvers` ([`symvers`]), symbols.klp
+//! ([`symbols_klp`]), JSON maps ([`json`]), and the kernel `.config`
+//! ([`config`]), whose `CONFIG_KALLSYMS_ALL` decides whether modules keep
+//! data symbols. [`SymbolMap::from_paths`] reads any list of them.
+
+pub mod config;
+pub mod json;
+pub mod kallsyms;
+pub mod module;
+pub mod symbols_klp;
+pub mod symvers;
+pub mod vmlinux;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::elf::Elf;
+use crate::module_file;
+
+pub use json::MAP_FORMAT;
+pub use symbols_klp::SYMBOLS_KLP_HEADER;
+
+/// One symbol of an object, as kallsyms shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapSymbol {
+    /// The name.
+    pub name: String,
+    /// The kallsyms type letter (`t`, `T`, `d`, `D`, `r`, `b`, ...):
+    /// lower case for local binding, upper case for global.
+    #[serde(default = "unknown_kind")]
+    pub kind: char,
+    /// Its address (or, for a `.ko`, its value in its section); `None` when
+    /// the map does not know it (a symbols.klp has names only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<u64>,
+    /// For a `.ko`, the section the value is relative to.
+    pub section: Option<String>,
+    /// The source file, where the map knows it (a `.ko`'s local symbols).
+    pub file: Option<String>,
+}
+
+impl MapSymbol {
+    /// Where it is, for messages: `0xffffffff81000100`, `.rodata+0x40`,
+    /// either followed by ` in <file>` when the file is known; `None` when
+    /// the map knows neither address nor file.
+    pub fn place(&self) -> Option<String> {
+        let at = match (&self.section, self.addr) {
+            (Some(s), Some(a)) => Some(format!("{s}+0x{a:x}")),
+            (None, Some(a)) => Some(format!("0x{a:x}")),
+            (Some(s), None) => Some(s.clone()),
+            (None, None) => None,
+        };
+        match (at, &self.file) {
+            (Some(at), Some(f)) => Some(format!("{at} in {f}")),
+            (Some(at), None) => Some(at),
+            (None, Some(f)) => Some(format!("in {f}")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The symbols of every object known, each list in the kernel's counting order.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolMap {
+    /// Object name -> its symbols in counting order.
+    objects: BTreeMap<String, Vec<MapSymbol>>,
+    /// Exported name -> the object exporting it.
+    exports: BTreeMap<String, String>,
+    /// Was an export list read (an empty one included)?
+    has_exports: bool,
+    /// `CONFIG_KALLSYMS_ALL` of the target, from its kernel config; unknown
+    /// means yes. It decides whether modules read from `.ko` files keep
+    /// their data symbols, as the module loader's kallsyms does.
+    #[serde(skip)]
+    kallsyms_all: Option<bool>,
+}
+
+fn unknown_kind() -> char {
+    '?'
+}
+
+/// Why a symbol map could not be read. The message names the file.
+#[derive(Debug)]
+pub enum MapError {
+    /// Reading a file or listing a directory failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A compressed module file does not decompress.
+    Decompress {
+        /// The compressed file.
+        path: PathBuf,
+        /// The compression: `xz` or `zstd`.
+        format: &'static str,
+        /// What the decompressor said.
+        source: io::Error,
+    },
+    /// An ELF file (vmlinux or module) does not parse.
+    Elf {
+        /// The file.
+        path: PathBuf,
+        /// What the ELF reader found.
+        source: crate::elf::read::ReadError,
+    },
+    /// A JSON map is not valid JSON of the map's shape.
+    Json {
+        /// The file, when the map was read from one.
+        path: Option<PathBuf>,
+        /// What the JSON reader found (it gives line and column).
+        source: serde_json::Error,
+    },
+    /// The contents are not a usable map: bad syntax in a text map, a
+    /// format tag not known, a stripped vmlinux, Debian's placeholder
+    /// System.map.
+    Parse {
+        /// The file, when the map was read from one.
+        path: Option<PathBuf>,
+        /// The 1-based line, in a format with lines.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl MapError {
+    /// A [`MapError::Parse`] without a file (the readers of text in memory).
+    pub fn parse(line: Option<usize>, message: impl Into<String>) -> MapError {
+        MapError::Parse {
+            path: None,
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// The same error, about `path` when it names no file yet.
+    pub fn in_file(self, file: &Path) -> MapError {
+        match self {
+            MapError::Parse {
+                path: None,
+                line,
+                message,
+            } => MapError::Parse {
+                path: Some(file.to_path_buf()),
+                line,
+                message,
+            },
+            MapError::Json { path: None, source } => MapError::Json {
+                path: Some(file.to_path_buf()),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// The file the error is about, when known.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            MapError::Io { path, .. }
+            | MapError::Decompress { path, .. }
+            | MapError::Elf { path, .. } => Some(path),
+            MapError::Json { path, .. } | MapError::Parse { path, .. } => path.as_deref(),
+        }
+    }
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = self.path() {
+            write!(f, "{}: ", path.display())?;
+        }
+        match self {
+            MapError::Io { source, .. } => write!(f, "{source}"),
+            MapError::Decompress { format, source, .. } => write!(f, "{format}: {source}"),
+            MapError::Elf { source, .. } => write!(f, "{source}"),
+            MapError::Json { source, .. } => write!(f, "JSON map: {source}"),
+            MapError::Parse { line, message, .. } => match line {
+                Some(n) => write!(f, "line {n}: {message}"),
+                None => f.write_str(message),
+            },
+        }
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MapError::Io { source, .. } | MapError::Decompress { source, .. } => Some(source),
+            MapError::Elf { source, .. } => Some(source),
+            MapError::Json { source, .. } => Some(source),
+            MapError::Parse { .. } => None,
+        }
+    }
+}
+
+impl From<module_file::Error> for MapError {
+    fn from(e: module_file::Error) -> Self {
+        match e {
+            module_file::Error::Io { path, source } => MapError::Io { path, source },
+            module_file::Error::Decompress {
+                path,
+                format,
+                source,
+            } => MapError::Decompress {
+                path,
+                format,
+                source,
+            },
+        }
+    }
+}
+
+/// The `pos`-th of the same-named symbols `same` (in counting order), with
+/// `klp_find_object_symbol`'s rules: 0 only for a unique name.
+fn pick(same: &[&MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
+    let count = same.len();
+    let chosen = match (pos, count) {
+        (_, 0) => return Err(Unresolved::NotFound),
+        (0, 1) => 1,
+        (0, _) => return Err(Unresolved::Ambiguous(count)),
+        (p, c) if p as usize <= c => p as usize,
+        _ => return Err(Unresolved::NoSuchPosition(count)),
+    };
+    let s = same[chosen - 1];
+    Ok(Resolved {
+        addr: s.addr,
+        place: s.place(),
+        position: chosen,
+        count,
+    })
+}
+
+/// Same-named symbols of one object, in counting order.
+type ByName<'a> = HashMap<&'a str, Vec<&'a MapSymbol>>;
+
+/// Finds many names in one [`SymbolMap`] (see [`SymbolMap::lookup`]).
+pub struct Lookup<'a> {
+    map: &'a SymbolMap,
+    /// Object name -> its symbols by name, built on first use.
+    index: RefCell<HashMap<String, ByName<'a>>>,
+}
+
+impl<'a> Lookup<'a> {
+    /// The same-named symbols `name` of `obj`, in counting order.
+    pub fn candidates(&self, obj: &str, name: &str) -> Vec<&'a MapSymbol> {
+        let mut index = self.index.borrow_mut();
+        let by_name = index.entry(obj.to_string()).or_insert_with(|| {
+            let mut m: ByName<'a> = HashMap::new();
+            for s in self.map.symbols(obj) {
+                m.entry(s.name.as_str()).or_default().push(s);
+            }
+            m
+        });
+        by_name.get(name).cloned().unwrap_or_default()
+    }
+
+    /// [`SymbolMap::find`], through the index.
+    pub fn find(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+        pick(&self.candidates(obj, name), pos)
+    }
+}
+
+/// Why a klp symbol does not resolve: the kernel's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// `symbol '%s' not found in symbol table`
+    NotFound,
+    /// `unresolvable ambiguity for symbol '%s' in object '%s'`, with the count.
+    Ambiguous(usize),
+    /// `symbol position %lu for symbol '%s' in object '%s' not found`, with the count.
+    NoSuchPosition(usize),
+}
+
+/// A resolved klp symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The address chosen (for a `.ko`, the value in its section), when
+    /// the map knows it.
+    pub addr: Option<u64>,
+    /// Where it is, for messages (see [`MapSymbol::place`]), when known.
+    pub place: Option<String>,
+    /// Which of the same-named symbols (1-based).
+    pub position: usize,
+    /// How many there are.
+    pub count: usize,
+}
+
+/// Module names as the kernel spells them: `-` becomes `_`.
+pub fn module_name(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+impl SymbolMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        SymbolMap::default()
+    }
+
+    /// Read every source of `paths` into one map, in one fixed order:
+    /// kernel configs first, wherever they stand in the list (their
+    /// `CONFIG_KALLSYMS_ALL` decides what the modules keep), then the rest
+    /// in the order given ([`SymbolMap::add_paths`]).
+    pub fn from_paths(paths: &[PathBuf]) -> Result<SymbolMap, MapError> {
+        let mut map = SymbolMap::new();
+        map.add_paths(paths)?;
+        Ok(map)
+    }
+
+    /// The objects known.
+    pub fn objects(&self) -> impl Iterator<Item = &str> {
+        self.objects.keys().map(String::as_str)
+    }
+
+    /// Does the map know `obj`?
+    pub fn has(&self, obj: &str) -> bool {
+        self.objects.contains_key(obj)
+    }
+
+    /// The symbols of `obj`, in counting order.
+    pub fn symbols(&self, obj: &str) -> &[MapSymbol] {
+        self.objects.get(obj).map_or(&[], Vec::as_slice)
+    }
+
+    /// Replace the symbols of `obj`.
+    pub fn set(&mut self, obj: &str, symbols: Vec<MapSymbol>) {
+        self.objects.insert(module_name(obj), symbols);
+    }
+
+    /// Find `name` at position `pos` in `obj` like `klp_find_object_symbol`.
+    /// One scan of the object; for many names use [`SymbolMap::lookup`].
+    pub fn find(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+        let same: Vec<&MapSymbol> = self
+            .symbols(obj)
+            .iter()
+            .filter(|s| s.name == name)
+            .collect();
+        pick(&same, pos)
+    }
+
+    /// A finder for many names: each object is indexed by name the first
+    /// time it is asked about, so a livepatch with thousands of klp symbols
+    /// costs one pass over the objects it uses, not one a symbol.
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            map: self,
+            index: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Is `name` exported by vmlinux or a module? `None` when no export list
+    /// (Module.symvers) was read.
+    pub fn is_exported(&self, name: &str) -> Option<bool> {
+        self.has_exports.then(|| self.exports.contains_key(name))
+    }
+
+    /// The object exporting `name`, if any (`vmlinux` or a module).
+    pub fn exporter(&self, name: &str) -> Option<&str> {
+        self.exports.get(name).map(String::as_str)
+    }
+
+    /// Was any export list read?
+    pub fn has_exports(&self) -> bool {
+        self.has_exports
+    }
+
+    /// Record the exports an object's own symbols reveal: every exported
+    /// symbol has a `__ksymtab_<name>` entry next to it (vmlinux and modules
+    /// alike, 6.1 and 6.12). A vmlinux list carrying them is the complete
+    /// export list of vmlinux (`complete`); a module's adds to it.
+    fn take_exports(&mut self, obj: &str, symbols: &[MapSymbol], complete: bool) {
+        let mut any = false;
+        for s in symbols {
+            if let Some(name) = s.name.strip_prefix("__ksymtab_") {
+                self.exports.insert(name.to_string(), obj.to_string());
+                any = true;
+            }
+        }
+        self.has_exports |= complete && any;
+    }
+
+    /// Take in the objects and exports of `other`: a same-named object is
+    /// replaced, as [`SymbolMap::add_module`] replaces it.
+    fn merge(&mut self, other: SymbolMap) {
+        self.objects.extend(other.objects);
+        self.exports.extend(other.exports);
+        self.has_exports |= other.has_exports;
+    }
+
+    /// Add every source of `paths` ([`SymbolMap::add_path`]), kernel
+    /// configs first: `CONFIG_KALLSYMS_ALL` decides what the modules keep,
+    /// wherever the config stands in the list.
+    pub fn add_paths(&mut self, paths: &[PathBuf]) -> Result<(), MapError> {
+        let (configs, rest): (Vec<_>, Vec<_>) = paths
+            .iter()
+            .partition(|p| config::is_kernel_config(p.as_path()));
+        for p in configs.into_iter().chain(rest) {
+            self.add_path(p)?;
+        }
+        Ok(())
+    }
+
+    /// Add a file ([`SymbolMap::add_file`]) or every `.ko`/`.ko.xz`/`.ko.zst`
+    /// below a directory (a `/lib/modules/<release>` tree, say).
+    pub fn add_path(&mut self, path: &Path) -> Result<(), MapError> {
+        if path.is_dir() {
+            self.add_module_tree(path)
+        } else {
+            self.add_file(path)
+        }
+    }
+
+    /// Add whatever `path` holds, told by its contents: an ELF vmlinux or
+    /// module (compressed or not), a JSON map, a kernel config, a
+    /// symbols.klp, a Module.symvers, or a kallsyms dump / System.map.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), MapError> {
+        let bytes = module_file::read(path)?;
+        if bytes.starts_with(b"\x7fELF") {
+            return self.add_elf(path, &bytes);
+        }
+        let text = String::from_utf8(bytes).map_err(|_| MapError::Parse {
+            path: Some(path.to_path_buf()),
+            line: None,
+            message: "neither ELF nor text".into(),
+        })?;
+        let first = text.lines().next().unwrap_or("");
+        let read = if text.trim_start().starts_with('{') {
+            self.add_json(&text)
+        } else if config::looks_like_kernel_config(&text) {
+            self.add_kernel_config(&text);
+            Ok(())
+        } else if first.starts_with(SYMBOLS_KLP_HEADER) {
+            self.add_symbols_klp(&text)
+        } else if symvers::looks_like_symvers(first) {
+            self.add_symvers(&text)
+        } else {
+            self.add_kallsyms(&text)
+        };
+        read.map_err(|e| e.in_file(path))
+    }
+
+    /// Add an ELF file's symbols: a relocatable object is a module
+    /// ([`SymbolMap::add_module`], named by its `.modinfo` or its file
+    /// name), anything else a vmlinux ([`SymbolMap::add_vmlinux`]).
+    fn add_elf(&mut self, path: &Path, bytes: &[u8]) -> Result<(), MapError> {
+        let (image, _) = crate::elf::signature::split(bytes);
+        let elf = Elf::parse(image).map_err(|source| MapError::Elf {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if elf.e_type == crate::elf::abi::ET_REL {
+            let name = match elf.modinfo_value("name") {
+                Some(n) => String::from_utf8_lossy(n).into_owned(),
+                None => module::module_stem(path),
+            };
+            self.add_module(&name, &elf, self.kallsyms_all.unwrap_or(true));
+            Ok(())
+        } else {
+            self.add_vmlinux(&elf).map_err(|e| e.in_file(path))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_and_errors() {
+        let mut s = MapSymbol {
+            name: "x".into(),
+            kind: 't',
+            addr: Some(0x40),
+            section: Some(".rodata".into()),
+            file: Some("a.c".into()),
+        };
+        assert_eq!(s.place().as_deref(), Some(".rodata+0x40 in a.c"));
+        s.section = None;
+        assert_eq!(s.place().as_deref(), Some("0x40 in a.c"));
+        s.file = None;
+        s.addr = None;
+        assert_eq!(s.place(), None);
+
+        let e = MapError::parse(Some(3), "bad").in_file(Path::new("m"));
+        assert_eq!(e.to_string(), "m: line 3: bad");
+        assert_eq!(MapError::parse(None, "bad").to_string(), "bad");
+    }
+}

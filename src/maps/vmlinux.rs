@@ -1,0 +1,91 @@
+//! A vmlinux ELF with a symbol table: the symbols the running kernel's
+//! kallsyms holds, in address order, local ones with their source file.
+
+use super::module::kind_letter;
+use super::{MapError, MapSymbol, SymbolMap};
+use crate::elf::{abi, Elf, SHN_UNDEF};
+
+/// Names in a vmlinux symbol table that the running kernel's kallsyms does
+/// not hold: assembler-local labels, arm64 mapping symbols, the export
+/// machinery's string and CRC symbols, and kallsyms' own tables (System.map
+/// lists those; `/proc/kallsyms` does not). A map keeping them would accept
+/// names `klp_find_object_symbol` cannot find.
+pub fn kallsyms_omits(name: &[u8]) -> bool {
+    const PREFIXES: [&[u8]; 5] = [b".L", b"$", b"__crc_", b"__kstrtab_", b"__kstrtabns_"];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || (name.starts_with(b"kallsyms_")
+            && matches!(
+                &name[9..],
+                b"addresses"
+                    | b"offsets"
+                    | b"relative_base"
+                    | b"num_syms"
+                    | b"names"
+                    | b"markers"
+                    | b"token_table"
+                    | b"token_index"
+                    | b"seqs_of_names"
+            ))
+}
+
+impl SymbolMap {
+    /// Add a vmlinux ELF (needs a symbol table) as object `vmlinux`.
+    pub fn add_vmlinux(&mut self, elf: &Elf) -> Result<(), MapError> {
+        if elf.symbols.is_empty() {
+            return Err(MapError::parse(
+                None,
+                "vmlinux has no symbol table (stripped): use System.map or /proc/kallsyms",
+            ));
+        }
+        // Local symbols follow the STT_FILE symbol of their source file.
+        let first_global = elf
+            .symtab
+            .and_then(|i| elf.sections.get(i))
+            .map_or(0, |s| s.sh_info as usize);
+        let mut file: Option<String> = None;
+        let mut syms: Vec<MapSymbol> = Vec::new();
+        for s in &elf.symbols {
+            if s.kind() == abi::STT_FILE {
+                file = Some(s.display_name());
+                continue;
+            }
+            // Absolute symbols (linker constants) are not in kallsyms either.
+            if s.st_shndx == SHN_UNDEF
+                || s.st_shndx == abi::SHN_ABS
+                || s.name.is_empty()
+                || s.kind() == abi::STT_SECTION
+                || kallsyms_omits(s.name)
+            {
+                continue;
+            }
+            syms.push(MapSymbol {
+                name: s.display_name(),
+                kind: kind_letter(elf, s),
+                addr: Some(s.st_value),
+                section: None,
+                file: (s.index < first_global).then(|| file.clone()).flatten(),
+            });
+        }
+        // Same-named vmlinux symbols count in address order (a stable sort:
+        // symbols at one address keep their symbol-table order).
+        syms.sort_by_key(|s| s.addr);
+        self.take_exports("vmlinux", &syms, true);
+        self.objects.insert("vmlinux".into(), syms);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_names() {
+        for name in [".Ltmp1", "$x", "__crc_printk", "kallsyms_names"] {
+            assert!(kallsyms_omits(name.as_bytes()), "{name}");
+        }
+        for name in ["printk", "kallsyms_lookup_name", "kallsyms_"] {
+            assert!(!kallsyms_omits(name.as_bytes()), "{name}");
+        }
+    }
+}

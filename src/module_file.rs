@@ -1,0 +1,199 @@
+//! Module-file I/O: reading module files (decompressing `.ko.xz` and
+//! `.ko.zst` by their magic bytes), finding them below directories, and
+//! writing output files atomically.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+/// The first bytes of an xz stream.
+pub const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
+/// The first bytes of a zstd frame.
+pub const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
+
+/// Module file names picked up in a directory ([`find_modules`]).
+pub const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
+
+/// Why a module file could not be read, found or written.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading, listing or writing `path` failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// `path` is compressed but does not decompress.
+    Decompress {
+        /// The compressed file.
+        path: PathBuf,
+        /// The compression: `xz` or `zstd`.
+        format: &'static str,
+        /// What the decompressor said.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Error::Io { path, .. } | Error::Decompress { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Decompress {
+                path,
+                format,
+                source,
+            } => write!(f, "{}: {format}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
+        }
+    }
+}
+
+/// An [`Error::Io`] about `path`.
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Read a module file. Compressed modules (`.ko.xz`, `.ko.zst`, as
+/// distributions ship them) are recognised by their magic bytes and
+/// decompressed, whatever the file is called.
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    let raw = fs::read(path).map_err(io_error(path))?;
+    let decompress = |format: &'static str| {
+        move |source: io::Error| Error::Decompress {
+            path: path.to_path_buf(),
+            format,
+            source,
+        }
+    };
+    let mut out = Vec::new();
+    if raw.starts_with(XZ_MAGIC) {
+        xz2::read::XzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(decompress("xz"))?;
+        Ok(out)
+    } else if raw.starts_with(ZSTD_MAGIC) {
+        ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
+            .map_err(|e| decompress("zstd")(io::Error::other(e)))?
+            .read_to_end(&mut out)
+            .map_err(decompress("zstd"))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// The module files named by `paths`: files as given, directories searched
+/// for `.ko`, `.ko.xz` and `.ko.zst` ([`MODULE_SUFFIXES`]), sorted.
+pub fn find_modules(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            let mut found = Vec::new();
+            while let Some(d) = stack.pop() {
+                let entries = fs::read_dir(&d).map_err(io_error(&d))?;
+                for e in entries.flatten() {
+                    let path = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() => stack.push(path),
+                        Ok(t) if t.is_file() => {
+                            let name = path.to_string_lossy();
+                            if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                                found.push(path);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Do `a` and `b` name the same existing file?
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
+/// On error the temporary file is removed and `path` is left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().ok_or_else(|| Error::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.klp-convert-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io_error(&tmp))?;
+        f.write_all(bytes).map_err(io_error(&tmp))?;
+        f.set_permissions(mode).map_err(io_error(&tmp))?;
+        f.sync_all().map_err(io_error(&tmp))?;
+        fs::rename(&tmp, path).map_err(io_error(path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = read(Path::new("/nonexistent/x.ko")).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/x.ko: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        let dir = std::env::temp_dir().join(format!("klp-module-file-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let cut = dir.join("cut.ko.xz");
+        fs::write(&cut, [XZ_MAGIC, b"garbage"].concat()).unwrap();
+        let e = read(&cut).unwrap_err();
+        assert!(matches!(e, Error::Decompress { format: "xz", .. }), "{e:?}");
+        assert!(e.to_string().contains("cut.ko.xz: xz: "), "{e}");
+        fs::write(dir.join("a.ko"), b"x").unwrap();
+        assert_eq!(
+            find_modules(std::slice::from_ref(&dir)).unwrap(),
+            [dir.join("a.ko"), cut]
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
