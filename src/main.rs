@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use klp_convert::check;
 use klp_convert::convert::{self, Error};
-use klp_convert::finding::{Finding, Severity};
 use klp_convert::elf::{signature, Elf};
+use klp_convert::finding::{Finding, Severity};
 use klp_convert::kbuild::{self, Build};
 use klp_convert::maps::SymbolMap;
 use klp_convert::module_file;
@@ -490,7 +490,9 @@ fn cmd_check(args: &[String]) -> Result<(), Fail> {
                 None => return Err(usage_error("--symbols takes a file")),
             },
             "--kernel-release" => match it.next() {
-                Some(r) if klp_convert::rules::Release::parse(r).is_some() => release = Some(r.clone()),
+                Some(r) if klp_convert::rules::Release::parse(r).is_some() => {
+                    release = Some(r.clone())
+                }
                 _ => {
                     return Err(usage_error(
                         "--kernel-release takes a release like 6.1.0-56-amd64",

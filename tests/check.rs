@@ -9,9 +9,9 @@ use std::process::Command;
 
 use common::*;
 use klp_convert::convert;
+use klp_convert::convert::plan;
 use klp_convert::elf::write::Edit;
 use klp_convert::elf::{Elf, SHN_LIVEPATCH};
-use klp_convert::convert::plan;
 
 /// Write `elf` converted by `plan` without any checks (what a careless tool
 /// would produce) to `out`.
@@ -309,7 +309,7 @@ fn module_specific_relocation_in_jump_table() {
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("module-specific klp relocations in special section __jump_table"),
+        text.contains("module-specific klp relocation in special section __jump_table"),
         "{text}"
     );
 }
@@ -870,5 +870,8 @@ fn klp_symbol_and_entry_rules() {
     let mut bad = good.clone();
     let at = klp.sh_offset as usize;
     bad[at..at + 8].copy_from_slice(&0x10000u64.to_le_bytes());
-    check_with(&bad, "offset lies beyond the end of the target section .text.f");
+    check_with(
+        &bad,
+        "offset lies beyond the end of the target section .text.f",
+    );
 }

@@ -181,7 +181,11 @@ fn module_specific_vmlinux(input: &Path, out: &Path) {
     let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
     assert_eq!(plan.sections.len(), 1);
     plan.sections[0].obj = "klp_test_target".into();
-    std::fs::write(out, klp_convert::convert::apply::apply(&elf, &plan).unwrap()).unwrap();
+    std::fs::write(
+        out,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
     let (code, text) = check(out);
     assert_eq!(code, 1, "check accepted it: {text}");
 }

@@ -483,7 +483,9 @@ fn annotated_name_in_the_wrong_object() {
     let (code, err, _) = c.convert(&[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("symbol 'helper' not found in symbol table (object mod_b); the same name is in: mod_a"),
+        err.contains(
+            "symbol 'helper' not found in symbol table (object mod_b); the same name is in: mod_a"
+        ),
         "{err}"
     );
 }

@@ -158,7 +158,7 @@ fn annotation_mistakes_are_refused() {
             "extern const char *get_homonym_string(void);\n\
              KLP_MODULE_RELOC(klp_test_target) a[] = { KLP_SYMPOS(get_homonym_string, 3) };\n\
              int f(void) { return get_homonym_string()[0]; }\n",
-            "annotated 'get_homonym_string' in klp_test_target: position 3 is beyond the count: the object has 2",
+            "symbol position 3 for symbol 'get_homonym_string' in object 'klp_test_target' not found: it has 2",
         ),
     ] {
         let dir = scratch(&format!("sympos_{name}"));
@@ -169,4 +169,110 @@ fn annotation_mistakes_are_refused() {
         assert!(err.contains(words), "{name}: {err}");
         assert!(!out.exists());
     }
+}
+
+/// A v7 module that was never converted: its `KLP_MODULE_RELOC` table is
+/// still there and its references are plain undefined names. `check`
+/// refuses it without maps (rule `unconverted-sympos-table`), and `show`
+/// counts the table's entries as unconverted annotations.
+#[test]
+fn unconverted_v7_module_is_refused_by_check_and_counted_by_show() {
+    let dir = scratch("sympos_unconverted");
+    let input = dir.join("lp.o");
+    compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{SOURCE}"), &input);
+    let r = klp_convert(&["check", input.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert_eq!(r.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("error: section .klp.module_relocs.klp_test_target: unconverted KLP_MODULE_RELOC table (2 KLP_SYMPOS references)"),
+        "{text}"
+    );
+    let r = klp_convert(&["check", "--format", "json", input.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(
+        v[0]["findings"][0]["rule"], "unconverted-sympos-table",
+        "{v}"
+    );
+
+    let r = klp_convert(&["show", input.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        text.contains("2 unconverted annotations, 1 error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("get_homonym_string -> .klp.sym.klp_test_target.get_homonym_string,2 in .klp.rela.klp_test_target.* (KLP_SYMPOS)"),
+        "{text}"
+    );
+    assert!(text.contains("used at .rela.text.f+0x"), "{text}");
+
+    // Converted, the table is emptied: both commands agree it is done.
+    let (code, err, out) = convert(&dir, &input);
+    assert_eq!(code, Some(0), "{err}");
+    let r = klp_convert(&["show", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        text.contains("0 unconverted annotations, 0 errors"),
+        "{text}"
+    );
+}
+
+/// One conflicting `KLP_SYMPOS` entry is reported alone: the other entries
+/// still count as annotations, so their symbols are not called ambiguous.
+#[test]
+fn a_conflict_does_not_unannotate_the_other_entries() {
+    let dir = scratch("sympos_conflict_alone");
+    let input = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}
+extern const char *get_homonym_string(void);
+extern int value_get(void);
+KLP_MODULE_RELOC(klp_test_target) a[] = {{ KLP_SYMPOS(value_get, 0), KLP_SYMPOS(get_homonym_string, 2) }};
+KLP_MODULE_RELOC(klp_test_target) b[] = {{ KLP_SYMPOS(value_get, 1) }};
+int f(void) {{ return get_homonym_string()[0] + value_get(); }}
+"
+        ),
+        &input,
+    );
+    let (code, err, out) = convert(&dir, &input);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("conflicting annotations for 'value_get'"),
+        "{err}"
+    );
+    assert!(!err.contains("ambiguous"), "{err}");
+    assert!(err.contains("refused (1 problem)"), "{err}");
+    assert!(!out.exists());
+}
+
+/// The fix-it lines for an ambiguous plain reference are written in the
+/// annotation style the module uses: `KLP_SYMPOS` table entries for a v7
+/// module.
+#[test]
+fn ambiguity_hints_follow_the_module_style() {
+    let dir = scratch("sympos_hint_style");
+    let input = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}
+extern const char *get_homonym_string(void);
+extern int value_get(void);
+KLP_MODULE_RELOC(klp_test_target) a[] = {{ KLP_SYMPOS(value_get, 0) }};
+int f(void) {{ return get_homonym_string()[0] + value_get(); }}
+"
+        ),
+        &input,
+    );
+    let (code, err, _) = convert(&dir, &input);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("'get_homonym_string' is ambiguous: 2 candidates in the symbol maps; add to the module's KLP_MODULE_RELOC table the entry with the one meant:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KLP_MODULE_RELOC(klp_test_target) { KLP_SYMPOS(get_homonym_string, 2) } /* 0xffffffffc0000100 */"),
+        "{err}"
+    );
+    assert!(!err.contains("KLP_RELOC_SYMBOL_POS"), "{err}");
 }

@@ -107,10 +107,7 @@ fn structural_rules_catch_hand_broken_sections() {
     let flags = klp.sh_flags & !SHF_RELA_LIVEPATCH;
     bytes[flags_at..flags_at + 8].copy_from_slice(&flags.to_le_bytes());
     let broken = Elf::parse(&bytes).unwrap();
-    let text: Vec<String> = contract(&broken)
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    let text: Vec<String> = contract(&broken).iter().map(|p| p.to_string()).collect();
     assert!(
         text.iter().any(|t| t.contains("lacks SHF_RELA_LIVEPATCH")),
         "{text:?}"

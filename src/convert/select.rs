@@ -5,11 +5,11 @@
 //!   undefined symbol `.klp.sym.rela.<lp_obj>.<sym_obj>.<sym>.<pos>`
 //!   ([`names::parse_annotation`]);
 //! * `KLP_MODULE_RELOC(obj)` / `KLP_SYMPOS(sym, pos)` (the v7 form) leaves a
-//!   table in the klp-convert v7 binary layout: a data section `.klp.module_relocs.<obj>`
-//! of packed entries `{ void *sym; u32 sympos; }` (12 bytes on 64-bit, 8 on
-//! 32-bit), where the pointer slot is filled by an ordinary relocation
-//! against the symbol. An entry is paired with its relocation by offset
-//! (`r_offset / entry size`), never by list order.
+//!   table in the klp-convert v7 binary layout: a data section
+//!   `.klp.module_relocs.<obj>` of packed entries `{ void *sym; u32 sympos; }`
+//!   (12 bytes on 64-bit, 8 on 32-bit), where the pointer slot is filled by
+//!   an ordinary relocation against the symbol. An entry is paired with its
+//!   relocation by offset (`r_offset / entry size`), never by list order.
 //!
 //! The sections are annotation data for the converter only: the output keeps
 //! them as empty, unallocated sections (indices never change), so the kernel

@@ -245,7 +245,7 @@ pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
         return Some(Finding::new(
             Rule::SpecialSection,
             format!(
-                "module-specific klp relocations in special section {tname}: the loader processes {tname} once when the livepatch module loads, before '{lp_obj}' can be resolved{hint}"
+                "module-specific klp relocation in special section {tname}: the loader processes {tname} once when the livepatch module loads, before '{lp_obj}' can be resolved{hint}"
             ),
         ));
     }
