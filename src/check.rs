@@ -80,11 +80,9 @@ pub fn check_files(
     files: &[PathBuf],
     release: Option<&str>,
     map: Option<&SymbolMap>,
-) -> Vec<Result<ModuleReport, String>> {
+) -> Vec<Result<ModuleReport, crate::module_file::Error>> {
     crate::parallel::map_files(files, |path| {
         let name = path.display().to_string();
-        crate::module_file::read(path)
-            .map(|bytes| check_bytes(&name, &bytes, release, map))
-            .map_err(|e| e.to_string())
+        crate::module_file::read(path).map(|bytes| check_bytes(&name, &bytes, release, map))
     })
 }

@@ -10,12 +10,114 @@
 //! A name modpost only warned about is caught there: it is converted if a
 //! map knows it, refused with the reason if not.
 
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+
+/// Why a kbuild step failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The directory given as the kernel's build directory has no Makefile.
+    NotKbuild(PathBuf),
+    /// A file or directory could not be read.
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The running kernel's release could not be read (`/proc`).
+    Release(io::Error),
+    /// `make` could not be started.
+    Spawn(io::Error),
+    /// `make ... modules` failed.
+    Make {
+        /// The kernel's build directory.
+        kbuild: PathBuf,
+        /// The module directory.
+        dir: PathBuf,
+        /// How make ended.
+        status: ExitStatus,
+    },
+    /// `modules.order` names a module that is not there.
+    MissingModule {
+        /// The `modules.order` file.
+        order: PathBuf,
+        /// The line.
+        line: String,
+        /// The module file expected.
+        module: PathBuf,
+    },
+}
+
+impl Error {
+    /// Is this about the command line or the machine (exit 2) rather than
+    /// about the build (exit 1)?
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            Error::NotKbuild(_) | Error::Release(_) | Error::Spawn(_)
+        ) || matches!(self, Error::Io { path, .. } if !path.ends_with("modules.order"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotKbuild(dir) => write!(
+                f,
+                "{}: not a kernel build directory (no Makefile); install the kernel's \
+                 headers package or give -C",
+                dir.display()
+            ),
+            Error::Io { path, source } if path.ends_with("modules.order") => write!(
+                f,
+                "{}: {source} (did the build make any module?)",
+                path.display()
+            ),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Release(e) => {
+                write!(f, "cannot read the running kernel's release: {e}; give -C")
+            }
+            Error::Spawn(e) => write!(f, "cannot run make: {e}"),
+            Error::Make {
+                kbuild,
+                dir,
+                status,
+            } => write!(
+                f,
+                "make -C {} M={} modules failed ({status})",
+                kbuild.display(),
+                dir.display()
+            ),
+            Error::MissingModule {
+                order,
+                line,
+                module,
+            } => write!(
+                f,
+                "{}: lists {line}, but {} does not exist",
+                order.display(),
+                module.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Release(e) | Error::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// One out-of-tree (`M=`) build.
 #[derive(Debug, Clone)]
-pub struct Build {
+pub struct Kbuild {
     /// The kernel's build directory (`make -C`), e.g. `/lib/modules/<release>/build`.
     pub kbuild: PathBuf,
     /// The module sources (`M=`), absolute.
@@ -24,18 +126,17 @@ pub struct Build {
     pub make_args: Vec<String>,
 }
 
-impl Build {
+impl Kbuild {
     /// Check the directories and make `dir` absolute (kbuild needs it so).
-    pub fn new(kbuild: PathBuf, dir: &Path, make_args: Vec<String>) -> Result<Build, String> {
+    pub fn new(kbuild: PathBuf, dir: &Path, make_args: Vec<String>) -> Result<Kbuild, Error> {
         if !kbuild.join("Makefile").is_file() {
-            return Err(format!(
-                "{}: not a kernel build directory (no Makefile); install the kernel's \
-                 headers package or give -C",
-                kbuild.display()
-            ));
+            return Err(Error::NotKbuild(kbuild));
         }
-        let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(Build {
+        let dir = std::fs::canonicalize(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Kbuild {
             kbuild,
             dir,
             make_args,
@@ -55,26 +156,28 @@ impl Build {
     }
 
     /// Run `make ... modules`, its output going to ours.
-    pub fn make_modules(&self) -> Result<(), String> {
+    pub fn make_modules(&self) -> Result<(), Error> {
         let mut cmd = self.make_command("modules");
-        let status = cmd.status().map_err(|e| format!("cannot run make: {e}"))?;
+        let status = cmd.status().map_err(Error::Spawn)?;
         if status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "make -C {} M={} modules failed ({status})",
-                self.kbuild.display(),
-                self.dir.display()
-            ))
+            Err(Error::Make {
+                kbuild: self.kbuild.clone(),
+                dir: self.dir.clone(),
+                status,
+            })
         }
     }
 
     /// The modules the build made, from its `modules.order` (6.1 lists the
     /// `.ko`, later kernels the `.o`; paths absolute or relative to `M=`).
-    pub fn modules(&self) -> Result<Vec<PathBuf>, String> {
+    pub fn modules(&self) -> Result<Vec<PathBuf>, Error> {
         let order = self.dir.join("modules.order");
-        let text = std::fs::read_to_string(&order)
-            .map_err(|e| format!("{}: {e} (did the build make any module?)", order.display()))?;
+        let text = std::fs::read_to_string(&order).map_err(|source| Error::Io {
+            path: order.clone(),
+            source,
+        })?;
         let mut out = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let ko = match line.strip_suffix(".o") {
@@ -82,11 +185,11 @@ impl Build {
                 None => self.dir.join(line),
             };
             if !ko.is_file() {
-                return Err(format!(
-                    "{}: lists {line}, but {} does not exist",
-                    order.display(),
-                    ko.display()
-                ));
+                return Err(Error::MissingModule {
+                    order,
+                    line: line.to_string(),
+                    module: ko,
+                });
             }
             out.push(ko);
         }
@@ -112,12 +215,12 @@ impl Build {
 }
 
 /// `/lib/modules/<release>/build`, for `release` or the running kernel.
-pub fn default_kbuild(release: Option<&str>) -> Result<PathBuf, String> {
+pub fn default_kbuild(release: Option<&str>) -> Result<PathBuf, Error> {
     let release = match release {
         Some(r) => r.to_string(),
         None => std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| r.trim().to_string())
-            .map_err(|e| format!("cannot read the running kernel's release: {e}; give -C"))?,
+            .map_err(Error::Release)?,
     };
     Ok(PathBuf::from(format!("/lib/modules/{release}/build")))
 }

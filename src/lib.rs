@@ -34,8 +34,10 @@
 //! # Ok::<(), names::NameError>(())
 //! ```
 
+pub mod app;
 pub mod arch;
 pub mod check;
+pub mod cli;
 pub mod convert;
 pub mod elf;
 pub mod finding;

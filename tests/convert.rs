@@ -493,16 +493,33 @@ fn command_line_forms() {
         "show FILE.ko",
         "SYMBOLS INPUT.ko OUTPUT.ko",
         "build [DIR]",
-        "What build does",
+        "Symbol maps",
         "Exit status",
     ] {
         assert!(help.contains(needle), "help lacks {needle}");
     }
-    // Help after a command gives the same text; after `--` it is make's.
-    for args in [&["build", "--help"][..], &["convert", "x.ko", "-h"]] {
+    // Help after a command is that command's, with only its own options.
+    let r = klp_convert(&["build", "--help"]);
+    assert!(r.status.success());
+    let build_help = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        build_help.contains("make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1"),
+        "{build_help}"
+    );
+    assert!(build_help.contains("--kbuild"), "{build_help}");
+    assert!(!build_help.contains("--in-place"), "{build_help}");
+    let r = klp_convert(&["convert", "x.ko", "-h"]);
+    assert!(r.status.success());
+    let convert_help = String::from_utf8_lossy(&r.stdout);
+    assert!(convert_help.contains("--in-place"), "{convert_help}");
+    assert!(!convert_help.contains("--kbuild"), "{convert_help}");
+    // One version, whichever command asks.
+    for args in [&["--version"][..], &["check", "-V"]] {
         let r = klp_convert(args);
-        assert!(r.status.success(), "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&r.stdout), help, "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&r.stdout),
+            format!("klp-convert {}\n", env!("CARGO_PKG_VERSION"))
+        );
     }
     assert_eq!(klp_convert(&[]).status.code(), Some(2));
     assert_eq!(klp_convert(&["convert", "x.ko"]).status.code(), Some(2));
@@ -513,6 +530,32 @@ fn command_line_forms() {
         Some(2)
     );
     assert_eq!(klp_convert(&["--bogus"]).status.code(), Some(2));
+    // A format that does not exist is a usage error, never the default.
+    for args in [
+        &["show", "--format=xml", "x.ko"][..],
+        &["show", "--format", "xml", "x.ko"],
+        &["check", "--format=xml", "x.ko"],
+        &["symbols", "--format", "xml", "x"],
+        &["check", "--kernel-release", "foo", "x.ko"],
+    ] {
+        let r = klp_convert(args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&r).starts_with("klp-convert: "), "{}", stderr(&r));
+    }
+    // A first argument that is not a command starts a drop-in form, with
+    // two or three arguments.
+    let r = klp_convert(&["x.ko", "--help"]);
+    assert!(r.status.success());
+    assert_eq!(String::from_utf8_lossy(&r.stdout), help);
+    assert_eq!(klp_convert(&["x.ko", "--bogus"]).status.code(), Some(2));
+    assert!(!std::path::Path::new("--bogus").exists());
+    let r = klp_convert(&["a.ko", "b.ko", "c.ko", "d.ko"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        stderr(&r).contains("expected INPUT OUTPUT, or a command"),
+        "{}",
+        stderr(&r)
+    );
 
     let dir = scratch("cli_forms");
     let input = dir.join("lp.o");

@@ -35,8 +35,8 @@ pub enum Error {
     Refused(Vec<Finding>),
     /// The input is not a readable ELF object.
     Malformed(ReadError),
-    /// Reading or writing a file failed.
-    Io(String),
+    /// Reading the input or writing the output failed.
+    Io(module_file::Error),
     /// The converter produced output that failed its own verification (a bug).
     Internal(Vec<Finding>),
 }
@@ -49,7 +49,7 @@ impl std::fmt::Display for Error {
                 f.write_str(&lines.join("\n"))
             }
             Error::Malformed(e) => e.fmt(f),
-            Error::Io(m) => f.write_str(m),
+            Error::Io(e) => e.fmt(f),
         }
     }
 }
@@ -58,6 +58,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Malformed(e) => Some(e),
+            Error::Io(e) => Some(e),
             _ => None,
         }
     }
@@ -163,16 +164,19 @@ pub fn convert_file(
     output: &Path,
     map: Option<&SymbolMap>,
 ) -> Result<Converted, Error> {
-    let bytes = fs::read(input).map_err(|e| Error::Io(format!("{}: {e}", input.display())))?;
+    let io = |source| {
+        Error::Io(module_file::Error::Io {
+            path: input.to_path_buf(),
+            source,
+        })
+    };
+    let bytes = fs::read(input).map_err(io)?;
     let result = convert_bytes_with(&bytes, map)?;
     let in_place = module_file::same_file(input, output);
     if in_place && !result.changed {
         return Ok(result);
     }
-    let mode = fs::metadata(input)
-        .map_err(|e| Error::Io(format!("{}: {e}", input.display())))?
-        .permissions();
-    module_file::write_atomically(output, &result.bytes, mode)
-        .map_err(|e| Error::Io(e.to_string()))?;
+    let mode = fs::metadata(input).map_err(io)?.permissions();
+    module_file::write_atomically(output, &result.bytes, mode).map_err(Error::Io)?;
     Ok(result)
 }

@@ -182,7 +182,7 @@ pub fn klp_convert_build(
         return r;
     }
     eprintln!("{}: built without -mfentry; building again", dir.display());
-    let build = klp_convert::kbuild::Build::new(kbuild.to_path_buf(), dir, Vec::new()).unwrap();
+    let build = klp_convert::kbuild::Kbuild::new(kbuild.to_path_buf(), dir, Vec::new()).unwrap();
     let clean = build.make_command("clean").output().unwrap();
     assert!(clean.status.success(), "make clean in {}", dir.display());
     klp_convert(&args)

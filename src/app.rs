@@ -1,0 +1,525 @@
+//! What the `klp-convert` commands do, once [`crate::cli`] has parsed them:
+//! each command writes its report to an `out` writer (standard output) and
+//! its messages to an `err` writer (standard error), and fails with an
+//! [`Error`] that knows its exit status.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::check::{self, ModuleReport};
+use crate::cli::{
+    self, BuildArgs, CheckArgs, Command, ConvertArgs, Format, Generate, Invocation, MapFormat,
+    ShowArgs, SymbolsArgs,
+};
+use crate::convert::{self, Converted};
+use crate::elf::read::ReadError;
+use crate::elf::{signature, Elf};
+use crate::finding::{Finding, Severity};
+use crate::kbuild::{self, Kbuild};
+use crate::maps::{MapError, SymbolMap};
+use crate::module_file;
+use crate::show;
+
+/// The prefix of every message.
+pub const PREFIX: &str = "klp-convert: ";
+
+/// Why a command failed. [`Error::exit_code`] is the one place that maps a
+/// failure to the exit status; `Display` is the message, without the
+/// `klp-convert: ` prefix ([`report`] adds it). Errors of the layers below
+/// are kept whole, as the [`std::error::Error::source`].
+#[derive(Debug)]
+pub enum Error {
+    /// The command line is wrong (exit 2): the message, with a hint.
+    Usage(String),
+    /// Reading or writing a file failed (exit 2).
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Reading a module file or writing an output failed (exit 2).
+    ModuleFile(module_file::Error),
+    /// A symbol map could not be read (exit 2).
+    Map(MapError),
+    /// Writing standard output failed, other than a closed pipe (exit 2).
+    Stdout(io::Error),
+    /// A JSON report could not be produced (exit 2).
+    Json(serde_json::Error),
+    /// A kbuild step failed: exit 2 for the setup (no kbuild, no make),
+    /// 1 for the build itself.
+    Kbuild(kbuild::Error),
+    /// Some modules given to `check` could not be read (exit 2); each was
+    /// reported as it was met.
+    Unreadable(usize),
+    /// The input is not a readable ELF object (exit 1).
+    Malformed {
+        /// The file.
+        file: PathBuf,
+        /// What the ELF reader said.
+        source: ReadError,
+    },
+    /// A module was refused; its problems were reported (exit 1).
+    Refused {
+        /// The module.
+        file: String,
+        /// How many problems.
+        problems: usize,
+    },
+    /// The converted module failed its own verification, a bug (exit 1).
+    Internal {
+        /// The module.
+        file: String,
+    },
+    /// `build` left livepatch modules unconverted (exit 1).
+    BuildRefused(Vec<String>),
+    /// `check` found errors in this many modules (exit 1); the report said so.
+    CheckFound(usize),
+    /// Standard output was closed by its reader (`| head`): exit quietly
+    /// with 141, what a shell reports for a tool killed by SIGPIPE.
+    BrokenPipe,
+}
+
+impl Error {
+    /// A usage error with the hint to `--help`.
+    pub fn usage(message: impl fmt::Display) -> Error {
+        Error::Usage(format!("{message}\nTry 'klp-convert --help'."))
+    }
+
+    /// The process exit status: 0 is success, 1 a module refused, a check
+    /// that found an error, a failed build or an unreadable ELF object, 2 a
+    /// usage or I/O error, 141 a closed standard output.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_)
+            | Error::Io { .. }
+            | Error::ModuleFile(_)
+            | Error::Map(_)
+            | Error::Stdout(_)
+            | Error::Json(_)
+            | Error::Unreadable(_) => 2,
+            Error::Kbuild(e) if e.is_setup() => 2,
+            Error::Kbuild(_)
+            | Error::Malformed { .. }
+            | Error::Refused { .. }
+            | Error::Internal { .. }
+            | Error::BuildRefused(_)
+            | Error::CheckFound(_) => 1,
+            Error::BrokenPipe => 141,
+        }
+    }
+
+    /// Has everything been said already (or is there nobody to say it to)?
+    pub fn is_quiet(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreadable(_) | Error::CheckFound(_) | Error::BrokenPipe
+        )
+    }
+
+    /// A failed write to standard output: a closed pipe, or an I/O error.
+    pub fn stdout(e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::Stdout(e)
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => f.write_str(m),
+            Error::Io { path, source } => write!(f, "error: {}: {source}", path.display()),
+            Error::ModuleFile(e) => write!(f, "error: {e}"),
+            Error::Map(e) => write!(f, "error: {e}"),
+            Error::Stdout(e) => write!(f, "error: standard output: {e}"),
+            Error::Json(e) => write!(f, "error: JSON: {e}"),
+            Error::Kbuild(e) => write!(f, "error: {e}"),
+            Error::Malformed { file, source } => write!(f, "error: {}: {source}", file.display()),
+            Error::Unreadable(n) => write!(f, "error: {n} module{} could not be read", s(*n)),
+            Error::Refused { file, problems } => write!(
+                f,
+                "{file}: refused ({problems} problem{}); nothing written",
+                s(*problems)
+            ),
+            Error::Internal { file } => write!(
+                f,
+                "{file}: internal error: the converted module failed verification; nothing written. Please report this with the input module."
+            ),
+            Error::BuildRefused(modules) => write!(
+                f,
+                "build: {} livepatch module{} refused, left unconverted (the kernel would refuse {}): {}",
+                modules.len(),
+                s(modules.len()),
+                if modules.len() == 1 { "it" } else { "them" },
+                modules.join(", ")
+            ),
+            Error::CheckFound(n) => write!(f, "check: {n} module{} with errors", s(*n)),
+            Error::BrokenPipe => f.write_str("standard output closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Stdout(source) => Some(source),
+            Error::ModuleFile(e) => Some(e),
+            Error::Map(e) => Some(e),
+            Error::Json(e) => Some(e),
+            Error::Kbuild(e) => Some(e),
+            Error::Malformed { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Tell `err` about `e`, once, with the `klp-convert: ` prefix (nothing for
+/// the quiet ones). A failing `err` is ignored: there is nowhere else to say it.
+pub fn report(e: &Error, err: &mut dyn Write) {
+    if !e.is_quiet() {
+        let _ = writeln!(err, "{PREFIX}{e}");
+    }
+}
+
+/// Run what the command line asked for, then flush `out` (a closed pipe
+/// found there wins over the command's own failure: the shell would report
+/// the SIGPIPE too).
+pub fn run(invocation: Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    let result = match invocation {
+        Invocation::Print(text) => out.write_all(text.as_bytes()).map_err(Error::stdout),
+        Invocation::Run(command) => match command {
+            Command::Convert(a) => convert(&a, err),
+            Command::Show(a) => show(&a, out),
+            Command::Check(a) => check(&a, out, err),
+            Command::Symbols(a) => symbols(&a, out, err),
+            Command::Build(a) => build(&a, err),
+            Command::Generate(a) => generate(&a.what, out),
+        },
+    };
+    match out.flush().map_err(Error::stdout) {
+        Err(e) if result.is_ok() || matches!(e, Error::BrokenPipe) => Err(e),
+        _ => result,
+    }
+}
+
+/// Write a message line to `err`, ignoring a failing `err`.
+fn say(err: &mut dyn Write, message: fmt::Arguments<'_>) {
+    let _ = writeln!(err, "{PREFIX}{message}");
+}
+
+/// `klp-convert convert` (and the drop-in forms).
+pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
+    let map = args.maps.load(&[])?;
+    convert_one(&args.input, &args.destination(), map.as_ref(), err)
+}
+
+/// Convert `input` into `output` (the same file: in place), reporting the
+/// notes, the problems or the summary line to `err`.
+pub fn convert_one(
+    input: &Path,
+    output: &Path,
+    map: Option<&SymbolMap>,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    match convert::convert_file(input, output, map) {
+        Ok(done) => {
+            for n in &done.notes {
+                say(err, format_args!("{}", problem_line(input, n)));
+            }
+            if done.changed {
+                say(
+                    err,
+                    format_args!("{}", convert_summary(input, output, &done)),
+                );
+            }
+            Ok(())
+        }
+        Err(convert::Error::Refused(problems)) => {
+            for p in &problems {
+                say(err, format_args!("{}", problem_line(input, p)));
+            }
+            Err(Error::Refused {
+                file: input.display().to_string(),
+                problems: problems.len(),
+            })
+        }
+        Err(convert::Error::Internal(problems)) => {
+            for p in &problems {
+                say(err, format_args!("{}", problem_line(input, p)));
+            }
+            Err(Error::Internal {
+                file: input.display().to_string(),
+            })
+        }
+        Err(convert::Error::Malformed(source)) => Err(Error::Malformed {
+            file: input.to_path_buf(),
+            source,
+        }),
+        Err(convert::Error::Io(e)) => Err(Error::ModuleFile(e)),
+    }
+}
+
+/// The line after a conversion that changed something (without the prefix):
+/// `lp.ko: 2 relocations of 2 symbols moved into 2 klp sections -> out.ko`.
+pub fn convert_summary(input: &Path, output: &Path, done: &Converted) -> String {
+    format!(
+        "{}: {} relocation{} of {} symbol{} moved into {} klp section{} -> {}",
+        input.display(),
+        done.relocations,
+        s(done.relocations),
+        done.symbols,
+        s(done.symbols),
+        done.sections,
+        s(done.sections),
+        output.display()
+    )
+}
+
+/// One problem of a file, for standard error (without the prefix):
+/// `error: lp.ko: section ..., offset ..., symbol ...: ...`.
+pub fn problem_line(file: &Path, p: &Finding) -> String {
+    format!("{}: {}: {p}", severity(p.severity), file.display())
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}
+
+/// `klp-convert show`.
+pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let file = args.file.display().to_string();
+    let bytes = std::fs::read(&args.file).map_err(|source| Error::Io {
+        path: args.file.clone(),
+        source,
+    })?;
+    let (image, _) = signature::split(&bytes);
+    let elf = Elf::parse(image).map_err(|source| Error::Malformed {
+        file: args.file.clone(),
+        source,
+    })?;
+    let report = show::report(&file, &elf);
+    let text = match args.format() {
+        Format::Json => {
+            let mut j = serde_json::to_string_pretty(&report).map_err(Error::Json)?;
+            j.push('\n');
+            j
+        }
+        Format::Human => report.to_text(),
+    };
+    out.write_all(text.as_bytes()).map_err(Error::stdout)
+}
+
+/// `klp-convert check`: the reports to `out`, unreadable files to `err`.
+pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    let map = args.maps.load(&[])?;
+    let files = module_file::find_modules(&args.paths).map_err(Error::ModuleFile)?;
+    let results = check::check_files(&files, args.release.text(), map.as_ref());
+    let mut unreadable = 0;
+    let mut reports = Vec::new();
+    for r in results {
+        match r {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                report(&Error::ModuleFile(e), err);
+                unreadable += 1;
+            }
+        }
+    }
+    let errors = reports
+        .iter()
+        .filter(|r| r.count(Severity::Error) > 0)
+        .count();
+    match args.format {
+        Format::Json => {
+            let j = serde_json::to_string_pretty(&reports).map_err(Error::Json)?;
+            writeln!(out, "{j}").map_err(Error::stdout)?;
+        }
+        Format::Human => {
+            let many = reports.len() > 1;
+            for r in &reports {
+                out.write_all(check_text(r, many).as_bytes())
+                    .map_err(Error::stdout)?;
+            }
+            if many {
+                writeln!(out, "{}", check_summary(&reports)).map_err(Error::stdout)?;
+            }
+        }
+    }
+    if unreadable > 0 {
+        Err(Error::Unreadable(unreadable))
+    } else if errors > 0 {
+        Err(Error::CheckFound(errors))
+    } else {
+        Ok(())
+    }
+}
+
+/// One module's findings for a person: a summary line, then the findings
+/// (without the notes when `many` modules are listed).
+pub fn check_text(r: &ModuleReport, many: bool) -> String {
+    let (e, w) = (r.count(Severity::Error), r.count(Severity::Warning));
+    let summary = if e + w > 0 {
+        format!("{e} error{}, {w} warning{}", s(e), s(w))
+    } else if r.livepatch {
+        "ok".to_string()
+    } else {
+        "ok (not a livepatch module)".to_string()
+    };
+    let mut out = format!("{}: {summary}\n", r.file);
+    for p in &r.findings {
+        if many && p.severity == Severity::Note {
+            continue;
+        }
+        out.push_str(&format!("  {}: {p}\n", severity(p.severity)));
+    }
+    out
+}
+
+/// The last line of a `check` of many modules.
+pub fn check_summary(reports: &[ModuleReport]) -> String {
+    let errors = reports
+        .iter()
+        .filter(|r| r.count(Severity::Error) > 0)
+        .count();
+    let warned = reports
+        .iter()
+        .filter(|r| r.count(Severity::Error) == 0 && r.count(Severity::Warning) > 0)
+        .count();
+    let plain = reports
+        .iter()
+        .filter(|r| !r.livepatch && r.findings.is_empty())
+        .count();
+    format!(
+        "checked {} modules: {errors} with errors, {warned} with warnings only, {plain} not livepatch modules",
+        reports.len()
+    )
+}
+
+/// `klp-convert symbols`: the map to `out`, or to `-o FILE` with a report
+/// line to `err`.
+pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    let map = cli::load_maps(&args.sources)?;
+    let text = match args.format {
+        MapFormat::Json => map.to_json(),
+        MapFormat::Klp => map.to_symbols_klp(),
+    };
+    match &args.output {
+        Some(o) => {
+            let mode =
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+            module_file::write_atomically(o, text.as_bytes(), mode).map_err(Error::ModuleFile)?;
+            say(err, format_args!("{}", symbols_report(o, &map)));
+            Ok(())
+        }
+        None => out.write_all(text.as_bytes()).map_err(Error::stdout),
+    }
+}
+
+/// What `symbols -o FILE` wrote (without the prefix): `FILE: 12 symbols of
+/// 2 object(s) (vmlinux, twin_mod), with exports`.
+pub fn symbols_report(file: &Path, map: &SymbolMap) -> String {
+    let objects: Vec<&str> = map.objects().collect();
+    let count: usize = objects.iter().map(|o| map.symbols(o).len()).sum();
+    let mut names = objects[..objects.len().min(5)].join(", ");
+    if objects.len() > 5 {
+        names += &format!(", and {} more", objects.len() - 5);
+    }
+    format!(
+        "{}: {count} symbols of {} object(s) ({names}){}",
+        file.display(),
+        objects.len(),
+        if map.has_exports() {
+            ", with exports"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `klp-convert build`: make, then convert every livepatch module of
+/// modules.order in place, then the summary.
+pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
+    let kbuild_dir = match &args.kbuild {
+        Some(d) => d.clone(),
+        None => kbuild::default_kbuild(args.release.text()).map_err(Error::Kbuild)?,
+    };
+    let build =
+        Kbuild::new(kbuild_dir, &args.dir(), args.make_args.clone()).map_err(Error::Kbuild)?;
+    build.make_modules().map_err(Error::Kbuild)?;
+    let modules = build.modules().map_err(Error::Kbuild)?;
+    let map = args.maps.load(&build.export_maps())?;
+    let mut ready = Vec::new();
+    let mut refused = Vec::new();
+    for ko in &modules {
+        let bytes = module_file::read(ko).map_err(Error::ModuleFile)?;
+        let (image, _) = signature::split(&bytes);
+        if !Elf::parse(image).is_ok_and(|elf| elf.is_livepatch()) {
+            say(
+                err,
+                format_args!(
+                    "{}: not a livepatch module (no livepatch=Y): left as built",
+                    ko.display()
+                ),
+            );
+            continue;
+        }
+        match convert_one(ko, ko, map.as_ref(), err) {
+            Ok(()) => ready.push(ko.display().to_string()),
+            Err(e) => {
+                report(&e, err);
+                refused.push(ko.display().to_string());
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::BuildRefused(refused));
+    }
+    say(
+        err,
+        format_args!(
+            "build: {} livepatch module{} ready: {}",
+            ready.len(),
+            s(ready.len()),
+            ready.join(", ")
+        ),
+    );
+    Ok(())
+}
+
+/// `klp-convert generate`: man pages or a completion script.
+pub fn generate(what: &Generate, out: &mut dyn Write) -> Result<(), Error> {
+    match what {
+        Generate::Man { output: Some(dir) } => {
+            let io = |source| Error::Io {
+                path: dir.clone(),
+                source,
+            };
+            std::fs::create_dir_all(dir).map_err(io)?;
+            clap_mangen::generate_to(cli::command(), dir).map_err(io)
+        }
+        Generate::Man { output: None } => clap_mangen::Man::new(cli::command())
+            .render(out)
+            .map_err(Error::stdout),
+        Generate::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut cli::command(), cli::NAME, &mut text);
+            out.write_all(&text).map_err(Error::stdout)
+        }
+    }
+}
+
+fn s(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

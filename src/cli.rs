@@ -1,0 +1,504 @@
+//! The `klp-convert` command line, defined once (clap derive): the binary
+//! parses with it, [`crate::app`] runs what it parsed, and the man pages and
+//! shell completions (`klp-convert generate ...`) are generated from it.
+//!
+//! Besides the subcommands, the two drop-in forms of the kernel's build
+//! (`klp-convert INPUT.ko OUTPUT.ko`, the minimal/SUSE tool, and
+//! `klp-convert SYMBOLS INPUT.ko OUTPUT.ko`, the v7 patchset) are recognised
+//! by [`parse`] before clap sees the arguments.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::app::Error;
+use crate::maps::SymbolMap;
+use crate::rules::Release;
+
+/// The program's name, as the man pages and completions know it.
+pub const NAME: &str = "klp-convert";
+
+const ABOUT: &str = "\
+klp-convert: turn a livepatch module's references to unexported symbols into
+klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).";
+
+const LONG_ABOUT: &str = "\
+klp-convert: turn a livepatch module's references to unexported symbols into
+klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).
+
+Forms:
+  klp-convert convert INPUT.ko -o OUTPUT.ko     convert into a new file
+  klp-convert convert INPUT.ko --in-place       convert and replace INPUT.ko
+  klp-convert show FILE.ko [--format json]      list klp relocations, annotations, problems
+  klp-convert check FILE.ko|DIR... [--symbols MAP]... [--kernel-release R] [--format human|json]
+                                                predict what the kernel will refuse at load
+  klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
+  klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
+  klp-convert convert INPUT.ko -o OUT --symbols MAP...
+                                                also resolve unannotated references from maps
+  klp-convert symbols SOURCE... [-o FILE] [--format klp|json]
+                                                write a symbol map (v7 symbols.klp, or JSON
+                                                keeping order, addresses and source files)
+  klp-convert build [DIR] [-C KBUILD | --kernel-release R] [--symbols MAP]... [-- MAKE_ARGS]
+                                                build DIR's modules with kbuild (M=DIR) and
+                                                convert every livepatch module in place";
+
+const AFTER_HELP: &str = "\
+Run 'klp-convert COMMAND --help' for what a command does and its options.
+
+Exit status: 0 success, 1 module refused / check found an error (or not a
+readable ELF object), 2 usage or I/O error.";
+
+const AFTER_LONG_HELP: &str = "\
+Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
+  System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
+  of them (/lib/modules/<release>), a Module.symvers (exports), a v7
+  symbols.klp, a JSON map written by 'klp-convert symbols --format json', or
+  the target's kernel .config (without CONFIG_KALLSYMS_ALL, modules read from
+  .ko files keep only their text symbols, as the loader's kallsyms does).
+  Exports come from Module.symvers or the __ksymtab_<name> entries of a
+  vmlinux, a kallsyms dump or a module.
+
+Run 'klp-convert COMMAND --help' for what a command does and its options.
+
+Exit status: 0 success, 1 module refused / check found an error (or not a
+readable ELF object), 2 usage or I/O error.";
+
+const CONVERT_ABOUT: &str = "Turn a livepatch module's references into klp relocations.";
+
+const CONVERT_LONG_ABOUT: &str = "\
+Every undefined symbol named by KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) or
+KLP_RELOC_SYMBOL_POS(..., pos) from include/klp_convert.h, i.e.
+.klp.sym.rela.<lp_obj>.<sym_obj>.<sym>.<pos> (also ',<pos>' and clang's
+quoted form), is renamed in place to .klp.sym.<sym_obj>.<sym>,<pos> with
+st_shndx SHN_LIVEPATCH, and every relocation against it moves into
+.klp.rela.<lp_obj>.<target section>. The result is re-read and verified
+before it is written (atomically; on failure nothing is written).
+A module with nothing to convert comes out byte-identical; so does a
+second run. An appended signature is dropped: re-sign the output.
+
+It refuses, naming file, section, offset and symbol, what the kernel would
+refuse or silently misapply: no livepatch=Y in .modinfo, object names over
+55 bytes or with '.', symbol names over 511 bytes or with ',', a
+module-specific relocation to a vmlinux symbol, module-specific relocations
+in special sections (__jump_table, .altinstructions, ...) or in .init.*,
+relocations into sections without SHF_ALLOC (debug sections excepted: the
+loader never relocates them, so those stay in place).
+
+With maps, convert also turns every unannotated reference to a symbol that
+vmlinux does not export into a klp relocation for the object that owns it
+(module exports too); an ambiguous or unknown name is refused with the
+candidates as ready-to-paste KLP_RELOC_SYMBOL_POS() lines, or the near
+misses. KLP_MODULE_RELOC(obj)/KLP_SYMPOS(sym, pos) annotations (v7 layout)
+are read and removed from what the kernel loads.";
+
+const SHOW_ABOUT: &str = "List a module's klp relocations, annotations and problems.";
+
+const SHOW_LONG_ABOUT: &str = "\
+List a module's klp relocations by object and section (type, offset, symbol,
+position, addend), the annotations still waiting for conversion with the
+klp symbol each would become, and the problems found, with a summary line.";
+
+const CHECK_ABOUT: &str = "Predict what the kernel will refuse when it loads a livepatch module.";
+
+const CHECK_LONG_ABOUT: &str = "\
+Any livepatch module (made by this tool, kpatch, objtool or by hand) is
+checked against the kernel's livepatch ELF contract (klp section and symbol
+names, flags, sh_link/sh_info, SHN_LIVEPATCH, livepatch=Y, module-specific
+sections referencing vmlinux or patching special sections, ordinary
+relocations against livepatch symbols, name lengths for the release taken
+from vermagic or --kernel-release) and against the loader of its
+architecture: x86_64 (relocation types, zero target bytes), ppc64 (types,
+the nop after every bl to a klp symbol, .stubs), s390x and aarch64 (types,
+arm64 PLT sections), and with --symbols absolute fields too narrow for the
+resolved address.
+Warnings: late relocations into read-only sections; x86_64 kernels before
+6.3 refusing a patched module's reload. Directories are searched for .ko,
+.ko.xz and .ko.zst and checked in parallel, one summary line a module.
+--symbols MAP (repeatable) resolves every klp symbol as the kernel's
+klp_find_object_symbol does (not found / unresolvable ambiguity / position
+not found, with the candidates and the address chosen) and every ordinary
+undefined symbol against the exports. MAP is a /proc/kallsyms dump or a
+System.map (vmlinux lines, module lines with [name]), a vmlinux with a
+symbol table, a module .ko(.xz/.zst) (its name from .modinfo), or a
+Module.symvers (exports).";
+
+const SYMBOLS_ABOUT: &str = "Write a symbol map (v7 symbols.klp, or JSON).";
+
+const SYMBOLS_LONG_ABOUT: &str = "\
+Read every SOURCE into one symbol map and write it: the v7 symbols.klp
+format, or JSON keeping order, addresses and source files. A SOURCE is a
+/proc/kallsyms dump or System.map, a vmlinux with a symbol table, a module
+.ko(.xz/.zst) or a directory of them (/lib/modules/<release>), a
+Module.symvers (exports), a v7 symbols.klp, a JSON map written by
+'klp-convert symbols --format json', or the target's kernel .config (without
+CONFIG_KALLSYMS_ALL, modules read from .ko files keep only their text
+symbols, as the loader's kallsyms does).";
+
+const BUILD_ABOUT: &str =
+    "Build DIR's modules with kbuild (M=DIR) and convert every livepatch module in place.";
+
+const BUILD_LONG_ABOUT: &str = "\
+make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1 [MAKE_ARGS] modules, on an
+unpatched kernel's kbuild (KBUILD defaults to /lib/modules/R/build, R to the
+running kernel); modpost only warns about the names it cannot resolve.
+Then every livepatch module listed in DIR/modules.order is converted in
+place, with the maps given plus the exports kbuild knows (KBUILD's and
+DIR's Module.symvers, KBUILD_EXTRA_SYMBOLS=... among MAKE_ARGS), and
+checked. A reference that is neither exported nor in a map is refused
+there, so what modpost let through cannot reach the kernel. Modules without
+livepatch=Y are left as built. DIR defaults to the current directory (M=DIR
+is accepted too; a directory inside a kernel tree builds the same way, with
+-C pointing at the tree).";
+
+const MAP_HELP: &str = "A symbol map to resolve against (repeatable)";
+
+const MAP_LONG_HELP: &str = "\
+A symbol map to resolve against (repeatable): a /proc/kallsyms dump or
+System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a
+directory of them, a Module.symvers (exports), a v7 symbols.klp, a JSON map,
+or the target's kernel .config. Kernel configs are read first, wherever they
+stand among the maps.";
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    propagate_version = true,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_LONG_HELP,
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert a livepatch module.
+    #[command(about = CONVERT_ABOUT, long_about = CONVERT_LONG_ABOUT)]
+    Convert(ConvertArgs),
+    /// List a module's klp relocations.
+    #[command(about = SHOW_ABOUT, long_about = SHOW_LONG_ABOUT)]
+    Show(ShowArgs),
+    /// Check modules against the kernel's rules.
+    #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT)]
+    Check(CheckArgs),
+    /// Write a symbol map.
+    #[command(about = SYMBOLS_ABOUT, long_about = SYMBOLS_LONG_ABOUT)]
+    Symbols(SymbolsArgs),
+    /// Build and convert with kbuild.
+    #[command(about = BUILD_ABOUT, long_about = BUILD_LONG_ABOUT)]
+    Build(BuildArgs),
+    /// Generate the man pages or shell completions.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `--symbols MAP`, repeatable: the symbol maps of `convert`, `check` and
+/// `build`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MapArgs {
+    /// The maps, in the order given.
+    #[arg(
+        long = "symbols",
+        value_name = "MAP",
+        help = MAP_HELP,
+        long_help = MAP_LONG_HELP
+    )]
+    pub symbols: Vec<PathBuf>,
+}
+
+impl MapArgs {
+    /// Read the maps given, then `extra` ones, into one map: `None` without
+    /// any. Every command loads its maps here, through
+    /// [`SymbolMap::add_paths`], so kernel configs apply before the modules
+    /// whatever the order of the flags.
+    pub fn load(&self, extra: &[PathBuf]) -> Result<Option<SymbolMap>, Error> {
+        let paths: Vec<PathBuf> = self.symbols.iter().chain(extra).cloned().collect();
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        load_maps(&paths).map(Some)
+    }
+}
+
+/// Read map sources into one map ([`SymbolMap::add_paths`]).
+pub fn load_maps(paths: &[PathBuf]) -> Result<SymbolMap, Error> {
+    let mut map = SymbolMap::new();
+    map.add_paths(paths).map_err(Error::Map)?;
+    Ok(map)
+}
+
+/// `--kernel-release R`: the release the rules apply to (`check`), or whose
+/// kbuild to use (`build`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReleaseArgs {
+    /// The release, validated by [`Release::parse`].
+    #[arg(
+        long = "kernel-release",
+        value_name = "R",
+        value_parser = parse_release,
+        help = "The target kernel's release (6.1.0-56-amd64)"
+    )]
+    pub kernel_release: Option<Release>,
+}
+
+impl ReleaseArgs {
+    /// The release as given, if any.
+    pub fn text(&self) -> Option<&str> {
+        self.kernel_release.as_ref().map(|r| r.text.as_str())
+    }
+}
+
+fn parse_release(text: &str) -> Result<Release, String> {
+    Release::parse(text).ok_or_else(|| "expected a release like 6.1.0-56-amd64".to_string())
+}
+
+/// The output format of a report (`show`, `check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Text for a person.
+    #[default]
+    Human,
+    /// JSON for a program.
+    Json,
+}
+
+/// The format of a written symbol map (`symbols`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum MapFormat {
+    /// The v7 patchset's symbols.klp.
+    #[default]
+    Klp,
+    /// JSON keeping order, addresses and source files.
+    Json,
+}
+
+/// `klp-convert convert`.
+#[derive(Debug, Clone, Args)]
+#[group(id = "destination", required = true, multiple = false, args = ["output", "in_place"])]
+pub struct ConvertArgs {
+    /// The livepatch module to convert.
+    #[arg(value_name = "INPUT.ko")]
+    pub input: PathBuf,
+    /// Write the converted module here.
+    #[arg(short = 'o', long = "output", value_name = "OUTPUT.ko")]
+    pub output: Option<PathBuf>,
+    /// Replace INPUT.ko with the converted module.
+    #[arg(short = 'i', long = "in-place")]
+    pub in_place: bool,
+    /// Symbol maps.
+    #[command(flatten)]
+    pub maps: MapArgs,
+}
+
+impl ConvertArgs {
+    /// Where the converted module goes: `-o`, or the input itself.
+    pub fn destination(&self) -> PathBuf {
+        self.output.clone().unwrap_or_else(|| self.input.clone())
+    }
+}
+
+/// `klp-convert show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The module to list.
+    #[arg(value_name = "FILE.ko")]
+    pub file: PathBuf,
+    /// The output format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Human)]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long, hide = true)]
+    pub json: bool,
+}
+
+impl ShowArgs {
+    /// The format asked for (`--json` is `--format json`).
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// `klp-convert check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Modules, or directories searched for .ko, .ko.xz and .ko.zst.
+    #[arg(value_name = "FILE.ko|DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Symbol maps.
+    #[command(flatten)]
+    pub maps: MapArgs,
+    /// The release the rules apply to (default: the module's vermagic).
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// The output format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `klp-convert symbols`.
+#[derive(Debug, Clone, Args)]
+pub struct SymbolsArgs {
+    /// The map sources.
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Write the map here (atomically) instead of to standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The map format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MapFormat::Klp)]
+    pub format: MapFormat,
+}
+
+/// `klp-convert build`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The module sources (M=DIR is accepted too; default: the current directory).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The kernel's build directory (default: /lib/modules/R/build).
+    #[arg(short = 'C', long = "kbuild", value_name = "KBUILD")]
+    pub kbuild: Option<PathBuf>,
+    /// The release whose kbuild to use (default: the running kernel's).
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Symbol maps, besides the exports kbuild knows.
+    #[command(flatten)]
+    pub maps: MapArgs,
+    /// Arguments for make, after `--` (KCFLAGS=..., V=1, -j8, ...).
+    #[arg(last = true, value_name = "MAKE_ARGS", allow_hyphen_values = true)]
+    pub make_args: Vec<String>,
+}
+
+impl BuildArgs {
+    /// The module directory, without a leading `M=`.
+    pub fn dir(&self) -> PathBuf {
+        match &self.dir {
+            None => PathBuf::from("."),
+            Some(d) => match d.to_str().and_then(|s| s.strip_prefix("M=")) {
+                Some(stripped) => PathBuf::from(stripped),
+                None => d.clone(),
+            },
+        }
+    }
+}
+
+/// `klp-convert generate` (hidden): documentation from this definition.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+/// What `klp-convert generate` writes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Generate {
+    /// The man pages: klp-convert.1 and one page per command into DIR, or
+    /// the main page to standard output.
+    Man {
+        /// The directory to write the pages into.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// A completion script for a shell, to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run a command (the drop-in forms are [`Command::Convert`]).
+    Run(Command),
+    /// Print this text (help or version) to standard output and succeed.
+    Print(String),
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parse the arguments (without the program name). A first argument that
+/// is neither a command nor an option starts a drop-in form: `INPUT OUTPUT`
+/// or `SYMBOLS INPUT OUTPUT`, converted as `convert INPUT -o OUTPUT
+/// [--symbols SYMBOLS]`.
+pub fn parse<I>(args: I) -> Result<Invocation, Error>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let Some(first) = args.first() else {
+        return Err(Error::usage("missing arguments"));
+    };
+    let first = first.to_string_lossy();
+    if !first.starts_with('-') && !is_command(&first) {
+        return drop_in(&args);
+    }
+    let argv = std::iter::once(OsString::from(NAME)).chain(args);
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => Ok(Invocation::Run(cli.command)),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp => Ok(Invocation::Print(e.render().to_string())),
+            // The program's version, whichever command asks.
+            clap::error::ErrorKind::DisplayVersion => Ok(Invocation::Print(format!(
+                "{NAME} {}\n",
+                env!("CARGO_PKG_VERSION")
+            ))),
+            _ => {
+                let text = e.render().to_string();
+                let text = text.strip_prefix("error: ").unwrap_or(&text);
+                Err(Error::Usage(text.trim_end().to_string()))
+            }
+        },
+    }
+}
+
+/// Is `name` a subcommand (or clap's `help`)?
+fn is_command(name: &str) -> bool {
+    name == "help" || command().get_subcommands().any(|c| c.get_name() == name)
+}
+
+/// The drop-in forms: positional arguments only (`-h`/`--help` among them
+/// is the help).
+fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
+    for a in args {
+        let a = a.to_string_lossy();
+        if a == "-h" || a == "--help" {
+            return parse([a.as_ref()]);
+        }
+        if a.starts_with('-') {
+            return Err(Error::usage(format!("unknown option '{a}'")));
+        }
+    }
+    let (symbols, input, output) = match args {
+        [input, output] => (None, input, output),
+        [symbols, input, output] => (Some(PathBuf::from(symbols)), input, output),
+        _ => return Err(Error::usage("expected INPUT OUTPUT, or a command")),
+    };
+    Ok(Invocation::Run(Command::Convert(ConvertArgs {
+        input: PathBuf::from(input),
+        output: Some(PathBuf::from(output)),
+        in_place: false,
+        maps: MapArgs {
+            symbols: symbols.into_iter().collect(),
+        },
+    })))
+}
