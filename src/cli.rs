@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::app::Error;
+use crate::error::Error;
 use crate::maps::SymbolMap;
 use crate::rules::Release;
 

@@ -40,6 +40,7 @@ pub mod check;
 pub mod cli;
 pub mod convert;
 pub mod elf;
+pub mod error;
 pub mod finding;
 pub mod kbuild;
 pub mod maps;
