@@ -43,6 +43,7 @@ fn run(cmd: &mut Command) {
 /// own file, so GCC emits `bl helper` with no nop after it. Made a klp
 /// relocation, the loader refuses it: "Expected nop after call".
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le_local_call_without_nop() {
     let dir = scratch("check_ppc64le_nop");
     let c = dir.join("local.c");
@@ -122,6 +123,7 @@ int caller(int x) {{ return helper(x) + 1; }}
 
 /// A call GCC believed external carries its nop and passes.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le_global_call_with_nop_passes() {
     let dir = scratch("check_ppc64le_global");
     let obj = dir.join("global.o");
@@ -208,6 +210,7 @@ fn x86_64_unsupported_relocation_type() {
 
 /// ppc64 has no case for type 0: a neutralised relocation is refused.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64_relocation_type_zero() {
     let dir = scratch("check_ppc64_none");
     let obj = dir.join("lp.o");
@@ -664,6 +667,7 @@ fn unknown_machine_gets_the_structural_rules_and_a_note() {
 /// A 32-bit absolute reference (`.long sym`) on each 64-bit architecture,
 /// checked with a map that puts the symbol above 4 GiB and one below.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn absolute_32_bit_fields_with_a_map() {
     for (cc, flags, words) in [
         (
@@ -746,6 +750,7 @@ fn compile_linked_module(
 
 /// A linked arm64 module needs its PLT sections.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn aarch64_module_plt_sections() {
     for with_plt in [false, true] {
         let sections: &[&str] = if with_plt {
@@ -771,6 +776,7 @@ fn aarch64_module_plt_sections() {
 /// A linked ppc64 module needs its `.stubs` section: the loader routes every
 /// call to another object through a stub there and refuses a module without.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le_module_stubs_section() {
     for with_stubs in [false, true] {
         let sections: &[&str] = if with_stubs {

@@ -687,11 +687,13 @@ fn scenario(series: &str) {
 }
 
 #[test]
+#[ignore = "tier 2: boots Debian kernels under qemu (scripts/fetch-kernels); scripts/test runs it"]
 fn debian_6_1() {
     scenario("6.1");
 }
 
 #[test]
+#[ignore = "tier 2: boots Debian kernels under qemu (scripts/fetch-kernels); scripts/test runs it"]
 fn debian_6_12() {
     scenario("6.12");
 }

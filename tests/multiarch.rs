@@ -388,6 +388,7 @@ fn i386() {
 }
 
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le() {
     run_arch(&Arch {
         name: "ppc64le",
@@ -409,6 +410,7 @@ fn ppc64le() {
 }
 
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn s390x() {
     run_arch(&Arch {
         name: "s390x",
@@ -430,6 +432,7 @@ fn s390x() {
 }
 
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn aarch64() {
     run_arch(&Arch {
         name: "aarch64",

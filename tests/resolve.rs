@@ -531,6 +531,7 @@ fn object_names_from_maps_follow_the_klp_grammar() {
 /// and `R_PPC64_ENTRY` are the module's own business and stay ordinary; the
 /// unexported data reference (through the `.toc` entry) converts.
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le_toc_and_entry_relocations_stay() {
     let dir = scratch("resolve_ppc64le_toc");
     let obj = dir.join("lp.o");

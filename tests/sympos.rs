@@ -97,6 +97,7 @@ fn x86_64_sympos_annotations() {
 }
 
 #[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn big_endian_s390x_sympos_annotations() {
     let dir = scratch("sympos_s390x");
     let input = dir.join("lp.o");
