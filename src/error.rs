@@ -12,7 +12,7 @@ use crate::module_file;
 
 /// Why a command failed. [`Error::exit_code`] is the one place that maps a
 /// failure to the exit status; `Display` is the message, without the
-/// `klp-convert: ` prefix ([`report`] adds it). Errors of the layers below
+/// `klp-convert: ` prefix ([`crate::app::report`] adds it). Errors of the layers below
 /// are kept whole, as the [`std::error::Error::source`].
 #[derive(Debug)]
 pub enum Error {

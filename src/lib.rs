@@ -1,24 +1,30 @@
 //! klp-convert: turn a built Linux livepatch module's references to
 //! unexported symbols into klp relocations, and prove the result will load.
 //!
-//! The data flows one way:
+//! The data flows one way, read → plan → verify → write:
 //!
-//! 1. [`elf::Elf::parse`] reads the module into a plain model;
-//! 2. [`plan::build`] decides which symbols and relocations become klp ones,
-//!    refusing what the kernel would refuse;
-//! 3. [`convert::write`] applies the plan with [`elf::write::Edit`], which never
-//!    renumbers sections or symbols and leaves untouched bytes as they were;
-//! 4. [`convert::verify`] re-reads the result and checks it against the
-//!    contract ([`check::structural`]) and against the input.
+//! 1. [`elf::Elf::parse`] reads the module into a plain model
+//!    ([`module_file`] reads it from disk, compressed or not);
+//! 2. [`convert`] runs its steps: [`convert::select`] the annotated
+//!    references, [`convert::resolve`] the rest against symbol maps
+//!    ([`maps::SymbolMap`]: kallsyms, System.map, vmlinux, modules,
+//!    Module.symvers, symbols.klp, JSON, `.config`), [`convert::plan`]
+//!    where each relocation goes, [`convert::apply`] the plan with
+//!    [`elf::write::Edit`] (nothing renumbered, untouched bytes untouched),
+//!    [`convert::verify`] the result;
+//! 3. [`module_file::write_atomically`] writes it, or nothing.
 //!
-//! With symbol maps ([`symbols::SymbolMap`]: kallsyms, System.map, vmlinux,
-//! modules, Module.symvers, symbols.klp, JSON), [`plan::build_with`] also
-//! turns plain references into klp ones ([`resolve`]) and reads the v7
-//! `KLP_SYMPOS` table ([`sympos`]). [`check`] applies the same contract and
-//! each architecture's loader rules to any livepatch module; [`kbuild`]
-//! drives an unpatched kbuild before the conversion.
+//! The kernel's rules are each written once, as functions returning a
+//! [`finding::Finding`] with a stable [`finding::Rule`] id: the livepatch
+//! core's and the loader's in [`rules`], each architecture's
+//! `apply_relocate_add` in [`arch`]. `convert` asks them while planning and
+//! of its output; [`check`] runs them all on any module; [`show`] reports
+//! what a module carries. [`kbuild`] drives an unpatched kbuild before the
+//! conversion. [`cli`] defines the command line and [`app`] runs it, with
+//! [`error`] mapping failures to exit statuses.
 //!
-//! The kernel's side of the contract is written up in `shared/docs/klp-abi.md`.
+//! The kernel's side of the contract, in this project's words:
+//! `docs/klp-contract.md`; the layout: `ARCHITECTURE.md`.
 //!
 //! ```
 //! use klp_convert::names;

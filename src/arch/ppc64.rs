@@ -1,7 +1,7 @@
 //! ppc64's `apply_relocate_add` (arch/powerpc/kernel/module_64.c): the
 //! types it handles, the `.stubs` section it needs, and the nop it expects
 //! after every call routed through a stub (the seed's "Expected nop after
-//! call" case, `shared/docs` → `docs/klp-contract.md` §7).
+//! call" case, `docs/klp-contract.md` §7).
 
 use super::{Loader, Site};
 use crate::elf::{abi, Elf, R_PPC64_ENTRY};

@@ -314,7 +314,7 @@ pub enum WriteError {
     NoSymtab,
     /// An ELF32 result would need offsets beyond 4 GiB.
     Elf32TooLarge,
-    /// A section to move has a larger alignment than [`MAX_ALIGN`].
+    /// A section to move has a larger alignment than the writer honours (1 MiB).
     Alignment(u64),
 }
 

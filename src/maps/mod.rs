@@ -2,7 +2,7 @@
 //! order the livepatch core counts them, and lookup of klp symbols exactly
 //! as `klp_find_object_symbol` does it ([`SymbolMap::find`]).
 //!
-//! Order (`shared/docs/klp-abi.md` §4): vmlinux counts same-named symbols in
+//! Order (`docs/klp-contract.md` §4): vmlinux counts same-named symbols in
 //! address order (kallsyms order); a module counts them in its symbol-table
 //! order, among the "core" symbols the loader keeps for kallsyms.
 //!
