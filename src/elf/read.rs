@@ -296,7 +296,7 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         }
         if i != 0 && s.sh_type != super::SHT_NOBITS {
             let end = s.sh_offset.checked_add(s.sh_size);
-            if end.map_or(true, |e| e > data.len() as u64) {
+            if end.is_none_or(|e| e > data.len() as u64) {
                 return err(format!(
                     "section {} (#{i}): contents at 0x{:x}+0x{:x} lie outside the file",
                     s.display_name(),

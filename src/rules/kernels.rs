@@ -76,9 +76,7 @@ impl Target {
     /// Is the release known and older than `major.minor`? An unknown
     /// release counts as old: the warning is then given.
     fn before_or_unknown(&self, major: u32, minor: u32) -> bool {
-        self.release
-            .as_ref()
-            .map_or(true, |r| r.before(major, minor))
+        self.release.as_ref().is_none_or(|r| r.before(major, minor))
     }
 }
 
