@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::elf::{Elf, Reloc};
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -240,6 +242,19 @@ impl Finding {
     pub fn symbol(mut self, symbol: impl Into<String>) -> Self {
         self.symbol = Some(symbol.into());
         self
+    }
+
+    /// Attach the place of relocation entry `r` of section `section`:
+    /// the relocation section, `r_offset` and the symbol it references.
+    pub fn at_entry(self, elf: &Elf, section: usize, r: &Reloc) -> Self {
+        let symbol = elf
+            .symbols
+            .get(r.sym as usize)
+            .map(|s| s.display_name())
+            .unwrap_or_default();
+        self.in_section(elf.section_name(section))
+            .at(r.offset)
+            .symbol(symbol)
     }
 
     /// Is this an error?

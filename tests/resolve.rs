@@ -325,21 +325,7 @@ fn symbols_klp_maps_give_no_made_up_addresses() {
     )
     .unwrap();
     let out = c.dir.join("out.ko");
-    let r = klp_convert(&[
-        "convert",
-        c.input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--symbols",
-        symbols_klp.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
-    let r = klp_convert(&[
-        "check",
-        out.to_str().unwrap(),
-        "--symbols",
-        symbols_klp.to_str().unwrap(),
-    ]);
+    let r = convert_then_check(&c.input, &out, &symbols_klp);
     let report = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.status.code(), Some(0), "{report}");
     assert!(
@@ -412,21 +398,7 @@ fn json_map_keeps_positions_addresses_and_files() {
     );
     // And usable by convert and check.
     let out = c.dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        c.input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--symbols",
-        json.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
-    let r = klp_convert(&[
-        "check",
-        out.to_str().unwrap(),
-        "--symbols",
-        json.to_str().unwrap(),
-    ]);
+    let r = convert_then_check(&c.input, &out, &json);
     assert!(String::from_utf8_lossy(&r.stdout)
         .contains("resolves to 0xffffffff81000400 in vmlinux (position 2 of 2)"));
 }

@@ -218,25 +218,35 @@ fn unconverted_v7_module_is_refused_by_check_and_counted_by_show() {
     );
 }
 
-/// One conflicting `KLP_SYMPOS` entry is reported alone: the other entries
-/// still count as annotations, so their symbols are not called ambiguous.
-#[test]
-fn a_conflict_does_not_unannotate_the_other_entries() {
-    let dir = scratch("sympos_conflict_alone");
+/// Compile a livepatch that calls `get_homonym_string` and `value_get`,
+/// with `tables` (its `KLP_MODULE_RELOC` tables), and convert it with the
+/// maps: (exit code, stderr, output path).
+fn convert_v7(test: &str, tables: &str) -> (Option<i32>, String, PathBuf) {
+    let dir = scratch(test);
     let input = dir.join("lp.o");
     compile_x86_64(
         &format!(
             "{HEADER}{LIVEPATCH_MODINFO}
 extern const char *get_homonym_string(void);
 extern int value_get(void);
-KLP_MODULE_RELOC(klp_test_target) a[] = {{ KLP_SYMPOS(value_get, 0), KLP_SYMPOS(get_homonym_string, 2) }};
-KLP_MODULE_RELOC(klp_test_target) b[] = {{ KLP_SYMPOS(value_get, 1) }};
+{tables}
 int f(void) {{ return get_homonym_string()[0] + value_get(); }}
 "
         ),
         &input,
     );
-    let (code, err, out) = convert(&dir, &input);
+    convert(&dir, &input)
+}
+
+/// One conflicting `KLP_SYMPOS` entry is reported alone: the other entries
+/// still count as annotations, so their symbols are not called ambiguous.
+#[test]
+fn a_conflict_does_not_unannotate_the_other_entries() {
+    let (code, err, out) = convert_v7(
+        "sympos_conflict_alone",
+        "KLP_MODULE_RELOC(klp_test_target) a[] = { KLP_SYMPOS(value_get, 0), KLP_SYMPOS(get_homonym_string, 2) };\n\
+         KLP_MODULE_RELOC(klp_test_target) b[] = { KLP_SYMPOS(value_get, 1) };\n",
+    );
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("conflicting annotations for 'value_get'"),
@@ -252,20 +262,10 @@ int f(void) {{ return get_homonym_string()[0] + value_get(); }}
 /// module.
 #[test]
 fn ambiguity_hints_follow_the_module_style() {
-    let dir = scratch("sympos_hint_style");
-    let input = dir.join("lp.o");
-    compile_x86_64(
-        &format!(
-            "{HEADER}{LIVEPATCH_MODINFO}
-extern const char *get_homonym_string(void);
-extern int value_get(void);
-KLP_MODULE_RELOC(klp_test_target) a[] = {{ KLP_SYMPOS(value_get, 0) }};
-int f(void) {{ return get_homonym_string()[0] + value_get(); }}
-"
-        ),
-        &input,
+    let (code, err, _) = convert_v7(
+        "sympos_hint_style",
+        "KLP_MODULE_RELOC(klp_test_target) a[] = { KLP_SYMPOS(value_get, 0) };\n",
     );
-    let (code, err, _) = convert(&dir, &input);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("'get_homonym_string' is ambiguous: 2 candidates in the symbol maps; add to the module's KLP_MODULE_RELOC table the entry with the one meant:"),

@@ -231,11 +231,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         let bytes = elf.section_data(target.index);
         for r in &rs.entries {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| {
-                p.in_section(sec.display_name())
-                    .at(r.offset)
-                    .symbol(sym.display_name())
-            };
+            let at = |p: Finding| p.at_entry(elf, rs.index, r);
             if !(loader.supported)(r.r_type) {
                 out.push(at(unsupported(loader, elf.machine, r.r_type)));
                 continue;

@@ -119,11 +119,7 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
         let mut any = false;
         for (n, r) in rs.entries.iter().enumerate() {
             let sym = &elf.symbols[r.sym as usize];
-            let here = |p: Finding| {
-                p.in_section(sec.display_name())
-                    .at(r.offset)
-                    .symbol(sym.display_name())
-            };
+            let here = |p: Finding| p.at_entry(elf, rs.index, r);
             if !is_klp {
                 let target = elf.sections.get(target_index);
                 if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(sym, target) {

@@ -153,11 +153,7 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
             out.reloc_sections.push(rs.index);
             for r in &rs.entries {
                 let sym = &elf.symbols[r.sym as usize];
-                let at = |p: Finding| {
-                    p.in_section(elf.sections[rs.index].display_name())
-                        .at(r.offset)
-                        .symbol(sym.display_name())
-                };
+                let at = |p: Finding| p.at_entry(elf, rs.index, r);
                 if r.offset % entsize != 0 || (r.offset / entsize) as usize >= entries {
                     problems.push(at(Finding::new(Rule::SymposTable, format!(
                         "relocation does not fill the pointer of a KLP_SYMPOS entry (entries are {entsize} bytes)"

@@ -25,7 +25,6 @@ pub mod vmlinux;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -98,22 +97,8 @@ fn unknown_kind() -> char {
 /// Why a symbol map could not be read. The message names the file.
 #[derive(Debug)]
 pub enum MapError {
-    /// Reading a file or listing a directory failed.
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-    /// A compressed module file does not decompress.
-    Decompress {
-        /// The compressed file.
-        path: PathBuf,
-        /// The compression: `xz` or `zstd`.
-        format: &'static str,
-        /// What the decompressor said.
-        source: io::Error,
-    },
+    /// Reading a file (compressed or not) or listing a directory failed.
+    File(module_file::Error),
     /// An ELF file (vmlinux or module) does not parse.
     Elf {
         /// The file.
@@ -174,9 +159,8 @@ impl MapError {
     /// The file the error is about, when known.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            MapError::Io { path, .. }
-            | MapError::Decompress { path, .. }
-            | MapError::Elf { path, .. } => Some(path),
+            MapError::File(e) => Some(e.path()),
+            MapError::Elf { path, .. } => Some(path),
             MapError::Json { path, .. } | MapError::Parse { path, .. } => path.as_deref(),
         }
     }
@@ -184,12 +168,14 @@ impl MapError {
 
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let MapError::File(e) = self {
+            return e.fmt(f); // it names its file
+        }
         if let Some(path) = self.path() {
             write!(f, "{}: ", path.display())?;
         }
         match self {
-            MapError::Io { source, .. } => write!(f, "{source}"),
-            MapError::Decompress { format, source, .. } => write!(f, "{format}: {source}"),
+            MapError::File(_) => Ok(()),
             MapError::Elf { source, .. } => write!(f, "{source}"),
             MapError::Json { source, .. } => write!(f, "JSON map: {source}"),
             MapError::Parse { line, message, .. } => match line {
@@ -203,7 +189,7 @@ impl fmt::Display for MapError {
 impl std::error::Error for MapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            MapError::Io { source, .. } | MapError::Decompress { source, .. } => Some(source),
+            MapError::File(e) => Some(e),
             MapError::Elf { source, .. } => Some(source),
             MapError::Json { source, .. } => Some(source),
             MapError::Parse { .. } => None,
@@ -213,18 +199,7 @@ impl std::error::Error for MapError {
 
 impl From<module_file::Error> for MapError {
     fn from(e: module_file::Error) -> Self {
-        match e {
-            module_file::Error::Io { path, source } => MapError::Io { path, source },
-            module_file::Error::Decompress {
-                path,
-                format,
-                source,
-            } => MapError::Decompress {
-                path,
-                format,
-                source,
-            },
-        }
+        MapError::File(e)
     }
 }
 

@@ -371,11 +371,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             for r in &rs.entries {
                 let sym = &elf.symbols[r.sym as usize];
                 if let Some(p) = ordinary_reloc_to_livepatch_symbol(sym, target) {
-                    out.push(
-                        p.in_section(sec.display_name())
-                            .at(r.offset)
-                            .symbol(sym.display_name()),
-                    );
+                    out.push(p.at_entry(elf, rs.index, r));
                 }
             }
             continue;
@@ -398,11 +394,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         }
         for r in &rs.entries {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| {
-                p.in_section(sec.display_name())
-                    .at(r.offset)
-                    .symbol(sym.display_name())
-            };
+            let at = |p: Finding| p.at_entry(elf, rs.index, r);
             if let Some(p) = livepatch_symbol_marked(sym) {
                 out.push(at(p));
                 continue;

@@ -187,3 +187,23 @@ pub fn klp_convert_build(
     assert!(clean.status.success(), "make clean in {}", dir.display());
     klp_convert(&args)
 }
+
+/// Convert `input` into `out` with the map `map` (asserting that it
+/// converts), then `check` the result with the same map; `check`'s output.
+pub fn convert_then_check(input: &Path, out: &Path, map: &Path) -> Output {
+    let r = klp_convert(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        map.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    klp_convert(&[
+        "check",
+        out.to_str().unwrap(),
+        "--symbols",
+        map.to_str().unwrap(),
+    ])
+}
