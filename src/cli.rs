@@ -68,6 +68,8 @@ readable ELF object), 2 usage or I/O error.";
 const CONVERT_ABOUT: &str = "Turn a livepatch module's references into klp relocations.";
 
 const CONVERT_LONG_ABOUT: &str = "\
+Turn a livepatch module's references into klp relocations.
+
 Every undefined symbol named by KLP_RELOC_SYMBOL(lp_obj, sym_obj, sym) or
 KLP_RELOC_SYMBOL_POS(..., pos) from include/klp_convert.h, i.e.
 .klp.sym.rela.<lp_obj>.<sym_obj>.<sym>.<pos> (also ',<pos>' and clang's
@@ -103,19 +105,26 @@ klp symbol each would become, and the problems found, with a summary line.";
 const CHECK_ABOUT: &str = "Predict what the kernel will refuse when it loads a livepatch module.";
 
 const CHECK_LONG_ABOUT: &str = "\
+Predict what the kernel will refuse when it loads a livepatch module.
+
 Any livepatch module (made by this tool, kpatch, objtool or by hand) is
 checked against the kernel's livepatch ELF contract (klp section and symbol
 names, flags, sh_link/sh_info, SHN_LIVEPATCH, livepatch=Y, module-specific
 sections referencing vmlinux or patching special sections, ordinary
 relocations against livepatch symbols, name lengths for the release taken
-from vermagic or --kernel-release) and against the loader of its
-architecture: x86_64 (relocation types, zero target bytes), ppc64 (types,
-the nop after every bl to a klp symbol, .stubs), s390x and aarch64 (types,
-arm64 PLT sections), and with --symbols absolute fields too narrow for the
-resolved address.
-Warnings: late relocations into read-only sections; x86_64 kernels before
-6.3 refusing a patched module's reload. Directories are searched for .ko,
-.ko.xz and .ko.zst and checked in parallel, one summary line a module.
+from vermagic or --kernel-release), the same rules convert applies, and
+against the loader of its architecture: x86_64 (relocation types, zero
+target bytes), ppc64 (types, the nop after every bl to a klp symbol,
+.stubs), s390x and aarch64 (types, arm64 PLT sections), and with --symbols
+absolute fields too narrow for the resolved address.
+
+Warnings: late relocations into read-only sections on kernels whose loader
+does not write them safely; x86_64 kernels before 6.3 refusing a patched
+module's reload. Every finding carries a stable rule id (in --format json).
+
+Directories are searched for .ko, .ko.xz and .ko.zst and checked in
+parallel, one summary line a module.
+
 --symbols MAP (repeatable) resolves every klp symbol as the kernel's
 klp_find_object_symbol does (not found / unresolvable ambiguity / position
 not found, with the candidates and the address chosen) and every ordinary
@@ -140,6 +149,8 @@ const BUILD_ABOUT: &str =
     "Build DIR's modules with kbuild (M=DIR) and convert every livepatch module in place.";
 
 const BUILD_LONG_ABOUT: &str = "\
+Build DIR's modules with kbuild and convert every livepatch module in place:
+
 make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1 [MAKE_ARGS] modules, on an
 unpatched kernel's kbuild (KBUILD defaults to /lib/modules/R/build, R to the
 running kernel); modpost only warns about the names it cannot resolve.
