@@ -160,6 +160,9 @@ rules! {
     Arm64Plt = "arm64-plt", Error;
     /// "overflow in relocation type %d val %Lx" (ppc64: silent truncation).
     AbsoluteOverflow = "absolute-overflow", Error;
+    /// A PC-relative klp relocation whose symbol no module placement reaches:
+    /// "overflow in relocation type %d val %Lx".
+    PcRelativeRange = "pc-relative-range", Error;
     /// The loader of this machine is not modelled.
     LoaderNotModelled = "loader-not-modelled", Note;
     // --- what depends on the kernel version (rules::kernels) ---

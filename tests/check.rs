@@ -881,3 +881,100 @@ fn klp_symbol_and_entry_rules() {
         "offset lies beyond the end of the target section .text.f",
     );
 }
+
+/// PC-relative klp relocations against a symbol no module placement can
+/// reach: modules are loaded within 2 GiB of the kernel image on x86_64,
+/// arm64 and s390, so a map that puts the symbol farther than the field
+/// reaches from there predicts the loader's overflow. Real kernels never
+/// get there (their symbols are all near the image); crafted maps do.
+/// x86's zero-based per-CPU offsets are near the kernel modulo 2^64.
+#[test]
+fn pc_relative_range_with_a_map() {
+    let dir = scratch("check_pc_range_x86_64");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{LIVEPATCH_MODINFO}__asm__(\".section .data.pc,\\\"aw\\\"\\n.long .klp.sym.rela.vmlinux.vmlinux.v.0 - .\\n.previous\");\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let image = "ffffffff81000000 T _text\nffffffff83000000 B _end\n";
+    let map = |v: &str| {
+        let p = dir.join(format!("map-{v}"));
+        std::fs::write(&p, format!("{image}{v} D v\n")).unwrap();
+        p
+    };
+    for near in ["ffffffff82000000", "ffffffffc0001000", "0000000000012340"] {
+        let (code, text) = check(&out, &["--symbols", map(near).to_str().unwrap()]);
+        assert_eq!(code, 0, "{near}: {text}");
+    }
+    let far = map("0000100000000000");
+    let (code, text) = check(&out, &["--symbols", far.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("section .klp.rela.vmlinux..data.pc, offset 0x0, symbol '.klp.sym.vmlinux.v,0': overflow in relocation type 2: R_X86_64_PC32 reaches 0x80000000 bytes"),
+        "{text}"
+    );
+    let (_, json) = check(
+        &out,
+        &["--symbols", far.to_str().unwrap(), "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["findings"][0]["rule"], "pc-relative-range", "{v}");
+    // Without the kernel image's extent in the maps, nothing is assumed.
+    let bare = dir.join("bare");
+    std::fs::write(&bare, "0000100000000000 D v\n").unwrap();
+    let (code, text) = check(&out, &["--symbols", bare.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// The same rule on arm64 (ADRP reaches ±4 GiB; CALL26 falls back to a
+/// PLT and is never refused) and s390 (PC32DBL reaches ±4 GiB).
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn pc_relative_range_arm64_and_s390x() {
+    for (cc, flags, source, words) in [
+        (
+            "aarch64-linux-gnu-gcc",
+            &[][..],
+            "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nextern int g(void) KLP_RELOC_SYMBOL(vmlinux, vmlinux, g);\nint f(void) { return v + g(); }\n",
+            "R_AARCH64_ADR_PREL_PG_HI21 reaches 0x100000000 bytes",
+        ),
+        (
+            "s390x-linux-gnu-gcc",
+            &["-fno-PIC", "-march=z10"][..],
+            "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint *f(void) { return &v; }\n",
+            "R_390_PC32DBL reaches 0x100000000 bytes",
+        ),
+    ] {
+        let dir = scratch(&format!("check_pc_range_{}", cc.split('-').next().unwrap()));
+        let obj = dir.join("lp.o");
+        compile(cc, flags, &format!("{HEADER}{LIVEPATCH_MODINFO}{source}"), &obj);
+        let out = dir.join("out.o");
+        let r = klp_convert(&["convert", obj.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        assert!(r.status.success(), "{cc}: {}", stderr(&r));
+        let map = |v: &str| {
+            let p = dir.join(format!("map-{v}"));
+            std::fs::write(
+                &p,
+                format!("ffff800080000000 T _text\nffff800082000000 B _end\n{v} D v\n{v} T g\n"),
+            )
+            .unwrap();
+            p
+        };
+        let (code, text) = check(&out, &["--symbols", map("ffff800081000000").to_str().unwrap()]);
+        assert_eq!(code, 0, "{cc}: {text}");
+        let (code, text) = check(&out, &["--symbols", map("ffff810000000000").to_str().unwrap()]);
+        assert_eq!(code, 1, "{cc}: {text}");
+        assert!(text.contains(words), "{cc}: {text}");
+        assert!(!text.contains("CALL26"), "{cc}: a call is never refused: {text}");
+    }
+}

@@ -49,6 +49,7 @@ const RULE_IDS: &[&str] = &[
     "ppc64-stubs",
     "arm64-plt",
     "absolute-overflow",
+    "pc-relative-range",
     "loader-not-modelled",
     "late-reloc-read-only",
     "x86-reload-before-6.3",

@@ -57,6 +57,17 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_AARCH64_ABS16 => Some((16, true, true)),
         _ => None,
     },
+    // CALL26/JUMP26 fall back to a PLT entry (sized counting klp
+    // relocations too); the other PC-relative types are checked.
+    pc_reach: |t| match t {
+        abi::R_AARCH64_ADR_PREL_PG_HI21 => Some(1 << 32),
+        abi::R_AARCH64_PREL32 => Some(1 << 31),
+        abi::R_AARCH64_ADR_PREL_LO21
+        | abi::R_AARCH64_LD_PREL_LO19
+        | abi::R_AARCH64_CONDBR19 => Some(1 << 20),
+        abi::R_AARCH64_PREL16 | abi::R_AARCH64_TSTBR14 => Some(1 << 15),
+        _ => None,
+    },
     check_entry: |_| None,
     module_rule: Some(plt),
     late_writes_patched_since: None,

@@ -144,6 +144,10 @@ pub(crate) struct Loader {
     /// The field of an absolute type, for the range check: (bits, signed
     /// values accepted, unsigned values accepted).
     pub absolute_field: fn(u32) -> Option<(u32, bool, bool)>,
+    /// How far a PC-relative type reaches (the largest distance it holds),
+    /// for the types whose overflow the loader refuses and has no fallback
+    /// for (a call through a PLT or stub has one).
+    pub pc_reach: fn(u32) -> Option<u64>,
     /// A check of one klp relocation against the bytes it patches.
     pub check_entry: fn(&Site) -> Option<Finding>,
     /// A check of the whole linked module.
@@ -267,6 +271,62 @@ fn unsupported(loader: &Loader, machine: u16, r_type: u32) -> Finding {
             reloc_type_name(machine, r_type)
         ),
     )
+}
+
+/// How far from the kernel image the module loaders of x86_64, arm64 and
+/// s390 place modules: within 2 GiB of it, so that 32-bit PC-relative
+/// references between modules and vmlinux always fit.
+pub const MODULE_WINDOW: u64 = 1 << 31;
+
+/// With the symbol's resolved address and the kernel image's extent
+/// (`_text`..`_end` of the map's vmlinux): PC-relative klp relocations that
+/// cannot reach the symbol from any place the loader may put the module
+/// ("overflow in relocation type %d val %Lx"). Modules land within
+/// [`MODULE_WINDOW`] of the kernel image on the architectures this models;
+/// ppc64 places them anywhere in vmalloc space and is not modelled.
+pub fn pc_relative_range(
+    elf: &Elf,
+    uses: &[(usize, Reloc)],
+    addr: u64,
+    kernel: (u64, u64),
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(loader) = loader(elf.machine) else {
+        return out;
+    };
+    // The distance from the nearest place a module can be, in the loaders'
+    // arithmetic: modulo 2^64, so that x86's zero-based per-CPU offsets sit
+    // just past the top of the address space, near the kernel.
+    let lo = kernel.0.wrapping_sub(MODULE_WINDOW);
+    let hi = kernel.1.wrapping_add(MODULE_WINDOW);
+    let (from_lo, from_hi) = (addr.wrapping_sub(lo) as i64, addr.wrapping_sub(hi) as i64);
+    let nearest = if from_lo >= 0 && from_hi <= 0 {
+        0
+    } else {
+        from_lo.unsigned_abs().min(from_hi.unsigned_abs())
+    };
+    for (section, r) in uses {
+        let Some(reach) = (loader.pc_reach)(r.r_type) else {
+            continue;
+        };
+        if nearest <= reach {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                Rule::PcRelativeRange,
+                format!(
+                    "overflow in relocation type {}: {} reaches 0x{reach:x} bytes, but the symbol at 0x{addr:x} is 0x{nearest:x} from the nearest place a module can be loaded (within 2 GiB of the kernel image 0x{:x}-0x{:x}); the loader refuses the module",
+                    r.r_type,
+                    reloc_type_name(elf.machine, r.r_type),
+                    kernel.0,
+                    kernel.1
+                ),
+            )
+            .at_entry(elf, *section, r),
+        );
+    }
+    out
 }
 
 /// With the symbol's resolved address: absolute relocations whose value does

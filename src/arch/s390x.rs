@@ -34,6 +34,15 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_390_20 => Some((20, true, false)),
         _ => None,
     },
+    // PLT and GOT types go through the module's own tables; the direct
+    // PC-relative ones are checked.
+    pc_reach: |t| match t {
+        abi::R_390_PC32DBL => Some(1 << 32),
+        abi::R_390_PC32 => Some(1 << 31),
+        abi::R_390_PC16DBL => Some(1 << 16),
+        abi::R_390_PC16 => Some(1 << 15),
+        _ => None,
+    },
     check_entry: |_| None,
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),

@@ -29,6 +29,8 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_X86_64_32 => Some((32, false, true)),
         _ => None,
     },
+    // PC32/PLT32 are checked for overflow; modules are within 2 GiB of vmlinux.
+    pc_reach: |t| matches!(t, abi::R_X86_64_PC32 | abi::R_X86_64_PLT32).then_some(1 << 31),
     check_entry: target_nonzero,
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),

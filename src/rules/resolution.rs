@@ -10,7 +10,7 @@ use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::maps::{Lookup, Resolved, SymbolMap, Unresolved};
-use crate::names::{self, KlpSymbol};
+use crate::names::{self, KlpSymbol, VMLINUX};
 use crate::rules::contract;
 
 /// How a fix-it line is written: in the annotation style the module already
@@ -152,6 +152,20 @@ fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
     }
 }
 
+/// The kernel image's extent, `_text`..`_end` of vmlinux, when the maps
+/// give both addresses (a kallsyms dump read without root gives zeros).
+fn kernel_image(map: &SymbolMap) -> Option<(u64, u64)> {
+    let addr = |name: &str| {
+        map.symbols(VMLINUX)
+            .iter()
+            .find(|s| s.name == name && s.section.is_none())
+            .and_then(|s| s.addr)
+            .filter(|a| *a != 0)
+    };
+    let (text, end) = (addr("_text")?, addr("_end")?);
+    (text < end).then_some((text, end))
+}
+
 /// Resolve every klp symbol of `elf` as `klp_find_object_symbol` would, and
 /// every name the module loader must link against the exports.
 pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
@@ -170,6 +184,7 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
         }
     }
     let lookup = map.lookup();
+    let kernel = kernel_image(map);
     for sym in &elf.symbols {
         let shown = sym.display_name();
         let at = |p: Finding| p.in_section(".symtab").symbol(shown.clone());
@@ -198,6 +213,9 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
                     };
                     if let Some(rels) = uses.get(&(sym.index as u32)) {
                         out.extend(arch::absolute_overflow(elf, rels, addr));
+                        if let Some(kernel) = kernel {
+                            out.extend(arch::pc_relative_range(elf, rels, addr, kernel));
+                        }
                     }
                 }
                 Err(p) => out.push(at(p)),
