@@ -107,6 +107,9 @@ rules! {
     /// `simplify_symbols` leaves `SHN_LIVEPATCH` symbols at 0 and
     /// `apply_relocations` applies ordinary sections with that value.
     OrdinaryRelocToLivepatchSymbol = "ordinary-reloc-to-livepatch-symbol", Error;
+    /// What another tool left behind that the kernel ignores (objtool's
+    /// `__klp_relocs.<obj>` table).
+    ToolLeftover = "tool-leftover", Note;
     /// `simplify_symbols`: "Unknown symbol" for an annotation left unconverted.
     UnconvertedAnnotation = "unconverted-annotation", Error;
     /// A v7 `KLP_MODULE_RELOC` table left in the module: its references were

@@ -978,3 +978,65 @@ fn pc_relative_range_arm64_and_s390x() {
         assert!(!text.contains("CALL26"), "{cc}: a call is never refused: {text}");
     }
 }
+
+/// What objtool's `klp post-link` leaves in a module that the kernel
+/// ignores, so `check` and `convert` must too: the original target renamed
+/// `.klp.tombstone.<name>` (SHN_LIVEPATCH, referenced by no klp section, so
+/// `klp_resolve_symbols` never parses its name), the original relocation
+/// turned into `R_X86_64_NONE` (the loader writes nothing), and the
+/// intermediate `__klp_relocs.vmlinux` table (written, never read: a note).
+#[test]
+fn objtool_leftovers_are_not_errors() {
+    let dir = scratch("check_objtool_leftovers");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}\
+             extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\n\
+             char *f(void) {{ return saved_command_line; }}\n\
+             __asm__(\".section .text.g,\\\"ax\\\"\\ng: .reloc ., R_X86_64_NONE, .klp.tombstone.saved_command_line\\n.long 0\\n.previous\");\n\
+             __asm__(\".section __klp_relocs.vmlinux,\\\"a\\\"\\n.quad .klp.tombstone.saved_command_line\\n.previous\");\n"
+        ),
+        &obj,
+    );
+    let converted = dir.join("converted.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        converted.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    // Mark the tombstone as objtool does: SHN_LIVEPATCH, name unparsable.
+    let data = std::fs::read(&converted).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let tomb = elf
+        .symbols
+        .iter()
+        .find(|s| s.name == b".klp.tombstone.saved_command_line")
+        .unwrap()
+        .index;
+    let mut edit = Edit::new(&elf);
+    let name = edit.add_symbol_name(b".klp.tombstone.saved_command_line");
+    edit.patch_symbol(tomb, name, SHN_LIVEPATCH);
+    let out = dir.join("objtool.o");
+    std::fs::write(&out, edit.finish().unwrap()).unwrap();
+
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("incorrectly formatted"), "{text}");
+    assert!(
+        text.contains("note: section .rela__klp_relocs.vmlinux, offset 0x0, symbol '.klp.tombstone.saved_command_line': objtool's intermediate section __klp_relocs.vmlinux is left in the module"),
+        "{text}"
+    );
+    // convert judges it by the same rules: nothing to do, nothing refused.
+    let again = dir.join("again.o");
+    let r = klp_convert(&[
+        "convert",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
+}

@@ -26,6 +26,7 @@ const RULE_IDS: &[&str] = &[
     "init-section",
     "offset-beyond-target",
     "ordinary-reloc-to-livepatch-symbol",
+    "tool-leftover",
     "unconverted-annotation",
     "unconverted-sympos-table",
     "symbol-not-found",
@@ -89,8 +90,8 @@ fn assert_finding(f: &Value) {
 
 /// A module with a vmlinux reference annotated but never converted and a
 /// module-specific one converted: findings of several rules in both reports.
-fn module() -> std::path::PathBuf {
-    let dir = scratch("schema");
+fn module(test: &str) -> std::path::PathBuf {
+    let dir = scratch(test);
     let obj = dir.join("lp.o");
     compile_x86_64(
         &format!(
@@ -107,7 +108,7 @@ fn module() -> std::path::PathBuf {
 
 #[test]
 fn check_json_schema() {
-    let obj = module();
+    let obj = module("schema_check");
     let r = klp_convert(&[
         "check",
         "--format",
@@ -149,7 +150,7 @@ fn check_json_schema() {
 
 #[test]
 fn show_json_schema() {
-    let obj = module();
+    let obj = module("schema_show");
     let out = obj.with_file_name("out.o");
     let r = klp_convert(&[
         "convert",

@@ -68,6 +68,7 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_AARCH64_PREL16 | abi::R_AARCH64_TSTBR14 => Some(1 << 15),
         _ => None,
     },
+    none: Some(abi::R_AARCH64_NONE),
     check_entry: |_| None,
     module_rule: Some(plt),
     late_writes_patched_since: None,

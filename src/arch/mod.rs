@@ -148,6 +148,8 @@ pub(crate) struct Loader {
     /// for the types whose overflow the loader refuses and has no fallback
     /// for (a call through a PLT or stub has one).
     pub pc_reach: fn(u32) -> Option<u64>,
+    /// The type the loader accepts and writes nothing for, if any.
+    pub none: Option<u32>,
     /// A check of one klp relocation against the bytes it patches.
     pub check_entry: fn(&Site) -> Option<Finding>,
     /// A check of the whole linked module.
@@ -183,6 +185,12 @@ pub(crate) fn loader(machine: u16) -> Option<&'static Loader> {
         abi::EM_AARCH64 => Some(&aarch64::LOADER),
         _ => None,
     }
+}
+
+/// Does this machine's `apply_relocate_add` skip the type, writing nothing
+/// (x86_64, s390 and arm64 `*_NONE`; ppc64 has no such case and refuses it)?
+pub fn writes_nothing(machine: u16, r_type: u32) -> bool {
+    loader(machine).is_some_and(|l| l.none == Some(r_type))
 }
 
 /// Since which `major.minor` this machine's loader writes late relocations

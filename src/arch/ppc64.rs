@@ -51,6 +51,7 @@ pub(super) const LOADER: Loader = Loader {
     // Modules live anywhere in vmalloc space: calls go through stubs, data
     // through the TOC; a range from the kernel image says nothing.
     pc_reach: |_| None,
+    none: None,
     check_entry: nop_after_call,
     module_rule: Some(stubs),
     late_writes_patched_since: Some((5, 16)),

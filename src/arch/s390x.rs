@@ -43,6 +43,7 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_390_PC16 => Some(1 << 15),
         _ => None,
     },
+    none: Some(abi::R_390_NONE),
     check_entry: |_| None,
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),

@@ -122,8 +122,14 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
             let here = |p: Finding| p.at_entry(elf, rs.index, r);
             if !is_klp {
                 let target = elf.sections.get(target_index);
-                if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(sym, target) {
-                    problems.push(here(p));
+                if let Some(p) =
+                    contract::ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type)
+                {
+                    if p.is_error() {
+                        problems.push(here(p));
+                    } else {
+                        plan.notes.push(here(p));
+                    }
                     continue;
                 }
             }

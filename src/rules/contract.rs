@@ -310,13 +310,28 @@ pub fn offset_within(target: &Section, offset: u64) -> Option<Finding> {
 /// `simplify_symbols` leaves `SHN_LIVEPATCH` symbols at value 0 and
 /// `apply_relocations` then applies ordinary relocation sections with it:
 /// a reference to a klp symbol outside a klp section becomes a NULL pointer,
-/// without an error (the early klp-convert crash).
+/// without an error (the early klp-convert crash). Two cases write nothing
+/// that matters: a type the architecture's loader skips (objtool turns the
+/// original relocation into `R_X86_64_NONE`), and objtool's intermediate
+/// `__klp_relocs.<obj>` table, which nothing reads (a note names it).
 pub fn ordinary_reloc_to_livepatch_symbol(
+    elf: &Elf,
     sym: &Symbol,
     target: Option<&Section>,
+    r_type: u32,
 ) -> Option<Finding> {
-    if sym.st_shndx != SHN_LIVEPATCH || !target.is_some_and(|t| t.is_alloc()) {
+    let target = target.filter(|t| t.is_alloc())?;
+    if sym.st_shndx != SHN_LIVEPATCH || arch::writes_nothing(elf.machine, r_type) {
         return None;
+    }
+    if target.name.starts_with(b"__klp_relocs") {
+        return Some(Finding::new(
+            Rule::ToolLeftover,
+            format!(
+                "objtool's intermediate section {} is left in the module: the loader writes the addend into it, which nothing reads",
+                target.display_name()
+            ),
+        ));
     }
     Some(Finding::new(
         Rule::OrdinaryRelocToLivepatchSymbol,
@@ -350,8 +365,21 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         out.extend(livepatch_modinfo(elf));
     }
 
+    // `klp_resolve_symbols` parses only the symbols klp sections reference;
+    // the loader skips every other SHN_LIVEPATCH symbol (objtool keeps the
+    // original as `.klp.tombstone.<name>`).
+    let mut referenced = vec![false; elf.symbols.len()];
+    for rs in &elf.relocs {
+        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            for r in &rs.entries {
+                if let Some(seen) = referenced.get_mut(r.sym as usize) {
+                    *seen = true;
+                }
+            }
+        }
+    }
     for sym in &elf.symbols {
-        if sym.st_shndx == SHN_LIVEPATCH {
+        if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
             out.extend(klp_symbol_name_format(sym, target));
         }
         out.extend(unconverted_annotation(sym));
@@ -370,7 +398,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             let target = elf.sections.get(sec.sh_info as usize);
             for r in &rs.entries {
                 let sym = &elf.symbols[r.sym as usize];
-                if let Some(p) = ordinary_reloc_to_livepatch_symbol(sym, target) {
+                if let Some(p) = ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type) {
                     out.push(p.at_entry(elf, rs.index, r));
                 }
             }
