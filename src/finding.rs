@@ -172,9 +172,9 @@ rules! {
     /// A late relocation into read-only memory, on kernels that wrote it
     /// without their code-patching helper.
     LateRelocReadOnly = "late-reloc-read-only", Warning;
-    /// x86_64 before 6.3 (no `clear_relocate_add`): reloading a patched module
-    /// under an enabled patch is refused.
-    X86ReloadBefore63 = "x86-reload-before-6.3", Warning;
+    /// x86_64 and ppc64 before 6.3 (no `clear_relocate_add`): reloading a
+    /// patched module under an enabled patch is refused.
+    ReloadBefore63 = "reload-before-6.3", Warning;
     // --- the converter's own proof (convert::verify) ---
     /// The converted output failed verification: a bug of this tool.
     Verify = "verify", Error;

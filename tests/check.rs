@@ -1040,3 +1040,50 @@ fn objtool_leftovers_are_not_errors() {
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
 }
+
+/// ppc64 before 6.3 refuses a patched module's reload when the patch calls
+/// into it (the loader finds its own `ld r2,24(r1)` where it wants a nop;
+/// seen on a ppc64le 6.1 built from Debian's source); data references
+/// re-apply. 6.3 and later re-apply both.
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc64_reload_before_6_3() {
+    for (name, source, refused) in [
+        (
+            "call",
+            "extern int g(void) KLP_RELOC_SYMBOL(mod, mod, g);\nint f(void) { return g() + 1; }\n",
+            true,
+        ),
+        (
+            "data",
+            "extern int v KLP_RELOC_SYMBOL(mod, mod, v);\nint f(void) { return v + 1; }\n",
+            false,
+        ),
+    ] {
+        let dir = scratch(&format!("check_ppc64_reload_{name}"));
+        let obj = dir.join("lp.o");
+        compile(
+            "powerpc64le-linux-gnu-gcc",
+            &["-mcmodel=medium"],
+            &format!("{HEADER}{LIVEPATCH_MODINFO}{source}"),
+            &obj,
+        );
+        let out = dir.join("out.o");
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{name}: {}", stderr(&r));
+        let (code, text) = check(&out, &["--kernel-release", "6.1.192"]);
+        assert_eq!(code, 0, "{name}: {text}");
+        assert_eq!(
+            text.contains("kernel 6.1.192 (before 6.3) does not clear module-specific klp relocations when the patched module unloads, and ppc64 finds the TOC restore it wrote after a call ('Expected nop after call, got e8410018')"),
+            refused,
+            "{name}: {text}"
+        );
+        let (_, text) = check(&out, &["--kernel-release", "6.12.0"]);
+        assert!(!text.contains("does not clear"), "{name}: {text}");
+    }
+}

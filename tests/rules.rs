@@ -135,10 +135,10 @@ fn module_level_rules() {
     assert_eq!(f[0].severity, klp_convert::finding::Severity::Note);
     let f = kernels::late_reloc_read_only(&after, &on("5.4.0"));
     assert_eq!(f[0].severity, klp_convert::finding::Severity::Warning);
-    assert!(kernels::x86_reload_before_6_3(&after, &on("6.12.0")).is_none());
+    assert!(kernels::reload_before_6_3(&after, &on("6.12.0")).is_none());
     assert_eq!(
-        kernels::x86_reload_before_6_3(&after, &on("6.1.0")).map(|f| f.rule),
-        Some(Rule::X86ReloadBefore63)
+        kernels::reload_before_6_3(&after, &on("6.1.0")).map(|f| f.rule),
+        Some(Rule::ReloadBefore63)
     );
 }
 

@@ -53,7 +53,7 @@ const RULE_IDS: &[&str] = &[
     "pc-relative-range",
     "loader-not-modelled",
     "late-reloc-read-only",
-    "x86-reload-before-6.3",
+    "reload-before-6.3",
     "verify",
 ];
 

@@ -126,22 +126,44 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
     out
 }
 
-/// x86_64 before 6.3 has no `clear_relocate_add`: when the patched module
-/// unloads, its klp relocations stay written, and loading it again under
-/// the enabled patch fails on the non-zero target bytes.
-pub fn x86_reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
-    let old_x86 =
-        elf.machine == abi::EM_X86_64 && target.release.as_ref().is_some_and(|r| r.before(6, 3));
-    if !old_x86 || module_specific_sections(elf).next().is_none() {
+/// Before 6.3 (`clear_relocate_add`, and ppc64's `restore_r2` accepting its
+/// own TOC restore) the klp relocations of a patched module stay written
+/// when it unloads. Loading it again under the enabled patch then fails:
+/// x86_64 finds non-zero target bytes, ppc64 finds the `ld r2,24(r1)` it
+/// wrote after a call instead of the nop ("Expected nop after call, got
+/// e8410018"). s390 and arm64 check neither and re-apply.
+pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
+    let old = target.release.as_ref().is_some_and(|r| r.before(6, 3));
+    if !old {
         return None;
     }
+    let how = match elf.machine {
+        abi::EM_X86_64 if module_specific_sections(elf).next().is_some() => {
+            "x86_64 refuses to write over the old non-zero bytes"
+        }
+        abi::EM_PPC64 if calls_into_modules(elf) => {
+            "ppc64 finds the TOC restore it wrote after a call ('Expected nop after call, got e8410018')"
+        }
+        _ => return None,
+    };
     Some(Finding::new(
-        Rule::X86ReloadBefore63,
+        Rule::ReloadBefore63,
         format!(
-            "kernel {} (x86_64, before 6.3) does not clear module-specific klp relocations when the patched module unloads: while this patch stays enabled, loading that module again is refused ('failed to initialize patch ... (-8)')",
+            "kernel {} (before 6.3) does not clear module-specific klp relocations when the patched module unloads, and {how}: while this patch stays enabled, loading that module again is refused ('failed to initialize patch ... (-8)')",
             target.release_text()
         ),
     ))
+}
+
+/// Does a module-specific klp section hold a ppc64 call (`R_PPC64_REL24`)?
+fn calls_into_modules(elf: &Elf) -> bool {
+    module_specific_sections(elf).any(|(_, sec)| {
+        elf.relocs
+            .iter()
+            .filter(|rs| rs.index == sec.index)
+            .flat_map(|rs| &rs.entries)
+            .any(|r| r.r_type == abi::R_PPC64_REL24)
+    })
 }
 
 /// The klp relocation sections of objects other than vmlinux, with their object.
