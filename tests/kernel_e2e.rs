@@ -209,7 +209,7 @@ fn scenario(series: &str) {
     let r = Results::parse(log);
 
     expect_started(&r, release.trim());
-    expect_unconverted(&r);
+    expect_unconverted(&r, UNCONVERTED_SYMBOL);
     let before = expect_vmlinux(&r);
     assert!(before.contains("nokaslr"), "{before}");
     expect_target_first(&r);

@@ -208,17 +208,39 @@ fn build_modules(k: &XKernel, work: &Path) -> Vec<PathBuf> {
         work.join("klp_test_vmlinux.unconverted.ko"),
     )
     .unwrap();
+    let key = vmlinux_static_key(k);
     for dir in BUILT {
         k.klp_convert_build(
             &work.join(dir),
             &maps,
-            &[format!("KCFLAGS=-DKLP_LOCAL_COUNTER={local}")],
+            &[format!(
+                "KCFLAGS=-DKLP_LOCAL_COUNTER={local} -DKLP_V7_KEY={key}"
+            )],
         );
     }
     for dir in MADE {
         k.make(&work.join(dir), "modules");
     }
     maps
+}
+
+/// lp_v7's vmlinux static key: a false, non-exported `static_key_false`
+/// the kernel has. These small kernels lack CONFIG_SCHEDSTATS, so
+/// `sched_schedstats` (the x86 test's) is absent.
+fn vmlinux_static_key(k: &XKernel) -> &'static str {
+    let map = std::fs::read_to_string(k.linux().join("System.map")).unwrap();
+    let symvers = std::fs::read_to_string(k.linux().join("Module.symvers")).unwrap();
+    let defined = |name: &str| map.lines().any(|l| l.ends_with(&format!(" {name}")));
+    let exported = |name: &str| symvers.lines().any(|l| l.split('\t').nth(1) == Some(name));
+    [
+        "sched_schedstats",
+        "sched_asym_cpucapacity",
+        "force_irqthreads_key",
+        "sched_numa_balancing",
+    ]
+    .into_iter()
+    .find(|n| defined(n) && !exported(n))
+    .unwrap_or_else(|| panic!("{}: no known vmlinux static key", k.arch))
 }
 
 /// Fill the initramfs' /mod; return it.
@@ -263,19 +285,28 @@ fn local_call(k: &XKernel, work: &Path, maps: &[PathBuf], out: &Path) {
     let src = work.join("lp_localcall");
     k.make(&src, "klp_test_localcall.s");
     let asm = std::fs::read_to_string(src.join("klp_test_localcall.s")).unwrap();
-    assert!(
-        asm.contains("\tbl helper\n"),
-        "GCC's local call changed:\n{asm}"
-    );
-    let asm = asm.replace(
-        "\tbl helper\n",
-        "\tbl .klp.sym.rela.vmlinux.vmlinux.kallsyms_lookup_name.0\n",
-    );
-    // A .S goes through cpp: GCC's comment lines would be directives.
-    let asm: String = asm
+    // kbuild's .s is -fverbose-asm: drop its comments (a .S goes through
+    // cpp, where a comment line would be a directive). Lines with a string
+    // keep theirs.
+    let asm: Vec<&str> = asm
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .map(|l| format!("{l}\n"))
+        .map(|l| match l.find('#') {
+            Some(i) if !l.contains('"') => l[..i].trim_end(),
+            _ => l,
+        })
+        .collect();
+    let calls = asm.iter().filter(|l| l.trim() == "bl helper").count();
+    assert_eq!(calls, 1, "GCC's local call changed:\n{}", asm.join("\n"));
+    // What a converter makes of it: the callee becomes a klp symbol.
+    let asm: String = asm
+        .iter()
+        .map(|l| match l.trim() {
+            "bl helper" => {
+                "\tbl .klp.sym.rela.vmlinux.vmlinux.kallsyms_lookup_name.0\n".to_string()
+            }
+            _ => format!("{l}\n"),
+        })
         .collect();
     let dir = work.join("lp_localcall_asm");
     std::fs::create_dir_all(&dir).unwrap();
@@ -432,19 +463,44 @@ fn scenario(arch: &'static str) {
     let r = Results::parse(log);
 
     expect_started(&r, &release);
-    expect_unconverted(&r);
+    // ppc64's loader drops the leading dot of undefined names (dedotify(),
+    // for ELFv1's dot symbols) before it reports them.
+    let logged = match arch {
+        "ppc64le" => &UNCONVERTED_SYMBOL[1..],
+        _ => UNCONVERTED_SYMBOL,
+    };
+    expect_unconverted(&r, logged);
     let before = expect_vmlinux(&r);
     assert!(
         before.starts_with(&format!("console={console} ")),
         "{before}"
     );
     expect_target_first(&r);
-    expect_reload(&r, &Reload::Reapplied);
+    // The target unloaded and loaded again under the enabled patch.
     let (_, text) = check(&mods.join("klp_test_mod.ko"), &maps);
-    assert!(
-        !text.contains("does not clear module-specific klp relocations"),
-        "{text}"
-    );
+    let predicted = text.contains("does not clear module-specific klp relocations");
+    match arch {
+        // ppc64 6.1 has no clear_relocate_add either: the nop after the
+        // call into the target was rewritten to `ld r2,24(r1)` when the
+        // patch was applied the first time, stays so when the target
+        // unloads, and restore_r2() refuses it the second time.
+        "ppc64le" => {
+            expect_reload(
+                &r,
+                &Reload::Refused(&[
+                    "module_64: klp_test_mod: Expected nop after call, got e8410018 at lp_value+0x",
+                    "livepatch: failed to initialize patch 'klp_test_mod' for module 'klp_test_target' (-8)",
+                ]),
+            );
+            // Not modelled by check yet (its rule covers x86_64 before 6.3
+            // only): this assertion flips when the ppc64 rule is added.
+            assert!(!predicted, "{text}");
+        }
+        _ => {
+            expect_reload(&r, &Reload::Reapplied);
+            assert!(!predicted, "{text}");
+        }
+    }
     expect_late(&r);
     expect_negatives(&r);
     expect_plain(&r);
@@ -480,8 +536,18 @@ fn scenario(arch: &'static str) {
                 "the loader did not rewrite the nop: {loaded:08x?}"
             );
             // 9. The local call, refused by the loader as predicted.
+            // The kernel reads the same word check named (the kernel prints
+            // no symbol: the module's kallsyms are not set up yet).
             r.expect_refused("localcall", "klp_test_localcall.ko");
-            r.expect_log("klp_test_localcall: Expected nop after call, got ");
+            let (_, text) = check(&mods.join("klp_test_localcall.ko"), &maps);
+            let got = text
+                .split("Expected nop after call, got ")
+                .nth(1)
+                .map(|t| &t[..8])
+                .expect("check's word");
+            r.expect_log(&format!(
+                "module_64: klp_test_localcall: Expected nop after call, got {got} at "
+            ));
         }
         "arm64" => {
             let (i, file) = call_site(&vmfunc, klp_convert::elf::abi::R_AARCH64_CALL26);

@@ -190,7 +190,7 @@ pub fn expect_predictions(mods: &Path, maps: &[PathBuf], loaded: &[&str]) {
     // The unconverted module: the same symbol the loader names.
     let (_, text) = check(&mods.join("klp_test_vmlinux.unconverted.ko"), maps);
     assert!(
-        text.contains("symbol '.klp.sym.rela.vmlinux.vmlinux.saved_command_line.0': unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'"),
+        text.contains(&format!("symbol '{UNCONVERTED_SYMBOL}': unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'")),
         "{text}"
     );
     for module in loaded {
@@ -395,12 +395,15 @@ pub fn expect_started(r: &Results, release: &str) {
     r.expect("done", "result", 0, "ok");
 }
 
-/// 1. The unconverted module: refused by the loader, for the symbol check named.
-pub fn expect_unconverted(r: &Results) {
+/// The annotation symbol of lp_vmlinux, which the unconverted module leaves
+/// undefined (and `check` names).
+pub const UNCONVERTED_SYMBOL: &str = ".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0";
+
+/// 1. The unconverted module: refused by the loader, for the symbol check
+///    named. `logged` is the name as the loader prints it.
+pub fn expect_unconverted(r: &Results, logged: &str) {
     r.expect_refused("unconverted", "klp_test_vmlinux.unconverted.ko");
-    r.expect_log(
-        "klp_test_vmlinux: Unknown symbol .klp.sym.rela.vmlinux.vmlinux.saved_command_line.0",
-    );
+    r.expect_log(&format!("klp_test_vmlinux: Unknown symbol {logged}"));
 }
 
 /// 2. saved_command_line through a vmlinux klp relocation; the command line
