@@ -358,8 +358,9 @@ fn local_call(k: &XKernel, work: &Path, maps: &[PathBuf], out: &Path) {
 }
 
 /// Where lp_lookup calls kallsyms_lookup_name in a converted module: the
-/// index of the call's word in lp_lookup, and lp_lookup's words in the file.
-fn call_site(ko: &Path, call_type: u32) -> (usize, Vec<u32>) {
+/// byte offset of the call's klp relocation in lp_lookup, and lp_lookup's
+/// first 64 bytes in the file.
+fn call_site(ko: &Path, call_type: u32) -> (usize, Vec<u8>) {
     use klp_convert::elf::Elf;
     let data = std::fs::read(ko).unwrap();
     let elf = Elf::parse(&data).unwrap();
@@ -384,11 +385,15 @@ fn call_site(ko: &Path, call_type: u32) -> (usize, Vec<u32>) {
     let offset = found.expect("the klp relocation of the call to kallsyms_lookup_name");
     let text = elf.section_data(func.section as usize);
     let start = func.st_value as usize;
-    let words = text[start..start + 64]
-        .chunks(4)
-        .map(|w| elf.read_uint(w) as u32)
-        .collect();
-    (((offset - func.st_value) / 4) as usize, words)
+    (
+        (offset - func.st_value) as usize,
+        text[start..start + 64].to_vec(),
+    )
+}
+
+/// The little-endian instruction word at byte `at`.
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
 /// What each architecture's klp sections must use: calls, and data.
@@ -511,29 +516,39 @@ fn scenario(arch: &'static str) {
     r.expect("vmfunc", "patched", 0, "klp-convert vmfunc: found");
     r.expect("vmfunc", "removed_rc", 0, "0");
     r.expect("vmfunc", "after", 0, &before);
-    let loaded: Vec<u32> = r
+    // lp_lookup as loaded: 16 words as the guest read them (native order).
+    let loaded: Vec<u8> = r
         .one("vmfunc", "code", 0)
         .split(',')
         .map(|w| u32::from_str_radix(w, 16).expect("a code word"))
+        .flat_map(|w| match arch {
+            "s390x" => w.to_be_bytes(),
+            _ => w.to_le_bytes(),
+        })
         .collect();
-    assert_eq!(loaded.len(), 16);
+    assert_eq!(loaded.len(), 64);
     let vmfunc = mods.join("klp_test_vmfunc.ko");
     match arch {
         "ppc64le" => {
-            let (i, file) = call_site(&vmfunc, klp_convert::elf::abi::R_PPC64_REL24);
+            let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_PPC64_REL24);
             // In the file: `bl 0` (relocated at load) and the nop GCC left.
-            assert_eq!(file[i] & 0xfc00_0003, 0x4800_0001, "{file:08x?}");
+            assert_eq!(word(&file, at) & 0xfc00_0003, 0x4800_0001, "{file:02x?}");
             assert_eq!(
-                file[i + 1],
+                word(&file, at + 4),
                 0x6000_0000,
-                "no nop after the call: {file:08x?}"
+                "no nop after the call: {file:02x?}"
             );
             // Loaded: a `bl` to the stub, and the nop made `ld r2,24(r1)`.
-            assert_eq!(loaded[i] & 0xfc00_0003, 0x4800_0001, "{loaded:08x?}");
             assert_eq!(
-                loaded[i + 1],
+                word(&loaded, at) & 0xfc00_0003,
+                0x4800_0001,
+                "{loaded:02x?}"
+            );
+            assert_ne!(word(&loaded, at), word(&file, at), "not relocated");
+            assert_eq!(
+                word(&loaded, at + 4),
                 0xe841_0018,
-                "the loader did not rewrite the nop: {loaded:08x?}"
+                "the loader did not rewrite the nop: {loaded:02x?}"
             );
             // 9. The local call, refused by the loader as predicted.
             // The kernel reads the same word check named (the kernel prints
@@ -550,16 +565,27 @@ fn scenario(arch: &'static str) {
             ));
         }
         "arm64" => {
-            let (i, file) = call_site(&vmfunc, klp_convert::elf::abi::R_AARCH64_CALL26);
-            // `bl` with the offset the klp relocation wrote.
-            assert_eq!(file[i] & 0xfc00_0000, 0x9400_0000, "{file:08x?}");
-            assert_eq!(loaded[i] & 0xfc00_0000, 0x9400_0000, "{loaded:08x?}");
-            assert_ne!(loaded[i], file[i], "the call was not relocated");
+            let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_AARCH64_CALL26);
+            // `bl`, with the offset the klp relocation wrote.
+            assert_eq!(word(&file, at) & 0xfc00_0000, 0x9400_0000, "{file:02x?}");
+            assert_eq!(
+                word(&loaded, at) & 0xfc00_0000,
+                0x9400_0000,
+                "{loaded:02x?}"
+            );
+            assert_ne!(word(&loaded, at), word(&file, at), "not relocated");
         }
-        // s390x: brasl is 6 bytes at a 2-byte alignment; the patched
-        // /proc/cmdline above is the proof the call was relocated.
-        _ => {}
+        _ => {
+            // s390x: `brasl %r14,...` (c0e5, then the halfword offset the
+            // PLT32DBL relocation at +2 writes).
+            let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_390_PLT32DBL);
+            assert_eq!(file[at - 2..at], [0xc0, 0xe5], "{file:02x?}");
+            assert_eq!(loaded[at - 2..at], [0xc0, 0xe5], "{loaded:02x?}");
+            assert_ne!(loaded[at..at + 4], file[at..at + 4], "not relocated");
+        }
     }
+    // The local call (9) is ppc64le's only: s390x and arm64 calls restore
+    // nothing after them, and their loaders load such a call fine.
     // Every module the kernel loaded passes check (asserted before the boot
     // in expect_predictions), and nothing oopsed.
     assert!(!r.log.contains("Oops"), "{}", r.log);
