@@ -84,8 +84,9 @@ load badpos klp_test_badpos.ko
 load ambiguous klp_test_ambiguous.ko
 load missing klp_test_missing.ko
 load modvmlinux klp_test_modvmlinux.ko
-# The module's symbols as the kernel counts them, for the map checks.
-cat /proc/kallsyms > /dev/ttyS1
+# The module's symbols as the kernel counts them, for the map checks (on
+# x86, whose qemu has a second serial port).
+[ -c /dev/ttyS1 ] && cat /proc/kallsyms > /dev/ttyS1
 rmmod klp_test_target
 
 # 6. Plain C resolved from the symbol maps, in both load orders.
@@ -121,6 +122,21 @@ if load v7_late klp_test_v7.ko; then
 	disable klp_test_v7 v7_late
 	rmmod klp_test_target
 fi
+
+# 8. A non-exported vmlinux function, called through a klp relocation
+#    (tests/kernel_xarch.rs); the module's parameter "code" shows its code
+#    after loading (ppc64le: the nop after the call, rewritten by the loader).
+if [ -f /mod/klp_test_vmfunc.ko ] && load vmfunc klp_test_vmfunc.ko; then
+	out vmfunc "code=$(cat /sys/module/klp_test_vmfunc/parameters/code)"
+	wait_patch klp_test_vmfunc
+	out vmfunc "patched=$(cat /proc/cmdline)"
+	disable klp_test_vmfunc vmfunc
+	out vmfunc "after=$(cat /proc/cmdline)"
+fi
+
+# 9. ppc64le: the same call compiled as a local call (no nop after it),
+#    written without the loader check: refused.
+[ -f /mod/klp_test_localcall.ko ] && load localcall klp_test_localcall.ko
 
 out done result=ok
 poweroff -f

@@ -1,0 +1,522 @@
+//! What the real-kernel tests share (tests/kernel_e2e.rs on Debian's x86_64
+//! kernels, tests/kernel_xarch.rs on self-built ppc64le, s390x and arm64
+//! kernels): building and converting the modules of tests/kernel/, packing
+//! the initramfs, booting qemu, reading the `KLPTEST` lines that
+//! tests/kernel/init.sh prints, and the expectations of the scenarios every
+//! kernel runs.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Run `cmd`; panic with its output unless it succeeds.
+pub fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copy the files of `from` (not recursive) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Does the module reference `mcount` (built without `-mfentry`)?
+pub fn calls_mcount(ko: &Path) -> bool {
+    let data = std::fs::read(ko).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    elf.symbols
+        .iter()
+        .any(|s| s.name == b"mcount" && s.st_shndx == 0)
+}
+
+/// Convert one module with the command line under test and check the result
+/// passes the tool's own structural check (`show` reports 0 errors).
+pub fn convert(input: &Path, out: &Path, drop_in: bool) {
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let strs = if drop_in {
+        vec![i, o]
+    } else {
+        vec!["convert", i, "-o", o]
+    };
+    let r = klp_convert(&strs);
+    assert!(r.status.success(), "klp-convert {strs:?}: {}", stderr(&r));
+    let v = show_json(out);
+    assert_eq!(v["summary"]["errors"], 0, "{v}");
+    assert_eq!(v["summary"]["unconverted"], 0);
+}
+
+/// `klp-convert show --format json FILE`.
+pub fn show_json(file: &Path) -> serde_json::Value {
+    let r = klp_convert(&["show", "--format", "json", file.to_str().unwrap()]);
+    serde_json::from_slice(&r.stdout).expect("show --format json")
+}
+
+/// The relocation types of every klp section of a module (from `show`).
+pub fn klp_reloc_types(file: &Path) -> std::collections::BTreeSet<String> {
+    let v = show_json(file);
+    let mut out = std::collections::BTreeSet::new();
+    for o in v["objects"].as_array().expect("show: objects") {
+        for s in o["sections"].as_array().expect("show: sections") {
+            for r in s["relocations"].as_array().expect("show: relocations") {
+                out.insert(r["type"].as_str().expect("relocation type").to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What a careless converter would make of lp_modvmlinux: its vmlinux
+/// relocation moved into `.klp.rela.klp_test_target.*`. klp-convert refuses
+/// to write that, so the library's planner and writer make it directly.
+pub fn module_specific_vmlinux(input: &Path, out: &Path) {
+    use klp_convert::elf::Elf;
+    let data = std::fs::read(input).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
+    assert_eq!(plan.sections.len(), 1);
+    plan.sections[0].obj = "klp_test_target".into();
+    std::fs::write(
+        out,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
+    let (code, text) = check(out, &[]);
+    assert_eq!(code, 1, "check accepted it: {text}");
+}
+
+/// `klp-convert check FILE [--symbols MAP]...`: (exit code, stdout).
+pub fn check(file: &Path, maps: &[PathBuf]) -> (i32, String) {
+    let mut args = vec!["check".to_string(), file.display().to_string()];
+    for m in maps {
+        args.push("--symbols".into());
+        args.push(m.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = klp_convert(&args);
+    (
+        r.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+    )
+}
+
+/// Modules `convert --symbols` must refuse, with the target kernel's maps: a
+/// module static key in __jump_table, and an unannotated ambiguous
+/// reference. `work/lp_<name>/klp_test_<name>.ko` must be built.
+pub fn expect_refused_at_conversion(work: &Path, maps: &[PathBuf]) {
+    let refused = |name: &str| -> String {
+        let input = work.join(format!("lp_{name}/klp_test_{name}.ko"));
+        let out = work.join(format!("klp_test_{name}.refused.ko"));
+        let mut args = vec![
+            "convert".to_string(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        for map in maps {
+            args.push("--symbols".into());
+            args.push(map.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = klp_convert(&args);
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "{name} was not refused: {}",
+            stderr(&r)
+        );
+        assert!(!out.exists());
+        stderr(&r)
+    };
+    let err = refused("modkey");
+    assert!(
+        err.contains("module-specific klp relocation in special section __jump_table")
+            && err.contains("static_key_enabled()")
+            && err.contains("symbol 'klp_test_key'"),
+        "{err}"
+    );
+    let err = refused("ambiguous_plain");
+    assert!(
+        err.contains("'get_homonym_string' is ambiguous: 2 candidates"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KLP_RELOC_SYMBOL_POS(klp_test_target, klp_test_target, get_homonym_string, 1) /* .text+0x")
+            && err.contains(" in target_a.c */"),
+        "{err}"
+    );
+    assert!(
+        err.contains("get_homonym_string, 2) /* .text+0x") && err.contains(" in target_b.c */"),
+        "{err}"
+    );
+}
+
+/// The negative controls in the initramfs' /mod, each with the kernel's own
+/// words for its refusal (the livepatch core's, then the loader's).
+pub const NEGATIVES: &[(&str, &str)] = &[
+    ("klp_test_badpos.ko", "symbol position 3 for symbol 'homonym_string' in object 'klp_test_target' not found"),
+    ("klp_test_ambiguous.ko", "unresolvable ambiguity for symbol 'homonym_string' in object 'klp_test_target'"),
+    ("klp_test_missing.ko", "symbol 'klp_no_such_symbol' not found in symbol table"),
+    ("klp_test_modvmlinux.ko", "invalid access to vmlinux symbol 'saved_command_line' from module-specific livepatch relocation section"),
+    ("klp_test_vmlinux.unconverted.ko", "Unknown symbol"),
+];
+
+/// Before booting: `check --symbols` refuses every negative control of
+/// `mods` in the kernel's words, and accepts `loaded` (the modules the
+/// kernel is expected to load) without an error.
+pub fn expect_predictions(mods: &Path, maps: &[PathBuf], loaded: &[&str]) {
+    for (module, words) in NEGATIVES {
+        let (code, text) = check(&mods.join(module), maps);
+        assert_eq!(code, 1, "check did not refuse {module}: {text}");
+        assert!(
+            text.contains(words),
+            "check's words for {module} lack {words:?}:\n{text}"
+        );
+    }
+    // The unconverted module: the same symbol the loader names.
+    let (_, text) = check(&mods.join("klp_test_vmlinux.unconverted.ko"), maps);
+    assert!(
+        text.contains(&format!("symbol '{UNCONVERTED_SYMBOL}': unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'")),
+        "{text}"
+    );
+    for module in loaded {
+        let (code, text) = check(&mods.join(module), maps);
+        assert_eq!(code, 0, "{module}: {text}");
+        assert!(!text.contains("error:"), "{module}: {text}");
+    }
+    let (_, json) = {
+        let mut args = vec!["check".to_string(), "--format".into(), "json".into()];
+        args.push(mods.join("klp_test_mod.ko").display().to_string());
+        args.push("--symbols".into());
+        args.push(
+            maps.iter()
+                .find(|m| m.to_string_lossy().ends_with("klp_test_target.ko"))
+                .expect("the target module among the maps")
+                .display()
+                .to_string(),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = klp_convert(&args);
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+        )
+    };
+    assert!(json.contains("(position 2 of 2)"), "{json}");
+}
+
+/// Pack `rootfs` (with /init and /bin/busybox) into a newc cpio archive with
+/// the host's cached busybox.
+pub fn pack(rootfs: &Path, cpio: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["init", "bin/busybox"] {
+        std::fs::set_permissions(rootfs.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let busybox = cache_dir().join("busybox");
+    let list = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | '{}' cpio -o -H newc > '{}'",
+            rootfs.display(),
+            busybox.display(),
+            cpio.display()
+        ))
+        .stderr(Stdio::null())
+        .status()
+        .expect("run cpio");
+    assert!(list.success(), "packing the initramfs failed");
+}
+
+/// A fresh rootfs under `work` with the guest's `busybox`, tests/kernel/init.sh
+/// as /init and an empty /mod; returns /mod.
+pub fn rootfs(work: &Path, busybox: &Path) -> PathBuf {
+    let rootfs = work.join("rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("mod")).unwrap();
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    std::fs::copy(root().join("tests/kernel/init.sh"), rootfs.join("init")).unwrap();
+    rootfs.join("mod")
+}
+
+/// One qemu boot.
+pub struct Qemu {
+    /// The qemu-system-* binary (or a wrapper).
+    pub program: PathBuf,
+    /// Machine, CPU and accelerator options.
+    pub args: Vec<OsString>,
+    /// The image `-kernel` boots.
+    pub kernel: PathBuf,
+    /// The kernel command line.
+    pub append: String,
+    /// A second serial port whose output `boot` returns (x86's ttyS1).
+    pub second_serial: bool,
+}
+
+/// Boot `qemu` with the initramfs; return the console log (`\r` stripped)
+/// and what the guest wrote to its second serial port, if any.
+pub fn boot(qemu: &Qemu, initrd: &Path, log: &Path) -> (String, String) {
+    let _ = std::fs::remove_file(log);
+    let bulk = log.with_extension("ttyS1");
+    let _ = std::fs::remove_file(&bulk);
+    let mut cmd = Command::new(&qemu.program);
+    cmd.args(&qemu.args)
+        .args(["-m", "512M", "-smp", "1"])
+        .args(["-nographic", "-no-reboot", "-monitor", "none"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()));
+    if qemu.second_serial {
+        cmd.arg("-serial").arg(format!("file:{}", bulk.display()));
+    }
+    let mut child = cmd
+        .arg("-kernel")
+        .arg(&qemu.kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(&qemu.append)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", qemu.program.display()));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for qemu") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("qemu did not power off within 300 s; console:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).replace('\r', "")
+    };
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!(
+            "{} exited with {status}: {err}\nconsole:\n{}",
+            qemu.program.display(),
+            text(log)
+        );
+    }
+    (text(log), text(&bulk))
+}
+
+/// The `KLPTEST` lines of a console log.
+pub struct Results {
+    pub lines: Vec<(String, String, String)>,
+    pub log: String,
+}
+
+impl Results {
+    pub fn parse(log: String) -> Self {
+        let lines = log
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("KLPTEST ")?;
+                let (step, kv) = rest.split_once(' ')?;
+                let (k, v) = kv.split_once('=')?;
+                Some((step.to_string(), k.to_string(), v.to_string()))
+            })
+            .collect();
+        Results { lines, log }
+    }
+
+    /// Every value of `key` at `step`, in order.
+    pub fn all(&self, step: &str, key: &str) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|(s, k, _)| s == step && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn one(&self, step: &str, key: &str, n: usize) -> &str {
+        match self.all(step, key).get(n) {
+            Some(v) => v,
+            None => panic!("no value #{n} of {step} {key}; console:\n{}", self.log),
+        }
+    }
+
+    pub fn expect(&self, step: &str, key: &str, n: usize, want: &str) {
+        let got = self.one(step, key, n);
+        assert_eq!(got, want, "{step} {key} (#{n}); console:\n{}", self.log);
+    }
+
+    pub fn expect_log(&self, needle: &str) {
+        assert!(
+            self.log.contains(needle),
+            "console lacks {needle:?}:\n{}",
+            self.log
+        );
+    }
+
+    /// The insmod of `module` at `step` failed.
+    pub fn expect_refused(&self, step: &str, module: &str) {
+        assert_ne!(
+            self.one(step, &format!("insmod_{module}"), 0),
+            "0",
+            "{module} loaded; console:\n{}",
+            self.log
+        );
+    }
+}
+
+/// The value the target reports under klp_test_mod.
+pub const PATCHED: &str = "patched [homonym string A] [homonym string B] [homonym string B]";
+
+/// The boot ran to its end, on `release`.
+pub fn expect_started(r: &Results, release: &str) {
+    r.expect("start", "kernel", 0, release);
+    r.expect("done", "result", 0, "ok");
+}
+
+/// The annotation symbol of lp_vmlinux, which the unconverted module leaves
+/// undefined (and `check` names).
+pub const UNCONVERTED_SYMBOL: &str = ".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0";
+
+/// 1. The unconverted module: refused by the loader, for the symbol check
+///    named. `logged` is the name as the loader prints it.
+pub fn expect_unconverted(r: &Results, logged: &str) {
+    r.expect_refused("unconverted", "klp_test_vmlinux.unconverted.ko");
+    r.expect_log(&format!("klp_test_vmlinux: Unknown symbol {logged}"));
+}
+
+/// 2. saved_command_line through a vmlinux klp relocation; the command line
+///    before the patch.
+pub fn expect_vmlinux(r: &Results) -> String {
+    let before = r.one("cmdline", "before", 0).to_string();
+    r.expect("vmlinux", "insmod_klp_test_vmlinux.ko", 0, "0");
+    r.expect(
+        "vmlinux",
+        "patched",
+        0,
+        &format!("klp-convert patched: {before}"),
+    );
+    r.expect("vmlinux", "removed_rc", 0, "0");
+    r.expect("vmlinux", "after", 0, &before);
+    r.expect_log("livepatch: 'klp_test_vmlinux': patching complete");
+    before
+}
+
+/// 3. Target first; positions 1 and 2 reach files A and B.
+pub fn expect_target_first(r: &Results) {
+    r.expect("target_first", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("target_first", "value", 0, "original");
+    r.expect("target_first", "insmod_klp_test_mod.ko", 0, "0");
+    r.expect("target_first", "value", 1, PATCHED);
+    r.expect("reload", "rmmod_rc", 0, "0");
+    r.expect_log("livepatch: reverting patch 'klp_test_mod' on unloading module 'klp_test_target'");
+}
+
+/// What a kernel does when the target is loaded again while the patch stays
+/// enabled.
+pub enum Reload<'a> {
+    /// The patch is applied to it again.
+    Reapplied,
+    /// The load is refused, with these console messages.
+    Refused(&'a [&'a str]),
+}
+
+/// 3b. The reload of the target under the enabled patch, then disabling.
+pub fn expect_reload(r: &Results, reload: &Reload) {
+    match reload {
+        Reload::Reapplied => {
+            r.expect("reload", "insmod_klp_test_target.ko", 0, "0");
+            r.expect("reload", "value", 0, PATCHED);
+            r.expect("reload", "value", 1, "original");
+            assert!(!r.log.contains("failed to initialize patch"), "{}", r.log);
+        }
+        Reload::Refused(messages) => {
+            r.expect_refused("reload", "klp_test_target.ko");
+            for m in *messages {
+                r.expect_log(m);
+            }
+            r.expect_log("refusing to load module 'klp_test_target'");
+            r.expect("reload", "value", 0, "none");
+        }
+    }
+    r.expect("reload", "removed_rc", 0, "0");
+}
+
+/// 4. Patch first, then the target: late module patching.
+pub fn expect_late(r: &Results) {
+    r.expect("late", "insmod_klp_test_mod.ko", 0, "0");
+    r.expect("late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_mod' to loading module 'klp_test_target'");
+    r.expect("late", "value", 0, PATCHED);
+    r.expect("late", "removed_rc", 0, "0");
+    r.expect("late", "value", 1, "original");
+    r.expect("late", "rmmod_target_rc", 0, "0");
+}
+
+/// 5. The negative controls with the target loaded, each refused in the
+///    words `check` predicted (see [`NEGATIVES`]).
+pub fn expect_negatives(r: &Results) {
+    r.expect("badpos", "insmod_klp_test_target.ko", 0, "0");
+    for (step, module) in [
+        ("badpos", "klp_test_badpos.ko"),
+        ("ambiguous", "klp_test_ambiguous.ko"),
+        ("missing", "klp_test_missing.ko"),
+        ("modvmlinux", "klp_test_modvmlinux.ko"),
+    ] {
+        r.expect_refused(step, module);
+    }
+    for (_, words) in &NEGATIVES[..4] {
+        r.expect_log(&format!("livepatch: {words}"));
+    }
+}
+
+/// 6. Plain C, resolved automatically, in both load orders.
+pub fn expect_plain(r: &Results) {
+    let plain = "plain [homonym string B] [console]";
+    r.expect("plain", "insmod_klp_test_plain.ko", 0, "0");
+    r.expect("plain", "value", 0, plain);
+    r.expect("plain", "removed_rc", 0, "0");
+    r.expect("plain", "value", 1, "original");
+    r.expect("plain_late", "insmod_klp_test_plain.ko", 0, "0");
+    r.expect("plain_late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("plain_late", "value", 0, plain);
+    r.expect("plain_late", "removed_rc", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_plain' to loading module 'klp_test_target'");
+}
+
+/// 7. The v7 selftest scenarios, in both load orders.
+pub fn expect_v7(r: &Results) {
+    let v7 = "v7 data=101,103,105,204,303 rodata=102,104,402 text=203,207,509 \
+              sections=99,99,99 strings=klp string A|klp string B \
+              fn=homonym string B key=0 local=606 percpu=ok";
+    r.expect("v7", "insmod_klp_test_v7.ko", 0, "0");
+    r.expect("v7", "value", 0, v7);
+    r.expect("v7", "removed_rc", 0, "0");
+    r.expect("v7", "value", 1, "original");
+    r.expect("v7_late", "insmod_klp_test_v7.ko", 0, "0");
+    r.expect("v7_late", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("v7_late", "value", 0, v7);
+    r.expect("v7_late", "removed_rc", 0, "0");
+    r.expect_log("livepatch: applying patch 'klp_test_v7' to loading module 'klp_test_target'");
+}
