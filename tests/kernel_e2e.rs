@@ -193,6 +193,7 @@ fn scenario(series: &str) {
             "klp_test_plain.ko",
             "klp_test_v7.ko",
         ],
+        UNCONVERTED_SYMBOL,
     );
 
     let qemu = Qemu {

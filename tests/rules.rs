@@ -71,7 +71,7 @@ fn module_level_rules() {
     let unconverted: Vec<_> = before
         .symbols
         .iter()
-        .filter_map(contract::unconverted_annotation)
+        .filter_map(|s| contract::unconverted_annotation(&before, s))
         .collect();
     assert_eq!(unconverted.len(), 2);
     assert!(unconverted
@@ -80,7 +80,7 @@ fn module_level_rules() {
     assert!(after
         .symbols
         .iter()
-        .all(|s| contract::unconverted_annotation(s).is_none()));
+        .all(|s| contract::unconverted_annotation(&after, s).is_none()));
 
     // What the loader must link: printk, not the weak symbol, not the
     // annotations, not the module's own.

@@ -187,6 +187,16 @@ pub(crate) fn loader(machine: u16) -> Option<&'static Loader> {
     }
 }
 
+/// A symbol name as this machine's module loader prints it: ppc64's
+/// `dedotify()` drops the leading `.` of undefined names (ELFv1's dot
+/// symbols) before `simplify_symbols` reports them.
+pub fn loader_name(machine: u16, name: &str) -> String {
+    match name.strip_prefix('.') {
+        Some(rest) if machine == abi::EM_PPC64 => rest.to_string(),
+        _ => name.to_string(),
+    }
+}
+
 /// Does this machine's `apply_relocate_add` skip the type, writing nothing
 /// (x86_64, s390 and arm64 `*_NONE`; ppc64 has no such case and refuses it)?
 pub fn writes_nothing(machine: u16, r_type: u32) -> bool {

@@ -61,15 +61,18 @@ pub fn klp_symbol_name_format(sym: &Symbol, target: &Target) -> Option<Finding> 
 
 /// `simplify_symbols` (kernel/module/main.c) fails on an undefined name no
 /// one exports: a `KLP_RELOC_SYMBOL` annotation left as it was compiled
-/// gives "Unknown symbol .klp.sym.rela...".
-pub fn unconverted_annotation(sym: &Symbol) -> Option<Finding> {
+/// gives "Unknown symbol .klp.sym.rela..." (ppc64: without the dot).
+pub fn unconverted_annotation(elf: &Elf, sym: &Symbol) -> Option<Finding> {
     if sym.st_shndx != SHN_UNDEF || !names::is_annotation(sym.name) {
         return None;
     }
     Some(
         Finding::new(
             Rule::UnconvertedAnnotation,
-            "unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol'; run klp-convert on this module",
+            format!(
+                "unconverted KLP_RELOC_SYMBOL annotation: the loader would fail with 'Unknown symbol {}'; run klp-convert on this module",
+                arch::loader_name(elf.machine, &sym.display_name())
+            ),
         )
         .in_section(".symtab")
         .symbol(sym.display_name()),
@@ -382,7 +385,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
             out.extend(klp_symbol_name_format(sym, target));
         }
-        out.extend(unconverted_annotation(sym));
+        out.extend(unconverted_annotation(elf, sym));
     }
     for sec in &elf.sections {
         out.extend(unconverted_sympos_table(elf, sec));

@@ -224,7 +224,8 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
             out.push(at(Finding::new(
                 Rule::UnknownSymbol,
                 format!(
-                    "{module}: Unknown symbol {shown} (err -2): neither exported (Module.symvers) nor converted to a klp symbol"
+                    "{module}: Unknown symbol {} (err -2): neither exported (Module.symvers) nor converted to a klp symbol",
+                    arch::loader_name(elf.machine, &shown)
                 ),
             )));
         }
