@@ -203,7 +203,7 @@ fn scenario(series: &str) {
             .map(Into::into)
             .collect(),
         kernel: kernel.join("vmlinux"),
-        append: "console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6".into(),
+        append: "console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6 printk.devkmsg=on".into(),
         second_serial: true,
     };
     let (log, bulk) = boot(&qemu, &initrd, &work.join("console.log"));

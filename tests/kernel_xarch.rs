@@ -460,7 +460,7 @@ fn scenario(arch: &'static str) {
             .map(Into::into)
             .collect(),
         kernel: k.dir.join("boot"),
-        append: format!("console={console} panic=-1 loglevel=6"),
+        append: format!("console={console} panic=-1 loglevel=6 printk.devkmsg=on"),
         second_serial: false,
     };
     let booting = Instant::now();

@@ -10,7 +10,17 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 
 LP=/sys/kernel/livepatch
-out() { echo "KLPTEST $*"; }
+# Through the kernel's log, not straight to the console: a printk record is
+# written whole, so the kernel's own messages cannot land in the middle of
+# a KLPTEST line (they did, on arm64 under load). printk.devkmsg=on on the
+# command line lifts the rate limit on /dev/kmsg.
+out() {
+	if [ -c /dev/kmsg ]; then
+		echo "KLPTEST $*" > /dev/kmsg
+	else
+		echo "KLPTEST $*"
+	fi
+}
 
 # wait_patch NAME: until its transition is over (at most 60 s)
 wait_patch() {

@@ -339,7 +339,9 @@ impl Results {
         let lines = log
             .lines()
             .filter_map(|l| {
-                let rest = l.strip_prefix("KLPTEST ")?;
+                // `[    1.234567] KLPTEST step key=value`: from /dev/kmsg.
+                let at = l.find("KLPTEST ")?;
+                let rest = l[at + "KLPTEST ".len()..].trim_end_matches('\r');
                 let (step, kv) = rest.split_once(' ')?;
                 let (k, v) = kv.split_once('=')?;
                 Some((step.to_string(), k.to_string(), v.to_string()))
