@@ -19,6 +19,15 @@ fn write_unchecked(elf: &Elf, plan: &plan::Plan, out: &Path) {
     std::fs::write(out, convert::apply::apply(elf, plan).unwrap()).unwrap();
 }
 
+/// Write `elf` to `out` with symbol `sym` renamed `name` and marked
+/// `SHN_LIVEPATCH`, as a tool other than this one might leave it.
+fn mark_livepatch(elf: &Elf, sym: usize, name: &[u8], out: &Path) {
+    let mut edit = Edit::new(elf);
+    let st_name = edit.add_symbol_name(name);
+    edit.patch_symbol(sym, st_name, SHN_LIVEPATCH);
+    std::fs::write(out, edit.finish().unwrap()).unwrap();
+}
+
 /// Run `check` with extra arguments; (exit code, stdout).
 fn check(file: &Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["check", file.to_str().unwrap()];
@@ -407,11 +416,8 @@ fn missing_livepatch_modinfo_and_unconverted_annotations() {
         .find(|s| s.name.starts_with(b".klp.sym.rela."))
         .unwrap()
         .index;
-    let mut edit = Edit::new(&elf);
-    let name = edit.add_symbol_name(b".klp.sym.vmlinux.v,0");
-    edit.patch_symbol(sym, name, SHN_LIVEPATCH);
     let out = dir.join("out.o");
-    std::fs::write(&out, edit.finish().unwrap()).unwrap();
+    mark_livepatch(&elf, sym, b".klp.sym.vmlinux.v,0", &out);
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not marked as a livepatch module"), "{text}");
@@ -1016,11 +1022,8 @@ fn objtool_leftovers_are_not_errors() {
         .find(|s| s.name == b".klp.tombstone.saved_command_line")
         .unwrap()
         .index;
-    let mut edit = Edit::new(&elf);
-    let name = edit.add_symbol_name(b".klp.tombstone.saved_command_line");
-    edit.patch_symbol(tomb, name, SHN_LIVEPATCH);
     let out = dir.join("objtool.o");
-    std::fs::write(&out, edit.finish().unwrap()).unwrap();
+    mark_livepatch(&elf, tomb, b".klp.tombstone.saved_command_line", &out);
 
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 0, "{text}");

@@ -46,15 +46,7 @@ const BUILT_BY_KLP_CONVERT: &[&str] = &["lp_plain", "lp_v7"];
 /// flaky -mfentry probe).
 fn build_with_klp_convert(kernel: &Path, work: &Path, m: &Path) {
     let target = work.join("target/klp_test_target.ko");
-    // lp_v7 names the target's function-local static as its kallsyms does.
-    let mut map = klp_convert::maps::SymbolMap::new();
-    map.add_file(&target).unwrap();
-    let local = map
-        .symbols("klp_test_target")
-        .iter()
-        .find(|s| s.name.starts_with("klp_local_counter."))
-        .map(|s| s.name.clone())
-        .expect("the target's function-local static");
+    let local = local_counter_name(&target);
     let r = klp_convert_build(
         &kernel.join("build"),
         m,

@@ -193,15 +193,7 @@ fn build_modules(k: &XKernel, work: &Path) -> Vec<PathBuf> {
         // CONFIG_KALLSYMS_ALL decides whether the target's data symbols count.
         k.linux().join(".config"),
     ];
-    // lp_v7 names the target's function-local static as its kallsyms does.
-    let mut map = klp_convert::maps::SymbolMap::new();
-    map.add_file(&target).unwrap();
-    let local = map
-        .symbols("klp_test_target")
-        .iter()
-        .find(|s| s.name.starts_with("klp_local_counter."))
-        .map(|s| s.name.clone())
-        .expect("the target's function-local static");
+    let local = local_counter_name(&target);
     // The unconverted livepatch (the negative control): as make built it.
     k.make(&work.join("lp_vmlinux"), "modules");
     std::fs::copy(

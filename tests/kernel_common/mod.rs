@@ -524,3 +524,16 @@ pub fn expect_v7(r: &Results) {
     r.expect("v7_late", "removed_rc", 0, "0");
     r.expect_log("livepatch: applying patch 'klp_test_v7' to loading module 'klp_test_target'");
 }
+
+/// The name the built target module gives its function-local static
+/// (`klp_local_counter.<n>`: the suffix counts the file's local statics),
+/// which lp_v7 names as the target's kallsyms does.
+pub fn local_counter_name(target: &Path) -> String {
+    let mut map = klp_convert::maps::SymbolMap::new();
+    map.add_file(target).unwrap();
+    map.symbols("klp_test_target")
+        .iter()
+        .find(|s| s.name.starts_with("klp_local_counter."))
+        .map(|s| s.name.clone())
+        .expect("the target's function-local static")
+}
