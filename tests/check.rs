@@ -146,13 +146,7 @@ fn ppc64le_global_call_with_nop_passes() {
         &obj,
     );
     let out = dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&obj, &out);
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(": ok"), "{text}");
@@ -338,13 +332,7 @@ fn late_relocation_into_read_only_data_warns() {
         &obj,
     );
     let out = dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&obj, &out);
     // x86_64 writes late relocations with text_poke() since 5.8: on 6.12
     // a note says why there is no warning, in this architecture's terms.
     let (code, text) = check(&out, &["--kernel-release", "6.12.117+deb12-amd64"]);
@@ -469,13 +457,7 @@ fn converted_x86(test: &str, source: &str) -> (PathBuf, Vec<u8>) {
     let obj = dir.join("lp.o");
     compile_x86_64(&format!("{HEADER}{LIVEPATCH_MODINFO}{source}"), &obj);
     let out = dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&obj, &out);
     let bytes = std::fs::read(&out).unwrap();
     (out, bytes)
 }
@@ -703,13 +685,7 @@ fn absolute_32_bit_fields_with_a_map() {
             &obj,
         );
         let out = dir.join("out.o");
-        let r = klp_convert(&[
-            "convert",
-            obj.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(r.status.success(), "{cc}: {}", stderr(&r));
+        convert_ok(&obj, &out);
         let low = dir.join("low");
         std::fs::write(&low, "0000000000a00000 D v\n").unwrap();
         let (code, text) = check(&out, &["--symbols", low.to_str().unwrap()]);
@@ -905,13 +881,7 @@ fn pc_relative_range_with_a_map() {
         &obj,
     );
     let out = dir.join("out.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&obj, &out);
     let image = "ffffffff81000000 T _text\nffffffff83000000 B _end\n";
     let map = |v: &str| {
         let p = dir.join(format!("map-{v}"));
@@ -965,8 +935,7 @@ fn pc_relative_range_arm64_and_s390x() {
         let obj = dir.join("lp.o");
         compile(cc, flags, &format!("{HEADER}{LIVEPATCH_MODINFO}{source}"), &obj);
         let out = dir.join("out.o");
-        let r = klp_convert(&["convert", obj.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-        assert!(r.status.success(), "{cc}: {}", stderr(&r));
+        convert_ok(&obj, &out);
         let map = |v: &str| {
             let p = dir.join(format!("map-{v}"));
             std::fs::write(
@@ -1006,13 +975,7 @@ fn objtool_leftovers_are_not_errors() {
         &obj,
     );
     let converted = dir.join("converted.o");
-    let r = klp_convert(&[
-        "convert",
-        obj.to_str().unwrap(),
-        "-o",
-        converted.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&obj, &converted);
     // Mark the tombstone as objtool does: SHN_LIVEPATCH, name unparsable.
     let data = std::fs::read(&converted).unwrap();
     let elf = Elf::parse(&data).unwrap();
@@ -1034,13 +997,7 @@ fn objtool_leftovers_are_not_errors() {
     );
     // convert judges it by the same rules: nothing to do, nothing refused.
     let again = dir.join("again.o");
-    let r = klp_convert(&[
-        "convert",
-        out.to_str().unwrap(),
-        "-o",
-        again.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    convert_ok(&out, &again);
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
 }
 
@@ -1072,13 +1029,7 @@ fn ppc64_reload_before_6_3() {
             &obj,
         );
         let out = dir.join("out.o");
-        let r = klp_convert(&[
-            "convert",
-            obj.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(r.status.success(), "{name}: {}", stderr(&r));
+        convert_ok(&obj, &out);
         let (code, text) = check(&out, &["--kernel-release", "6.1.192"]);
         assert_eq!(code, 0, "{name}: {text}");
         assert_eq!(

@@ -199,11 +199,22 @@ pub fn convert_then_check(input: &Path, out: &Path, map: &Path) -> Output {
         "--symbols",
         map.to_str().unwrap(),
     ]);
-    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
     klp_convert(&[
         "check",
         out.to_str().unwrap(),
         "--symbols",
         map.to_str().unwrap(),
     ])
+}
+
+/// Convert `input` into `out`, asserting that it converts.
+pub fn convert_ok(input: &Path, out: &Path) {
+    let r = klp_convert(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
 }
