@@ -110,6 +110,13 @@ rules! {
     /// What another tool left behind that the kernel ignores (objtool's
     /// `__klp_relocs.<obj>` table).
     ToolLeftover = "tool-leftover", Note;
+    /// `klp_init_patch_early`, `klp_init_object`, `klp_init_func`: a
+    /// `klp_object` without functions, a `klp_func` without `old_name` or
+    /// `new_func`, an over-long name (-EINVAL).
+    PatchTable = "patch-table", Error;
+    /// A livepatch module whose `klp_patch` tables are not in its data (built
+    /// at run time): its patched functions were not checked.
+    PatchTableUnread = "patch-table-unread", Note;
     /// `simplify_symbols`: "Unknown symbol" for an annotation left unconverted.
     UnconvertedAnnotation = "unconverted-annotation", Error;
     /// A v7 `KLP_MODULE_RELOC` table left in the module: its references were

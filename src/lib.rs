@@ -49,6 +49,7 @@ pub mod elf;
 pub mod error;
 pub mod finding;
 pub mod kbuild;
+pub mod klp_patch;
 pub mod maps;
 pub mod module_file;
 pub mod names;

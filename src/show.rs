@@ -9,6 +9,7 @@ use crate::arch;
 use crate::convert::select;
 use crate::elf::{Elf, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::finding::Finding;
+use crate::klp_patch::{self, Form, PatchTable};
 use crate::names;
 use crate::rules::{contract, Target};
 
@@ -23,6 +24,10 @@ pub struct Report {
     pub livepatch: bool,
     /// klp relocation sections, grouped by object (sorted), then target.
     pub objects: Vec<ObjectReport>,
+    /// The patched functions per object, from the module's `klp_patch`
+    /// tables, when they are in its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchTable>,
     /// Annotations still waiting for conversion: `KLP_RELOC_SYMBOL` names
     /// and `KLP_SYMPOS` table entries.
     pub unconverted: Vec<AnnotationReport>,
@@ -203,6 +208,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             .into_iter()
             .map(|(object, sections)| ObjectReport { object, sections })
             .collect(),
+        patch: klp_patch::read(elf),
         unconverted,
         findings,
         summary,
@@ -240,6 +246,25 @@ impl Report {
                         s,
                         "    0x{:08x}  {:<28} {} pos {} addend {}",
                         r.offset, r.r_type, sym, r.position, r.addend
+                    );
+                }
+            }
+        }
+        if let Some(t) = &self.patch {
+            let form = match t.form {
+                Form::Static => "struct klp_patch",
+                Form::Objtool => "objtool .init.klp_objects",
+            };
+            let _ = writeln!(s, "\npatched functions ({form})");
+            for o in &t.objects {
+                let _ = writeln!(s, "  object {}", o.object());
+                for f in &o.funcs {
+                    let _ = writeln!(
+                        s,
+                        "    {} pos {} -> {}",
+                        f.old_name.as_deref().unwrap_or("(no old_name)"),
+                        f.sympos,
+                        f.new_func.as_deref().unwrap_or("(no new_func)")
                     );
                 }
             }

@@ -27,6 +27,8 @@ const RULE_IDS: &[&str] = &[
     "offset-beyond-target",
     "ordinary-reloc-to-livepatch-symbol",
     "tool-leftover",
+    "patch-table",
+    "patch-table-unread",
     "unconverted-annotation",
     "unconverted-sympos-table",
     "symbol-not-found",
@@ -99,7 +101,8 @@ fn module(test: &str) -> std::path::PathBuf {
              extern int t KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, t);\n\
              int *const ptr_in_rodata = &t;\n\
              extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\n\
-             char *f(void) {{ return saved_command_line; }}\n"
+             char *f(void) {{ return saved_command_line; }}\n{}",
+            klp_patch_c(&[(None, &[("cmdline_proc_show", 0, "f")])])
         ),
         &obj,
     );
@@ -171,6 +174,7 @@ fn show_json_schema() {
                 "livepatch",
                 "machine",
                 "objects",
+                "patch",
                 "summary",
                 "unconverted"
             ]
@@ -191,6 +195,18 @@ fn show_json_schema() {
             .unwrap()
             .iter()
             .for_each(assert_finding);
+        assert_eq!(keys(&v["patch"]), ["form", "objects"]);
+        assert_eq!(v["patch"]["form"], "static");
+        let o = &v["patch"]["objects"][0];
+        assert_eq!(keys(o), ["funcs", "funcs_missing", "name", "place"]);
+        assert_eq!(o["name"], "vmlinux");
+        assert_eq!(keys(&o["place"]), ["offset", "section"]);
+        let f = &o["funcs"][0];
+        assert_eq!(keys(f), ["new_func", "old_name", "place", "sympos"]);
+        assert_eq!(
+            (&f["old_name"], &f["new_func"], &f["sympos"]),
+            (&"cmdline_proc_show".into(), &"f".into(), &0.into())
+        );
         for a in v["unconverted"].as_array().unwrap() {
             assert_eq!(keys(a), ["becomes", "symbol", "uses"]);
         }

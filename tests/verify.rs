@@ -9,8 +9,13 @@ use klp_convert::elf::write::Edit;
 use klp_convert::elf::{Elf, SHF_RELA_LIVEPATCH};
 
 /// The contract's findings on `elf`, for its own vermagic.
+/// The contract's findings, without the note that these test modules
+/// have no `klp_patch` table.
 fn contract(elf: &Elf) -> Vec<klp_convert::finding::Finding> {
     klp_convert::rules::contract::module(elf, &klp_convert::rules::Target::of(elf, None))
+        .into_iter()
+        .filter(|f| f.rule != klp_convert::finding::Rule::PatchTableUnread)
+        .collect()
 }
 
 fn input(test: &str) -> Vec<u8> {

@@ -12,8 +12,9 @@ use super::select::Selection;
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
+use crate::klp_patch;
 use crate::names::KlpSymbol;
-use crate::rules::contract;
+use crate::rules::{contract, Target};
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,14 @@ impl Plan {
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
 pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
-    let mut problems = Vec::new();
+    // A patch table the livepatch core refuses is refused here too, even
+    // when there is nothing to convert (`check` reports the same).
+    let table = klp_patch::read(elf);
+    let mut problems: Vec<Finding> =
+        contract::patch_table(elf, table.as_ref(), &Target::of(elf, None))
+            .into_iter()
+            .filter(Finding::is_error)
+            .collect();
     let mut plan = Plan {
         renames: sel
             .order

@@ -13,6 +13,7 @@ use crate::elf::{
     SHT_RELA,
 };
 use crate::finding::{Finding, Rule};
+use crate::klp_patch::{self, PatchTable, Place};
 use crate::names::{self, KlpSymbol, VMLINUX};
 use crate::rules::Target;
 
@@ -342,6 +343,83 @@ pub fn ordinary_reloc_to_livepatch_symbol(
     ))
 }
 
+/// `klp_init_patch_early`, `klp_init_object` and `klp_init_func`
+/// (kernel/livepatch/core.c) refuse the patch (-EINVAL) for an object
+/// without `funcs` or with a name of `MODULE_NAME_LEN` bytes or more, and
+/// for a function without `old_name` or `new_func`, or with an `old_name`
+/// of `KSYM_NAME_LEN` bytes or more. A livepatch module whose tables are
+/// not in its data gets a note: its patched functions cannot be checked.
+pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Vec<Finding> {
+    let Some(table) = table else {
+        return if elf.is_livepatch() {
+            vec![Finding::new(
+                Rule::PatchTableUnread,
+                "no static klp_patch or objtool .init.klp_objects table found: the patched functions (klp_func old_name, old_sympos) were not checked",
+            )]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut out = Vec::new();
+    let at = |p: &Place, f: Finding| f.in_section(p.section.clone()).at(p.offset);
+    if table.objects.is_empty() {
+        out.push(Finding::new(
+            Rule::PatchTable,
+            "the patch has no klp_object: klp_enable_patch refuses it (objtool's init: \"nothing to patch!\")",
+        ));
+    }
+    for o in &table.objects {
+        let name = match &o.name {
+            Some(n) if n.len() >= klp_patch::MODULE_NAME_LEN => Some(format!(
+                "klp_object name '{n}' is {} bytes, MODULE_NAME_LEN is {}: klp_init_object refuses it",
+                n.len(),
+                klp_patch::MODULE_NAME_LEN
+            )),
+            Some(_) => None,
+            None => Some("klp_object name does not point at a string".to_string()),
+        };
+        out.extend(name.map(|m| at(&o.place, Finding::new(Rule::PatchTable, m))));
+        if o.funcs_missing || o.funcs.is_empty() {
+            out.push(at(
+                &o.place,
+                Finding::new(
+                    Rule::PatchTable,
+                    format!(
+                        "klp_object '{}' has no klp_func: klp_init_patch_early refuses the patch",
+                        o.object()
+                    ),
+                ),
+            ));
+        }
+        for f in &o.funcs {
+            let message = match (&f.old_name, &f.new_func) {
+                (None, _) => Some(
+                    "klp_func old_name is NULL or not a string: klp_init_func refuses the patch"
+                        .to_string(),
+                ),
+                (Some(n), _) if n.len() > target.max_symbol_name() => Some(format!(
+                    "klp_func old_name '{n}' is {} bytes; kernel {} takes at most {} (KSYM_NAME_LEN - 1): klp_init_func refuses the patch",
+                    n.len(),
+                    target.release_text(),
+                    target.max_symbol_name()
+                )),
+                (Some(n), None) => Some(format!(
+                    "klp_func for '{n}' has no new_func: klp_init_func refuses the patch"
+                )),
+                _ => None,
+            };
+            if let Some(m) = message {
+                let p = at(&f.place, Finding::new(Rule::PatchTable, m));
+                out.push(match &f.old_name {
+                    Some(n) => p.symbol(n.clone()),
+                    None => p,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Must the module loader link this symbol (`simplify_symbols`)? An
 /// undefined, named, non-weak symbol other than ppc64's `.TOC.` (which the
 /// loader provides) and other than an annotation (which the converter
@@ -358,7 +436,7 @@ pub fn needs_linking(sym: &Symbol) -> bool {
 /// Every rule of this module on a whole livepatch module, for the kernel
 /// `target`: what `check` reports and what `convert` proves of its output.
 pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = patch_table(elf, klp_patch::read(elf).as_ref(), target);
     let has_klp_section = elf
         .sections
         .iter()

@@ -32,6 +32,9 @@ pub fn all(elf: &Elf, target: &Target, map: Option<&SymbolMap>) -> Vec<Finding> 
     out.extend(arch::loader_rules(elf));
     if let Some(map) = map {
         out.extend(resolution::module(elf, map));
+        if let Some(table) = crate::klp_patch::read(elf) {
+            out.extend(resolution::patched_functions(map, &table));
+        }
     }
     out
 }

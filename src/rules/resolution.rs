@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
+use crate::klp_patch::{Form, PatchTable};
 use crate::maps::{Lookup, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, KlpSymbol, VMLINUX};
 use crate::rules::contract;
@@ -121,6 +122,56 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
             ),
         ),
     })
+}
+
+/// Resolve every patched function of `table` as `klp_init_object_loaded`
+/// does, through `klp_find_object_symbol` with the function's `old_name`
+/// and `old_sympos`: the kernel's refusals ("unresolvable ambiguity",
+/// "symbol ... not found", "symbol position ... not found") with the
+/// candidates, or where each resolves.
+pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
+    let lookup = map.lookup();
+    let mut out = Vec::new();
+    for (o, f) in table.funcs() {
+        let (Some(obj), Some(name)) = (&o.name, &f.old_name) else {
+            continue; // a contract finding already
+        };
+        let at = |p: Finding| {
+            p.in_section(f.place.section.clone())
+                .at(f.place.offset)
+                .symbol(name.clone())
+        };
+        if !map.has(obj) {
+            out.push(at(Finding::new(
+                Rule::ObjectNotInMaps,
+                format!(
+                    "object '{obj}' is not in the symbol maps given: patched function '{name}' was not resolved"
+                ),
+            )));
+            continue;
+        }
+        let k = KlpSymbol {
+            obj: obj.clone(),
+            name: name.clone(),
+            pos: f.sympos,
+        };
+        out.push(at(match find(&lookup, map, &k) {
+            Ok(r) => {
+                let p = resolves(&k, &r);
+                let message = format!("patched function {}", p.message);
+                Finding { message, ..p }
+            }
+            Err(p) => {
+                let hint = match table.form {
+                    Form::Static => "klp_func.old_sympos",
+                    Form::Objtool => "klp_func_ext.sympos (objtool)",
+                };
+                let message = format!("patched function: {} [{hint} is {}]", p.message, f.sympos);
+                Finding { message, ..p }
+            }
+        }));
+    }
+    out
 }
 
 /// Why a name is not in its object: the objects that have it, else the

@@ -69,6 +69,44 @@ pub fn stderr(o: &Output) -> String {
 pub const LIVEPATCH_MODINFO: &str = "static const char __modinfo_lp[] \
     __attribute__((section(\".modinfo\"), used, aligned(1))) = \"livepatch=Y\";\n";
 
+/// One `klp_func`: (old_name, old_sympos, new_func).
+pub type PatchedFn<'a> = (&'a str, u64, &'a str);
+
+/// C for a static `struct klp_patch`, as a livepatch module written in C
+/// has it, without kernel headers: the kernel's 64-bit layouts (external
+/// fields, then padding for the internal ones: `klp_func` 152 bytes,
+/// `klp_object` 168). `objects`: (object name or `None` for vmlinux,
+/// [(old_name, old_sympos, new_func)]).
+#[allow(dead_code)]
+pub fn klp_patch_c(objects: &[(Option<&str>, &[PatchedFn])]) -> String {
+    let mut c = String::from(
+        "struct klp_func { const char *old_name; void *new_func; unsigned long old_sympos; char internal[128]; };\n\
+         struct klp_object { const char *name; struct klp_func *funcs; void *callbacks[4]; _Bool post_unpatch_enabled; char internal[112]; };\n\
+         struct klp_patch { void *mod; struct klp_object *objs; void *states; _Bool replace; char internal[200]; };\n\
+         char __this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n",
+    );
+    let mut objs = String::new();
+    for (i, (name, funcs)) in objects.iter().enumerate() {
+        c.push_str(&format!("static struct klp_func funcs_{i}[] = {{\n"));
+        for (old, pos, new) in funcs.iter() {
+            c.push_str(&format!(
+                "  {{ .old_name = \"{old}\", .new_func = {new}, .old_sympos = {pos} }},\n"
+            ));
+        }
+        c.push_str("  { }\n};\n");
+        let name = match name {
+            Some(n) => format!("\"{n}\""),
+            None => "0".into(),
+        };
+        objs.push_str(&format!("  {{ .name = {name}, .funcs = funcs_{i} }},\n"));
+    }
+    c.push_str(&format!(
+        "static struct klp_object objs[] = {{\n{objs}  {{ }}\n}};\n\
+         struct klp_patch patch = {{ .mod = __this_module, .objs = objs }};\n"
+    ));
+    c
+}
+
 /// The annotation header.
 pub const HEADER: &str = "#include \"klp_convert.h\"\n";
 

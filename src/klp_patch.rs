@@ -1,0 +1,379 @@
+//! What a livepatch patches: the `klp_patch` → `klp_object` → `klp_func`
+//! tables a module hands to `klp_enable_patch`, read back from the ELF.
+//!
+//! Two forms are read, both from the relocations that fill the pointers
+//! (a `.ko` is relocatable: every pointer is a relocation, every other
+//! field is literal data):
+//!
+//! * **static** — a module written in C: a `struct klp_patch` whose `mod`
+//!   is `THIS_MODULE`, its `objs` array, each object's `funcs` array, each
+//!   ended by a zeroed entry. The arrays' strides depend on the kernel's
+//!   `struct kobject` (`CONFIG_DEBUG_KOBJECT_RELEASE` makes it larger), so
+//!   each known stride is tried and the one the relocations fit is taken.
+//! * **objtool** — `klp-build`'s `.init.klp_objects` (`struct
+//!   klp_object_ext`, 64 bytes) and `.init.klp_funcs` (`struct
+//!   klp_func_ext`, 24 bytes), which its `init.c` copies into a
+//!   `klp_patch` at load time.
+//!
+//! The layouts are those of Linux 5.x to 7.x (the external fields of the
+//! three structs have not moved since `old_sympos` came in 4.5), for 64-bit
+//! targets: the architectures with livepatch.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::elf::{abi, Elf, SHN_LIVEPATCH, SHN_UNDEF};
+use crate::names::VMLINUX;
+
+/// `MODULE_NAME_LEN`: an object name must be shorter.
+pub const MODULE_NAME_LEN: usize = 56;
+
+/// Which form the table has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// A static `struct klp_patch` (modules written in C).
+    Static,
+    /// objtool klp-build's `.init.klp_objects` / `.init.klp_funcs`.
+    Objtool,
+}
+
+/// Where a table entry is in the module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    /// The section holding the entry.
+    pub section: String,
+    /// The entry's offset in it.
+    pub offset: u64,
+}
+
+/// One `struct klp_func` (or `klp_func_ext`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatchedFunc {
+    /// `old_name`: the function replaced; `None` when the pointer is NULL
+    /// or does not point at a string.
+    pub old_name: Option<String>,
+    /// `old_sympos` (0: the name must be unique in the object).
+    pub sympos: u64,
+    /// The replacement, by symbol name when the module names it; `None`
+    /// when `new_func` is NULL.
+    pub new_func: Option<String>,
+    /// Where the entry is.
+    pub place: Place,
+}
+
+/// One `struct klp_object` (or `klp_object_ext`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatchedObject {
+    /// `vmlinux` for a NULL `name`, else the module's name as written;
+    /// `None` when the pointer does not point at a string.
+    pub name: Option<String>,
+    /// Its functions, in table order.
+    pub funcs: Vec<PatchedFunc>,
+    /// `funcs` is NULL (the kernel refuses the patch).
+    pub funcs_missing: bool,
+    /// Where the entry is.
+    pub place: Place,
+}
+
+/// A module's patched functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatchTable {
+    /// Which form was read.
+    pub form: Form,
+    /// The objects, in table order.
+    pub objects: Vec<PatchedObject>,
+}
+
+/// The object an entry names, `vmlinux` for NULL.
+impl PatchedObject {
+    /// The object's name for lookups and messages.
+    pub fn object(&self) -> &str {
+        self.name.as_deref().unwrap_or("(unreadable name)")
+    }
+}
+
+/// `struct klp_func` and `struct klp_object` sizes on 64-bit targets: with
+/// the usual 64-byte `struct kobject`, and with
+/// `CONFIG_DEBUG_KOBJECT_RELEASE`'s delayed work in it (152 bytes).
+const FUNC_STRIDES: [u64; 2] = [152, 240];
+const OBJECT_STRIDES: [u64; 2] = [168, 256];
+/// `struct klp_object_ext` / `klp_func_ext` (include/linux/livepatch_external.h).
+const OBJECT_EXT_SIZE: u64 = 64;
+const FUNC_EXT_SIZE: u64 = 24;
+/// Offset of `nr_funcs` in `klp_object_ext`.
+const OBJECT_EXT_NR_FUNCS: u64 = 56;
+/// Most entries read from one array: a bound against hostile input.
+const MAX_ENTRIES: u64 = 1 << 16;
+
+/// Read the module's patch table: the objtool form when
+/// `.init.klp_objects` is present, else a static `klp_patch`. `None` when
+/// neither is found (a table built at run time, or not a 64-bit module).
+pub fn read(elf: &Elf) -> Option<PatchTable> {
+    if !elf.is_64 {
+        return None;
+    }
+    let m = Memory::new(elf);
+    if let Some(objs) = elf.section_by_name(b".init.klp_objects") {
+        return Some(m.objtool(objs.index));
+    }
+    m.static_patch()
+}
+
+/// A pointer's target: section index and offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ptr {
+    section: usize,
+    offset: u64,
+}
+
+/// The module's initialised data as the kernel would see it after the
+/// loader's relocation: pointers through the relocations that fill them.
+struct Memory<'e, 'a> {
+    elf: &'e Elf<'a>,
+    /// (target section, offset) → (symbol index, addend) of every ordinary
+    /// RELA relocation.
+    relocs: HashMap<(usize, u64), (u32, i64)>,
+}
+
+impl<'e, 'a> Memory<'e, 'a> {
+    fn new(elf: &'e Elf<'a>) -> Self {
+        let mut relocs = HashMap::new();
+        for rs in &elf.relocs {
+            let sec = &elf.sections[rs.index];
+            if !rs.is_rela || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
+                continue;
+            }
+            for r in &rs.entries {
+                relocs.insert((sec.sh_info as usize, r.offset), (r.sym, r.addend));
+            }
+        }
+        Memory { elf, relocs }
+    }
+
+    /// Is a pointer stored at `section + offset`?
+    fn has_reloc(&self, section: usize, offset: u64) -> bool {
+        self.relocs.contains_key(&(section, offset))
+    }
+
+    /// Does any relocation fill a byte in `start..end` of `section`?
+    fn any_reloc_in(&self, section: usize, start: u64, end: u64) -> bool {
+        (start..end).any(|o| self.relocs.contains_key(&(section, o)))
+    }
+
+    /// The pointer stored at `section + offset`, when it points into a
+    /// section of the module.
+    fn ptr(&self, section: usize, offset: u64) -> Option<Ptr> {
+        let (sym, addend) = *self.relocs.get(&(section, offset))?;
+        let s = self.elf.symbols.get(sym as usize)?;
+        if matches!(
+            s.st_shndx,
+            SHN_UNDEF | SHN_LIVEPATCH | abi::SHN_ABS | abi::SHN_COMMON
+        ) {
+            return None;
+        }
+        let target = s.st_value.checked_add_signed(addend)?;
+        Some(Ptr {
+            section: s.section as usize,
+            offset: target,
+        })
+    }
+
+    /// The name of what the pointer at `section + offset` points to: the
+    /// symbol itself, or the function symbol at that place of a section.
+    fn ptr_name(&self, section: usize, offset: u64) -> Option<String> {
+        let (sym, _) = *self.relocs.get(&(section, offset))?;
+        let s = self.elf.symbols.get(sym as usize)?;
+        if s.kind() != abi::STT_SECTION && !s.name.is_empty() {
+            return Some(s.display_name());
+        }
+        let p = self.ptr(section, offset)?;
+        self.elf
+            .symbols
+            .iter()
+            .find(|f| {
+                f.kind() == abi::STT_FUNC
+                    && f.section as usize == p.section
+                    && f.st_value == p.offset
+            })
+            .map(|f| f.display_name())
+            .or_else(|| {
+                Some(format!(
+                    "{}+0x{:x}",
+                    self.elf.section_name(p.section),
+                    p.offset
+                ))
+            })
+    }
+
+    /// The NUL-terminated string a pointer points to.
+    fn string(&self, p: Ptr) -> Option<String> {
+        let data = self.elf.section_data(p.section);
+        let rest = data.get(usize::try_from(p.offset).ok()?..)?;
+        let end = rest.iter().position(|b| *b == 0)?;
+        String::from_utf8(rest[..end].to_vec()).ok()
+    }
+
+    /// The 8-byte word at `section + offset` (0 for NOBITS or out of range).
+    fn word(&self, section: usize, offset: u64) -> u64 {
+        let data = self.elf.section_data(section);
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        match data.get(at..at.saturating_add(8)) {
+            Some(b) => self.elf.read_uint(b),
+            None => 0,
+        }
+    }
+
+    fn u32_at(&self, section: usize, offset: u64) -> u64 {
+        let data = self.elf.section_data(section);
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        match data.get(at..at.saturating_add(4)) {
+            Some(b) => self.elf.read_uint(b),
+            None => 0,
+        }
+    }
+
+    fn place(&self, section: usize, offset: u64) -> Place {
+        Place {
+            section: self.elf.section_name(section),
+            offset,
+        }
+    }
+
+    /// One function entry: `old_name` at 0, `new_func` at 8, the position at 16.
+    fn func(&self, section: usize, offset: u64) -> PatchedFunc {
+        PatchedFunc {
+            old_name: self.ptr(section, offset).and_then(|p| self.string(p)),
+            new_func: self.ptr_name(section, offset + 8),
+            sympos: self.word(section, offset + 16),
+            place: self.place(section, offset),
+        }
+    }
+
+    /// An object's name pointer at `section + offset`: NULL is vmlinux.
+    fn object_name(&self, section: usize, offset: u64) -> Option<String> {
+        if !self.has_reloc(section, offset) {
+            return (self.word(section, offset) == 0).then(|| VMLINUX.to_string());
+        }
+        self.ptr(section, offset).and_then(|p| self.string(p))
+    }
+
+    /// objtool's form: `.init.klp_objects` entries, each with `nr_funcs`
+    /// `klp_func_ext` entries where `funcs` points.
+    fn objtool(&self, objs: usize) -> PatchTable {
+        let size = self.elf.sections[objs].sh_size;
+        let mut objects = Vec::new();
+        for i in 0..(size / OBJECT_EXT_SIZE).min(MAX_ENTRIES) {
+            let at = i * OBJECT_EXT_SIZE;
+            let nr = self.u32_at(objs, at + OBJECT_EXT_NR_FUNCS).min(MAX_ENTRIES);
+            let funcs_ptr = self.ptr(objs, at + 8);
+            let funcs = match funcs_ptr {
+                Some(p) => (0..nr)
+                    .map(|j| self.func(p.section, p.offset + j * FUNC_EXT_SIZE))
+                    .collect(),
+                None => Vec::new(),
+            };
+            objects.push(PatchedObject {
+                name: self.object_name(objs, at),
+                funcs,
+                funcs_missing: funcs_ptr.is_none(),
+                place: self.place(objs, at),
+            });
+        }
+        PatchTable {
+            form: Form::Objtool,
+            objects,
+        }
+    }
+
+    /// A static `struct klp_patch`: a pointer to `__this_module` (its `mod`)
+    /// followed by a pointer (its `objs`) to an object array the
+    /// relocations fit.
+    fn static_patch(&self) -> Option<PatchTable> {
+        let this_module = self
+            .elf
+            .symbols
+            .iter()
+            .position(|s| s.name == b"__this_module")?;
+        let mut candidates: Vec<(usize, u64)> = self
+            .relocs
+            .iter()
+            .filter(|(_, (sym, _))| *sym as usize == this_module)
+            .map(|(k, _)| *k)
+            .collect();
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off + 8)?))
+    }
+
+    /// The object array at `p`, when one of the known strides fits.
+    fn objects_at(&self, p: Ptr) -> Option<PatchTable> {
+        OBJECT_STRIDES.iter().find_map(|&stride| {
+            let n = self.entries(p, stride, 56, 8)?;
+            let objects: Option<Vec<PatchedObject>> = (0..n)
+                .map(|i| {
+                    let at = p.offset + i * stride;
+                    let funcs = self.ptr(p.section, at + 8)?;
+                    Some(PatchedObject {
+                        name: self.object_name(p.section, at),
+                        funcs: self.funcs_at(funcs)?,
+                        funcs_missing: false,
+                        place: self.place(p.section, at),
+                    })
+                })
+                .collect();
+            objects.filter(|o| !o.is_empty()).map(|objects| PatchTable {
+                form: Form::Static,
+                objects,
+            })
+        })
+    }
+
+    /// The function array at `p`, when one of the known strides fits.
+    fn funcs_at(&self, p: Ptr) -> Option<Vec<PatchedFunc>> {
+        FUNC_STRIDES.iter().find_map(|&stride| {
+            let n = self.entries(p, stride, 24, 0)?;
+            Some(
+                (0..n)
+                    .map(|i| self.func(p.section, p.offset + i * stride))
+                    .collect(),
+            )
+        })
+    }
+
+    /// How many entries of `stride` bytes an array at `p` has before its
+    /// zeroed terminator, if the relocations fit that stride: each entry
+    /// has its `key` pointer filled, nothing is relocated in its internal
+    /// part (from `external` on), and the terminator has no pointer and
+    /// zero data in its external part.
+    fn entries(&self, p: Ptr, stride: u64, external: u64, key: u64) -> Option<u64> {
+        let size = self.elf.sections.get(p.section)?.sh_size;
+        for i in 0..MAX_ENTRIES {
+            let at = p.offset.checked_add(i.checked_mul(stride)?)?;
+            if at.checked_add(stride)? > size {
+                return None;
+            }
+            if self.any_reloc_in(p.section, at + external, at + stride) {
+                return None;
+            }
+            if self.has_reloc(p.section, at + key) {
+                continue;
+            }
+            let zero = !self.any_reloc_in(p.section, at, at + external)
+                && (0..external / 8).all(|w| self.word(p.section, at + w * 8) == 0);
+            return zero.then_some(i);
+        }
+        None
+    }
+}
+
+impl PatchTable {
+    /// Every function with its object, in table order.
+    pub fn funcs(&self) -> impl Iterator<Item = (&PatchedObject, &PatchedFunc)> {
+        self.objects
+            .iter()
+            .flat_map(|o| o.funcs.iter().map(move |f| (o, f)))
+    }
+}
