@@ -215,23 +215,20 @@ impl<'e, 'a> Memory<'e, 'a> {
         String::from_utf8(rest[..end].to_vec()).ok()
     }
 
-    /// The 8-byte word at `section + offset` (0 for NOBITS or out of range).
-    fn word(&self, section: usize, offset: u64) -> u64 {
+    /// The `len`-byte integer at `section + offset` (0 for NOBITS or out
+    /// of range).
+    fn uint(&self, section: usize, offset: u64, len: usize) -> u64 {
         let data = self.elf.section_data(section);
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
-        match data.get(at..at.saturating_add(8)) {
+        match data.get(at..at.saturating_add(len)) {
             Some(b) => self.elf.read_uint(b),
             None => 0,
         }
     }
 
-    fn u32_at(&self, section: usize, offset: u64) -> u64 {
-        let data = self.elf.section_data(section);
-        let at = usize::try_from(offset).unwrap_or(usize::MAX);
-        match data.get(at..at.saturating_add(4)) {
-            Some(b) => self.elf.read_uint(b),
-            None => 0,
-        }
+    /// The 8-byte word at `section + offset`.
+    fn word(&self, section: usize, offset: u64) -> u64 {
+        self.uint(section, offset, 8)
     }
 
     fn place(&self, section: usize, offset: u64) -> Place {
@@ -266,7 +263,9 @@ impl<'e, 'a> Memory<'e, 'a> {
         let mut objects = Vec::new();
         for i in 0..(size / OBJECT_EXT_SIZE).min(MAX_ENTRIES) {
             let at = i * OBJECT_EXT_SIZE;
-            let nr = self.u32_at(objs, at + OBJECT_EXT_NR_FUNCS).min(MAX_ENTRIES);
+            let nr = self
+                .uint(objs, at + OBJECT_EXT_NR_FUNCS, 4)
+                .min(MAX_ENTRIES);
             let funcs_ptr = self.ptr(objs, at + 8);
             let funcs = match funcs_ptr {
                 Some(p) => (0..nr)

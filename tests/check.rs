@@ -636,6 +636,44 @@ fn resolution_against_maps() {
     );
 }
 
+/// `convert`, given maps, judges the klp symbols a module already has as
+/// `check` does: a second pass over a module converted without maps
+/// refuses the ambiguous position 0 the kernel would refuse.
+#[test]
+fn convert_with_maps_judges_existing_klp_symbols() {
+    let (out, _) = converted_x86(
+        "convert_existing_klp",
+        "extern int a KLP_RELOC_SYMBOL(vmlinux, vmlinux, dup);\nint f(void) { return a; }\n",
+    );
+    let dir = out.parent().unwrap();
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(
+        &kallsyms,
+        "ffffffff81000200 t dup\nffffffff81000100 t dup\n",
+    )
+    .unwrap();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, "0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n").unwrap();
+    let again = dir.join("again.o");
+    let r = klp_convert(&[
+        "convert",
+        out.to_str().unwrap(),
+        "--symbols",
+        kallsyms.to_str().unwrap(),
+        "--symbols",
+        symvers.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("unresolvable ambiguity for symbol 'dup' in object 'vmlinux'"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!again.exists());
+}
+
 #[test]
 fn unknown_machine_gets_the_structural_rules_and_a_note() {
     let (out, mut bytes) = converted_x86(

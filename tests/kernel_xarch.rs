@@ -39,7 +39,7 @@
 mod common;
 mod kernel_common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -47,69 +47,7 @@ use std::time::Instant;
 use common::*;
 use kernel_common::*;
 
-/// One self-built kernel of `$KLP_CACHE/xkernels/<arch>`.
-struct XKernel {
-    arch: &'static str,
-    dir: PathBuf,
-    env: BTreeMap<String, String>,
-}
-
 impl XKernel {
-    /// The kernel of `arch`, built by scripts/build-kernels when the script
-    /// is there (it is idempotent). A missing piece fails the test.
-    fn get(arch: &'static str) -> XKernel {
-        let script = root().join("scripts/build-kernels");
-        if script.is_file() {
-            let out = Command::new("bash")
-                .arg(&script)
-                .arg(arch)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("run scripts/build-kernels");
-            assert!(
-                out.status.success(),
-                "scripts/build-kernels {arch} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let dir = cache_dir().join("xkernels").join(arch);
-        for piece in [
-            ".complete",
-            "env",
-            "boot",
-            "busybox",
-            "linux/vmlinux",
-            "linux/System.map",
-            "linux/Module.symvers",
-            "linux/.config",
-        ] {
-            assert!(
-                dir.join(piece).exists(),
-                "{} is missing: run scripts/build-kernels {arch}",
-                dir.join(piece).display()
-            );
-        }
-        let text = std::fs::read_to_string(dir.join("env")).unwrap();
-        let env = text
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-            })
-            .collect();
-        XKernel { arch, dir, env }
-    }
-
-    fn var(&self, key: &str) -> &str {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("{}/env has no {key}", self.dir.display()))
-    }
-
-    fn linux(&self) -> PathBuf {
-        self.dir.join("linux")
-    }
-
     /// ARCH=, CROSS_COMPILE= and the include of the annotation header.
     fn make_args(&self) -> Vec<String> {
         vec![
@@ -444,17 +382,7 @@ fn scenario(arch: &'static str) {
     let built = start.elapsed();
 
     let console = k.var("CONSOLE").to_string();
-    let qemu = Qemu {
-        program: PathBuf::from(k.var("QEMU")),
-        args: k
-            .var("QEMU_MACHINE")
-            .split_whitespace()
-            .map(Into::into)
-            .collect(),
-        kernel: k.dir.join("boot"),
-        append: format!("console={console} panic=-1 loglevel=6 printk.devkmsg=on"),
-        second_serial: false,
-    };
+    let qemu = k.qemu();
     let booting = Instant::now();
     let (log, _) = boot(&qemu, &cpio, &work.join("console.log"));
     let booted = booting.elapsed();

@@ -220,11 +220,34 @@ fn kernel_image(map: &SymbolMap) -> Option<(u64, u64)> {
 /// Resolve every klp symbol of `elf` as `klp_find_object_symbol` would, and
 /// every name the module loader must link against the exports.
 pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = klp_symbols(elf, map);
     let module = elf
         .modinfo_value("name")
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_else(|| "the module".into());
+    for sym in &elf.symbols {
+        if contract::needs_linking(sym) && map.is_exported(&sym.display_name()) == Some(false) {
+            out.push(
+                Finding::new(
+                    Rule::UnknownSymbol,
+                    format!(
+                        "{module}: Unknown symbol {} (err -2): neither exported (Module.symvers) nor converted to a klp symbol",
+                        arch::loader_name(elf.machine, &sym.display_name())
+                    ),
+                )
+                .in_section(".symtab")
+                .symbol(sym.display_name()),
+            );
+        }
+    }
+    out
+}
+
+/// Resolve every klp symbol (`SHN_LIVEPATCH`, named `.klp.sym.*`) of `elf`
+/// as `klp_find_object_symbol` would, and check the fields its value goes
+/// into. `convert` asks this of the klp symbols a module already has.
+pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
+    let mut out = Vec::new();
     // The klp relocations of each klp symbol: (klp section, entry).
     let mut uses: HashMap<u32, Vec<(usize, Reloc)>> = HashMap::new();
     for rs in &elf.relocs {
@@ -236,49 +259,39 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
     }
     let lookup = map.lookup();
     let kernel = kernel_image(map);
-    for sym in &elf.symbols {
+    for sym in elf.symbols.iter().filter(|s| s.st_shndx == SHN_LIVEPATCH) {
         let shown = sym.display_name();
         let at = |p: Finding| p.in_section(".symtab").symbol(shown.clone());
-        if sym.st_shndx == SHN_LIVEPATCH {
-            let Ok(k) = names::parse_klp_symbol(sym.name) else {
-                continue; // a contract finding already
-            };
-            if !map.has(&k.obj) {
-                out.push(at(Finding::new(
-                    Rule::ObjectNotInMaps,
-                    format!(
-                        "object '{}' is not in the symbol maps given: '{}' was not resolved",
-                        k.obj, k.name
-                    ),
-                )));
-                continue;
-            }
-            match find(&lookup, map, &k) {
-                Ok(r) => {
-                    out.push(at(resolves(&k, &r)));
-                    // Only an absolute address can overflow a field; a .ko
-                    // map gives section-relative values, a symbols.klp none.
-                    let absolute = r.place.as_deref().is_some_and(|p| p.starts_with("0x"));
-                    let (true, Some(addr)) = (absolute, r.addr) else {
-                        continue;
-                    };
-                    if let Some(rels) = uses.get(&(sym.index as u32)) {
-                        out.extend(arch::absolute_overflow(elf, rels, addr));
-                        if let Some(kernel) = kernel {
-                            out.extend(arch::pc_relative_range(elf, rels, addr, kernel));
-                        }
-                    }
-                }
-                Err(p) => out.push(at(p)),
-            }
-        } else if contract::needs_linking(sym) && map.is_exported(&shown) == Some(false) {
+        let Ok(k) = names::parse_klp_symbol(sym.name) else {
+            continue; // a contract finding already, or a tombstone
+        };
+        if !map.has(&k.obj) {
             out.push(at(Finding::new(
-                Rule::UnknownSymbol,
+                Rule::ObjectNotInMaps,
                 format!(
-                    "{module}: Unknown symbol {} (err -2): neither exported (Module.symvers) nor converted to a klp symbol",
-                    arch::loader_name(elf.machine, &shown)
+                    "object '{}' is not in the symbol maps given: '{}' was not resolved",
+                    k.obj, k.name
                 ),
             )));
+            continue;
+        }
+        match find(&lookup, map, &k) {
+            Ok(r) => {
+                out.push(at(resolves(&k, &r)));
+                // Only an absolute address can overflow a field; a .ko
+                // map gives section-relative values, a symbols.klp none.
+                let absolute = r.place.as_deref().is_some_and(|p| p.starts_with("0x"));
+                let (true, Some(addr)) = (absolute, r.addr) else {
+                    continue;
+                };
+                if let Some(rels) = uses.get(&(sym.index as u32)) {
+                    out.extend(arch::absolute_overflow(elf, rels, addr));
+                    if let Some(kernel) = kernel {
+                        out.extend(arch::pc_relative_range(elf, rels, addr, kernel));
+                    }
+                }
+            }
+            Err(p) => out.push(at(p)),
         }
     }
     out

@@ -9,41 +9,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 
-LP=/sys/kernel/livepatch
-# Through the kernel's log, not straight to the console: a printk record is
-# written whole, so the kernel's own messages cannot land in the middle of
-# a KLPTEST line (they did, on arm64 under load). printk.devkmsg=on on the
-# command line lifts the rate limit on /dev/kmsg.
-out() {
-	if [ -c /dev/kmsg ]; then
-		echo "KLPTEST $*" > /dev/kmsg
-	else
-		echo "KLPTEST $*"
-	fi
-}
-
-# wait_patch NAME: until its transition is over (at most 60 s)
-wait_patch() {
-	n=0
-	while [ "$(cat $LP/$1/transition 2>/dev/null)" = 1 ] && [ $n -lt 300 ]; do
-		sleep 0.2; n=$((n + 1))
-	done
-}
-
-# disable NAME: disable a patch, wait until it is gone, remove the module
-disable() {
-	echo 0 > $LP/$1/enabled
-	n=0
-	while [ -d $LP/$1 ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
-	rmmod $1
-	out "$2" "removed_rc=$?"
-}
-
-load() { # load STEP FILE: insmod, report rc
-	insmod /mod/$2; rc=$?
-	out "$1" "insmod_$2=$rc"
-	return $rc
-}
+. /klptest.sh
 
 value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
 

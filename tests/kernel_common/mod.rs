@@ -6,6 +6,7 @@
 //! kernel runs.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -244,7 +245,7 @@ pub fn pack(rootfs: &Path, cpio: &Path) {
 }
 
 /// A fresh rootfs under `work` with the guest's `busybox`, tests/kernel/init.sh
-/// as /init and an empty /mod; returns /mod.
+/// as /init (with its helpers, /klptest.sh) and an empty /mod; returns /mod.
 pub fn rootfs(work: &Path, busybox: &Path) -> PathBuf {
     let rootfs = work.join("rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
@@ -252,6 +253,11 @@ pub fn rootfs(work: &Path, busybox: &Path) -> PathBuf {
     std::fs::create_dir_all(rootfs.join("mod")).unwrap();
     std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
     std::fs::copy(root().join("tests/kernel/init.sh"), rootfs.join("init")).unwrap();
+    std::fs::copy(
+        root().join("tests/kernel/klptest.sh"),
+        rootfs.join("klptest.sh"),
+    )
+    .unwrap();
     rootfs.join("mod")
 }
 
@@ -536,4 +542,90 @@ pub fn local_counter_name(target: &Path) -> String {
         .find(|s| s.name.starts_with("klp_local_counter."))
         .map(|s| s.name.clone())
         .expect("the target's function-local static")
+}
+
+/// One self-built kernel of `$KLP_CACHE/xkernels/<arch>`.
+pub struct XKernel {
+    /// `ppc64le`, `s390x`, `arm64` or `x86_64`.
+    pub arch: &'static str,
+    /// `$KLP_CACHE/xkernels/<arch>`.
+    pub dir: PathBuf,
+    /// Its `env`.
+    pub env: BTreeMap<String, String>,
+}
+
+impl XKernel {
+    /// The kernel of `arch`, built by scripts/build-kernels when the script
+    /// is there (it is idempotent). A missing piece fails the test.
+    pub fn get(arch: &'static str) -> XKernel {
+        let script = root().join("scripts/build-kernels");
+        if script.is_file() {
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg(arch)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run scripts/build-kernels");
+            assert!(
+                out.status.success(),
+                "scripts/build-kernels {arch} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let dir = cache_dir().join("xkernels").join(arch);
+        for piece in [
+            ".complete",
+            "env",
+            "boot",
+            "busybox",
+            "linux/vmlinux",
+            "linux/System.map",
+            "linux/Module.symvers",
+            "linux/.config",
+        ] {
+            assert!(
+                dir.join(piece).exists(),
+                "{} is missing: run scripts/build-kernels {arch}",
+                dir.join(piece).display()
+            );
+        }
+        let text = std::fs::read_to_string(dir.join("env")).unwrap();
+        let env = text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            })
+            .collect();
+        XKernel { arch, dir, env }
+    }
+
+    pub fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("{}/env has no {key}", self.dir.display()))
+    }
+
+    /// The built tree.
+    pub fn linux(&self) -> PathBuf {
+        self.dir.join("linux")
+    }
+
+    /// Its qemu: the machine of `env`, the image `boot`, the console.
+    pub fn qemu(&self) -> Qemu {
+        Qemu {
+            program: PathBuf::from(self.var("QEMU")),
+            args: self
+                .var("QEMU_MACHINE")
+                .split_whitespace()
+                .map(Into::into)
+                .collect(),
+            kernel: self.dir.join("boot"),
+            append: format!(
+                "console={} panic=-1 loglevel=6 printk.devkmsg=on",
+                self.var("CONSOLE")
+            ),
+            second_serial: false,
+        }
+    }
 }

@@ -1,0 +1,40 @@
+# Shared by the test initramfs' /init scripts (tests/kernel/init.sh,
+# tests/kernel/klp-build/init.sh), installed as /klptest.sh: "KLPTEST <step>
+# <key>=<value>" lines and the livepatch steps they report.
+LP=/sys/kernel/livepatch
+# Through the kernel's log, not straight to the console: a printk record is
+# written whole, so the kernel's own messages cannot land in the middle of
+# a KLPTEST line (they did, on arm64 under load). printk.devkmsg=on on the
+# command line lifts the rate limit on /dev/kmsg.
+out() {
+	if [ -c /dev/kmsg ]; then
+		echo "KLPTEST $*" > /dev/kmsg
+	else
+		echo "KLPTEST $*"
+	fi
+}
+
+# wait_patch NAME [STEP]: until its transition is over (at most 60 s); with
+# STEP, report whether the patch is enabled
+wait_patch() {
+	n=0
+	while [ "$(cat $LP/$1/transition 2>/dev/null)" = 1 ] && [ $n -lt 300 ]; do
+		sleep 0.2; n=$((n + 1))
+	done
+	[ -z "$2" ] || out "$2" "enabled=$(cat $LP/$1/enabled 2>/dev/null || echo none)"
+}
+
+# disable NAME STEP: disable a patch, wait until it is gone, remove the module
+disable() {
+	echo 0 > $LP/$1/enabled
+	n=0
+	while [ -d $LP/$1 ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
+	rmmod $1
+	out "$2" "removed_rc=$?"
+}
+
+load() { # load STEP FILE: insmod, report rc
+	insmod /mod/$2; rc=$?
+	out "$1" "insmod_$2=$rc"
+	return $rc
+}
