@@ -310,15 +310,18 @@ impl<'e, 'a> Memory<'e, 'a> {
     /// The object array at `p`, when one of the known strides fits.
     fn objects_at(&self, p: Ptr) -> Option<PatchTable> {
         OBJECT_STRIDES.iter().find_map(|&stride| {
-            let n = self.entries(p, stride, 56, 8)?;
+            let n = self.entries(p, stride, 56)?;
             let objects: Option<Vec<PatchedObject>> = (0..n)
                 .map(|i| {
                     let at = p.offset + i * stride;
-                    let funcs = self.ptr(p.section, at + 8)?;
+                    let funcs = match self.ptr(p.section, at + 8) {
+                        Some(f) => Some(self.funcs_at(f)?),
+                        None => None,
+                    };
                     Some(PatchedObject {
                         name: self.object_name(p.section, at),
-                        funcs: self.funcs_at(funcs)?,
-                        funcs_missing: false,
+                        funcs_missing: funcs.is_none(),
+                        funcs: funcs.unwrap_or_default(),
                         place: self.place(p.section, at),
                     })
                 })
@@ -333,7 +336,7 @@ impl<'e, 'a> Memory<'e, 'a> {
     /// The function array at `p`, when one of the known strides fits.
     fn funcs_at(&self, p: Ptr) -> Option<Vec<PatchedFunc>> {
         FUNC_STRIDES.iter().find_map(|&stride| {
-            let n = self.entries(p, stride, 24, 0)?;
+            let n = self.entries(p, stride, 24)?;
             Some(
                 (0..n)
                     .map(|i| self.func(p.section, p.offset + i * stride))
@@ -343,11 +346,11 @@ impl<'e, 'a> Memory<'e, 'a> {
     }
 
     /// How many entries of `stride` bytes an array at `p` has before its
-    /// zeroed terminator, if the relocations fit that stride: each entry
-    /// has its `key` pointer filled, nothing is relocated in its internal
-    /// part (from `external` on), and the terminator has no pointer and
-    /// zero data in its external part.
-    fn entries(&self, p: Ptr, stride: u64, external: u64, key: u64) -> Option<u64> {
+    /// zeroed terminator, if the relocations fit that stride: nothing is
+    /// relocated in an entry's internal part (from `external` on), and the
+    /// terminator is the first entry whose external part has no pointer and
+    /// only zeros (the kernel's `klp_for_each_*_static` stops there).
+    fn entries(&self, p: Ptr, stride: u64, external: u64) -> Option<u64> {
         let size = self.elf.sections.get(p.section)?.sh_size;
         for i in 0..MAX_ENTRIES {
             let at = p.offset.checked_add(i.checked_mul(stride)?)?;
@@ -357,12 +360,11 @@ impl<'e, 'a> Memory<'e, 'a> {
             if self.any_reloc_in(p.section, at + external, at + stride) {
                 return None;
             }
-            if self.has_reloc(p.section, at + key) {
-                continue;
-            }
             let zero = !self.any_reloc_in(p.section, at, at + external)
                 && (0..external / 8).all(|w| self.word(p.section, at + w * 8) == 0);
-            return zero.then_some(i);
+            if zero {
+                return Some(i);
+            }
         }
         None
     }

@@ -674,6 +674,38 @@ fn convert_with_maps_judges_existing_klp_symbols() {
     assert!(!again.exists());
 }
 
+/// A module with nothing to convert goes out as it came only if `check`
+/// accepts it: a klp section without `SHF_ALLOC` is refused by both.
+#[test]
+fn convert_refuses_what_check_refuses_with_nothing_to_convert() {
+    let (out, mut bytes, klp) = converted_v("convert_nothing_but_broken");
+    let elf = Elf::parse(&bytes).unwrap();
+    let flags = (elf.shoff + klp.index as u64 * u64::from(elf.shentsize) + 8) as usize;
+    let value = u64::from_le_bytes(bytes[flags..flags + 8].try_into().unwrap()) & !2; // SHF_ALLOC
+    bytes[flags..flags + 8].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&out, &bytes).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("klp relocation section lacks SHF_ALLOC"),
+        "{text}"
+    );
+    let again = out.with_file_name("again.o");
+    let r = klp_convert(&[
+        "convert",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("klp relocation section lacks SHF_ALLOC"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!again.exists());
+}
+
 #[test]
 fn unknown_machine_gets_the_structural_rules_and_a_note() {
     let (out, mut bytes) = converted_x86(

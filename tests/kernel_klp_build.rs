@@ -23,7 +23,8 @@
 //! boots under qemu with tests/kernel/klp-build/init.sh: every module loads
 //! and patches (the module's patch before and after the module), and both
 //! changed copies are refused with the words `check` gave (`convert`, given
-//! the maps, refuses them too).
+//! the maps, refuses them too). The kernel's own samples/livepatch, in C,
+//! built out of tree, pass `check` too, and two of them load.
 
 mod common;
 mod kernel_common;
@@ -197,6 +198,67 @@ fn klp_build_modules_in_their_kernel() {
         "{kobject}"
     );
 
+    // The kernel's own samples/livepatch, built out of tree: livepatches in
+    // C (a static struct klp_patch, callbacks, module objects), and the
+    // modules they patch, which serve as maps.
+    let samples = work.join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    let mut kbuild = String::new();
+    for e in std::fs::read_dir(linux.join("samples/livepatch")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "c") {
+            std::fs::copy(&path, samples.join(path.file_name().unwrap())).unwrap();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            kbuild.push_str(&format!("obj-m += {stem}.o\n"));
+        }
+    }
+    std::fs::write(samples.join("Kbuild"), kbuild).unwrap();
+    run(
+        std::process::Command::new("make")
+            .arg("-C")
+            .arg(&linux)
+            .arg(format!("M={}", samples.display()))
+            .arg("modules"),
+        "make samples/livepatch",
+    );
+    let mut sample_maps = maps.clone();
+    for target in [
+        "livepatch-callbacks-mod",
+        "livepatch-callbacks-busymod",
+        "livepatch-shadow-mod",
+    ] {
+        sample_maps.push(samples.join(format!("{target}.ko")));
+    }
+    for (name, patched) in [
+        ("livepatch-sample", &["cmdline_proc_show"][..]),
+        ("livepatch-callbacks-demo", &["busymod_work_func"][..]),
+        ("livepatch-shadow-fix1", &["dummy_alloc", "dummy_free"][..]),
+        ("livepatch-shadow-fix2", &["dummy_check", "dummy_free"][..]),
+    ] {
+        let ko = samples.join(format!("{name}.ko"));
+        let (code, text) = check(&ko, &sample_maps);
+        assert_eq!(code, 0, "{name}: {text}");
+        assert!(
+            !text.contains("error:") && !text.contains("warning:"),
+            "{name}: {text}"
+        );
+        for f in patched {
+            assert!(
+                text.contains(&format!("symbol '{f}': patched function resolves to ")),
+                "{name}: {f}: {text}"
+            );
+        }
+        assert_eq!(show_json(&ko)["patch"]["form"], "static", "{name}");
+    }
+    for name in [
+        "livepatch-sample",
+        "livepatch-callbacks-demo",
+        "livepatch-callbacks-mod",
+    ] {
+        let file = format!("{name}.ko");
+        std::fs::copy(samples.join(&file), mods.join(&file)).unwrap();
+    }
+
     // Two mistakes check must predict in the kernel's words.
     let badpos = mods.join("livepatch-cmdline.badpos.ko");
     edited(
@@ -277,6 +339,14 @@ fn klp_build_modules_in_their_kernel() {
     r.expect(step, "insmod_livepatch-kobject.ko", 0, "0");
     r.expect(step, "patched", 0, "0 klp-build");
     r.expect(step, "removed_rc", 0, "0");
+
+    r.expect("sample", "insmod_livepatch-sample.ko", 0, "0");
+    r.expect("sample", "patched", 0, "this has been live patched");
+    r.expect("sample", "removed_rc", 0, "0");
+    r.expect("callbacks", "insmod_livepatch-callbacks-mod.ko", 0, "0");
+    r.expect("callbacks", "insmod_livepatch-callbacks-demo.ko", 0, "0");
+    r.expect("callbacks", "enabled", 0, "1");
+    r.expect("callbacks", "removed_rc", 0, "0");
 
     // Refused, in the words check gave.
     r.expect_refused("badpos", "livepatch-cmdline.badpos.ko");

@@ -161,6 +161,12 @@ fn malformed_tables_are_refused() {
             "error: section .data.funcs_0, offset 0x0, symbol 'uniq': klp_func for 'uniq' has no new_func: klp_init_func refuses the patch",
         ),
         (
+            "null_funcs",
+            klp_patch_c(&[(None, &[("uniq", 0, "new_uniq")])])
+                .replace(".funcs = funcs_0", ".funcs = 0, .callbacks = { (void *)funcs_0 }"),
+            "error: section .data.objs, offset 0x0: klp_object 'vmlinux' has no funcs array (NULL): klp_init_patch_early refuses the patch",
+        ),
+        (
             "long_object",
             klp_patch_c(&[(Some(long.as_str()), &[("uniq", 0, "new_uniq")])]),
             "is 56 bytes, MODULE_NAME_LEN is 56: klp_init_object refuses it",
@@ -207,6 +213,22 @@ fn objtool_form_is_read() {
     );
     assert!(
         text.contains("[klp_func_ext.sympos (objtool) is 0]"),
+        "{text}"
+    );
+}
+
+/// An object with callbacks only has an empty `funcs` array: the kernel
+/// takes it (samples/livepatch/livepatch-callbacks-demo.c's vmlinux).
+#[test]
+fn an_empty_funcs_array_is_fine() {
+    let c = klp_patch_c(&[(None, &[]), (Some("some_mod"), &[("mfn", 0, "new_mod")])]);
+    let obj = module("patched_empty", &c);
+    let (code, text) = check(&obj, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = klp_convert(&["show", obj.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains("  object vmlinux\n  object some_mod\n    mfn pos 0 -> new_mod\n"),
         "{text}"
     );
 }

@@ -113,6 +113,18 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     let (plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
     let mut notes = notes;
     if plan.is_empty() {
+        // Nothing to convert: the module goes out as it came, so it must
+        // already pass what `check` asks of any module (a module from
+        // another tool is judged by the same rules).
+        let target = crate::rules::Target::of(&elf, None);
+        let refusals: Vec<Finding> = crate::rules::contract::module(&elf, &target)
+            .into_iter()
+            .chain(crate::arch::loader_rules(&elf))
+            .filter(Finding::is_error)
+            .collect();
+        if !refusals.is_empty() {
+            return Err(Error::Refused(refusals));
+        }
         return Ok(Converted {
             bytes: file.to_vec(),
             changed: false,

@@ -345,7 +345,7 @@ pub fn ordinary_reloc_to_livepatch_symbol(
 
 /// `klp_init_patch_early`, `klp_init_object` and `klp_init_func`
 /// (kernel/livepatch/core.c) refuse the patch (-EINVAL) for an object
-/// without `funcs` or with a name of `MODULE_NAME_LEN` bytes or more, and
+/// whose `funcs` is NULL (an empty array is fine) or with a name of `MODULE_NAME_LEN` bytes or more, and
 /// for a function without `old_name` or `new_func`, or with an `old_name`
 /// of `KSYM_NAME_LEN` bytes or more. A livepatch module whose tables are
 /// not in its data gets a note: its patched functions cannot be checked.
@@ -379,13 +379,14 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
             None => Some("klp_object name does not point at a string".to_string()),
         };
         out.extend(name.map(|m| at(&o.place, Finding::new(Rule::PatchTable, m))));
-        if o.funcs_missing || o.funcs.is_empty() {
+        // An empty array is fine (an object with callbacks only).
+        if o.funcs_missing {
             out.push(at(
                 &o.place,
                 Finding::new(
                     Rule::PatchTable,
                     format!(
-                        "klp_object '{}' has no klp_func: klp_init_patch_early refuses the patch",
+                        "klp_object '{}' has no funcs array (NULL): klp_init_patch_early refuses the patch",
                         o.object()
                     ),
                 ),

@@ -63,6 +63,21 @@ if load kobject_module_first kobject-example.ko; then
 	rmmod kobject_example
 fi
 
+# The kernel's own samples/livepatch (C, a static struct klp_patch): the
+# /proc/cmdline sample, and callbacks on a module (an object whose funcs
+# array is empty, and one with a function) loaded before the patch.
+if load sample livepatch-sample.ko; then
+	wait_patch livepatch_sample sample
+	out sample "patched=$(cat /proc/cmdline)"
+	disable livepatch_sample sample
+fi
+load callbacks livepatch-callbacks-mod.ko
+if load callbacks livepatch-callbacks-demo.ko; then
+	wait_patch livepatch_callbacks_demo callbacks
+	disable livepatch_callbacks_demo callbacks
+fi
+rmmod livepatch_callbacks_mod
+
 # What check predicts the kernel refuses: a klp symbol's position changed
 # to one vmlinux lacks, and version_show's old_sympos set to 0.
 load badpos livepatch-cmdline.badpos.ko && disable livepatch_cmdline badpos
