@@ -69,6 +69,8 @@ pub struct PatchedObject {
     /// `vmlinux` for a NULL `name`, else the module's name as written;
     /// `None` when the pointer does not point at a string.
     pub name: Option<String>,
+    /// `name` is NULL (vmlinux): the kernel's messages print it `(null)`.
+    pub null_name: bool,
     /// Its functions, in table order.
     pub funcs: Vec<PatchedFunc>,
     /// `funcs` is NULL (the kernel refuses the patch).
@@ -106,6 +108,8 @@ const FUNC_EXT_SIZE: u64 = 24;
 const OBJECT_EXT_NR_FUNCS: u64 = 56;
 /// Most entries read from one array: a bound against hostile input.
 const MAX_ENTRIES: u64 = 1 << 16;
+/// Most pointers to `__this_module` tried as a `klp_patch`.
+const MAX_CANDIDATES: usize = 64;
 
 /// Read the module's patch table: the objtool form when
 /// `.init.klp_objects` is present, else a static `klp_patch`. `None` when
@@ -248,10 +252,15 @@ impl<'e, 'a> Memory<'e, 'a> {
         }
     }
 
+    /// Is the pointer at `section + offset` NULL?
+    fn is_null(&self, section: usize, offset: u64) -> bool {
+        !self.has_reloc(section, offset) && self.word(section, offset) == 0
+    }
+
     /// An object's name pointer at `section + offset`: NULL is vmlinux.
     fn object_name(&self, section: usize, offset: u64) -> Option<String> {
         if !self.has_reloc(section, offset) {
-            return (self.word(section, offset) == 0).then(|| VMLINUX.to_string());
+            return self.is_null(section, offset).then(|| VMLINUX.to_string());
         }
         self.ptr(section, offset).and_then(|p| self.string(p))
     }
@@ -275,6 +284,7 @@ impl<'e, 'a> Memory<'e, 'a> {
             };
             objects.push(PatchedObject {
                 name: self.object_name(objs, at),
+                null_name: self.is_null(objs, at),
                 funcs,
                 funcs_missing: funcs_ptr.is_none(),
                 place: self.place(objs, at),
@@ -302,8 +312,11 @@ impl<'e, 'a> Memory<'e, 'a> {
             .map(|(k, _)| *k)
             .collect();
         candidates.sort_unstable();
+        // A module has one klp_patch; other structs naming THIS_MODULE
+        // (file_operations and the like) come first at most a few times.
         candidates
             .into_iter()
+            .take(MAX_CANDIDATES)
             .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off + 8)?))
     }
 
@@ -320,6 +333,7 @@ impl<'e, 'a> Memory<'e, 'a> {
                     };
                     Some(PatchedObject {
                         name: self.object_name(p.section, at),
+                        null_name: self.is_null(p.section, at),
                         funcs_missing: funcs.is_none(),
                         funcs: funcs.unwrap_or_default(),
                         place: self.place(p.section, at),

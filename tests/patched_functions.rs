@@ -62,7 +62,7 @@ fn table(dup_pos: u64) -> String {
 #[test]
 fn a_twice_defined_function_needs_its_position() {
     for (pos, code, expect) in [
-        (0, 1, "error: section .data.funcs_0, offset 0x0, symbol 'dup': patched function: unresolvable ambiguity for symbol 'dup' in object 'vmlinux': 2 candidates (position 1 at 0xffffffff81000100, position 2 at 0xffffffff81000200); give the 1-based position [klp_func.old_sympos is 0]"),
+        (0, 1, "error: section .data.funcs_0, offset 0x0, symbol 'dup': patched function: unresolvable ambiguity for symbol 'dup' in object '(null)': vmlinux has 2 candidates (position 1 at 0xffffffff81000100, position 2 at 0xffffffff81000200); give the 1-based position [klp_func.old_sympos is 0]"),
         (2, 0, "note: section .data.funcs_0, offset 0x0, symbol 'dup': patched function resolves to 0xffffffff81000200 in vmlinux (position 2 of 2)"),
         (3, 1, "error: section .data.funcs_0, offset 0x0, symbol 'dup': patched function: symbol position 3 for symbol 'dup' in object 'vmlinux' not found: it has 2"),
     ] {
@@ -208,7 +208,7 @@ fn objtool_form_is_read() {
     let (code, text) = check(&obj, &["--symbols", map.to_str().unwrap()]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("error: section .init.klp_funcs, offset 0x18, symbol 'dup': patched function: unresolvable ambiguity for symbol 'dup' in object 'vmlinux'"),
+        text.contains("error: section .init.klp_funcs, offset 0x18, symbol 'dup': patched function: unresolvable ambiguity for symbol 'dup' in object '(null)': vmlinux has 2 candidates"),
         "{text}"
     );
     assert!(

@@ -161,7 +161,14 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
                 let message = format!("patched function {}", p.message);
                 Finding { message, ..p }
             }
-            Err(p) => {
+            Err(mut p) => {
+                // klp_init_object_loaded passes obj->name, NULL for vmlinux,
+                // and the ambiguity message prints it as such.
+                if o.null_name && p.rule == Rule::AmbiguousSymbol {
+                    p.message = p
+                        .message
+                        .replace("in object 'vmlinux': ", "in object '(null)': vmlinux has ");
+                }
                 let hint = match table.form {
                     Form::Static => "klp_func.old_sympos",
                     Form::Objtool => "klp_func_ext.sympos (objtool)",
