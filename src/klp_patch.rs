@@ -113,9 +113,11 @@ const MAX_CANDIDATES: usize = 64;
 
 /// Read the module's patch table: the objtool form when
 /// `.init.klp_objects` is present, else a static `klp_patch`. `None` when
-/// neither is found (a table built at run time, or not a 64-bit module).
+/// neither is found (a table built at run time), and for modules that are
+/// not 64-bit or not `livepatch=Y`.
 pub fn read(elf: &Elf) -> Option<PatchTable> {
-    if !elf.is_64 {
+    // klp_enable_patch takes nothing from a module without livepatch=Y.
+    if !elf.is_64 || !elf.is_livepatch() {
         return None;
     }
     let m = Memory::new(elf);
@@ -327,12 +329,14 @@ impl<'e, 'a> Memory<'e, 'a> {
             let objects: Option<Vec<PatchedObject>> = (0..n)
                 .map(|i| {
                     let at = p.offset + i * stride;
+                    // Not a klp_object array when a name is not a string.
+                    let name = Some(self.object_name(p.section, at)?);
                     let funcs = match self.ptr(p.section, at + 8) {
                         Some(f) => Some(self.funcs_at(f)?),
                         None => None,
                     };
                     Some(PatchedObject {
-                        name: self.object_name(p.section, at),
+                        name,
                         null_name: self.is_null(p.section, at),
                         funcs_missing: funcs.is_none(),
                         funcs: funcs.unwrap_or_default(),
@@ -340,22 +344,27 @@ impl<'e, 'a> Memory<'e, 'a> {
                     })
                 })
                 .collect();
-            objects.filter(|o| !o.is_empty()).map(|objects| PatchTable {
-                form: Form::Static,
-                objects,
-            })
+            objects
+                .filter(|o| o.iter().any(|o| !o.funcs_missing))
+                .map(|objects| PatchTable {
+                    form: Form::Static,
+                    objects,
+                })
         })
     }
 
-    /// The function array at `p`, when one of the known strides fits.
+    /// The function array at `p`, when one of the known strides fits and
+    /// every `old_name` that is not NULL is a string.
     fn funcs_at(&self, p: Ptr) -> Option<Vec<PatchedFunc>> {
         FUNC_STRIDES.iter().find_map(|&stride| {
             let n = self.entries(p, stride, 24)?;
-            Some(
-                (0..n)
-                    .map(|i| self.func(p.section, p.offset + i * stride))
-                    .collect(),
-            )
+            let funcs: Vec<PatchedFunc> = (0..n)
+                .map(|i| self.func(p.section, p.offset + i * stride))
+                .collect();
+            let strings = funcs
+                .iter()
+                .all(|f| f.old_name.is_some() || !self.has_reloc(p.section, f.place.offset));
+            strings.then_some(funcs)
         })
     }
 

@@ -162,9 +162,12 @@ fn malformed_tables_are_refused() {
         ),
         (
             "null_funcs",
-            klp_patch_c(&[(None, &[("uniq", 0, "new_uniq")])])
-                .replace(".funcs = funcs_0", ".funcs = 0, .callbacks = { (void *)funcs_0 }"),
-            "error: section .data.objs, offset 0x0: klp_object 'vmlinux' has no funcs array (NULL): klp_init_patch_early refuses the patch",
+            klp_patch_c(&[
+                (None, &[("uniq", 0, "new_uniq")]),
+                (Some("some_mod"), &[("mfn", 0, "new_mod")]),
+            ])
+            .replace(".funcs = funcs_1", ".funcs = 0, .callbacks = { (void *)funcs_1 }"),
+            "error: section .data.objs, offset 0xa8: klp_object 'some_mod' has no funcs array (NULL): klp_init_patch_early refuses the patch",
         ),
         (
             "long_object",
@@ -243,4 +246,26 @@ fn a_table_built_at_run_time_is_a_note() {
         text.contains("note: no static klp_patch or objtool .init.klp_objects table found"),
         "{text}"
     );
+}
+
+/// Only a `livepatch=Y` module's tables are read (`klp_enable_patch`
+/// refuses any other): an ordinary module's struct that starts with
+/// `THIS_MODULE` is not a `klp_patch` (Debian's pata_pcmcia has such).
+#[test]
+fn ordinary_modules_have_no_patch_table() {
+    let dir = scratch("patched_ordinary");
+    let obj = dir.join("mod.o");
+    compile_x86_64(
+        &format!(
+            "int new_dup(void) {{ return 1; }}\n{}",
+            klp_patch_c(&[(None, &[("dup", 0, "new_dup")])])
+        ),
+        &obj,
+    );
+    let r = klp_convert(&["show", "--format", "json", obj.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(v.get("patch").is_none(), "{v}");
+    let (code, text) = check(&obj, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("klp_"), "{text}");
 }
