@@ -70,6 +70,7 @@ pub struct PatchedObject {
     /// `None` when the pointer does not point at a string.
     pub name: Option<String>,
     /// `name` is NULL (vmlinux): the kernel's messages print it `(null)`.
+    #[serde(skip)]
     pub null_name: bool,
     /// Its functions, in table order.
     pub funcs: Vec<PatchedFunc>,
