@@ -9,8 +9,8 @@ use std::path::Path;
 
 use crate::check::{self, ModuleReport};
 use crate::cli::{
-    self, BuildArgs, CheckArgs, Command, ConvertArgs, Format, Generate, Invocation, MapFormat,
-    ShowArgs, SymbolsArgs,
+    self, BuildArgs, CheckArgs, Command, ConvertArgs, Format, Generate, Invocation,
+    KbuildPatchArgs, MapFormat, ShowArgs, SymbolsArgs,
 };
 use crate::convert::{self, Converted};
 use crate::elf::{signature, Elf};
@@ -45,6 +45,7 @@ pub fn run(invocation: Invocation, out: &mut dyn Write, err: &mut dyn Write) -> 
             Command::Check(a) => check(&a, out, err),
             Command::Symbols(a) => symbols(&a, out, err),
             Command::Build(a) => build(&a, err),
+            Command::KbuildPatch(a) => kbuild_patch(&a, out),
             Command::Generate(a) => generate(&a.what, out),
         },
     };
@@ -62,23 +63,33 @@ fn say(err: &mut dyn Write, message: fmt::Arguments<'_>) {
 /// `klp-convert convert` (and the drop-in forms).
 pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
     let map = args.maps.load(&[])?;
-    convert_one(&args.input, &args.destination(), map.as_ref(), err)
+    convert_one(
+        &args.input,
+        &args.destination(),
+        map.as_ref(),
+        args.quiet,
+        err,
+    )
 }
 
 /// Convert `input` into `output` (the same file: in place), reporting the
-/// notes, the problems or the summary line to `err`.
+/// notes, the problems or the summary line to `err` (`quiet`: warnings and
+/// errors only).
 pub fn convert_one(
     input: &Path,
     output: &Path,
     map: Option<&SymbolMap>,
+    quiet: bool,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
     match convert::convert_file(input, output, map) {
         Ok(done) => {
             for n in &done.notes {
-                say(err, format_args!("{}", problem_line(input, n)));
+                if !quiet || n.severity > Severity::Note {
+                    say(err, format_args!("{}", problem_line(input, n)));
+                }
             }
-            if done.changed {
+            if done.changed && !quiet {
                 say(
                     err,
                     format_args!("{}", convert_summary(input, output, &done)),
@@ -319,7 +330,7 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
             );
             continue;
         }
-        match convert_one(ko, ko, map.as_ref(), err) {
+        match convert_one(ko, ko, map.as_ref(), false, err) {
             Ok(()) => ready.push(ko.display().to_string()),
             Err(e) => {
                 report(&e, err);
@@ -343,6 +354,21 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
 }
 
 /// `klp-convert generate`: man pages or a completion script.
+/// `klp-convert kbuild-patch`: the patch for `-C TREE` or `--kernel-release`.
+pub fn kbuild_patch(args: &KbuildPatchArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let (major, minor) = match (&args.tree, &args.release.kernel_release) {
+        (Some(tree), None) => kbuild::tree_version(tree).map_err(Error::Kbuild)?,
+        (None, Some(r)) => (r.major, r.minor),
+        _ => {
+            return Err(Error::usage(
+                "kbuild-patch needs either -C TREE or --kernel-release R",
+            ))
+        }
+    };
+    let patch = kbuild::patch_for(major, minor).map_err(Error::Kbuild)?;
+    out.write_all(patch.text.as_bytes()).map_err(Error::stdout)
+}
+
 pub fn generate(what: &Generate, out: &mut dyn Write) -> Result<(), Error> {
     match what {
         Generate::Man { output: Some(dir) } => {

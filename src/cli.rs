@@ -163,6 +163,22 @@ livepatch=Y are left as built. DIR defaults to the current directory (M=DIR
 is accepted too; a directory inside a kernel tree builds the same way, with
 -C pointing at the tree).";
 
+const KBUILD_PATCH_ABOUT: &str =
+    "Print the kbuild patch that makes a kernel tree convert its livepatch modules.";
+
+const KBUILD_PATCH_LONG_ABOUT: &str = "\
+Print the kbuild patch (GPL-2.0) for a kernel tree, to apply with patch -p1:
+
+  klp-convert kbuild-patch -C TREE | patch -p1 -d TREE
+
+With it, the tree's own `make modules` builds livepatch modules that load:
+modpost lets a livepatch=Y module's .klp.sym.rela.* names through (and
+nothing else), and each livepatch module is converted once linked
+(\"  KLP     path/to/mod.ko\"), with the tree's vmlinux and Module.symvers
+as maps (more with KLP_CONVERT_SYMBOLS=...). KLP_CONVERT=<path> names the
+tool (default: klp-convert from PATH). The patch is chosen by the tree's
+Makefile (VERSION, PATCHLEVEL) or --kernel-release: 6.1, 6.12 and 7.x.";
+
 const MAP_HELP: &str = "A symbol map to resolve against (repeatable)";
 
 const MAP_LONG_HELP: &str = "\
@@ -207,6 +223,9 @@ pub enum Command {
     /// Build and convert with kbuild.
     #[command(about = BUILD_ABOUT, long_about = BUILD_LONG_ABOUT)]
     Build(BuildArgs),
+    /// Print the kbuild patch for a kernel tree.
+    #[command(about = KBUILD_PATCH_ABOUT, long_about = KBUILD_PATCH_LONG_ABOUT)]
+    KbuildPatch(KbuildPatchArgs),
     /// Generate the man pages or shell completions.
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -305,6 +324,9 @@ pub struct ConvertArgs {
     /// Replace INPUT.ko with the converted module.
     #[arg(short = 'i', long = "in-place")]
     pub in_place: bool,
+    /// Print only warnings and errors, no summary line (kbuild's KLP step).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Symbol maps.
     #[command(flatten)]
     pub maps: MapArgs,
@@ -315,6 +337,17 @@ impl ConvertArgs {
     pub fn destination(&self) -> PathBuf {
         self.output.clone().unwrap_or_else(|| self.input.clone())
     }
+}
+
+/// `klp-convert kbuild-patch`.
+#[derive(Debug, Clone, Args)]
+pub struct KbuildPatchArgs {
+    /// The kernel tree the patch is for (its Makefile gives the series).
+    #[arg(short = 'C', long = "tree", value_name = "TREE")]
+    pub tree: Option<PathBuf>,
+    /// The release the patch is for, instead of a tree.
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 /// `klp-convert show`.
@@ -508,6 +541,7 @@ fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
         input: PathBuf::from(input),
         output: Some(PathBuf::from(output)),
         in_place: false,
+        quiet: false,
         maps: MapArgs {
             symbols: symbols.into_iter().collect(),
         },

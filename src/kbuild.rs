@@ -40,6 +40,13 @@ pub enum Error {
         /// How make ended.
         status: ExitStatus,
     },
+    /// No kbuild patch fits this release.
+    NoPatch {
+        /// The release or tree asked about.
+        release: String,
+    },
+    /// A kernel tree's Makefile gives no VERSION and PATCHLEVEL.
+    TreeVersion(PathBuf),
     /// `modules.order` names a module that is not there.
     MissingModule {
         /// The `modules.order` file.
@@ -57,7 +64,11 @@ impl Error {
     pub fn is_setup(&self) -> bool {
         matches!(
             self,
-            Error::NotKbuild(_) | Error::Release(_) | Error::Spawn(_)
+            Error::NotKbuild(_)
+                | Error::Release(_)
+                | Error::Spawn(_)
+                | Error::NoPatch { .. }
+                | Error::TreeVersion(_)
         ) || matches!(self, Error::Io { path, .. } if !path.ends_with("modules.order"))
     }
 }
@@ -81,6 +92,20 @@ impl fmt::Display for Error {
                 write!(f, "cannot read the running kernel's release: {e}; give -C")
             }
             Error::Spawn(e) => write!(f, "cannot run make: {e}"),
+            Error::NoPatch { release } => write!(
+                f,
+                "no kbuild patch for Linux {release}: there are patches for {}",
+                PATCHES
+                    .iter()
+                    .map(|p| p.series)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Error::TreeVersion(path) => write!(
+                f,
+                "{}: no VERSION and PATCHLEVEL: not a kernel tree's Makefile",
+                path.display()
+            ),
             Error::Make {
                 kbuild,
                 dir,
@@ -223,4 +248,89 @@ pub fn default_kbuild(release: Option<&str>) -> Result<PathBuf, Error> {
             .map_err(Error::Release)?,
     };
     Ok(PathBuf::from(format!("/lib/modules/{release}/build")))
+}
+
+/// A kbuild patch for kernel trees (`kbuild/linux-<series>.patch`): modpost
+/// lets a livepatch module's `.klp.sym.rela.*` names through, and
+/// `Makefile.modfinal` converts livepatch modules once linked.
+#[derive(Debug, Clone, Copy)]
+pub struct TreePatch {
+    /// The series it is made for: `6.1`, `6.12`, `7` (7.x).
+    pub series: &'static str,
+    /// The patch, for `patch -p1` in the tree.
+    pub text: &'static str,
+}
+
+/// Every kbuild patch, oldest series first.
+pub const PATCHES: &[TreePatch] = &[
+    TreePatch {
+        series: "6.1",
+        text: include_str!("../kbuild/linux-6.1.patch"),
+    },
+    TreePatch {
+        series: "6.12",
+        text: include_str!("../kbuild/linux-6.12.patch"),
+    },
+    TreePatch {
+        series: "7",
+        text: include_str!("../kbuild/linux-7.patch"),
+    },
+];
+
+/// The patch for Linux `major.minor`: its series exactly (6.1, 6.12), or
+/// any 7.x.
+pub fn patch_for(major: u32, minor: u32) -> Result<&'static TreePatch, Error> {
+    let series = if major >= 7 {
+        major.to_string()
+    } else {
+        format!("{major}.{minor}")
+    };
+    PATCHES
+        .iter()
+        .find(|p| p.series == series)
+        .ok_or(Error::NoPatch {
+            release: format!("{major}.{minor}"),
+        })
+}
+
+/// A kernel tree's `major.minor`, from the `VERSION` and `PATCHLEVEL` lines
+/// of its top-level Makefile (configured or not).
+pub fn tree_version(tree: &Path) -> Result<(u32, u32), Error> {
+    let path = tree.join("Makefile");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let value = |key: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().parse::<u32>().ok())?
+        })
+    };
+    match (value("VERSION"), value("PATCHLEVEL")) {
+        (Some(major), Some(minor)) => Ok((major, minor)),
+        _ => Err(Error::TreeVersion(path)),
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+
+    #[test]
+    fn each_series_has_its_patch() {
+        assert_eq!(patch_for(6, 1).unwrap().series, "6.1");
+        assert_eq!(patch_for(6, 12).unwrap().series, "6.12");
+        assert_eq!(patch_for(7, 2).unwrap().series, "7");
+        let e = patch_for(6, 6).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no kbuild patch for Linux 6.6: there are patches for 6.1, 6.12, 7"
+        );
+        for p in PATCHES {
+            assert!(p.text.contains("SPDX-License-Identifier: GPL-2.0"));
+            assert!(p.text.contains("+++ b/scripts/mod/modpost.c"));
+            assert!(p.text.contains("+++ b/scripts/Makefile.modfinal"));
+        }
+    }
 }

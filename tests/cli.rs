@@ -181,3 +181,30 @@ fn check_applies_the_config_before_the_modules() {
         );
     }
 }
+
+/// `kbuild-patch`: the patch for a tree's series, or a clear refusal.
+#[test]
+fn kbuild_patch_fits_the_series() {
+    let r = klp_convert(&["kbuild-patch", "--kernel-release", "6.12.117+deb12-amd64"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(text.contains("(Linux 6.12)"), "{text}");
+    assert!(text.contains("SPDX-License-Identifier: GPL-2.0"), "{text}");
+    let dir = scratch("cli_kbuild_patch");
+    std::fs::write(
+        dir.join("Makefile"),
+        "# SPDX\nVERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\n",
+    )
+    .unwrap();
+    let r = klp_convert(&["kbuild-patch", "-C", dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("(Linux 7.x)"));
+    let r = klp_convert(&["kbuild-patch", "--kernel-release", "5.14.0"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        stderr(&r).contains("no kbuild patch for Linux 5.14: there are patches for 6.1, 6.12, 7"),
+        "{}",
+        stderr(&r)
+    );
+    let r = klp_convert(&["kbuild-patch"]);
+    assert_eq!(r.status.code(), Some(2));
+}

@@ -1,6 +1,15 @@
 # Shared by the test initramfs' /init scripts (tests/kernel/init.sh,
-# tests/kernel/klp-build/init.sh), installed as /klptest.sh: "KLPTEST <step>
-# <key>=<value>" lines and the livepatch steps they report.
+# tests/kernel/klp-build/init.sh), installed as /klptest.sh: the mounts and
+# the console, "KLPTEST <step> <key>=<value>" lines and the livepatch steps
+# they report.
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox mount -t devtmpfs dev /dev
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+
 LP=/sys/kernel/livepatch
 # Through the kernel's log, not straight to the console: a printk record is
 # written whole, so the kernel's own messages cannot land in the middle of
@@ -37,4 +46,16 @@ load() { # load STEP FILE: insmod, report rc
 	insmod /mod/$2; rc=$?
 	out "$1" "insmod_$2=$rc"
 	return $rc
+}
+
+# value STEP: klp_test_target's value, as the patch makes it
+value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
+
+# halt_machine: end the boot, which ends qemu (-no-reboot). The small
+# x86_64 kernel has no ACPI to power off with: it reboots instead.
+halt_machine() {
+	case "$(uname -m)" in
+	x86_64) reboot -f ;;
+	*) poweroff -f ;;
+	esac
 }
