@@ -17,7 +17,8 @@
 //!    is relinked and converted again;
 //! 4. without the tool, only the livepatch module fails, with the reason;
 //! 5. a misspelled unexported name fails the build naming the symbol, an
-//!    ordinary unresolved symbol still fails modpost;
+//!    ordinary unresolved symbol still fails modpost, and so does an
+//!    annotation in a module without livepatch=Y (the `,<pos>` form passes);
 //! 6. the same tree without the patch fails modpost on the annotation,
 //!    and `klp-convert build -C <tree>` builds the livepatch there, for a
 //!    directory inside the tree and one outside it;
@@ -61,7 +62,12 @@ impl Tree {
         for d in ["target", "lp_vmlinux", "lp_mod", "include"] {
             copy_tree(&tests.join(d), &klptests.join(d));
         }
-        for d in ["lp_misspelled", "lp_unresolved"] {
+        for d in [
+            "lp_comma",
+            "lp_misspelled",
+            "lp_unresolved",
+            "lp_notlivepatch",
+        ] {
             copy_tree(&tests.join("kbuild").join(d), &klptests.join(d));
         }
         std::fs::copy(tests.join("kbuild/Kbuild"), klptests.join("Kbuild")).unwrap();
@@ -135,6 +141,7 @@ impl Tree {
         let dir = match name {
             "klp_test_target" => "target",
             "klp_test_vmlinux" => "lp_vmlinux",
+            "klp_test_comma" => "lp_comma",
             _ => "lp_mod",
         };
         self.work.join(format!("upper/klptests/{dir}/{name}.ko"))
@@ -178,7 +185,11 @@ fn scenario(arch: &'static str) {
     let r = t.make("");
     let out = text(&r);
     assert!(r.status.success(), "{arch}: make modules:\n{out}");
-    for m in ["lp_vmlinux/klp_test_vmlinux.ko", "lp_mod/klp_test_mod.ko"] {
+    for m in [
+        "lp_vmlinux/klp_test_vmlinux.ko",
+        "lp_mod/klp_test_mod.ko",
+        "lp_comma/klp_test_comma.ko",
+    ] {
         assert!(
             out.contains(&format!("  KLP     klptests/{m}\n")),
             "{arch}: {m}:\n{out}"
@@ -194,7 +205,7 @@ fn scenario(arch: &'static str) {
         t.file("Module.symvers"),
         t.module("klp_test_target"),
     ];
-    for m in ["klp_test_vmlinux", "klp_test_mod"] {
+    for m in ["klp_test_vmlinux", "klp_test_mod", "klp_test_comma"] {
         let (code, report) = check(&t.module(m), &maps);
         assert_eq!(code, 0, "{arch}: {m}: {report}");
         assert!(!report.contains("warning:"), "{arch}: {m}: {report}");
@@ -288,6 +299,14 @@ fn scenario(arch: &'static str) {
         "{arch}: {out}"
     );
     assert!(!out.contains("\".klp.sym.rela."), "{arch}: {out}");
+    // Only livepatch modules may keep the annotations undefined.
+    let r = t.make("KLPTESTS=lp_notlivepatch/");
+    let out = text(&r);
+    assert!(!r.status.success(), "{out}");
+    assert!(
+        out.contains("\".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0\" [klptests/lp_notlivepatch/klp_test_notlivepatch.ko] undefined!"),
+        "{arch}: {out}"
+    );
 
     // 6. The tree without the patch: modpost refuses the annotation, and
     // klp-convert build builds the same livepatch there, in the tree and
