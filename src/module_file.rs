@@ -25,6 +25,21 @@ pub enum Error {
         /// What the system said.
         source: io::Error,
     },
+    /// The output names the input through another name: writing there
+    /// would replace the link, not the module.
+    OutputIsInput {
+        /// The output as given.
+        path: PathBuf,
+        /// The input.
+        input: PathBuf,
+        /// `a symbolic link` or `a hard link`.
+        how: &'static str,
+    },
+    /// The input changed while it was read: what was read may be torn.
+    Changed {
+        /// The input.
+        path: PathBuf,
+    },
     /// `path` is compressed but does not decompress.
     Decompress {
         /// The compressed file.
@@ -40,7 +55,10 @@ impl Error {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            Error::Io { path, .. } | Error::Decompress { path, .. } => path,
+            Error::Io { path, .. }
+            | Error::Decompress { path, .. }
+            | Error::OutputIsInput { path, .. }
+            | Error::Changed { path } => path,
         }
     }
 }
@@ -49,6 +67,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::OutputIsInput { path, input, how } => write!(
+                f,
+                "{}: is the input {} through {how}; writing it would replace the link, not the module (use --in-place)",
+                path.display(),
+                input.display()
+            ),
+            Error::Changed { path } => write!(
+                f,
+                "{}: changed while it was being read; nothing written",
+                path.display()
+            ),
             Error::Decompress {
                 path,
                 format,
@@ -62,6 +91,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
+            Error::OutputIsInput { .. } | Error::Changed { .. } => None,
         }
     }
 }
@@ -144,8 +174,81 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Refuse an `output` that is the existing `input` under another name: a
+/// symbolic link to it, or another hard link. (The same path spelled
+/// differently, `./a.ko` for `a.ko`, is the input itself.)
+pub fn check_output(input: &Path, output: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(i), Ok(o)) = (fs::metadata(input), fs::metadata(output)) else {
+        return Ok(());
+    };
+    if (i.dev(), i.ino()) != (o.dev(), o.ino()) {
+        return Ok(());
+    }
+    let how = if fs::symlink_metadata(output).is_ok_and(|m| m.file_type().is_symlink()) {
+        "a symbolic link"
+    } else if !same_file(input, output) {
+        "a hard link"
+    } else {
+        return Ok(());
+    };
+    Err(Error::OutputIsInput {
+        path: output.to_path_buf(),
+        input: input.to_path_buf(),
+        how,
+    })
+}
+
+/// Read `path` whole, refusing a file that changed meanwhile (its size or
+/// modification time moved): a torn read must not be converted.
+pub fn read_stable(path: &Path) -> Result<Vec<u8>, Error> {
+    let stamp = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| (m.len(), m.modified().ok()))
+            .map_err(io_error(p))
+    };
+    let before = stamp(path)?;
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    if stamp(path)? != before || bytes.len() as u64 != before.0 {
+        return Err(Error::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The temporary file name `write_atomically` uses for `file_name` in
+/// process `pid`.
+fn temp_name(file_name: &str, pid: u32) -> String {
+    format!(".{file_name}.klp-convert-{pid}.tmp")
+}
+
+/// Remove what killed runs left beside `path`: temporary files of
+/// processes that no longer run (a SIGKILL leaves no chance to clean up).
+fn remove_stale_temps(dir: &Path, file_name: &str) {
+    let (prefix, suffix) = (format!(".{file_name}.klp-convert-"), ".tmp");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(suffix))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
-/// On error the temporary file is removed and `path` is left as it was.
+/// On error the temporary file is removed and `path` is left as it was; a
+/// killed process's temporary file is removed by the next write to `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -155,17 +258,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Res
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
-    let tmp = dir.join(format!(
-        ".{}.klp-convert-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let file_name = file_name.to_string_lossy();
+    remove_stale_temps(&dir, &file_name);
+    let tmp = dir.join(temp_name(&file_name, std::process::id()));
+    // Errors name the destination: the temporary file is gone by then.
     let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        f.write_all(bytes).map_err(io_error(&tmp))?;
-        f.set_permissions(mode).map_err(io_error(&tmp))?;
-        f.sync_all().map_err(io_error(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_error(path))
+        let mut f = fs::File::create(&tmp).map_err(io_error(path))?;
+        f.write_all(bytes).map_err(io_error(path))?;
+        f.set_permissions(mode).map_err(io_error(path))?;
+        f.sync_all().map_err(io_error(path))?;
+        fs::rename(&tmp, path).map_err(io_error(path))?;
+        // The rename itself survives a crash once the directory is synced.
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&dir))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -182,13 +182,22 @@ pub fn convert_file(
             source,
         })
     };
-    let bytes = fs::read(input).map_err(io)?;
-    let result = convert_bytes_with(&bytes, map)?;
+    if input != output {
+        module_file::check_output(input, output).map_err(Error::Io)?;
+    }
     let in_place = module_file::same_file(input, output);
+    // In place through a symbolic link: the file it names is replaced.
+    let output = if in_place {
+        fs::canonicalize(input).map_err(io)?
+    } else {
+        output.to_path_buf()
+    };
+    let bytes = module_file::read_stable(input).map_err(Error::Io)?;
+    let result = convert_bytes_with(&bytes, map)?;
     if in_place && !result.changed {
         return Ok(result);
     }
     let mode = fs::metadata(input).map_err(io)?.permissions();
-    module_file::write_atomically(output, &result.bytes, mode).map_err(Error::Io)?;
+    module_file::write_atomically(&output, &result.bytes, mode).map_err(Error::Io)?;
     Ok(result)
 }

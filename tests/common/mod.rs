@@ -107,6 +107,17 @@ pub fn klp_patch_c(objects: &[(Option<&str>, &[PatchedFn])]) -> String {
     c
 }
 
+/// `klp-convert convert INPUT -o OUTPUT`.
+#[allow(dead_code)]
+pub fn convert_o(input: &Path, output: &Path) -> Output {
+    klp_convert(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ])
+}
+
 /// The annotation header.
 pub const HEADER: &str = "#include \"klp_convert.h\"\n";
 
