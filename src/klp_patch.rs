@@ -249,8 +249,8 @@ impl<'e, 'a> Memory<'e, 'a> {
     fn func(&self, section: usize, offset: u64) -> PatchedFunc {
         PatchedFunc {
             old_name: self.ptr(section, offset).and_then(|p| self.string(p)),
-            new_func: self.ptr_name(section, offset + 8),
-            sympos: self.word(section, offset + 16),
+            new_func: self.ptr_name(section, offset.saturating_add(8)),
+            sympos: self.word(section, offset.saturating_add(16)),
             place: self.place(section, offset),
         }
     }
@@ -281,7 +281,10 @@ impl<'e, 'a> Memory<'e, 'a> {
             let funcs_ptr = self.ptr(objs, at + 8);
             let funcs = match funcs_ptr {
                 Some(p) => (0..nr)
-                    .map(|j| self.func(p.section, p.offset + j * FUNC_EXT_SIZE))
+                    .map(|j| {
+                        let at = p.offset.saturating_add(j * FUNC_EXT_SIZE);
+                        self.func(p.section, at)
+                    })
                     .collect(),
                 None => Vec::new(),
             };
@@ -320,7 +323,7 @@ impl<'e, 'a> Memory<'e, 'a> {
         candidates
             .into_iter()
             .take(MAX_CANDIDATES)
-            .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off + 8)?))
+            .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off.saturating_add(8))?))
     }
 
     /// The object array at `p`, when one of the known strides fits.

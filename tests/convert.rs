@@ -674,3 +674,31 @@ fn debug_section_references_stay_with_a_note() {
         String::from_utf8_lossy(&r.stdout)
     );
 }
+
+/// Found by fuzzing (fuzz/corpus/elf/regression-object-rela.o): a module
+/// named `rela` makes a converted klp symbol, `.klp.sym.rela.<name>,<pos>`,
+/// read like an annotation. A second conversion must leave it alone.
+#[test]
+fn a_module_named_rela_converts_once() {
+    let dir = scratch("object_named_rela");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}\
+             extern int x KLP_RELOC_SYMBOL(rela, rela, x);\nint f(void) {{ return x; }}\n"
+        ),
+        &obj,
+    );
+    let once = dir.join("once.o");
+    let r = convert_o(&obj, &once);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let twice = dir.join("twice.o");
+    let r = convert_o(&once, &twice);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(
+        std::fs::read(&once).unwrap(),
+        std::fs::read(&twice).unwrap()
+    );
+    let r = klp_convert(&["check", once.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+}

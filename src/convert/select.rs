@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use crate::elf::{Elf, SHN_UNDEF};
+use crate::elf::{Elf, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::finding::{Finding, Rule};
 use crate::names::{self, Annotation, KlpSymbol, SYMPOS_SECTION_PREFIX};
 
@@ -56,7 +56,10 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
     };
     let mut problems = Vec::new();
     for sym in &elf.symbols {
-        if !names::is_annotation(sym.name) {
+        // A klp symbol is converted already, even when its object's name
+        // makes it read like an annotation (`.klp.sym.rela.<name>,<pos>`
+        // for a module called `rela`).
+        if !names::is_annotation(sym.name) || sym.st_shndx == SHN_LIVEPATCH {
             continue;
         }
         let shown = sym.display_name();
