@@ -3,8 +3,8 @@
  * The annotation with a comma before the position (klp-convert v1/v2's form;
  * the assembler needs the name quoted): modpost lets it through as well.
  */
-#include <linux/module.h>
-#include <linux/livepatch.h>
+#include <linux/seq_file.h>
+#include "klp_test_patch.h"
 
 MODULE_DESCRIPTION("klp-convert test: the ',<pos>' annotation");
 
@@ -16,16 +16,4 @@ static int lp_show(struct seq_file *m, void *v)
 	return saved_command_line[0];
 }
 
-static struct klp_func funcs[] = {
-	{ .old_name = "cmdline_proc_show", .new_func = lp_show, },
-	{ }
-};
-static struct klp_object objs[] = { { .funcs = funcs, }, { } };
-static struct klp_patch patch = { .mod = THIS_MODULE, .objs = objs, };
-
-static int lp_init(void) { return klp_enable_patch(&patch); }
-static void lp_exit(void) { }
-module_init(lp_init);
-module_exit(lp_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
+KLP_TEST_PATCH(NULL, "cmdline_proc_show", lp_show);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* A livepatch that also calls a function nobody defines or exports: an
- * ordinary unresolved symbol, which the patched modpost still refuses. */
-#include <linux/module.h>
-#include <linux/livepatch.h>
+/*
+ * A livepatch that also calls a function nobody defines or exports: an
+ * ordinary unresolved symbol, which the patched modpost still refuses.
+ */
+#include <linux/seq_file.h>
+#include "klp_test_patch.h"
 #include "klp_convert.h"
 
 MODULE_DESCRIPTION("klp-convert test: an ordinary unresolved symbol");
@@ -16,16 +18,4 @@ static int lp_show(struct seq_file *m, void *v)
 	return saved_command_line[0] + klp_test_no_such_function();
 }
 
-static struct klp_func funcs[] = {
-	{ .old_name = "cmdline_proc_show", .new_func = lp_show, },
-	{ }
-};
-static struct klp_object objs[] = { { .funcs = funcs, }, { } };
-static struct klp_patch patch = { .mod = THIS_MODULE, .objs = objs, };
-
-static int lp_init(void) { return klp_enable_patch(&patch); }
-static void lp_exit(void) { }
-module_init(lp_init);
-module_exit(lp_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
+KLP_TEST_PATCH(NULL, "cmdline_proc_show", lp_show);
