@@ -76,6 +76,10 @@ pub struct PatchedObject {
     pub funcs: Vec<PatchedFunc>,
     /// `funcs` is NULL (the kernel refuses the patch).
     pub funcs_missing: bool,
+    /// objtool form: `nr_funcs` claims more entries than its section holds
+    /// after `funcs`: (claimed, room). Only the entries present are read.
+    #[serde(skip)]
+    pub funcs_overrun: Option<(u64, u64)>,
     /// Where the entry is.
     pub place: Place,
 }
@@ -271,21 +275,30 @@ impl<'e, 'a> Memory<'e, 'a> {
     /// objtool's form: `.init.klp_objects` entries, each with `nr_funcs`
     /// `klp_func_ext` entries where `funcs` points.
     fn objtool(&self, objs: usize) -> PatchTable {
-        let size = self.elf.sections[objs].sh_size;
+        // Entries are read from the bytes the file has (none for NOBITS):
+        // a hostile sh_size or nr_funcs cannot make work beyond the input.
+        let size = self.elf.section_data(objs).len() as u64;
         let mut objects = Vec::new();
         for i in 0..(size / OBJECT_EXT_SIZE).min(MAX_ENTRIES) {
             let at = i * OBJECT_EXT_SIZE;
-            let nr = self
-                .uint(objs, at + OBJECT_EXT_NR_FUNCS, 4)
-                .min(MAX_ENTRIES);
+            let nr = self.uint(objs, at + OBJECT_EXT_NR_FUNCS, 4);
             let funcs_ptr = self.ptr(objs, at + 8);
+            let mut overrun = None;
             let funcs = match funcs_ptr {
-                Some(p) => (0..nr)
-                    .map(|j| {
-                        let at = p.offset.saturating_add(j * FUNC_EXT_SIZE);
-                        self.func(p.section, at)
-                    })
-                    .collect(),
+                Some(p) => {
+                    let room = (self.elf.section_data(p.section).len() as u64)
+                        .saturating_sub(p.offset)
+                        / FUNC_EXT_SIZE;
+                    if nr > room {
+                        overrun = Some((nr, room));
+                    }
+                    (0..nr.min(room).min(MAX_ENTRIES))
+                        .map(|j| {
+                            let at = p.offset.saturating_add(j * FUNC_EXT_SIZE);
+                            self.func(p.section, at)
+                        })
+                        .collect()
+                }
                 None => Vec::new(),
             };
             objects.push(PatchedObject {
@@ -293,6 +306,7 @@ impl<'e, 'a> Memory<'e, 'a> {
                 null_name: self.is_null(objs, at),
                 funcs,
                 funcs_missing: funcs_ptr.is_none(),
+                funcs_overrun: overrun,
                 place: self.place(objs, at),
             });
         }
@@ -343,6 +357,7 @@ impl<'e, 'a> Memory<'e, 'a> {
                         name,
                         null_name: self.is_null(p.section, at),
                         funcs_missing: funcs.is_none(),
+                        funcs_overrun: None,
                         funcs: funcs.unwrap_or_default(),
                         place: self.place(p.section, at),
                     })

@@ -22,10 +22,19 @@ fn maps(dir: &std::path::Path) -> [std::path::PathBuf; 2] {
     [kallsyms, symvers]
 }
 
+/// Run klp-convert with `args` and the two map files.
+fn with_maps(args: &[&str], maps: &[std::path::PathBuf; 2]) -> std::process::Output {
+    let mut all = args.to_vec();
+    for m in maps {
+        all.extend(["--symbols", m.to_str().unwrap()]);
+    }
+    klp_convert(&all)
+}
+
 #[test]
 fn fuzz_findings_stay_fixed() {
     let dir = scratch("fuzz_regressions");
-    let [kallsyms, symvers] = maps(&dir);
+    let maps = maps(&dir);
     let mut inputs = Vec::new();
     for target in std::fs::read_dir(root().join("fuzz/corpus"))
         .unwrap()
@@ -45,14 +54,6 @@ fn fuzz_findings_stay_fixed() {
         for args in [
             vec!["show", file],
             vec!["check", file],
-            vec![
-                "check",
-                file,
-                "--symbols",
-                kallsyms.to_str().unwrap(),
-                "--symbols",
-                symvers.to_str().unwrap(),
-            ],
             vec!["convert", file, "-o", out.to_str().unwrap()],
         ] {
             let r = klp_convert(&args);
@@ -70,5 +71,110 @@ fn fuzz_findings_stay_fixed() {
             assert!(r.status.success(), "{file}: {}", stderr(&r));
             assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
         }
+        // With the map: check does not panic; what convert accepts, check
+        // accepts with the same map, and converting it again changes nothing.
+        let r = with_maps(&["check", file], &maps);
+        assert!(
+            matches!(r.status.code(), Some(0..=2)),
+            "{file}: {}",
+            stderr(&r)
+        );
+        let convert = |input: &str, out: &std::path::Path| {
+            let _ = std::fs::remove_file(out);
+            with_maps(&["convert", input, "-o", out.to_str().unwrap()], &maps)
+        };
+        let r = convert(file, &out);
+        assert!(
+            matches!(r.status.code(), Some(0..=2)),
+            "{file}: {}",
+            stderr(&r)
+        );
+        assert!(!stderr(&r).contains("panicked"), "{file}: {}", stderr(&r));
+        assert_eq!(r.status.success(), out.exists(), "{file}: {}", stderr(&r));
+        if out.exists() {
+            let o = out.to_str().unwrap();
+            let c = with_maps(&["check", o], &maps);
+            assert!(
+                c.status.success(),
+                "{file}: check of its output: {}",
+                String::from_utf8_lossy(&c.stdout)
+            );
+            let again = dir.join("again.o");
+            let r = convert(o, &again);
+            assert!(r.status.success(), "{file}: {}", stderr(&r));
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+        }
     }
+}
+
+/// Convert the regression input `name` with the maps; assert that it is
+/// refused (exit 1) with every message in `expect` and nothing written.
+/// The input and the scratch output path.
+fn refused_with_maps(name: &str, expect: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(&format!("fuzz_regression_{name}"));
+    let input = root().join("fuzz/corpus/convert_map").join(name);
+    let out = dir.join("out.ko");
+    let r = with_maps(
+        &[
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &maps(&dir),
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    let err = stderr(&r);
+    for e in expect {
+        assert!(err.contains(e), "{e}: {err}");
+    }
+    assert!(!out.exists());
+    (input, out)
+}
+
+/// Fuzz finding: with the map, an `R_X86_64_32` reference to a vmlinux
+/// address was converted although the address does not fit; the kernel
+/// (and `check`) refuse the result. `convert` now refuses it, naming the
+/// field, and writes nothing.
+#[test]
+fn convert_refuses_an_absolute_field_the_map_overflows() {
+    let (input, out) = refused_with_maps(
+        "regression-overflow-after-conversion.o",
+        &[
+            "R_X86_64_32 cannot hold the resolved address",
+            "saved_command_line",
+        ],
+    );
+    // Without the map there is nothing to know the address by: accepted.
+    let r = convert_o(&input, &out);
+    assert!(r.status.success(), "{}", stderr(&r));
+}
+
+/// Fuzz finding (allocation bound): a 2,456-byte module whose
+/// `.init.klp_objects` claims 27,392 functions made `check` read past the
+/// funcs section and report 27,391 findings. The count is now bounded by
+/// the bytes present, and the overrun is one error.
+#[test]
+fn nr_funcs_past_its_section_is_one_error() {
+    let input = root().join("fuzz/corpus/elf/regression-nr-funcs-overrun.ko");
+    let r = klp_convert(&["check", input.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        out.contains("has nr_funcs 27392, but its funcs section holds 2 more entries"),
+        "{out}"
+    );
+    assert!(out.lines().count() < 10, "{out}");
+}
+
+/// Fuzz finding: with a map, `convert` accepted a module with undefined
+/// symbols no relocation uses (`saved_command_line`, a module's `helper`):
+/// nothing to convert, but the loader still resolves every undefined
+/// symbol and fails on them. `convert` now refuses what `check` refuses.
+#[test]
+fn convert_with_maps_refuses_unknown_symbols_no_relocation_uses() {
+    refused_with_maps(
+        "regression-unreferenced-undefined.ko",
+        &["Unknown symbol saved_command_line", "Unknown symbol helper"],
+    );
 }

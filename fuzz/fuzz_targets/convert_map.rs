@@ -1,12 +1,19 @@
-//! Any bytes as a module, converted and checked against a small fixed map
-//! (vmlinux symbols with a duplicate, a module, exports).
+//! Any bytes as a module, checked and converted against a small fixed map
+//! (vmlinux symbols with a duplicate, a module, exports). What convert
+//! accepts, check accepts with the same map, and converting it again
+//! changes nothing. Allocation stays within a bound linear in the input.
 #![no_main]
+
+mod common;
 
 use std::sync::OnceLock;
 
 use klp_convert::maps::SymbolMap;
 use klp_convert::{check, convert};
 use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOC: common::Counting = common::Counting;
 
 fn map() -> &'static SymbolMap {
     static MAP: OnceLock<SymbolMap> = OnceLock::new();
@@ -25,9 +32,19 @@ fn map() -> &'static SymbolMap {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = check::check_bytes("fuzz.ko", data, Some("6.1.0"), Some(map()));
-    if let Ok(done) = convert::convert_bytes_with(data, Some(map())) {
-        let again = convert::convert_bytes_with(&done.bytes, Some(map()))
+    let map = map();
+    let done = common::bounded(data.len(), || {
+        let _ = check::check_bytes("fuzz.ko", data, Some("6.1.0"), Some(map));
+        convert::convert_bytes_with(data, Some(map))
+    });
+    if let Ok(done) = done {
+        let report = check::check_bytes("fuzz.ko", &done.bytes, Some("6.1.0"), Some(map));
+        let errors: Vec<_> = report.findings.iter().filter(|f| f.is_error()).collect();
+        assert!(
+            errors.is_empty(),
+            "convert wrote a module check refuses: {errors:?}"
+        );
+        let again = convert::convert_bytes_with(&done.bytes, Some(map))
             .expect("a converted module is refused");
         assert!(!again.changed, "a second conversion changed the module");
     }

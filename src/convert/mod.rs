@@ -120,6 +120,11 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         let refusals: Vec<Finding> = crate::rules::contract::module(&elf, &target)
             .into_iter()
             .chain(crate::arch::loader_rules(&elf))
+            .chain(
+                map.map(|m| crate::rules::resolution::module(&elf, m))
+                    .into_iter()
+                    .flatten(),
+            )
             .filter(Finding::is_error)
             .collect();
         if !refusals.is_empty() {
@@ -145,8 +150,13 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     verify::verify(&elf, &plan, &out).map_err(Error::Internal)?;
     // The converted module must pass every check the kernel's loader makes;
     // what fails here comes from the input (a ppc64 local call, say).
+    // With maps, the output is resolved as the kernel will resolve it: an
+    // address that overflows its field (an `R_X86_64_32` against a vmlinux
+    // address, say) is only known now.
+    let resolved = map.map(|m| crate::rules::resolution::module(&out, m));
     let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
         .into_iter()
+        .chain(resolved.into_iter().flatten())
         .filter(Finding::is_error)
         .collect();
     if !refusals.is_empty() {

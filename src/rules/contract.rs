@@ -392,6 +392,18 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
                 ),
             ));
         }
+        if let Some((claimed, room)) = o.funcs_overrun {
+            out.push(at(
+                &o.place,
+                Finding::new(
+                    Rule::PatchTable,
+                    format!(
+                        "klp_object_ext '{}' has nr_funcs {claimed}, but its funcs section holds {room} more entries: the patch would read past it",
+                        o.object()
+                    ),
+                ),
+            ));
+        }
         for f in &o.funcs {
             let message = match (&f.old_name, &f.new_func) {
                 (None, _) => Some(
