@@ -199,17 +199,46 @@ pub fn check_output(input: &Path, output: &Path) -> Result<(), Error> {
     })
 }
 
-/// Read `path` whole, refusing a file that changed meanwhile (its size or
-/// modification time moved): a torn read must not be converted.
+/// Does `path` hold `bytes` now? Read again, 64 KiB at a time.
+fn still_holds(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    let mut file = fs::File::open(path).map_err(io_error(path))?;
+    let mut chunk = vec![0; 1 << 16];
+    let mut at = 0;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok(at == bytes.len()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(path)(e)),
+        };
+        if bytes.get(at..at + n) != Some(&chunk[..n]) {
+            return Ok(false);
+        }
+        at += n;
+    }
+}
+
+/// Read `path` whole, refusing a file that changed meanwhile: a torn read
+/// must not be converted. Its size or modification time moved, or a second
+/// read differs: a write(2) sets the time when it begins, so one that began
+/// before the first look and copies during the read moves neither. A FIFO,
+/// a device or a socket is refused unopened: it has no size to check, and
+/// reading it could block (a FIFO without a writer) or never end.
 pub fn read_stable(path: &Path) -> Result<Vec<u8>, Error> {
     let stamp = |p: &Path| {
         fs::metadata(p)
-            .map(|m| (m.len(), m.modified().ok()))
+            .map(|m| (m.len(), m.modified().ok(), m.is_file() || m.is_dir()))
             .map_err(io_error(p))
     };
     let before = stamp(path)?;
+    if !before.2 {
+        return Err(io_error(path)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, a device or a socket)",
+        )));
+    }
     let bytes = fs::read(path).map_err(io_error(path))?;
-    if stamp(path)? != before || bytes.len() as u64 != before.0 {
+    if stamp(path)? != before || bytes.len() as u64 != before.0 || !still_holds(path, &bytes)? {
         return Err(Error::Changed {
             path: path.to_path_buf(),
         });
