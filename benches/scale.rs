@@ -10,26 +10,12 @@
 //!
 //! Modules are assembled by the real GNU as from generated source.
 
+mod common;
+
+use common::assemble_source;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
-
-/// Assemble `source` (GNU as syntax) into an object; its bytes.
-fn assemble_source(source: &str, name: &str, dir: &Path) -> Vec<u8> {
-    let src = dir.join(format!("{name}.s"));
-    let obj = dir.join(format!("{name}.o"));
-    std::fs::write(&src, source).expect("write assembly");
-    let st = Command::new("gcc")
-        .arg("-c")
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .expect("run gcc");
-    assert!(st.success(), "assembling {}", src.display());
-    std::fs::read(&obj).expect("read object")
-}
 
 fn assemble(n: usize, dir: &Path) -> Vec<u8> {
     let mut s = String::new();
