@@ -59,6 +59,34 @@ impl fmt::Display for KlpSymbol {
     }
 }
 
+impl KlpSymbol {
+    /// Append the symbol's name (as [`fmt::Display`] writes it) to `out`
+    /// without formatting machinery: a conversion writes one per symbol.
+    pub fn write_name(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(KLP_SYM_PREFIX.as_bytes());
+        out.extend_from_slice(self.obj.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(b',');
+        push_decimal(out, self.pos);
+    }
+}
+
+/// Append `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[n..]);
+}
+
 /// A name that does not follow the grammar, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameError(pub String);
@@ -215,7 +243,10 @@ pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
 /// `.klp.rela.<obj>.<target>`, always with a `.` after the object, so a target
 /// without a leading dot (`__jump_table`) still parses as object `<obj>`.
 pub fn klp_section_name(obj: &str, target: &[u8]) -> Vec<u8> {
-    let mut n = format!("{KLP_RELA_PREFIX}{obj}.").into_bytes();
+    let mut n = Vec::with_capacity(KLP_RELA_PREFIX.len() + obj.len() + 1 + target.len());
+    n.extend_from_slice(KLP_RELA_PREFIX.as_bytes());
+    n.extend_from_slice(obj.as_bytes());
+    n.push(b'.');
     n.extend_from_slice(target);
     n
 }
@@ -226,6 +257,20 @@ mod tests {
 
     fn ann(name: &str) -> Annotation {
         parse_annotation(name.as_bytes()).expect(name)
+    }
+
+    #[test]
+    fn written_names_are_displayed_names() {
+        for pos in [0, 7, 10, 1234567, u64::MAX] {
+            let k = KlpSymbol {
+                obj: "vmlinux".into(),
+                name: "saved_command_line".into(),
+                pos,
+            };
+            let mut out = b"x".to_vec();
+            k.write_name(&mut out);
+            assert_eq!(out, format!("x{k}").into_bytes());
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
                 let name = names::klp_section_name(&s.obj, &elf.sections[s.target].name);
                 let header = Section {
                     index: 0,
-                    name: Vec::new(),
+                    name: &[],
                     sh_name: 0,
                     sh_type: SHT_RELA,
                     sh_flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
@@ -60,8 +60,11 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         }
     }
 
+    let mut name = Vec::new();
     for r in &plan.renames {
-        let st_name = edit.add_symbol_name(r.klp.to_string().as_bytes());
+        name.clear();
+        r.klp.write_name(&mut name);
+        let st_name = edit.add_symbol_name(&name);
         edit.patch_symbol(r.sym, st_name, SHN_LIVEPATCH);
     }
     for &i in &plan.emptied {

@@ -91,7 +91,7 @@ pub fn make_plan(
     if let Some(map) = map {
         problems.extend(resolve::resolve(elf, map, &mut sel));
     }
-    let (plan, mut refusals) = plan::plan(elf, &sel);
+    let (plan, mut refusals) = plan::plan(elf, sel);
     problems.append(&mut refusals);
     if problems.iter().any(Finding::is_error) {
         return Err(problems);

@@ -168,8 +168,8 @@ fn calls_into_modules(elf: &Elf) -> bool {
 
 /// The klp relocation sections of objects other than vmlinux, with their object.
 fn module_specific_sections<'e>(
-    elf: &'e Elf,
-) -> impl Iterator<Item = (String, &'e crate::elf::Section)> {
+    elf: &'e Elf<'e>,
+) -> impl Iterator<Item = (String, &'e crate::elf::Section<'e>)> {
     elf.sections
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
