@@ -40,7 +40,7 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         match s.existing {
             Some(i) => edit.set_contents(i, bytes),
             None => {
-                let name = names::klp_section_name(&s.obj, &elf.sections[s.target].name);
+                let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
                 let header = Section {
                     index: 0,
                     name: &[],

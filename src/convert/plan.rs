@@ -154,7 +154,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
                     continue;
                 }
             };
-            if !target.is_alloc() && arch::is_debug_section(&target.name) {
+            if !target.is_alloc() && arch::is_debug_section(target.name) {
                 plan.notes.push(here(Finding::new(
                     Rule::DebugSectionLeft,
                     format!(

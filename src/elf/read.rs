@@ -68,7 +68,7 @@ pub struct Section<'a> {
 impl Section<'_> {
     /// The name for messages.
     pub fn display_name(&self) -> String {
-        show_name(&self.name)
+        show_name(self.name)
     }
     /// Is the section loaded into memory?
     pub fn is_alloc(&self) -> bool {

@@ -121,7 +121,7 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
 /// section with `sscanf(".klp.rela.%55[^.]")`: "section %s has an
 /// incorrectly formatted name". Returns the object.
 pub fn klp_section_name_format(sec: &Section) -> Result<String, Finding> {
-    names::klp_section_object(&sec.name).map_err(|e| {
+    names::klp_section_object(sec.name).map_err(|e| {
         Finding::new(
             Rule::KlpSectionName,
             format!(
@@ -251,7 +251,7 @@ pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
         return None;
     }
     let tname = target.display_name();
-    if arch::is_special_section(&target.name) {
+    if arch::is_special_section(target.name) {
         let hint = if target.name == b"__jump_table" {
             " (module static key: use static_key_enabled() instead of static_branch_*())"
         } else {
@@ -264,7 +264,7 @@ pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
             ),
         ));
     }
-    if arch::is_init_section(&target.name) {
+    if arch::is_init_section(target.name) {
         return Some(Finding::new(
             Rule::InitSection,
             format!(

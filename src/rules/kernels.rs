@@ -174,7 +174,7 @@ fn module_specific_sections<'e>(
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
         .filter_map(|s| {
-            let obj = names::klp_section_object(&s.name).ok()?;
+            let obj = names::klp_section_object(s.name).ok()?;
             (obj != VMLINUX).then_some((obj, s))
         })
 }
