@@ -166,12 +166,17 @@ pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
             obj.len()
         )));
     }
-    if obj.contains('.') {
+    // One pass for both characters (this runs once per converted symbol).
+    let bad = |c: u8| obj.bytes().any(|b| b == c);
+    if !obj.bytes().any(|b| b == b'.' || b == b'-') {
+        return Ok(());
+    }
+    if bad(b'.') {
         return Err(NameError(format!(
             "object name '{obj}' contains '.', which ends the object part of a klp name"
         )));
     }
-    if obj.contains('-') {
+    if bad(b'-') {
         return Err(NameError(format!(
             "object name '{obj}' contains '-'; the kernel names modules with '_' ('{}')",
             obj.replace('-', "_")
@@ -183,28 +188,59 @@ pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
 /// Check a klp symbol's parts against what the kernel can parse.
 /// `max_name` is `KSYM_NAME_LEN - 1` of the target kernel.
 pub fn check_symbol(sym: &KlpSymbol, max_name: usize) -> Result<(), NameError> {
-    check_obj_name(&sym.obj)?;
-    if sym.name.is_empty() {
+    check_parts(&sym.obj, &sym.name, max_name)
+}
+
+/// [`check_symbol`] on borrowed parts.
+fn check_parts(obj: &str, name: &str, max_name: usize) -> Result<(), NameError> {
+    check_obj_name(obj)?;
+    if name.is_empty() {
         return Err(NameError("empty symbol name".into()));
     }
-    if sym.name.contains(',') {
+    if name.bytes().any(|b| b == b',') {
         return Err(NameError(format!(
-            "symbol name '{}' contains ',', which ends the name part of a klp symbol",
-            sym.name
+            "symbol name '{name}' contains ',', which ends the name part of a klp symbol"
         )));
     }
-    if sym.name.len() > max_name {
+    if name.len() > max_name {
         return Err(NameError(format!(
-            "symbol name '{}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
-            sym.name,
-            sym.name.len()
+            "symbol name '{name}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
+            name.len()
         )));
     }
     Ok(())
 }
 
+/// A klp symbol name's parts, borrowed from the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KlpSymbolRef<'a> {
+    /// The object that defines the symbol.
+    pub obj: &'a str,
+    /// The symbol's name in that object's kallsyms.
+    pub name: &'a str,
+    /// 0 for a unique name, else the 1-based position.
+    pub pos: u64,
+}
+
+impl KlpSymbolRef<'_> {
+    /// The owned form.
+    pub fn to_symbol(self) -> KlpSymbol {
+        KlpSymbol {
+            obj: self.obj.to_string(),
+            name: self.name.to_string(),
+            pos: self.pos,
+        }
+    }
+}
+
 /// Parse a klp symbol name `.klp.sym.<obj>.<name>,<pos>` the way the kernel does.
 pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
+    parse_klp_symbol_ref(name).map(KlpSymbolRef::to_symbol)
+}
+
+/// [`parse_klp_symbol`] without copying the parts (`check` and the
+/// verification parse every klp symbol of a module).
+pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> {
     let text =
         std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
     let rest = text
@@ -216,13 +252,13 @@ pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
     let (sym, pos) = rest
         .split_once(',')
         .ok_or_else(|| NameError("no ',<pos>' after the symbol name".into()))?;
-    let target = KlpSymbol {
-        obj: obj.to_string(),
-        name: sym.to_string(),
-        pos: parse_pos(pos)?,
-    };
-    check_symbol(&target, MAX_SYM_NAME)?;
-    Ok(target)
+    let pos = parse_pos(pos)?;
+    check_parts(obj, sym, MAX_SYM_NAME)?;
+    Ok(KlpSymbolRef {
+        obj,
+        name: sym,
+        pos,
+    })
 }
 
 /// The object part of a klp relocation section name, as the kernel reads it:

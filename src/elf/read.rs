@@ -441,7 +441,7 @@ fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), Read
         .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
         .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
         .collect();
-    extents.sort_unstable();
+    extents.sort_unstable_by_key(|&(start, _, _)| start);
     let mut prev_end = header_size;
     let mut prev: Option<usize> = None;
     for (start, end, index) in extents {

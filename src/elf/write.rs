@@ -203,13 +203,36 @@ impl<'e, 'a> Edit<'e, 'a> {
         let enc = Encoder::of(elf);
         self.fold_tables()?;
 
-        let mut headers: Vec<Section<'a>> = elf.sections.clone();
+        let mut headers: Vec<Section<'a>> =
+            Vec::with_capacity(elf.sections.len() + self.new_sections.len());
+        headers.extend_from_slice(&elf.sections);
         for (&index, &flags) in &self.flags {
             headers[index].sh_flags = flags;
         }
         let count = headers.len() + self.new_sections.len();
         let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
-        let mut out = elf.data.to_vec();
+        // The output's size is known up to alignment padding: reserve it
+        // once, so the file is never copied by a growing vector.
+        let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize;
+        let appended: usize = self
+            .contents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let (b, h) = (b.as_ref()?, &elf.sections[i]);
+                let fits = h.sh_type != SHT_NOBITS && (b.len() as u64) <= h.sh_size;
+                (!fits).then(|| padded(b.len(), h.sh_addralign))
+            })
+            .chain(
+                self.new_sections
+                    .iter()
+                    .map(|(h, b)| padded(b.len(), h.sh_addralign)),
+            )
+            .sum();
+        let mut out = Vec::with_capacity(
+            elf.data.len() + appended + (count + 1) * elf.shentsize as usize + 8,
+        );
+        out.extend_from_slice(elf.data);
         let data_end = elf
             .sections
             .iter()

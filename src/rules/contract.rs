@@ -37,13 +37,13 @@ pub fn livepatch_modinfo(elf: &Elf) -> Option<Finding> {
 /// `sscanf(".klp.sym.%55[^.].%511[^,],%lu")`: "symbol %s has an incorrectly
 /// formatted name"; a longer name is silently truncated (127 before 6.1).
 pub fn klp_symbol_name_format(sym: &Symbol, target: &Target) -> Option<Finding> {
-    klp_symbol_name_parsed(sym, &names::parse_klp_symbol(sym.name), target)
+    klp_symbol_name_parsed(sym, &names::parse_klp_symbol_ref(sym.name), target)
 }
 
 /// [`klp_symbol_name_format`] for a name already parsed.
 fn klp_symbol_name_parsed(
     sym: &Symbol,
-    parsed: &Result<names::KlpSymbol, names::NameError>,
+    parsed: &Result<names::KlpSymbolRef, names::NameError>,
     target: &Target,
 ) -> Option<Finding> {
     let max_name = target.max_symbol_name();
@@ -484,10 +484,10 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         }
     }
     // Each referenced klp symbol parsed once, for every relocation using it.
-    let mut klp: Vec<Option<names::KlpSymbol>> = vec![None; elf.symbols.len()];
+    let mut klp: Vec<Option<names::KlpSymbolRef>> = vec![None; elf.symbols.len()];
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
-            let parsed = names::parse_klp_symbol(sym.name);
+            let parsed = names::parse_klp_symbol_ref(sym.name);
             out.extend(klp_symbol_name_parsed(sym, &parsed, target));
             klp[sym.index] = parsed.ok();
         }
@@ -536,8 +536,10 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
                 out.push(at(p));
                 continue;
             }
-            if let (Some(obj), Some(k)) = (&obj, &klp[r.sym as usize]) {
-                out.extend(vmlinux_access(obj, k).map(at));
+            if let (Some(obj), Some(k)) = (&obj, klp[r.sym as usize]) {
+                if k.obj == VMLINUX && obj != VMLINUX {
+                    out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+                }
             }
             out.extend(offset_within(target, r.offset).map(at));
         }
