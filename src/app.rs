@@ -185,6 +185,7 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let map = args.maps.load(&[])?;
     let files = module_file::find_modules(&args.paths).map_err(Error::ModuleFile)?;
     let results = check::check_files(&files, args.release.text(), map.as_ref());
+    std::mem::forget(map); // as in `convert`: not worth freeing at exit
     let mut unreadable = 0;
     let mut reports = Vec::new();
     for r in results {
