@@ -279,7 +279,9 @@ pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         Some(o) => {
             let mode =
                 <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
-            module_file::write_atomically(o, text.as_bytes(), mode).map_err(Error::ModuleFile)?;
+            let durability = module_file::Durability::RenameOnly;
+            module_file::write_atomically(o, text.as_bytes(), mode, durability)
+                .map_err(Error::ModuleFile)?;
             say(err, format_args!("{}", symbols_report(o, &map)));
             Ok(())
         }

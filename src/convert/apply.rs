@@ -19,7 +19,8 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         // The parser read entries of the class's size, whatever sh_entsize says.
         let ent = elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize;
         let old = elf.section_data(*index);
-        let mut kept = Vec::with_capacity(old.len());
+        let staying = moving.iter().filter(|m| !**m).count();
+        let mut kept = Vec::with_capacity(staying * ent);
         for (n, m) in moving.iter().enumerate() {
             if !m {
                 kept.extend_from_slice(&old[n * ent..(n + 1) * ent]);

@@ -213,7 +213,7 @@ impl<'e, 'a> Edit<'e, 'a> {
         let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
         // The output's size is known up to alignment padding: reserve it
         // once, so the file is never copied by a growing vector.
-        let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize;
+        let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize - 1;
         let appended: usize = self
             .contents
             .iter()
