@@ -125,11 +125,15 @@ pub fn read(elf: &Elf) -> Option<PatchTable> {
     if !elf.is_64 || !elf.is_livepatch() {
         return None;
     }
-    let m = Memory::new(elf);
     if let Some(objs) = elf.section_by_name(b".init.klp_objects") {
-        return Some(m.objtool(objs.index));
+        return Some(Memory::new(elf).objtool(objs.index));
     }
-    m.static_patch()
+    // A static klp_patch names THIS_MODULE: without `__this_module` there
+    // is none, and the relocations need not be indexed.
+    if !elf.symbols.iter().any(|s| s.name == b"__this_module") {
+        return None;
+    }
+    Memory::new(elf).static_patch()
 }
 
 /// A pointer's target: section index and offset in it.
@@ -154,6 +158,12 @@ impl<'e, 'a> Memory<'e, 'a> {
         for rs in &elf.relocs {
             let sec = &elf.sections[rs.index];
             if !rs.is_rela || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
+                continue;
+            }
+            // The tables are data: code's relocations (most of a module's)
+            // never fill one of their pointers.
+            let target = elf.sections.get(sec.sh_info as usize);
+            if target.is_none_or(|t| t.sh_flags & abi::SHF_EXECINSTR as u64 != 0) {
                 continue;
             }
             for r in &rs.entries {

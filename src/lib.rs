@@ -48,6 +48,7 @@ pub mod convert;
 pub mod elf;
 pub mod error;
 pub mod finding;
+pub mod fxhash;
 pub mod kbuild;
 pub mod klp_patch;
 pub mod maps;

@@ -275,10 +275,29 @@ fn remove_stale_temps(dir: &Path, file_name: &str) {
     }
 }
 
+/// How far [`write_atomically`] goes to survive a crash of the machine
+/// (a killed process never leaves a partial file either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The file and its directory are synced before and after the rename:
+    /// after a power loss `path` holds the old bytes or the new ones. For
+    /// `--in-place`, where the old bytes are the user's only copy.
+    Synced,
+    /// The rename only, as compilers and linkers write their outputs: a
+    /// power loss may lose the new file (never the input). Syncing costs
+    /// more than the whole conversion of a large module.
+    RenameOnly,
+}
+
 /// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
 /// On error the temporary file is removed and `path` is left as it was; a
 /// killed process's temporary file is removed by the next write to `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Result<(), Error> {
+pub fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    mode: fs::Permissions,
+    durability: Durability,
+) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -295,6 +314,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: fs::Permissions) -> Res
         let mut f = fs::File::create(&tmp).map_err(io_error(path))?;
         f.write_all(bytes).map_err(io_error(path))?;
         f.set_permissions(mode).map_err(io_error(path))?;
+        if durability == Durability::RenameOnly {
+            return fs::rename(&tmp, path).map_err(io_error(path));
+        }
         f.sync_all().map_err(io_error(path))?;
         fs::rename(&tmp, path).map_err(io_error(path))?;
         // The rename itself survives a crash once the directory is synced.

@@ -59,6 +59,34 @@ impl fmt::Display for KlpSymbol {
     }
 }
 
+impl KlpSymbol {
+    /// Append the symbol's name (as [`fmt::Display`] writes it) to `out`
+    /// without formatting machinery: a conversion writes one per symbol.
+    pub fn write_name(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(KLP_SYM_PREFIX.as_bytes());
+        out.extend_from_slice(self.obj.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(b',');
+        push_decimal(out, self.pos);
+    }
+}
+
+/// Append `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[n..]);
+}
+
 /// A name that does not follow the grammar, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameError(pub String);
@@ -138,12 +166,17 @@ pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
             obj.len()
         )));
     }
-    if obj.contains('.') {
+    // One pass for both characters (this runs once per converted symbol).
+    let bad = |c: u8| obj.bytes().any(|b| b == c);
+    if !obj.bytes().any(|b| b == b'.' || b == b'-') {
+        return Ok(());
+    }
+    if bad(b'.') {
         return Err(NameError(format!(
             "object name '{obj}' contains '.', which ends the object part of a klp name"
         )));
     }
-    if obj.contains('-') {
+    if bad(b'-') {
         return Err(NameError(format!(
             "object name '{obj}' contains '-'; the kernel names modules with '_' ('{}')",
             obj.replace('-', "_")
@@ -155,28 +188,59 @@ pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
 /// Check a klp symbol's parts against what the kernel can parse.
 /// `max_name` is `KSYM_NAME_LEN - 1` of the target kernel.
 pub fn check_symbol(sym: &KlpSymbol, max_name: usize) -> Result<(), NameError> {
-    check_obj_name(&sym.obj)?;
-    if sym.name.is_empty() {
+    check_parts(&sym.obj, &sym.name, max_name)
+}
+
+/// [`check_symbol`] on borrowed parts.
+fn check_parts(obj: &str, name: &str, max_name: usize) -> Result<(), NameError> {
+    check_obj_name(obj)?;
+    if name.is_empty() {
         return Err(NameError("empty symbol name".into()));
     }
-    if sym.name.contains(',') {
+    if name.bytes().any(|b| b == b',') {
         return Err(NameError(format!(
-            "symbol name '{}' contains ',', which ends the name part of a klp symbol",
-            sym.name
+            "symbol name '{name}' contains ',', which ends the name part of a klp symbol"
         )));
     }
-    if sym.name.len() > max_name {
+    if name.len() > max_name {
         return Err(NameError(format!(
-            "symbol name '{}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
-            sym.name,
-            sym.name.len()
+            "symbol name '{name}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
+            name.len()
         )));
     }
     Ok(())
 }
 
+/// A klp symbol name's parts, borrowed from the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KlpSymbolRef<'a> {
+    /// The object that defines the symbol.
+    pub obj: &'a str,
+    /// The symbol's name in that object's kallsyms.
+    pub name: &'a str,
+    /// 0 for a unique name, else the 1-based position.
+    pub pos: u64,
+}
+
+impl KlpSymbolRef<'_> {
+    /// The owned form.
+    pub fn to_symbol(self) -> KlpSymbol {
+        KlpSymbol {
+            obj: self.obj.to_string(),
+            name: self.name.to_string(),
+            pos: self.pos,
+        }
+    }
+}
+
 /// Parse a klp symbol name `.klp.sym.<obj>.<name>,<pos>` the way the kernel does.
 pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
+    parse_klp_symbol_ref(name).map(KlpSymbolRef::to_symbol)
+}
+
+/// [`parse_klp_symbol`] without copying the parts (`check` and the
+/// verification parse every klp symbol of a module).
+pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> {
     let text =
         std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
     let rest = text
@@ -188,13 +252,13 @@ pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
     let (sym, pos) = rest
         .split_once(',')
         .ok_or_else(|| NameError("no ',<pos>' after the symbol name".into()))?;
-    let target = KlpSymbol {
-        obj: obj.to_string(),
-        name: sym.to_string(),
-        pos: parse_pos(pos)?,
-    };
-    check_symbol(&target, MAX_SYM_NAME)?;
-    Ok(target)
+    let pos = parse_pos(pos)?;
+    check_parts(obj, sym, MAX_SYM_NAME)?;
+    Ok(KlpSymbolRef {
+        obj,
+        name: sym,
+        pos,
+    })
 }
 
 /// The object part of a klp relocation section name, as the kernel reads it:
@@ -215,7 +279,10 @@ pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
 /// `.klp.rela.<obj>.<target>`, always with a `.` after the object, so a target
 /// without a leading dot (`__jump_table`) still parses as object `<obj>`.
 pub fn klp_section_name(obj: &str, target: &[u8]) -> Vec<u8> {
-    let mut n = format!("{KLP_RELA_PREFIX}{obj}.").into_bytes();
+    let mut n = Vec::with_capacity(KLP_RELA_PREFIX.len() + obj.len() + 1 + target.len());
+    n.extend_from_slice(KLP_RELA_PREFIX.as_bytes());
+    n.extend_from_slice(obj.as_bytes());
+    n.push(b'.');
     n.extend_from_slice(target);
     n
 }
@@ -226,6 +293,20 @@ mod tests {
 
     fn ann(name: &str) -> Annotation {
         parse_annotation(name.as_bytes()).expect(name)
+    }
+
+    #[test]
+    fn written_names_are_displayed_names() {
+        for pos in [0, 7, 10, 1234567, u64::MAX] {
+            let k = KlpSymbol {
+                obj: "vmlinux".into(),
+                name: "saved_command_line".into(),
+                pos,
+            };
+            let mut out = b"x".to_vec();
+            k.write_name(&mut out);
+            assert_eq!(out, format!("x{k}").into_bytes());
+        }
     }
 
     #[test]

@@ -464,16 +464,20 @@ fn converted_x86(test: &str, source: &str) -> (PathBuf, Vec<u8>) {
 
 /// `f` reading vmlinux's `v`, converted: the file, its bytes, and its klp
 /// section `.klp.rela.vmlinux..text.f`.
-fn converted_v(test: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::Section) {
+fn converted_v(test: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::Section<'static>) {
     let (out, bytes) = converted_x86(
         test,
         "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
     );
-    let klp = Elf::parse(&bytes)
-        .unwrap()
-        .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+    const NAME: &[u8] = b".klp.rela.vmlinux..text.f";
+    let klp = klp_convert::elf::Section {
+        name: NAME,
+        ..Elf::parse(&bytes)
+            .unwrap()
+            .section_by_name(NAME)
+            .unwrap()
+            .clone()
+    };
     (out, bytes, klp)
 }
 

@@ -100,7 +100,7 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let st_name = edit.add_symbol_name(b"klp_convert_roundtrip");
     let header = Section {
         index: 0,
-        name: Vec::new(),
+        name: &[],
         sh_name: 0,
         sh_type: 1,
         sh_flags: 0,

@@ -13,10 +13,10 @@ use klp_convert::names::KlpSymbol;
 use klp_convert::rules::{contract, kernels, Target};
 
 /// A section header with the given name, flags and size.
-fn section(name: &str, flags: u64, size: u64) -> Section {
+fn section(name: &str, flags: u64, size: u64) -> Section<'_> {
     Section {
         index: 1,
-        name: name.as_bytes().to_vec(),
+        name: name.as_bytes(),
         sh_name: 0,
         sh_type: klp_convert::elf::abi::SHT_PROGBITS,
         sh_flags: flags,

@@ -167,7 +167,7 @@ pub(crate) struct Site<'a, 'e> {
     /// The module.
     pub elf: &'e Elf<'a>,
     /// The section the relocation patches.
-    pub target: &'e Section,
+    pub target: &'e Section<'a>,
     /// That section's bytes.
     pub bytes: &'a [u8],
     /// The entry.

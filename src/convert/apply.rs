@@ -19,7 +19,8 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         // The parser read entries of the class's size, whatever sh_entsize says.
         let ent = elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize;
         let old = elf.section_data(*index);
-        let mut kept = Vec::with_capacity(old.len());
+        let staying = moving.iter().filter(|m| !**m).count();
+        let mut kept = Vec::with_capacity(staying * ent);
         for (n, m) in moving.iter().enumerate() {
             if !m {
                 kept.extend_from_slice(&old[n * ent..(n + 1) * ent]);
@@ -40,10 +41,10 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         match s.existing {
             Some(i) => edit.set_contents(i, bytes),
             None => {
-                let name = names::klp_section_name(&s.obj, &elf.sections[s.target].name);
+                let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
                 let header = Section {
                     index: 0,
-                    name: Vec::new(),
+                    name: &[],
                     sh_name: 0,
                     sh_type: SHT_RELA,
                     sh_flags: SHF_ALLOC | SHF_INFO_LINK | SHF_RELA_LIVEPATCH,
@@ -60,8 +61,11 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         }
     }
 
+    let mut name = Vec::new();
     for r in &plan.renames {
-        let st_name = edit.add_symbol_name(r.klp.to_string().as_bytes());
+        name.clear();
+        r.klp.write_name(&mut name);
+        let st_name = edit.add_symbol_name(&name);
         edit.patch_symbol(r.sym, st_name, SHN_LIVEPATCH);
     }
     for &i in &plan.emptied {

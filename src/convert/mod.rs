@@ -91,7 +91,7 @@ pub fn make_plan(
     if let Some(map) = map {
         problems.extend(resolve::resolve(elf, map, &mut sel));
     }
-    let (plan, mut refusals) = plan::plan(elf, &sel);
+    let (plan, mut refusals) = plan::plan(elf, sel);
     problems.append(&mut refusals);
     if problems.iter().any(Finding::is_error) {
         return Err(problems);
@@ -208,6 +208,12 @@ pub fn convert_file(
         return Ok(result);
     }
     let mode = fs::metadata(input).map_err(io)?.permissions();
-    module_file::write_atomically(&output, &result.bytes, mode).map_err(Error::Io)?;
+    // In place, the old bytes are the user's only copy of the module.
+    let durability = if in_place {
+        module_file::Durability::Synced
+    } else {
+        module_file::Durability::RenameOnly
+    };
+    module_file::write_atomically(&output, &result.bytes, mode, durability).map_err(Error::Io)?;
     Ok(result)
 }

@@ -71,7 +71,7 @@ impl Plan {
 
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
-pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
+pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
     // A patch table the livepatch core refuses is refused here too, even
     // when there is nothing to convert (`check` reports the same).
     let table = klp_patch::read(elf);
@@ -81,39 +81,35 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
             .filter(Finding::is_error)
             .collect();
     let mut plan = Plan {
-        renames: sel
-            .order
-            .iter()
-            .filter_map(|&sym| {
-                let a = sel.annotations[sym].as_ref()?;
-                Some(Rename {
-                    sym,
-                    klp: a.target.clone(),
-                })
-            })
-            .collect(),
         emptied: [&sel.table_sections[..], &sel.table_relocs[..]].concat(),
         unallocated: sel.table_sections.clone(),
         ..Plan::default()
     };
-    if plan.renames.is_empty() {
+    if sel.order.is_empty() {
         return (plan, problems);
     }
     problems.extend(contract::livepatch_modinfo(elf));
 
-    // Existing klp sections, to extend rather than duplicate.
-    let mut groups: HashMap<(&str, usize), usize> = HashMap::new();
-    let mut existing: HashMap<(String, usize), usize> = HashMap::new();
+    // Existing klp sections, to extend rather than duplicate: by target,
+    // (object, section index), the first one of each object.
+    let mut existing: HashMap<usize, Vec<(String, usize)>> = HashMap::new();
     for s in &elf.sections {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             match contract::klp_section_name_format(s) {
                 Ok(obj) => {
-                    existing.entry((obj, s.sh_info as usize)).or_insert(s.index);
+                    let list = existing.entry(s.sh_info as usize).or_default();
+                    if !list.iter().any(|(o, _)| *o == obj) {
+                        list.push((obj, s.index));
+                    }
                 }
                 Err(p) => problems.push(p),
             }
         }
     }
+    // The plan's sections by target section: the first in `group_of`, the
+    // others chained through `next_group` (a target rarely has two objects).
+    let mut group_of: Vec<usize> = vec![usize::MAX; elf.sections.len()];
+    let mut next_group: Vec<usize> = Vec::new();
 
     // Every relocation against a selected symbol moves.
     for rs in &elf.relocs {
@@ -158,7 +154,7 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
                     continue;
                 }
             };
-            if !target.is_alloc() && arch::is_debug_section(&target.name) {
+            if !target.is_alloc() && arch::is_debug_section(target.name) {
                 plan.notes.push(here(Finding::new(
                     Rule::DebugSectionLeft,
                     format!(
@@ -198,17 +194,23 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
                     }
                 }
             };
-            let g = *groups
-                .entry((a.lp_obj.as_str(), target_index))
-                .or_insert_with(|| {
-                    plan.sections.push(KlpSection {
-                        obj: a.lp_obj.clone(),
-                        target: target_index,
-                        existing: existing.get(&(a.lp_obj.clone(), target_index)).copied(),
-                        entries: Vec::new(),
-                    });
-                    plan.sections.len() - 1
+            let mut g = group_of[target_index];
+            while g != usize::MAX && plan.sections[g].obj != a.lp_obj {
+                g = next_group[g];
+            }
+            if g == usize::MAX {
+                g = plan.sections.len();
+                plan.sections.push(KlpSection {
+                    obj: a.lp_obj.clone(),
+                    target: target_index,
+                    existing: existing.get(&target_index).and_then(|list| {
+                        list.iter().find(|(o, _)| *o == a.lp_obj).map(|(_, i)| *i)
+                    }),
+                    entries: Vec::new(),
                 });
+                next_group.push(group_of[target_index]);
+                group_of[target_index] = g;
+            }
             plan.sections[g].entries.push(Reloc { addend, ..*r });
             moving[n] = true;
             any = true;
@@ -219,12 +221,12 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
     }
 
     // A KLP_SYMPOS annotation that no relocation uses is a mistake.
+    let mut used = vec![false; elf.symbols.len()];
+    for r in plan.sections.iter().flat_map(|s| &s.entries) {
+        used[r.sym as usize] = true;
+    }
     for &sym in &sel.sympos_symbols {
-        let used = plan
-            .sections
-            .iter()
-            .any(|s| s.entries.iter().any(|r| r.sym as usize == sym));
-        if !used {
+        if !used[sym] {
             problems.push(
                 Finding::new(
                     Rule::SymposTable,
@@ -235,5 +237,18 @@ pub fn plan(elf: &Elf, sel: &Selection) -> (Plan, Vec<Finding>) {
             );
         }
     }
+    // The selected symbols are renamed, in the order they were selected
+    // (their klp forms move from the selection into the plan).
+    let mut sel = sel;
+    plan.renames = sel
+        .order
+        .iter()
+        .filter_map(|&sym| {
+            Some(Rename {
+                sym,
+                klp: sel.annotations[sym].take()?.target,
+            })
+        })
+        .collect();
     (plan, problems)
 }

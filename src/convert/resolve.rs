@@ -15,7 +15,7 @@
 //!   ready-to-paste annotation, or the near misses (compiler clones such as
 //!   `name.constprop.0`).
 
-use std::collections::{HashMap, HashSet};
+use crate::fxhash::{FxHashMap, FxHashSet};
 
 use super::select::Selection;
 use crate::elf::Elf;
@@ -115,15 +115,15 @@ fn undefined(
     }
 
     // One pass over the maps for the names wanted: (object, count) each.
-    let names_wanted: HashSet<String> = wanted
+    let names_wanted: FxHashSet<String> = wanted
         .iter()
         .map(|&i| elf.symbols[i].display_name())
         .collect();
-    let mut owners: HashMap<&str, Vec<(&str, usize)>> = HashMap::new();
+    let mut owners: FxHashMap<&str, Vec<(&str, usize)>> = FxHashMap::default();
     let mut objects: Vec<&str> = map.objects().collect();
     objects.sort_by_key(|o| (*o != VMLINUX, *o));
     for obj in &objects {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
         for s in map.symbols(obj) {
             if names_wanted.contains(&s.name) {
                 *counts.entry(s.name.as_str()).or_default() += 1;
@@ -238,12 +238,12 @@ fn undefined(
 /// near misses of names no object has. Built once, on the first such name.
 struct Clones<'m> {
     /// Name before the first `.` -> `object:clone` in map order.
-    by_base: HashMap<&'m str, Vec<String>>,
+    by_base: FxHashMap<&'m str, Vec<String>>,
 }
 
 impl<'m> Clones<'m> {
     fn new(map: &'m SymbolMap, objects: &[&str]) -> Self {
-        let mut by_base: HashMap<&'m str, Vec<String>> = HashMap::new();
+        let mut by_base: FxHashMap<&'m str, Vec<String>> = FxHashMap::default();
         for obj in objects {
             for s in map.symbols(obj) {
                 let Some(dot) = s.name.find('.') else {

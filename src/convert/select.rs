@@ -62,7 +62,6 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
         if !names::is_annotation(sym.name) || sym.st_shndx == SHN_LIVEPATCH {
             continue;
         }
-        let shown = sym.display_name();
         if sym.st_shndx != SHN_UNDEF {
             problems.push(
                 Finding::new(
@@ -73,7 +72,7 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
                     ),
                 )
                 .in_section(".symtab")
-                .symbol(shown),
+                .symbol(sym.display_name()),
             );
             continue;
         }
@@ -85,7 +84,7 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
                     format!("malformed annotation: {e}"),
                 )
                 .in_section(".symtab")
-                .symbol(shown),
+                .symbol(sym.display_name()),
             ),
         }
     }

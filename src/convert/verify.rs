@@ -2,7 +2,7 @@
 //! holds ([`crate::rules::contract`], the rules `check` applies), every
 //! input relocation is present exactly once, and nothing else changed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::plan::Plan;
 use crate::arch;
@@ -94,11 +94,13 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     }
 
     // Symbols: only the renamed ones differ, and only in name and st_shndx.
-    let renamed: HashMap<usize, String> = plan
-        .renames
-        .iter()
-        .map(|r| (r.sym, r.klp.to_string()))
-        .collect();
+    let mut renamed: Vec<Option<&crate::names::KlpSymbol>> = vec![None; input.symbols.len()];
+    for r in &plan.renames {
+        if let Some(slot) = renamed.get_mut(r.sym) {
+            *slot = Some(&r.klp);
+        }
+    }
+    let mut name = Vec::new();
     if out.symbols.len() != input.symbols.len() {
         problems.push(Finding::new(Rule::Verify, "symbol count changed"));
     }
@@ -107,8 +109,12 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             && a.st_other == b.st_other
             && a.st_value == b.st_value
             && a.st_size == b.st_size;
-        let ok = match renamed.get(&a.index) {
-            Some(name) => same_rest && b.name == name.as_bytes() && b.st_shndx == SHN_LIVEPATCH,
+        let ok = match renamed[a.index] {
+            Some(klp) => {
+                name.clear();
+                klp.write_name(&mut name);
+                same_rest && b.name == name && b.st_shndx == SHN_LIVEPATCH
+            }
             None => same_rest && a.name == b.name && a.st_shndx == b.st_shndx,
         };
         if !ok {

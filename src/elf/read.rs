@@ -27,7 +27,7 @@ pub struct Elf<'a> {
     /// Section index of the section name string table.
     pub shstrndx: u32,
     /// All section headers, indexed by section index (0 is the null section).
-    pub sections: Vec<Section>,
+    pub sections: Vec<Section<'a>>,
     /// Index of the (single) `SHT_SYMTAB` section, if any.
     pub symtab: Option<usize>,
     /// The symbols of `.symtab`, indexed by symbol index.
@@ -38,11 +38,11 @@ pub struct Elf<'a> {
 
 /// One section header, fields widened to 64 bits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+pub struct Section<'a> {
     /// Section index.
     pub index: usize,
-    /// Name, from `.shstrtab`.
-    pub name: Vec<u8>,
+    /// Name, from `.shstrtab` (borrowed from the file).
+    pub name: &'a [u8],
     /// Offset of the name in `.shstrtab`.
     pub sh_name: u32,
     /// `sh_type`.
@@ -65,10 +65,10 @@ pub struct Section {
     pub sh_entsize: u64,
 }
 
-impl Section {
+impl Section<'_> {
     /// The name for messages.
     pub fn display_name(&self) -> String {
-        show_name(&self.name)
+        show_name(self.name)
     }
     /// Is the section loaded into memory?
     pub fn is_alloc(&self) -> bool {
@@ -184,7 +184,7 @@ impl<'a> Elf<'a> {
 
     /// The section with this name (first match). For lookups of well-known
     /// sections such as `.modinfo`, never for relocation targets.
-    pub fn section_by_name(&self, name: &[u8]) -> Option<&Section> {
+    pub fn section_by_name(&self, name: &[u8]) -> Option<&Section<'a>> {
         self.sections.iter().find(|s| s.name == name)
     }
 
@@ -275,7 +275,7 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
             .map_err(|e| ReadError(format!("section #{i}: cannot read its name: {e}")))?;
         let s = Section {
             index: i,
-            name: name.to_vec(),
+            name,
             sh_name: sh.sh_name(endian),
             sh_type: sh.sh_type(endian),
             sh_flags: sh.sh_flags(endian).into(),
@@ -435,13 +435,13 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
 
 /// Sections must not overlap each other or the ELF header: the writer
 /// rewrites sections in place and would otherwise clobber a neighbour.
-fn check_overlaps(sections: &[Section], header_size: u64) -> Result<(), ReadError> {
+fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), ReadError> {
     let mut extents: Vec<(u64, u64, usize)> = sections
         .iter()
         .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
         .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
         .collect();
-    extents.sort_unstable();
+    extents.sort_unstable_by_key(|&(start, _, _)| start);
     let mut prev_end = header_size;
     let mut prev: Option<usize> = None;
     for (start, end, index) in extents {

@@ -101,12 +101,17 @@ impl Encoder {
 #[derive(Debug)]
 pub struct Edit<'e, 'a> {
     elf: &'e Elf<'a>,
-    contents: BTreeMap<usize, Vec<u8>>,
-    new_sections: Vec<(Section, Vec<u8>)>,
+    /// New contents by section index (`None`: unchanged); a vector, not a
+    /// map: a conversion may rewrite every one of 100,000 sections.
+    contents: Vec<Option<Vec<u8>>>,
+    /// How many of `contents` are `Some`.
+    rewritten: usize,
+    new_sections: Vec<(Section<'a>, Vec<u8>)>,
     shstr_extra: Vec<u8>,
     str_extra: Vec<u8>,
     str_base: u64,
-    symbol_patches: BTreeMap<usize, (u32, u16)>,
+    /// (symbol index, st_name, st_shndx), applied in order.
+    symbol_patches: Vec<(usize, u32, u16)>,
     flags: BTreeMap<usize, u64>,
 }
 
@@ -119,25 +124,32 @@ impl<'e, 'a> Edit<'e, 'a> {
             .map_or(0, |strtab| strtab.sh_size);
         Edit {
             elf,
-            contents: BTreeMap::new(),
+            contents: Vec::new(),
+            rewritten: 0,
             new_sections: Vec::new(),
             shstr_extra: Vec::new(),
             str_extra: Vec::new(),
             str_base,
-            symbol_patches: BTreeMap::new(),
+            symbol_patches: Vec::new(),
             flags: BTreeMap::new(),
         }
     }
 
     /// Replace the contents of an existing section (its size follows).
     pub fn set_contents(&mut self, index: usize, bytes: Vec<u8>) {
-        self.contents.insert(index, bytes);
+        if self.contents.len() <= index {
+            self.contents
+                .resize_with(self.elf.sections.len().max(index + 1), || None);
+        }
+        if self.contents[index].replace(bytes).is_none() {
+            self.rewritten += 1;
+        }
     }
 
     /// Add a section; its name is appended to the section name table.
     /// `header.sh_name`, `sh_offset` and `sh_size` are filled in here.
     /// Returns the new section's index.
-    pub fn add_section(&mut self, name: &[u8], mut header: Section, bytes: Vec<u8>) -> usize {
+    pub fn add_section(&mut self, name: &[u8], mut header: Section<'a>, bytes: Vec<u8>) -> usize {
         let shstr_size = self
             .elf
             .sections
@@ -147,7 +159,8 @@ impl<'e, 'a> Edit<'e, 'a> {
         self.shstr_extra.extend_from_slice(name);
         self.shstr_extra.push(0);
         header.index = self.elf.sections.len() + self.new_sections.len();
-        header.name = name.to_vec();
+        // The name lives in the section name table; the header keeps none.
+        header.name = &[];
         header.sh_size = bytes.len() as u64;
         let index = header.index;
         self.new_sections.push((header, bytes));
@@ -169,12 +182,12 @@ impl<'e, 'a> Edit<'e, 'a> {
 
     /// Change a symbol's `st_name` and `st_shndx` (in place in `.symtab`).
     pub fn patch_symbol(&mut self, index: usize, st_name: u32, st_shndx: u16) {
-        self.symbol_patches.insert(index, (st_name, st_shndx));
+        self.symbol_patches.push((index, st_name, st_shndx));
     }
 
     /// Does the edit change anything?
     pub fn is_empty(&self) -> bool {
-        self.contents.is_empty()
+        self.rewritten == 0
             && self.new_sections.is_empty()
             && self.str_extra.is_empty()
             && self.symbol_patches.is_empty()
@@ -190,13 +203,36 @@ impl<'e, 'a> Edit<'e, 'a> {
         let enc = Encoder::of(elf);
         self.fold_tables()?;
 
-        let mut headers: Vec<Section> = elf.sections.clone();
+        let mut headers: Vec<Section<'a>> =
+            Vec::with_capacity(elf.sections.len() + self.new_sections.len());
+        headers.extend_from_slice(&elf.sections);
         for (&index, &flags) in &self.flags {
             headers[index].sh_flags = flags;
         }
         let count = headers.len() + self.new_sections.len();
         let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
-        let mut out = elf.data.to_vec();
+        // The output's size is known up to alignment padding: reserve it
+        // once, so the file is never copied by a growing vector.
+        let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize - 1;
+        let appended: usize = self
+            .contents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let (b, h) = (b.as_ref()?, &elf.sections[i]);
+                let fits = h.sh_type != SHT_NOBITS && (b.len() as u64) <= h.sh_size;
+                (!fits).then(|| padded(b.len(), h.sh_addralign))
+            })
+            .chain(
+                self.new_sections
+                    .iter()
+                    .map(|(h, b)| padded(b.len(), h.sh_addralign)),
+            )
+            .sum();
+        let mut out = Vec::with_capacity(
+            elf.data.len() + appended + (count + 1) * elf.shentsize as usize + 8,
+        );
+        out.extend_from_slice(elf.data);
         let data_end = elf
             .sections
             .iter()
@@ -208,7 +244,12 @@ impl<'e, 'a> Edit<'e, 'a> {
             out.truncate(elf.shoff as usize);
         }
 
-        for (&index, bytes) in &self.contents {
+        let contents = std::mem::take(&mut self.contents);
+        for (index, bytes) in contents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((i, b.as_ref()?)))
+        {
             let h = &mut headers[index];
             let fits = h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size;
             if fits {
@@ -277,7 +318,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             let i = elf.shstrndx as usize;
             let mut t = elf.section_data(i).to_vec();
             t.extend_from_slice(&self.shstr_extra);
-            self.contents.insert(i, t);
+            self.set_contents(i, t);
         }
         if self.str_extra.is_empty() && self.symbol_patches.is_empty() {
             return Ok(());
@@ -287,13 +328,13 @@ impl<'e, 'a> Edit<'e, 'a> {
             let i = elf.sections[symtab].sh_link as usize;
             let mut t = elf.section_data(i).to_vec();
             t.extend_from_slice(&self.str_extra);
-            self.contents.insert(i, t);
+            self.set_contents(i, t);
         }
         let enc = Encoder::of(elf);
         let mut t = elf.section_data(symtab).to_vec();
         let ent = elf.sym_entsize() as usize;
         let shndx_at = if elf.is_64 { 6 } else { 14 };
-        for (&index, &(st_name, st_shndx)) in &self.symbol_patches {
+        for &(index, st_name, st_shndx) in &self.symbol_patches {
             let base = index * ent;
             let mut b = Vec::with_capacity(6);
             enc.u32(&mut b, st_name);
@@ -302,7 +343,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             enc.u16(&mut b, st_shndx);
             t[base + shndx_at..base + shndx_at + 2].copy_from_slice(&b);
         }
-        self.contents.insert(symtab, t);
+        self.set_contents(symtab, t);
         Ok(())
     }
 }

@@ -1,28 +1,44 @@
 //! This tool's JSON map: a format tag, then the map itself, keeping what
 //! `symbols.klp` cannot (order, addresses, sections, source files, kinds).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::{MapError, SymbolMap};
+use super::{MapError, MapSymbol, SymbolMap};
 
 /// The `format` value of the JSON map this tool writes.
 pub const MAP_FORMAT: &str = "klp-convert-map-1";
 
-/// The JSON map on disk: a format tag, then the map.
-#[derive(Serialize, Deserialize)]
+/// The JSON map on disk: a format tag, then the map's fields. Spelled out
+/// rather than `#[serde(flatten)]`, which makes serde buffer the whole
+/// document (a 56 MB map) in an intermediate tree before reading it.
+#[derive(Deserialize)]
 struct MapFile {
     format: String,
-    #[serde(flatten)]
-    map: SymbolMap,
+    objects: BTreeMap<String, Vec<MapSymbol>>,
+    exports: BTreeMap<String, String>,
+    has_exports: bool,
+}
+
+/// [`MapFile`] for writing, borrowing the map.
+#[derive(Serialize)]
+struct MapFileOut<'m> {
+    format: &'static str,
+    objects: &'m BTreeMap<String, Vec<MapSymbol>>,
+    exports: &'m BTreeMap<String, String>,
+    has_exports: bool,
 }
 
 impl SymbolMap {
     /// Write the map in this tool's JSON format, which keeps what
     /// `symbols.klp` cannot: order, addresses, sections, source files, kinds.
     pub fn to_json(&self) -> String {
-        let file = MapFile {
-            format: MAP_FORMAT.into(),
-            map: self.clone(),
+        let file = MapFileOut {
+            format: MAP_FORMAT,
+            objects: &self.objects,
+            exports: &self.exports,
+            has_exports: self.has_exports,
         };
         // Serialising plain data cannot fail.
         serde_json::to_string(&file).unwrap_or_default()
@@ -41,9 +57,9 @@ impl SymbolMap {
                 ),
             ));
         }
-        self.objects.extend(file.map.objects);
-        self.exports.extend(file.map.exports);
-        self.has_exports |= file.map.has_exports;
+        self.objects.extend(file.objects);
+        self.exports.extend(file.exports);
+        self.has_exports |= file.has_exports;
         Ok(())
     }
 }

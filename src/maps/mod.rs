@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::elf::Elf;
+use crate::fxhash::FxHashMap;
 use crate::module_file;
 
 pub use json::MAP_FORMAT;
@@ -223,8 +224,49 @@ fn pick(same: &[&MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
     })
 }
 
-/// Same-named symbols of one object, in counting order.
-type ByName<'a> = HashMap<&'a str, Vec<&'a MapSymbol>>;
+/// One object's symbols by name: for each name its first and last symbol
+/// (indices into the object's list), the others chained through `next` in
+/// counting order. No allocation per name: vmlinux has 200,000 of them.
+struct ByName<'a> {
+    ends: FxHashMap<&'a str, (u32, u32)>,
+    next: Vec<u32>,
+    symbols: &'a [MapSymbol],
+}
+
+/// The end of a `ByName` chain.
+const END: u32 = u32::MAX;
+
+impl<'a> ByName<'a> {
+    fn new(symbols: &'a [MapSymbol]) -> Self {
+        let mut ends: FxHashMap<&'a str, (u32, u32)> = FxHashMap::default();
+        ends.reserve(symbols.len());
+        let mut next = vec![END; symbols.len()];
+        for (i, s) in symbols.iter().enumerate() {
+            let i = i as u32;
+            ends.entry(s.name.as_str())
+                .and_modify(|(_, last)| {
+                    next[*last as usize] = i;
+                    *last = i;
+                })
+                .or_insert((i, i));
+        }
+        ByName {
+            ends,
+            next,
+            symbols,
+        }
+    }
+
+    fn get(&self, name: &str) -> Vec<&'a MapSymbol> {
+        let mut out = Vec::new();
+        let mut i = self.ends.get(name).map_or(END, |&(first, _)| first);
+        while i != END {
+            out.push(&self.symbols[i as usize]);
+            i = self.next[i as usize];
+        }
+        out
+    }
+}
 
 /// Finds many names in one [`SymbolMap`] (see [`SymbolMap::lookup`]).
 pub struct Lookup<'a> {
@@ -237,14 +279,10 @@ impl<'a> Lookup<'a> {
     /// The same-named symbols `name` of `obj`, in counting order.
     pub fn candidates(&self, obj: &str, name: &str) -> Vec<&'a MapSymbol> {
         let mut index = self.index.borrow_mut();
-        let by_name = index.entry(obj.to_string()).or_insert_with(|| {
-            let mut m: ByName<'a> = HashMap::new();
-            for s in self.map.symbols(obj) {
-                m.entry(s.name.as_str()).or_default().push(s);
-            }
-            m
-        });
-        by_name.get(name).cloned().unwrap_or_default()
+        if !index.contains_key(obj) {
+            index.insert(obj.to_string(), ByName::new(self.map.symbols(obj)));
+        }
+        index.get(obj).map(|b| b.get(name)).unwrap_or_default()
     }
 
     /// [`SymbolMap::find`], through the index.

@@ -70,7 +70,7 @@ impl SymbolMap {
             let core = sec.sh_flags & SHF_ALLOC != 0
                 && !dropped
                 && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
-                && !crate::arch::is_init_section(&sec.name);
+                && !crate::arch::is_init_section(sec.name);
             if core {
                 syms.push(MapSymbol {
                     name: s.display_name(),

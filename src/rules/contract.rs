@@ -37,8 +37,17 @@ pub fn livepatch_modinfo(elf: &Elf) -> Option<Finding> {
 /// `sscanf(".klp.sym.%55[^.].%511[^,],%lu")`: "symbol %s has an incorrectly
 /// formatted name"; a longer name is silently truncated (127 before 6.1).
 pub fn klp_symbol_name_format(sym: &Symbol, target: &Target) -> Option<Finding> {
+    klp_symbol_name_parsed(sym, &names::parse_klp_symbol_ref(sym.name), target)
+}
+
+/// [`klp_symbol_name_format`] for a name already parsed.
+fn klp_symbol_name_parsed(
+    sym: &Symbol,
+    parsed: &Result<names::KlpSymbolRef, names::NameError>,
+    target: &Target,
+) -> Option<Finding> {
     let max_name = target.max_symbol_name();
-    let finding = match names::parse_klp_symbol(sym.name) {
+    let finding = match parsed {
         Err(e) => Finding::new(
             Rule::KlpSymbolName,
             format!(
@@ -112,7 +121,7 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
 /// section with `sscanf(".klp.rela.%55[^.]")`: "section %s has an
 /// incorrectly formatted name". Returns the object.
 pub fn klp_section_name_format(sec: &Section) -> Result<String, Finding> {
-    names::klp_section_object(&sec.name).map_err(|e| {
+    names::klp_section_object(sec.name).map_err(|e| {
         Finding::new(
             Rule::KlpSectionName,
             format!(
@@ -129,14 +138,13 @@ pub fn klp_section_name_format(sec: &Section) -> Result<String, Finding> {
 /// `vmlinux__jump_table`, which never loads, so its relocations are never
 /// applied.
 pub fn klp_section_object_misread(sec: &Section, obj: &str, target: &Section) -> Option<Finding> {
-    let tname = target.display_name();
-    let misread = !tname.is_empty()
-        && !tname.starts_with('.')
-        && obj.len() > tname.len()
-        && obj.ends_with(&tname);
+    let t = target.name;
+    let misread =
+        !t.is_empty() && !t.starts_with(b".") && obj.len() > t.len() && obj.as_bytes().ends_with(t);
     if !misread {
         return None;
     }
+    let tname = target.display_name();
     Some(
         Finding::new(
             Rule::KlpSectionObject,
@@ -200,7 +208,10 @@ pub fn klp_section_flagged(sec: &Section) -> Option<Finding> {
 }
 
 /// The section a relocation section patches is `sh_info`, never the name.
-pub fn relocation_target<'e>(elf: &'e Elf, sec: &Section) -> Result<&'e Section, Finding> {
+pub fn relocation_target<'e, 'a>(
+    elf: &'e Elf<'a>,
+    sec: &Section,
+) -> Result<&'e Section<'a>, Finding> {
     let index = sec.sh_info as usize;
     elf.sections
         .get(index)
@@ -240,7 +251,7 @@ pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
         return None;
     }
     let tname = target.display_name();
-    if arch::is_special_section(&target.name) {
+    if arch::is_special_section(target.name) {
         let hint = if target.name == b"__jump_table" {
             " (module static key: use static_key_enabled() instead of static_branch_*())"
         } else {
@@ -253,7 +264,7 @@ pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
             ),
         ));
     }
-    if arch::is_init_section(&target.name) {
+    if arch::is_init_section(target.name) {
         return Some(Finding::new(
             Rule::InitSection,
             format!(
@@ -472,9 +483,13 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             }
         }
     }
+    // Each referenced klp symbol parsed once, for every relocation using it.
+    let mut klp: Vec<Option<names::KlpSymbolRef>> = vec![None; elf.symbols.len()];
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
-            out.extend(klp_symbol_name_format(sym, target));
+            let parsed = names::parse_klp_symbol_ref(sym.name);
+            out.extend(klp_symbol_name_parsed(sym, &parsed, target));
+            klp[sym.index] = parsed.ok();
         }
         out.extend(unconverted_annotation(elf, sym));
     }
@@ -521,8 +536,10 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
                 out.push(at(p));
                 continue;
             }
-            if let (Some(obj), Ok(k)) = (&obj, names::parse_klp_symbol(sym.name)) {
-                out.extend(vmlinux_access(obj, &k).map(at));
+            if let (Some(obj), Some(k)) = (&obj, klp[r.sym as usize]) {
+                if k.obj == VMLINUX && obj != VMLINUX {
+                    out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+                }
             }
             out.extend(offset_within(target, r.offset).map(at));
         }

@@ -168,13 +168,13 @@ fn calls_into_modules(elf: &Elf) -> bool {
 
 /// The klp relocation sections of objects other than vmlinux, with their object.
 fn module_specific_sections<'e>(
-    elf: &'e Elf,
-) -> impl Iterator<Item = (String, &'e crate::elf::Section)> {
+    elf: &'e Elf<'e>,
+) -> impl Iterator<Item = (String, &'e crate::elf::Section<'e>)> {
     elf.sections
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
         .filter_map(|s| {
-            let obj = names::klp_section_object(&s.name).ok()?;
+            let obj = names::klp_section_object(s.name).ok()?;
             (obj != VMLINUX).then_some((obj, s))
         })
 }
