@@ -178,3 +178,39 @@ fn convert_with_maps_refuses_unknown_symbols_no_relocation_uses() {
         &["Unknown symbol saved_command_line", "Unknown symbol helper"],
     );
 }
+
+/// Fuzz finding (allocation bound): a 1.8 KB module whose `.strtab` claims
+/// an alignment of 16 MiB (and one of 1 TiB) made the writer reserve a
+/// megabyte of padding before refusing it, and the refusal was reported
+/// as an internal error. The writer now moves sections aligned to at most
+/// a page, and refuses more as bad input, naming the section.
+#[test]
+fn a_table_aligned_beyond_a_page_is_refused_as_bad_input() {
+    let dir = scratch("fuzz_regression_alignment");
+    for (target, name, align) in [
+        (
+            "convert_map",
+            "regression-strtab-16m-alignment.ko",
+            "0x1000000",
+        ),
+        (
+            "elf",
+            "regression-strtab-huge-alignment.ko",
+            "0x10000000000",
+        ),
+    ] {
+        let input = root().join("fuzz/corpus").join(target).join(name);
+        let out = dir.join("out.ko");
+        let r = convert_o(&input, &out);
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "section .strtab: sh_addralign {align}; the conversion must move it"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("internal error"), "{err}");
+        assert!(!out.exists());
+    }
+}

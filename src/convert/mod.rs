@@ -23,6 +23,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::elf::read::ReadError;
+use crate::elf::write::WriteError;
 use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Rule};
 use crate::maps::SymbolMap;
@@ -139,8 +140,11 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
             sections: 0,
         });
     }
-    let bytes = apply::apply(&elf, &plan)
-        .map_err(|e| Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]))?;
+    let bytes = apply::apply(&elf, &plan).map_err(|e| match e {
+        // A section the input aligns beyond what the writer moves.
+        WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
+        _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
+    })?;
     let out = Elf::parse(&bytes).map_err(|e| {
         Error::Internal(vec![Finding::new(
             Rule::Verify,

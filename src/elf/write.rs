@@ -214,6 +214,7 @@ impl<'e, 'a> Edit<'e, 'a> {
         // The output's size is known up to alignment padding: reserve it
         // once, so the file is never copied by a growing vector.
         let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize - 1;
+        // (An alignment beyond MAX_ALIGN is refused below, once named.)
         let appended: usize = self
             .contents
             .iter()
@@ -258,16 +259,17 @@ impl<'e, 'a> Edit<'e, 'a> {
                 out[start..start + bytes.len()].copy_from_slice(bytes);
                 out[start + bytes.len()..old_end].fill(0);
             } else {
-                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign)?;
+                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign, || h.display_name())?;
             }
             h.sh_size = bytes.len() as u64;
         }
         for (mut h, bytes) in std::mem::take(&mut self.new_sections) {
-            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign)?;
+            // New sections are aligned by this tool (to 8 at most).
+            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign, String::new)?;
             headers.push(h);
         }
 
-        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 })?;
+        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 }, String::new)?;
         if count as u64 >= u64::from(SHN_LORESERVE) {
             headers[0].sh_size = count as u64;
         }
@@ -355,8 +357,14 @@ pub enum WriteError {
     NoSymtab,
     /// An ELF32 result would need offsets beyond 4 GiB.
     Elf32TooLarge,
-    /// A section to move has a larger alignment than the writer honours (1 MiB).
-    Alignment(u64),
+    /// A section to move has a larger alignment than the writer honours
+    /// ([`MAX_ALIGN`]): the input's doing, not the writer's.
+    Alignment {
+        /// The section's name.
+        section: String,
+        /// Its `sh_addralign`.
+        align: u64,
+    },
 }
 
 impl std::fmt::Display for WriteError {
@@ -366,9 +374,9 @@ impl std::fmt::Display for WriteError {
             WriteError::Elf32TooLarge => {
                 f.write_str("the result would exceed the 4 GiB limit of ELF32")
             }
-            WriteError::Alignment(align) => write!(
+            WriteError::Alignment { section, align } => write!(
                 f,
-                "a section to move has alignment 0x{align:x}, more than this writer supports (0x{MAX_ALIGN:x})"
+                "section {section}: sh_addralign 0x{align:x}; the conversion must move it to let it grow, and moves sections aligned to at most 0x{MAX_ALIGN:x} (a page)"
             ),
         }
     }
@@ -377,12 +385,24 @@ impl std::fmt::Display for WriteError {
 impl std::error::Error for WriteError {}
 
 /// The largest section alignment the writer honours when moving a section.
-const MAX_ALIGN: u64 = 1 << 20;
+/// The sections a conversion moves (string and symbol tables, relocation
+/// sections) are aligned to 8 at most in any real module; a page bounds
+/// the padding a hostile input can make the output carry.
+pub const MAX_ALIGN: u64 = 4096;
 
-/// Append `bytes` at the next multiple of `align`, zero-padding; return the offset.
-fn append_aligned(out: &mut Vec<u8>, bytes: &[u8], align: u64) -> Result<u64, WriteError> {
+/// Append `bytes` at the next multiple of `align`, zero-padding; return the
+/// offset. `section` names it for the error.
+fn append_aligned(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    align: u64,
+    section: impl FnOnce() -> String,
+) -> Result<u64, WriteError> {
     if align > MAX_ALIGN {
-        return Err(WriteError::Alignment(align));
+        return Err(WriteError::Alignment {
+            section: section(),
+            align,
+        });
     }
     let align = align.max(1) as usize;
     let start = out.len().div_ceil(align) * align;
