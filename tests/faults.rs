@@ -34,6 +34,9 @@
 //! * tier 2 (root: a private mount namespace): a full filesystem and a
 //!   read-only one, each a clear error, exit 2, nothing left behind.
 
+/// The benchmarks' assembler (gcc on generated GNU as source).
+#[path = "../benches/common/mod.rs"]
+mod bench_common;
 mod common;
 
 use std::fmt::Write as _;
@@ -72,18 +75,8 @@ fn big_module(dir: &Path, name: &str, n: usize, stem: &str) -> PathBuf {
         ".section .modinfo,\"a\"\n.asciz \"livepatch=Y\"\n{}",
         annotated_data(n, stem)
     );
-    let src = dir.join(format!("{name}.s"));
-    let obj = dir.join(format!("{name}.o"));
-    std::fs::write(&src, s).unwrap();
-    let st = Command::new("gcc")
-        .arg("-c")
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .expect("run gcc");
-    assert!(st.success());
-    obj
+    bench_common::assemble_source(&s, name, dir);
+    dir.join(format!("{name}.o"))
 }
 
 /// The temporary files klp-convert left in `dir`.
@@ -936,8 +929,8 @@ fn a_killed_runs_temporary_file_is_removed_by_the_next_run() {
 }
 
 /// Run `script` in a private mount namespace with a small tmpfs at `mnt`.
-fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> std::process::Output {
-    Command::new("unshare")
+fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> String {
+    let r = Command::new("unshare")
         .args([
             "-m",
             "sh",
@@ -948,7 +941,12 @@ fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> std::process::Output {
             ),
         ])
         .output()
-        .expect("run unshare")
+        .expect("run unshare");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    )
 }
 
 #[test]
@@ -961,7 +959,7 @@ fn a_full_or_read_only_filesystem_is_a_clear_error() {
     let out = mnt.join("out.o");
     let convert = format!("{BIN} convert {} -o {}", input.display(), out.display());
     // Full: 64 KiB for a module of megabytes. The old output stays.
-    let r = in_tmpfs(
+    let text = in_tmpfs(
         &mnt,
         "size=64k",
         &format!(
@@ -969,11 +967,6 @@ fn a_full_or_read_only_filesystem_is_a_clear_error() {
             o = out.display(),
             m = mnt.display()
         ),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr)
     );
     assert!(text.contains("rc=2"), "{text}");
     assert!(text.contains("No space left on device"), "{text}");
@@ -983,15 +976,10 @@ fn a_full_or_read_only_filesystem_is_a_clear_error() {
         "a temporary file was left: {text}"
     );
     // Read-only.
-    let r = in_tmpfs(
+    let text = in_tmpfs(
         &mnt,
         "ro",
         &format!("{convert}; echo \"rc=$?\"; ls -a {}", mnt.display()),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr)
     );
     assert!(text.contains("rc=2"), "{text}");
     assert!(text.contains("Read-only file system"), "{text}");

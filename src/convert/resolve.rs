@@ -46,14 +46,14 @@ pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> 
             );
         }
     }
-    // The klp symbols the module already has and its patched functions
-    // must resolve too, or the kernel refuses the patch whatever this run
-    // converts (the same findings as `check`).
-    let mut refused = resolution::klp_symbols(elf, map);
+    // The patched functions must resolve too, or the kernel refuses the
+    // patch whatever this run converts (the same findings as `check`). The
+    // klp symbols the module already has are resolved with the output's,
+    // once, by `convert_bytes_with`.
     if let Some(table) = crate::klp_patch::read(elf) {
-        refused.extend(resolution::patched_functions(map, &table));
+        let refused = resolution::patched_functions(map, &table);
+        problems.extend(refused.into_iter().filter(Finding::is_error));
     }
-    problems.extend(refused.into_iter().filter(Finding::is_error));
     let (found, mut unresolved) = undefined(elf, map, &sel.annotations);
     problems.append(&mut unresolved);
     for (sym, a) in found {
