@@ -23,12 +23,14 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     // Relocations: the same multiset, keyed by what the loader sees. Sorted
     // vectors rather than a hash map: it stays fast at a million entries.
     type Key = (u32, u64, u32, u32, i64);
-    let mut before: Vec<Key> = Vec::new();
-    for rs in input
-        .relocs
-        .iter()
-        .filter(|r| !plan.emptied.contains(&r.index))
-    {
+    let kept = || {
+        input
+            .relocs
+            .iter()
+            .filter(|r| !plan.emptied.contains(&r.index))
+    };
+    let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
+    for rs in kept() {
         let target = input.sections[rs.index].sh_info;
         for r in &rs.entries {
             let mut addend = r.addend;
@@ -44,19 +46,37 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             before.push((target, r.offset, r.r_type, r.sym, addend));
         }
     }
-    let mut after: Vec<Key> = Vec::with_capacity(before.len());
+    // Each output entry is matched against the sorted input entries: no
+    // second sorted vector. `used[first]` counts the matches of the run of
+    // equal keys that starts at `first`.
+    before.sort_unstable();
+    let mut used: Vec<u32> = vec![0; before.len()];
+    let mut added: Vec<Key> = Vec::new();
     for rs in &out.relocs {
         let target = out.sections[rs.index].sh_info;
-        after.extend(
-            rs.entries
-                .iter()
-                .map(|r| (target, r.offset, r.r_type, r.sym, r.addend)),
-        );
+        for r in &rs.entries {
+            let k = (target, r.offset, r.r_type, r.sym, r.addend);
+            // The first unmatched entry of k's run, if the run has one.
+            let first = before.partition_point(|b| *b < k);
+            match before.get(first + used.get(first).map_or(0, |&u| u as usize)) {
+                Some(b) if *b == k => used[first] += 1,
+                _ => added.push(k),
+            }
+        }
     }
-    before.sort_unstable();
-    after.sort_unstable();
-    if before != after {
-        let (mut i, mut j) = (0, 0);
+    // The unmatched input entries: the tail of each run.
+    let mut lost: Vec<Key> = Vec::new();
+    let mut first = 0;
+    while first < before.len() {
+        let mut end = first + 1;
+        while end < before.len() && before[end] == before[first] {
+            end += 1;
+        }
+        lost.extend_from_slice(&before[first + used[first] as usize..end]);
+        first = end;
+    }
+    if !lost.is_empty() || !added.is_empty() {
+        added.sort_unstable();
         let mut report = |k: &Key, what: &str| {
             let (target, offset, r_type, sym, addend) = *k;
             problems.push(
@@ -78,16 +98,14 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
                 ),
             );
         };
-        while i < before.len() || j < after.len() {
-            let (a, b) = (before.get(i), after.get(j));
-            if a.is_some() && a == b {
-                i += 1;
-                j += 1;
-            } else if a.is_some() && (b.is_none() || a < b) {
-                report(&before[i], "lost");
+        // In key order, as one sorted list.
+        let (mut i, mut j) = (0, 0);
+        while i < lost.len() || j < added.len() {
+            if j == added.len() || (i < lost.len() && lost[i] <= added[j]) {
+                report(&lost[i], "lost");
                 i += 1;
             } else {
-                report(&after[j], "added");
+                report(&added[j], "added");
                 j += 1;
             }
         }
