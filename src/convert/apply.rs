@@ -30,6 +30,7 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
     }
 
     let entsize = elf.reloc_entsize(true);
+    let mut name = Vec::new();
     let new: Vec<_> = plan
         .sections
         .iter()
@@ -49,7 +50,8 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
                 edit.set_contents(i, bytes)
             }
             None => {
-                let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
+                name.clear();
+                names::write_klp_section_name(&mut name, &s.obj, elf.sections[s.target].name);
                 let header = Section {
                     index: 0,
                     name: &[],
@@ -73,7 +75,6 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         }
     }
 
-    let mut name = Vec::new();
     for r in &plan.renames {
         name.clear();
         r.klp.write_name(&mut name);

@@ -2,8 +2,6 @@
 //! holds ([`crate::rules::contract`], the rules `check` applies), every
 //! input relocation is present exactly once, and nothing else changed.
 
-use std::collections::BTreeSet;
-
 use super::plan::Plan;
 use crate::arch;
 use crate::elf::{Elf, SHF_ALLOC, SHN_LIVEPATCH};
@@ -145,13 +143,19 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     }
 
     // Sections: the ones not rewritten keep header fields and bytes.
-    let mut rewritten: BTreeSet<usize> = plan.removals.iter().map(|(i, _)| *i).collect();
-    rewritten.extend(plan.sections.iter().filter_map(|s| s.existing));
-    rewritten.extend(&plan.emptied);
-    rewritten.insert(input.shstrndx as usize);
+    let mut rewritten = vec![false; input.sections.len()];
+    let mut rewrite = |i: usize| {
+        if let Some(r) = rewritten.get_mut(i) {
+            *r = true;
+        }
+    };
+    plan.removals.iter().for_each(|(i, _)| rewrite(*i));
+    plan.sections.iter().filter_map(|s| s.existing).for_each(&mut rewrite);
+    plan.emptied.iter().for_each(|&i| rewrite(i));
+    rewrite(input.shstrndx as usize);
     if let Some(st) = input.symtab {
-        rewritten.insert(st);
-        rewritten.insert(input.sections[st].sh_link as usize);
+        rewrite(st);
+        rewrite(input.sections[st].sh_link as usize);
     }
     for a in &input.sections {
         let Some(b) = out.sections.get(a.index) else {
@@ -171,7 +175,7 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             && flags == b.sh_flags
             && a.sh_link == b.sh_link
             && a.sh_info == b.sh_info;
-        let same_bytes = rewritten.contains(&a.index)
+        let same_bytes = rewritten[a.index]
             || (a.index == 0 || input.section_data(a.index) == out.section_data(a.index));
         if !same_header || !same_bytes {
             problems.push(
