@@ -1032,7 +1032,11 @@ KLP_BIN=/path/to/klp-convert cargo bench --bench floor -- --label after --result
 
 Without `KLP_BIN` it measures the release binary cargo builds. Each time is
 a median of interleaved runs, divided by the median `cp` of the floor file
-(a, d: the object; b: the map; c: the JSON map) in the same run. Peak RSS is
+(a, d: the object; b: the map; c: the JSON map) in the same run, and by
+the median of the workload's I/O floor: a process that reads what the
+command reads and writes a file of the command's output size, with no work
+between (`cp` copies inside the kernel; a conversion must bring its input
+into memory and write a larger output). Peak RSS is
 the child's `ru_maxrss`, divided by the bytes the command reads. CPU is user and
 system time (medians), which the load of a shared machine changes less than
 wall time; the gap between the two is mostly waiting (the output's fsync).
