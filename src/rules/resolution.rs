@@ -130,7 +130,11 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
 /// "symbol ... not found", "symbol position ... not found") with the
 /// candidates, or where each resolves.
 pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
-    let lookup = map.lookup();
+    let lookup = map.lookup_for(
+        table
+            .funcs()
+            .filter_map(|(o, f)| Some((o.name.as_deref()?, f.old_name.as_deref()?))),
+    );
     let mut out = Vec::new();
     for (o, f) in table.funcs() {
         let (Some(obj), Some(name)) = (&o.name, &f.old_name) else {
@@ -195,7 +199,7 @@ fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
     let base = name.split('.').next().unwrap_or_default();
     let mut similar: Vec<&str> = Vec::new();
     for s in map.symbols(obj) {
-        let n = s.name.as_str();
+        let n = s.name;
         if n != name && n.split('.').next() == Some(base) && !similar.contains(&n) {
             similar.push(n);
         }
@@ -264,14 +268,19 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
             }
         }
     }
-    let lookup = map.lookup();
+    // The names that do not parse are a contract finding already, or
+    // tombstones.
+    let klp: Vec<_> = elf
+        .symbols
+        .iter()
+        .filter(|s| s.st_shndx == SHN_LIVEPATCH)
+        .filter_map(|s| Some((s, names::parse_klp_symbol(s.name).ok()?)))
+        .collect();
+    let lookup = map.lookup_for(klp.iter().map(|(_, k)| (k.obj.as_str(), k.name.as_str())));
     let kernel = kernel_image(map);
-    for sym in elf.symbols.iter().filter(|s| s.st_shndx == SHN_LIVEPATCH) {
+    for (sym, k) in klp {
         let shown = sym.display_name();
         let at = |p: Finding| p.in_section(".symtab").symbol(shown.clone());
-        let Ok(k) = names::parse_klp_symbol(sym.name) else {
-            continue; // a contract finding already, or a tombstone
-        };
         if !map.has(&k.obj) {
             out.push(at(Finding::new(
                 Rule::ObjectNotInMaps,
