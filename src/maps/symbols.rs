@@ -1,8 +1,9 @@
 //! One object's symbols, stored compactly: a map of a whole kernel holds
 //! over a million of them, so each costs a few bytes beyond its name.
 //!
-//! The names lie back to back in one string, each ending where `ends`
-//! says; the other fields are columns ([`Column`]) that take no memory
+//! The names lie back to back in one string; a byte a symbol gives the
+//! length of its name, and the start of every [`STRIDE`]th name is kept
+//! (1.25 bytes a symbol, where an offset each would cost 4). The other fields are columns ([`Column`]) that take no memory
 //! while every symbol has the same value (a symbols.klp gives no kinds,
 //! addresses, sections or files), and section and file names are stored
 //! once an object ([`Symbols::strings`]). [`MapSymbol`] is the view of one.
@@ -109,6 +110,12 @@ impl<T: Copy + PartialEq> Column<T> {
     }
 }
 
+/// How many names one kept start covers ([`Symbols`]).
+const STRIDE: usize = 16;
+
+/// The length byte of a name of 255 bytes or more.
+const LONG: u8 = u8::MAX;
+
 /// No section or file (an index into [`Symbols::strings`] is one more
 /// than the string's position).
 const NO_STRING: u32 = 0;
@@ -118,9 +125,13 @@ const NO_STRING: u32 = 0;
 pub struct Symbols {
     /// Every name, back to back.
     names: String,
-    /// Where each symbol's name ends in `names` (it starts where the
-    /// previous one ends).
-    ends: Vec<u32>,
+    /// The length of each name; [`LONG`] for one of that length or more,
+    /// whose length is in `long`.
+    lens: Vec<u8>,
+    /// Where names 0, [`STRIDE`], 2 × [`STRIDE`], ... start in `names`.
+    starts: Vec<u32>,
+    /// (symbol, length) of the names of [`LONG`] bytes or more, by symbol.
+    long: Vec<(u32, u32)>,
     kinds: Column<char>,
     addrs: Column<Option<u64>>,
     /// Sections and files: [`NO_STRING`] or one more than the position in
@@ -141,7 +152,10 @@ impl Default for Symbols {
 
 /// An object's names add up to more than `u32` can count.
 fn too_large() -> MapError {
-    MapError::parse(None, "the symbol names of one object exceed 4 GiB")
+    MapError::parse(
+        None,
+        "the symbols of one object exceed 4 GiB of names or 4 G symbols",
+    )
 }
 
 impl Symbols {
@@ -149,7 +163,9 @@ impl Symbols {
     pub fn new() -> Self {
         Symbols {
             names: String::new(),
-            ends: Vec::new(),
+            lens: Vec::new(),
+            starts: Vec::new(),
+            long: Vec::new(),
             kinds: Column::Same('?', 0),
             addrs: Column::Same(None, 0),
             sections: Column::Same(NO_STRING, 0),
@@ -161,21 +177,32 @@ impl Symbols {
 
     /// How many symbols.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.lens.len()
     }
 
     /// No symbols at all?
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.lens.is_empty()
+    }
+
+    /// The length of name `i` (0 past the end).
+    fn name_len(&self, i: usize) -> usize {
+        match self.lens.get(i) {
+            Some(&LONG) => {
+                let found = self.long.binary_search_by_key(&i, |&(j, _)| j as usize);
+                found.map_or(0, |k| self.long[k].1 as usize)
+            }
+            Some(&len) => len as usize,
+            None => 0,
+        }
     }
 
     /// The name of symbol `i` (empty past the end).
     pub fn name(&self, i: usize) -> &str {
-        let start = match i {
-            0 => 0,
-            _ => self.ends.get(i - 1).map_or(0, |&e| e as usize),
-        };
-        let end = self.ends.get(i).map_or(start, |&e| e as usize);
+        let first = i - i % STRIDE;
+        let start = self.starts.get(i / STRIDE).map_or(0, |&s| s as usize);
+        let start = start + (first..i).map(|j| self.name_len(j)).sum::<usize>();
+        let end = start + self.name_len(i);
         self.names.get(start..end).unwrap_or_default()
     }
 
@@ -183,9 +210,10 @@ impl Symbols {
     /// pass that looks at names only.
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let name = self.names.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
+        (0..self.len()).map(move |i| {
+            let end = start + self.name_len(i);
+            let name = self.names.get(start..end).unwrap_or_default();
+            start = end;
             name
         })
     }
@@ -240,9 +268,20 @@ impl Symbols {
 
     /// Add the name of a symbol; the caller pushes its other fields.
     fn push_name(&mut self, name: &str) -> Result<(), MapError> {
-        let end = u32::try_from(self.names.len() + name.len()).map_err(|_| too_large())?;
+        let i = self.len();
+        let start = u32::try_from(self.names.len()).map_err(|_| too_large())?;
+        let index = u32::try_from(i).map_err(|_| too_large())?;
+        if i % STRIDE == 0 {
+            self.starts.push(start);
+        }
+        match u8::try_from(name.len()) {
+            Ok(len) if len < LONG => self.lens.push(len),
+            _ => {
+                self.lens.push(LONG);
+                self.long.push((index, name.len() as u32));
+            }
+        }
         self.names.push_str(name);
-        self.ends.push(end);
         Ok(())
     }
 
@@ -254,7 +293,9 @@ impl Symbols {
     /// Give back the memory reserved for more symbols.
     pub fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
-        self.ends.shrink_to_fit();
+        self.lens.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.long.shrink_to_fit();
         self.kinds.shrink_to_fit();
         self.addrs.shrink_to_fit();
         self.sections.shrink_to_fit();
@@ -343,6 +384,14 @@ mod tests {
         assert_eq!(s.strings.len(), 2);
         assert_eq!(s.get(4), None);
         assert_eq!(s.name(9), "");
+        // Long names, past a stride.
+        let long = "x".repeat(300);
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("{i}{}", if i % 7 == 0 { &long } else { "" }))
+            .collect();
+        let many = Symbols::from_list(names.iter().map(|n| MapSymbol::named(n))).unwrap();
+        assert!(many.names().eq(names.iter().map(String::as_str)));
+        assert!((0..40).all(|i| many.name(i) == names[i]));
         let copy = Symbols::from_list(s.iter()).unwrap();
         assert_eq!(copy, s);
         assert_ne!(copy, Symbols::new());
