@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::{module_name, MapError, SymbolMap, Symbols};
+use crate::fxhash::{FxHashMap, FxHashSet};
 
 /// The first line of a v7 `symbols.klp` (only these bytes are compared).
 pub const SYMBOLS_KLP_HEADER: &str = "klp-convert-symbol-data.0.1";
@@ -126,21 +127,33 @@ impl SymbolMap {
     pub fn to_symbols_klp(&self) -> String {
         let mut objs: Vec<(&String, &Symbols)> = self.objects.iter().collect();
         objs.sort_by_key(|(o, _)| (o.as_str() != "vmlinux", o.as_str()));
+        // Each object's exports, as `__ksymtab_<name>`.
+        let mut exports: FxHashMap<&str, Vec<String>> = FxHashMap::default();
+        for (name, owner) in &self.exports {
+            exports
+                .entry(owner.as_str())
+                .or_default()
+                .push(format!("__ksymtab_{name}"));
+        }
         let mut out = String::from(SYMBOLS_KLP_HEADER);
         out.push('\n');
         for (obj, symbols) in objs {
             out.push('*');
             out.push_str(obj);
             out.push('\n');
-            let mut names: Vec<String> = symbols.names().map(str::to_string).collect();
-            for (name, owner) in &self.exports {
-                if owner == obj && !names.iter().any(|n| n == &format!("__ksymtab_{name}")) {
-                    names.push(format!("__ksymtab_{name}"));
-                }
+            let mut names: Vec<&str> = symbols.names().collect();
+            if let Some(marks) = exports.get(obj.as_str()) {
+                let known: FxHashSet<&str> = names.iter().copied().collect();
+                names.extend(
+                    marks
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|m| !known.contains(m)),
+                );
             }
-            names.sort();
+            names.sort_unstable();
             for n in names {
-                out.push_str(&n);
+                out.push_str(n);
                 out.push('\n');
             }
         }
