@@ -13,6 +13,16 @@
 //! * instructions under `valgrind --tool=callgrind`, absolute and per input
 //!   byte: repeatable to about 0.01% on a noisy machine, where times are not.
 //!
+//! Beside `cp`, each workload is timed against its **I/O floor**, in the
+//! same interleaved rounds: this bench re-run as `floor --io-floor OUT SIZE
+//! INPUTS...`, which reads every input the command reads into memory and
+//! writes a file of the command's output size (from the bytes read, so it
+//! allocates nothing more) and renames it into place. No parsing, no work:
+//! the least any tool that reads its input and writes its output pays.
+//! `cp` copies inside the kernel and never brings the bytes into a process,
+//! and the output of a conversion is larger than its input (a: 21 MB in,
+//! 37 MB out), so the I/O floor of a is itself a few times a `cp`.
+//!
 //! The workloads:
 //!
 //! * a: minimal form. `gen.py obj --minimal --n 50000 --k 50000` (21 MB,
@@ -57,6 +67,7 @@ mod common;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -338,6 +349,8 @@ struct Workload {
     floor: PathBuf,
     /// The bytes the command reads.
     input_bytes: u64,
+    /// The files the command reads, for its I/O floor.
+    reads: Vec<PathBuf>,
     /// n, for the growth rows.
     growth: Option<usize>,
     time_target: Option<f64>,
@@ -367,9 +380,28 @@ struct Row {
     growth: Option<usize>,
     time_target: Option<f64>,
     rss_target: Option<f64>,
+    /// The command's output size (0: it writes none).
+    #[serde(default)]
+    out_bytes: Option<u64>,
+    /// Median wall time of the I/O floor (none in runs made before it was measured).
+    #[serde(default)]
+    io_median_s: Option<f64>,
+    /// Peak RSS of the I/O floor.
+    #[serde(default)]
+    io_rss_kib: Option<u64>,
 }
 
 impl Row {
+    /// The command's time over its I/O floor's.
+    fn io_ratio(&self) -> Option<f64> {
+        self.io_median_s.map(|io| self.median_s / io)
+    }
+
+    /// The I/O floor's time over cp's.
+    fn io_over_cp(&self) -> Option<f64> {
+        self.io_median_s.map(|io| io / self.floor_median_s)
+    }
+
     fn time_ratio(&self) -> f64 {
         self.median_s / self.floor_median_s
     }
@@ -430,23 +462,47 @@ impl Bench {
         let copy = self.scratch.join("copy");
         let cp: Vec<OsString> = vec!["cp".into(), w.floor.clone().into(), copy.clone().into()];
         let log = self.scratch.join("stderr");
+        // A warm-up of the command (which fills the page cache) gives the
+        // output size the I/O floor writes.
+        let _ = std::fs::remove_file(self.out());
+        run_measured(&w.argv, &log);
+        let out_bytes = std::fs::metadata(self.out()).map_or(0, |m| m.len());
+        let io: Vec<OsString> = [
+            std::env::current_exe()
+                .expect("this bench")
+                .into_os_string(),
+            "--io-floor".into(),
+            copy.clone().into(),
+            out_bytes.to_string().into(),
+        ]
+        .into_iter()
+        .chain(w.reads.iter().map(|p| p.clone().into()))
+        .collect();
         let (mut floor, mut times, mut rss) = (Vec::new(), Vec::new(), 0);
         let (mut floor_cpu, mut cpu) = (Vec::new(), Vec::new());
+        let (mut io_times, mut io_rss) = (Vec::new(), 0);
         for round in 0..=self.runs {
-            for is_floor in [round % 2 == 0, round % 2 == 1] {
+            // The three in a rotating order: none always runs first.
+            for k in 0..3 {
+                let which = (round + k) % 3;
                 let _ = std::fs::remove_file(&copy);
                 let _ = std::fs::remove_file(self.out());
-                let s = run_measured(if is_floor { &cp } else { &w.argv }, &log);
-                match (round, is_floor) {
+                let argv = [&cp, &w.argv, &io][which];
+                let s = run_measured(argv, &log);
+                match (round, which) {
                     (0, _) => {}
-                    (_, true) => {
+                    (_, 0) => {
                         floor.push(s.secs);
                         floor_cpu.push(s.cpu_secs);
                     }
-                    (_, false) => {
+                    (_, 1) => {
                         times.push(s.secs);
                         cpu.push(s.cpu_secs);
                         rss = rss.max(s.rss_kib);
+                    }
+                    _ => {
+                        io_times.push(s.secs);
+                        io_rss = io_rss.max(s.rss_kib);
                     }
                 }
             }
@@ -469,14 +525,19 @@ impl Bench {
             growth: w.growth,
             time_target: w.time_target,
             rss_target: w.rss_target,
+            out_bytes: Some(out_bytes),
+            io_median_s: Some(median(&mut io_times)),
+            io_rss_kib: Some(io_rss),
         };
         eprintln!(
-            "floor: {:<6} {:>8} ms against cp {:>7} ms: {:>5.1}× (best runs {:.1}×); peak RSS {:>6} MB, {:.1}× the input{}",
+            "floor: {:<6} {:>8} ms against cp {:>7} ms: {:>5.1}× (best runs {:.1}×), against the I/O floor {} ms: {:.1}×; peak RSS {:>6} MB, {:.1}× the input{}",
             row.id,
             ms(row.median_s),
             ms(row.floor_median_s),
             row.time_ratio(),
             row.min_s / row.floor_min_s,
+            row.io_median_s.map_or("—".into(), ms),
+            row.io_ratio().unwrap_or(f64::NAN),
             mb(row.rss_bytes()),
             row.rss_ratio(),
             row.ir.map(|ir| format!("; {} Ir", thousands(ir))).unwrap_or_default()
@@ -519,6 +580,7 @@ fn minimal_workloads(b: &Bench, gen: &Generator, sizes: &Sizes, opts: &Options) 
                 what: format!("`gen.py {}`: `convert IN -o OUT`", args.join(" ")),
                 argv: b.bin_cmd(&[&"convert", &input, &"-o", &b.out()]),
                 input_bytes: size(&input),
+                reads: vec![input.clone()],
                 floor: input,
                 growth: Some(n),
                 time_target,
@@ -558,6 +620,7 @@ fn dropin_workload(b: &Bench, gen: &Generator, sizes: &Sizes) -> Workload {
             sizes.full.join(" ")
         ),
         input_bytes: size(&map) + size(&obj),
+        reads: vec![map.clone(), obj],
         argv,
         floor: map,
         growth: None,
@@ -586,6 +649,7 @@ fn map_workload(b: &Bench, json: PathBuf, name: &str, what: String) -> Workload 
         what,
         argv: b.bin_cmd(&[&"check", &probe, &"--symbols", &json]),
         input_bytes: size(&json) + size(&probe),
+        reads: vec![json.clone(), probe],
         floor: json,
         growth: None,
         time_target: None,
@@ -766,19 +830,22 @@ fn target(t: Option<f64>) -> String {
 /// The figures of one run, one workload a line.
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| workload | input MB | cp ms | klp-convert ms | time ÷ cp | target | CPU ÷ cp's | peak RSS MB | RSS ÷ input | target | Ir | Ir / input byte |\n\
-         | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |\n",
+        "| workload | input MB | output MB | cp ms | I/O floor ms | klp-convert ms | time ÷ cp | target | time ÷ I/O floor | CPU ÷ cp's | peak RSS MB | RSS ÷ input | target | Ir | Ir / input byte |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1}× | {} | {:.1}× | {} | {:.1}× | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1}× | {} | {} | {:.1}× | {} | {:.1}× | {} | {} | {} |",
             r.id,
             mb(r.input_bytes),
+            r.out_bytes.map_or("—".into(), mb),
             ms(r.floor_median_s),
+            r.io_median_s.map_or("—".into(), ms),
             ms(r.median_s),
             r.time_ratio(),
             target(r.time_target),
+            r.io_ratio().map_or("—".into(), |x| format!("{x:.1}×")),
             r.cpu_ratio(),
             mb(r.rss_bytes()),
             r.rss_ratio(),
@@ -888,6 +955,16 @@ fn summary(runs: &[Run]) -> String {
             |r| target(r.time_target),
         ),
         Figure(
+            "I/O floor ÷ cp",
+            |r| r.io_over_cp().map(|x| format!("{x:.1}×")),
+            |_| "—".into(),
+        ),
+        Figure(
+            "time ÷ I/O floor",
+            |r| r.io_ratio().map(|x| format!("{x:.1}×")),
+            |_| "—".into(),
+        ),
+        Figure(
             "peak RSS ÷ input",
             |r| Some(format!("{:.1}×", r.rss_ratio())),
             |r| target(r.rss_target),
@@ -955,7 +1032,11 @@ KLP_BIN=/path/to/klp-convert cargo bench --bench floor -- --label after --result
 
 Without `KLP_BIN` it measures the release binary cargo builds. Each time is
 a median of interleaved runs, divided by the median `cp` of the floor file
-(a, d: the object; b: the map; c: the JSON map) in the same run. Peak RSS is
+(a, d: the object; b: the map; c: the JSON map) in the same run, and by
+the median of the workload's I/O floor: a process that reads what the
+command reads and writes a file of the command's output size, with no work
+between (`cp` copies inside the kernel; a conversion must bring its input
+into memory and write a larger output). Peak RSS is
 the child's `ru_maxrss`, divided by the bytes the command reads. CPU is user and
 system time (medians), which the load of a shared machine changes less than
 wall time; the gap between the two is mostly waiting (the output's fsync).
@@ -1047,7 +1128,43 @@ fn assert_loosely(rows: &[Row], optimized: bool) {
     }
 }
 
+/// `--io-floor OUT SIZE INPUTS...`: read every input into memory, write
+/// SIZE bytes (the inputs' bytes over and over) to a temporary file beside
+/// OUT and rename it to OUT. What a converter cannot do without.
+fn io_floor(args: &[String]) {
+    let [out, size, inputs @ ..] = args else {
+        panic!("--io-floor OUT SIZE INPUTS...");
+    };
+    let size: usize = size.parse().expect("SIZE");
+    let read: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|p| std::fs::read(p).expect("read an input"))
+        .collect();
+    let out = Path::new(out);
+    let tmp = out.with_extension("io-floor-tmp");
+    let mut file = std::fs::File::create(&tmp).expect("create the output");
+    let mut left = size;
+    while left > 0 {
+        let before = left;
+        for bytes in read.iter().filter(|b| !b.is_empty()) {
+            let n = bytes.len().min(left);
+            file.write_all(&bytes[..n]).expect("write the output");
+            left -= n;
+        }
+        assert!(
+            left < before,
+            "an output but no input bytes to write it from"
+        );
+    }
+    drop(file);
+    std::fs::rename(&tmp, out).expect("rename the output");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--io-floor") {
+        return io_floor(&args[2..]);
+    }
     let opts = Options::parse();
     let load_before = loadavg();
     let given = std::env::var_os("KLP_BIN").filter(|b| !b.is_empty());

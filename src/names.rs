@@ -263,7 +263,7 @@ pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> 
 
 /// The object part of a klp relocation section name, as the kernel reads it:
 /// the bytes after `.klp.rela.` up to the next `.`.
-pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
+pub fn klp_section_object(name: &[u8]) -> Result<&str, NameError> {
     let rest = name
         .strip_prefix(KLP_RELA_PREFIX.as_bytes())
         .ok_or_else(|| NameError(format!("does not start with {KLP_RELA_PREFIX}")))?;
@@ -272,7 +272,7 @@ pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
     let obj = std::str::from_utf8(obj)
         .map_err(|_| NameError("the object name is not valid UTF-8".into()))?;
     check_obj_name(obj)?;
-    Ok(obj.to_string())
+    Ok(obj)
 }
 
 /// The name of the klp relocation section for `obj` and a target section:
@@ -280,11 +280,16 @@ pub fn klp_section_object(name: &[u8]) -> Result<String, NameError> {
 /// without a leading dot (`__jump_table`) still parses as object `<obj>`.
 pub fn klp_section_name(obj: &str, target: &[u8]) -> Vec<u8> {
     let mut n = Vec::with_capacity(KLP_RELA_PREFIX.len() + obj.len() + 1 + target.len());
-    n.extend_from_slice(KLP_RELA_PREFIX.as_bytes());
-    n.extend_from_slice(obj.as_bytes());
-    n.push(b'.');
-    n.extend_from_slice(target);
+    write_klp_section_name(&mut n, obj, target);
     n
+}
+
+/// [`klp_section_name`], appended to `out`.
+pub fn write_klp_section_name(out: &mut Vec<u8>, obj: &str, target: &[u8]) {
+    out.extend_from_slice(KLP_RELA_PREFIX.as_bytes());
+    out.extend_from_slice(obj.as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(target);
 }
 
 #[cfg(test)]

@@ -130,7 +130,9 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             continue;
         }
         klp_sections += 1;
-        let obj = names::klp_section_object(sec.name).unwrap_or_else(|_| "?".into());
+        let obj = names::klp_section_object(sec.name)
+            .unwrap_or("?")
+            .to_string();
         let relocations: Vec<RelocReport> = rs
             .entries
             .iter()

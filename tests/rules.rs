@@ -113,9 +113,9 @@ fn module_level_rules() {
         assert!(contract::klp_section_header(&after, sec).is_empty());
         assert!(contract::klp_section_flagged(sec).is_none());
         let target = contract::relocation_target(&after, sec).unwrap();
-        assert!(contract::klp_section_object_misread(sec, &obj, target).is_none());
+        assert!(contract::klp_section_object_misread(sec, obj, target).is_none());
         assert!(contract::target_alloc(target).is_none());
-        assert!(contract::late_target(&obj, target).is_none());
+        assert!(contract::late_target(obj, target).is_none());
     }
     // The same object fails the flag rule once it loses SHF_RELA_LIVEPATCH,
     // and a plain object is not a livepatch module.
@@ -213,11 +213,11 @@ fn section_object_misread() {
     let obj = contract::klp_section_name_format(&bad).unwrap();
     assert_eq!(obj, "vmlinux__jump_table");
     assert_eq!(
-        contract::klp_section_object_misread(&bad, &obj, &jump).map(|f| f.rule),
+        contract::klp_section_object_misread(&bad, obj, &jump).map(|f| f.rule),
         Some(Rule::KlpSectionObject)
     );
     let obj = contract::klp_section_name_format(&good).unwrap();
-    assert!(contract::klp_section_object_misread(&good, &obj, &jump).is_none());
+    assert!(contract::klp_section_object_misread(&good, obj, &jump).is_none());
     let malformed = section(".klp.rela.my-mod.text", SHF_ALLOC, 24);
     assert_eq!(
         contract::klp_section_name_format(&malformed)

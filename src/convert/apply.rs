@@ -30,18 +30,28 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
     }
 
     let entsize = elf.reloc_entsize(true);
+    let mut name = Vec::new();
+    let new: Vec<_> = plan
+        .sections
+        .iter()
+        .filter(|s| s.existing.is_none())
+        .collect();
+    edit.reserve_new(
+        new.len(),
+        new.iter().map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+    );
     for s in &plan.sections {
-        let mut bytes = match s.existing {
-            Some(i) => elf.section_data(i).to_vec(),
-            None => Vec::with_capacity(s.entries.len() * entsize as usize),
-        };
-        for r in &s.entries {
-            enc.rela(&mut bytes, r);
-        }
         match s.existing {
-            Some(i) => edit.set_contents(i, bytes),
+            Some(i) => {
+                let mut bytes = elf.section_data(i).to_vec();
+                for r in &s.entries {
+                    enc.rela(&mut bytes, r);
+                }
+                edit.set_contents(i, bytes)
+            }
             None => {
-                let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
+                name.clear();
+                names::write_klp_section_name(&mut name, &s.obj, elf.sections[s.target].name);
                 let header = Section {
                     index: 0,
                     name: &[],
@@ -56,12 +66,15 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
                     sh_addralign: if elf.is_64 { 8 } else { 4 },
                     sh_entsize: entsize,
                 };
-                edit.add_section(&name, header, bytes);
+                edit.add_section_with(&name, header, |bytes| {
+                    for r in &s.entries {
+                        enc.rela(bytes, r);
+                    }
+                });
             }
         }
     }
 
-    let mut name = Vec::new();
     for r in &plan.renames {
         name.clear();
         r.klp.write_name(&mut name);

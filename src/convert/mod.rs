@@ -111,7 +111,7 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
 pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
-    let (plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
+    let (mut plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
     let mut notes = notes;
     if plan.is_empty() {
         // Nothing to convert: the module goes out as it came, so it must
@@ -145,6 +145,12 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
         _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
     })?;
+    // The entries are in the output now, where `verify` finds them; their
+    // memory goes to the output's parse.
+    let moved = plan.moved();
+    for s in &mut plan.sections {
+        s.entries = Vec::new();
+    }
     let out = Elf::parse(&bytes).map_err(|e| {
         Error::Internal(vec![Finding::new(
             Rule::Verify,
@@ -177,7 +183,7 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         changed: true,
         notes,
         symbols: plan.renames.len(),
-        relocations: plan.moved(),
+        relocations: moved,
         sections: plan.sections.len(),
     })
 }

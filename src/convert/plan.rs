@@ -92,7 +92,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
 
     // Existing klp sections, to extend rather than duplicate: by target,
     // (object, section index), the first one of each object.
-    let mut existing: HashMap<usize, Vec<(String, usize)>> = HashMap::new();
+    let mut existing: HashMap<usize, Vec<(&str, usize)>> = HashMap::new();
     for s in &elf.sections {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             match contract::klp_section_name_format(s) {

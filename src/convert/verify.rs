@@ -2,8 +2,6 @@
 //! holds ([`crate::rules::contract`], the rules `check` applies), every
 //! input relocation is present exactly once, and nothing else changed.
 
-use std::collections::BTreeSet;
-
 use super::plan::Plan;
 use crate::arch;
 use crate::elf::{Elf, SHF_ALLOC, SHN_LIVEPATCH};
@@ -11,24 +9,57 @@ use crate::finding::{Finding, Rule};
 use crate::names;
 use crate::rules::{contract, Target};
 
+/// From this output size on, the contract and the comparison run on two
+/// threads: they are independent, and each takes a third of a large
+/// conversion. Below it, a thread costs more than it saves (and the fuzzer
+/// runs millions of small conversions).
+const TWO_THREADS_FROM: usize = 1 << 20;
+
 /// Re-read the output and prove it: the contract holds, every input
 /// relocation is present exactly once, and nothing else changed.
 pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
-    let target = Target::of(out, None);
-    let mut problems: Vec<Finding> = contract::module(out, &target)
-        .into_iter()
-        .filter(Finding::is_error)
-        .collect();
+    let contract = || -> Vec<Finding> {
+        let target = Target::of(out, None);
+        contract::module(out, &target)
+            .into_iter()
+            .filter(Finding::is_error)
+            .collect()
+    };
+    let (mut problems, mut changes) = if out.data.len() >= TWO_THREADS_FROM {
+        std::thread::scope(|s| {
+            let rules = s.spawn(contract);
+            let changes = compare(input, plan, out);
+            let rules = rules
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (rules, changes)
+        })
+    } else {
+        (contract(), compare(input, plan, out))
+    };
+    problems.append(&mut changes);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
 
+/// The output against the input: every input relocation present exactly
+/// once, only the renamed symbols changed, and only the rewritten sections.
+fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
+    let mut problems = Vec::new();
     // Relocations: the same multiset, keyed by what the loader sees. Sorted
     // vectors rather than a hash map: it stays fast at a million entries.
     type Key = (u32, u64, u32, u32, i64);
-    let mut before: Vec<Key> = Vec::new();
-    for rs in input
-        .relocs
-        .iter()
-        .filter(|r| !plan.emptied.contains(&r.index))
-    {
+    let kept = || {
+        input
+            .relocs
+            .iter()
+            .filter(|r| !plan.emptied.contains(&r.index))
+    };
+    let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
+    for rs in kept() {
         let target = input.sections[rs.index].sh_info;
         for r in &rs.entries {
             let mut addend = r.addend;
@@ -44,19 +75,37 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             before.push((target, r.offset, r.r_type, r.sym, addend));
         }
     }
-    let mut after: Vec<Key> = Vec::with_capacity(before.len());
+    // Each output entry is matched against the sorted input entries: no
+    // second sorted vector. `used[first]` counts the matches of the run of
+    // equal keys that starts at `first`.
+    before.sort_unstable();
+    let mut used: Vec<u32> = vec![0; before.len()];
+    let mut added: Vec<Key> = Vec::new();
     for rs in &out.relocs {
         let target = out.sections[rs.index].sh_info;
-        after.extend(
-            rs.entries
-                .iter()
-                .map(|r| (target, r.offset, r.r_type, r.sym, r.addend)),
-        );
+        for r in &rs.entries {
+            let k = (target, r.offset, r.r_type, r.sym, r.addend);
+            // The first unmatched entry of k's run, if the run has one.
+            let first = before.partition_point(|b| *b < k);
+            match before.get(first + used.get(first).map_or(0, |&u| u as usize)) {
+                Some(b) if *b == k => used[first] += 1,
+                _ => added.push(k),
+            }
+        }
     }
-    before.sort_unstable();
-    after.sort_unstable();
-    if before != after {
-        let (mut i, mut j) = (0, 0);
+    // The unmatched input entries: the tail of each run.
+    let mut lost: Vec<Key> = Vec::new();
+    let mut first = 0;
+    while first < before.len() {
+        let mut end = first + 1;
+        while end < before.len() && before[end] == before[first] {
+            end += 1;
+        }
+        lost.extend_from_slice(&before[first + used[first] as usize..end]);
+        first = end;
+    }
+    if !lost.is_empty() || !added.is_empty() {
+        added.sort_unstable();
         let mut report = |k: &Key, what: &str| {
             let (target, offset, r_type, sym, addend) = *k;
             problems.push(
@@ -78,16 +127,14 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
                 ),
             );
         };
-        while i < before.len() || j < after.len() {
-            let (a, b) = (before.get(i), after.get(j));
-            if a.is_some() && a == b {
-                i += 1;
-                j += 1;
-            } else if a.is_some() && (b.is_none() || a < b) {
-                report(&before[i], "lost");
+        // In key order, as one sorted list.
+        let (mut i, mut j) = (0, 0);
+        while i < lost.len() || j < added.len() {
+            if j == added.len() || (i < lost.len() && lost[i] <= added[j]) {
+                report(&lost[i], "lost");
                 i += 1;
             } else {
-                report(&after[j], "added");
+                report(&added[j], "added");
                 j += 1;
             }
         }
@@ -127,13 +174,22 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     }
 
     // Sections: the ones not rewritten keep header fields and bytes.
-    let mut rewritten: BTreeSet<usize> = plan.removals.iter().map(|(i, _)| *i).collect();
-    rewritten.extend(plan.sections.iter().filter_map(|s| s.existing));
-    rewritten.extend(&plan.emptied);
-    rewritten.insert(input.shstrndx as usize);
+    let mut rewritten = vec![false; input.sections.len()];
+    let mut rewrite = |i: usize| {
+        if let Some(r) = rewritten.get_mut(i) {
+            *r = true;
+        }
+    };
+    plan.removals.iter().for_each(|(i, _)| rewrite(*i));
+    plan.sections
+        .iter()
+        .filter_map(|s| s.existing)
+        .for_each(&mut rewrite);
+    plan.emptied.iter().for_each(|&i| rewrite(i));
+    rewrite(input.shstrndx as usize);
     if let Some(st) = input.symtab {
-        rewritten.insert(st);
-        rewritten.insert(input.sections[st].sh_link as usize);
+        rewrite(st);
+        rewrite(input.sections[st].sh_link as usize);
     }
     for a in &input.sections {
         let Some(b) = out.sections.get(a.index) else {
@@ -153,7 +209,7 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             && flags == b.sh_flags
             && a.sh_link == b.sh_link
             && a.sh_info == b.sh_info;
-        let same_bytes = rewritten.contains(&a.index)
+        let same_bytes = rewritten[a.index]
             || (a.index == 0 || input.section_data(a.index) == out.section_data(a.index));
         if !same_header || !same_bytes {
             problems.push(
@@ -162,9 +218,5 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
             );
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    problems
 }

@@ -358,12 +358,12 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         }
     }
 
-    let mut relocs = Vec::new();
+    let is_reloc = |s: &Section| {
+        (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && Some(s.sh_link as usize) == symtab_index
+    };
+    let mut relocs = Vec::with_capacity(sections.iter().filter(|s| is_reloc(s)).count());
     for s in &sections {
-        if s.sh_type != SHT_REL && s.sh_type != SHT_RELA {
-            continue;
-        }
-        if Some(s.sh_link as usize) != symtab_index {
+        if !is_reloc(s) {
             continue;
         }
         let sh = table.section(object::SectionIndex(s.index)).map_err(bad)?;

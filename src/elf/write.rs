@@ -106,7 +106,11 @@ pub struct Edit<'e, 'a> {
     contents: Vec<Option<Vec<u8>>>,
     /// How many of `contents` are `Some`.
     rewritten: usize,
-    new_sections: Vec<(Section<'a>, Vec<u8>)>,
+    /// New sections: the header and where its bytes are in `new_data`.
+    new_sections: Vec<(Section<'a>, std::ops::Range<usize>)>,
+    /// The bytes of every new section, one after the other: one buffer,
+    /// not one a section (a conversion may add 50,000).
+    new_data: Vec<u8>,
     shstr_extra: Vec<u8>,
     str_extra: Vec<u8>,
     str_base: u64,
@@ -127,12 +131,20 @@ impl<'e, 'a> Edit<'e, 'a> {
             contents: Vec::new(),
             rewritten: 0,
             new_sections: Vec::new(),
+            new_data: Vec::new(),
             shstr_extra: Vec::new(),
             str_extra: Vec::new(),
             str_base,
             symbol_patches: Vec::new(),
             flags: BTreeMap::new(),
         }
+    }
+
+    /// Make room for `sections` new sections holding `bytes` in all (a
+    /// hint, as `Vec::reserve`).
+    pub fn reserve_new(&mut self, sections: usize, bytes: usize) {
+        self.new_sections.reserve(sections);
+        self.new_data.reserve(bytes);
     }
 
     /// Replace the contents of an existing section (its size follows).
@@ -149,7 +161,18 @@ impl<'e, 'a> Edit<'e, 'a> {
     /// Add a section; its name is appended to the section name table.
     /// `header.sh_name`, `sh_offset` and `sh_size` are filled in here.
     /// Returns the new section's index.
-    pub fn add_section(&mut self, name: &[u8], mut header: Section<'a>, bytes: Vec<u8>) -> usize {
+    pub fn add_section(&mut self, name: &[u8], header: Section<'a>, bytes: Vec<u8>) -> usize {
+        self.add_section_with(name, header, |out| out.extend_from_slice(&bytes))
+    }
+
+    /// [`Edit::add_section`], the contents written by `fill`, which appends
+    /// them to the vector it is given (and must not touch what is there).
+    pub fn add_section_with(
+        &mut self,
+        name: &[u8],
+        mut header: Section<'a>,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> usize {
         let shstr_size = self
             .elf
             .sections
@@ -161,9 +184,11 @@ impl<'e, 'a> Edit<'e, 'a> {
         header.index = self.elf.sections.len() + self.new_sections.len();
         // The name lives in the section name table; the header keeps none.
         header.name = &[];
-        header.sh_size = bytes.len() as u64;
+        let start = self.new_data.len();
+        fill(&mut self.new_data);
+        header.sh_size = (self.new_data.len() - start) as u64;
         let index = header.index;
-        self.new_sections.push((header, bytes));
+        self.new_sections.push((header, start..self.new_data.len()));
         index
     }
 
@@ -203,14 +228,10 @@ impl<'e, 'a> Edit<'e, 'a> {
         let enc = Encoder::of(elf);
         self.fold_tables()?;
 
-        let mut headers: Vec<Section<'a>> =
-            Vec::with_capacity(elf.sections.len() + self.new_sections.len());
-        headers.extend_from_slice(&elf.sections);
-        for (&index, &flags) in &self.flags {
-            headers[index].sh_flags = flags;
-        }
-        let count = headers.len() + self.new_sections.len();
-        let sht_len = elf.shentsize as u64 * elf.sections.len() as u64;
+        let old_count = elf.sections.len();
+        let count = old_count + self.new_sections.len();
+        let ent = elf.shentsize as usize;
+        let sht_len = ent * old_count;
         // The output's size is known up to alignment padding: reserve it
         // once, so the file is never copied by a growing vector.
         let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize - 1;
@@ -221,18 +242,15 @@ impl<'e, 'a> Edit<'e, 'a> {
             .enumerate()
             .filter_map(|(i, b)| {
                 let (b, h) = (b.as_ref()?, &elf.sections[i]);
-                let fits = h.sh_type != SHT_NOBITS && (b.len() as u64) <= h.sh_size;
-                (!fits).then(|| padded(b.len(), h.sh_addralign))
+                (!fits(h, b)).then(|| padded(b.len(), h.sh_addralign))
             })
             .chain(
                 self.new_sections
                     .iter()
-                    .map(|(h, b)| padded(b.len(), h.sh_addralign)),
+                    .map(|(h, r)| padded(r.len(), h.sh_addralign)),
             )
             .sum();
-        let mut out = Vec::with_capacity(
-            elf.data.len() + appended + (count + 1) * elf.shentsize as usize + 8,
-        );
+        let mut out = Vec::with_capacity(elf.data.len() + appended + (count + 1) * ent + 8);
         out.extend_from_slice(elf.data);
         let data_end = elf
             .sections
@@ -241,56 +259,95 @@ impl<'e, 'a> Edit<'e, 'a> {
             .map(|s| s.sh_offset + s.sh_size)
             .max()
             .unwrap_or(0);
-        if elf.shoff + sht_len == out.len() as u64 && data_end <= elf.shoff {
+        if elf.shoff + sht_len as u64 == out.len() as u64 && data_end <= elf.shoff {
             out.truncate(elf.shoff as usize);
         }
 
+        // Old sections with new contents: in place when they fit, else
+        // appended. (index, offset, size), in index order.
+        let mut placed: Vec<(usize, u64, u64)> = Vec::with_capacity(self.rewritten);
         let contents = std::mem::take(&mut self.contents);
         for (index, bytes) in contents
             .iter()
             .enumerate()
             .filter_map(|(i, b)| Some((i, b.as_ref()?)))
         {
-            let h = &mut headers[index];
-            let fits = h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size;
-            if fits {
+            let h = &elf.sections[index];
+            let offset = if fits(h, bytes) {
                 let start = h.sh_offset as usize;
                 let old_end = start + h.sh_size as usize;
                 out[start..start + bytes.len()].copy_from_slice(bytes);
                 out[start + bytes.len()..old_end].fill(0);
+                h.sh_offset
             } else {
-                h.sh_offset = append_aligned(&mut out, bytes, h.sh_addralign, || h.display_name())?;
-            }
-            h.sh_size = bytes.len() as u64;
+                append_aligned(&mut out, bytes, h.sh_addralign, || h.display_name())?
+            };
+            placed.push((index, offset, bytes.len() as u64));
         }
-        for (mut h, bytes) in std::mem::take(&mut self.new_sections) {
+        drop(contents);
+        let mut new_offsets = Vec::with_capacity(self.new_sections.len());
+        for (h, range) in &self.new_sections {
             // New sections are aligned by this tool (to 8 at most).
-            h.sh_offset = append_aligned(&mut out, &bytes, h.sh_addralign, String::new)?;
-            headers.push(h);
+            let bytes = &self.new_data[range.clone()];
+            new_offsets.push(append_aligned(
+                &mut out,
+                bytes,
+                h.sh_addralign,
+                String::new,
+            )?);
         }
 
         let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 }, String::new)?;
-        if count as u64 >= u64::from(SHN_LORESERVE) {
-            headers[0].sh_size = count as u64;
-        }
         if !elf.is_64 {
-            let too_big = headers
-                .iter()
-                .any(|h| h.sh_offset > u64::from(u32::MAX) || h.sh_size > u64::from(u32::MAX));
-            if too_big || shoff > u64::from(u32::MAX) {
+            let limit = u64::from(u32::MAX);
+            let too_big = placed.iter().any(|&(_, o, s)| o > limit || s > limit)
+                || new_offsets.iter().any(|&o| o > limit)
+                || self.new_sections.iter().any(|(h, _)| h.sh_size > limit);
+            if too_big || shoff > limit {
                 return Err(WriteError::Elf32TooLarge);
             }
         }
-        for (i, h) in headers.iter().enumerate() {
-            if i < elf.sections.len() && *h == elf.sections[i] {
-                // Unchanged: copy the original header bytes verbatim.
-                let at = (elf.shoff + i as u64 * elf.shentsize as u64) as usize;
-                out.extend_from_slice(&elf.data[at..at + elf.shentsize as usize]);
-            } else {
-                let before = out.len();
-                enc.section_header(&mut out, h);
-                out.resize(before + elf.shentsize as usize, 0);
+
+        // The section header table: the input's, byte for byte, with the
+        // entries that changed encoded over theirs; then the new ones.
+        let table = out.len();
+        out.extend_from_slice(&elf.data[elf.shoff as usize..][..sht_len]);
+        let mut entry = Vec::with_capacity(ent);
+        let mut put = |out: &mut Vec<u8>, i: usize, h: &Section| {
+            if *h != elf.sections[i] {
+                entry.clear();
+                enc.section_header(&mut entry, h);
+                entry.resize(ent, 0);
+                out[table + i * ent..table + (i + 1) * ent].copy_from_slice(&entry);
             }
+        };
+        for &(i, offset, size) in &placed {
+            let mut h = elf.sections[i].clone();
+            h.sh_offset = offset;
+            h.sh_size = size;
+            if let Some(&f) = self.flags.get(&i) {
+                h.sh_flags = f;
+            }
+            put(&mut out, i, &h);
+        }
+        for (&i, &f) in &self.flags {
+            if placed.binary_search_by_key(&i, |p| p.0).is_err() {
+                let mut h = elf.sections[i].clone();
+                h.sh_flags = f;
+                put(&mut out, i, &h);
+            }
+        }
+        if count as u64 >= u64::from(SHN_LORESERVE) {
+            let mut h = elf.sections[0].clone();
+            h.sh_size = count as u64;
+            put(&mut out, 0, &h);
+        }
+        for ((h, _), &offset) in self.new_sections.iter().zip(&new_offsets) {
+            let before = out.len();
+            let mut h = h.clone();
+            h.sh_offset = offset;
+            enc.section_header(&mut out, &h);
+            out.resize(before + ent, 0);
         }
 
         // ELF header: e_shoff, e_shnum.
@@ -389,6 +446,11 @@ impl std::error::Error for WriteError {}
 /// sections) are aligned to 8 at most in any real module; a page bounds
 /// the padding a hostile input can make the output carry.
 pub const MAX_ALIGN: u64 = 4096;
+
+/// Do new contents `bytes` fit in section `h`'s extent?
+fn fits(h: &Section, bytes: &[u8]) -> bool {
+    h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size
+}
 
 /// Append `bytes` at the next multiple of `align`, zero-padding; return the
 /// offset. `section` names it for the error.

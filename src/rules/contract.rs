@@ -120,7 +120,7 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
 /// `klp_apply_section_relocs` parses the object of a klp relocation
 /// section with `sscanf(".klp.rela.%55[^.]")`: "section %s has an
 /// incorrectly formatted name". Returns the object.
-pub fn klp_section_name_format(sec: &Section) -> Result<String, Finding> {
+pub fn klp_section_name_format<'a>(sec: &Section<'a>) -> Result<&'a str, Finding> {
     names::klp_section_object(sec.name).map_err(|e| {
         Finding::new(
             Rule::KlpSectionName,
@@ -537,7 +537,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
                 continue;
             }
             if let (Some(obj), Some(k)) = (&obj, klp[r.sym as usize]) {
-                if k.obj == VMLINUX && obj != VMLINUX {
+                if k.obj == VMLINUX && *obj != VMLINUX {
                     out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
                 }
             }

@@ -169,7 +169,7 @@ fn calls_into_modules(elf: &Elf) -> bool {
 /// The klp relocation sections of objects other than vmlinux, with their object.
 fn module_specific_sections<'e>(
     elf: &'e Elf<'e>,
-) -> impl Iterator<Item = (String, &'e crate::elf::Section<'e>)> {
+) -> impl Iterator<Item = (&'e str, &'e crate::elf::Section<'e>)> {
     elf.sections
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
