@@ -15,7 +15,7 @@
 //!   ready-to-paste annotation, or the near misses (compiler clones such as
 //!   `name.constprop.0`).
 
-use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 
 use super::select::Selection;
 use crate::elf::Elf;
@@ -122,13 +122,15 @@ fn undefined(
         .iter()
         .map(|&i| elf.symbols[i].display_name())
         .collect();
+    let mut filter = NameFilter::default();
+    names_wanted.iter().for_each(|n| filter.insert(n));
     let mut owners: FxHashMap<&str, Vec<(&str, usize)>> = FxHashMap::default();
     let mut objects: Vec<&str> = map.objects().collect();
     objects.sort_by_key(|o| (*o != VMLINUX, *o));
     for obj in &objects {
         let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
         for name in map.symbols(obj).names() {
-            if names_wanted.contains(name) {
+            if filter.may_contain(name) && names_wanted.contains(name) {
                 *counts.entry(name).or_default() += 1;
             }
         }

@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::elf::Elf;
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, NameFilter};
 use crate::module_file;
 
 pub use json::MAP_FORMAT;
@@ -368,7 +368,12 @@ impl SymbolMap {
             }
         }
         for (obj, names) in &mut asked {
+            let mut filter = NameFilter::default();
+            names.keys().for_each(|n| filter.insert(n));
             for (i, name) in self.symbols(obj).names().enumerate() {
+                if !filter.may_contain(name) {
+                    continue;
+                }
                 if let Some(hits) = names.get_mut(name) {
                     hits.push(i as u32);
                 }

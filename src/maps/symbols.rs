@@ -78,7 +78,16 @@ enum Column<T> {
 }
 
 impl<T: Copy + PartialEq> Column<T> {
+    /// Add a value: the common case, one more of the same, inline.
+    #[inline]
     fn push(&mut self, value: T) {
+        match self {
+            Column::Same(v, n) if *v == value => *n += 1,
+            _ => self.push_other(value),
+        }
+    }
+
+    fn push_other(&mut self, value: T) {
         match self {
             Column::Same(v, n) if *n == 0 || *v == value => {
                 *v = value;
@@ -287,7 +296,14 @@ impl Symbols {
 
     /// Add a symbol known by name only ([`MapSymbol::named`]).
     pub fn push_named(&mut self, name: &str) -> Result<(), MapError> {
-        self.push(MapSymbol::named(name))
+        // [`Symbols::push`] without the interning: a symbols.klp adds a
+        // million of these.
+        self.push_name(name)?;
+        self.kinds.push('?');
+        self.addrs.push(None);
+        self.sections.push(NO_STRING);
+        self.files.push(NO_STRING);
+        Ok(())
     }
 
     /// Give back the memory reserved for more symbols.
