@@ -44,15 +44,17 @@ fn assemble_distinct(n: usize, dir: &Path) -> Vec<u8> {
 /// A vmlinux of `n` symbols `sym0`.. at increasing addresses.
 fn big_map(n: usize) -> klp_convert::maps::SymbolMap {
     let mut map = klp_convert::maps::SymbolMap::new();
-    let symbols = (0..n)
-        .map(|i| klp_convert::maps::MapSymbol {
-            name: format!("sym{i}"),
-            kind: 'T',
-            addr: Some(0xffff_ffff_8100_0000 + 16 * i as u64),
-            section: None,
-            file: None,
-        })
-        .collect();
+    let mut symbols = klp_convert::maps::Symbols::new();
+    for i in 0..n {
+        let name = format!("sym{i}");
+        symbols
+            .push(klp_convert::maps::MapSymbol {
+                kind: 'T',
+                addr: Some(0xffff_ffff_8100_0000 + 16 * i as u64),
+                ..klp_convert::maps::MapSymbol::named(&name)
+            })
+            .expect("a small map");
+    }
     map.set("vmlinux", symbols);
     map
 }

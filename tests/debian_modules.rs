@@ -352,7 +352,7 @@ fn vmlinux_elf_matches_system_map(series: &str) {
         .symbols("vmlinux")
         .iter()
         .filter(|s| s.kind == 'A')
-        .map(|s| s.name.as_str())
+        .map(|s| s.name)
         .collect();
     assert!(absolute.contains(&"phys_startup_64"), "{absolute:?}");
     for name in absolute {

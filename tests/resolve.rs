@@ -380,7 +380,7 @@ fn json_map_keeps_positions_addresses_and_files() {
     assert_eq!(from_json, direct);
     let dup2 = from_json.find("vmlinux", "dup", 2).unwrap();
     assert_eq!(dup2.addr, Some(0xffffffff81000400));
-    assert_eq!(from_json.symbols("vmlinux")[0].kind, 'T');
+    assert_eq!(from_json.symbols("vmlinux").get(0).unwrap().kind, 'T');
     // Deterministic: the same bytes again.
     let again = c.dir.join("map2.json");
     let r = klp_convert(&[

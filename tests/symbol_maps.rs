@@ -115,7 +115,7 @@ fn vmlinux_elf_positions_files_and_exports() {
         .iter()
         .find(|s| s.name == "exported_fn")
         .unwrap();
-    assert_eq!((e.kind, e.file.as_deref()), ('T', None));
+    assert_eq!((e.kind, e.file), ('T', None));
     let h = map
         .symbols("vmlinux")
         .iter()

@@ -28,6 +28,7 @@ use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Rule};
 use crate::maps::SymbolMap;
 use crate::module_file;
+use crate::rules::resolution::{self, Report};
 
 /// Why a conversion did not produce output.
 #[derive(Debug)]
@@ -122,7 +123,7 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
             .into_iter()
             .chain(crate::arch::loader_rules(&elf))
             .chain(
-                map.map(|m| crate::rules::resolution::module(&elf, m))
+                map.map(|m| resolution::module_report(&elf, m, Report::Errors))
                     .into_iter()
                     .flatten(),
             )
@@ -163,7 +164,7 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     // With maps, the output is resolved as the kernel will resolve it: an
     // address that overflows its field (an `R_X86_64_32` against a vmlinux
     // address, say) is only known now.
-    let resolved = map.map(|m| crate::rules::resolution::module(&out, m));
+    let resolved = map.map(|m| resolution::module_report(&out, m, Report::Errors));
     let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
         .into_iter()
         .chain(resolved.into_iter().flatten())

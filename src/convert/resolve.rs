@@ -15,7 +15,7 @@
 //!   ready-to-paste annotation, or the near misses (compiler clones such as
 //!   `name.constprop.0`).
 
-use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 
 use super::select::Selection;
 use crate::elf::Elf;
@@ -31,7 +31,10 @@ use crate::rules::resolution::{self, HintForm};
 /// gets its klp form, added to `sel`.
 pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> {
     let mut problems = Vec::new();
-    let lookup = map.lookup();
+    let lookup = map.lookup_for(sel.order.iter().filter_map(|&sym| {
+        let a = sel.annotations[sym].as_ref()?;
+        Some((a.target.obj.as_str(), a.target.name.as_str()))
+    }));
     for &sym in &sel.order {
         let Some(a) = &sel.annotations[sym] else {
             continue;
@@ -119,14 +122,16 @@ fn undefined(
         .iter()
         .map(|&i| elf.symbols[i].display_name())
         .collect();
+    let mut filter = NameFilter::default();
+    names_wanted.iter().for_each(|n| filter.insert(n));
     let mut owners: FxHashMap<&str, Vec<(&str, usize)>> = FxHashMap::default();
     let mut objects: Vec<&str> = map.objects().collect();
     objects.sort_by_key(|o| (*o != VMLINUX, *o));
     for obj in &objects {
         let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
-        for s in map.symbols(obj) {
-            if names_wanted.contains(&s.name) {
-                *counts.entry(s.name.as_str()).or_default() += 1;
+        for name in map.symbols(obj).names() {
+            if filter.may_contain(name) && names_wanted.contains(name) {
+                *counts.entry(name).or_default() += 1;
             }
         }
         for (name, n) in counts {

@@ -1,11 +1,14 @@
 //! This tool's JSON map: a format tag, then the map itself, keeping what
 //! `symbols.klp` cannot (order, addresses, sections, source files, kinds).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{MapError, MapSymbol, SymbolMap};
+use super::{MapError, MapSymbol, SymbolMap, Symbols};
 
 /// The `format` value of the JSON map this tool writes.
 pub const MAP_FORMAT: &str = "klp-convert-map-1";
@@ -16,16 +19,68 @@ pub const MAP_FORMAT: &str = "klp-convert-map-1";
 #[derive(Deserialize)]
 struct MapFile {
     format: String,
-    objects: BTreeMap<String, Vec<MapSymbol>>,
+    objects: BTreeMap<String, Symbols>,
     exports: BTreeMap<String, String>,
     has_exports: bool,
+}
+
+/// A [`MapSymbol`] as read: its strings borrowed from the JSON text where
+/// they have no escapes.
+#[derive(Deserialize)]
+struct SymbolIn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default = "unknown_kind")]
+    kind: char,
+    #[serde(default)]
+    addr: Option<u64>,
+    #[serde(borrow)]
+    section: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    file: Option<Cow<'a, str>>,
+}
+
+fn unknown_kind() -> char {
+    '?'
+}
+
+/// An object's list of symbols, each added as it is read: no list of
+/// [`SymbolIn`]s in between.
+impl<'de> Deserialize<'de> for Symbols {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Symbols;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of symbols")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Symbols, A::Error> {
+                let mut out = Symbols::new();
+                while let Some(s) = seq.next_element::<SymbolIn>()? {
+                    out.push(MapSymbol {
+                        name: &s.name,
+                        kind: s.kind,
+                        addr: s.addr,
+                        section: s.section.as_deref(),
+                        file: s.file.as_deref(),
+                    })
+                    .map_err(de::Error::custom)?;
+                }
+                out.shrink_to_fit();
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(List)
+    }
 }
 
 /// [`MapFile`] for writing, borrowing the map.
 #[derive(Serialize)]
 struct MapFileOut<'m> {
     format: &'static str,
-    objects: &'m BTreeMap<String, Vec<MapSymbol>>,
+    objects: &'m BTreeMap<String, Symbols>,
     exports: &'m BTreeMap<String, String>,
     has_exports: bool,
 }
@@ -95,7 +150,7 @@ mod tests {
         let old = json.replace(r#""kind":"?""#, r#""kind":"?","addr":0"#);
         let mut back = SymbolMap::new();
         back.add_json(&old).unwrap();
-        assert_eq!(back.symbols("vmlinux")[0].addr, Some(0));
+        assert_eq!(back.symbols("vmlinux").get(0).unwrap().addr, Some(0));
         assert_eq!(back.to_json(), old);
 
         let e = SymbolMap::new().add_json("{").unwrap_err();

@@ -2,63 +2,90 @@
 //! [module]` lines; vmlinux symbols sorted into address order.
 
 use super::vmlinux::kallsyms_omits;
-use super::{module_name, MapError, MapSymbol, SymbolMap};
+use super::{module_name, MapError, MapSymbol, SymbolMap, Symbols};
 
 impl SymbolMap {
     /// Add the lines of a `/proc/kallsyms` dump or a System.map:
     /// `address type name [module]`. Lines without `[module]` are vmlinux.
     pub fn add_kallsyms(&mut self, text: &str) -> Result<(), MapError> {
-        let mut vmlinux: Vec<MapSymbol> = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let mut parts = line.split_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-            else {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                return Err(MapError::parse(
-                    Some(n + 1),
-                    "expected 'address type name [module]'",
-                ));
-            };
-            let addr = u64::from_str_radix(addr, 16)
-                .map_err(|_| MapError::parse(Some(n + 1), format!("bad address '{addr}'")))?;
-            let sym = MapSymbol {
-                name: name.to_string(),
-                kind: kind.chars().next().unwrap_or('?'),
-                addr: Some(addr),
-                section: None,
-                file: None,
-            };
-            match parts.next() {
-                Some(m) if m.starts_with('[') && m.ends_with(']') => {
-                    let m = &m[1..m.len() - 1];
-                    self.objects.entry(module_name(m)).or_default().push(sym);
-                }
-                // System.map also lists kallsyms' own tables.
-                None if kallsyms_omits(name.as_bytes()) => {}
-                None => vmlinux.push(sym),
-                Some(_) if line.contains("The real System.map is in") => {
-                    return Err(MapError::parse(
-                        None,
-                        "this is Debian's placeholder System.map; the real one is in the \
-                         linux-image-<version>-dbg package (or dump /proc/kallsyms of the \
-                         running kernel)",
-                    ));
-                }
-                Some(other) => {
+        // vmlinux lines wait here to be sorted: (address, kind, name).
+        let mut vmlinux: Vec<(u64, char, &str)> = Vec::new();
+        // Module lines come grouped by module: one map lookup a group.
+        let mut module: Option<(String, Symbols)> = None;
+        let mut read = || -> Result<(), MapError> {
+            for (n, line) in text.lines().enumerate() {
+                let mut parts = line.split_whitespace();
+                let (Some(addr), Some(kind), Some(name)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
                     return Err(MapError::parse(
                         Some(n + 1),
-                        format!("unexpected '{other}' after the name (a module is written [name])"),
-                    ))
+                        "expected 'address type name [module]'",
+                    ));
+                };
+                let addr = u64::from_str_radix(addr, 16)
+                    .map_err(|_| MapError::parse(Some(n + 1), format!("bad address '{addr}'")))?;
+                let kind = kind.chars().next().unwrap_or('?');
+                match parts.next() {
+                    Some(m) if m.starts_with('[') && m.ends_with(']') => {
+                        let m = module_name(&m[1..m.len() - 1]);
+                        if module.as_ref().is_none_or(|(o, _)| *o != m) {
+                            if let Some((done, list)) = module.take() {
+                                self.objects.insert(done, list);
+                            }
+                            let list = self.objects.remove(&m).unwrap_or_default();
+                            module = Some((m, list));
+                        }
+                        if let Some((_, list)) = &mut module {
+                            list.push(MapSymbol {
+                                kind,
+                                addr: Some(addr),
+                                ..MapSymbol::named(name)
+                            })?;
+                        }
+                    }
+                    // System.map also lists kallsyms' own tables.
+                    None if kallsyms_omits(name.as_bytes()) => {}
+                    None => vmlinux.push((addr, kind, name)),
+                    Some(_) if line.contains("The real System.map is in") => {
+                        return Err(MapError::parse(
+                            None,
+                            "this is Debian's placeholder System.map; the real one is in the \
+                             linux-image-<version>-dbg package (or dump /proc/kallsyms of the \
+                             running kernel)",
+                        ));
+                    }
+                    Some(other) => {
+                        return Err(MapError::parse(
+                            Some(n + 1),
+                            format!(
+                                "unexpected '{other}' after the name (a module is written [name])"
+                            ),
+                        ))
+                    }
                 }
             }
+            Ok(())
+        };
+        let read = read();
+        if let Some((done, list)) = module.take() {
+            self.objects.insert(done, list);
         }
+        read?;
         if !vmlinux.is_empty() {
-            // Same-named vmlinux symbols count in address order.
-            vmlinux.sort_by_key(|s| s.addr);
-            self.take_exports("vmlinux", &vmlinux, true);
-            self.objects.insert("vmlinux".into(), vmlinux);
+            // Same-named vmlinux symbols count in address order (a stable
+            // sort: lines at one address keep their order).
+            vmlinux.sort_by_key(|&(addr, ..)| addr);
+            let list = Symbols::from_list(vmlinux.iter().map(|&(addr, kind, name)| MapSymbol {
+                kind,
+                addr: Some(addr),
+                ..MapSymbol::named(name)
+            }))?;
+            self.take_exports("vmlinux", &list, true);
+            self.objects.insert("vmlinux".into(), list);
         }
         let modules: Vec<String> = self
             .objects

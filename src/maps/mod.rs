@@ -18,6 +18,7 @@ pub mod config;
 pub mod json;
 pub mod kallsyms;
 pub mod module;
+pub mod symbols;
 pub mod symbols_klp;
 pub mod symvers;
 pub mod vmlinux;
@@ -27,59 +28,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::elf::Elf;
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, NameFilter};
 use crate::module_file;
 
 pub use json::MAP_FORMAT;
+pub use symbols::{MapSymbol, Symbols};
 pub use symbols_klp::SYMBOLS_KLP_HEADER;
 
-/// One symbol of an object, as kallsyms shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MapSymbol {
-    /// The name.
-    pub name: String,
-    /// The kallsyms type letter (`t`, `T`, `d`, `D`, `r`, `b`, ...):
-    /// lower case for local binding, upper case for global.
-    #[serde(default = "unknown_kind")]
-    pub kind: char,
-    /// Its address (or, for a `.ko`, its value in its section); `None` when
-    /// the map does not know it (a symbols.klp has names only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub addr: Option<u64>,
-    /// For a `.ko`, the section the value is relative to.
-    pub section: Option<String>,
-    /// The source file, where the map knows it (a `.ko`'s local symbols).
-    pub file: Option<String>,
-}
-
-impl MapSymbol {
-    /// Where it is, for messages: `0xffffffff81000100`, `.rodata+0x40`,
-    /// either followed by ` in <file>` when the file is known; `None` when
-    /// the map knows neither address nor file.
-    pub fn place(&self) -> Option<String> {
-        let at = match (&self.section, self.addr) {
-            (Some(s), Some(a)) => Some(format!("{s}+0x{a:x}")),
-            (None, Some(a)) => Some(format!("0x{a:x}")),
-            (Some(s), None) => Some(s.clone()),
-            (None, None) => None,
-        };
-        match (at, &self.file) {
-            (Some(at), Some(f)) => Some(format!("{at} in {f}")),
-            (Some(at), None) => Some(at),
-            (None, Some(f)) => Some(format!("in {f}")),
-            (None, None) => None,
-        }
-    }
-}
-
 /// The symbols of every object known, each list in the kernel's counting order.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SymbolMap {
     /// Object name -> its symbols in counting order.
-    objects: BTreeMap<String, Vec<MapSymbol>>,
+    objects: BTreeMap<String, Symbols>,
     /// Exported name -> the object exporting it.
     exports: BTreeMap<String, String>,
     /// Was an export list read (an empty one included)?
@@ -87,12 +48,7 @@ pub struct SymbolMap {
     /// `CONFIG_KALLSYMS_ALL` of the target, from its kernel config; unknown
     /// means yes. It decides whether modules read from `.ko` files keep
     /// their data symbols, as the module loader's kallsyms does.
-    #[serde(skip)]
     kallsyms_all: Option<bool>,
-}
-
-fn unknown_kind() -> char {
-    '?'
 }
 
 /// Why a symbol map could not be read. The message names the file.
@@ -206,7 +162,7 @@ impl From<module_file::Error> for MapError {
 
 /// The `pos`-th of the same-named symbols `same` (in counting order), with
 /// `klp_find_object_symbol`'s rules: 0 only for a unique name.
-fn pick(same: &[&MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
+fn pick(same: &[MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
     let count = same.len();
     let chosen = match (pos, count) {
         (_, 0) => return Err(Unresolved::NotFound),
@@ -230,20 +186,20 @@ fn pick(same: &[&MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
 struct ByName<'a> {
     ends: FxHashMap<&'a str, (u32, u32)>,
     next: Vec<u32>,
-    symbols: &'a [MapSymbol],
+    symbols: &'a Symbols,
 }
 
 /// The end of a `ByName` chain.
 const END: u32 = u32::MAX;
 
 impl<'a> ByName<'a> {
-    fn new(symbols: &'a [MapSymbol]) -> Self {
+    fn new(symbols: &'a Symbols) -> Self {
         let mut ends: FxHashMap<&'a str, (u32, u32)> = FxHashMap::default();
         ends.reserve(symbols.len());
         let mut next = vec![END; symbols.len()];
-        for (i, s) in symbols.iter().enumerate() {
+        for (i, name) in symbols.names().enumerate() {
             let i = i as u32;
-            ends.entry(s.name.as_str())
+            ends.entry(name)
                 .and_modify(|(_, last)| {
                     next[*last as usize] = i;
                     *last = i;
@@ -257,27 +213,39 @@ impl<'a> ByName<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Vec<&'a MapSymbol> {
+    fn get(&self, name: &str) -> Vec<MapSymbol<'a>> {
         let mut out = Vec::new();
         let mut i = self.ends.get(name).map_or(END, |&(first, _)| first);
-        while i != END {
-            out.push(&self.symbols[i as usize]);
-            i = self.next[i as usize];
+        while let Some(s) = self.symbols.get(i as usize) {
+            out.push(s);
+            i = self.next.get(i as usize).copied().unwrap_or(END);
         }
         out
     }
 }
 
-/// Finds many names in one [`SymbolMap`] (see [`SymbolMap::lookup`]).
+/// Finds many names in one [`SymbolMap`] (see [`SymbolMap::lookup`] and
+/// [`SymbolMap::lookup_for`]).
 pub struct Lookup<'a> {
     map: &'a SymbolMap,
-    /// Object name -> its symbols by name, built on first use.
+    /// Object -> each name asked in advance -> its symbols (indices) in
+    /// counting order.
+    asked: HashMap<String, FxHashMap<String, Vec<u32>>>,
+    /// Object name -> its symbols by name, built on first use of a name
+    /// not asked in advance.
     index: RefCell<HashMap<String, ByName<'a>>>,
 }
 
 impl<'a> Lookup<'a> {
     /// The same-named symbols `name` of `obj`, in counting order.
-    pub fn candidates(&self, obj: &str, name: &str) -> Vec<&'a MapSymbol> {
+    pub fn candidates(&self, obj: &str, name: &str) -> Vec<MapSymbol<'a>> {
+        if let Some(hits) = self.asked.get(obj).and_then(|names| names.get(name)) {
+            let symbols = self.map.symbols(obj);
+            return hits
+                .iter()
+                .filter_map(|&i| symbols.get(i as usize))
+                .collect();
+        }
         let mut index = self.index.borrow_mut();
         if !index.contains_key(obj) {
             index.insert(obj.to_string(), ByName::new(self.map.symbols(obj)));
@@ -347,20 +315,21 @@ impl SymbolMap {
         self.objects.contains_key(obj)
     }
 
-    /// The symbols of `obj`, in counting order.
-    pub fn symbols(&self, obj: &str) -> &[MapSymbol] {
-        self.objects.get(obj).map_or(&[], Vec::as_slice)
+    /// The symbols of `obj`, in counting order (none for an object the
+    /// map does not know).
+    pub fn symbols(&self, obj: &str) -> &Symbols {
+        self.objects.get(obj).unwrap_or(&symbols::EMPTY)
     }
 
     /// Replace the symbols of `obj`.
-    pub fn set(&mut self, obj: &str, symbols: Vec<MapSymbol>) {
+    pub fn set(&mut self, obj: &str, symbols: Symbols) {
         self.objects.insert(module_name(obj), symbols);
     }
 
     /// Find `name` at position `pos` in `obj` like `klp_find_object_symbol`.
     /// One scan of the object; for many names use [`SymbolMap::lookup`].
     pub fn find(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
-        let same: Vec<&MapSymbol> = self
+        let same: Vec<MapSymbol> = self
             .symbols(obj)
             .iter()
             .filter(|s| s.name == name)
@@ -374,6 +343,45 @@ impl SymbolMap {
     pub fn lookup(&self) -> Lookup<'_> {
         Lookup {
             map: self,
+            asked: HashMap::new(),
+            index: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// A finder that knows the (object, name) pairs it will be asked in
+    /// advance: one pass over the names of each object asked about finds
+    /// them all, without indexing every name of the object (vmlinux has
+    /// over a million). Other questions get the same answers as from
+    /// [`SymbolMap::lookup`], at its cost.
+    pub fn lookup_for<'q>(
+        &self,
+        queries: impl IntoIterator<Item = (&'q str, &'q str)>,
+    ) -> Lookup<'_> {
+        let mut asked: HashMap<String, FxHashMap<String, Vec<u32>>> = HashMap::new();
+        for (obj, name) in queries {
+            if self.has(obj) {
+                asked
+                    .entry(obj.to_string())
+                    .or_default()
+                    .entry(name.to_string())
+                    .or_default();
+            }
+        }
+        for (obj, names) in &mut asked {
+            let mut filter = NameFilter::default();
+            names.keys().for_each(|n| filter.insert(n));
+            for (i, name) in self.symbols(obj).names().enumerate() {
+                if !filter.may_contain(name) {
+                    continue;
+                }
+                if let Some(hits) = names.get_mut(name) {
+                    hits.push(i as u32);
+                }
+            }
+        }
+        Lookup {
+            map: self,
+            asked,
             index: RefCell::new(HashMap::new()),
         }
     }
@@ -398,10 +406,10 @@ impl SymbolMap {
     /// symbol has a `__ksymtab_<name>` entry next to it (vmlinux and modules
     /// alike, 6.1 and 6.12). A vmlinux list carrying them is the complete
     /// export list of vmlinux (`complete`); a module's adds to it.
-    fn take_exports(&mut self, obj: &str, symbols: &[MapSymbol], complete: bool) {
+    fn take_exports(&mut self, obj: &str, symbols: &Symbols, complete: bool) {
         let mut any = false;
-        for s in symbols {
-            if let Some(name) = s.name.strip_prefix("__ksymtab_") {
+        for name in symbols.names() {
+            if let Some(name) = name.strip_prefix("__ksymtab_") {
                 self.exports.insert(name.to_string(), obj.to_string());
                 any = true;
             }
@@ -444,6 +452,9 @@ impl SymbolMap {
     /// module (compressed or not), a JSON map, a kernel config, a
     /// symbols.klp, a Module.symvers, or a kallsyms dump / System.map.
     pub fn add_file(&mut self, path: &Path) -> Result<(), MapError> {
+        if let Some(input) = symbols_klp::open_plain(path) {
+            return self.read_symbols_klp(input).map_err(|e| e.in_file(path));
+        }
         let bytes = module_file::read(path)?;
         if bytes.starts_with(b"\x7fELF") {
             return self.add_elf(path, &bytes);
@@ -483,8 +494,8 @@ impl SymbolMap {
                 Some(n) => String::from_utf8_lossy(n).into_owned(),
                 None => module::module_stem(path),
             };
-            self.add_module(&name, &elf, self.kallsyms_all.unwrap_or(true));
-            Ok(())
+            self.add_module(&name, &elf, self.kallsyms_all.unwrap_or(true))
+                .map_err(|e| e.in_file(path))
         } else {
             self.add_vmlinux(&elf).map_err(|e| e.in_file(path))
         }
@@ -498,11 +509,11 @@ mod tests {
     #[test]
     fn places_and_errors() {
         let mut s = MapSymbol {
-            name: "x".into(),
+            name: "x",
             kind: 't',
             addr: Some(0x40),
-            section: Some(".rodata".into()),
-            file: Some("a.c".into()),
+            section: Some(".rodata"),
+            file: Some("a.c"),
         };
         assert_eq!(s.place().as_deref(), Some(".rodata+0x40 in a.c"));
         s.section = None;

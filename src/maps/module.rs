@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{module_name, MapError, MapSymbol, SymbolMap};
+use super::{module_name, MapError, MapSymbol, SymbolMap, Symbols};
 use crate::elf::{abi, Elf, SHF_ALLOC, SHF_EXECINSTR, SHN_LORESERVE, SHN_UNDEF};
 use crate::module_file;
 
@@ -41,7 +41,13 @@ pub fn module_stem(path: &Path) -> String {
 impl SymbolMap {
     /// Add a module `.ko`: its core symbols in symbol-table order, as the
     /// loader keeps them for kallsyms (`kallsyms_all`: data symbols too).
-    pub fn add_module(&mut self, name: &str, elf: &Elf, kallsyms_all: bool) {
+    /// Fails only past 4 GiB of names.
+    pub fn add_module(
+        &mut self,
+        name: &str,
+        elf: &Elf,
+        kallsyms_all: bool,
+    ) -> Result<(), MapError> {
         // Local symbols follow the STT_FILE symbol of their source file;
         // globals come after all locals and have no file.
         let first_global = elf
@@ -49,7 +55,7 @@ impl SymbolMap {
             .and_then(|i| elf.sections.get(i))
             .map_or(0, |s| s.sh_info as usize);
         let mut file: Option<String> = None;
-        let mut syms = Vec::new();
+        let mut syms = Symbols::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
                 file = Some(s.display_name());
@@ -73,16 +79,12 @@ impl SymbolMap {
                 && !crate::arch::is_init_section(sec.name);
             if core {
                 syms.push(MapSymbol {
-                    name: s.display_name(),
+                    name: &s.display_name(),
                     kind: kind_letter(elf, s),
                     addr: Some(s.st_value),
-                    section: Some(sec.display_name()),
-                    file: if s.index < first_global {
-                        file.clone()
-                    } else {
-                        None
-                    },
-                });
+                    section: Some(&sec.display_name()),
+                    file: file.as_deref().filter(|_| s.index < first_global),
+                })?;
             }
         }
         let name = module_name(name);
@@ -94,7 +96,9 @@ impl SymbolMap {
                     .insert(String::from_utf8_lossy(export).into_owned(), name.clone());
             }
         }
+        syms.shrink_to_fit();
         self.objects.insert(name, syms);
+        Ok(())
     }
 
     /// Add every `.ko`/`.ko.xz`/`.ko.zst` below `dir`, read on all cores

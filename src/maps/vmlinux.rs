@@ -2,7 +2,7 @@
 //! kallsyms holds, in address order, local ones with their source file.
 
 use super::module::kind_letter;
-use super::{MapError, MapSymbol, SymbolMap};
+use super::{MapError, MapSymbol, SymbolMap, Symbols};
 use crate::elf::{abi, Elf, SHN_UNDEF};
 
 /// Names in a vmlinux symbol table that the running kernel's kallsyms does
@@ -42,8 +42,10 @@ impl SymbolMap {
             .symtab
             .and_then(|i| elf.sections.get(i))
             .map_or(0, |s| s.sh_info as usize);
+        // (address, kind, name, file) of each symbol kept, sorted below.
         let mut file: Option<String> = None;
-        let mut syms: Vec<MapSymbol> = Vec::new();
+        let mut kept: Vec<(u64, char, String, Option<u32>)> = Vec::new();
+        let mut files: Vec<String> = Vec::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
                 file = Some(s.display_name());
@@ -58,17 +60,26 @@ impl SymbolMap {
             {
                 continue;
             }
-            syms.push(MapSymbol {
-                name: s.display_name(),
-                kind: kind_letter(elf, s),
-                addr: Some(s.st_value),
-                section: None,
-                file: (s.index < first_global).then(|| file.clone()).flatten(),
-            });
+            let file = match &file {
+                Some(f) if s.index < first_global => {
+                    if files.last() != Some(f) {
+                        files.push(f.clone());
+                    }
+                    Some(files.len() as u32 - 1)
+                }
+                _ => None,
+            };
+            kept.push((s.st_value, kind_letter(elf, s), s.display_name(), file));
         }
         // Same-named vmlinux symbols count in address order (a stable sort:
         // symbols at one address keep their symbol-table order).
-        syms.sort_by_key(|s| s.addr);
+        kept.sort_by_key(|&(addr, ..)| addr);
+        let syms = Symbols::from_list(kept.iter().map(|(addr, kind, name, file)| MapSymbol {
+            kind: *kind,
+            addr: Some(*addr),
+            file: file.and_then(|f| files.get(f as usize)).map(String::as_str),
+            ..MapSymbol::named(name)
+        }))?;
         self.take_exports("vmlinux", &syms, true);
         self.objects.insert("vmlinux".into(), syms);
         Ok(())

@@ -130,7 +130,11 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
 /// "symbol ... not found", "symbol position ... not found") with the
 /// candidates, or where each resolves.
 pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
-    let lookup = map.lookup();
+    let lookup = map.lookup_for(
+        table
+            .funcs()
+            .filter_map(|(o, f)| Some((o.name.as_deref()?, f.old_name.as_deref()?))),
+    );
     let mut out = Vec::new();
     for (o, f) in table.funcs() {
         let (Some(obj), Some(name)) = (&o.name, &f.old_name) else {
@@ -195,7 +199,7 @@ fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
     let base = name.split('.').next().unwrap_or_default();
     let mut similar: Vec<&str> = Vec::new();
     for s in map.symbols(obj) {
-        let n = s.name.as_str();
+        let n = s.name;
         if n != name && n.split('.').next() == Some(base) && !similar.contains(&n) {
             similar.push(n);
         }
@@ -210,13 +214,18 @@ fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
     }
 }
 
+/// The symbols that give the kernel image's extent ([`kernel_image`]).
+const KERNEL_IMAGE: [&str; 2] = ["_text", "_end"];
+
 /// The kernel image's extent, `_text`..`_end` of vmlinux, when the maps
 /// give both addresses (a kallsyms dump read without root gives zeros).
-fn kernel_image(map: &SymbolMap) -> Option<(u64, u64)> {
+/// `lookup` must have been made for [`KERNEL_IMAGE`] among its names.
+fn kernel_image(lookup: &Lookup) -> Option<(u64, u64)> {
     let addr = |name: &str| {
-        map.symbols(VMLINUX)
-            .iter()
-            .find(|s| s.name == name && s.section.is_none())
+        lookup
+            .candidates(VMLINUX, name)
+            .into_iter()
+            .find(|s| s.section.is_none())
             .and_then(|s| s.addr)
             .filter(|a| *a != 0)
     };
@@ -224,10 +233,25 @@ fn kernel_image(map: &SymbolMap) -> Option<(u64, u64)> {
     (text < end).then_some((text, end))
 }
 
+/// Which findings to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Every finding, the notes included (`check`).
+    All,
+    /// The refusals only (`convert`, which drops the notes: ten thousand
+    /// "resolves to" messages cost more than resolving the symbols).
+    Errors,
+}
+
 /// Resolve every klp symbol of `elf` as `klp_find_object_symbol` would, and
 /// every name the module loader must link against the exports.
 pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
-    let mut out = klp_symbols(elf, map);
+    module_report(elf, map, Report::All)
+}
+
+/// [`module`], building only the findings `report` asks for.
+pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding> {
+    let mut out = klp_symbols_report(elf, map, report);
     let module = elf
         .modinfo_value("name")
         .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -254,6 +278,11 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 /// as `klp_find_object_symbol` would, and check the fields its value goes
 /// into. `convert` asks this of the klp symbols a module already has.
 pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
+    klp_symbols_report(elf, map, Report::All)
+}
+
+/// [`klp_symbols`], building only the findings `report` asks for.
+fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding> {
     let mut out = Vec::new();
     // The klp relocations of each klp symbol: (klp section, entry).
     let mut uses: HashMap<u32, Vec<(usize, Reloc)>> = HashMap::new();
@@ -264,14 +293,22 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
             }
         }
     }
-    let lookup = map.lookup();
-    let kernel = kernel_image(map);
-    for sym in elf.symbols.iter().filter(|s| s.st_shndx == SHN_LIVEPATCH) {
-        let shown = sym.display_name();
-        let at = |p: Finding| p.in_section(".symtab").symbol(shown.clone());
-        let Ok(k) = names::parse_klp_symbol(sym.name) else {
-            continue; // a contract finding already, or a tombstone
-        };
+    // The names that do not parse are a contract finding already, or
+    // tombstones.
+    let klp: Vec<_> = elf
+        .symbols
+        .iter()
+        .filter(|s| s.st_shndx == SHN_LIVEPATCH)
+        .filter_map(|s| Some((s, names::parse_klp_symbol(s.name).ok()?)))
+        .collect();
+    let lookup = map.lookup_for(
+        klp.iter()
+            .map(|(_, k)| (k.obj.as_str(), k.name.as_str()))
+            .chain(KERNEL_IMAGE.map(|name| (VMLINUX, name))),
+    );
+    let kernel = kernel_image(&lookup);
+    for (sym, k) in klp {
+        let at = |p: Finding| p.in_section(".symtab").symbol(sym.display_name());
         if !map.has(&k.obj) {
             out.push(at(Finding::new(
                 Rule::ObjectNotInMaps,
@@ -284,7 +321,9 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
         }
         match find(&lookup, map, &k) {
             Ok(r) => {
-                out.push(at(resolves(&k, &r)));
+                if report == Report::All {
+                    out.push(at(resolves(&k, &r)));
+                }
                 // Only an absolute address can overflow a field; a .ko
                 // map gives section-relative values, a symbols.klp none.
                 let absolute = r.place.as_deref().is_some_and(|p| p.starts_with("0x"));

@@ -561,11 +561,12 @@ pub fn expect_v7(r: &Results) {
 pub fn local_counter_name(target: &Path) -> String {
     let mut map = klp_convert::maps::SymbolMap::new();
     map.add_file(target).unwrap();
-    map.symbols("klp_test_target")
+    let name = map
+        .symbols("klp_test_target")
         .iter()
         .find(|s| s.name.starts_with("klp_local_counter."))
-        .map(|s| s.name.clone())
-        .expect("the target's function-local static")
+        .map(|s| s.name.to_string());
+    name.expect("the target's function-local static")
 }
 
 /// One self-built kernel of `$KLP_CACHE/xkernels/<arch>`.
