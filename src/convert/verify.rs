@@ -9,35 +9,15 @@ use crate::finding::{Finding, Rule};
 use crate::names;
 use crate::rules::{contract, Target};
 
-/// From this output size on, the contract and the comparison run on two
-/// threads: they are independent, and each takes a third of a large
-/// conversion. Below it, a thread costs more than it saves (and the fuzzer
-/// runs millions of small conversions).
-const TWO_THREADS_FROM: usize = 1 << 20;
-
 /// Re-read the output and prove it: the contract holds, every input
 /// relocation is present exactly once, and nothing else changed.
 pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
-    let contract = || -> Vec<Finding> {
-        let target = Target::of(out, None);
-        contract::module(out, &target)
-            .into_iter()
-            .filter(Finding::is_error)
-            .collect()
-    };
-    let (mut problems, mut changes) = if out.data.len() >= TWO_THREADS_FROM {
-        std::thread::scope(|s| {
-            let rules = s.spawn(contract);
-            let changes = compare(input, plan, out);
-            let rules = rules
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (rules, changes)
-        })
-    } else {
-        (contract(), compare(input, plan, out))
-    };
-    problems.append(&mut changes);
+    let target = Target::of(out, None);
+    let mut problems: Vec<Finding> = contract::module(out, &target)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
+    problems.append(&mut compare(input, plan, out));
     if problems.is_empty() {
         Ok(())
     } else {
