@@ -63,6 +63,30 @@ fn verify_catches_a_lost_relocation() {
 }
 
 #[test]
+fn verify_catches_a_duplicated_relocation() {
+    let data = input("verify_duplicated");
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = convert::make_plan(&elf, None).unwrap().0;
+    // A buggy plan: one relocation moved twice. The output's copies are
+    // matched against the input's one at a time: one matches, one is extra.
+    let twice = *plan.sections[0].entries.last().unwrap();
+    plan.sections[0].entries.push(twice);
+    let out = convert::apply::apply(&elf, &plan).unwrap();
+    let problems = convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let expected = format!("offset 0x{:x}", twice.offset);
+    let added: Vec<&String> = text
+        .iter()
+        .filter(|t| t.contains("relocation added") && t.contains(&expected))
+        .collect();
+    assert_eq!(added.len(), 1, "{text:?}");
+    assert!(
+        !text.iter().any(|t| t.contains("relocation lost")),
+        "{text:?}"
+    );
+}
+
+#[test]
 fn verify_catches_a_reference_left_behind() {
     // The early klp-convert bug: the second of two references stayed in
     // .rela.text after the symbol was renamed, so the loader applied it as 0.
