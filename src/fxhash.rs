@@ -89,16 +89,12 @@ impl NameFilter {
     #[inline]
     fn bit(name: &str) -> usize {
         let b = name.as_bytes();
-        let (first, last) = match b {
-            [] => (0, 0),
-            [f, .., l] => (u64::from(*f), u64::from(*l)),
-            [only] => (u64::from(*only), u64::from(*only)),
-        };
-        let second_last = if b.len() >= 2 {
-            u64::from(b[b.len() - 2])
-        } else {
-            0
-        };
+        let at = |i: Option<usize>| u64::from(i.and_then(|i| b.get(i)).copied().unwrap_or(0));
+        let (first, last, second_last) = (
+            at(Some(0)),
+            at(b.len().checked_sub(1)),
+            at(b.len().checked_sub(2)),
+        );
         let key = (b.len() as u64) | first << 16 | last << 24 | second_last << 32;
         (key.wrapping_mul(SEED) >> (64 - Self::BITS)) as usize
     }

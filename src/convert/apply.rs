@@ -31,14 +31,10 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
 
     let entsize = elf.reloc_entsize(true);
     let mut name = Vec::new();
-    let new: Vec<_> = plan
-        .sections
-        .iter()
-        .filter(|s| s.existing.is_none())
-        .collect();
+    let new = plan.sections.iter().filter(|s| s.existing.is_none());
     edit.reserve_new(
-        new.len(),
-        new.iter().map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+        new.clone().count(),
+        new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
     );
     for s in &plan.sections {
         match s.existing {

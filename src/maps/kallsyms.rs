@@ -33,11 +33,7 @@ impl SymbolMap {
                     Some(m) if m.starts_with('[') && m.ends_with(']') => {
                         let m = module_name(&m[1..m.len() - 1]);
                         if module.as_ref().is_none_or(|(o, _)| *o != m) {
-                            if let Some((done, list)) = module.take() {
-                                self.objects.insert(done, list);
-                            }
-                            let list = self.objects.remove(&m).unwrap_or_default();
-                            module = Some((m, list));
+                            self.fill_next(&mut module, Some(m));
                         }
                         if let Some((_, list)) = &mut module {
                             list.push(MapSymbol {
@@ -71,9 +67,7 @@ impl SymbolMap {
             Ok(())
         };
         let read = read();
-        if let Some((done, list)) = module.take() {
-            self.objects.insert(done, list);
-        }
+        self.fill_next(&mut module, None);
         read?;
         if !vmlinux.is_empty() {
             // Same-named vmlinux symbols count in address order (a stable

@@ -402,6 +402,21 @@ impl SymbolMap {
         self.has_exports
     }
 
+    /// Readers that add an object's symbols a group of lines at a time keep
+    /// that object out of the map while they do (one map lookup a group,
+    /// not a line): put `current` back, shrunk, and take `next` out (a new
+    /// object when the map has none).
+    fn fill_next(&mut self, current: &mut Option<(String, Symbols)>, next: Option<String>) {
+        if let Some((done, mut symbols)) = current.take() {
+            symbols.shrink_to_fit();
+            self.objects.insert(done, symbols);
+        }
+        *current = next.map(|obj| {
+            let symbols = self.objects.remove(&obj).unwrap_or_default();
+            (obj, symbols)
+        });
+    }
+
     /// Record the exports an object's own symbols reveal: every exported
     /// symbol has a `__ksymtab_<name>` entry next to it (vmlinux and modules
     /// alike, 6.1 and 6.12). A vmlinux list carrying them is the complete

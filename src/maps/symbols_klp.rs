@@ -143,10 +143,7 @@ impl SymbolMap {
         // file has a few thousand blocks). It goes back in whatever happens.
         let mut current: Option<(String, Symbols)> = None;
         let read = self.read_blocks(&mut lines, &mut current);
-        if let Some((obj, mut symbols)) = current {
-            symbols.shrink_to_fit();
-            self.objects.insert(obj, symbols);
-        }
+        self.fill_next(&mut current, None);
         read?;
         self.has_exports = true;
         Ok(())
@@ -160,13 +157,7 @@ impl SymbolMap {
     ) -> Result<(), MapError> {
         while let Some(line) = lines.next_line()? {
             if let Some(obj) = line.strip_prefix('*') {
-                let obj = module_name(obj.trim_ascii());
-                if let Some((done, mut symbols)) = current.take() {
-                    symbols.shrink_to_fit();
-                    self.objects.insert(done, symbols);
-                }
-                let symbols = self.objects.remove(&obj).unwrap_or_default();
-                *current = Some((obj, symbols));
+                self.fill_next(current, Some(module_name(obj.trim_ascii())));
                 continue;
             }
             let name = line.trim_ascii();
