@@ -218,6 +218,20 @@ fn section_object_misread() {
     );
     let obj = contract::klp_section_name_format(&good).unwrap();
     assert!(contract::klp_section_object_misread(&good, obj, &jump).is_none());
+    // Names are compared as bytes: a target whose display name is longer
+    // than its bytes (0xA9 shows as U+FFFD, three bytes) once panicked here.
+    let odd = Section {
+        name: b"\xA9",
+        ..section("", SHF_ALLOC, 16)
+    };
+    let e_acute = section(".klp.rela.\u{e9}\u{e9}", SHF_ALLOC, 24);
+    let obj = contract::klp_section_name_format(&e_acute).unwrap();
+    let f = contract::klp_section_object_misread(&e_acute, obj, &odd).unwrap();
+    assert_eq!(f.rule, Rule::KlpSectionObject);
+    assert_eq!(
+        f.message,
+        "the kernel reads the object of this section as '\u{e9}\u{e9}' (no '.' before the target \u{fffd}): its relocations are never applied; name it .klp.rela.\u{e9}\u{fffd}.\u{fffd}"
+    );
     let malformed = section(".klp.rela.my-mod.text", SHF_ALLOC, 24);
     assert_eq!(
         contract::klp_section_name_format(&malformed)

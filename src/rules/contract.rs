@@ -9,8 +9,8 @@
 
 use crate::arch;
 use crate::elf::{
-    abi, Elf, Section, Symbol, SHF_ALLOC, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF, SHT_NOBITS,
-    SHT_RELA,
+    abi, show_name, Elf, Section, Symbol, SHF_ALLOC, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF,
+    SHT_NOBITS, SHT_RELA,
 };
 use crate::finding::{Finding, Rule};
 use crate::klp_patch::{self, PatchTable, Place};
@@ -136,21 +136,26 @@ pub fn klp_section_name_format<'a>(sec: &Section<'a>) -> Result<&'a str, Finding
 /// The object `klp_apply_section_relocs` reads ends at the first `.`: the
 /// minimal klp-convert's `.klp.rela.vmlinux__jump_table` names object
 /// `vmlinux__jump_table`, which never loads, so its relocations are never
-/// applied.
-pub fn klp_section_object_misread(sec: &Section, obj: &str, target: &Section) -> Option<Finding> {
-    let t = target.name;
-    let misread =
-        !t.is_empty() && !t.starts_with(b".") && obj.len() > t.len() && obj.as_bytes().ends_with(t);
-    if !misread {
-        return None;
-    }
+/// applied. `obj` is the object as the kernel reads it; the comparison and
+/// the suggested name work on bytes (a name need not be UTF-8), and only
+/// the message decodes them.
+pub fn klp_section_object_misread(
+    sec: &Section,
+    obj: impl AsRef<[u8]>,
+    target: &Section,
+) -> Option<Finding> {
+    let (obj, t) = (obj.as_ref(), target.name);
+    let misread = !t.is_empty() && !t.starts_with(b".") && obj.len() > t.len();
+    // What the object would be with a `.` before the target's name.
+    let meant = obj.strip_suffix(t).filter(|_| misread)?;
     let tname = target.display_name();
     Some(
         Finding::new(
             Rule::KlpSectionObject,
             format!(
-                "the kernel reads the object of this section as '{obj}' (no '.' before the target {tname}): its relocations are never applied; name it .klp.rela.{}.{tname}",
-                &obj[..obj.len() - tname.len()]
+                "the kernel reads the object of this section as '{}' (no '.' before the target {tname}): its relocations are never applied; name it .klp.rela.{}.{tname}",
+                show_name(obj),
+                show_name(meant)
             ),
         )
         .in_section(sec.display_name()),
