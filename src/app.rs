@@ -186,14 +186,18 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let files = module_file::find_modules(&args.paths).map_err(Error::ModuleFile)?;
     let results = check::check_files(&files, args.release.text(), map.as_ref());
     std::mem::forget(map); // as in `convert`: not worth freeing at exit
-    let mut unreadable = 0;
+    let (mut unreadable, mut internal) = (0, 0);
     let mut reports = Vec::new();
     for r in results {
         match r {
             Ok(report) => reports.push(report),
-            Err(e) => {
+            Err(check::FileError::Read(e)) => {
                 report(&Error::ModuleFile(e), err);
                 unreadable += 1;
+            }
+            Err(check::FileError::Panicked(p)) => {
+                say(err, format_args!("error: {p}"));
+                internal += 1;
             }
         }
     }
@@ -219,6 +223,8 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     }
     if unreadable > 0 {
         Err(Error::Unreadable(unreadable))
+    } else if internal > 0 {
+        Err(Error::InternalErrors(internal))
     } else if errors > 0 {
         Err(Error::CheckFound(errors))
     } else {

@@ -74,15 +74,50 @@ pub fn check_bytes(
     }
 }
 
+/// Why a file given to `check` has no [`ModuleReport`].
+#[derive(Debug)]
+pub enum FileError {
+    /// It could not be read (or decompressed).
+    Read(crate::module_file::Error),
+    /// Checking it hit a bug of this tool; the other files were checked.
+    Panicked(crate::parallel::Panicked),
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileError::Read(e) => e.fmt(f),
+            FileError::Panicked(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FileError::Read(e) => Some(e),
+            FileError::Panicked(e) => Some(e),
+        }
+    }
+}
+
 /// Check many files in parallel; reports in the order of `files`. A file
-/// that cannot be read yields `Err` with the reason.
+/// that cannot be read, or whose check panicked, yields `Err` with the
+/// reason, and the other files are checked all the same.
 pub fn check_files(
     files: &[PathBuf],
     release: Option<&str>,
     map: Option<&SymbolMap>,
-) -> Vec<Result<ModuleReport, crate::module_file::Error>> {
+) -> Vec<Result<ModuleReport, FileError>> {
     crate::parallel::map_files(files, |path| {
         let name = path.display().to_string();
         crate::module_file::read(path).map(|bytes| check_bytes(&name, &bytes, release, map))
     })
+    .into_iter()
+    .map(|r| match r {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(e)) => Err(FileError::Read(e)),
+        Err(p) => Err(FileError::Panicked(p)),
+    })
+    .collect()
 }

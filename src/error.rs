@@ -39,6 +39,9 @@ pub enum Error {
     /// Some modules given to `check` could not be read (exit 2); each was
     /// reported as it was met.
     Unreadable(usize),
+    /// Checking this many modules hit an internal error, a bug (exit 1);
+    /// each was reported as it was met, and the others were checked.
+    InternalErrors(usize),
     /// The input is not a readable ELF object (exit 1).
     Malformed {
         /// The file.
@@ -74,8 +77,8 @@ impl Error {
     }
 
     /// The process exit status: 0 is success, 1 a module refused, a check
-    /// that found an error, a failed build or an unreadable ELF object, 2 a
-    /// usage or I/O error, 141 a closed standard output.
+    /// that found an error, a failed build, an unreadable ELF object or an
+    /// internal error, 2 a usage or I/O error, 141 a closed standard output.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_)
@@ -91,6 +94,7 @@ impl Error {
             | Error::Refused { .. }
             | Error::Internal { .. }
             | Error::BuildRefused(_)
+            | Error::InternalErrors(_)
             | Error::CheckFound(_) => 1,
             Error::BrokenPipe => 141,
         }
@@ -100,7 +104,10 @@ impl Error {
     pub fn is_quiet(&self) -> bool {
         matches!(
             self,
-            Error::Unreadable(_) | Error::CheckFound(_) | Error::BrokenPipe
+            Error::Unreadable(_)
+                | Error::InternalErrors(_)
+                | Error::CheckFound(_)
+                | Error::BrokenPipe
         )
     }
 
@@ -144,6 +151,11 @@ impl fmt::Display for Error {
                 modules.join(", ")
             ),
             Error::CheckFound(n) => write!(f, "check: {n} module{} with errors", s(*n)),
+            Error::InternalErrors(n) => write!(
+                f,
+                "check: {n} module{} not checked (internal error)",
+                s(*n)
+            ),
             Error::BrokenPipe => f.write_str("standard output closed"),
         }
     }

@@ -1,18 +1,69 @@
 //! One worker per core over a list of files: module trees hold thousands of
-//! `.ko.xz`, and decompressing them dominates `check` and `symbols`.
+//! `.ko.xz`, and decompressing them dominates `check` and `symbols`. A
+//! panic while one file is handled (a bug: input never panics by design)
+//! is caught and becomes that file's [`Panicked`], so the other files are
+//! still handled and reported.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// A file whose handling panicked: an internal error of this tool, for
+/// that file alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panicked {
+    /// The file being handled.
+    pub path: PathBuf,
+    /// The panic's message.
+    pub message: String,
+}
+
+impl fmt::Display for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: internal error: {} (a bug in klp-convert; please report it with this file)",
+            self.path.display(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for Panicked {}
+
+/// `f(path)`, with a panic caught as a [`Panicked`] naming `path`.
+pub fn catch<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, Panicked> {
+    // Nothing `f` shares outlives a panic in a state anyone reads: the
+    // result of the file that panicked is dropped.
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic".to_string()
+        };
+        Panicked {
+            path: path.to_path_buf(),
+            message,
+        }
+    })
+}
+
 /// `f` applied to every file, on all cores; the results in the order of
-/// `files`, whatever order the workers finished in.
-pub fn map_files<T: Send>(files: &[PathBuf], f: impl Fn(&PathBuf) -> T + Sync) -> Vec<T> {
+/// `files`, whatever order the workers finished in. A file whose `f`
+/// panicked gets its [`Panicked`]; the others are unaffected.
+pub fn map_files<T: Send>(
+    files: &[PathBuf],
+    f: impl Fn(&PathBuf) -> T + Sync,
+) -> Vec<Result<T, Panicked>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<T>> = Vec::new();
+    let mut slots: Vec<Option<Result<T, Panicked>>> = Vec::new();
     slots.resize_with(files.len(), || None);
     let done = Mutex::new(slots);
     std::thread::scope(|s| {
@@ -20,18 +71,69 @@ pub fn map_files<T: Send>(files: &[PathBuf], f: impl Fn(&PathBuf) -> T + Sync) -
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let result = f(path);
+                let result = catch(path, || f(path));
+                // No panic happens while the lock is held, so it is never
+                // poisoned; a slot left empty is reported below anyway.
                 if let Ok(mut slots) = done.lock() {
                     slots[i] = Some(result);
                 }
             });
         }
     });
-    // A worker can only fail to fill its slot by panicking, which the scope
-    // has already propagated; flatten keeps this total anyway.
-    done.into_inner()
-        .unwrap_or_default()
+    let slots = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    slots
         .into_iter()
-        .flatten()
+        .zip(files)
+        .map(|(slot, path)| {
+            slot.unwrap_or_else(|| {
+                Err(Panicked {
+                    path: path.clone(),
+                    message: "its worker ended without a result".to_string(),
+                })
+            })
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_one_file_s_error() {
+        let files: Vec<PathBuf> = ["a", "bad", "c", "bad2", "e"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let out = map_files(&files, |p| {
+            let name = p.to_str().unwrap();
+            if name == "bad" {
+                panic!("boom in {name}");
+            }
+            if name == "bad2" {
+                let v: Vec<u8> = Vec::new();
+                let i = name.len();
+                return v[i] as usize; // an index out of bounds
+            }
+            name.len()
+        });
+        assert_eq!(out.len(), 5);
+        assert_eq!(out[0], Ok(1));
+        assert_eq!(
+            out[1],
+            Err(Panicked {
+                path: "bad".into(),
+                message: "boom in bad".into()
+            })
+        );
+        assert_eq!(out[2], Ok(1));
+        let e = out[3].as_ref().unwrap_err();
+        assert!(e.message.contains("index out of bounds"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("bad2: internal error: index out of bounds"),
+            "{e}"
+        );
+        assert_eq!(out[4], Ok(1));
+    }
 }

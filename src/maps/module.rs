@@ -113,6 +113,15 @@ impl SymbolMap {
             one.add_file(f).map(|()| one)
         });
         for one in maps {
+            // A panic (a bug) while reading one module is that file's error.
+            let one = one.map_err(|p| MapError::Parse {
+                path: Some(p.path.clone()),
+                line: None,
+                message: format!(
+                    "internal error: {} (a bug in klp-convert; please report it with this file)",
+                    p.message
+                ),
+            })?;
             self.merge(one?);
         }
         Ok(())
