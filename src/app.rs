@@ -37,6 +37,9 @@ pub fn report(e: &Error, err: &mut dyn Write) {
 /// found there wins over the command's own failure: the shell would report
 /// the SIGPIPE too).
 pub fn run(invocation: Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    if let Invocation::Run(_) = invocation {
+        module_file::max_decompressed_from_env().map_err(Error::usage)?;
+    }
     let result = match invocation {
         Invocation::Print(text) => out.write_all(text.as_bytes()).map_err(Error::stdout),
         Invocation::Run(command) => match command {
@@ -156,13 +159,11 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-/// `klp-convert show`.
+/// `klp-convert show`: the report to `out`; fails (after the report) when
+/// it lists an error.
 pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
     let file = args.file.display().to_string();
-    let bytes = std::fs::read(&args.file).map_err(|source| Error::Io {
-        path: args.file.clone(),
-        source,
-    })?;
+    let bytes = module_file::read(&args.file).map_err(Error::ModuleFile)?;
     let (image, _) = signature::split(&bytes);
     let elf = Elf::parse(image).map_err(|source| Error::Malformed {
         file: args.file.clone(),
@@ -177,7 +178,11 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
         }
         Format::Human => report.to_text(),
     };
-    out.write_all(text.as_bytes()).map_err(Error::stdout)
+    out.write_all(text.as_bytes()).map_err(Error::stdout)?;
+    match report.summary.errors {
+        0 => Ok(()),
+        n => Err(Error::ShowFound(n)),
+    }
 }
 
 /// `klp-convert check`: the reports to `out`, unreadable files to `err`.

@@ -47,8 +47,12 @@ Forms:
 const AFTER_HELP: &str = "\
 Run 'klp-convert COMMAND --help' for what a command does and its options.
 
-Exit status: 0 success, 1 module refused / check found an error (or not a
-readable ELF object), 2 usage or I/O error.";
+Modules may be compressed (.ko.xz, .ko.zst: told by their magic bytes), up
+to 1 GiB decompressed; KLP_CONVERT_MAX_DECOMPRESSED=SIZE (bytes, or with K,
+M or G: 4G) sets another bound.
+
+Exit status: 0 success, 1 module refused / check or show found an error (or
+not a readable ELF object, or an internal error), 2 usage or I/O error.";
 
 const AFTER_LONG_HELP: &str = "\
 Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
@@ -62,8 +66,12 @@ Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
 
 Run 'klp-convert COMMAND --help' for what a command does and its options.
 
-Exit status: 0 success, 1 module refused / check found an error (or not a
-readable ELF object), 2 usage or I/O error.";
+Modules may be compressed (.ko.xz, .ko.zst: told by their magic bytes), up
+to 1 GiB decompressed; KLP_CONVERT_MAX_DECOMPRESSED=SIZE (bytes, or with K,
+M or G: 4G) sets another bound.
+
+Exit status: 0 success, 1 module refused / check or show found an error (or
+not a readable ELF object, or an internal error), 2 usage or I/O error.";
 
 const CONVERT_ABOUT: &str = "Turn a livepatch module's references into klp relocations.";
 
@@ -93,14 +101,21 @@ vmlinux does not export into a klp relocation for the object that owns it
 (module exports too); an ambiguous or unknown name is refused with the
 candidates as ready-to-paste KLP_RELOC_SYMBOL_POS() lines, or the near
 misses. KLP_MODULE_RELOC(obj)/KLP_SYMPOS(sym, pos) annotations (v7 layout)
-are read and removed from what the kernel loads.";
+are read and removed from what the kernel loads.
+
+A compressed INPUT (.ko.xz, .ko.zst) is read like any other; the output is
+written uncompressed, so --in-place on a compressed module is refused, and
+so is an OUTPUT named *.xz or *.zst: convert into OUTPUT.ko, then compress
+that.";
 
 const SHOW_ABOUT: &str = "List a module's klp relocations, annotations and problems.";
 
 const SHOW_LONG_ABOUT: &str = "\
 List a module's klp relocations by object and section (type, offset, symbol,
 position, addend), the annotations still waiting for conversion with the
-klp symbol each would become, and the problems found, with a summary line.";
+klp symbol each would become, and the problems found, with a summary line.
+FILE.ko may be compressed (.ko.xz, .ko.zst). Exits 1 when it lists an
+error (unconverted annotations are errors), after the report.";
 
 const CHECK_ABOUT: &str = "Predict what the kernel will refuse when it loads a livepatch module.";
 
@@ -123,7 +138,9 @@ does not write them safely; x86_64 kernels before 6.3 refusing a patched
 module's reload. Every finding carries a stable rule id (in --format json).
 
 Directories are searched for .ko, .ko.xz and .ko.zst and checked in
-parallel, one summary line a module.
+parallel, one summary line a module. A file that cannot be read, or whose
+check hits an internal error, is reported on standard error and the
+others are still checked; the exit status says so at the end.
 
 --symbols MAP (repeatable) resolves every klp symbol as the kernel's
 klp_find_object_symbol does (not found / unresolvable ambiguity / position

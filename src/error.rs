@@ -42,6 +42,8 @@ pub enum Error {
     /// Checking this many modules hit an internal error, a bug (exit 1);
     /// each was reported as it was met, and the others were checked.
     InternalErrors(usize),
+    /// `show` listed this many errors (exit 1); the report said which.
+    ShowFound(usize),
     /// The input is not a readable ELF object (exit 1).
     Malformed {
         /// The file.
@@ -77,8 +79,9 @@ impl Error {
     }
 
     /// The process exit status: 0 is success, 1 a module refused, a check
-    /// that found an error, a failed build, an unreadable ELF object or an
-    /// internal error, 2 a usage or I/O error, 141 a closed standard output.
+    /// or a show that found an error, a failed build, an unreadable ELF
+    /// object or an internal error, 2 a usage or I/O error, 141 a closed
+    /// standard output.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_)
@@ -95,6 +98,7 @@ impl Error {
             | Error::Internal { .. }
             | Error::BuildRefused(_)
             | Error::InternalErrors(_)
+            | Error::ShowFound(_)
             | Error::CheckFound(_) => 1,
             Error::BrokenPipe => 141,
         }
@@ -106,6 +110,7 @@ impl Error {
             self,
             Error::Unreadable(_)
                 | Error::InternalErrors(_)
+                | Error::ShowFound(_)
                 | Error::CheckFound(_)
                 | Error::BrokenPipe
         )
@@ -151,6 +156,7 @@ impl fmt::Display for Error {
                 modules.join(", ")
             ),
             Error::CheckFound(n) => write!(f, "check: {n} module{} with errors", s(*n)),
+            Error::ShowFound(n) => write!(f, "show: {n} error{} listed", s(*n)),
             Error::InternalErrors(n) => write!(
                 f,
                 "check: {n} module{} not checked (internal error)",

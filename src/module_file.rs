@@ -1,16 +1,67 @@
 //! Module-file I/O: reading module files (decompressing `.ko.xz` and
-//! `.ko.zst` by their magic bytes), finding them below directories, and
-//! writing output files atomically.
+//! `.ko.zst` by their magic bytes, up to [`max_decompressed`] bytes),
+//! finding them below directories, and writing output files atomically.
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first bytes of an xz stream.
 pub const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
 /// The first bytes of a zstd frame.
 pub const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
+
+/// The default bound on a decompressed module: 1 GiB (the largest module
+/// of a distribution kernel is a few tens of MiB).
+pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// The environment variable that sets the bound on a decompressed module,
+/// in bytes or with a binary suffix: `KLP_CONVERT_MAX_DECOMPRESSED=4G`.
+pub const MAX_DECOMPRESSED_ENV: &str = "KLP_CONVERT_MAX_DECOMPRESSED";
+
+/// The bound [`read`] applies, for the whole process.
+static MAX_DECOMPRESSED: AtomicU64 = AtomicU64::new(DEFAULT_MAX_DECOMPRESSED);
+
+/// The most bytes a compressed module may decompress to.
+pub fn max_decompressed() -> u64 {
+    MAX_DECOMPRESSED.load(Ordering::Relaxed)
+}
+
+/// Set the bound of [`max_decompressed`] for the whole process.
+pub fn set_max_decompressed(bytes: u64) {
+    MAX_DECOMPRESSED.store(bytes, Ordering::Relaxed);
+}
+
+/// Parse a size: decimal bytes, or with `K`, `M` or `G` (KiB, MiB, GiB).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, shift) = match t.as_bytes().last()? {
+        b'k' | b'K' => (&t[..t.len() - 1], 10),
+        b'm' | b'M' => (&t[..t.len() - 1], 20),
+        b'g' | b'G' => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Take the bound from [`MAX_DECOMPRESSED_ENV`] when it is set; the error
+/// says what is wrong with its value.
+pub fn max_decompressed_from_env() -> Result<(), String> {
+    let Some(value) = std::env::var_os(MAX_DECOMPRESSED_ENV) else {
+        return Ok(());
+    };
+    let text = value.to_string_lossy();
+    let bytes = parse_size(&text).ok_or_else(|| {
+        format!("{MAX_DECOMPRESSED_ENV}='{text}': expected a size in bytes, or with K, M or G (4G)")
+    })?;
+    set_max_decompressed(bytes);
+    Ok(())
+}
 
 /// Module file names picked up in a directory ([`find_modules`]).
 pub const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
@@ -40,6 +91,23 @@ pub enum Error {
         /// The input.
         path: PathBuf,
     },
+    /// `path` decompresses to more than the bound ([`max_decompressed`]).
+    TooLarge {
+        /// The compressed file.
+        path: PathBuf,
+        /// The compression: `xz` or `zstd`.
+        format: &'static str,
+        /// The bound, in bytes.
+        limit: u64,
+    },
+    /// `path` is compressed, and the output would replace it (or be named
+    /// like a compressed module): modules are written uncompressed.
+    Compressed {
+        /// The input (in place) or the output.
+        path: PathBuf,
+        /// The compression: `xz` or `zstd`.
+        format: &'static str,
+    },
     /// `path` is compressed but does not decompress.
     Decompress {
         /// The compressed file.
@@ -57,6 +125,8 @@ impl Error {
         match self {
             Error::Io { path, .. }
             | Error::Decompress { path, .. }
+            | Error::TooLarge { path, .. }
+            | Error::Compressed { path, .. }
             | Error::OutputIsInput { path, .. }
             | Error::Changed { path } => path,
         }
@@ -83,6 +153,20 @@ impl fmt::Display for Error {
                 format,
                 source,
             } => write!(f, "{}: {format}: {source}", path.display()),
+            Error::TooLarge {
+                path,
+                format,
+                limit,
+            } => write!(
+                f,
+                "{}: {format}: decompresses to more than {limit} bytes, the limit ({MAX_DECOMPRESSED_ENV}=BYTES raises it)",
+                path.display()
+            ),
+            Error::Compressed { path, format } => write!(
+                f,
+                "{}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that",
+                path.display()
+            ),
         }
     }
 }
@@ -91,7 +175,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
-            Error::OutputIsInput { .. } | Error::Changed { .. } => None,
+            Error::OutputIsInput { .. }
+            | Error::Changed { .. }
+            | Error::TooLarge { .. }
+            | Error::Compressed { .. } => None,
         }
     }
 }
@@ -106,31 +193,57 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 /// Read a module file. Compressed modules (`.ko.xz`, `.ko.zst`, as
 /// distributions ship them) are recognised by their magic bytes and
-/// decompressed, whatever the file is called.
+/// decompressed, whatever the file is called ([`decompress`]).
 pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let raw = fs::read(path).map_err(io_error(path))?;
-    let decompress = |format: &'static str| {
-        move |source: io::Error| Error::Decompress {
-            path: path.to_path_buf(),
-            format,
-            source,
-        }
+    decompress(path, raw)
+}
+
+/// The compression of a file's bytes, by their magic: `xz`, `zstd` or none.
+pub fn compression(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(XZ_MAGIC) {
+        Some("xz")
+    } else if bytes.starts_with(ZSTD_MAGIC) {
+        Some("zstd")
+    } else {
+        None
+    }
+}
+
+/// The module in `raw`, the bytes of `path`: decompressed when
+/// [`compression`] knows its magic (to at most [`max_decompressed`] bytes),
+/// else `raw` itself.
+pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let Some(format) = compression(&raw) else {
+        return Ok(raw);
+    };
+    let failed = |source: io::Error| Error::Decompress {
+        path: path.to_path_buf(),
+        format,
+        source,
+    };
+    let limit = max_decompressed();
+    let decoder: Box<dyn io::Read + '_> = if format == "xz" {
+        Box::new(xz2::read::XzDecoder::new(&raw[..]))
+    } else {
+        Box::new(
+            ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
+                .map_err(|e| failed(io::Error::other(e)))?,
+        )
     };
     let mut out = Vec::new();
-    if raw.starts_with(XZ_MAGIC) {
-        xz2::read::XzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(decompress("xz"))?;
-        Ok(out)
-    } else if raw.starts_with(ZSTD_MAGIC) {
-        ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
-            .map_err(|e| decompress("zstd")(io::Error::other(e)))?
-            .read_to_end(&mut out)
-            .map_err(decompress("zstd"))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    decoder
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(failed)?;
+    if out.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            format,
+            limit,
+        });
     }
+    Ok(out)
 }
 
 /// The module files named by `paths`: files as given, directories searched
@@ -333,6 +446,17 @@ pub fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("4K"), Some(4096));
+        assert_eq!(parse_size("2m"), Some(2 << 20));
+        assert_eq!(parse_size(" 1G "), Some(1 << 30));
+        for bad in ["", "G", "-1", "1.5G", "1T", "lots", "99999999999999999999G"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn errors_name_the_file() {

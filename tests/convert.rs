@@ -579,9 +579,9 @@ fn show_lists_klp_relocations_and_annotations() {
     let dir = scratch("show");
     let input = dir.join("lp.o");
     compile_x86_64(&good_source(), &input);
-    // Before conversion: unconverted annotations and an error.
+    // Before conversion: unconverted annotations and an error (exit 1).
     let r = klp_convert(&["show", input.to_str().unwrap()]);
-    assert!(r.status.success());
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     let text = String::from_utf8_lossy(&r.stdout);
     assert!(text.contains("unconverted annotations"), "{text}");
     assert!(

@@ -189,7 +189,20 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     })
 }
 
-/// Read `input`, convert it and write `output` atomically. With `output ==
+/// The compression an output's name promises (`x.ko.xz`, `x.ko.zst`): the
+/// output is written uncompressed, so such a name is refused.
+fn compressed_name(output: &Path) -> Option<&'static str> {
+    match output.extension()?.to_str()? {
+        "xz" => Some("xz"),
+        "zst" => Some("zstd"),
+        _ => None,
+    }
+}
+
+/// Read `input` (decompressed: `.ko.xz`, `.ko.zst`), convert it and write
+/// `output` atomically, uncompressed. A compressed input is refused in
+/// place ([`module_file::Error::Compressed`]), and so is an output named
+/// like a compressed module. With `output ==
 /// input` the file is replaced in place (and left alone when nothing changes).
 /// On any error no output file is created and the input is untouched.
 pub fn convert_file(
@@ -206,6 +219,12 @@ pub fn convert_file(
     if input != output {
         module_file::check_output(input, output).map_err(Error::Io)?;
     }
+    if let Some(format) = compressed_name(output) {
+        return Err(Error::Io(module_file::Error::Compressed {
+            path: output.to_path_buf(),
+            format,
+        }));
+    }
     let in_place = module_file::same_file(input, output);
     // In place through a symbolic link: the file it names is replaced.
     let output = if in_place {
@@ -214,6 +233,15 @@ pub fn convert_file(
         output.to_path_buf()
     };
     let bytes = module_file::read_stable(input).map_err(Error::Io)?;
+    // A compressed input converts into a new, uncompressed file: in place,
+    // its name would lie about its contents.
+    if let Some(format) = module_file::compression(&bytes).filter(|_| in_place) {
+        return Err(Error::Io(module_file::Error::Compressed {
+            path: input.to_path_buf(),
+            format,
+        }));
+    }
+    let bytes = module_file::decompress(input, bytes).map_err(Error::Io)?;
     let result = convert_bytes_with(&bytes, map)?;
     if in_place && !result.changed {
         return Ok(result);

@@ -267,3 +267,35 @@ pub fn convert_ok(input: &Path, out: &Path) {
     ]);
     assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
 }
+
+/// `bytes` as an xz stream (as `.ko.xz` modules are shipped).
+pub fn xz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    xz2::read::XzEncoder::new(bytes, 6)
+        .read_to_end(&mut out)
+        .expect("xz");
+    out
+}
+
+/// `bytes` as one zstd frame of raw (stored) blocks, as `.ko.zst` modules
+/// are shipped: the format's simplest valid form, no encoder needed.
+pub fn zstd(bytes: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 1 << 17;
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame header: single segment, a 4-byte content size.
+    out.push(0b1010_0000);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    let mut chunks: Vec<&[u8]> = bytes.chunks(BLOCK).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let last = chunks.len() - 1;
+    for (i, c) in chunks.iter().enumerate() {
+        // Block header: last flag, type 0 (raw), size.
+        let header = (c.len() as u32) << 3 | u32::from(i == last);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(c);
+    }
+    out
+}

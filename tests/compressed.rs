@@ -1,0 +1,198 @@
+//! One reader for every command: `show`, `convert` and `check` take
+//! `.ko.xz` and `.ko.zst` modules alike, decompression is bounded, and
+//! `convert` writes modules uncompressed (so it refuses to replace a
+//! compressed module in place).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// An annotated livepatch object, unconverted: (its path, its bytes).
+fn annotated(test: &str) -> (PathBuf, Vec<u8>) {
+    let dir = scratch(test);
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let bytes = std::fs::read(&obj).unwrap();
+    (obj, bytes)
+}
+
+fn run(args: &[&Path]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(|p| p.to_str().unwrap()).collect();
+    klp_convert(&args)
+}
+
+#[test]
+fn show_and_convert_read_xz_and_zstd() {
+    let (obj, plain) = annotated("compressed_show_convert");
+    let dir = obj.parent().unwrap();
+    let want = dir.join("want.ko");
+    convert_ok(&obj, &want);
+    let want = std::fs::read(&want).unwrap();
+    let show = |p: &Path| {
+        run(&[
+            Path::new("show"),
+            p,
+            Path::new("--format"),
+            Path::new("json"),
+        ])
+    };
+    let want_show = show(&obj);
+    // Unconverted: show lists the annotation and the error it is.
+    assert_eq!(want_show.status.code(), Some(1), "{}", stderr(&want_show));
+    let want_json: serde_json::Value = serde_json::from_slice(&want_show.stdout).unwrap();
+    let rules: Vec<&str> = want_json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["patch-table-unread", "unconverted-annotation"]);
+    for (name, bytes) in [("lp.ko.xz", xz(&plain)), ("lp.ko.zst", zstd(&plain))] {
+        let input = dir.join(name);
+        std::fs::write(&input, &bytes).unwrap();
+
+        let r = show(&input);
+        assert_eq!(r.status.code(), Some(1), "{name}: {}", stderr(&r));
+        let mut json: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        json["file"] = want_json["file"].clone();
+        assert_eq!(json, want_json, "{name}");
+
+        let out = dir.join(format!("{name}.klp.ko"));
+        let r = run(&[Path::new("convert"), &input, Path::new("-o"), &out]);
+        assert!(r.status.success(), "{name}: {}", stderr(&r));
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{name}");
+
+        // In place would leave a compressed name on an uncompressed module.
+        let r = run(&[Path::new("convert"), &input, Path::new("--in-place")]);
+        assert_eq!(r.status.code(), Some(2), "{name}: {}", stderr(&r));
+        let format = if name.ends_with("xz") { "xz" } else { "zstd" };
+        assert_eq!(
+            stderr(&r),
+            format!(
+                "klp-convert: error: {}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that\n",
+                input.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            bytes,
+            "{name}: input changed"
+        );
+
+        // So would an output named like a compressed module.
+        let named = dir.join(format!("out.{name}"));
+        let r = run(&[Path::new("convert"), &obj, Path::new("-o"), &named]);
+        assert_eq!(r.status.code(), Some(2), "{name}: {}", stderr(&r));
+        assert!(
+            stderr(&r).contains(&format!(
+                "{}: klp-convert writes modules uncompressed",
+                named.display()
+            )),
+            "{}",
+            stderr(&r)
+        );
+        assert!(!named.exists());
+
+        // And the converted module, compressed, shows without errors.
+        let packed = dir.join(format!("converted.{name}"));
+        let converted = std::fs::read(&out).unwrap();
+        let packed_bytes = if name.ends_with("xz") {
+            xz(&converted)
+        } else {
+            zstd(&converted)
+        };
+        std::fs::write(&packed, packed_bytes).unwrap();
+        let r = show(&packed);
+        assert!(r.status.success(), "{name}: {}", stderr(&r));
+        let json: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(json["summary"]["klp_relocations"], 1, "{json}");
+        assert_eq!(json["summary"]["errors"], 0, "{json}");
+    }
+}
+
+#[test]
+fn decompression_is_bounded() {
+    let (obj, plain) = annotated("compressed_bound");
+    let dir = obj.parent().unwrap();
+    let files = [
+        ("lp.ko.xz", "xz", xz(&plain)),
+        ("lp.ko.zst", "zstd", zstd(&plain)),
+    ];
+    let limit = plain.len() - 1;
+    for (name, format, bytes) in files {
+        let input = dir.join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let want = format!(
+            "klp-convert: error: {}: {format}: decompresses to more than {limit} bytes, the limit (KLP_CONVERT_MAX_DECOMPRESSED=BYTES raises it)\n",
+            input.display()
+        );
+        let out = dir.join("out.ko");
+        let commands: [&[&str]; 3] = [
+            &["show"],
+            &["check"],
+            &["convert", "-o", out.to_str().unwrap()],
+        ];
+        for command in commands {
+            let mut args: Vec<&str> = command.to_vec();
+            args.insert(1, input.to_str().unwrap());
+            let r = std::process::Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+                .args(&args)
+                .env("KLP_CONVERT_MAX_DECOMPRESSED", limit.to_string())
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+            assert_eq!(stderr(&r), want, "{args:?}");
+            assert!(r.stdout.is_empty() || command[0] == "check", "{args:?}");
+        }
+        // Exactly the size is within the bound; a raised bound reads it.
+        for bound in [plain.len().to_string(), "1M".to_string()] {
+            let r = std::process::Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+                .args(["show", input.to_str().unwrap()])
+                .env("KLP_CONVERT_MAX_DECOMPRESSED", &bound)
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(1), "{bound}: {}", stderr(&r));
+            assert!(String::from_utf8_lossy(&r.stdout).contains("unconverted annotations"));
+        }
+    }
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+        .args(["show", obj.to_str().unwrap()])
+        .env("KLP_CONVERT_MAX_DECOMPRESSED", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(
+        stderr(&r).starts_with(
+            "klp-convert: KLP_CONVERT_MAX_DECOMPRESSED='lots': expected a size in bytes, or with K, M or G (4G)\n"
+        ),
+        "{}",
+        stderr(&r)
+    );
+}
+
+#[test]
+fn show_exit_status_follows_its_errors() {
+    let (obj, _) = annotated("compressed_show_status");
+    let out = obj.with_file_name("out.ko");
+    convert_ok(&obj, &out);
+    let r = run(&[Path::new("show"), &out]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(String::from_utf8_lossy(&r.stdout).contains(", 0 errors\n"));
+    let r = run(&[Path::new("show"), &obj]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).is_empty(), "{}", stderr(&r));
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains("\n  error: section .symtab, symbol '.klp.sym.rela.vmlinux.vmlinux.v.0': unconverted KLP_RELOC_SYMBOL annotation"),
+        "{text}"
+    );
+    assert!(text.ends_with(", 1 error\n"), "{text}");
+}
