@@ -256,18 +256,20 @@ pub fn find_modules(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             let mut found = Vec::new();
             while let Some(d) = stack.pop() {
                 let entries = fs::read_dir(&d).map_err(io_error(&d))?;
-                for e in entries.flatten() {
+                for e in entries {
+                    let e = e.map_err(io_error(&d))?;
                     let path = e.path();
-                    match e.file_type() {
-                        Ok(t) if t.is_dir() => stack.push(path),
-                        Ok(t) if t.is_file() => {
-                            let name = path.to_string_lossy();
-                            if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-                                found.push(path);
-                            }
+                    let t = e.file_type().map_err(io_error(&path))?;
+                    if t.is_dir() {
+                        stack.push(path);
+                    } else if t.is_file() {
+                        let name = path.to_string_lossy();
+                        if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                            found.push(path);
                         }
-                        _ => {}
                     }
+                    // Symbolic links are not followed: /lib/modules/<release>
+                    // links `build` and `source` to whole kernel trees.
                 }
             }
             found.sort();

@@ -169,3 +169,53 @@ fn corrupted_maps_are_refused_not_panicked_on() {
     eprintln!("corrupted maps: {read} read, {refused} refused");
     assert!(refused > 500, "the corruptions should often be caught");
 }
+
+/// A symbol whose `st_shndx` is `SHN_XINDEX` in an object without an
+/// `SHT_SYMTAB_SHNDX` table has no section. It is a parse error naming the
+/// symbol, never section 0 (which the module map then dropped silently).
+#[test]
+fn shn_xindex_without_its_table_is_an_error() {
+    use klp_convert::elf::Elf;
+    let dir = scratch("robustness_xindex");
+    let obj = dir.join("target.ko");
+    compile_x86_64(
+        "int visible(void) { return 1; }\n\
+         static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=xmod\";\n",
+        &obj,
+    );
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let symtab = &elf.sections[elf.symtab.unwrap()];
+    let sym = elf.symbols.iter().find(|s| s.name == b"visible").unwrap();
+    let at = symtab.sh_offset as usize + sym.index * 24 + 6;
+    let index = sym.index;
+    drop(elf);
+    bytes[at..at + 2].copy_from_slice(&0xffffu16.to_le_bytes());
+    std::fs::write(&obj, &bytes).unwrap();
+    let want = format!(
+        "section .symtab: symbol #{index} (visible): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it"
+    );
+    assert_eq!(Elf::parse(&bytes).unwrap_err().to_string(), want);
+
+    // Every command names the file.
+    let r = klp_convert(&["show", obj.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(
+        stderr(&r),
+        format!("klp-convert: error: {}: {want}\n", obj.display())
+    );
+    let r = klp_convert(&["symbols", obj.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        stderr(&r),
+        format!("klp-convert: error: {}: {want}\n", obj.display())
+    );
+    let r = klp_convert(&["check", obj.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    let json: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(json[0]["findings"][0]["rule"], "not-elf");
+    assert_eq!(
+        json[0]["findings"][0]["message"],
+        format!("not a readable ELF object: {want}")
+    );
+}

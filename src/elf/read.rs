@@ -340,7 +340,14 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
             };
             let st_shndx = sym.st_shndx(endian);
             let section = if st_shndx == SHN_XINDEX {
-                symtab.shndx(endian, object::SymbolIndex(i)).unwrap_or(0)
+                // Its section index is in SHT_SYMTAB_SHNDX; without that
+                // table the symbol has no section, and no guess is made.
+                symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
+                    ReadError(format!(
+                        "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
+                        show_name(name)
+                    ))
+                })?
             } else {
                 u32::from(st_shndx)
             };
