@@ -559,6 +559,150 @@ fn section_name_the_kernel_misreads() {
     );
 }
 
+/// A converted module whose klp section is `.klp.rela.\u{e9}\u{e9}` (object
+/// `\u{e9}\u{e9}`, UTF-8 `c3 a9 c3 a9`) and whose `sh_info` target is a
+/// section named by the one byte `a9`: the object ends with the target's
+/// bytes, and the target's display name (U+FFFD) is longer than its bytes.
+/// The misread rule once sliced the object by that display length and
+/// panicked (issue 17, point 3).
+fn non_utf8_target(test: &str) -> (PathBuf, Vec<u8>) {
+    let (out, mut bytes, klp) = converted_v(test);
+    let name = b".klp.rela.vmlinux..text.f\0";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+    let new = b".klp.rela.\xc3\xa9\xc3\xa9\0\xa9\0";
+    bytes[at..at + name.len()].fill(0);
+    bytes[at..at + new.len()].copy_from_slice(new);
+    let target_name = klp.sh_name + 15;
+    poke_header(
+        &mut bytes,
+        klp.sh_info as usize,
+        0,
+        &target_name.to_le_bytes(),
+    );
+    let elf = Elf::parse(&bytes).unwrap();
+    assert_eq!(elf.sections[klp.index].name, b".klp.rela.\xc3\xa9\xc3\xa9");
+    assert_eq!(elf.sections[klp.sh_info as usize].name, b"\xa9");
+    drop(elf);
+    std::fs::write(&out, &bytes).unwrap();
+    (out, bytes)
+}
+
+/// What `check` finds in [`non_utf8_target`]'s module: the misread object,
+/// which is not vmlinux and so may not reach vmlinux's symbols, and the note
+/// that it has no patch table to read.
+const BROKEN: &[&str] = &[
+    "klp-section-object",
+    "vmlinux-from-module-section",
+    "patch-table-unread",
+];
+
+fn rules(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// The rule ids of `check --format json` for each file, in order.
+fn check_json(paths: &[&Path]) -> (i32, Vec<(String, Vec<String>)>, String) {
+    let mut args = vec!["check", "--format", "json"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let r = klp_convert(&args);
+    let json: serde_json::Value = serde_json::from_slice(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.stdout)));
+    let files = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let file = m["file"].as_str().unwrap().to_string();
+            let rules = m["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["rule"].as_str().unwrap().to_string())
+                .collect();
+            (file, rules)
+        })
+        .collect();
+    (r.status.code().unwrap_or(-1), files, stderr(&r))
+}
+
+#[test]
+fn non_utf8_names_the_kernel_misreads_do_not_panic() {
+    let (out, _) = non_utf8_target("check_non_utf8_misread");
+    let (code, files, err) = check_json(&[&out]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(files, [(out.display().to_string(), rules(BROKEN))]);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("  error: section .klp.rela.\u{e9}\u{e9}: the kernel reads the object of this section as '\u{e9}\u{e9}' (no '.' before the target \u{fffd}): its relocations are never applied; name it .klp.rela.\u{e9}\u{fffd}.\u{fffd}\n"),
+        "{text}"
+    );
+    let show = klp_convert(&["show", out.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(show.status.code(), Some(1), "{}", stderr(&show));
+    let json: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let mut found: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    let mut want = BROKEN.to_vec();
+    want.sort_unstable();
+    assert_eq!(found, want);
+    assert_eq!(json["summary"]["errors"], 2);
+    let converted = out.with_extension("klp.o");
+    let r = convert_o(&out, &converted);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("the kernel reads the object of this section as"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!converted.exists());
+}
+
+/// One module that once panicked `check` and a good one, in one
+/// directory: both are reported, and the run fails.
+#[test]
+fn batch_reports_every_module_around_a_broken_one() {
+    let (bad, _) = non_utf8_target("check_batch_broken");
+    let dir = bad.parent().unwrap().to_path_buf();
+    std::fs::rename(&bad, dir.join("a_broken.ko")).unwrap();
+    let (good, _) = converted_x86(
+        "check_batch_broken_good",
+        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+    );
+    std::fs::rename(&good, dir.join("b_good.ko")).unwrap();
+    let (code, files, err) = check_json(&[&dir]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        files,
+        [
+            (dir.join("a_broken.ko").display().to_string(), rules(BROKEN)),
+            (
+                dir.join("b_good.ko").display().to_string(),
+                rules(&["patch-table-unread"])
+            ),
+        ]
+    );
+    let (code, text) = check(&dir, &[]);
+    assert_eq!(code, 1, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{}: 2 errors, 0 warnings",
+                dir.join("a_broken.ko").display()
+            )
+            .as_str(),
+            format!("{}: ok", dir.join("b_good.ko").display()).as_str(),
+            "checked 2 modules: 1 with errors, 0 with warnings only, 0 not livepatch modules",
+        ]
+    );
+}
+
 #[test]
 fn x86_64_absolute_relocation_overflow_with_a_map() {
     // -mcmodel=kernel takes the address as a sign-extended 32-bit immediate.
