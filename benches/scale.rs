@@ -51,7 +51,7 @@ fn big_map(n: usize) -> klp_convert::maps::SymbolMap {
             .push(klp_convert::maps::MapSymbol {
                 kind: 'T',
                 addr: Some(0xffff_ffff_8100_0000 + 16 * i as u64),
-                ..klp_convert::maps::MapSymbol::named(&name)
+                ..klp_convert::maps::MapSymbol::named(name.as_bytes())
             })
             .expect("a small map");
     }

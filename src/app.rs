@@ -283,7 +283,7 @@ pub fn check_summary(reports: &[ModuleReport]) -> String {
 pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
     let map = cli::load_maps(&args.sources)?;
     let text = match args.format {
-        MapFormat::Json => map.to_json(),
+        MapFormat::Json => map.to_json().into_bytes(),
         MapFormat::Klp => map.to_symbols_klp(),
     };
     match &args.output {
@@ -291,20 +291,22 @@ pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             let mode =
                 <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
             let durability = module_file::Durability::RenameOnly;
-            module_file::write_atomically(o, text.as_bytes(), mode, durability)
-                .map_err(Error::ModuleFile)?;
+            module_file::write_atomically(o, &text, mode, durability).map_err(Error::ModuleFile)?;
             say(err, format_args!("{}", symbols_report(o, &map)));
             Ok(())
         }
-        None => out.write_all(text.as_bytes()).map_err(Error::stdout),
+        None => out.write_all(&text).map_err(Error::stdout),
     }
 }
 
 /// What `symbols -o FILE` wrote (without the prefix): `FILE: 12 symbols of
 /// 2 object(s) (vmlinux, twin_mod), with exports`.
 pub fn symbols_report(file: &Path, map: &SymbolMap) -> String {
-    let objects: Vec<&str> = map.objects().collect();
-    let count: usize = objects.iter().map(|o| map.symbols(o).len()).sum();
+    let objects: Vec<String> = map
+        .objects()
+        .map(|o| crate::names::show(o).to_string())
+        .collect();
+    let count: usize = map.objects().map(|o| map.symbols(o).len()).sum();
     let mut names = objects[..objects.len().min(5)].join(", ");
     if objects.len() > 5 {
         names += &format!(", and {} more", objects.len() - 5);

@@ -87,8 +87,8 @@ impl NameFilter {
     const BITS: u32 = 16;
 
     #[inline]
-    fn bit(name: &str) -> usize {
-        let b = name.as_bytes();
+    fn bit(name: &[u8]) -> usize {
+        let b = name;
         let at = |i: Option<usize>| u64::from(i.and_then(|i| b.get(i)).copied().unwrap_or(0));
         let (first, last, second_last) = (
             at(Some(0)),
@@ -100,14 +100,14 @@ impl NameFilter {
     }
 
     /// Add a name.
-    pub fn insert(&mut self, name: &str) {
+    pub fn insert(&mut self, name: &[u8]) {
         let i = Self::bit(name);
         self.bits[i / 64] |= 1 << (i % 64);
     }
 
     /// Could `name` have been added?
     #[inline]
-    pub fn may_contain(&self, name: &str) -> bool {
+    pub fn may_contain(&self, name: &[u8]) -> bool {
         let i = Self::bit(name);
         self.bits[i / 64] & (1 << (i % 64)) != 0
     }
@@ -122,12 +122,12 @@ mod tests {
         let mut f = NameFilter::default();
         let names = ["", "a", "ab", "printk", "__ksymtab_printk", "x.constprop.0"];
         for n in names {
-            f.insert(n);
+            f.insert(n.as_bytes());
         }
-        assert!(names.iter().all(|n| f.may_contain(n)));
+        assert!(names.iter().all(|n| f.may_contain(n.as_bytes())));
         // Most other names are told apart.
         let others = (0..1000)
-            .filter(|i| f.may_contain(&format!("sym_{i}")))
+            .filter(|i| f.may_contain(format!("sym_{i}").as_bytes()))
             .count();
         assert!(others < 100, "{others}");
     }

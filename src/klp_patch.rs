@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::elf::{abi, Elf, SHN_LIVEPATCH, SHN_UNDEF};
-use crate::names::VMLINUX;
+use crate::names::{Show, VMLINUX};
 
 /// `MODULE_NAME_LEN`: an object name must be shorter.
 pub const MODULE_NAME_LEN: usize = 56;
@@ -51,9 +51,11 @@ pub struct Place {
 /// One `struct klp_func` (or `klp_func_ext`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PatchedFunc {
-    /// `old_name`: the function replaced; `None` when the pointer is NULL
-    /// or does not point at a string.
-    pub old_name: Option<String>,
+    /// `old_name`: the function replaced, its bytes (the kernel compares
+    /// them as they are); `None` when the pointer is NULL or does not point
+    /// at a string. JSON shows it as [`Show`] does.
+    #[serde(serialize_with = "shown")]
+    pub old_name: Option<Vec<u8>>,
     /// `old_sympos` (0: the name must be unique in the object).
     pub sympos: u64,
     /// The replacement, by symbol name when the module names it; `None`
@@ -66,9 +68,10 @@ pub struct PatchedFunc {
 /// One `struct klp_object` (or `klp_object_ext`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PatchedObject {
-    /// `vmlinux` for a NULL `name`, else the module's name as written;
-    /// `None` when the pointer does not point at a string.
-    pub name: Option<String>,
+    /// `vmlinux` for a NULL `name`, else the module's name as written (its
+    /// bytes); `None` when the pointer does not point at a string.
+    #[serde(serialize_with = "shown")]
+    pub name: Option<Vec<u8>>,
     /// `name` is NULL (vmlinux): the kernel's messages print it `(null)`.
     #[serde(skip)]
     pub null_name: bool,
@@ -93,11 +96,19 @@ pub struct PatchTable {
     pub objects: Vec<PatchedObject>,
 }
 
+/// A name in the JSON of `show`: as messages show it ([`Show`]).
+fn shown<S: serde::Serializer>(name: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(n) => s.collect_str(&Show(n)),
+        None => s.serialize_none(),
+    }
+}
+
 /// The object an entry names, `vmlinux` for NULL.
 impl PatchedObject {
-    /// The object's name for lookups and messages.
-    pub fn object(&self) -> &str {
-        self.name.as_deref().unwrap_or("(unreadable name)")
+    /// The object's name for messages.
+    pub fn object(&self) -> Show<'_> {
+        Show(self.name.as_deref().unwrap_or(b"(unreadable name)"))
     }
 }
 
@@ -228,12 +239,13 @@ impl<'e, 'a> Memory<'e, 'a> {
             })
     }
 
-    /// The NUL-terminated string a pointer points to.
-    fn string(&self, p: Ptr) -> Option<String> {
+    /// The NUL-terminated string a pointer points to: its bytes, whatever
+    /// their encoding.
+    fn string(&self, p: Ptr) -> Option<Vec<u8>> {
         let data = self.elf.section_data(p.section);
         let rest = data.get(usize::try_from(p.offset).ok()?..)?;
-        let end = rest.iter().position(|b| *b == 0)?;
-        String::from_utf8(rest[..end].to_vec()).ok()
+        let end = memchr::memchr(0, rest)?;
+        Some(rest[..end].to_vec())
     }
 
     /// The `len`-byte integer at `section + offset` (0 for NOBITS or out
@@ -275,9 +287,9 @@ impl<'e, 'a> Memory<'e, 'a> {
     }
 
     /// An object's name pointer at `section + offset`: NULL is vmlinux.
-    fn object_name(&self, section: usize, offset: u64) -> Option<String> {
+    fn object_name(&self, section: usize, offset: u64) -> Option<Vec<u8>> {
         if !self.has_reloc(section, offset) {
-            return self.is_null(section, offset).then(|| VMLINUX.to_string());
+            return self.is_null(section, offset).then(|| VMLINUX.to_vec());
         }
         self.ptr(section, offset).and_then(|p| self.string(p))
     }

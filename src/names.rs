@@ -7,6 +7,16 @@
 //!   `.`, at most `MODULE_NAME_LEN - 1` (55);
 //! * symbol `.klp.sym.<obj>.<name>,<pos>`: `<obj>` as above, `<name>` up to the
 //!   `,` (may contain dots), at most `KSYM_NAME_LEN - 1`, `<pos>` decimal.
+//!
+//! Names are bytes, as the kernel compares them (`strcmp`): symbol, section
+//! and object names are `[u8]` from the module and the maps to the output,
+//! whatever their encoding. The one policy for a name the kernel cannot
+//! match, in every path (annotations, `KLP_SYMPOS` tables, names resolved
+//! from maps, klp symbols a module has): a name is refused when the grammar
+//! cannot hold it, and only then. That is a NUL byte (it ends the name in
+//! the string table and in `sscanf`), a `.` in an object name, a `,` in a
+//! symbol name, an empty part, and a part longer than `sscanf`'s width.
+//! Messages show names with [`Show`]: UTF-8 as it is, other bytes as `\xNN`.
 
 use std::fmt;
 
@@ -25,7 +35,35 @@ pub const MAX_SYM_NAME: usize = 511;
 /// `KSYM_NAME_LEN - 1` before Linux 6.1.
 pub const MAX_SYM_NAME_OLD: usize = 127;
 /// The object name of the kernel image.
-pub const VMLINUX: &str = "vmlinux";
+pub const VMLINUX: &[u8] = b"vmlinux";
+
+/// A name (bytes) for a message: valid UTF-8 as it is, every other byte
+/// as `\xNN`. Only messages decode names; nothing reads them back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Show<'a>(pub &'a [u8]);
+
+impl fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02X}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Show<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// [`Show`] `name`.
+pub fn show(name: &[u8]) -> Show<'_> {
+    Show(name)
+}
 
 /// A parsed `KLP_RELOC_SYMBOL` annotation symbol name
 /// (`.klp.sym.rela.<lp_obj>.<sym_obj>.<name>{,|.}<pos>`).
@@ -33,7 +71,7 @@ pub const VMLINUX: &str = "vmlinux";
 pub struct Annotation {
     /// The object that must be loaded before the relocation is applied;
     /// names the `.klp.rela.<lp_obj>.*` section.
-    pub lp_obj: String,
+    pub lp_obj: Vec<u8>,
     /// The klp symbol this annotation becomes.
     pub target: KlpSymbol,
 }
@@ -42,31 +80,35 @@ pub struct Annotation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KlpSymbol {
     /// The object that defines the symbol.
-    pub obj: String,
+    pub obj: Vec<u8>,
     /// The symbol's name in that object's kallsyms.
-    pub name: String,
+    pub name: Vec<u8>,
     /// 0 for a unique name, else the 1-based position among same-named symbols.
     pub pos: u64,
 }
 
+/// The name for messages ([`Show`]); [`KlpSymbol::write_name`] writes it.
 impl fmt::Display for KlpSymbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}{}.{},{}",
-            KLP_SYM_PREFIX, self.obj, self.name, self.pos
+            KLP_SYM_PREFIX,
+            Show(&self.obj),
+            Show(&self.name),
+            self.pos
         )
     }
 }
 
 impl KlpSymbol {
-    /// Append the symbol's name (as [`fmt::Display`] writes it) to `out`
+    /// Append the symbol's name, the bytes the kernel parses, to `out`
     /// without formatting machinery: a conversion writes one per symbol.
     pub fn write_name(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(KLP_SYM_PREFIX.as_bytes());
-        out.extend_from_slice(self.obj.as_bytes());
+        out.extend_from_slice(&self.obj);
         out.push(b'.');
-        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(&self.name);
         out.push(b',');
         push_decimal(out, self.pos);
     }
@@ -110,79 +152,99 @@ fn unquote(name: &[u8]) -> &[u8] {
     }
 }
 
+/// `s` split around its first `c`.
+fn split_first(s: &[u8], c: u8) -> Option<(&[u8], &[u8])> {
+    let i = memchr::memchr(c, s)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// `s` split around its last `c`.
+fn split_last(s: &[u8], c: u8) -> Option<(&[u8], &[u8])> {
+    let i = memchr::memrchr(c, s)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
 /// Parse an annotation symbol name. Accepts the `,<pos>` separator (v1, v2),
 /// the `.<pos>` separator (v3, old GNU as) and clang's quoted form.
 pub fn parse_annotation(name: &[u8]) -> Result<Annotation, NameError> {
     let raw = unquote(name);
-    let text =
-        std::str::from_utf8(raw).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
-    let rest = text
-        .strip_prefix(ANNOTATION_PREFIX)
+    let rest = raw
+        .strip_prefix(ANNOTATION_PREFIX.as_bytes())
         .ok_or_else(|| NameError(format!("does not start with {ANNOTATION_PREFIX}")))?;
-    let (lp_obj, rest) = rest
-        .split_once('.')
+    let (lp_obj, rest) = split_first(rest, b'.')
         .ok_or_else(|| NameError("expected <lp_obj>.<sym_obj>.<name>,<pos>".into()))?;
-    let (sym_obj, rest) = rest
-        .split_once('.')
+    let (sym_obj, rest) = split_first(rest, b'.')
         .ok_or_else(|| NameError("expected <sym_obj>.<name>,<pos> after the object".into()))?;
-    let (sym, pos) = match rest.rsplit_once(',') {
+    let (sym, pos) = match split_last(rest, b',') {
         Some(split) => split,
-        None => rest.rsplit_once('.').ok_or_else(|| {
+        None => split_last(rest, b'.').ok_or_else(|| {
             NameError("no position: expected <name>,<pos> or <name>.<pos>".into())
         })?,
     };
     let pos = parse_pos(pos)?;
-    let target = KlpSymbol {
-        obj: sym_obj.to_string(),
-        name: sym.to_string(),
-        pos,
-    };
     check_obj_name(lp_obj)?;
-    check_symbol(&target, MAX_SYM_NAME)?;
+    check_parts(sym_obj, sym, MAX_SYM_NAME)?;
     Ok(Annotation {
-        lp_obj: lp_obj.to_string(),
-        target,
+        lp_obj: lp_obj.to_vec(),
+        target: KlpSymbol {
+            obj: sym_obj.to_vec(),
+            name: sym.to_vec(),
+            pos,
+        },
     })
 }
 
-fn parse_pos(pos: &str) -> Result<u64, NameError> {
-    if pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_pos(pos: &[u8]) -> Result<u64, NameError> {
+    if pos.is_empty() || !pos.iter().all(u8::is_ascii_digit) {
         return Err(NameError(format!(
-            "position '{pos}' is not a decimal number"
+            "position '{}' is not a decimal number",
+            Show(pos)
         )));
     }
-    pos.parse()
-        .map_err(|_| NameError(format!("position '{pos}' is too large")))
+    pos.iter()
+        .try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or_else(|| NameError(format!("position '{}' is too large", Show(pos))))
 }
 
 /// Check an object name against what the kernel can parse.
-pub fn check_obj_name(obj: &str) -> Result<(), NameError> {
+pub fn check_obj_name(obj: &[u8]) -> Result<(), NameError> {
     if obj.is_empty() {
         return Err(NameError("empty object name".into()));
     }
     if obj.len() > MAX_OBJ_NAME {
         return Err(NameError(format!(
-            "object name '{obj}' is {} bytes; the kernel reads at most {MAX_OBJ_NAME} (MODULE_NAME_LEN)",
+            "object name '{}' is {} bytes; the kernel reads at most {MAX_OBJ_NAME} (MODULE_NAME_LEN)",
+            Show(obj),
             obj.len()
         )));
     }
-    // One pass for both characters (this runs once per converted symbol).
-    let bad = |c: u8| obj.bytes().any(|b| b == c);
-    if !obj.bytes().any(|b| b == b'.' || b == b'-') {
+    // One pass for the common case (this runs once per converted symbol).
+    if !obj.iter().any(|&b| b == b'.' || b == b'-' || b == 0) {
         return Ok(());
     }
-    if bad(b'.') {
+    if obj.contains(&0) {
         return Err(NameError(format!(
-            "object name '{obj}' contains '.', which ends the object part of a klp name"
+            "object name '{}' contains a NUL byte, which ends a name for the kernel",
+            Show(obj)
         )));
     }
-    if bad(b'-') {
+    if obj.contains(&b'.') {
         return Err(NameError(format!(
-            "object name '{obj}' contains '-'; the kernel names modules with '_' ('{}')",
-            obj.replace('-', "_")
+            "object name '{}' contains '.', which ends the object part of a klp name",
+            Show(obj)
         )));
     }
-    Ok(())
+    let underscored: Vec<u8> = obj
+        .iter()
+        .map(|&b| if b == b'-' { b'_' } else { b })
+        .collect();
+    Err(NameError(format!(
+        "object name '{}' contains '-'; the kernel names modules with '_' ('{}')",
+        Show(obj),
+        Show(&underscored)
+    )))
 }
 
 /// Check a klp symbol's parts against what the kernel can parse.
@@ -192,19 +254,27 @@ pub fn check_symbol(sym: &KlpSymbol, max_name: usize) -> Result<(), NameError> {
 }
 
 /// [`check_symbol`] on borrowed parts.
-fn check_parts(obj: &str, name: &str, max_name: usize) -> Result<(), NameError> {
+fn check_parts(obj: &[u8], name: &[u8], max_name: usize) -> Result<(), NameError> {
     check_obj_name(obj)?;
     if name.is_empty() {
         return Err(NameError("empty symbol name".into()));
     }
-    if name.bytes().any(|b| b == b',') {
+    if name.contains(&0) {
         return Err(NameError(format!(
-            "symbol name '{name}' contains ',', which ends the name part of a klp symbol"
+            "symbol name '{}' contains a NUL byte, which ends a name for the kernel",
+            Show(name)
+        )));
+    }
+    if name.contains(&b',') {
+        return Err(NameError(format!(
+            "symbol name '{}' contains ',', which ends the name part of a klp symbol",
+            Show(name)
         )));
     }
     if name.len() > max_name {
         return Err(NameError(format!(
-            "symbol name '{name}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
+            "symbol name '{}' is {} bytes; the kernel reads at most {max_name} (KSYM_NAME_LEN - 1)",
+            Show(name),
             name.len()
         )));
     }
@@ -215,9 +285,9 @@ fn check_parts(obj: &str, name: &str, max_name: usize) -> Result<(), NameError> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KlpSymbolRef<'a> {
     /// The object that defines the symbol.
-    pub obj: &'a str,
+    pub obj: &'a [u8],
     /// The symbol's name in that object's kallsyms.
-    pub name: &'a str,
+    pub name: &'a [u8],
     /// 0 for a unique name, else the 1-based position.
     pub pos: u64,
 }
@@ -226,8 +296,8 @@ impl KlpSymbolRef<'_> {
     /// The owned form.
     pub fn to_symbol(self) -> KlpSymbol {
         KlpSymbol {
-            obj: self.obj.to_string(),
-            name: self.name.to_string(),
+            obj: self.obj.to_vec(),
+            name: self.name.to_vec(),
             pos: self.pos,
         }
     }
@@ -241,16 +311,12 @@ pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
 /// [`parse_klp_symbol`] without copying the parts (`check` and the
 /// verification parse every klp symbol of a module).
 pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> {
-    let text =
-        std::str::from_utf8(name).map_err(|_| NameError("the name is not valid UTF-8".into()))?;
-    let rest = text
-        .strip_prefix(KLP_SYM_PREFIX)
+    let rest = name
+        .strip_prefix(KLP_SYM_PREFIX.as_bytes())
         .ok_or_else(|| NameError(format!("does not start with {KLP_SYM_PREFIX}")))?;
-    let (obj, rest) = rest
-        .split_once('.')
+    let (obj, rest) = split_first(rest, b'.')
         .ok_or_else(|| NameError("expected .klp.sym.<obj>.<name>,<pos>".into()))?;
-    let (sym, pos) = rest
-        .split_once(',')
+    let (sym, pos) = split_first(rest, b',')
         .ok_or_else(|| NameError("no ',<pos>' after the symbol name".into()))?;
     let pos = parse_pos(pos)?;
     check_parts(obj, sym, MAX_SYM_NAME)?;
@@ -263,14 +329,12 @@ pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> 
 
 /// The object part of a klp relocation section name, as the kernel reads it:
 /// the bytes after `.klp.rela.` up to the next `.`.
-pub fn klp_section_object(name: &[u8]) -> Result<&str, NameError> {
+pub fn klp_section_object(name: &[u8]) -> Result<&[u8], NameError> {
     let rest = name
         .strip_prefix(KLP_RELA_PREFIX.as_bytes())
         .ok_or_else(|| NameError(format!("does not start with {KLP_RELA_PREFIX}")))?;
     // The kernel reads only the object part; the rest may be any bytes.
-    let obj = rest.split(|b| *b == b'.').next().unwrap_or(rest);
-    let obj = std::str::from_utf8(obj)
-        .map_err(|_| NameError("the object name is not valid UTF-8".into()))?;
+    let obj = split_first(rest, b'.').map_or(rest, |(obj, _)| obj);
     check_obj_name(obj)?;
     Ok(obj)
 }
@@ -278,16 +342,16 @@ pub fn klp_section_object(name: &[u8]) -> Result<&str, NameError> {
 /// The name of the klp relocation section for `obj` and a target section:
 /// `.klp.rela.<obj>.<target>`, always with a `.` after the object, so a target
 /// without a leading dot (`__jump_table`) still parses as object `<obj>`.
-pub fn klp_section_name(obj: &str, target: &[u8]) -> Vec<u8> {
+pub fn klp_section_name(obj: &[u8], target: &[u8]) -> Vec<u8> {
     let mut n = Vec::with_capacity(KLP_RELA_PREFIX.len() + obj.len() + 1 + target.len());
     write_klp_section_name(&mut n, obj, target);
     n
 }
 
 /// [`klp_section_name`], appended to `out`.
-pub fn write_klp_section_name(out: &mut Vec<u8>, obj: &str, target: &[u8]) {
+pub fn write_klp_section_name(out: &mut Vec<u8>, obj: &[u8], target: &[u8]) {
     out.extend_from_slice(KLP_RELA_PREFIX.as_bytes());
-    out.extend_from_slice(obj.as_bytes());
+    out.extend_from_slice(obj);
     out.push(b'.');
     out.extend_from_slice(target);
 }
@@ -304,8 +368,8 @@ mod tests {
     fn written_names_are_displayed_names() {
         for pos in [0, 7, 10, 1234567, u64::MAX] {
             let k = KlpSymbol {
-                obj: "vmlinux".into(),
-                name: "saved_command_line".into(),
+                obj: b"vmlinux".to_vec(),
+                name: b"saved_command_line".to_vec(),
                 pos,
             };
             let mut out = b"x".to_vec();
@@ -321,7 +385,7 @@ mod tests {
         let clang = ann("\".klp.sym.rela.vmlinux.vmlinux.saved_command_line,0\"");
         assert_eq!(comma, dot);
         assert_eq!(comma, clang);
-        assert_eq!(comma.lp_obj, "vmlinux");
+        assert_eq!(comma.lp_obj, b"vmlinux");
         assert_eq!(
             comma.target.to_string(),
             ".klp.sym.vmlinux.saved_command_line,0"
@@ -332,17 +396,17 @@ mod tests {
     fn dotted_names_and_positions() {
         let a = ann(".klp.sym.rela.mod_a.mod_b.klp_string.12345.2");
         assert_eq!(
-            (a.lp_obj.as_str(), a.target.obj.as_str()),
-            ("mod_a", "mod_b")
+            (&a.lp_obj[..], &a.target.obj[..]),
+            (&b"mod_a"[..], &b"mod_b"[..])
         );
         assert_eq!(
-            (a.target.name.as_str(), a.target.pos),
-            ("klp_string.12345", 2)
+            (&a.target.name[..], a.target.pos),
+            (&b"klp_string.12345"[..], 2)
         );
         let c = ann(".klp.sym.rela.vmlinux.vmlinux.foo.constprop.0,3");
         assert_eq!(
-            (c.target.name.as_str(), c.target.pos),
-            ("foo.constprop.0", 3)
+            (&c.target.name[..], c.target.pos),
+            (&b"foo.constprop.0"[..], 3)
         );
     }
 
@@ -371,43 +435,76 @@ mod tests {
 
     #[test]
     fn object_names() {
-        assert!(check_obj_name("klp_test_target").is_ok());
-        assert!(check_obj_name("a.b")
+        assert!(check_obj_name(b"klp_test_target").is_ok());
+        assert!(check_obj_name(b"a.b")
             .unwrap_err()
             .0
             .contains("contains '.'"));
-        assert!(check_obj_name(&"m".repeat(55)).is_ok());
-        assert!(check_obj_name(&"m".repeat(56))
+        assert!(check_obj_name("m".repeat(55).as_bytes()).is_ok());
+        assert!(check_obj_name("m".repeat(56).as_bytes())
             .unwrap_err()
             .0
             .contains("MODULE_NAME_LEN"));
-        assert!(check_obj_name("").is_err());
+        assert!(check_obj_name(b"").is_err());
     }
 
     #[test]
     fn klp_symbols_and_sections() {
         let s = parse_klp_symbol(b".klp.sym.vmlinux.foo.isra.0,2").unwrap();
         assert_eq!(
-            (s.obj.as_str(), s.name.as_str(), s.pos),
-            ("vmlinux", "foo.isra.0", 2)
+            (&s.obj[..], &s.name[..], s.pos),
+            (&b"vmlinux"[..], &b"foo.isra.0"[..], 2)
         );
         assert!(parse_klp_symbol(b".klp.sym.vmlinux.foo").is_err());
         assert_eq!(
-            klp_section_name("vmlinux", b".text"),
+            klp_section_name(b"vmlinux", b".text"),
             b".klp.rela.vmlinux..text"
         );
         assert_eq!(
-            klp_section_name("vmlinux", b"__jump_table"),
+            klp_section_name(b"vmlinux", b"__jump_table"),
             b".klp.rela.vmlinux.__jump_table"
         );
         assert_eq!(
             klp_section_object(b".klp.rela.vmlinux..text").unwrap(),
-            "vmlinux"
+            b"vmlinux"
         );
         // The minimal tool's bug: the kernel reads object `vmlinux__jump_table`.
         assert_eq!(
             klp_section_object(b".klp.rela.vmlinux__jump_table").unwrap(),
-            "vmlinux__jump_table"
+            b"vmlinux__jump_table"
         );
+    }
+
+    /// One policy for names the kernel cannot match: any bytes but those
+    /// the grammar cannot hold, in annotations and klp symbols alike.
+    #[test]
+    fn names_are_bytes() {
+        let a = parse_annotation(b".klp.sym.rela.mod_\xe9.mod_\xe9.get_hom\xe9nym,2").unwrap();
+        assert_eq!(a.lp_obj, b"mod_\xe9");
+        assert_eq!(a.target.name, b"get_hom\xe9nym");
+        let mut out = Vec::new();
+        a.target.write_name(&mut out);
+        assert_eq!(out, b".klp.sym.mod_\xe9.get_hom\xe9nym,2");
+        assert_eq!(a.target.to_string(), ".klp.sym.mod_\\xE9.get_hom\\xE9nym,2");
+        let k = parse_klp_symbol_ref(&out).unwrap();
+        assert_eq!(
+            (k.obj, k.name, k.pos),
+            (&b"mod_\xe9"[..], &b"get_hom\xe9nym"[..], 2)
+        );
+        assert_eq!(
+            klp_section_object(b".klp.rela.\xe9\xe9..text\xa9").unwrap(),
+            b"\xe9\xe9"
+        );
+        for (name, why) in [
+            (&b".klp.sym.vmlinux.a\0b,0"[..], "NUL byte"),
+            (b".klp.sym.vm\0linux.ab,0", "NUL byte"),
+            (b".klp.sym.vmlinux.ab,\xe9", "position '\\xE9'"),
+        ] {
+            let e = parse_klp_symbol_ref(name).unwrap_err();
+            assert!(e.0.contains(why), "{e}");
+        }
+        let e = parse_annotation(b".klp.sym.rela.vmlinux.vmlinux.a\0b,1").unwrap_err();
+        assert!(e.0.contains("NUL byte"), "{e}");
+        assert_eq!(show(b"caf\xc3\xa9 \xff").to_string(), "caf\u{e9} \\xFF");
     }
 }

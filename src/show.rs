@@ -131,8 +131,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
         }
         klp_sections += 1;
         let obj = names::klp_section_object(sec.name)
-            .unwrap_or("?")
-            .to_string();
+            .map_or_else(|_| "?".to_string(), |o| names::show(o).to_string());
         let relocations: Vec<RelocReport> = rs
             .entries
             .iter()
@@ -142,10 +141,13 @@ pub fn report(file: &str, elf: &Elf) -> Report {
                 RelocReport {
                     offset: r.offset,
                     r_type: arch::reloc_type_name(elf.machine, r.r_type),
-                    symbol_object: parsed.as_ref().map(|k| k.obj.clone()).unwrap_or_default(),
+                    symbol_object: parsed
+                        .as_ref()
+                        .map(|k| names::show(&k.obj).to_string())
+                        .unwrap_or_default(),
                     symbol: parsed
                         .as_ref()
-                        .map(|k| k.name.clone())
+                        .map(|k| names::show(&k.name).to_string())
                         .unwrap_or_else(|| sym.display_name()),
                     position: parsed.map(|k| k.pos).unwrap_or(0),
                     addend: r.addend,
@@ -170,7 +172,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
                 becomes: parsed
                     .as_ref()
                     .ok()
-                    .map(|a| format!("{} in .klp.rela.{}.*", a.target, a.lp_obj)),
+                    .map(|a| format!("{} in .klp.rela.{}.*", a.target, names::show(&a.lp_obj))),
                 malformed: parsed.err().map(|e| e.0),
                 uses: uses.remove(&(s.index as u32)).unwrap_or_default(),
             }
@@ -184,7 +186,8 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             symbol: elf.symbols[sym].display_name(),
             becomes: Some(format!(
                 "{} in .klp.rela.{}.* (KLP_SYMPOS)",
-                a.target, a.lp_obj
+                a.target,
+                names::show(&a.lp_obj)
             )),
             malformed: None,
             uses: uses.remove(&(sym as u32)).unwrap_or_default(),
@@ -264,7 +267,7 @@ impl Report {
                     let _ = writeln!(
                         s,
                         "    {} pos {} -> {}",
-                        f.old_name.as_deref().unwrap_or("(no old_name)"),
+                        names::show(f.old_name.as_deref().unwrap_or(b"(no old_name)")),
                         f.sympos,
                         f.new_func.as_deref().unwrap_or("(no new_func)")
                     );

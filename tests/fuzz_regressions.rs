@@ -184,19 +184,24 @@ fn convert_with_maps_refuses_unknown_symbols_no_relocation_uses() {
 /// megabyte of padding before refusing it, and the refusal was reported
 /// as an internal error. The writer now moves sections aligned to at most
 /// a page, and refuses more as bad input, naming the section.
+///
+/// The two fuzz inputs' `KLP_SYMPOS` entries name symbols the klp grammar
+/// cannot hold (an empty name, a name with `,`): they are now refused while
+/// planning, before the writer. A compiled module with the same
+/// alignments keeps the writer's refusal covered.
 #[test]
 fn a_table_aligned_beyond_a_page_is_refused_as_bad_input() {
     let dir = scratch("fuzz_regression_alignment");
-    for (target, name, align) in [
+    for (target, name, why) in [
         (
             "convert_map",
             "regression-strtab-16m-alignment.ko",
-            "0x1000000",
+            "symbol '': KLP_SYMPOS: empty symbol name",
         ),
         (
             "elf",
             "regression-strtab-huge-alignment.ko",
-            "0x10000000000",
+            "KLP_SYMPOS: symbol name '.klp.sym,rela.ring' contains ','",
         ),
     ] {
         let input = root().join("fuzz/corpus").join(target).join(name);
@@ -204,9 +209,41 @@ fn a_table_aligned_beyond_a_page_is_refused_as_bad_input() {
         let r = convert_o(&input, &out);
         let err = stderr(&r);
         assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(!err.contains("internal error"), "{err}");
+        assert!(!out.exists());
+    }
+    let module = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &module,
+    );
+    let bytes = std::fs::read(&module).unwrap();
+    let strtab = klp_convert::elf::Elf::parse(&bytes)
+        .unwrap()
+        .section_by_name(b".strtab")
+        .unwrap()
+        .index;
+    for align in [0x1000000u64, 0x10000000000] {
+        // ELF64 little-endian: e_shoff at 0x28, e_shentsize at 0x3a,
+        // sh_addralign at 0x30 of a section header.
+        let mut bytes = bytes.clone();
+        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
+        let shentsize = u16::from_le_bytes(bytes[0x3a..0x3c].try_into().unwrap()) as usize;
+        let at = shoff + strtab * shentsize + 0x30;
+        bytes[at..at + 8].copy_from_slice(&align.to_le_bytes());
+        let input = dir.join("aligned.o");
+        std::fs::write(&input, &bytes).unwrap();
+        let out = dir.join("out.ko");
+        let r = convert_o(&input, &out);
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(1), "{err}");
         assert!(
             err.contains(&format!(
-                "section .strtab: sh_addralign {align}; the conversion must move it"
+                "section .strtab: sh_addralign 0x{align:x}; the conversion must move it"
             )),
             "{err}"
         );

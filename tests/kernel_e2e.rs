@@ -274,7 +274,7 @@ fn scenario(series: &str) {
     let names = |m: &klp_convert::maps::SymbolMap| -> Vec<String> {
         m.symbols("klp_test_target")
             .iter()
-            .map(|s| s.name.to_string())
+            .map(|s| String::from_utf8_lossy(s.name).into_owned())
             .collect()
     };
     assert!(

@@ -91,7 +91,7 @@ fn with_sympos(ko: &Path, out: &Path, func: &str, pos: u64) -> u64 {
         let table = klp_convert::klp_patch::read(&elf).expect("a patch table");
         let (_, f) = table
             .funcs()
-            .find(|(_, f)| f.old_name.as_deref() == Some(func))
+            .find(|(_, f)| f.old_name.as_deref() == Some(func.as_bytes()))
             .unwrap_or_else(|| panic!("no klp_func for {func}"));
         let sec = elf.section_by_name(f.place.section.as_bytes()).unwrap();
         ((sec.sh_offset + f.place.offset + 16) as usize, f.sympos)

@@ -428,7 +428,7 @@ fn source_files_of_module_symbols() {
     let twins: Vec<String> = map
         .symbols("two_files")
         .iter()
-        .filter(|s| s.name == "twin")
+        .filter(|s| s.name == b"twin")
         .filter_map(|s| s.place())
         .collect();
     assert_eq!(twins.len(), 2, "{twins:?}");
@@ -439,7 +439,7 @@ fn source_files_of_module_symbols() {
     assert_eq!(
         map.symbols("two_files")
             .iter()
-            .find(|s| s.name == "twin")
+            .find(|s| s.name == b"twin")
             .unwrap()
             .kind,
         't'

@@ -120,7 +120,7 @@ fn corrupted_maps_are_refused_not_panicked_on() {
             b"ffffffff81000100 T printk\nffffffff81000200 D saved_command_line\nffffffffc0000000 t get\t[mod_a]\n"
                 .to_vec(),
         ),
-        ("symbols.klp", good.to_symbols_klp().into_bytes()),
+        ("symbols.klp", good.to_symbols_klp()),
         (
             "Module.symvers",
             b"0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x00000002\tget\tdrivers/mod_a\tEXPORT_SYMBOL_GPL\t\n"

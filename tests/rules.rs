@@ -162,14 +162,14 @@ fn late_targets() {
     let init = section(".init.text", SHF_ALLOC | SHF_EXECINSTR, 16);
     // vmlinux relocations are applied early: anything goes.
     for s in [&text, &jump, &init] {
-        assert!(contract::late_target("vmlinux", s).is_none());
+        assert!(contract::late_target(b"vmlinux", s).is_none());
     }
-    assert!(contract::late_target("mod", &text).is_none());
-    let f = contract::late_target("mod", &jump).unwrap();
+    assert!(contract::late_target(b"mod", &text).is_none());
+    let f = contract::late_target(b"mod", &jump).unwrap();
     assert_eq!(f.rule, Rule::SpecialSection);
     assert!(f.message.contains("static_key_enabled()"), "{}", f.message);
     assert_eq!(
-        contract::late_target("mod", &init).map(|f| f.rule),
+        contract::late_target(b"mod", &init).map(|f| f.rule),
         Some(Rule::InitSection)
     );
 }
@@ -195,10 +195,10 @@ fn targets_and_offsets() {
 
 #[test]
 fn vmlinux_access_from_module_sections() {
-    assert!(contract::vmlinux_access("vmlinux", &klp("vmlinux", "x")).is_none());
-    assert!(contract::vmlinux_access("mod", &klp("mod", "x")).is_none());
-    assert!(contract::vmlinux_access("mod", &klp("other", "x")).is_none());
-    let f = contract::vmlinux_access("mod", &klp("vmlinux", "x")).unwrap();
+    assert!(contract::vmlinux_access(b"vmlinux", &klp("vmlinux", "x")).is_none());
+    assert!(contract::vmlinux_access(b"mod", &klp("mod", "x")).is_none());
+    assert!(contract::vmlinux_access(b"mod", &klp("other", "x")).is_none());
+    let f = contract::vmlinux_access(b"mod", &klp("vmlinux", "x")).unwrap();
     assert_eq!(f.rule, Rule::VmlinuxFromModuleSection);
     assert!(f.message.starts_with(
         "invalid access to vmlinux symbol 'x' from module-specific livepatch relocation section"
@@ -211,7 +211,7 @@ fn section_object_misread() {
     let bad = section(".klp.rela.vmlinux__jump_table", SHF_ALLOC, 24);
     let good = section(".klp.rela.vmlinux.__jump_table", SHF_ALLOC, 24);
     let obj = contract::klp_section_name_format(&bad).unwrap();
-    assert_eq!(obj, "vmlinux__jump_table");
+    assert_eq!(obj, b"vmlinux__jump_table");
     assert_eq!(
         contract::klp_section_object_misread(&bad, obj, &jump).map(|f| f.rule),
         Some(Rule::KlpSectionObject)
@@ -219,7 +219,7 @@ fn section_object_misread() {
     let obj = contract::klp_section_name_format(&good).unwrap();
     assert!(contract::klp_section_object_misread(&good, obj, &jump).is_none());
     // Names are compared as bytes: a target whose display name is longer
-    // than its bytes (0xA9 shows as U+FFFD, three bytes) once panicked here.
+    // than its bytes (0xA9 shows as `\xA9`, once U+FFFD) once panicked here.
     let odd = Section {
         name: b"\xA9",
         ..section("", SHF_ALLOC, 16)
@@ -230,7 +230,7 @@ fn section_object_misread() {
     assert_eq!(f.rule, Rule::KlpSectionObject);
     assert_eq!(
         f.message,
-        "the kernel reads the object of this section as '\u{e9}\u{e9}' (no '.' before the target \u{fffd}): its relocations are never applied; name it .klp.rela.\u{e9}\u{fffd}.\u{fffd}"
+        "the kernel reads the object of this section as '\u{e9}\u{e9}' (no '.' before the target \\xA9): its relocations are never applied; name it .klp.rela.\u{e9}\\xC3.\\xA9"
     );
     let malformed = section(".klp.rela.my-mod.text", SHF_ALLOC, 24);
     assert_eq!(

@@ -113,19 +113,19 @@ fn vmlinux_elf_positions_files_and_exports() {
     let e = map
         .symbols("vmlinux")
         .iter()
-        .find(|s| s.name == "exported_fn")
+        .find(|s| s.name == b"exported_fn")
         .unwrap();
     assert_eq!((e.kind, e.file), ('T', None));
     let h = map
         .symbols("vmlinux")
         .iter()
-        .find(|s| s.name == "homonym")
+        .find(|s| s.name == b"homonym")
         .unwrap();
     assert_eq!(h.kind, 't');
 
     // The __ksymtab_ entry makes the export list: exported_fn is vmlinux's,
     // everything else is not exported.
-    assert_eq!(map.exporter("exported_fn"), Some("vmlinux"));
+    assert_eq!(map.exporter("exported_fn"), Some(&b"vmlinux"[..]));
     assert_eq!(map.is_exported("homonym"), Some(false));
 
     // The same through the command line, in both map formats.
@@ -172,8 +172,8 @@ fn kallsyms_gives_exports() {
     )
     .unwrap();
     assert!(map.has_exports());
-    assert_eq!(map.exporter("printk"), Some("vmlinux"));
-    assert_eq!(map.exporter("mod_export"), Some("my_mod"));
+    assert_eq!(map.exporter("printk"), Some(&b"vmlinux"[..]));
+    assert_eq!(map.exporter("mod_export"), Some(&b"my_mod"[..]));
     assert_eq!(map.is_exported("local_fn"), Some(false));
 
     // Without vmlinux __ksymtab_ lines (no CONFIG_KALLSYMS_ALL) the export
@@ -221,7 +221,7 @@ fn module_data_symbols_follow_kallsyms_all() {
         map.add_paths(sources).unwrap();
         map.symbols("twin_mod")
             .iter()
-            .filter(|s| s.name == "twin")
+            .filter(|s| s.name == b"twin")
             .map(|s| s.kind)
             .collect::<Vec<char>>()
     };

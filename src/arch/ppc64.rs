@@ -109,7 +109,7 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
     // (`b`, no link) never returns here and needs no TOC restore.
     let is_call = insn >> 26 == 18 && insn & 3 == 1;
     let klp_name = names::parse_klp_symbol(site.symbol.name).ok()?;
-    if !is_call || klp_name.name == "_mcount" {
+    if !is_call || klp_name.name == b"_mcount" {
         return None;
     }
     let next = word(at + 4).unwrap_or(0);
@@ -125,7 +125,7 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
         Rule::Ppc64NopAfterCall,
         format!(
             "Expected nop after call, got {next:08x} at {place}: the call to '{}' was compiled as a local call (the callee was defined in the same file, so GCC left no nop for the TOC restore) and the ppc64 loader refuses it. Declare the callee extern in the livepatch (KLP_RELOC_SYMBOL on an extern declaration gets its nop) or call it through a function pointer",
-            klp_name.name
+            names::show(&klp_name.name)
         ),
     ))
 }

@@ -29,7 +29,7 @@ pub struct Rename {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlpSection {
     /// The object that must be loaded before these are applied.
-    pub obj: String,
+    pub obj: Vec<u8>,
     /// The section the relocations patch (`sh_info`).
     pub target: usize,
     /// An existing klp section for the same (object, target), extended in place.
@@ -92,7 +92,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
 
     // Existing klp sections, to extend rather than duplicate: by target,
     // (object, section index), the first one of each object.
-    let mut existing: HashMap<usize, Vec<(&str, usize)>> = HashMap::new();
+    let mut existing: HashMap<usize, Vec<(&[u8], usize)>> = HashMap::new();
     for s in &elf.sections {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             match contract::klp_section_name_format(s) {
@@ -204,7 +204,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
                     obj: a.lp_obj.clone(),
                     target: target_index,
                     existing: existing.get(&target_index).and_then(|list| {
-                        list.iter().find(|(o, _)| *o == a.lp_obj).map(|(_, i)| *i)
+                        list.iter().find(|(o, _)| **o == a.lp_obj).map(|(_, i)| *i)
                     }),
                     entries: Vec::new(),
                 });

@@ -21,7 +21,7 @@ use super::select::Selection;
 use crate::elf::Elf;
 use crate::finding::{Finding, Rule};
 use crate::maps::SymbolMap;
-use crate::names::{self, Annotation, KlpSymbol, VMLINUX};
+use crate::names::{self, show, Annotation, KlpSymbol, VMLINUX};
 use crate::rules::contract::needs_linking;
 use crate::rules::resolution::{self, HintForm};
 
@@ -33,7 +33,7 @@ pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> 
     let mut problems = Vec::new();
     let lookup = map.lookup_for(sel.order.iter().filter_map(|&sym| {
         let a = sel.annotations[sym].as_ref()?;
-        Some((a.target.obj.as_str(), a.target.name.as_str()))
+        Some((a.target.obj.as_slice(), a.target.name.as_slice()))
     }));
     for &sym in &sel.order {
         let Some(a) = &sel.annotations[sym] else {
@@ -66,13 +66,13 @@ pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> 
 }
 
 /// Suffixes GCC appends to clones of a function.
-const CLONE_MARKERS: &[&str] = &[
-    ".constprop.",
-    ".isra.",
-    ".part.",
-    ".cold",
-    ".lto_priv.",
-    ".llvm.",
+const CLONE_MARKERS: &[&[u8]] = &[
+    b".constprop.",
+    b".isra.",
+    b".part.",
+    b".cold",
+    b".lto_priv.",
+    b".llvm.",
 ];
 
 /// For every undefined symbol of `elf` that is referenced from an allocated
@@ -118,17 +118,14 @@ fn undefined(
     }
 
     // One pass over the maps for the names wanted: (object, count) each.
-    let names_wanted: FxHashSet<String> = wanted
-        .iter()
-        .map(|&i| elf.symbols[i].display_name())
-        .collect();
+    let names_wanted: FxHashSet<&[u8]> = wanted.iter().map(|&i| elf.symbols[i].name).collect();
     let mut filter = NameFilter::default();
     names_wanted.iter().for_each(|n| filter.insert(n));
-    let mut owners: FxHashMap<&str, Vec<(&str, usize)>> = FxHashMap::default();
-    let mut objects: Vec<&str> = map.objects().collect();
+    let mut owners: FxHashMap<&[u8], Vec<(&[u8], usize)>> = FxHashMap::default();
+    let mut objects: Vec<&[u8]> = map.objects().collect();
     objects.sort_by_key(|o| (*o != VMLINUX, *o));
     for obj in &objects {
-        let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
+        let mut counts: FxHashMap<&[u8], usize> = FxHashMap::default();
         for name in map.symbols(obj).names() {
             if filter.may_contain(name) && names_wanted.contains(name) {
                 *counts.entry(name).or_default() += 1;
@@ -146,13 +143,14 @@ fn undefined(
     let mut clones: Option<Clones> = None;
     for i in wanted {
         let sym = &elf.symbols[i];
-        let name = sym.display_name();
-        let at = |p: Finding| p.in_section(".symtab").symbol(name.clone());
-        let exporter = map.exporter(&name);
+        let name = sym.name;
+        let shown = show(name);
+        let at = |p: Finding| p.in_section(".symtab").symbol(sym.display_name());
+        let exporter = map.exporter(name);
         if exporter == Some(VMLINUX) {
             continue;
         }
-        let found = owners.get(name.as_str()).cloned().unwrap_or_default();
+        let found = owners.get(name).cloned().unwrap_or_default();
         let choice = match (exporter, found.as_slice()) {
             // Exported by a module: that module's symbol, by position when known.
             (Some(m), _) => {
@@ -160,17 +158,17 @@ fn undefined(
                 if count > 1 {
                     None
                 } else {
-                    Some(m.to_string())
+                    Some(m)
                 }
             }
-            (None, [(obj, 1)]) => Some(obj.to_string()),
+            (None, [(obj, 1)]) => Some(*obj),
             _ => None,
         };
         match choice {
             Some(obj) => {
                 let target = KlpSymbol {
-                    obj: obj.clone(),
-                    name: name.clone(),
+                    obj: obj.to_vec(),
+                    name: name.to_vec(),
                     pos: 0,
                 };
                 // The same grammar as an annotation: a map can name an
@@ -179,14 +177,15 @@ fn undefined(
                     Ok(()) => out.push((
                         i,
                         Annotation {
-                            lp_obj: obj,
+                            lp_obj: obj.to_vec(),
                             target,
                         },
                     )),
                     Err(e) => problems.push(at(Finding::new(
                         Rule::NameNotRepresentable,
                         format!(
-                            "'{name}' resolves to object '{obj}' in the symbol maps, but {}",
+                            "'{shown}' resolves to object '{}' in the symbol maps, but {}",
+                            show(obj),
                             e.0
                         ),
                     ))),
@@ -196,7 +195,7 @@ fn undefined(
                 problems.push(at(Finding::new(
                     Rule::UnknownSymbol,
                     format!(
-                        "'{name}' is not exported, and the symbol maps hold exports only: \
+                        "'{shown}' is not exported, and the symbol maps hold exports only: \
                      add the target kernel's symbols (its vmlinux, System.map or \
                      /proc/kallsyms, and the target modules) with --symbols"
                     ),
@@ -206,10 +205,10 @@ fn undefined(
                 problems.push(at(Finding::new(
                     Rule::SymbolNotFound,
                     format!(
-                        "'{name}' is not exported and no object in the symbol maps has it{}",
+                        "'{shown}' is not exported and no object in the symbol maps has it{}",
                         clones
                             .get_or_insert_with(|| Clones::new(map, &objects))
-                            .near_misses(&name)
+                            .near_misses(name)
                     ),
                 )));
             }
@@ -224,11 +223,11 @@ fn undefined(
                         .collect();
                     for (k, place) in places.iter().enumerate() {
                         let pos = if *count == 1 { 0 } else { k + 1 };
-                        lines.push(form.line(obj, &name, pos, place.as_deref()));
+                        lines.push(form.line(obj, name, pos, place.as_deref()));
                     }
                 }
                 problems.push(at(Finding::new(Rule::AmbiguousSymbol, format!(
-                    "'{name}' is ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
+                    "'{shown}' is ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
                     lines.len(),
                     form.advice(),
                     lines.join("\n    ")
@@ -243,23 +242,24 @@ fn undefined(
 /// near misses of names no object has. Built once, on the first such name.
 struct Clones<'m> {
     /// Name before the first `.` -> `object:clone` in map order.
-    by_base: FxHashMap<&'m str, Vec<String>>,
+    by_base: FxHashMap<&'m [u8], Vec<String>>,
 }
 
 impl<'m> Clones<'m> {
-    fn new(map: &'m SymbolMap, objects: &[&str]) -> Self {
-        let mut by_base: FxHashMap<&'m str, Vec<String>> = FxHashMap::default();
+    fn new(map: &'m SymbolMap, objects: &[&[u8]]) -> Self {
+        let mut by_base: FxHashMap<&'m [u8], Vec<String>> = FxHashMap::default();
         for obj in objects {
             for s in map.symbols(obj) {
-                let Some(dot) = s.name.find('.') else {
+                let Some(dot) = memchr::memchr(b'.', s.name) else {
                     continue;
                 };
                 let (base, rest) = s.name.split_at(dot);
                 if CLONE_MARKERS.iter().any(|m| rest.starts_with(m)) {
-                    by_base
-                        .entry(base)
-                        .or_default()
-                        .push(format!("{obj}:{}", s.name));
+                    by_base.entry(base).or_default().push(format!(
+                        "{}:{}",
+                        show(obj),
+                        show(s.name)
+                    ));
                 }
             }
         }
@@ -267,7 +267,7 @@ impl<'m> Clones<'m> {
     }
 
     /// "; near misses: ..." for `name`, or nothing.
-    fn near_misses(&self, name: &str) -> String {
+    fn near_misses(&self, name: &[u8]) -> String {
         match self.by_base.get(name) {
             Some(hits) => format!(
                 "; near misses (compiler clones: the original may be inlined or renamed): {}",

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use crate::elf::{Elf, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::finding::{Finding, Rule};
-use crate::names::{self, Annotation, KlpSymbol, SYMPOS_SECTION_PREFIX};
+use crate::names::{self, show, Annotation, KlpSymbol, SYMPOS_SECTION_PREFIX};
 
 /// What the author annotated.
 #[derive(Debug, Default)]
@@ -119,14 +119,13 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
     let mut problems = Vec::new();
     let ptr = if elf.is_64 { 8 } else { 4 };
     let entsize = ptr + 4;
-    let mut chosen: HashMap<usize, (String, u64, u64)> = HashMap::new();
+    let mut chosen: HashMap<usize, (&[u8], u64, u64)> = HashMap::new();
     for sec in &elf.sections {
         let Some(obj) = sec.name.strip_prefix(SYMPOS_SECTION_PREFIX.as_bytes()) else {
             continue;
         };
-        let obj = String::from_utf8_lossy(obj).into_owned();
         let here = |p: Finding| p.in_section(sec.display_name());
-        if let Err(e) = names::check_obj_name(&obj) {
+        if let Err(e) = names::check_obj_name(obj) {
             problems.push(here(Finding::new(
                 Rule::SymposTable,
                 format!("KLP_MODULE_RELOC: {e}"),
@@ -172,25 +171,34 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
                     )));
                     continue;
                 }
-                let name = sym.display_name();
                 match chosen.get(&sym.index) {
-                    Some((o, p, _)) if (o.as_str(), *p) != (obj.as_str(), pos) => {
+                    Some((o, p, _)) if (*o, *p) != (obj, pos) => {
                         problems.push(at(Finding::new(Rule::SymposTable, format!(
-                            "conflicting annotations for '{name}': KLP_SYMPOS in {obj} at position {pos}, and in {o} at position {p}"
+                            "conflicting annotations for '{}': KLP_SYMPOS in {} at position {pos}, and in {} at position {p}",
+                            show(sym.name), show(obj), show(o)
                         ))));
                     }
                     Some(_) => {}
                     None => {
-                        chosen.insert(sym.index, (obj.clone(), pos, r.offset));
+                        chosen.insert(sym.index, (obj, pos, r.offset));
+                        let target = KlpSymbol {
+                            obj: obj.to_vec(),
+                            name: sym.name.to_vec(),
+                            pos,
+                        };
+                        // The same grammar as an annotation's.
+                        if let Err(e) = names::check_symbol(&target, names::MAX_SYM_NAME) {
+                            problems.push(at(Finding::new(
+                                Rule::SymposTable,
+                                format!("KLP_SYMPOS: {e}"),
+                            )));
+                            continue;
+                        }
                         out.symbols.push((
                             sym.index,
                             Annotation {
-                                lp_obj: obj.clone(),
-                                target: KlpSymbol {
-                                    obj: obj.clone(),
-                                    name,
-                                    pos,
-                                },
+                                lp_obj: obj.to_vec(),
+                                target,
                             },
                         ));
                     }

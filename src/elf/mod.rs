@@ -41,7 +41,8 @@ pub const SHF_INFO_LINK: u64 = abi::SHF_INFO_LINK as u64;
 pub const SHN_LORESERVE: u32 = abi::SHN_LORESERVE as u32;
 pub use abi::{SHN_UNDEF, SHN_XINDEX, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB};
 
-/// Render bytes (an ELF name) for a message: lossy UTF-8.
+/// Render bytes (an ELF name) for a message ([`crate::names::Show`]: UTF-8
+/// as it is, other bytes as `\xNN`).
 pub fn show_name(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+    crate::names::show(name).to_string()
 }

@@ -8,11 +8,13 @@ use super::SymbolMap;
 
 /// A kernel `.config`: its first line that is not a plain comment sets or
 /// unsets a `CONFIG_` option.
-pub fn looks_like_kernel_config(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && (!l.starts_with('#') || l.starts_with("# CONFIG_")))
-        .is_some_and(|l| l.starts_with("CONFIG_") || l.starts_with("# CONFIG_"))
+/// The text is read as bytes (a config is ASCII where it matters).
+pub fn looks_like_kernel_config(text: impl AsRef<[u8]>) -> bool {
+    text.as_ref()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|l| !l.is_empty() && (!l.starts_with(b"#") || l.starts_with(b"# CONFIG_")))
+        .is_some_and(|l| l.starts_with(b"CONFIG_") || l.starts_with(b"# CONFIG_"))
 }
 
 /// Is `path` a kernel config? Its first 4 KiB tell (ELF and compressed
@@ -21,14 +23,15 @@ pub fn is_kernel_config(path: &Path) -> bool {
     use std::io::Read as _;
     let mut head = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
-    read.is_ok() && looks_like_kernel_config(&String::from_utf8_lossy(&head))
+    read.is_ok() && looks_like_kernel_config(&head)
 }
 
 impl SymbolMap {
     /// Take the target's `CONFIG_KALLSYMS_ALL` from its kernel config (the
     /// `.config` of its headers, `/boot/config-<release>`).
-    pub fn add_kernel_config(&mut self, text: &str) {
-        self.kallsyms_all = Some(text.lines().any(|l| l.trim() == "CONFIG_KALLSYMS_ALL=y"));
+    pub fn add_kernel_config(&mut self, text: impl AsRef<[u8]>) {
+        let mut lines = text.as_ref().split(|&b| b == b'\n');
+        self.kallsyms_all = Some(lines.any(|l| l.trim_ascii() == b"CONFIG_KALLSYMS_ALL=y"));
     }
 }
 

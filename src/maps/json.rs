@@ -1,17 +1,135 @@
 //! This tool's JSON map: a format tag, then the map itself, keeping what
 //! `symbols.klp` cannot (order, addresses, sections, source files, kinds).
+//!
+//! Names are bytes and JSON strings are Unicode, so every name (object and
+//! export keys, symbol, section and file names, export owners) is written
+//! as a string in one of two forms:
+//!
+//! * a name that is valid UTF-8 and does not start with a NUL byte: the
+//!   name itself (every name a kernel build makes);
+//! * any other name: `"\u0000"` followed by its bytes in lower-case hex,
+//!   two digits a byte (`get_hom\xE9nym` is `"\u0000676574...e96e796d"`).
+//!
+//! Every byte string has exactly one form, so a map round-trips byte for
+//! byte, and maps written before this rule read the same (none of their
+//! names starts with NUL).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::ser::{SerializeMap as _, SerializeStruct as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{MapError, MapSymbol, SymbolMap, Symbols};
 
 /// The `format` value of the JSON map this tool writes.
 pub const MAP_FORMAT: &str = "klp-convert-map-1";
+
+/// The mark of a name written in hex (see the module doc).
+const HEX_MARK: char = '\0';
+
+/// A name as the JSON map writes it (see the module doc).
+pub fn encode_name(name: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(name) {
+        Ok(text) if !text.starts_with(HEX_MARK) => Cow::Borrowed(text),
+        _ => {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut out = String::with_capacity(1 + 2 * name.len());
+            out.push(HEX_MARK);
+            for &b in name {
+                out.push(char::from(DIGITS[usize::from(b >> 4)]));
+                out.push(char::from(DIGITS[usize::from(b & 15)]));
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The name a JSON map's string stands for ([`encode_name`] undone).
+pub fn decode_name(text: &str) -> Result<Cow<'_, [u8]>, String> {
+    let Some(hex) = text.strip_prefix(HEX_MARK) else {
+        return Ok(Cow::Borrowed(text.as_bytes()));
+    };
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let bad = || format!("a name starting with \\u0000 must be lower-case hex bytes: {hex:?}");
+    if hex.len() % 2 != 0 {
+        return Err(bad());
+    }
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .map(Cow::Owned)
+        .ok_or_else(bad)
+}
+
+/// A name to write (see the module doc).
+struct Name<'a>(&'a [u8]);
+
+impl Serialize for Name<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&encode_name(self.0))
+    }
+}
+
+/// The objects, keyed by [`Name`]s.
+struct Objects<'m>(&'m BTreeMap<Vec<u8>, Symbols>);
+
+impl Serialize for Objects<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(&Name(k), v)?;
+        }
+        map.end()
+    }
+}
+
+/// The exports: [`Name`]s to [`Name`]s.
+struct Exports<'m>(&'m BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl Serialize for Exports<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(&Name(k), &Name(v))?;
+        }
+        map.end()
+    }
+}
+
+/// A name as read: borrowed from the JSON text where it has no escapes.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct NameIn<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl NameIn<'_> {
+    fn bytes<E: de::Error>(&self) -> Result<Cow<'_, [u8]>, E> {
+        decode_name(&self.0).map_err(E::custom)
+    }
+}
+
+/// The symbol's fields in the map's order; `addr` only when known.
+impl Serialize for MapSymbol<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = if self.addr.is_some() { 5 } else { 4 };
+        let mut s = serializer.serialize_struct("MapSymbol", fields)?;
+        s.serialize_field("name", &Name(self.name))?;
+        s.serialize_field("kind", &self.kind)?;
+        if let Some(addr) = self.addr {
+            s.serialize_field("addr", &addr)?;
+        }
+        s.serialize_field("section", &self.section.map(Name))?;
+        s.serialize_field("file", &self.file.map(Name))?;
+        s.end()
+    }
+}
 
 /// The JSON map on disk: a format tag, then the map's fields. Spelled out
 /// rather than `#[serde(flatten)]`, which makes serde buffer the whole
@@ -29,15 +147,15 @@ struct MapFile {
 #[derive(Deserialize)]
 struct SymbolIn<'a> {
     #[serde(borrow)]
-    name: Cow<'a, str>,
+    name: NameIn<'a>,
     #[serde(default = "unknown_kind")]
     kind: char,
     #[serde(default)]
     addr: Option<u64>,
     #[serde(borrow)]
-    section: Option<Cow<'a, str>>,
+    section: Option<NameIn<'a>>,
     #[serde(borrow)]
-    file: Option<Cow<'a, str>>,
+    file: Option<NameIn<'a>>,
 }
 
 fn unknown_kind() -> char {
@@ -59,12 +177,14 @@ impl<'de> Deserialize<'de> for Symbols {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Symbols, A::Error> {
                 let mut out = Symbols::new();
                 while let Some(s) = seq.next_element::<SymbolIn>()? {
+                    let section = s.section.as_ref().map(NameIn::bytes).transpose()?;
+                    let file = s.file.as_ref().map(NameIn::bytes).transpose()?;
                     out.push(MapSymbol {
-                        name: &s.name,
+                        name: &s.name.bytes()?,
                         kind: s.kind,
                         addr: s.addr,
-                        section: s.section.as_deref(),
-                        file: s.file.as_deref(),
+                        section: section.as_deref(),
+                        file: file.as_deref(),
                     })
                     .map_err(de::Error::custom)?;
                 }
@@ -80,8 +200,8 @@ impl<'de> Deserialize<'de> for Symbols {
 #[derive(Serialize)]
 struct MapFileOut<'m> {
     format: &'static str,
-    objects: &'m BTreeMap<String, Symbols>,
-    exports: &'m BTreeMap<String, String>,
+    objects: Objects<'m>,
+    exports: Exports<'m>,
     has_exports: bool,
 }
 
@@ -91,8 +211,8 @@ impl SymbolMap {
     pub fn to_json(&self) -> String {
         let file = MapFileOut {
             format: MAP_FORMAT,
-            objects: &self.objects,
-            exports: &self.exports,
+            objects: Objects(&self.objects),
+            exports: Exports(&self.exports),
             has_exports: self.has_exports,
         };
         // Serialising plain data cannot fail.
@@ -112,8 +232,17 @@ impl SymbolMap {
                 ),
             ));
         }
-        self.objects.extend(file.objects);
-        self.exports.extend(file.exports);
+        let name = |text: String| match decode_name(&text) {
+            Ok(Cow::Borrowed(_)) => Ok(text.into_bytes()),
+            Ok(Cow::Owned(bytes)) => Ok(bytes),
+            Err(e) => Err(MapError::parse(None, format!("JSON map: {e}"))),
+        };
+        for (obj, symbols) in file.objects {
+            self.objects.insert(name(obj)?, symbols);
+        }
+        for (export, owner) in file.exports {
+            self.exports.insert(name(export)?, name(owner)?);
+        }
         self.has_exports |= file.has_exports;
         Ok(())
     }
@@ -122,6 +251,34 @@ impl SymbolMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every name has one form, which reads back as its bytes; UTF-8 names
+    /// are written as they are.
+    #[test]
+    fn names_round_trip() {
+        let all: Vec<u8> = (0..=255).collect();
+        for name in [
+            &b""[..],
+            b"printk",
+            "caf\u{e9}".as_bytes(),
+            b"get_hom\xe9nym",
+            b"\0",
+            b"\0abc",
+            b"a\0b",
+            b"\xff",
+            &all,
+        ] {
+            let text = encode_name(name);
+            assert_eq!(decode_name(&text).unwrap(), name, "{text:?}");
+            let utf8 = std::str::from_utf8(name).ok();
+            let plain = utf8.filter(|t| !t.starts_with('\0'));
+            assert_eq!(plain.is_some(), text == utf8.unwrap_or(""), "{text:?}");
+        }
+        assert_eq!(encode_name(b"caf\xe9"), "\u{0}636166e9");
+        for bad in ["\u{0}6", "\u{0}6G", "\u{0}AB"] {
+            assert!(decode_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     /// Addresses written as before; a map without them (from a symbols.klp)
     /// writes none; maps written with `"addr":0` read back as they were.

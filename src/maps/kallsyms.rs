@@ -2,23 +2,33 @@
 //! [module]` lines; vmlinux symbols sorted into address order.
 
 use super::vmlinux::kallsyms_omits;
-use super::{module_name, MapError, MapSymbol, SymbolMap, Symbols};
+use super::{lines, module_name, MapError, MapSymbol, SymbolMap, Symbols};
+use crate::names::{Show, VMLINUX};
+
+/// The module of a kallsyms line: `[name]` without its brackets.
+fn bracketed(m: &[u8]) -> Option<&[u8]> {
+    m.strip_prefix(b"[")?.strip_suffix(b"]")
+}
 
 impl SymbolMap {
     /// Add the lines of a `/proc/kallsyms` dump or a System.map:
     /// `address type name [module]`. Lines without `[module]` are vmlinux.
-    pub fn add_kallsyms(&mut self, text: &str) -> Result<(), MapError> {
+    /// Lines are bytes: a name is kept as it is, whatever its encoding.
+    pub fn add_kallsyms(&mut self, text: impl AsRef<[u8]>) -> Result<(), MapError> {
+        let text = text.as_ref();
         // vmlinux lines wait here to be sorted: (address, kind, name).
-        let mut vmlinux: Vec<(u64, char, &str)> = Vec::new();
+        let mut vmlinux: Vec<(u64, char, &[u8])> = Vec::new();
         // Module lines come grouped by module: one map lookup a group.
-        let mut module: Option<(String, Symbols)> = None;
+        let mut module: Option<(Vec<u8>, Symbols)> = None;
         let mut read = || -> Result<(), MapError> {
-            for (n, line) in text.lines().enumerate() {
-                let mut parts = line.split_whitespace();
+            for (n, line) in lines(text).enumerate() {
+                let mut parts = line
+                    .split(u8::is_ascii_whitespace)
+                    .filter(|p| !p.is_empty());
                 let (Some(addr), Some(kind), Some(name)) =
                     (parts.next(), parts.next(), parts.next())
                 else {
-                    if line.trim().is_empty() {
+                    if line.trim_ascii().is_empty() {
                         continue;
                     }
                     return Err(MapError::parse(
@@ -26,12 +36,19 @@ impl SymbolMap {
                         "expected 'address type name [module]'",
                     ));
                 };
-                let addr = u64::from_str_radix(addr, 16)
-                    .map_err(|_| MapError::parse(Some(n + 1), format!("bad address '{addr}'")))?;
-                let kind = kind.chars().next().unwrap_or('?');
+                let addr = std::str::from_utf8(addr)
+                    .ok()
+                    .and_then(|a| u64::from_str_radix(a, 16).ok())
+                    .ok_or_else(|| {
+                        MapError::parse(Some(n + 1), format!("bad address '{}'", Show(addr)))
+                    })?;
+                let kind = std::str::from_utf8(kind)
+                    .ok()
+                    .and_then(|k| k.chars().next())
+                    .unwrap_or('?');
                 match parts.next() {
-                    Some(m) if m.starts_with('[') && m.ends_with(']') => {
-                        let m = module_name(&m[1..m.len() - 1]);
+                    Some(m) if bracketed(m).is_some() => {
+                        let m = module_name(bracketed(m).unwrap_or_default());
                         if module.as_ref().is_none_or(|(o, _)| *o != m) {
                             self.fill_next(&mut module, Some(m));
                         }
@@ -44,9 +61,11 @@ impl SymbolMap {
                         }
                     }
                     // System.map also lists kallsyms' own tables.
-                    None if kallsyms_omits(name.as_bytes()) => {}
+                    None if kallsyms_omits(name) => {}
                     None => vmlinux.push((addr, kind, name)),
-                    Some(_) if line.contains("The real System.map is in") => {
+                    Some(_)
+                        if memchr::memmem::find(line, b"The real System.map is in").is_some() =>
+                    {
                         return Err(MapError::parse(
                             None,
                             "this is Debian's placeholder System.map; the real one is in the \
@@ -58,7 +77,8 @@ impl SymbolMap {
                         return Err(MapError::parse(
                             Some(n + 1),
                             format!(
-                                "unexpected '{other}' after the name (a module is written [name])"
+                                "unexpected '{}' after the name (a module is written [name])",
+                                Show(other)
                             ),
                         ))
                     }
@@ -78,13 +98,13 @@ impl SymbolMap {
                 addr: Some(addr),
                 ..MapSymbol::named(name)
             }))?;
-            self.take_exports("vmlinux", &list, true);
-            self.objects.insert("vmlinux".into(), list);
+            self.take_exports(VMLINUX, &list, true);
+            self.objects.insert(VMLINUX.to_vec(), list);
         }
-        let modules: Vec<String> = self
+        let modules: Vec<Vec<u8>> = self
             .objects
             .keys()
-            .filter(|o| *o != "vmlinux")
+            .filter(|o| *o != VMLINUX)
             .cloned()
             .collect();
         for m in modules {

@@ -13,6 +13,10 @@
 //! ([`symbols_klp`]), JSON maps ([`json`]), and the kernel `.config`
 //! ([`config`]), whose `CONFIG_KALLSYMS_ALL` decides whether modules keep
 //! data symbols. [`SymbolMap::from_paths`] reads any list of them.
+//!
+//! Names are bytes, as the kernel compares them: object names, symbol
+//! names and export names are kept and looked up as `[u8]`, whatever
+//! their encoding. The text formats are read a line of bytes at a time.
 
 pub mod config;
 pub mod json;
@@ -40,9 +44,9 @@ pub use symbols_klp::SYMBOLS_KLP_HEADER;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SymbolMap {
     /// Object name -> its symbols in counting order.
-    objects: BTreeMap<String, Symbols>,
+    objects: BTreeMap<Vec<u8>, Symbols>,
     /// Exported name -> the object exporting it.
-    exports: BTreeMap<String, String>,
+    exports: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Was an export list read (an empty one included)?
     has_exports: bool,
     /// `CONFIG_KALLSYMS_ALL` of the target, from its kernel config; unknown
@@ -160,6 +164,23 @@ impl From<module_file::Error> for MapError {
     }
 }
 
+/// The lines of a text map, as bytes: split at `\n`, a `\r` before it
+/// dropped, no empty last line after a final `\n` (as `str::lines`).
+pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
+}
+
 /// The `pos`-th of the same-named symbols `same` (in counting order), with
 /// `klp_find_object_symbol`'s rules: 0 only for a unique name.
 fn pick(same: &[MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
@@ -184,7 +205,7 @@ fn pick(same: &[MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
 /// (indices into the object's list), the others chained through `next` in
 /// counting order. No allocation per name: vmlinux has 200,000 of them.
 struct ByName<'a> {
-    ends: FxHashMap<&'a str, (u32, u32)>,
+    ends: FxHashMap<&'a [u8], (u32, u32)>,
     next: Vec<u32>,
     symbols: &'a Symbols,
 }
@@ -194,7 +215,7 @@ const END: u32 = u32::MAX;
 
 impl<'a> ByName<'a> {
     fn new(symbols: &'a Symbols) -> Self {
-        let mut ends: FxHashMap<&'a str, (u32, u32)> = FxHashMap::default();
+        let mut ends: FxHashMap<&'a [u8], (u32, u32)> = FxHashMap::default();
         ends.reserve(symbols.len());
         let mut next = vec![END; symbols.len()];
         for (i, name) in symbols.names().enumerate() {
@@ -213,7 +234,7 @@ impl<'a> ByName<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Vec<MapSymbol<'a>> {
+    fn get(&self, name: &[u8]) -> Vec<MapSymbol<'a>> {
         let mut out = Vec::new();
         let mut i = self.ends.get(name).map_or(END, |&(first, _)| first);
         while let Some(s) = self.symbols.get(i as usize) {
@@ -230,15 +251,16 @@ pub struct Lookup<'a> {
     map: &'a SymbolMap,
     /// Object -> each name asked in advance -> its symbols (indices) in
     /// counting order.
-    asked: HashMap<String, FxHashMap<String, Vec<u32>>>,
+    asked: HashMap<Vec<u8>, FxHashMap<Vec<u8>, Vec<u32>>>,
     /// Object name -> its symbols by name, built on first use of a name
     /// not asked in advance.
-    index: RefCell<HashMap<String, ByName<'a>>>,
+    index: RefCell<HashMap<Vec<u8>, ByName<'a>>>,
 }
 
 impl<'a> Lookup<'a> {
     /// The same-named symbols `name` of `obj`, in counting order.
-    pub fn candidates(&self, obj: &str, name: &str) -> Vec<MapSymbol<'a>> {
+    pub fn candidates(&self, obj: impl AsRef<[u8]>, name: impl AsRef<[u8]>) -> Vec<MapSymbol<'a>> {
+        let (obj, name) = (obj.as_ref(), name.as_ref());
         if let Some(hits) = self.asked.get(obj).and_then(|names| names.get(name)) {
             let symbols = self.map.symbols(obj);
             return hits
@@ -248,13 +270,18 @@ impl<'a> Lookup<'a> {
         }
         let mut index = self.index.borrow_mut();
         if !index.contains_key(obj) {
-            index.insert(obj.to_string(), ByName::new(self.map.symbols(obj)));
+            index.insert(obj.to_vec(), ByName::new(self.map.symbols(obj)));
         }
         index.get(obj).map(|b| b.get(name)).unwrap_or_default()
     }
 
     /// [`SymbolMap::find`], through the index.
-    pub fn find(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+    pub fn find(
+        &self,
+        obj: impl AsRef<[u8]>,
+        name: impl AsRef<[u8]>,
+        pos: u64,
+    ) -> Result<Resolved, Unresolved> {
         pick(&self.candidates(obj, name), pos)
     }
 }
@@ -285,8 +312,11 @@ pub struct Resolved {
 }
 
 /// Module names as the kernel spells them: `-` becomes `_`.
-pub fn module_name(name: &str) -> String {
-    name.replace('-', "_")
+pub fn module_name(name: impl AsRef<[u8]>) -> Vec<u8> {
+    let name = name.as_ref();
+    name.iter()
+        .map(|&b| if b == b'-' { b'_' } else { b })
+        .collect()
 }
 
 impl SymbolMap {
@@ -306,29 +336,35 @@ impl SymbolMap {
     }
 
     /// The objects known.
-    pub fn objects(&self) -> impl Iterator<Item = &str> {
-        self.objects.keys().map(String::as_str)
+    pub fn objects(&self) -> impl Iterator<Item = &[u8]> {
+        self.objects.keys().map(Vec::as_slice)
     }
 
     /// Does the map know `obj`?
-    pub fn has(&self, obj: &str) -> bool {
-        self.objects.contains_key(obj)
+    pub fn has(&self, obj: impl AsRef<[u8]>) -> bool {
+        self.objects.contains_key(obj.as_ref())
     }
 
     /// The symbols of `obj`, in counting order (none for an object the
     /// map does not know).
-    pub fn symbols(&self, obj: &str) -> &Symbols {
-        self.objects.get(obj).unwrap_or(&symbols::EMPTY)
+    pub fn symbols(&self, obj: impl AsRef<[u8]>) -> &Symbols {
+        self.objects.get(obj.as_ref()).unwrap_or(&symbols::EMPTY)
     }
 
     /// Replace the symbols of `obj`.
-    pub fn set(&mut self, obj: &str, symbols: Symbols) {
+    pub fn set(&mut self, obj: impl AsRef<[u8]>, symbols: Symbols) {
         self.objects.insert(module_name(obj), symbols);
     }
 
     /// Find `name` at position `pos` in `obj` like `klp_find_object_symbol`.
     /// One scan of the object; for many names use [`SymbolMap::lookup`].
-    pub fn find(&self, obj: &str, name: &str, pos: u64) -> Result<Resolved, Unresolved> {
+    pub fn find(
+        &self,
+        obj: impl AsRef<[u8]>,
+        name: impl AsRef<[u8]>,
+        pos: u64,
+    ) -> Result<Resolved, Unresolved> {
+        let name = name.as_ref();
         let same: Vec<MapSymbol> = self
             .symbols(obj)
             .iter()
@@ -355,15 +391,15 @@ impl SymbolMap {
     /// [`SymbolMap::lookup`], at its cost.
     pub fn lookup_for<'q>(
         &self,
-        queries: impl IntoIterator<Item = (&'q str, &'q str)>,
+        queries: impl IntoIterator<Item = (&'q [u8], &'q [u8])>,
     ) -> Lookup<'_> {
-        let mut asked: HashMap<String, FxHashMap<String, Vec<u32>>> = HashMap::new();
+        let mut asked: HashMap<Vec<u8>, FxHashMap<Vec<u8>, Vec<u32>>> = HashMap::new();
         for (obj, name) in queries {
             if self.has(obj) {
                 asked
-                    .entry(obj.to_string())
+                    .entry(obj.to_vec())
                     .or_default()
-                    .entry(name.to_string())
+                    .entry(name.to_vec())
                     .or_default();
             }
         }
@@ -388,13 +424,14 @@ impl SymbolMap {
 
     /// Is `name` exported by vmlinux or a module? `None` when no export list
     /// (Module.symvers) was read.
-    pub fn is_exported(&self, name: &str) -> Option<bool> {
-        self.has_exports.then(|| self.exports.contains_key(name))
+    pub fn is_exported(&self, name: impl AsRef<[u8]>) -> Option<bool> {
+        self.has_exports
+            .then(|| self.exports.contains_key(name.as_ref()))
     }
 
     /// The object exporting `name`, if any (`vmlinux` or a module).
-    pub fn exporter(&self, name: &str) -> Option<&str> {
-        self.exports.get(name).map(String::as_str)
+    pub fn exporter(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
+        self.exports.get(name.as_ref()).map(Vec::as_slice)
     }
 
     /// Was any export list read?
@@ -406,7 +443,7 @@ impl SymbolMap {
     /// that object out of the map while they do (one map lookup a group,
     /// not a line): put `current` back, shrunk, and take `next` out (a new
     /// object when the map has none).
-    fn fill_next(&mut self, current: &mut Option<(String, Symbols)>, next: Option<String>) {
+    fn fill_next(&mut self, current: &mut Option<(Vec<u8>, Symbols)>, next: Option<Vec<u8>>) {
         if let Some((done, mut symbols)) = current.take() {
             symbols.shrink_to_fit();
             self.objects.insert(done, symbols);
@@ -421,11 +458,11 @@ impl SymbolMap {
     /// symbol has a `__ksymtab_<name>` entry next to it (vmlinux and modules
     /// alike, 6.1 and 6.12). A vmlinux list carrying them is the complete
     /// export list of vmlinux (`complete`); a module's adds to it.
-    fn take_exports(&mut self, obj: &str, symbols: &Symbols, complete: bool) {
+    fn take_exports(&mut self, obj: &[u8], symbols: &Symbols, complete: bool) {
         let mut any = false;
         for name in symbols.names() {
-            if let Some(name) = name.strip_prefix("__ksymtab_") {
-                self.exports.insert(name.to_string(), obj.to_string());
+            if let Some(name) = name.strip_prefix(b"__ksymtab_") {
+                self.exports.insert(name.to_vec(), obj.to_vec());
                 any = true;
             }
         }
@@ -474,23 +511,34 @@ impl SymbolMap {
         if bytes.starts_with(b"\x7fELF") {
             return self.add_elf(path, &bytes);
         }
-        let text = String::from_utf8(bytes).map_err(|_| MapError::Parse {
-            path: Some(path.to_path_buf()),
-            line: None,
-            message: "neither ELF nor text".into(),
-        })?;
-        let first = text.lines().next().unwrap_or("");
-        let read = if text.trim_start().starts_with('{') {
-            self.add_json(&text)
-        } else if config::looks_like_kernel_config(&text) {
-            self.add_kernel_config(&text);
+        // Text, read as bytes a line: a name in any encoding is kept as it
+        // is. A NUL byte is in no text map (nor in any name).
+        if bytes.contains(&0) {
+            return Err(MapError::Parse {
+                path: Some(path.to_path_buf()),
+                line: None,
+                message: "neither ELF nor text".into(),
+            });
+        }
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let read = if bytes.trim_ascii_start().starts_with(b"{") {
+            // JSON is UTF-8 (RFC 8259); names that are not are escaped in it.
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => self.add_json(text),
+                Err(e) => Err(MapError::parse(
+                    None,
+                    format!("JSON map: not UTF-8 (byte {})", e.valid_up_to()),
+                )),
+            }
+        } else if config::looks_like_kernel_config(&bytes) {
+            self.add_kernel_config(&bytes);
             Ok(())
-        } else if first.starts_with(SYMBOLS_KLP_HEADER) {
-            self.add_symbols_klp(&text)
+        } else if first.starts_with(SYMBOLS_KLP_HEADER.as_bytes()) {
+            self.add_symbols_klp(&bytes)
         } else if symvers::looks_like_symvers(first) {
-            self.add_symvers(&text)
+            self.add_symvers(&bytes)
         } else {
-            self.add_kallsyms(&text)
+            self.add_kallsyms(&bytes)
         };
         read.map_err(|e| e.in_file(path))
     }
@@ -506,7 +554,7 @@ impl SymbolMap {
         })?;
         if elf.e_type == crate::elf::abi::ET_REL {
             let name = match elf.modinfo_value("name") {
-                Some(n) => String::from_utf8_lossy(n).into_owned(),
+                Some(n) => n.to_vec(),
                 None => module::module_stem(path),
             };
             self.add_module(&name, &elf, self.kallsyms_all.unwrap_or(true))
@@ -524,11 +572,11 @@ mod tests {
     #[test]
     fn places_and_errors() {
         let mut s = MapSymbol {
-            name: "x",
+            name: b"x",
             kind: 't',
             addr: Some(0x40),
-            section: Some(".rodata"),
-            file: Some("a.c"),
+            section: Some(b".rodata"),
+            file: Some(b"a.c"),
         };
         assert_eq!(s.place().as_deref(), Some(".rodata+0x40 in a.c"));
         s.section = None;

@@ -28,13 +28,11 @@ pub fn kind_letter(elf: &Elf, sym: &crate::elf::Symbol) -> char {
     }
 }
 
-/// The module name a file name gives: `foo-bar.ko.xz` -> `foo_bar`.
-pub fn module_stem(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.split('.').next().unwrap_or(&name);
+/// The module name a file name gives: `foo-bar.ko.xz` -> `foo_bar` (the
+/// file name's bytes, whatever their encoding).
+pub fn module_stem(path: &Path) -> Vec<u8> {
+    let name = path.file_name().map_or(&[][..], |n| n.as_encoded_bytes());
+    let stem = name.split(|&b| b == b'.').next().unwrap_or(name);
     module_name(stem)
 }
 
@@ -44,7 +42,7 @@ impl SymbolMap {
     /// Fails only past 4 GiB of names.
     pub fn add_module(
         &mut self,
-        name: &str,
+        name: impl AsRef<[u8]>,
         elf: &Elf,
         kallsyms_all: bool,
     ) -> Result<(), MapError> {
@@ -54,11 +52,11 @@ impl SymbolMap {
             .symtab
             .and_then(|i| elf.sections.get(i))
             .map_or(0, |s| s.sh_info as usize);
-        let mut file: Option<String> = None;
+        let mut file: Option<&[u8]> = None;
         let mut syms = Symbols::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
-                file = Some(s.display_name());
+                file = Some(s.name);
                 continue;
             }
             if s.st_shndx == SHN_UNDEF || s.st_name == 0 {
@@ -79,11 +77,11 @@ impl SymbolMap {
                 && !crate::arch::is_init_section(sec.name);
             if core {
                 syms.push(MapSymbol {
-                    name: &s.display_name(),
+                    name: s.name,
                     kind: kind_letter(elf, s),
                     addr: Some(s.st_value),
-                    section: Some(&sec.display_name()),
-                    file: file.as_deref().filter(|_| s.index < first_global),
+                    section: Some(sec.name),
+                    file: file.filter(|_| s.index < first_global),
                 })?;
             }
         }
@@ -92,8 +90,7 @@ impl SymbolMap {
         for s in &elf.symbols {
             let export = s.name.strip_prefix(b"__ksymtab_");
             if let (Some(export), false) = (export, s.st_shndx == SHN_UNDEF) {
-                self.exports
-                    .insert(String::from_utf8_lossy(export).into_owned(), name.clone());
+                self.exports.insert(export.to_vec(), name.clone());
             }
         }
         syms.shrink_to_fit();
@@ -134,7 +131,7 @@ mod tests {
 
     #[test]
     fn stems() {
-        assert_eq!(module_stem(Path::new("/x/foo-bar.ko.xz")), "foo_bar");
-        assert_eq!(module_stem(Path::new("loop.ko")), "loop");
+        assert_eq!(module_stem(Path::new("/x/foo-bar.ko.xz")), b"foo_bar");
+        assert_eq!(module_stem(Path::new("loop.ko")), b"loop");
     }
 }

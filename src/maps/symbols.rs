@@ -1,7 +1,7 @@
 //! One object's symbols, stored compactly: a map of a whole kernel holds
 //! over a million of them, so each costs a few bytes beyond its name.
 //!
-//! The names lie back to back in one string; a byte a symbol gives the
+//! The names (bytes, whatever their encoding) lie back to back in one buffer; a byte a symbol gives the
 //! length of its name, and the start of every [`STRIDE`]th name is kept
 //! (1.25 bytes a symbol, where an offset each would cost 4). The other fields are columns ([`Column`]) that take no memory
 //! while every symbol has the same value (a symbols.klp gives no kinds,
@@ -16,29 +16,30 @@ use serde::{Serialize, Serializer};
 
 use super::MapError;
 use crate::fxhash::FxHashMap;
+use crate::names::Show;
 
 /// One symbol of an object, as kallsyms shows it: a view into the
-/// object's [`Symbols`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// object's [`Symbols`]. Names are bytes; the JSON map writes them as
+/// [`super::json`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapSymbol<'a> {
     /// The name.
-    pub name: &'a str,
+    pub name: &'a [u8],
     /// The kallsyms type letter (`t`, `T`, `d`, `D`, `r`, `b`, ...):
     /// lower case for local binding, upper case for global; `?` unknown.
     pub kind: char,
     /// Its address (or, for a `.ko`, its value in its section); `None` when
     /// the map does not know it (a symbols.klp has names only).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<u64>,
     /// For a `.ko`, the section the value is relative to.
-    pub section: Option<&'a str>,
+    pub section: Option<&'a [u8]>,
     /// The source file, where the map knows it (a `.ko`'s local symbols).
-    pub file: Option<&'a str>,
+    pub file: Option<&'a [u8]>,
 }
 
 impl<'a> MapSymbol<'a> {
     /// A symbol known by name only (as a symbols.klp gives it).
-    pub fn named(name: &'a str) -> Self {
+    pub fn named(name: &'a [u8]) -> Self {
         MapSymbol {
             name,
             kind: '?',
@@ -53,15 +54,15 @@ impl<'a> MapSymbol<'a> {
     /// the map knows neither address nor file.
     pub fn place(&self) -> Option<String> {
         let at = match (self.section, self.addr) {
-            (Some(s), Some(a)) => Some(format!("{s}+0x{a:x}")),
+            (Some(s), Some(a)) => Some(format!("{}+0x{a:x}", Show(s))),
             (None, Some(a)) => Some(format!("0x{a:x}")),
-            (Some(s), None) => Some(s.to_string()),
+            (Some(s), None) => Some(Show(s).to_string()),
             (None, None) => None,
         };
         match (at, self.file) {
-            (Some(at), Some(f)) => Some(format!("{at} in {f}")),
+            (Some(at), Some(f)) => Some(format!("{at} in {}", Show(f))),
             (Some(at), None) => Some(at),
-            (None, Some(f)) => Some(format!("in {f}")),
+            (None, Some(f)) => Some(format!("in {}", Show(f))),
             (None, None) => None,
         }
     }
@@ -133,7 +134,7 @@ const NO_STRING: u32 = 0;
 #[derive(Clone)]
 pub struct Symbols {
     /// Every name, back to back.
-    names: String,
+    names: Vec<u8>,
     /// The length of each name; [`LONG`] for one of that length or more,
     /// whose length is in `long`.
     lens: Vec<u8>,
@@ -148,9 +149,9 @@ pub struct Symbols {
     sections: Column<u32>,
     files: Column<u32>,
     /// The section and file names, each once.
-    strings: Vec<Box<str>>,
+    strings: Vec<Box<[u8]>>,
     /// `strings` -> their index, for adding symbols.
-    ids: FxHashMap<Box<str>, u32>,
+    ids: FxHashMap<Box<[u8]>, u32>,
 }
 
 impl Default for Symbols {
@@ -171,7 +172,7 @@ impl Symbols {
     /// No symbols.
     pub fn new() -> Self {
         Symbols {
-            names: String::new(),
+            names: Vec::new(),
             lens: Vec::new(),
             starts: Vec::new(),
             long: Vec::new(),
@@ -207,7 +208,7 @@ impl Symbols {
     }
 
     /// The name of symbol `i` (empty past the end).
-    pub fn name(&self, i: usize) -> &str {
+    pub fn name(&self, i: usize) -> &[u8] {
         let first = i - i % STRIDE;
         let start = self.starts.get(i / STRIDE).map_or(0, |&s| s as usize);
         let start = start + (first..i).map(|j| self.name_len(j)).sum::<usize>();
@@ -217,7 +218,7 @@ impl Symbols {
 
     /// Every name in counting order: cheaper than [`Symbols::iter`] for a
     /// pass that looks at names only.
-    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
         (0..self.len()).map(move |i| {
             let end = start + self.name_len(i);
@@ -243,14 +244,14 @@ impl Symbols {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    fn string(&self, id: u32) -> Option<&str> {
+    fn string(&self, id: u32) -> Option<&[u8]> {
         match id {
             NO_STRING => None,
             _ => self.strings.get(id as usize - 1).map(|s| &**s),
         }
     }
 
-    fn intern(&mut self, s: Option<&str>) -> u32 {
+    fn intern(&mut self, s: Option<&[u8]>) -> u32 {
         let Some(s) = s else {
             return NO_STRING;
         };
@@ -276,7 +277,7 @@ impl Symbols {
     }
 
     /// Add the name of a symbol; the caller pushes its other fields.
-    fn push_name(&mut self, name: &str) -> Result<(), MapError> {
+    fn push_name(&mut self, name: &[u8]) -> Result<(), MapError> {
         let i = self.len();
         let start = u32::try_from(self.names.len()).map_err(|_| too_large())?;
         let index = u32::try_from(i).map_err(|_| too_large())?;
@@ -290,12 +291,12 @@ impl Symbols {
                 self.long.push((index, name.len() as u32));
             }
         }
-        self.names.push_str(name);
+        self.names.extend_from_slice(name);
         Ok(())
     }
 
     /// Add a symbol known by name only ([`MapSymbol::named`]).
-    pub fn push_named(&mut self, name: &str) -> Result<(), MapError> {
+    pub fn push_named(&mut self, name: &[u8]) -> Result<(), MapError> {
         // [`Symbols::push`] without the interning: a symbols.klp adds a
         // million of these.
         self.push_name(name)?;
@@ -375,39 +376,40 @@ mod tests {
     #[test]
     fn columns_and_views() {
         let mut s = Symbols::new();
-        s.push_named("a").unwrap();
-        s.push_named("bc").unwrap();
+        s.push_named(b"a").unwrap();
+        s.push_named(b"bc").unwrap();
         assert!(matches!(s.kinds, Column::Same('?', 2)));
         s.push(MapSymbol {
-            name: "",
+            name: b"",
             kind: 't',
             addr: Some(0x40),
-            section: Some(".text"),
-            file: Some("x.c"),
+            section: Some(b".text"),
+            file: Some(b"x.c"),
         })
         .unwrap();
         s.push(MapSymbol {
-            section: Some(".text"),
-            ..MapSymbol::named("d")
+            section: Some(b".text"),
+            ..MapSymbol::named(b"d")
         })
         .unwrap();
         assert_eq!(s.len(), 4);
-        assert_eq!(s.names().collect::<Vec<_>>(), ["a", "bc", "", "d"]);
-        assert_eq!(s.get(1), Some(MapSymbol::named("bc")));
+        assert_eq!(s.names().collect::<Vec<_>>(), [&b"a"[..], b"bc", b"", b"d"]);
+        assert_eq!(s.get(1), Some(MapSymbol::named(b"bc")));
         let third = s.get(2).unwrap();
         assert_eq!(third.place().as_deref(), Some(".text+0x40 in x.c"));
-        assert_eq!(s.get(3).unwrap().section, Some(".text"));
+        assert_eq!(s.get(3).unwrap().section, Some(&b".text"[..]));
         assert_eq!(s.strings.len(), 2);
         assert_eq!(s.get(4), None);
-        assert_eq!(s.name(9), "");
+        assert_eq!(s.name(9), b"");
         // Long names, past a stride.
         let long = "x".repeat(300);
         let names: Vec<String> = (0..40)
             .map(|i| format!("{i}{}", if i % 7 == 0 { &long } else { "" }))
             .collect();
-        let many = Symbols::from_list(names.iter().map(|n| MapSymbol::named(n))).unwrap();
-        assert!(many.names().eq(names.iter().map(String::as_str)));
-        assert!((0..40).all(|i| many.name(i) == names[i]));
+        let many =
+            Symbols::from_list(names.iter().map(|n| MapSymbol::named(n.as_bytes()))).unwrap();
+        assert!(many.names().eq(names.iter().map(String::as_bytes)));
+        assert!((0..40).all(|i| many.name(i) == names[i].as_bytes()));
         let copy = Symbols::from_list(s.iter()).unwrap();
         assert_eq!(copy, s);
         assert_ne!(copy, Symbols::new());

@@ -1,12 +1,14 @@
 //! The klp-convert v7 `symbols.klp`: a header line, then `*<object>` lines
 //! each opening a block of names. Names only: no addresses, no order of
-//! duplicates beyond the file's own.
+//! duplicates beyond the file's own. Lines are bytes: a name is kept as it
+//! is, whatever its encoding, and written back the same.
 
 use std::io::Read;
 use std::path::Path;
 
 use super::{module_name, MapError, SymbolMap, Symbols};
 use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::names::VMLINUX;
 
 /// The first line of a v7 `symbols.klp` (only these bytes are compared).
 pub const SYMBOLS_KLP_HEADER: &str = "klp-convert-symbol-data.0.1";
@@ -26,12 +28,11 @@ pub(super) fn open_plain(path: &Path) -> Option<impl Read> {
 }
 
 /// The lines of a reader, read a block at a time: each block's `\n`s are
-/// found with `memchr`, and its text is checked as UTF-8 once, not line by
-/// line (a symbols.klp has 1.5 million lines).
+/// found with `memchr` (a symbols.klp has 1.5 million lines).
 struct Lines<R> {
     input: R,
     /// The current block: whole lines, each ending in `\n`.
-    text: String,
+    text: Vec<u8>,
     /// Where the next line starts in `text`.
     pos: usize,
     /// Bytes read after the block's last whole line.
@@ -48,7 +49,7 @@ impl<R: Read> Lines<R> {
     fn new(input: R) -> Self {
         Lines {
             input,
-            text: String::new(),
+            text: Vec::new(),
             pos: 0,
             rest: Vec::new(),
             eof: false,
@@ -57,17 +58,16 @@ impl<R: Read> Lines<R> {
     }
 
     /// The next line (without its `\n`); `None` at the end.
-    fn next_line(&mut self) -> Result<Option<&str>, MapError> {
-        if self.pos == self.text.len() && !self.next_block()? {
+    fn next_line(&mut self) -> Result<Option<&[u8]>, MapError> {
+        if self.pos >= self.text.len() && !self.next_block()? {
             return Ok(None);
         }
         let start = self.pos;
-        let len = memchr::memchr(b'\n', &self.text.as_bytes()[start..])
-            .unwrap_or(self.text.len() - start);
+        let rest = self.text.get(start..).unwrap_or_default();
+        let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         self.pos = start + len + 1;
         self.n += 1;
-        // A `\n` never splits a character.
-        Ok(Some(&self.text[start..start + len]))
+        Ok(Some(&rest[..len]))
     }
 
     /// Read the next block of whole lines into `text`; false at the end.
@@ -76,16 +76,11 @@ impl<R: Read> Lines<R> {
             if let Some(i) = memchr::memrchr(b'\n', &self.rest) {
                 // The block becomes the text, and the old text's memory
                 // takes the bytes after it: two buffers, never a new one.
-                let mut tail = std::mem::take(&mut self.text).into_bytes();
+                let mut tail = std::mem::take(&mut self.text);
                 tail.clear();
                 tail.extend_from_slice(&self.rest[i + 1..]);
                 self.rest.truncate(i + 1);
-                let block = std::mem::replace(&mut self.rest, tail);
-                self.text = String::from_utf8(block).map_err(|e| {
-                    let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                    let line = self.n + 1 + memchr::memchr_iter(b'\n', good).count();
-                    MapError::parse(Some(line), "not UTF-8 text")
-                })?;
+                self.text = std::mem::replace(&mut self.rest, tail);
                 self.pos = 0;
                 return Ok(true);
             }
@@ -121,8 +116,8 @@ impl SymbolMap {
     /// lines opening a block of names (nm's order). `__ksymtab_<x>` marks
     /// `<x>` as exported by the block's object. The file has no addresses:
     /// positions of duplicates cannot be known from it.
-    pub fn add_symbols_klp(&mut self, text: &str) -> Result<(), MapError> {
-        self.read_symbols_klp(text.as_bytes())
+    pub fn add_symbols_klp(&mut self, text: impl AsRef<[u8]>) -> Result<(), MapError> {
+        self.read_symbols_klp(text.as_ref())
     }
 
     /// [`SymbolMap::add_symbols_klp`] reading a line at a time, so that a
@@ -130,7 +125,7 @@ impl SymbolMap {
     pub fn read_symbols_klp(&mut self, input: impl Read) -> Result<(), MapError> {
         let mut lines = Lines::new(input);
         match lines.next_line()? {
-            Some(h) if h.starts_with(SYMBOLS_KLP_HEADER) => {}
+            Some(h) if h.starts_with(SYMBOLS_KLP_HEADER.as_bytes()) => {}
             _ => {
                 return Err(MapError::parse(
                     None,
@@ -141,7 +136,7 @@ impl SymbolMap {
         // The current block's object is out of the map while its names are
         // added: one map lookup a block, not a line (a 1.5-million-line
         // file has a few thousand blocks). It goes back in whatever happens.
-        let mut current: Option<(String, Symbols)> = None;
+        let mut current: Option<(Vec<u8>, Symbols)> = None;
         let read = self.read_blocks(&mut lines, &mut current);
         self.fill_next(&mut current, None);
         read?;
@@ -153,10 +148,10 @@ impl SymbolMap {
     fn read_blocks(
         &mut self,
         lines: &mut Lines<impl Read>,
-        current: &mut Option<(String, Symbols)>,
+        current: &mut Option<(Vec<u8>, Symbols)>,
     ) -> Result<(), MapError> {
         while let Some(line) = lines.next_line()? {
-            if let Some(obj) = line.strip_prefix('*') {
+            if let Some(obj) = line.strip_prefix(b"*") {
                 self.fill_next(current, Some(module_name(obj.trim_ascii())));
                 continue;
             }
@@ -171,12 +166,12 @@ impl SymbolMap {
                 ));
             };
             // (The first byte first: a call to memcmp a line costs more.)
-            let exported = match name.as_bytes().first() {
-                Some(b'_') => name.strip_prefix("__ksymtab_"),
+            let exported = match name.first() {
+                Some(b'_') => name.strip_prefix(b"__ksymtab_"),
                 _ => None,
             };
             if let Some(exported) = exported {
-                self.exports.insert(exported.to_string(), obj.clone());
+                self.exports.insert(exported.to_vec(), obj.clone());
             }
             symbols.push_named(name)?;
         }
@@ -184,38 +179,39 @@ impl SymbolMap {
     }
 
     /// Write the map as a v7 `symbols.klp`: vmlinux first, then modules by
-    /// name; names sorted as `nm` sorts them; exports as `__ksymtab_<x>`.
-    pub fn to_symbols_klp(&self) -> String {
-        let mut objs: Vec<(&String, &Symbols)> = self.objects.iter().collect();
-        objs.sort_by_key(|(o, _)| (o.as_str() != "vmlinux", o.as_str()));
+    /// name; names sorted as `nm` sorts them (byte order); exports as
+    /// `__ksymtab_<x>`. Names are written as their bytes.
+    pub fn to_symbols_klp(&self) -> Vec<u8> {
+        let mut objs: Vec<(&Vec<u8>, &Symbols)> = self.objects.iter().collect();
+        objs.sort_by_key(|(o, _)| (o.as_slice() != VMLINUX, o.as_slice()));
         // Each object's exports, as `__ksymtab_<name>`.
-        let mut exports: FxHashMap<&str, Vec<String>> = FxHashMap::default();
+        let mut exports: FxHashMap<&[u8], Vec<Vec<u8>>> = FxHashMap::default();
         for (name, owner) in &self.exports {
             exports
-                .entry(owner.as_str())
+                .entry(owner.as_slice())
                 .or_default()
-                .push(format!("__ksymtab_{name}"));
+                .push([&b"__ksymtab_"[..], name].concat());
         }
-        let mut out = String::from(SYMBOLS_KLP_HEADER);
-        out.push('\n');
+        let mut out = SYMBOLS_KLP_HEADER.as_bytes().to_vec();
+        out.push(b'\n');
         for (obj, symbols) in objs {
-            out.push('*');
-            out.push_str(obj);
-            out.push('\n');
-            let mut names: Vec<&str> = symbols.names().collect();
-            if let Some(marks) = exports.get(obj.as_str()) {
-                let known: FxHashSet<&str> = names.iter().copied().collect();
+            out.push(b'*');
+            out.extend_from_slice(obj);
+            out.push(b'\n');
+            let mut names: Vec<&[u8]> = symbols.names().collect();
+            if let Some(marks) = exports.get(obj.as_slice()) {
+                let known: FxHashSet<&[u8]> = names.iter().copied().collect();
                 names.extend(
                     marks
                         .iter()
-                        .map(String::as_str)
+                        .map(Vec::as_slice)
                         .filter(|m| !known.contains(m)),
                 );
             }
             names.sort_unstable();
             for n in names {
-                out.push_str(n);
-                out.push('\n');
+                out.extend_from_slice(n);
+                out.push(b'\n');
             }
         }
         out
@@ -232,12 +228,15 @@ mod tests {
         let text = "klp-convert-symbol-data.0.1\n*vmlinux\n__ksymtab_printk\nprintk\nsaved_command_line\n*my-mod\ndup\ndup\n";
         let mut k = SymbolMap::new();
         k.add_symbols_klp(text).unwrap();
-        assert_eq!(k.exporter("printk"), Some("vmlinux"));
+        assert_eq!(k.exporter("printk"), Some(&b"vmlinux"[..]));
         let found = k.find("vmlinux", "saved_command_line", 0).unwrap();
         assert_eq!((found.count, found.addr, found.place), (1, None, None));
         assert_eq!(k.find("my_mod", "dup", 0), Err(Unresolved::Ambiguous(2)));
         // Written back byte for byte (names were already in nm order).
-        assert_eq!(k.to_symbols_klp(), text.replace("my-mod", "my_mod"));
+        assert_eq!(
+            k.to_symbols_klp(),
+            text.replace("my-mod", "my_mod").as_bytes()
+        );
         let e = SymbolMap::new().add_symbols_klp("*vmlinux\n").unwrap_err();
         assert!(e.to_string().contains("not a symbols.klp file"), "{e}");
         let e = SymbolMap::new()
@@ -247,7 +246,7 @@ mod tests {
     }
 
     /// Lines across the reader's blocks: a name longer than a block, many
-    /// short ones, no `\n` at the end; a line that is not text is named.
+    /// short ones, no `\n` at the end; a name that is not UTF-8 is kept.
     #[test]
     fn lines_across_blocks() {
         let long = "x".repeat(BLOCK + 10);
@@ -260,25 +259,25 @@ mod tests {
         k.read_symbols_klp(text.as_bytes()).unwrap();
         let names = k.symbols("vmlinux");
         assert_eq!(names.len(), 100_002);
-        assert_eq!(names.name(0), long);
-        assert_eq!(names.name(77_778), "s77777");
-        assert_eq!(names.name(100_001), "last");
+        assert_eq!(names.name(0), long.as_bytes());
+        assert_eq!(names.name(77_778), b"s77777");
+        assert_eq!(names.name(100_001), b"last");
 
         let mut bad = format!("{SYMBOLS_KLP_HEADER}\n*vmlinux\n").into_bytes();
         for i in 0..50_000 {
             bad.extend_from_slice(format!("s{i}\n").as_bytes());
         }
-        bad.extend_from_slice(b"caf\xe9\n");
-        let e = SymbolMap::new().read_symbols_klp(&bad[..]).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                MapError::Parse {
-                    line: Some(50_003),
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        bad.extend_from_slice(b"caf\xe9\n__ksymtab_caf\xe9\n");
+        let mut k = SymbolMap::new();
+        k.read_symbols_klp(&bad[..]).unwrap();
+        assert_eq!(k.symbols("vmlinux").name(50_000), b"caf\xe9");
+        assert_eq!(k.find("vmlinux", b"caf\xe9", 0).unwrap().position, 1);
+        assert_eq!(k.exporter(b"caf\xe9"), Some(&b"vmlinux"[..]));
+        // Written back byte for byte, in byte order.
+        let back = k.to_symbols_klp();
+        assert!(memchr::memmem::find(&back, b"\ncaf\xe9\n").is_some());
+        let mut again = SymbolMap::new();
+        again.read_symbols_klp(&back[..]).unwrap();
+        assert_eq!(again.to_symbols_klp(), back);
     }
 }

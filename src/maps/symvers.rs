@@ -1,31 +1,33 @@
 //! `Module.symvers`: the export list kbuild writes,
 //! `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]` a line.
 
-use super::{module_name, MapError, SymbolMap};
+use super::{lines, module_name, MapError, SymbolMap};
 
 /// Does a file whose first line is `first` look like a `Module.symvers`?
-pub(super) fn looks_like_symvers(first: &str) -> bool {
-    first.starts_with("0x") && first.split('\t').count() >= 4
+pub(super) fn looks_like_symvers(first: &[u8]) -> bool {
+    first.starts_with(b"0x") && first.split(|&b| b == b'\t').count() >= 4
 }
 
 impl SymbolMap {
     /// Add a `Module.symvers`: `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]`.
-    pub fn add_symvers(&mut self, text: &str) -> Result<(), MapError> {
-        for (n, line) in text.lines().enumerate() {
-            let fields: Vec<&str> = line.split('\t').collect();
-            if fields.len() < 4 {
-                if line.trim().is_empty() {
+    /// Lines are bytes: a name is kept as it is, whatever its encoding.
+    pub fn add_symvers(&mut self, text: impl AsRef<[u8]>) -> Result<(), MapError> {
+        for (n, line) in lines(text.as_ref()).enumerate() {
+            let mut fields = line.split(|&b| b == b'\t');
+            let (Some(_crc), Some(symbol), Some(owner), Some(_kind)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                if line.trim_ascii().is_empty() {
                     continue;
                 }
                 return Err(MapError::parse(
                     Some(n + 1),
                     "expected crc, symbol, module, export type",
                 ));
-            }
+            };
             // The module column is `vmlinux` or the module's path in the tree.
-            let owner = fields[2].rsplit('/').next().unwrap_or(fields[2]);
-            self.exports
-                .insert(fields[1].to_string(), module_name(owner));
+            let owner = owner.rsplit(|&b| b == b'/').next().unwrap_or(owner);
+            self.exports.insert(symbol.to_vec(), module_name(owner));
         }
         self.has_exports = true;
         Ok(())
@@ -42,14 +44,14 @@ mod tests {
         assert_eq!(m.is_exported("printk"), None);
         m.add_symvers("0x1\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x2\tfoo_fn\tdrivers/net/foo-bar\tEXPORT_SYMBOL_GPL\t\n")
             .unwrap();
-        assert_eq!(m.exporter("printk"), Some("vmlinux"));
-        assert_eq!(m.exporter("foo_fn"), Some("foo_bar"));
+        assert_eq!(m.exporter("printk"), Some(&b"vmlinux"[..]));
+        assert_eq!(m.exporter("foo_fn"), Some(&b"foo_bar"[..]));
         assert_eq!(m.is_exported("nope"), Some(false));
         let e = m.add_symvers("0x1\tprintk\n").unwrap_err();
         assert_eq!(
             e.to_string(),
             "line 1: expected crc, symbol, module, export type"
         );
-        assert!(looks_like_symvers("0x1\tprintk\tvmlinux\tEXPORT_SYMBOL"));
+        assert!(looks_like_symvers(b"0x1\tprintk\tvmlinux\tEXPORT_SYMBOL"));
     }
 }

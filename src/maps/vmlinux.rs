@@ -4,6 +4,7 @@
 use super::module::kind_letter;
 use super::{MapError, MapSymbol, SymbolMap, Symbols};
 use crate::elf::{abi, Elf, SHN_UNDEF};
+use crate::names::VMLINUX;
 
 /// Names in a vmlinux symbol table that the running kernel's kallsyms does
 /// not hold: assembler-local labels, arm64 mapping symbols, the export
@@ -43,12 +44,12 @@ impl SymbolMap {
             .and_then(|i| elf.sections.get(i))
             .map_or(0, |s| s.sh_info as usize);
         // (address, kind, name, file) of each symbol kept, sorted below.
-        let mut file: Option<String> = None;
-        let mut kept: Vec<(u64, char, String, Option<u32>)> = Vec::new();
-        let mut files: Vec<String> = Vec::new();
+        let mut file: Option<&[u8]> = None;
+        let mut kept: Vec<(u64, char, &[u8], Option<u32>)> = Vec::new();
+        let mut files: Vec<&[u8]> = Vec::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
-                file = Some(s.display_name());
+                file = Some(s.name);
                 continue;
             }
             // Absolute symbols (linker constants) are not in kallsyms either.
@@ -60,16 +61,16 @@ impl SymbolMap {
             {
                 continue;
             }
-            let file = match &file {
+            let file = match file {
                 Some(f) if s.index < first_global => {
-                    if files.last() != Some(f) {
-                        files.push(f.clone());
+                    if files.last() != Some(&f) {
+                        files.push(f);
                     }
                     Some(files.len() as u32 - 1)
                 }
                 _ => None,
             };
-            kept.push((s.st_value, kind_letter(elf, s), s.display_name(), file));
+            kept.push((s.st_value, kind_letter(elf, s), s.name, file));
         }
         // Same-named vmlinux symbols count in address order (a stable sort:
         // symbols at one address keep their symbol-table order).
@@ -77,11 +78,11 @@ impl SymbolMap {
         let syms = Symbols::from_list(kept.iter().map(|(addr, kind, name, file)| MapSymbol {
             kind: *kind,
             addr: Some(*addr),
-            file: file.and_then(|f| files.get(f as usize)).map(String::as_str),
+            file: file.and_then(|f| files.get(f as usize)).copied(),
             ..MapSymbol::named(name)
         }))?;
-        self.take_exports("vmlinux", &syms, true);
-        self.objects.insert("vmlinux".into(), syms);
+        self.take_exports(VMLINUX, &syms, true);
+        self.objects.insert(VMLINUX.to_vec(), syms);
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use crate::elf::{
 };
 use crate::finding::{Finding, Rule};
 use crate::klp_patch::{self, PatchTable, Place};
-use crate::names::{self, KlpSymbol, VMLINUX};
+use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::Target;
 
 /// `klp_enable_patch` (kernel/livepatch/core.c) refuses a module without
@@ -59,7 +59,7 @@ fn klp_symbol_name_parsed(
             Rule::KlpSymbolTooLong,
             format!(
                 "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1), so it would look up a truncated name",
-                k.name,
+                show(k.name),
                 k.name.len(),
                 target.release_text()
             ),
@@ -120,7 +120,7 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
 /// `klp_apply_section_relocs` parses the object of a klp relocation
 /// section with `sscanf(".klp.rela.%55[^.]")`: "section %s has an
 /// incorrectly formatted name". Returns the object.
-pub fn klp_section_name_format<'a>(sec: &Section<'a>) -> Result<&'a str, Finding> {
+pub fn klp_section_name_format<'a>(sec: &Section<'a>) -> Result<&'a [u8], Finding> {
     names::klp_section_object(sec.name).map_err(|e| {
         Finding::new(
             Rule::KlpSectionName,
@@ -251,11 +251,12 @@ pub fn target_alloc(target: &Section) -> Option<Finding> {
 /// labels, static calls, exception tables, ...) when the livepatch module
 /// itself loaded, and `do_init_module` freed `.init.*`: a late relocation
 /// into either never takes effect, or writes into freed memory.
-pub fn late_target(lp_obj: &str, target: &Section) -> Option<Finding> {
+pub fn late_target(lp_obj: &[u8], target: &Section) -> Option<Finding> {
     if lp_obj == VMLINUX {
         return None;
     }
     let tname = target.display_name();
+    let lp_obj = show(lp_obj);
     if arch::is_special_section(target.name) {
         let hint = if target.name == b"__jump_table" {
             " (module static key: use static_key_enabled() instead of static_branch_*())"
@@ -298,15 +299,16 @@ pub fn livepatch_symbol_marked(sym: &Symbol) -> Option<Finding> {
 /// `klp_resolve_symbols` (since 5.8): "invalid access to vmlinux symbol '%s'
 /// from module-specific livepatch relocation section". A module's section is
 /// applied late; vmlinux symbols belong in `.klp.rela.vmlinux.*`.
-pub fn vmlinux_access(lp_obj: &str, sym: &KlpSymbol) -> Option<Finding> {
+pub fn vmlinux_access(lp_obj: &[u8], sym: &KlpSymbol) -> Option<Finding> {
     if lp_obj == VMLINUX || sym.obj != VMLINUX {
         return None;
     }
+    let name = show(&sym.name);
     Some(Finding::new(
         Rule::VmlinuxFromModuleSection,
         format!(
-            "invalid access to vmlinux symbol '{}' from module-specific livepatch relocation section (.klp.rela.{lp_obj}): use KLP_RELOC_SYMBOL(vmlinux, vmlinux, {})",
-            sym.name, sym.name
+            "invalid access to vmlinux symbol '{name}' from module-specific livepatch relocation section (.klp.rela.{}): use KLP_RELOC_SYMBOL(vmlinux, vmlinux, {name})",
+            show(lp_obj)
         ),
     ))
 }
@@ -387,7 +389,8 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
     for o in &table.objects {
         let name = match &o.name {
             Some(n) if n.len() >= klp_patch::MODULE_NAME_LEN => Some(format!(
-                "klp_object name '{n}' is {} bytes, MODULE_NAME_LEN is {}: klp_init_object refuses it",
+                "klp_object name '{}' is {} bytes, MODULE_NAME_LEN is {}: klp_init_object refuses it",
+                show(n),
                 n.len(),
                 klp_patch::MODULE_NAME_LEN
             )),
@@ -427,20 +430,22 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
                         .to_string(),
                 ),
                 (Some(n), _) if n.len() > target.max_symbol_name() => Some(format!(
-                    "klp_func old_name '{n}' is {} bytes; kernel {} takes at most {} (KSYM_NAME_LEN - 1): klp_init_func refuses the patch",
+                    "klp_func old_name '{}' is {} bytes; kernel {} takes at most {} (KSYM_NAME_LEN - 1): klp_init_func refuses the patch",
+                    show(n),
                     n.len(),
                     target.release_text(),
                     target.max_symbol_name()
                 )),
                 (Some(n), None) => Some(format!(
-                    "klp_func for '{n}' has no new_func: klp_init_func refuses the patch"
+                    "klp_func for '{}' has no new_func: klp_init_func refuses the patch",
+                    show(n)
                 )),
                 _ => None,
             };
             if let Some(m) = message {
                 let p = at(&f.place, Finding::new(Rule::PatchTable, m));
                 out.push(match &f.old_name {
-                    Some(n) => p.symbol(n.clone()),
+                    Some(n) => p.symbol(show(n).to_string()),
                     None => p,
                 });
             }

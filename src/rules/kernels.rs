@@ -114,8 +114,9 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
                 Finding::new(
                     Rule::LateRelocReadOnly,
                     format!(
-                        "late relocation into read-only section {}: applied when '{obj}' loads, after the section was made read-only; {when}",
-                        t.display_name()
+                        "late relocation into read-only section {}: applied when '{}' loads, after the section was made read-only; {when}",
+                        t.display_name(),
+                        names::show(obj)
                     ),
                 )
                 .with_severity(if safe { Severity::Note } else { Severity::Warning })
@@ -169,7 +170,7 @@ fn calls_into_modules(elf: &Elf) -> bool {
 /// The klp relocation sections of objects other than vmlinux, with their object.
 fn module_specific_sections<'e>(
     elf: &'e Elf<'e>,
-) -> impl Iterator<Item = (&'e str, &'e crate::elf::Section<'e>)> {
+) -> impl Iterator<Item = (&'e [u8], &'e crate::elf::Section<'e>)> {
     elf.sections
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)

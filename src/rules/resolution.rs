@@ -11,7 +11,7 @@ use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch::{Form, PatchTable};
 use crate::maps::{Lookup, Resolved, SymbolMap, Unresolved};
-use crate::names::{self, KlpSymbol, VMLINUX};
+use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::contract;
 
 /// How a fix-it line is written: in the annotation style the module already
@@ -48,8 +48,9 @@ impl HintForm {
     }
 
     /// One ready-to-paste line choosing `name` at `pos` in `obj`, with where
-    /// that candidate is when the maps know.
-    pub fn line(self, obj: &str, name: &str, pos: usize, place: Option<&str>) -> String {
+    /// that candidate is when the maps know (names as [`names::Show`] shows them).
+    pub fn line(self, obj: &[u8], name: &[u8], pos: usize, place: Option<&str>) -> String {
+        let (obj, name) = (show(obj), show(name));
         let code = match self {
             HintForm::Minimal => format!("KLP_RELOC_SYMBOL_POS({obj}, {obj}, {name}, {pos})"),
             HintForm::V7 => format!("KLP_MODULE_RELOC({obj}) {{ KLP_SYMPOS({name}, {pos}) }}"),
@@ -66,11 +67,15 @@ pub fn resolves(k: &KlpSymbol, r: &Resolved) -> Finding {
     let message = match &r.place {
         Some(place) => format!(
             "resolves to {place} in {} (position {} of {})",
-            k.obj, r.position, r.count
+            show(&k.obj),
+            r.position,
+            r.count
         ),
         None => format!(
             "resolves in {} (position {} of {}; the symbol maps give no address)",
-            k.obj, r.position, r.count
+            show(&k.obj),
+            r.position,
+            r.count
         ),
     };
     Finding::new(Rule::Resolves, message)
@@ -92,32 +97,27 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
             .collect();
         list.join(", ")
     };
+    let (obj, name) = (show(&k.obj), show(&k.name));
     lookup.find(&k.obj, &k.name, k.pos).map_err(|e| match e {
         Unresolved::NotFound => Finding::new(
             Rule::SymbolNotFound,
             format!(
-                "symbol '{}' not found in symbol table (object {}){}",
-                k.name,
-                k.obj,
+                "symbol '{name}' not found in symbol table (object {obj}){}",
                 not_found_detail(map, &k.obj, &k.name)
             ),
         ),
         Unresolved::Ambiguous(n) => Finding::new(
             Rule::AmbiguousSymbol,
             format!(
-                "unresolvable ambiguity for symbol '{}' in object '{}': {n} candidates ({}); give the 1-based position",
-                k.name,
-                k.obj,
+                "unresolvable ambiguity for symbol '{name}' in object '{obj}': {n} candidates ({}); give the 1-based position",
                 candidates()
             ),
         ),
         Unresolved::NoSuchPosition(n) => Finding::new(
             Rule::PositionNotFound,
             format!(
-                "symbol position {} for symbol '{}' in object '{}' not found: it has {n} ({})",
+                "symbol position {} for symbol '{name}' in object '{obj}' not found: it has {n} ({})",
                 k.pos,
-                k.name,
-                k.obj,
                 candidates()
             ),
         ),
@@ -143,13 +143,15 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
         let at = |p: Finding| {
             p.in_section(f.place.section.clone())
                 .at(f.place.offset)
-                .symbol(name.clone())
+                .symbol(show(name).to_string())
         };
         if !map.has(obj) {
             out.push(at(Finding::new(
                 Rule::ObjectNotInMaps,
                 format!(
-                    "object '{obj}' is not in the symbol maps given: patched function '{name}' was not resolved"
+                    "object '{}' is not in the symbol maps given: patched function '{}' was not resolved",
+                    show(obj),
+                    show(name)
                 ),
             )));
             continue;
@@ -188,19 +190,23 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
 /// Why a name is not in its object: the objects that have it, else the
 /// compiler's other names for it there (`counter.4` for an annotated
 /// `counter.0`, `f.constprop.0` for `f`).
-fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
-    let elsewhere: Vec<&str> = map
+fn not_found_detail(map: &SymbolMap, obj: &[u8], name: &[u8]) -> String {
+    let list = |names: &[&[u8]]| {
+        let shown: Vec<String> = names.iter().map(|n| show(n).to_string()).collect();
+        shown.join(", ")
+    };
+    let elsewhere: Vec<&[u8]> = map
         .objects()
         .filter(|o| *o != obj && map.symbols(o).iter().any(|s| s.name == name))
         .collect();
     if !elsewhere.is_empty() {
-        return format!("; the same name is in: {}", elsewhere.join(", "));
+        return format!("; the same name is in: {}", list(&elsewhere));
     }
-    let base = name.split('.').next().unwrap_or_default();
-    let mut similar: Vec<&str> = Vec::new();
+    let base = base_of(name);
+    let mut similar: Vec<&[u8]> = Vec::new();
     for s in map.symbols(obj) {
         let n = s.name;
-        if n != name && n.split('.').next() == Some(base) && !similar.contains(&n) {
+        if n != name && base_of(n) == base && !similar.contains(&n) {
             similar.push(n);
         }
     }
@@ -208,20 +214,26 @@ fn not_found_detail(map: &SymbolMap, obj: &str, name: &str) -> String {
         String::new()
     } else {
         format!(
-            "; {obj} has: {}",
-            similar[..similar.len().min(8)].join(", ")
+            "; {} has: {}",
+            show(obj),
+            list(&similar[..similar.len().min(8)])
         )
     }
 }
 
+/// A name up to its first `.` (a compiler clone's original name).
+fn base_of(name: &[u8]) -> &[u8] {
+    name.split(|&b| b == b'.').next().unwrap_or(name)
+}
+
 /// The symbols that give the kernel image's extent ([`kernel_image`]).
-const KERNEL_IMAGE: [&str; 2] = ["_text", "_end"];
+const KERNEL_IMAGE: [&[u8]; 2] = [b"_text", b"_end"];
 
 /// The kernel image's extent, `_text`..`_end` of vmlinux, when the maps
 /// give both addresses (a kallsyms dump read without root gives zeros).
 /// `lookup` must have been made for [`KERNEL_IMAGE`] among its names.
 fn kernel_image(lookup: &Lookup) -> Option<(u64, u64)> {
-    let addr = |name: &str| {
+    let addr = |name: &[u8]| {
         lookup
             .candidates(VMLINUX, name)
             .into_iter()
@@ -229,7 +241,7 @@ fn kernel_image(lookup: &Lookup) -> Option<(u64, u64)> {
             .and_then(|s| s.addr)
             .filter(|a| *a != 0)
     };
-    let (text, end) = (addr("_text")?, addr("_end")?);
+    let (text, end) = (addr(b"_text")?, addr(b"_end")?);
     (text < end).then_some((text, end))
 }
 
@@ -254,10 +266,10 @@ pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding>
     let mut out = klp_symbols_report(elf, map, report);
     let module = elf
         .modinfo_value("name")
-        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .map(|n| show(n).to_string())
         .unwrap_or_else(|| "the module".into());
     for sym in &elf.symbols {
-        if contract::needs_linking(sym) && map.is_exported(&sym.display_name()) == Some(false) {
+        if contract::needs_linking(sym) && map.is_exported(sym.name) == Some(false) {
             out.push(
                 Finding::new(
                     Rule::UnknownSymbol,
@@ -303,7 +315,7 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
         .collect();
     let lookup = map.lookup_for(
         klp.iter()
-            .map(|(_, k)| (k.obj.as_str(), k.name.as_str()))
+            .map(|(_, k)| (k.obj.as_slice(), k.name.as_slice()))
             .chain(KERNEL_IMAGE.map(|name| (VMLINUX, name))),
     );
     let kernel = kernel_image(&lookup);
@@ -314,7 +326,8 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
                 Rule::ObjectNotInMaps,
                 format!(
                     "object '{}' is not in the symbol maps given: '{}' was not resolved",
-                    k.obj, k.name
+                    show(&k.obj),
+                    show(&k.name)
                 ),
             )));
             continue;

@@ -194,7 +194,7 @@ pub fn addresses_by_name(
 ) -> std::collections::BTreeMap<String, Vec<u64>> {
     let mut out: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for s in map.symbols(obj) {
-        out.entry(s.name.to_string())
+        out.entry(String::from_utf8_lossy(s.name).into_owned())
             .or_default()
             .push(s.addr.expect("a map with addresses"));
     }

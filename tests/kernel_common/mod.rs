@@ -564,8 +564,8 @@ pub fn local_counter_name(target: &Path) -> String {
     let name = map
         .symbols("klp_test_target")
         .iter()
-        .find(|s| s.name.starts_with("klp_local_counter."))
-        .map(|s| s.name.to_string());
+        .find(|s| s.name.starts_with(b"klp_local_counter."))
+        .map(|s| String::from_utf8_lossy(s.name).into_owned());
     name.expect("the target's function-local static")
 }
 
