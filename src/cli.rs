@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
-use crate::maps::SymbolMap;
+use crate::maps::{LoadOrder, Orders, SymbolMap};
 use crate::rules::Release;
 
 /// The program's name, as the man pages and completions know it.
@@ -260,7 +260,51 @@ pub struct MapArgs {
         long_help = MAP_LONG_HELP
     )]
     pub symbols: Vec<PathBuf>,
+    /// The load orders the patch must work in.
+    #[arg(
+        long = "load-order",
+        value_name = "ORDER",
+        value_enum,
+        default_value_t = LoadOrderArg::Both,
+        help = "The load orders a module's symbol positions must hold in",
+        long_help = LOAD_ORDER_LONG_HELP
+    )]
+    pub load_order: LoadOrderArg,
 }
+
+/// `--load-order`: see [`crate::maps::Orders`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LoadOrderArg {
+    /// Whichever loads first, the patch or the target module.
+    #[default]
+    Both,
+    /// The target module is always loaded before the patch.
+    TargetFirst,
+    /// The target module always loads after the patch.
+    PatchFirst,
+}
+
+impl LoadOrderArg {
+    /// The orders it names.
+    pub fn orders(self) -> Orders {
+        match self {
+            LoadOrderArg::Both => Orders::Both,
+            LoadOrderArg::TargetFirst => Orders::Only(LoadOrder::TargetFirst),
+            LoadOrderArg::PatchFirst => Orders::Only(LoadOrder::PatchFirst),
+        }
+    }
+}
+
+const LOAD_ORDER_LONG_HELP: &str = "\
+The load orders a module's symbol positions must hold in. The livepatch \
+core counts a target module's symbols in two lists: when the module is \
+loaded before the patch, the kallsyms it kept after its init; when it \
+loads after the patch (or is reloaded while the patch is enabled), its \
+whole symbol table, .init symbols included, because klp_module_coming runs \
+before the module's init. 'both' (the default) proves every position in \
+both; 'target-first' or 'patch-first' when the deployment guarantees the \
+order. A reload of the target under an enabled patch counts as \
+patch-first.";
 
 impl MapArgs {
     /// Read the maps given, then `extra` ones, into one map: `None` without
@@ -272,7 +316,9 @@ impl MapArgs {
         if paths.is_empty() {
             return Ok(None);
         }
-        load_maps(&paths).map(Some)
+        let mut map = load_maps(&paths)?;
+        map.set_orders(self.load_order.orders());
+        Ok(Some(map))
     }
 }
 
@@ -561,6 +607,7 @@ fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
         quiet: false,
         maps: MapArgs {
             symbols: symbols.into_iter().collect(),
+            load_order: LoadOrderArg::Both,
         },
     })))
 }

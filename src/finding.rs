@@ -131,6 +131,14 @@ rules! {
     /// `klp_find_object_symbol`: "symbol position %lu for symbol '%s' in
     /// object '%s' not found".
     PositionNotFound = "position-not-found", Error;
+    /// `klp_find_object_symbol` counts a module's `core_kallsyms` when the
+    /// module is loaded before the patch, its full symbol table when it
+    /// loads after (`klp_module_coming`): a position that fails, or means
+    /// another symbol, in one of the two orders.
+    LoadOrder = "load-order", Error;
+    /// The maps give a module's symbols as a loaded module keeps them
+    /// (kallsyms, symbols.klp): positions while it is coming were not checked.
+    LoadOrderUnchecked = "load-order-unchecked", Note;
     /// The object of a klp symbol is not in the maps given: not checked.
     ObjectNotInMaps = "object-not-in-maps", Warning;
     /// Where a klp symbol resolves.

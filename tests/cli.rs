@@ -166,11 +166,13 @@ fn check_applies_the_config_before_the_modules() {
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
-    // With it, in either order, only the function counts.
+    // With it, in either order of the flags, only the function counts
+    // once twin_mod is loaded: position 0 holds with twin_mod loaded first.
     for args in [
         ["check", out, "--symbols", ko, "--symbols", config],
         ["check", out, "--symbols", config, "--symbols", ko],
     ] {
+        let args = [&args[..], &["--load-order", "target-first"]].concat();
         let r = klp_convert(&args);
         assert_eq!(
             r.status.code(),
@@ -180,6 +182,21 @@ fn check_applies_the_config_before_the_modules() {
             stderr(&r)
         );
     }
+    // While twin_mod is coming (the patch loaded first), its full symbol
+    // table counts, the data twin too: position 0 is ambiguous then.
+    let r = klp_convert(&[
+        "check",
+        out,
+        "--symbols",
+        config,
+        "--symbols",
+        ko,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    let json = String::from_utf8_lossy(&r.stdout);
+    assert!(json.contains(r#""rule": "load-order""#), "{json}");
 }
 
 /// `kbuild-patch`: the patch for a tree's series, or a clear refusal.

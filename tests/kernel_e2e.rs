@@ -12,7 +12,13 @@
 //!    reach file A's and file B's symbols; the target is unloaded and loaded
 //!    again while the patch stays enabled (6.12 re-applies; 6.1 refuses);
 //! 4. patch first, then the target (late module patching);
-//! 5. a position the target does not have fails with the kernel's message.
+//! 5. a position the target does not have fails with the kernel's message;
+//! 6. plain C and 7. the v7 tables, resolved from the maps, both orders;
+//! 10. load orders: a target with a static twin() in .init.text (first in
+//!     its symbol table) and in .text; twin,0 works only with the target
+//!     loaded first, twin,2 only with the patch loaded first, as `check`
+//!     predicted; plain C against the other link order gets position 1,
+//!     which works in both.
 
 mod common;
 mod kernel_common;
@@ -69,52 +75,71 @@ fn build_with_klp_convert(kernel: &Path, work: &Path, m: &Path) {
     );
 }
 
+/// `make M=m modules` with `kernel`'s kbuild; again, should kbuild's
+/// `-mfentry` probe have failed.
+fn make_module(kernel: &Path, m: &Path) {
+    let make = |target: &str| {
+        run(
+            Command::new("make")
+                .arg("-C")
+                .arg(kernel.join("build"))
+                .arg(format!("M={}", m.display()))
+                .arg(format!(
+                    "KLP_CONVERT_INCLUDE={}",
+                    root().join("include").display()
+                ))
+                // The unpatched modpost stops at the annotation names.
+                .arg("KBUILD_MODPOST_WARN=1")
+                .arg(target),
+            &format!("make M={} {target}", m.display()),
+        )
+    };
+    make("modules");
+    // Seen once under load: kbuild's `cc-option -mfentry` probe failed and
+    // the module came out calling mcount, which the kernel does not have.
+    // Build again rather than boot a module the kernel will refuse.
+    let built = || -> Vec<PathBuf> {
+        std::fs::read_dir(m)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "ko"))
+            .collect()
+    };
+    if built().iter().any(|ko| calls_mcount(ko)) {
+        eprintln!(
+            "{}: built without -mfentry (kbuild probe failed); building again",
+            m.display()
+        );
+        make("clean");
+        make("modules");
+        assert!(
+            !built().iter().any(|ko| calls_mcount(ko)),
+            "{}: kbuild keeps building without -mfentry",
+            m.display()
+        );
+    }
+}
+
 /// Build every test module against `kernel`'s kbuild, out of tree (`M=`).
 fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     let src = root().join("tests/kernel");
     copy_dir(&src.join("include"), &work.join("include"));
-    for (dir, module) in MODULES {
+    for (dir, _) in MODULES {
         let m = work.join(dir);
         copy_dir(&src.join(dir), &m);
         if BUILT_BY_KLP_CONVERT.contains(dir) {
             build_with_klp_convert(kernel, work, &m);
             continue;
         }
-        let make = |target: &str| {
-            run(
-                Command::new("make")
-                    .arg("-C")
-                    .arg(kernel.join("build"))
-                    .arg(format!("M={}", m.display()))
-                    .arg(format!(
-                        "KLP_CONVERT_INCLUDE={}",
-                        root().join("include").display()
-                    ))
-                    // The unpatched modpost stops at the annotation names.
-                    .arg("KBUILD_MODPOST_WARN=1")
-                    .arg(target),
-                &format!("make M={dir} {target}"),
-            )
-        };
-        make("modules");
-        // Seen once under load: kbuild's `cc-option -mfentry` probe failed and
-        // the module came out calling mcount, which the kernel does not have.
-        // Build again rather than boot a module the kernel will refuse.
-        if calls_mcount(&m.join(module)) {
-            eprintln!("{dir}: built without -mfentry (kbuild probe failed); building again");
-            make("clean");
-            make("modules");
-            assert!(
-                !calls_mcount(&m.join(module)),
-                "{dir}: kbuild keeps building without -mfentry"
-            );
-        }
+        make_module(kernel, &m);
     }
     work.to_path_buf()
 }
 
-/// Pack the initramfs: busybox, /init, the modules.
-fn initramfs(work: &Path) -> PathBuf {
+/// Pack the initramfs: busybox, /init, the modules; the load-order
+/// scenario's built and predicted with `base` maps ([`twins`]).
+fn initramfs(kernel: &Path, work: &Path, base: &[PathBuf]) -> PathBuf {
     let m = rootfs(work, &cache_dir().join("busybox"));
     std::fs::copy(
         work.join("target/klp_test_target.ko"),
@@ -146,6 +171,7 @@ fn initramfs(work: &Path) -> PathBuf {
         let f = format!("klp_test_{}.ko", dir.trim_start_matches("lp_"));
         std::fs::copy(work.join(dir).join(&f), m.join(&f)).unwrap();
     }
+    twins(work, &m, base, false, |d| make_module(kernel, d));
 
     let cpio = work.join("initrd.cpio");
     pack(&work.join("rootfs"), &cpio);
@@ -170,7 +196,12 @@ fn scenario(series: &str) {
     ];
     expect_refused_at_conversion(&work, &maps);
 
-    let initrd = initramfs(&work);
+    let base = [
+        kernel.join("dbg/vmlinux"),
+        kernel.join("build/Module.symvers"),
+        kernel.join("config"),
+    ];
+    let initrd = initramfs(&kernel, &work, &base);
     let mods = work.join("rootfs/mod");
 
     // Before booting: what check predicts with those maps, for the negative
@@ -271,9 +302,12 @@ fn scenario(series: &str) {
     from_ko
         .add_file(&work.join("target/klp_test_target.ko"))
         .unwrap();
+    // The list a loaded module keeps (the .ko map also has the symbols
+    // kept only while it is coming).
     let names = |m: &klp_convert::maps::SymbolMap| -> Vec<String> {
         m.symbols("klp_test_target")
             .iter()
+            .filter(|s| !s.coming_only)
             .map(|s| String::from_utf8_lossy(s.name).into_owned())
             .collect()
     };
@@ -294,6 +328,7 @@ fn scenario(series: &str) {
 
     expect_plain(&r);
     expect_v7(&r);
+    expect_twins(&r, false);
 }
 
 #[test]

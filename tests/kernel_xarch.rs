@@ -31,7 +31,10 @@
 //! 9. ppc64le only: the same call compiled as a local call (no nop), which
 //!    `convert` and `check` refuse and the kernel refuses with
 //!    "Expected nop after call". s390x and arm64 have no TOC to restore
-//!    after a call, so no such rule and no such case.
+//!    after a call, so no such rule and no such case;
+//! 10. load orders: a target with a static twin() in .init.text and in
+//!     .text, patched at positions that work in one order only, loaded in
+//!     both (ppc64 keeps .init sections: there both twins count in both).
 //!
 //! The relocation types of the converted modules' klp sections are
 //! asserted per architecture.
@@ -350,6 +353,11 @@ fn scenario(arch: &'static str) {
     let maps = build_modules(&k, &work);
     expect_refused_at_conversion(&work, &maps);
     let mods = initramfs(&k, &work, &maps);
+    // 10. Load orders: ppc64 keeps .init sections, so its twins are in
+    // both lists.
+    let keeps_init = arch == "ppc64le";
+    let base = [maps[0].clone(), maps[2].clone(), maps[3].clone()];
+    twins(&work, &mods, &base, keeps_init, |d| k.make(d, "modules"));
 
     // The relocation types of every converted module's klp sections.
     let mut types = BTreeSet::new();
@@ -434,6 +442,7 @@ fn scenario(arch: &'static str) {
     expect_negatives(&r);
     expect_plain(&r);
     expect_v7(&r);
+    expect_twins(&r, keeps_init);
     // v7's late relocation into its read-only pointer table (.rodata; on
     // ppc64le and s390x .data.rel.ro) was written in both load orders
     // (expect_v7). check says so in a note, with no warning: ppc64 patches

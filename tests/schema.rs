@@ -34,6 +34,8 @@ const RULE_IDS: &[&str] = &[
     "symbol-not-found",
     "ambiguous-symbol",
     "position-not-found",
+    "load-order",
+    "load-order-unchecked",
     "object-not-in-maps",
     "resolves",
     "unknown-symbol",

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use klp_convert::maps::SymbolMap;
+use klp_convert::maps::{LoadOrder, SymbolMap, Unresolved};
 
 /// b.o is linked first (a partial link, as kbuild builds vmlinux.a), so its
 /// `homonym` comes first in the symbol table; it sits in `.text.zlate`, which
@@ -222,14 +222,21 @@ fn module_data_symbols_follow_kallsyms_all() {
         map.symbols("twin_mod")
             .iter()
             .filter(|s| s.name == b"twin")
-            .map(|s| s.kind)
-            .collect::<Vec<char>>()
+            .map(|s| (s.kind, s.coming_only))
+            .collect::<Vec<(char, bool)>>()
     };
     // Unknown config, or KALLSYMS_ALL: the data symbol counts (position 1).
-    assert_eq!(twins(std::slice::from_ref(&ko)), ['d', 't']);
-    assert_eq!(twins(&[ko.clone(), all]), ['d', 't']);
-    // Text only, with the config after the module: twin is unique.
-    assert_eq!(twins(&[ko.clone(), text_only.clone()]), ['t']);
+    assert_eq!(
+        twins(std::slice::from_ref(&ko)),
+        [('d', false), ('t', false)]
+    );
+    assert_eq!(twins(&[ko.clone(), all]), [('d', false), ('t', false)]);
+    // Text only, with the config after the module: once loaded, twin is
+    // unique; the data twin counts only while the module is coming.
+    assert_eq!(
+        twins(&[ko.clone(), text_only.clone()]),
+        [('d', true), ('t', false)]
+    );
 
     // The command line reads the config the same way.
     let out = dir.join("map.json");
@@ -246,4 +253,9 @@ fn module_data_symbols_follow_kallsyms_all() {
     let mut map = SymbolMap::new();
     map.add_file(&out).unwrap();
     assert_eq!(map.find("twin_mod", "twin", 0).unwrap().count, 1);
+    assert_eq!(
+        map.find_in("twin_mod", "twin", 0, LoadOrder::PatchFirst),
+        Err(Unresolved::Ambiguous(2))
+    );
+    assert!(map.symbols("twin_mod").has_both_lists());
 }

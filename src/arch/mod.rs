@@ -126,6 +126,15 @@ pub fn is_init_section(name: &[u8]) -> bool {
     name.starts_with(b".init.") || name == b".init"
 }
 
+/// Does the loader of `machine` keep a module's `.init*` sections, and so
+/// their symbols in the kallsyms of the loaded module? ppc64's
+/// `module_init_section()` says no section is an init section (module_64.c,
+/// 6.1 to 7.2): its `.init*` sections are laid out with the core ones and
+/// never freed.
+pub fn keeps_init_sections(machine: u16) -> bool {
+    machine == abi::EM_PPC64
+}
+
 /// Is `name` a debug section, which the loader never relocates?
 pub fn is_debug_section(name: &[u8]) -> bool {
     name.starts_with(b".debug_") || name.starts_with(b".zdebug_")

@@ -20,7 +20,7 @@ use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 use super::select::Selection;
 use crate::elf::Elf;
 use crate::finding::{Finding, Rule};
-use crate::maps::SymbolMap;
+use crate::maps::{LoadOrder, MapSymbol, Orders, SymbolMap};
 use crate::names::{self, show, Annotation, KlpSymbol, VMLINUX};
 use crate::rules::contract::needs_linking;
 use crate::rules::resolution::{self, HintForm};
@@ -117,26 +117,40 @@ fn undefined(
         return (out, problems);
     }
 
-    // One pass over the maps for the names wanted: (object, count) each.
+    // One pass over the maps for the names wanted: for each, the objects
+    // that have it, each with its count in every load order the patch
+    // must work in and its count in all (a module's symbols kept only
+    // while it is coming are in the second alone).
+    let orders = map.orders();
     let names_wanted: FxHashSet<&[u8]> = wanted.iter().map(|&i| elf.symbols[i].name).collect();
     let mut filter = NameFilter::default();
     names_wanted.iter().for_each(|n| filter.insert(n));
-    let mut owners: FxHashMap<&[u8], Vec<(&[u8], usize)>> = FxHashMap::default();
+    let mut owners: FxHashMap<&[u8], Vec<Owner>> = FxHashMap::default();
     let mut objects: Vec<&[u8]> = map.objects().collect();
     objects.sort_by_key(|o| (*o != VMLINUX, *o));
     for obj in &objects {
-        let mut counts: FxHashMap<&[u8], usize> = FxHashMap::default();
-        for name in map.symbols(obj).names() {
+        let symbols = map.symbols(obj);
+        let mut counts: FxHashMap<&[u8], Owner> = FxHashMap::default();
+        for (i, name) in symbols.names().enumerate() {
             if filter.may_contain(name) && names_wanted.contains(name) {
-                *counts.entry(name).or_default() += 1;
+                let o = counts.entry(name).or_insert(Owner {
+                    obj,
+                    live: 0,
+                    all: 0,
+                });
+                o.all += 1;
+                let coming_only = symbols.is_coming_only(i);
+                if !coming_only || orders == Orders::Only(LoadOrder::PatchFirst) {
+                    o.live += 1;
+                }
             }
         }
-        for (name, n) in counts {
-            owners.entry(name).or_default().push((obj, n));
+        for (name, o) in counts {
+            owners.entry(name).or_default().push(o);
         }
     }
     for list in owners.values_mut() {
-        list.sort_by_key(|(o, _)| (*o != VMLINUX, *o));
+        list.sort_by_key(|o| (o.obj != VMLINUX, o.obj));
     }
 
     let form = HintForm::of(elf);
@@ -151,46 +165,52 @@ fn undefined(
             continue;
         }
         let found = owners.get(name).cloned().unwrap_or_default();
-        let choice = match (exporter, found.as_slice()) {
+        // The objects whose symbol of that name the kernel finds in every
+        // load order the patch must work in.
+        let live: Vec<&Owner> = found.iter().filter(|o| o.live > 0).collect();
+        let choice = match (exporter, live.as_slice()) {
             // Exported by a module: that module's symbol, by position when known.
-            (Some(m), _) => {
-                let count = found.iter().find(|(o, _)| *o == m).map_or(1, |(_, n)| *n);
-                if count > 1 {
-                    None
-                } else {
-                    Some(m)
-                }
-            }
-            (None, [(obj, 1)]) => Some(*obj),
+            (Some(m), _) => match found.iter().find(|o| o.obj == m) {
+                Some(o) => (o.live == 1).then_some(*o),
+                None => Some(Owner {
+                    obj: m,
+                    live: 1,
+                    all: 1,
+                }),
+            },
+            (None, [o]) if o.live == 1 => Some(**o),
             _ => None,
         };
         match choice {
-            Some(obj) => {
-                let target = KlpSymbol {
-                    obj: obj.to_vec(),
-                    name: name.to_vec(),
-                    pos: 0,
-                };
-                // The same grammar as an annotation: a map can name an
-                // object (or a symbol) the kernel would read differently.
-                match names::check_symbol(&target, names::MAX_SYM_NAME) {
-                    Ok(()) => out.push((
-                        i,
-                        Annotation {
-                            lp_obj: obj.to_vec(),
-                            target,
-                        },
-                    )),
-                    Err(e) => problems.push(at(Finding::new(
-                        Rule::NameNotRepresentable,
-                        format!(
-                            "'{shown}' resolves to object '{}' in the symbol maps, but {}",
-                            show(obj),
-                            e.0
-                        ),
-                    ))),
+            Some(owner) => match position(map, owner, name) {
+                Ok(pos) => {
+                    let target = KlpSymbol {
+                        obj: owner.obj.to_vec(),
+                        name: name.to_vec(),
+                        pos,
+                    };
+                    // The same grammar as an annotation: a map can name an
+                    // object (or a symbol) the kernel would read differently.
+                    match names::check_symbol(&target, names::MAX_SYM_NAME) {
+                        Ok(()) => out.push((
+                            i,
+                            Annotation {
+                                lp_obj: owner.obj.to_vec(),
+                                target,
+                            },
+                        )),
+                        Err(e) => problems.push(at(Finding::new(
+                            Rule::NameNotRepresentable,
+                            format!(
+                                "'{shown}' resolves to object '{}' in the symbol maps, but {}",
+                                show(owner.obj),
+                                e.0
+                            ),
+                        ))),
+                    }
                 }
-            }
+                Err(p) => problems.push(at(p)),
+            },
             None if found.is_empty() && objects.is_empty() => {
                 problems.push(at(Finding::new(
                     Rule::UnknownSymbol,
@@ -212,30 +232,127 @@ fn undefined(
                     ),
                 )));
             }
+            None if live.is_empty() => {
+                // Only symbols a module keeps while it is coming.
+                let list: Vec<String> = found
+                    .iter()
+                    .map(|o| format!("{} ({} there)", show(o.obj), o.all))
+                    .collect();
+                problems.push(at(Finding::new(
+                    Rule::LoadOrder,
+                    format!(
+                        "'{shown}' is only in symbols a module keeps while it is coming (.init*, data without CONFIG_KALLSYMS_ALL): {}; {}, the kernel would find no '{shown}' there: it cannot be patched to work in both load orders",
+                        list.join(", "),
+                        LoadOrder::TargetFirst.describe("the module")
+                    ),
+                )));
+            }
             None => {
                 let mut lines = Vec::new();
-                for (obj, count) in &found {
-                    let places: Vec<Option<String>> = map
-                        .symbols(obj)
+                let mut none = Vec::new();
+                for o in &found {
+                    let candidates: Vec<MapSymbol> = map
+                        .symbols(o.obj)
                         .iter()
                         .filter(|s| s.name == name)
-                        .map(|s| s.place())
                         .collect();
-                    for (k, place) in places.iter().enumerate() {
-                        let pos = if *count == 1 { 0 } else { k + 1 };
-                        lines.push(form.line(obj, name, pos, place.as_deref()));
+                    for (k, s) in candidates.iter().enumerate() {
+                        if o.live == 0
+                            || !LoadOrder::ALL
+                                .iter()
+                                .all(|&l| !orders.includes(l) || l.counts(s))
+                        {
+                            continue;
+                        }
+                        match resolution::position_for(&candidates, k, orders) {
+                            Some(pos) => {
+                                lines.push(form.line(o.obj, name, pos, s.place().as_deref()))
+                            }
+                            None => none.push(s.place().unwrap_or_else(|| show(o.obj).to_string())),
+                        }
                     }
                 }
-                problems.push(at(Finding::new(Rule::AmbiguousSymbol, format!(
+                let mut message = format!(
                     "'{shown}' is ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
-                    lines.len(),
+                    lines.len() + none.len(),
                     form.advice(),
                     lines.join("\n    ")
-                ))));
+                );
+                if !none.is_empty() {
+                    message += &format!(
+                        "\n  no position means these in both load orders (init symbols of the module come before them while it is coming): {}",
+                        none.join(", ")
+                    );
+                }
+                problems.push(at(Finding::new(Rule::AmbiguousSymbol, message)));
             }
         }
     }
     (out, problems)
+}
+
+/// An object that has a wanted name: how many of its symbols have it in
+/// every load order the patch must work in, and in all.
+#[derive(Debug, Clone, Copy)]
+struct Owner<'m> {
+    obj: &'m [u8],
+    live: usize,
+    all: usize,
+}
+
+/// The position of the one symbol `name` of `owner` that every load order
+/// counts: 0 when it is the only one of that name in each order's list,
+/// else the position that means it in all of them, or the refusal that
+/// none does ([`Rule::LoadOrder`]).
+fn position(map: &SymbolMap, owner: Owner, name: &[u8]) -> Result<u64, Finding> {
+    if owner.all <= 1 {
+        return Ok(0);
+    }
+    let orders = map.orders();
+    let candidates: Vec<MapSymbol> = map
+        .symbols(owner.obj)
+        .iter()
+        .filter(|s| s.name == name)
+        .collect();
+    let live = |s: &MapSymbol| {
+        LoadOrder::ALL
+            .iter()
+            .all(|&l| !orders.includes(l) || l.counts(s))
+    };
+    let Some(index) = candidates.iter().position(live) else {
+        return Ok(0);
+    };
+    if let Some(p) = resolution::position_for(&candidates, index, orders) {
+        return Ok(p as u64);
+    }
+    let places: Vec<String> = candidates
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let what = if s.coming_only {
+                "kept only while coming"
+            } else {
+                "kept"
+            };
+            match s.place() {
+                Some(p) => format!("{} {p} ({what})", k + 1),
+                None => format!("{} ({what})", k + 1),
+            }
+        })
+        .collect();
+    let obj = show(owner.obj);
+    Err(Finding::new(
+        Rule::LoadOrder,
+        format!(
+            "no position of '{}' means the same symbol in both load orders: {obj}'s full symbol table, which klp_module_coming counts {}, has {} ({}), while the kallsyms {obj} keeps after its init, counted {}, has {}; give the symbol a name unique in {obj}, or, if {obj} always loads before the patch, say so with --load-order target-first",
+            show(name),
+            LoadOrder::PatchFirst.describe(owner.obj),
+            candidates.len(),
+            places.join(", "),
+            LoadOrder::TargetFirst.describe(owner.obj),
+            candidates.iter().filter(|s| !s.coming_only).count(),
+        ),
+    ))
 }
 
 /// Compiler clones in the maps, by the name they were cloned from: for the

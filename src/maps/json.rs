@@ -118,7 +118,7 @@ impl NameIn<'_> {
 /// The symbol's fields in the map's order; `addr` only when known.
 impl Serialize for MapSymbol<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.addr.is_some() { 5 } else { 4 };
+        let fields = 4 + usize::from(self.addr.is_some()) + usize::from(self.coming_only);
         let mut s = serializer.serialize_struct("MapSymbol", fields)?;
         s.serialize_field("name", &Name(self.name))?;
         s.serialize_field("kind", &self.kind)?;
@@ -127,6 +127,9 @@ impl Serialize for MapSymbol<'_> {
         }
         s.serialize_field("section", &self.section.map(Name))?;
         s.serialize_field("file", &self.file.map(Name))?;
+        if self.coming_only {
+            s.serialize_field("coming_only", &true)?;
+        }
         s.end()
     }
 }
@@ -140,6 +143,11 @@ struct MapFile {
     objects: BTreeMap<String, Symbols>,
     exports: BTreeMap<String, String>,
     has_exports: bool,
+    /// The modules whose symbols came from their `.ko`: both of the
+    /// kernel's lists, the symbols kept only while coming marked
+    /// (`coming_only`). Absent in maps written before it.
+    #[serde(default)]
+    both_lists: Vec<String>,
 }
 
 /// A [`MapSymbol`] as read: its strings borrowed from the JSON text where
@@ -156,6 +164,8 @@ struct SymbolIn<'a> {
     section: Option<NameIn<'a>>,
     #[serde(borrow)]
     file: Option<NameIn<'a>>,
+    #[serde(default)]
+    coming_only: bool,
 }
 
 fn unknown_kind() -> char {
@@ -185,6 +195,7 @@ impl<'de> Deserialize<'de> for Symbols {
                         addr: s.addr,
                         section: section.as_deref(),
                         file: file.as_deref(),
+                        coming_only: s.coming_only,
                     })
                     .map_err(de::Error::custom)?;
                 }
@@ -203,6 +214,8 @@ struct MapFileOut<'m> {
     objects: Objects<'m>,
     exports: Exports<'m>,
     has_exports: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    both_lists: Vec<Name<'m>>,
 }
 
 impl SymbolMap {
@@ -214,6 +227,12 @@ impl SymbolMap {
             objects: Objects(&self.objects),
             exports: Exports(&self.exports),
             has_exports: self.has_exports,
+            both_lists: self
+                .objects
+                .iter()
+                .filter(|(_, s)| s.has_both_lists())
+                .map(|(o, _)| Name(o))
+                .collect(),
         };
         // Serialising plain data cannot fail.
         serde_json::to_string(&file).unwrap_or_default()
@@ -237,8 +256,17 @@ impl SymbolMap {
             Ok(Cow::Owned(bytes)) => Ok(bytes),
             Err(e) => Err(MapError::parse(None, format!("JSON map: {e}"))),
         };
-        for (obj, symbols) in file.objects {
-            self.objects.insert(name(obj)?, symbols);
+        let both: Vec<Vec<u8>> = file
+            .both_lists
+            .into_iter()
+            .map(name)
+            .collect::<Result<_, _>>()?;
+        for (obj, mut symbols) in file.objects {
+            let obj = name(obj)?;
+            if both.contains(&obj) {
+                symbols.set_both_lists(true);
+            }
+            self.objects.insert(obj, symbols);
         }
         for (export, owner) in file.exports {
             self.exports.insert(name(export)?, name(owner)?);

@@ -53,6 +53,9 @@ pub struct SymbolMap {
     /// means yes. It decides whether modules read from `.ko` files keep
     /// their data symbols, as the module loader's kallsyms does.
     kallsyms_all: Option<bool>,
+    /// The load orders the patch must work in: not part of the kernel's
+    /// maps, but of what a lookup in them must prove.
+    orders: Orders,
 }
 
 /// Why a symbol map could not be read. The message names the file.
@@ -181,10 +184,73 @@ pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The `pos`-th of the same-named symbols `same` (in counting order), with
-/// `klp_find_object_symbol`'s rules: 0 only for a unique name.
-fn pick(same: &[MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
-    let count = same.len();
+/// When the livepatch core looks a module's symbols up, and so which of
+/// the module's two lists it counts positions in (`docs/klp-contract.md`
+/// §4). vmlinux has one list, the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LoadOrder {
+    /// The target module is loaded before the patch: the patch's
+    /// `klp_find_object_symbol` walks the `core_kallsyms` the module kept
+    /// after its init.
+    TargetFirst,
+    /// The target module loads after the patch, or again while the patch
+    /// is enabled: `klp_module_coming` runs before the module's init, while
+    /// its full symbol table is still `mod->kallsyms`, and every defined
+    /// symbol counts, `.init*` ones included.
+    PatchFirst,
+}
+
+impl LoadOrder {
+    /// Both, target first first.
+    pub const ALL: [LoadOrder; 2] = [LoadOrder::TargetFirst, LoadOrder::PatchFirst];
+
+    /// Does this order's list hold `s`?
+    pub fn counts(self, s: &MapSymbol) -> bool {
+        self == LoadOrder::PatchFirst || !s.coming_only
+    }
+
+    /// The order in words, for messages: "with the target loaded first".
+    pub fn describe(self, obj: impl AsRef<[u8]>) -> String {
+        let obj = crate::names::Show(obj.as_ref());
+        match self {
+            LoadOrder::TargetFirst => format!("with {obj} loaded before the patch"),
+            LoadOrder::PatchFirst => {
+                format!("with {obj} loaded after the patch (or reloaded under it)")
+            }
+        }
+    }
+}
+
+/// The load orders a patch must work in: the maps' setting
+/// ([`SymbolMap::set_orders`]), `--load-order` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Orders {
+    /// Either order: what the patch cannot control (a module may load at
+    /// any time, or be reloaded while the patch is enabled).
+    #[default]
+    Both,
+    /// Only one: the deployment guarantees it.
+    Only(LoadOrder),
+}
+
+impl Orders {
+    /// Does the patch have to work in `order`?
+    pub fn includes(self, order: LoadOrder) -> bool {
+        match self {
+            Orders::Both => true,
+            Orders::Only(o) => o == order,
+        }
+    }
+}
+
+/// The `pos`-th of the same-named symbols `same` (every symbol of that
+/// name in the object's full list, in counting order) that `order` counts,
+/// with `klp_find_object_symbol`'s rules: 0 only for a unique name.
+fn pick(same: &[MapSymbol], pos: u64, order: LoadOrder) -> Result<Resolved, Unresolved> {
+    let counted: Vec<usize> = (0..same.len())
+        .filter(|&i| order.counts(&same[i]))
+        .collect();
+    let count = counted.len();
     let chosen = match (pos, count) {
         (_, 0) => return Err(Unresolved::NotFound),
         (0, 1) => 1,
@@ -192,12 +258,14 @@ fn pick(same: &[MapSymbol], pos: u64) -> Result<Resolved, Unresolved> {
         (p, c) if p as usize <= c => p as usize,
         _ => return Err(Unresolved::NoSuchPosition(count)),
     };
-    let s = same[chosen - 1];
+    let index = counted[chosen - 1];
+    let s = same[index];
     Ok(Resolved {
         addr: s.addr,
         place: s.place(),
         position: chosen,
         count,
+        index,
     })
 }
 
@@ -258,7 +326,8 @@ pub struct Lookup<'a> {
 }
 
 impl<'a> Lookup<'a> {
-    /// The same-named symbols `name` of `obj`, in counting order.
+    /// The same-named symbols `name` of `obj`, in counting order: all of
+    /// them, the ones kept only while the module is coming included.
     pub fn candidates(&self, obj: impl AsRef<[u8]>, name: impl AsRef<[u8]>) -> Vec<MapSymbol<'a>> {
         let (obj, name) = (obj.as_ref(), name.as_ref());
         if let Some(hits) = self.asked.get(obj).and_then(|names| names.get(name)) {
@@ -282,7 +351,18 @@ impl<'a> Lookup<'a> {
         name: impl AsRef<[u8]>,
         pos: u64,
     ) -> Result<Resolved, Unresolved> {
-        pick(&self.candidates(obj, name), pos)
+        self.find_in(obj, name, pos, LoadOrder::TargetFirst)
+    }
+
+    /// [`SymbolMap::find_in`], through the index.
+    pub fn find_in(
+        &self,
+        obj: impl AsRef<[u8]>,
+        name: impl AsRef<[u8]>,
+        pos: u64,
+        order: LoadOrder,
+    ) -> Result<Resolved, Unresolved> {
+        pick(&self.candidates(obj, name), pos, order)
     }
 }
 
@@ -305,10 +385,13 @@ pub struct Resolved {
     pub addr: Option<u64>,
     /// Where it is, for messages (see [`MapSymbol::place`]), when known.
     pub place: Option<String>,
-    /// Which of the same-named symbols (1-based).
+    /// Which of the same-named symbols (1-based) in the order's list.
     pub position: usize,
-    /// How many there are.
+    /// How many there are in that list.
     pub count: usize,
+    /// Which of all the same-named symbols of the object's map (0-based,
+    /// [`Lookup::candidates`]): the same in two orders means the same symbol.
+    pub index: usize,
 }
 
 /// Module names as the kernel spells them: `-` becomes `_`.
@@ -356,13 +439,25 @@ impl SymbolMap {
         self.objects.insert(module_name(obj), symbols);
     }
 
-    /// Find `name` at position `pos` in `obj` like `klp_find_object_symbol`.
-    /// One scan of the object; for many names use [`SymbolMap::lookup`].
+    /// Find `name` at position `pos` in `obj` like `klp_find_object_symbol`
+    /// with the target loaded first. One scan of the object; for many names
+    /// use [`SymbolMap::lookup`].
     pub fn find(
         &self,
         obj: impl AsRef<[u8]>,
         name: impl AsRef<[u8]>,
         pos: u64,
+    ) -> Result<Resolved, Unresolved> {
+        self.find_in(obj, name, pos, LoadOrder::TargetFirst)
+    }
+
+    /// [`SymbolMap::find`] in the list `order` counts.
+    pub fn find_in(
+        &self,
+        obj: impl AsRef<[u8]>,
+        name: impl AsRef<[u8]>,
+        pos: u64,
+        order: LoadOrder,
     ) -> Result<Resolved, Unresolved> {
         let name = name.as_ref();
         let same: Vec<MapSymbol> = self
@@ -370,7 +465,17 @@ impl SymbolMap {
             .iter()
             .filter(|s| s.name == name)
             .collect();
-        pick(&same, pos)
+        pick(&same, pos, order)
+    }
+
+    /// The load orders the patch must work in (both unless set).
+    pub fn orders(&self) -> Orders {
+        self.orders
+    }
+
+    /// Say which load orders the patch must work in (`--load-order`).
+    pub fn set_orders(&mut self, orders: Orders) {
+        self.orders = orders;
     }
 
     /// A finder for many names: each object is indexed by name the first
@@ -577,6 +682,7 @@ mod tests {
             addr: Some(0x40),
             section: Some(b".rodata"),
             file: Some(b"a.c"),
+            coming_only: false,
         };
         assert_eq!(s.place().as_deref(), Some(".rodata+0x40 in a.c"));
         s.section = None;

@@ -37,9 +37,14 @@ pub fn module_stem(path: &Path) -> Vec<u8> {
 }
 
 impl SymbolMap {
-    /// Add a module `.ko`: its core symbols in symbol-table order, as the
-    /// loader keeps them for kallsyms (`kallsyms_all`: data symbols too).
-    /// Fails only past 4 GiB of names.
+    /// Add a module `.ko`: its symbols in symbol-table order, both of the
+    /// lists the livepatch core may count them in (`docs/klp-contract.md`
+    /// §4). The symbols a loaded module keeps for kallsyms
+    /// (`kallsyms_all`: data symbols too) are the loaded list; the others
+    /// are marked [`MapSymbol::coming_only`]: `klp_module_coming` counts
+    /// them too, since it runs before the module's init, while
+    /// `mod->kallsyms` is still the full symbol table. Fails only past
+    /// 4 GiB of names.
     pub fn add_module(
         &mut self,
         name: impl AsRef<[u8]>,
@@ -53,38 +58,41 @@ impl SymbolMap {
             .and_then(|i| elf.sections.get(i))
             .map_or(0, |s| s.sh_info as usize);
         let mut file: Option<&[u8]> = None;
+        let keeps_init = crate::arch::keeps_init_sections(elf.machine);
         let mut syms = Symbols::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
                 file = Some(s.name);
-                continue;
             }
+            // Both lists skip undefined symbols; a symbol without a name
+            // can never match a klp symbol's name.
             if s.st_shndx == SHN_UNDEF || s.st_name == 0 {
                 continue;
             }
-            let Some(sec) = elf
+            // `is_core_symbol` compares the raw index with e_shnum: a
+            // symbol of SHN_ABS or SHN_XINDEX is never kept.
+            let sec = elf
                 .sections
                 .get(s.section as usize)
-                .filter(|_| s.section < SHN_LORESERVE)
-            else {
-                continue;
-            };
-            // The loader clears SHF_ALLOC of .modinfo and __versions.
-            let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
-            let core = sec.sh_flags & SHF_ALLOC != 0
-                && !dropped
-                && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
-                && !crate::arch::is_init_section(sec.name);
-            if core {
-                syms.push(MapSymbol {
-                    name: s.name,
-                    kind: kind_letter(elf, s),
-                    addr: Some(s.st_value),
-                    section: Some(sec.name),
-                    file: file.filter(|_| s.index < first_global),
-                })?;
-            }
+                .filter(|_| u32::from(s.st_shndx) < SHN_LORESERVE);
+            let core = sec.is_some_and(|sec| {
+                // The loader clears SHF_ALLOC of .modinfo and __versions.
+                let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
+                sec.sh_flags & SHF_ALLOC != 0
+                    && !dropped
+                    && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
+                    && (keeps_init || !crate::arch::is_init_section(sec.name))
+            });
+            syms.push(MapSymbol {
+                name: s.name,
+                kind: kind_letter(elf, s),
+                addr: Some(s.st_value),
+                section: sec.map(|sec| sec.name),
+                file: file.filter(|_| s.index < first_global && s.kind() != abi::STT_FILE),
+                coming_only: !core,
+            })?;
         }
+        syms.set_both_lists(true);
         let name = module_name(name);
         // Exports show in the whole symbol table, kallsyms_all or not.
         for s in &elf.symbols {

@@ -35,6 +35,12 @@ pub struct MapSymbol<'a> {
     pub section: Option<&'a [u8]>,
     /// The source file, where the map knows it (a `.ko`'s local symbols).
     pub file: Option<&'a [u8]>,
+    /// A module symbol the loader keeps only while the module is coming:
+    /// it is in the full symbol table `klp_module_coming` searches, but not
+    /// in the `core_kallsyms` a loaded module keeps (an `.init*` symbol,
+    /// one of a section that is not allocated, a data symbol without
+    /// `CONFIG_KALLSYMS_ALL`). See [`crate::maps::LoadOrder`].
+    pub coming_only: bool,
 }
 
 impl<'a> MapSymbol<'a> {
@@ -46,6 +52,7 @@ impl<'a> MapSymbol<'a> {
             addr: None,
             section: None,
             file: None,
+            coming_only: false,
         }
     }
 
@@ -148,6 +155,12 @@ pub struct Symbols {
     /// `strings`.
     sections: Column<u32>,
     files: Column<u32>,
+    coming_only: Column<bool>,
+    /// Does the list hold both of the kernel's lists of a module (read
+    /// from its `.ko`), the symbols kept only while it is coming marked?
+    /// A kallsyms dump, a symbols.klp or a JSON map written without it
+    /// gives only what a loaded module keeps.
+    both_lists: bool,
     /// The section and file names, each once.
     strings: Vec<Box<[u8]>>,
     /// `strings` -> their index, for adding symbols.
@@ -180,6 +193,8 @@ impl Symbols {
             addrs: Column::Same(None, 0),
             sections: Column::Same(NO_STRING, 0),
             files: Column::Same(NO_STRING, 0),
+            coming_only: Column::Same(false, 0),
+            both_lists: false,
             strings: Vec::new(),
             ids: FxHashMap::default(),
         }
@@ -228,6 +243,12 @@ impl Symbols {
         })
     }
 
+    /// Is symbol `i` one kept only while its module is coming
+    /// ([`MapSymbol::coming_only`])?
+    pub fn is_coming_only(&self, i: usize) -> bool {
+        self.coming_only.get(i, false)
+    }
+
     /// Symbol `i`, if there is one.
     pub fn get(&self, i: usize) -> Option<MapSymbol<'_>> {
         (i < self.len()).then(|| MapSymbol {
@@ -236,6 +257,7 @@ impl Symbols {
             addr: self.addrs.get(i, None),
             section: self.string(self.sections.get(i, NO_STRING)),
             file: self.string(self.files.get(i, NO_STRING)),
+            coming_only: self.coming_only.get(i, false),
         })
     }
 
@@ -273,6 +295,7 @@ impl Symbols {
         self.sections.push(section);
         let file = self.intern(symbol.file);
         self.files.push(file);
+        self.coming_only.push(symbol.coming_only);
         Ok(())
     }
 
@@ -304,6 +327,7 @@ impl Symbols {
         self.addrs.push(None);
         self.sections.push(NO_STRING);
         self.files.push(NO_STRING);
+        self.coming_only.push(false);
         Ok(())
     }
 
@@ -317,6 +341,18 @@ impl Symbols {
         self.addrs.shrink_to_fit();
         self.sections.shrink_to_fit();
         self.files.shrink_to_fit();
+        self.coming_only.shrink_to_fit();
+    }
+
+    /// Does the list hold both of the kernel's lists of the module (see
+    /// [`MapSymbol::coming_only`])? Only a `.ko` read as a map gives both.
+    pub fn has_both_lists(&self) -> bool {
+        self.both_lists
+    }
+
+    /// Say whether the list holds both of the kernel's lists of the module.
+    pub fn set_both_lists(&mut self, both: bool) {
+        self.both_lists = both;
     }
 
     /// The symbols of `list`, in its order.
@@ -337,7 +373,9 @@ pub(super) static EMPTY: LazyLock<Symbols> = LazyLock::new(Symbols::new);
 
 impl PartialEq for Symbols {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        self.len() == other.len()
+            && self.both_lists == other.both_lists
+            && self.iter().eq(other.iter())
     }
 }
 
@@ -385,6 +423,7 @@ mod tests {
             addr: Some(0x40),
             section: Some(b".text"),
             file: Some(b"x.c"),
+            coming_only: false,
         })
         .unwrap();
         s.push(MapSymbol {

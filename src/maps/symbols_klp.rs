@@ -198,7 +198,14 @@ impl SymbolMap {
             out.push(b'*');
             out.extend_from_slice(obj);
             out.push(b'\n');
-            let mut names: Vec<&[u8]> = symbols.names().collect();
+            // The list of a loaded module: a symbols.klp has no way to
+            // mark the symbols kept only while it is coming.
+            let mut names: Vec<&[u8]> = symbols
+                .names()
+                .enumerate()
+                .filter(|&(i, _)| !symbols.is_coming_only(i))
+                .map(|(_, n)| n)
+                .collect();
             if let Some(marks) = exports.get(obj.as_slice()) {
                 let known: FxHashSet<&[u8]> = names.iter().copied().collect();
                 names.extend(

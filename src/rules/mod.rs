@@ -32,9 +32,11 @@ pub fn all(elf: &Elf, target: &Target, map: Option<&SymbolMap>) -> Vec<Finding> 
     out.extend(arch::loader_rules(elf));
     if let Some(map) = map {
         out.extend(resolution::module(elf, map));
-        if let Some(table) = crate::klp_patch::read(elf) {
-            out.extend(resolution::patched_functions(map, &table));
+        let table = crate::klp_patch::read(elf);
+        if let Some(table) = &table {
+            out.extend(resolution::patched_functions(map, table));
         }
+        out.extend(resolution::unchecked_orders(elf, map, table.as_ref()));
     }
     out
 }

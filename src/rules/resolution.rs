@@ -10,7 +10,7 @@ use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch::{Form, PatchTable};
-use crate::maps::{Lookup, Resolved, SymbolMap, Unresolved};
+use crate::maps::{LoadOrder, Lookup, MapSymbol, Orders, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::contract;
 
@@ -84,11 +84,176 @@ pub fn resolves(k: &KlpSymbol, r: &Resolved) -> Finding {
 /// `klp_find_object_symbol`: the symbol `k` names, or the kernel's refusal
 /// with the candidates (or, for a name the object lacks, the objects that
 /// have it and the names it does have).
+///
+/// A module's symbols are counted in two lists (`docs/klp-contract.md` §4,
+/// [`LoadOrder`]): the symbol must resolve, and be the same symbol, in
+/// every order the maps' [`SymbolMap::orders`] asks for. Where it works in
+/// one order only, the refusal is a [`Rule::LoadOrder`] finding naming the
+/// order the kernel refuses in, in the kernel's words.
 pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved, Finding> {
+    let orders = map.orders();
+    // vmlinux has one list; a map without a module's full symbol table
+    // knows only the list of a loaded module ([`unchecked_orders`]).
+    if k.obj == VMLINUX || !map.symbols(&k.obj).has_both_lists() {
+        return find_in(lookup, map, k, LoadOrder::TargetFirst);
+    }
+    let [first, after] = LoadOrder::ALL.map(|o| {
+        orders
+            .includes(o)
+            .then(|| lookup.find_in(&k.obj, &k.name, k.pos, o))
+    });
+    match (first, after) {
+        (Some(Ok(a)), Some(Ok(b))) if a.index == b.index => Ok(Resolved {
+            count: a.count.max(b.count),
+            ..a
+        }),
+        // Refused in both orders: the kernel's words for the first.
+        (Some(Err(_)), Some(Err(_))) | (Some(_), None) => {
+            find_in(lookup, map, k, LoadOrder::TargetFirst)
+        }
+        (None, _) => find_in(lookup, map, k, LoadOrder::PatchFirst),
+        (Some(Ok(a)), Some(Err(_))) => {
+            let refusal = find_in(lookup, map, k, LoadOrder::PatchFirst)
+                .err()
+                .map(|f| f.message)
+                .unwrap_or_default();
+            Err(load_order(
+                lookup,
+                k,
+                format!(
+                    "{}, klp_module_coming counts its full symbol table ({FULL_TABLE}) and refuses to load {}: {refusal}. Position {} works only {}, where it means {}",
+                    LoadOrder::PatchFirst.describe(&k.obj),
+                    show(&k.obj),
+                    k.pos,
+                    LoadOrder::TargetFirst.describe(&k.obj),
+                    at(&a)
+                ),
+                a.index,
+                LoadOrder::TargetFirst,
+            ))
+        }
+        (Some(Err(_)), Some(Ok(b))) => {
+            let refusal = find_in(lookup, map, k, LoadOrder::TargetFirst)
+                .err()
+                .map(|f| f.message)
+                .unwrap_or_default();
+            Err(load_order(
+                lookup,
+                k,
+                format!(
+                    "{}, the kernel refuses the patch: {refusal}. Position {} works only {}, where the full symbol table counts and it means {}",
+                    LoadOrder::TargetFirst.describe(&k.obj),
+                    k.pos,
+                    LoadOrder::PatchFirst.describe(&k.obj),
+                    at(&b)
+                ),
+                b.index,
+                LoadOrder::PatchFirst,
+            ))
+        }
+        (Some(Ok(a)), Some(Ok(b))) => Err(load_order(
+            lookup,
+            k,
+            format!(
+                "position {} of '{}' in {} means {} {}, but {} {}, where klp_module_coming counts its full symbol table ({FULL_TABLE})",
+                k.pos,
+                show(&k.name),
+                show(&k.obj),
+                at(&a),
+                LoadOrder::TargetFirst.describe(&k.obj),
+                at(&b),
+                LoadOrder::PatchFirst.describe(&k.obj),
+            ),
+            a.index,
+            LoadOrder::TargetFirst,
+        )),
+    }
+}
+
+/// What the full symbol table has that a loaded module's kallsyms lacks.
+const FULL_TABLE: &str = ".init symbols, and data symbols without CONFIG_KALLSYMS_ALL, included";
+
+/// "position 2 of 3 (.text+0x10 in a.c)": one order's resolution.
+fn at(r: &Resolved) -> String {
+    match &r.place {
+        Some(p) => format!("{p} (position {} of {})", r.position, r.count),
+        None => format!("position {} of {}", r.position, r.count),
+    }
+}
+
+/// The position that means candidate `index` of `candidates` (every
+/// same-named symbol of an object, in its counting order) in every load
+/// order of `orders`, if one does: 0 for the only one the orders count,
+/// else its 1-based place. In both orders, that needs every symbol before
+/// it to be in both lists.
+pub fn position_for(candidates: &[MapSymbol], index: usize, orders: Orders) -> Option<usize> {
+    let s = candidates.get(index)?;
+    let orders: Vec<LoadOrder> = LoadOrder::ALL
+        .into_iter()
+        .filter(|&o| orders.includes(o))
+        .collect();
+    if orders.iter().any(|o| !o.counts(s)) {
+        return None;
+    }
+    // Position P names it in order o when P is 0 and it is o's only one,
+    // or P is its 1-based rank in o's list.
+    let count = |o: LoadOrder| candidates.iter().filter(|c| o.counts(c)).count();
+    let rank = |o: LoadOrder| candidates[..index].iter().filter(|c| o.counts(c)).count();
+    if orders.iter().all(|&o| count(o) == 1) {
+        return Some(0);
+    }
+    let p = rank(*orders.first()?) + 1;
+    orders.iter().all(|&o| rank(o) + 1 == p).then_some(p)
+}
+
+/// What to do when a position works in one load order only.
+fn order_advice(lookup: &Lookup, k: &KlpSymbol, index: usize, works: LoadOrder) -> String {
+    let candidates = lookup.candidates(&k.obj, &k.name);
+    match position_for(&candidates, index, Orders::Both) {
+        Some(p) => format!("; position {p} means it in both orders"),
+        None => {
+            let flag = match works {
+                LoadOrder::TargetFirst => "target-first",
+                LoadOrder::PatchFirst => "patch-first",
+            };
+            format!(
+                "; no position means it in both orders: give the symbol a name unique in {}, or, if {} always loads {} the patch, say so with --load-order {flag}",
+                show(&k.obj),
+                show(&k.obj),
+                match works {
+                    LoadOrder::TargetFirst => "before",
+                    LoadOrder::PatchFirst => "after (and is never loaded when the patch is)",
+                }
+            )
+        }
+    }
+}
+
+/// A [`Rule::LoadOrder`] finding: `what`, then what to do for the symbol
+/// (candidate `index`) it works for in `works`.
+fn load_order(
+    lookup: &Lookup,
+    k: &KlpSymbol,
+    what: String,
+    index: usize,
+    works: LoadOrder,
+) -> Finding {
+    let advice = order_advice(lookup, k, index, works);
+    Finding::new(Rule::LoadOrder, format!("{what}{advice}"))
+}
+
+/// [`find`] in one order's list: the kernel's refusal in its words.
+fn find_in(
+    lookup: &Lookup,
+    map: &SymbolMap,
+    k: &KlpSymbol,
+    order: LoadOrder,
+) -> Result<Resolved, Finding> {
     let candidates = || {
         let list: Vec<String> = lookup
             .candidates(&k.obj, &k.name)
             .iter()
+            .filter(|s| order.counts(s))
             .enumerate()
             .map(|(i, s)| match s.place() {
                 Some(p) => format!("position {} at {p}", i + 1),
@@ -98,7 +263,7 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
         list.join(", ")
     };
     let (obj, name) = (show(&k.obj), show(&k.name));
-    lookup.find(&k.obj, &k.name, k.pos).map_err(|e| match e {
+    lookup.find_in(&k.obj, &k.name, k.pos, order).map_err(|e| match e {
         Unresolved::NotFound => Finding::new(
             Rule::SymbolNotFound,
             format!(
@@ -122,6 +287,48 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
             ),
         ),
     })
+}
+
+/// The notes for the module objects of `objects` whose map gives only
+/// the list a loaded module keeps (a kallsyms dump, a symbols.klp, a JSON
+/// map of those): when the patch must also work loaded before them,
+/// their positions then were not checked.
+pub fn unchecked_orders(elf: &Elf, map: &SymbolMap, table: Option<&PatchTable>) -> Vec<Finding> {
+    if !map.orders().includes(LoadOrder::PatchFirst) {
+        return Vec::new();
+    }
+    let klp = elf
+        .symbols
+        .iter()
+        .filter(|s| s.st_shndx == SHN_LIVEPATCH)
+        .filter_map(|s| names::parse_klp_symbol(s.name).ok())
+        .map(|k| k.obj);
+    let funcs = table
+        .into_iter()
+        .flat_map(|t| t.funcs().filter_map(|(o, _)| o.name.clone()));
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for obj in klp.chain(funcs) {
+        if obj != VMLINUX
+            && map.has(&obj)
+            && !map.symbols(&obj).has_both_lists()
+            && !seen.contains(&obj)
+        {
+            seen.push(obj);
+        }
+    }
+    seen.sort_unstable();
+    seen.into_iter()
+        .map(|obj| {
+            let shown = show(&obj);
+            Finding::new(
+                Rule::LoadOrderUnchecked,
+                format!(
+                    "the symbol maps give {shown}'s symbols as a loaded module keeps them (kallsyms, symbols.klp): positions {} were not checked; add {shown}.ko to --symbols, or say --load-order target-first",
+                    LoadOrder::PatchFirst.describe(&obj)
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Resolve every patched function of `table` as `klp_init_object_loaded`

@@ -106,5 +106,52 @@ fi
 #    written without the loader check: refused.
 [ -f /mod/klp_test_localcall.ko ] && load localcall klp_test_localcall.ko
 
+# 10. Load orders: klp_test_twin has a static twin() in .init.text (first
+#     in its symbol table) and one in .text. Loaded first, only the .text
+#     one is left in its kallsyms; loaded after the patch, klp_module_coming
+#     counts its full symbol table. Position 0 works only target first,
+#     position 2 only patch first; plain C against klp_test_twinb (the .text
+#     twin first) got position 1, which works in both.
+if [ -f /mod/klp_test_twin0.ko ]; then
+	load twin0 klp_test_twin.ko
+	if load twin0 klp_test_twin0.ko; then
+		wait_patch klp_test_twin0
+		tvalue twin0 klp_test_twin
+		disable klp_test_twin0 twin0
+	fi
+	rmmod klp_test_twin
+	if load twin0_late klp_test_twin0.ko; then
+		wait_patch klp_test_twin0
+		load twin0_late klp_test_twin.ko
+		tvalue twin0_late klp_test_twin
+		disable klp_test_twin0 twin0_late
+	fi
+	rmmod klp_test_twin 2>/dev/null
+	load twin2 klp_test_twin.ko
+	load twin2 klp_test_twin2.ko
+	rmmod klp_test_twin
+	if load twin2_late klp_test_twin2.ko; then
+		wait_patch klp_test_twin2
+		load twin2_late klp_test_twin.ko
+		tvalue twin2_late klp_test_twin
+		disable klp_test_twin2 twin2_late
+		rmmod klp_test_twin
+	fi
+	load twin_plain klp_test_twinb.ko
+	if load twin_plain klp_test_twin_plain.ko; then
+		wait_patch klp_test_twin_plain
+		tvalue twin_plain klp_test_twinb
+		disable klp_test_twin_plain twin_plain
+	fi
+	rmmod klp_test_twinb
+	if load twin_plain_late klp_test_twin_plain.ko; then
+		wait_patch klp_test_twin_plain
+		load twin_plain_late klp_test_twinb.ko
+		tvalue twin_plain_late klp_test_twinb
+		disable klp_test_twin_plain twin_plain_late
+		rmmod klp_test_twinb
+	fi
+fi
+
 out done result=ok
 halt_machine

@@ -51,6 +51,9 @@ load() { # load STEP FILE: insmod, report rc
 # value STEP: klp_test_target's value, as the patch makes it
 value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/dev/null || echo none)"; }
 
+# tvalue STEP MODULE: a load-order target's value, as the patch makes it
+tvalue() { out "$1" "value=$(cat /sys/module/$2/parameters/value 2>/dev/null || echo none)"; }
+
 # halt_machine: end the boot, which ends qemu (-no-reboot). The small
 # x86_64 kernel has no ACPI to power off with: it reboots instead.
 halt_machine() {

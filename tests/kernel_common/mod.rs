@@ -483,7 +483,11 @@ pub fn expect_reload(r: &Results, reload: &Reload) {
             r.expect("reload", "insmod_klp_test_target.ko", 0, "0");
             r.expect("reload", "value", 0, PATCHED);
             r.expect("reload", "value", 1, "original");
-            assert!(!r.log.contains("failed to initialize patch"), "{}", r.log);
+            assert!(
+                !r.log.contains("failed to initialize patch 'klp_test_mod'"),
+                "{}",
+                r.log
+            );
         }
         Reload::Refused(messages) => {
             r.expect_refused("reload", "klp_test_target.ko");
@@ -652,5 +656,226 @@ impl XKernel {
             ),
             second_serial: false,
         }
+    }
+}
+
+/// The load-order scenario's module directories under tests/kernel/: the
+/// targets klp_test_twin (a static twin() in .init.text, linked first, and
+/// one in .text) and klp_test_twinb (the same, the .text twin first), and
+/// the patches of twin at position 0 and 2 and in plain C.
+pub const TWIN_DIRS: &[&str] = &["twin", "twinb", "lp_twin0", "lp_twin2", "lp_twin_plain"];
+
+/// `klp-convert ARGS... [--symbols MAP]...`: (exit code, stdout, stderr).
+pub fn klp_convert_maps(args: &[&str], maps: &[PathBuf]) -> (i32, String, String) {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    for m in maps {
+        all.push("--symbols".into());
+        all.push(m.display().to_string());
+    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let r = klp_convert(&all);
+    (
+        r.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        stderr(&r),
+    )
+}
+
+/// The rule ids and messages of `check --format json` on one module.
+fn check_findings(file: &Path, maps: &[PathBuf], extra: &[&str]) -> (i32, Vec<(String, String)>) {
+    let f = file.to_str().unwrap();
+    let args = [&["check", "--format", "json", f][..], extra].concat();
+    let (code, out, err) = klp_convert_maps(&args, maps);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("check json of {f}: {e}: {out}{err}"));
+    let findings = v[0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {v}"))
+        .iter()
+        .filter(|x| x["severity"] == "error")
+        .map(|x| {
+            (
+                x["rule"].as_str().unwrap_or_default().to_string(),
+                x["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (code, findings)
+}
+
+/// Step 10: build the load-order scenario's modules (`make` runs kbuild's
+/// `modules` in a directory), put the targets and the converted patches
+/// in `mods`, and assert what `convert` and `check` predict with the
+/// target kernel's `base` maps (vmlinux, Module.symvers, .config) and
+/// each target's `.ko`:
+///
+/// * twin,0 and twin,2 in klp_test_twin each work in one order only:
+///   `check` says `load-order`, quoting the kernel's words for the other
+///   order, and passes with `--load-order` naming the order that works;
+/// * plain C: `convert --symbols` picks position 1 in klp_test_twinb, and
+///   refuses klp_test_twin, where no position works in both orders.
+///
+/// `keeps_init`: the loader keeps `.init*` (ppc64), so both twins are in
+/// both lists: twin,0 is ambiguous in both orders, twin,2 is the `.text`
+/// twin in both, and plain C is ambiguous (no plain module then).
+pub fn twins(work: &Path, mods: &Path, base: &[PathBuf], keeps_init: bool, make: impl Fn(&Path)) {
+    let src = root().join("tests/kernel");
+    for dir in TWIN_DIRS {
+        copy_dir(&src.join(dir), &work.join(dir));
+        make(&work.join(dir));
+    }
+    let twin = work.join("twin/klp_test_twin.ko");
+    let twinb = work.join("twinb/klp_test_twinb.ko");
+    std::fs::copy(&twin, mods.join("klp_test_twin.ko")).unwrap();
+    std::fs::copy(&twinb, mods.join("klp_test_twinb.ko")).unwrap();
+    let with = |ko: &Path| -> Vec<PathBuf> {
+        let mut maps = base.to_vec();
+        maps.push(ko.to_path_buf());
+        maps
+    };
+    let (maps_a, maps_b) = (with(&twin), with(&twinb));
+
+    // Annotated: converted as written (without maps, which would refuse).
+    for p in ["0", "2"] {
+        let f = format!("klp_test_twin{p}.ko");
+        convert(&work.join(format!("lp_twin{p}/{f}")), &mods.join(&f), false);
+    }
+    let plain = work.join("lp_twin_plain/klp_test_twin_plain.ko");
+    let p = plain.to_str().unwrap();
+    let refused = work.join("klp_test_twin_plain.refused.ko");
+    let r = refused.to_str().unwrap();
+    if keeps_init {
+        let (code, findings) = check_findings(&mods.join("klp_test_twin0.ko"), &maps_a, &[]);
+        assert_eq!(code, 1, "{findings:?}");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].0, "ambiguous-symbol");
+        assert!(
+            findings[0].1.starts_with("unresolvable ambiguity for symbol 'twin' in object 'klp_test_twin': 2 candidates (position 1 at .init.text+"),
+            "{}",
+            findings[0].1
+        );
+        let (code, findings) = check_findings(&mods.join("klp_test_twin2.ko"), &maps_a, &[]);
+        assert_eq!((code, &findings[..]), (0, &[][..]));
+        for maps in [&maps_a, &maps_b] {
+            let (code, _, err) = klp_convert_maps(&["convert", p, "-o", r], maps);
+            assert_eq!(code, 1, "{err}");
+            assert!(err.contains("'twin' is ambiguous: 2 candidates"), "{err}");
+        }
+        return;
+    }
+    let (code, findings) = check_findings(&mods.join("klp_test_twin0.ko"), &maps_a, &[]);
+    assert_eq!(code, 1, "{findings:?}");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].0, "load-order");
+    for words in [
+        "with klp_test_twin loaded after the patch (or reloaded under it), klp_module_coming counts its full symbol table",
+        "refuses to load klp_test_twin: unresolvable ambiguity for symbol 'twin' in object 'klp_test_twin'",
+        "Position 0 works only with klp_test_twin loaded before the patch",
+        "no position means it in both orders",
+    ] {
+        assert!(findings[0].1.contains(words), "{words:?} in {}", findings[0].1);
+    }
+    let (code, findings) = check_findings(&mods.join("klp_test_twin2.ko"), &maps_a, &[]);
+    assert_eq!(code, 1, "{findings:?}");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].0, "load-order");
+    for words in [
+        "with klp_test_twin loaded before the patch, the kernel refuses the patch: symbol position 2 for symbol 'twin' in object 'klp_test_twin' not found",
+        "Position 2 works only with klp_test_twin loaded after the patch",
+    ] {
+        assert!(findings[0].1.contains(words), "{words:?} in {}", findings[0].1);
+    }
+    for (module, order) in [
+        ("klp_test_twin0.ko", "target-first"),
+        ("klp_test_twin2.ko", "patch-first"),
+    ] {
+        let (code, findings) =
+            check_findings(&mods.join(module), &maps_a, &["--load-order", order]);
+        assert_eq!(
+            (code, &findings[..]),
+            (0, &[][..]),
+            "{module} --load-order {order}"
+        );
+    }
+
+    // Plain C: position 1 in klp_test_twinb, nothing in klp_test_twin.
+    let out = mods.join("klp_test_twin_plain.ko");
+    let o = out.to_str().unwrap();
+    let (code, _, err) = klp_convert_maps(&["convert", p, "-o", o], &maps_b);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let has = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+    assert!(
+        has(b"\0.klp.sym.klp_test_twinb.twin,1\0"),
+        "no twin,1 in {o}"
+    );
+    let (code, findings) = check_findings(&out, &maps_b, &[]);
+    assert_eq!((code, &findings[..]), (0, &[][..]), "{o}");
+    let (code, _, err) = klp_convert_maps(&["convert", p, "-o", r], &maps_a);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no position of 'twin' means the same symbol in both load orders"),
+        "{err}"
+    );
+    assert!(!refused.exists());
+    let (code, _, err) = klp_convert_maps(
+        &["convert", p, "-o", r, "--load-order", "target-first"],
+        &maps_a,
+    );
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&refused).unwrap();
+    assert!(bytes
+        .windows(31)
+        .any(|w| w == b"\0.klp.sym.klp_test_twin.twin,0\0"));
+}
+
+/// Step 10: what the kernel did with the twins, in both load orders: what
+/// [`twins`] had `check` predict (`keeps_init`: ppc64, see there).
+pub fn expect_twins(r: &Results, keeps_init: bool) {
+    let ambiguity = "livepatch: unresolvable ambiguity for symbol 'twin' in object 'klp_test_twin'";
+    if keeps_init {
+        // twin,0: ambiguous in both orders.
+        r.expect("twin0", "insmod_klp_test_twin.ko", 0, "0");
+        r.expect_refused("twin0", "klp_test_twin0.ko");
+        r.expect("twin0_late", "insmod_klp_test_twin0.ko", 0, "0");
+        r.expect_refused("twin0_late", "klp_test_twin.ko");
+        r.expect_log(ambiguity);
+        r.expect_log("refusing to load module 'klp_test_twin'");
+        // twin,2: the .text twin in both orders.
+        r.expect("twin2", "insmod_klp_test_twin.ko", 0, "0");
+        r.expect("twin2", "insmod_klp_test_twin2.ko", 0, "0");
+        r.expect("twin2_late", "insmod_klp_test_twin.ko", 0, "0");
+        r.expect("twin2_late", "value", 0, "twin=1");
+        return;
+    }
+    // twin,0: target first, the .text twin (1) is called.
+    r.expect("twin0", "insmod_klp_test_twin.ko", 0, "0");
+    r.expect("twin0", "insmod_klp_test_twin0.ko", 0, "0");
+    r.expect("twin0", "value", 0, "twin=1");
+    r.expect("twin0", "removed_rc", 0, "0");
+    // twin,0, patch first: the target is refused.
+    r.expect("twin0_late", "insmod_klp_test_twin0.ko", 0, "0");
+    r.expect_refused("twin0_late", "klp_test_twin.ko");
+    r.expect("twin0_late", "value", 0, "none");
+    r.expect_log(ambiguity);
+    r.expect_log("refusing to load module 'klp_test_twin'");
+    r.expect("twin0_late", "removed_rc", 0, "0");
+    // twin,2: target first, the patch is refused.
+    r.expect("twin2", "insmod_klp_test_twin.ko", 0, "0");
+    r.expect_refused("twin2", "klp_test_twin2.ko");
+    r.expect_log(
+        "livepatch: symbol position 2 for symbol 'twin' in object 'klp_test_twin' not found",
+    );
+    // twin,2, patch first: the .text twin.
+    r.expect("twin2_late", "insmod_klp_test_twin2.ko", 0, "0");
+    r.expect("twin2_late", "insmod_klp_test_twin.ko", 0, "0");
+    r.expect("twin2_late", "value", 0, "twin=1");
+    r.expect("twin2_late", "removed_rc", 0, "0");
+    // Plain C, position 1 in klp_test_twinb: both orders.
+    for step in ["twin_plain", "twin_plain_late"] {
+        r.expect(step, "insmod_klp_test_twinb.ko", 0, "0");
+        r.expect(step, "insmod_klp_test_twin_plain.ko", 0, "0");
+        r.expect(step, "value", 0, "twin=1");
+        r.expect(step, "removed_rc", 0, "0");
     }
 }
