@@ -361,33 +361,54 @@ pub fn read_stable(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-/// The temporary file name `write_atomically` uses for `file_name` in
-/// process `pid`.
-fn temp_name(file_name: &str, pid: u32) -> String {
-    format!(".{file_name}.klp-convert-{pid}.tmp")
+/// How many random characters a temporary file name carries: with the
+/// process id, enough that two writers never pick the same name (and
+/// `tempfile` tries another name if one is taken anyway).
+const TEMP_RANDOM: usize = 6;
+
+/// The most bytes of the destination's name a temporary file name repeats:
+/// the rest of the name must fit in a file name (255 bytes on Linux).
+const TEMP_NAME_PART: usize = 128;
+
+/// The start of the names of the temporary files that process `pid` writes
+/// beside `file_name`: `.{file_name}.klp-convert-{pid}.`, then
+/// [`TEMP_RANDOM`] random characters and `.tmp`. A leftover names the
+/// output it was for and the run that left it, and kbuild's `make clean`
+/// removes it (it matches `.*.tmp`).
+fn temp_prefix(file_name: &std::ffi::OsStr, pid: u32) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    let name = file_name.as_bytes();
+    let mut prefix = b".".to_vec();
+    prefix.extend_from_slice(&name[..name.len().min(TEMP_NAME_PART)]);
+    prefix.extend_from_slice(format!(".klp-convert-{pid}.").as_bytes());
+    std::ffi::OsString::from_vec(prefix)
 }
 
-/// Remove what killed runs left beside `path`: temporary files of
-/// processes that no longer run (a SIGKILL leaves no chance to clean up).
-fn remove_stale_temps(dir: &Path, file_name: &str) {
-    let (prefix, suffix) = (format!(".{file_name}.klp-convert-"), ".tmp");
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|n| n.strip_suffix(suffix))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_file(e.path());
-        }
-    }
+/// Create a temporary file in `dir`, named `prefix`, `random` random
+/// characters and `.tmp` (`tempfile` picks the name and tries another one
+/// when it is taken). The creation is exclusive, `O_CREAT | O_EXCL`: a
+/// file already at that name is not opened, and a symbolic link there is
+/// not followed, whatever it points to. The file is private (mode 0600)
+/// until [`write_atomically`] gives it its mode, and it is removed when
+/// dropped unless persisted. An error is the system's alone, without the
+/// name of a file that does not exist.
+fn create_temp(
+    dir: &Path,
+    prefix: &std::ffi::OsStr,
+    random: usize,
+) -> io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .rand_bytes(random)
+        .make_in(dir, |path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        })
 }
 
 /// How far [`write_atomically`] goes to survive a crash of the machine
@@ -404,9 +425,15 @@ pub enum Durability {
     RenameOnly,
 }
 
-/// Write `bytes` to a temporary file beside `path`, then rename it over `path`.
-/// On error the temporary file is removed and `path` is left as it was; a
-/// killed process's temporary file is removed by the next write to `path`.
+/// Write `bytes` to a new temporary file beside `path` (see [`temp_prefix`]),
+/// then rename it over `path`. On error the temporary file is removed and
+/// `path` is left as it was.
+///
+/// A process killed before the rename leaves its temporary file behind, and
+/// no later run removes it: no run can tell whether another's temporary
+/// file is still being written. A process id does not say (builds in other
+/// PID namespaces share the tree), and neither does an age. So each run
+/// touches its own file only; the random name never meets another's.
 pub fn write_atomically(
     path: &Path,
     bytes: &[u8],
@@ -421,28 +448,146 @@ pub fn write_atomically(
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
-    let file_name = file_name.to_string_lossy();
-    remove_stale_temps(&dir, &file_name);
-    let tmp = dir.join(temp_name(&file_name, std::process::id()));
-    // Errors name the destination: the temporary file is gone by then.
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io_error(path))?;
-        f.write_all(bytes).map_err(io_error(path))?;
-        f.set_permissions(mode).map_err(io_error(path))?;
-        if durability == Durability::RenameOnly {
-            return fs::rename(&tmp, path).map_err(io_error(path));
-        }
-        f.sync_all().map_err(io_error(path))?;
-        fs::rename(&tmp, path).map_err(io_error(path))?;
-        // The rename itself survives a crash once the directory is synced.
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&dir))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    // Errors name the destination. On any error `tmp` is dropped, which
+    // removes it.
+    let prefix = temp_prefix(file_name, std::process::id());
+    let tmp = create_temp(&dir, &prefix, TEMP_RANDOM).map_err(io_error(path))?;
+    let mut f = tmp.as_file();
+    f.write_all(bytes).map_err(io_error(path))?;
+    f.set_permissions(mode).map_err(io_error(path))?;
+    if durability == Durability::RenameOnly {
+        return tmp
+            .persist(path)
+            .map(drop)
+            .map_err(|e| io_error(path)(e.error));
     }
-    result
+    f.sync_all().map_err(io_error(path))?;
+    tmp.persist(path).map_err(|e| io_error(path)(e.error))?;
+    // The rename itself survives a crash once the directory is synced.
+    fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(&dir))
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn temporary_names_name_the_output_and_the_run() {
+        let p = temp_prefix(std::ffi::OsStr::new("lp.ko"), 42);
+        assert_eq!(p, ".lp.ko.klp-convert-42.");
+        let long = "x".repeat(300);
+        let p = temp_prefix(std::ffi::OsStr::new(&long), 4_194_304);
+        assert_eq!(p.len(), 1 + TEMP_NAME_PART + ".klp-convert-4194304.".len());
+        let dir = tempfile::tempdir().unwrap();
+        let t = create_temp(dir.path(), &p, TEMP_RANDOM).unwrap();
+        let name = t.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.len() <= 255 && name.ends_with(".tmp"), "{name}");
+        assert_eq!(
+            fs::metadata(t.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(t);
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+
+    /// What stands at a would-be temporary name (here the only one: no
+    /// random part) is neither opened, followed nor changed.
+    #[test]
+    fn a_file_or_link_at_the_temporary_name_is_not_followed_or_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let prefix = temp_prefix(std::ffi::OsStr::new("lp.ko"), 7);
+        let at = d.join(format!("{}.tmp", prefix.to_string_lossy()));
+        let victim = d.join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let cases: [(&str, &dyn Fn()); 3] = [
+            ("a file", &|| fs::write(&at, b"someone else's").unwrap()),
+            ("a link to a file", &|| {
+                std::os::unix::fs::symlink(&victim, &at).unwrap()
+            }),
+            ("a dangling link", &|| {
+                std::os::unix::fs::symlink(d.join("created"), &at).unwrap()
+            }),
+        ];
+        for (what, place) in cases {
+            place();
+            let e = create_temp(d, &prefix, 0).expect_err(what);
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{what}: {e}");
+            assert_eq!(fs::read(&victim).unwrap(), b"keep me", "{what}");
+            assert!(!d.join("created").exists(), "{what}: the link was followed");
+            if what == "a file" {
+                assert_eq!(fs::read(&at).unwrap(), b"someone else's");
+            }
+            fs::remove_file(&at).unwrap();
+        }
+    }
+
+    /// Another run's temporary files, whatever their process id says, stay;
+    /// a write leaves none of its own.
+    #[test]
+    fn a_write_leaves_other_runs_temporary_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let out = d.join("out.ko");
+        let own = std::process::id();
+        let foreign = [
+            // pid_max is at most 2^22: no process here has this id, as in
+            // another PID namespace.
+            ".out.ko.klp-convert-4194305.AbC123.tmp".to_string(),
+            format!(".out.ko.klp-convert-{own}.zzzzzz.tmp"),
+            // The names of earlier versions.
+            ".out.ko.klp-convert-4194305.tmp".to_string(),
+        ];
+        for f in &foreign {
+            fs::write(d.join(f), b"a write in progress").unwrap();
+        }
+        for durability in [Durability::RenameOnly, Durability::Synced] {
+            write_atomically(&out, b"new", fs::Permissions::from_mode(0o640), durability).unwrap();
+            assert_eq!(fs::read(&out).unwrap(), b"new");
+            assert_eq!(
+                fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+                0o640
+            );
+        }
+        let mut want: Vec<String> = foreign.to_vec();
+        want.push("out.ko".into());
+        want.sort();
+        assert_eq!(names(d), want);
+        for f in &foreign {
+            assert_eq!(fs::read(d.join(f)).unwrap(), b"a write in progress");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_and_names_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("outdir");
+        fs::create_dir(&out).unwrap();
+        let e = write_atomically(
+            &out,
+            b"new",
+            fs::Permissions::from_mode(0o644),
+            Durability::RenameOnly,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!("{}: ", out.display())),
+            "{e}"
+        );
+        assert_eq!(names(dir.path()), ["outdir"]);
+    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,15 @@
 //!
 //! * tier 2: a process killed (SIGKILL) at random points of `convert -o`
 //!   and `convert --in-place` on a large module: the destination is never
-//!   partial, and a killed run's temporary file is removed by the next run;
+//!   partial; a killed run's temporary file stays, named by the run, and
+//!   the next run neither removes it nor leaves one of its own;
 //! * tier 2: `klp-convert build` (Debian's 6.12 kbuild) killed with its
 //!   process group (make included) at random points, anywhere or aimed at
 //!   the conversion and at its write, on a livepatch module of 100,000
 //!   relocations: each `.ko` is always the module make made or the complete
-//!   converted one, a killed run's temporary file is gone after the next
-//!   run, and a last build gives the bytes of a clean one;
+//!   converted one, a killed run's temporary file stays (no run removes
+//!   another's: its writer may live in another PID namespace), a finished
+//!   run leaves none, and a last build gives the bytes of a clean one;
 //! * an input that changes while it is read, made to by a preloaded
 //!   `read(2)`: 8 bytes appended, truncated to half, torn (the first half
 //!   read, then the rest replaced by another module's of the same size), or
@@ -31,6 +33,8 @@
 //! * outputs that would lose something: a directory, the input through a
 //!   symbolic or hard link (refused, exit 2), the input through a symbolic
 //!   link with `--in-place` (the file it names is converted, the link stays);
+//! * another run's temporary files (any process id) and a symbolic link
+//!   named like one are left alone, and what the link names is untouched;
 //! * tier 2 (root: a private mount namespace): a full filesystem and a
 //!   read-only one, each a clear error, exit 2, nothing left behind.
 
@@ -79,13 +83,29 @@ fn big_module(dir: &Path, name: &str, n: usize, stem: &str) -> PathBuf {
     dir.join(format!("{name}.o"))
 }
 
-/// The temporary files klp-convert left in `dir`.
+/// The temporary files klp-convert left in `dir`, sorted.
 fn temps(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
+    let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".klp-convert-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The temporary files of process `pid` for the output `file` in `dir`:
+/// `.{file}.klp-convert-{pid}.XXXXXX.tmp`.
+fn temps_of(dir: &Path, file: &str, pid: u32) -> Vec<String> {
+    let prefix = format!(".{file}.klp-convert-{pid}.");
+    temps(dir)
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".tmp"))
+                .is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+        })
         .collect()
 }
 
@@ -155,7 +175,9 @@ fn kill_unless_done(child: &mut Child) -> bool {
 }
 
 /// Kill `args` at random points `rounds` times; `reset` restores the
-/// destination's old bytes before each round. Returns (kills, finished).
+/// destination's old bytes before each round. A killed run's temporary file
+/// stays, under its own name; a finished run neither leaves one nor
+/// removes another's. Returns (kills, finished, kills that left a file).
 fn kill_at_random(
     args: &[&str],
     dest: &Path,
@@ -163,7 +185,7 @@ fn kill_at_random(
     new: &[u8],
     rounds: u32,
     reset: &dyn Fn(),
-) -> (u32, u32) {
+) -> (u32, u32, u32) {
     // How long one conversion takes here, to kill within it.
     reset();
     let start = Instant::now();
@@ -176,15 +198,26 @@ fn kill_at_random(
     let span = start.elapsed().as_micros() as u64;
     assert_eq!(std::fs::read(dest).unwrap(), new);
     let mut rng = Lcg(0x6b6c_702d_636f_6e76);
-    let (mut kills, mut finished) = (0, 0);
+    let (mut kills, mut finished, mut left) = (0, 0, 0);
+    let dir = dest.parent().unwrap();
+    let name = dest.file_name().unwrap().to_str().unwrap();
     for _ in 0..rounds {
         reset();
+        let before = temps(dir);
         let mut child = spawn_group(Command::new(BIN).args(args).stderr(Stdio::null()));
+        let pid = child.id();
         rng.pause(span);
         if kill_unless_done(&mut child) {
             kills += 1;
+            let own = temps_of(dir, name, pid);
+            assert!(own.len() <= 1, "{own:?}");
+            left += own.len() as u32;
+            let mut want = [before, own].concat();
+            want.sort();
+            assert_eq!(temps(dir), want, "a killed run removed a file");
         } else {
             finished += 1;
+            assert_eq!(temps(dir), before, "a finished run left or removed a file");
         }
         let now = std::fs::read(dest).unwrap();
         assert!(
@@ -194,7 +227,7 @@ fn kill_at_random(
             now.len()
         );
     }
-    (kills, finished)
+    (kills, finished, left)
 }
 
 #[test]
@@ -228,20 +261,23 @@ fn killed_conversions_leave_the_old_file_or_the_new_one() {
         "-o",
         out.to_str().unwrap(),
     ];
-    let (k1, f1) = kill_at_random(&args, &out, &old, &new, 40, &reset_out);
+    let (k1, f1, l1) = kill_at_random(&args, &out, &old, &new, 40, &reset_out);
 
     // --in-place.
     let inplace = dir.join("inplace.o");
     let reset_in = || std::fs::write(&inplace, &pristine).unwrap();
     let args = ["convert", inplace.to_str().unwrap(), "--in-place"];
-    let (k2, f2) = kill_at_random(&args, &inplace, &pristine, &new, 40, &reset_in);
+    let (k2, f2, l2) = kill_at_random(&args, &inplace, &pristine, &new, 40, &reset_in);
 
     eprintln!(
-        "faults: {} kills during convert -o ({f1} runs finished first), {} during --in-place ({f2}); 0 files lost",
-        k1, k2
+        "faults: {} kills during convert -o ({f1} runs finished first), {} during --in-place ({f2}); {} temporary files left by kills, each named by its run and kept; 0 files lost",
+        k1, k2, l1 + l2
     );
     assert!(k1 + k2 > 20, "too few kills landed: {k1} + {k2}");
-    // What the kills left is removed by the next run to the same files.
+    // What the kills left stays: the next run to the same files adds
+    // nothing and removes nothing.
+    let left = temps(&dir);
+    assert_eq!(left.len(), (l1 + l2) as usize, "{left:?}");
     reset_out();
     reset_in();
     for args in [
@@ -256,7 +292,7 @@ fn killed_conversions_leave_the_old_file_or_the_new_one() {
         let st = Command::new(BIN).args(&args).status().unwrap();
         assert!(st.success());
     }
-    assert_eq!(temps(&dir), Vec::<String>::new());
+    assert_eq!(temps(&dir), left);
     assert_eq!(std::fs::read(&out).unwrap(), new);
     assert_eq!(std::fs::read(&inplace).unwrap(), new);
 }
@@ -305,9 +341,9 @@ fn reach(child: &mut Child, moment: Moment, ko: &Path) -> bool {
     if let Moment::Converting = moment {
         return true;
     }
-    let name = ko.file_name().unwrap().to_string_lossy();
-    let tmp = ko.with_file_name(format!(".{name}.klp-convert-{}.tmp", child.id()));
-    while !tmp.exists() {
+    let name = ko.file_name().unwrap().to_str().unwrap();
+    let dir = ko.parent().unwrap();
+    while temps_of(dir, name, child.id()).is_empty() {
         if child.try_wait().unwrap().is_some() {
             return false;
         }
@@ -356,7 +392,7 @@ struct BuildKills {
     as_made: u32,
     /// Kills after which it was the converted module.
     converted: u32,
-    /// Kills that left a temporary file (the next finished run removes it).
+    /// Kills that left a temporary file (kept: no run removes another's).
     temps_left: u32,
 }
 
@@ -404,6 +440,8 @@ fn killed_builds_leave_each_module_as_made_or_converted() {
     .unwrap();
     let mut rng = Lcg(0x6275_696c_6420_6b6c);
     let mut seen = BuildKills::default();
+    // The temporary files that killed runs left: they stay.
+    let mut left: Vec<String> = Vec::new();
     let mut by_moment = Vec::new();
     // (moment, kbuild, kills wanted, rounds at most)
     for (moment, kb, wanted, most) in [
@@ -429,7 +467,7 @@ fn killed_builds_leave_each_module_as_made_or_converted() {
             rounds += 1;
             std::fs::write(&lp, &raw).unwrap();
             let mut child = spawn_build(kb, &dir);
-            let own_temp = dir.join(format!(".{}.klp-convert-{}.tmp", BUILT[0], child.id()));
+            let pid = child.id();
             let aimed = reach(&mut child, moment, &lp);
             if aimed {
                 rng.pause(span);
@@ -442,11 +480,7 @@ fn killed_builds_leave_each_module_as_made_or_converted() {
                 );
                 seen.finished += 1;
                 span = span * 3 / 4;
-                assert_eq!(
-                    temps(&dir),
-                    Vec::<String>::new(),
-                    "left after a finished run"
-                );
+                assert_eq!(temps(&dir), left, "a finished run left or removed a file");
             }
             let now = std::fs::read(&lp).unwrap();
             assert!(
@@ -465,7 +499,11 @@ fn killed_builds_leave_each_module_as_made_or_converted() {
                 kills += 1;
                 seen.as_made += u32::from(now == raw);
                 seen.converted += u32::from(now == conv);
-                seen.temps_left += u32::from(own_temp.exists());
+                let own = temps_of(&dir, BUILT[0], pid);
+                seen.temps_left += own.len() as u32;
+                left.extend(own);
+                left.sort();
+                assert_eq!(temps(&dir), left, "a killed run removed a file");
             }
         }
         seen.kills += kills;
@@ -478,9 +516,9 @@ fn killed_builds_leave_each_module_as_made_or_converted() {
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     assert_eq!(std::fs::read(&lp).unwrap(), conv);
     assert_eq!(std::fs::read(&helper).unwrap(), plain);
-    assert_eq!(temps(&dir), Vec::<String>::new());
+    assert_eq!(temps(&dir), left);
     eprintln!(
-        "faults: {} kills during build ({}), {} runs finished first; after the kills {} modules as made, {} converted, 0 partial; {} temporary files left by kills, all removed by the next run; 0 files lost",
+        "faults: {} kills during build ({}), {} runs finished first; after the kills {} modules as made, {} converted, 0 partial; {} temporary files left by kills, each named by its run and kept by the next runs; 0 files lost",
         seen.kills,
         by_moment.join(", "),
         seen.finished,
@@ -911,21 +949,42 @@ fn outputs_that_would_lose_something_are_refused() {
 }
 
 #[test]
-fn a_killed_runs_temporary_file_is_removed_by_the_next_run() {
-    let (dir, input) = small_module("faults_stale_temp");
+fn other_runs_temporary_files_and_links_at_such_names_are_left_alone() {
+    let (dir, input) = small_module("faults_foreign_temp");
     let out = dir.join("out.o");
-    // pid_max is at most 2^22: this process never ran.
-    let stale = dir.join(".out.o.klp-convert-4194305.tmp");
-    std::fs::write(&stale, b"half a module").unwrap();
-    let other = dir.join(".other.o.klp-convert-4194305.tmp");
-    std::fs::write(&other, b"not ours to remove").unwrap();
-    let r = convert_o(&input, &out);
-    assert!(r.status.success(), "{}", stderr(&r));
-    assert!(!stale.exists());
-    assert!(
-        other.exists(),
-        "a temporary file of another output was removed"
-    );
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"not a module").unwrap();
+    // pid_max is at most 2^22: no process here has this id, as for a build
+    // in another PID namespace, whose write is still in progress.
+    let foreign = [
+        ".out.o.klp-convert-4194305.AbC123.tmp",
+        ".out.o.klp-convert-4194305.tmp",
+        ".other.o.klp-convert-4194305.xyz789.tmp",
+    ];
+    for f in foreign {
+        std::fs::write(dir.join(f), b"half a module").unwrap();
+    }
+    let link = ".out.o.klp-convert-4194305.L1nk00.tmp";
+    std::os::unix::fs::symlink(&victim, dir.join(link)).unwrap();
+    let before = temps(&dir);
+    for args in [
+        vec![
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec!["convert", out.to_str().unwrap(), "--in-place"],
+    ] {
+        let r = klp_convert(&args);
+        assert!(r.status.success(), "{}", stderr(&r));
+        assert_eq!(temps(&dir), before, "{args:?}");
+    }
+    for f in foreign {
+        assert_eq!(std::fs::read(dir.join(f)).unwrap(), b"half a module", "{f}");
+    }
+    assert_eq!(std::fs::read_link(dir.join(link)).unwrap(), victim);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not a module");
 }
 
 /// Run `script` in a private mount namespace with a small tmpfs at `mnt`.
