@@ -324,7 +324,9 @@ pub fn symbols_report(file: &Path, map: &SymbolMap) -> String {
 }
 
 /// `klp-convert build`: make, then convert every livepatch module of
-/// modules.order in place, then the summary.
+/// modules.order in place, then check every module for the undefined names
+/// kbuild's modpost would have refused ([`kbuild::refused_names`]), then
+/// the summary.
 pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     let kbuild_dir = match &args.kbuild {
         Some(d) => d.clone(),
@@ -334,13 +336,54 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
         Kbuild::new(kbuild_dir, &args.dir(), args.make_args.clone()).map_err(Error::Kbuild)?;
     build.make_modules().map_err(Error::Kbuild)?;
     let modules = build.modules().map_err(Error::Kbuild)?;
-    let map = args.maps.load(&build.export_maps())?;
+    let export_lists = build.export_maps();
+    let map = args.maps.load(&export_lists)?;
+    let exports = kbuild::Exports::read(&export_lists, &build.kbuild.join("Module.symvers"))
+        .map_err(Error::Kbuild)?;
     let mut ready = Vec::new();
     let mut refused = Vec::new();
+    let mut undefined = Vec::new();
     for ko in &modules {
         let bytes = module_file::read(ko).map_err(Error::ModuleFile)?;
-        let (image, _) = signature::split(&bytes);
-        if !Elf::parse(image).is_ok_and(|elf| elf.is_livepatch()) {
+        let livepatch = Elf::parse(signature::split(&bytes).0).is_ok_and(|elf| elf.is_livepatch());
+        if livepatch {
+            if let Err(e) = convert_one(ko, ko, map.as_ref(), false, err) {
+                report(&e, err);
+                refused.push(ko.display().to_string());
+                continue;
+            }
+        }
+        // The module as it stands now: converted, for a livepatch.
+        let bytes = if livepatch {
+            module_file::read(ko).map_err(Error::ModuleFile)?
+        } else {
+            bytes
+        };
+        let elf = Elf::parse(signature::split(&bytes).0).map_err(|source| Error::Malformed {
+            file: ko.clone(),
+            source,
+        })?;
+        let names = kbuild::refused_names(&elf, &exports);
+        for name in &names {
+            say(
+                err,
+                format_args!(
+                    "error: {}: undefined symbol '{}' (in no Module.symvers or KBUILD_EXTRA_SYMBOLS list{}): kbuild would stop here, and the kernel would refuse the module",
+                    ko.display(),
+                    String::from_utf8_lossy(name).escape_debug(),
+                    if livepatch {
+                        ", and not a klp symbol"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if !names.is_empty() {
+            undefined.push(ko.display().to_string());
+        } else if livepatch {
+            ready.push(ko.display().to_string());
+        } else {
             say(
                 err,
                 format_args!(
@@ -348,15 +391,17 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
                     ko.display()
                 ),
             );
-            continue;
         }
-        match convert_one(ko, ko, map.as_ref(), false, err) {
-            Ok(()) => ready.push(ko.display().to_string()),
-            Err(e) => {
-                report(&e, err);
-                refused.push(ko.display().to_string());
-            }
+    }
+    if !undefined.is_empty() {
+        let e = Error::BuildUndefined {
+            modules: undefined,
+            missing: exports.missing,
+        };
+        if refused.is_empty() {
+            return Err(e);
         }
+        report(&e, err);
     }
     if !refused.is_empty() {
         return Err(Error::BuildRefused(refused));

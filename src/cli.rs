@@ -173,10 +173,14 @@ unpatched kernel's kbuild (KBUILD defaults to /lib/modules/R/build, R to the
 running kernel); modpost only warns about the names it cannot resolve.
 Then every livepatch module listed in DIR/modules.order is converted in
 place, with the maps given plus the exports kbuild knows (KBUILD's and
-DIR's Module.symvers, KBUILD_EXTRA_SYMBOLS=... among MAKE_ARGS), and
-checked. A reference that is neither exported nor in a map is refused
-there, so what modpost let through cannot reach the kernel. Modules without
-livepatch=Y are left as built. DIR defaults to the current directory (M=DIR
+DIR's Module.symvers, KBUILD_EXTRA_SYMBOLS), and checked. A reference
+that is neither exported nor in a map is refused there. Then every module
+of modules.order is checked as modpost would without warning mode: an
+undefined symbol that no export list has fails the build, naming the
+module and the symbol, unless it is a weak reference or, in a livepatch
+module, a .klp.sym.rela.* name (what the kbuild patch lets through). So
+what modpost only warned about cannot reach the kernel. Modules without
+livepatch=Y are otherwise left as built. DIR defaults to the current directory (M=DIR
 is accepted too; a directory inside a kernel tree builds the same way, with
 -C pointing at the tree).";
 

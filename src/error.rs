@@ -65,6 +65,14 @@ pub enum Error {
     },
     /// `build` left livepatch modules unconverted (exit 1).
     BuildRefused(Vec<String>),
+    /// `build` made modules with undefined symbols that kbuild's modpost
+    /// would have refused (exit 1); each symbol was reported.
+    BuildUndefined {
+        /// The modules.
+        modules: Vec<String>,
+        /// The kernel's `Module.symvers`, when it is missing.
+        missing: Option<PathBuf>,
+    },
     /// `check` found errors in this many modules (exit 1); the report said so.
     CheckFound(usize),
     /// Standard output was closed by its reader (`| head`): exit quietly
@@ -99,6 +107,7 @@ impl Error {
             | Error::BuildRefused(_)
             | Error::InternalErrors(_)
             | Error::ShowFound(_)
+            | Error::BuildUndefined { .. }
             | Error::CheckFound(_) => 1,
             Error::BrokenPipe => 141,
         }
@@ -155,6 +164,19 @@ impl fmt::Display for Error {
                 if modules.len() == 1 { "it" } else { "them" },
                 modules.join(", ")
             ),
+            Error::BuildUndefined { modules, missing } => {
+                write!(
+                    f,
+                    "error: build: {} module{} with undefined symbols, which kbuild would not have built: {}",
+                    modules.len(),
+                    s(modules.len()),
+                    modules.join(", ")
+                )?;
+                match missing {
+                    Some(m) => write!(f, " ({} is missing: kbuild knows no export of the kernel)", m.display()),
+                    None => Ok(()),
+                }
+            }
             Error::CheckFound(n) => write!(f, "check: {n} module{} with errors", s(*n)),
             Error::ShowFound(n) => write!(f, "show: {n} error{} listed", s(*n)),
             Error::InternalErrors(n) => write!(

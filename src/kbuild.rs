@@ -9,11 +9,24 @@
 //! directory's `Module.symvers`, `KBUILD_EXTRA_SYMBOLS`) plus the maps given.
 //! A name modpost only warned about is caught there: it is converted if a
 //! map knows it, refused with the reason if not.
+//!
+//! Warning mode must not let anything else through, so the build then does
+//! modpost's unresolved-symbol check itself ([`refused_names`]), on every
+//! module as it stands (a livepatch module once converted), against the
+//! export lists modpost read ([`Exports`]): what the patched modpost of
+//! `kbuild/` lets through passes, and anything else fails the build. The
+//! check reads the modules, not modpost's warnings: those change wording
+//! between releases, stop after 10, and are not printed again by a build
+//! that has nothing to remake, while the modules and the export lists are
+//! there on every run.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+
+use crate::elf::{abi, Elf, SHN_UNDEF};
 
 /// Why a kbuild step failed.
 #[derive(Debug)]
@@ -222,21 +235,170 @@ impl Kbuild {
     }
 
     /// The export lists kbuild itself would use: the kernel's and this
-    /// directory's `Module.symvers`, and `KBUILD_EXTRA_SYMBOLS` among the
-    /// make arguments. Only those that exist.
+    /// directory's `Module.symvers`, and `KBUILD_EXTRA_SYMBOLS` (among the
+    /// make arguments, in the environment, and as modpost last read it:
+    /// the `-i` files of `.Module.symvers.cmd`, which include those the
+    /// module's own Kbuild or Makefile sets). Only those that exist, each
+    /// once.
     pub fn export_maps(&self) -> Vec<PathBuf> {
         let mut out = vec![
             self.kbuild.join("Module.symvers"),
             self.dir.join("Module.symvers"),
         ];
-        for a in &self.make_args {
-            if let Some(list) = a.strip_prefix("KBUILD_EXTRA_SYMBOLS=") {
-                out.extend(list.split_whitespace().map(PathBuf::from));
-            }
+        let mut extra: Vec<String> = self
+            .make_args
+            .iter()
+            .filter_map(|a| a.strip_prefix("KBUILD_EXTRA_SYMBOLS="))
+            .map(str::to_string)
+            .collect();
+        extra.extend(std::env::var("KBUILD_EXTRA_SYMBOLS"));
+        for list in &extra {
+            out.extend(list.split_whitespace().map(PathBuf::from));
         }
+        out.extend(self.modpost_inputs());
         out.retain(|p| p.is_file());
+        let mut seen = HashSet::new();
+        out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
         out
     }
+
+    /// The export lists modpost read in this directory's last build (its
+    /// `-i FILE` arguments, from kbuild's `.Module.symvers.cmd`); a relative
+    /// path is taken from the kernel's build directory (where make ran
+    /// until 6.12), else from this directory (6.13 on). Nothing when the
+    /// file is not there.
+    fn modpost_inputs(&self) -> Vec<PathBuf> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(".Module.symvers.cmd")) else {
+            return Vec::new();
+        };
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words
+            .windows(2)
+            .filter(|w| w[0] == "-i")
+            .map(|w| {
+                let p = Path::new(w[1]);
+                let from_kbuild = self.kbuild.join(p);
+                if p.is_absolute() || from_kbuild.is_file() {
+                    from_kbuild
+                } else {
+                    self.dir.join(p)
+                }
+            })
+            .collect()
+    }
+}
+
+/// The names kbuild's modpost knows are exported: the second column of
+/// every export list it reads ([`Kbuild::export_maps`]).
+#[derive(Debug, Default)]
+pub struct Exports {
+    names: HashSet<Vec<u8>>,
+    /// The kernel's `Module.symvers` when it is missing: then kbuild knows
+    /// none of the kernel's exports, and every name of them is undefined.
+    pub missing: Option<PathBuf>,
+}
+
+impl Exports {
+    /// Read the export lists at `paths` (`crc<TAB>symbol<TAB>module<TAB>...`
+    /// lines; `build` has read them as maps already, which checks their
+    /// form); `kernel` is the kernel's own, which should be among them.
+    pub fn read(paths: &[PathBuf], kernel: &Path) -> Result<Exports, Error> {
+        let mut out = Exports::default();
+        for path in paths {
+            let text = std::fs::read(path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            out.add(&text);
+        }
+        if !paths.iter().any(|p| p == kernel) {
+            out.missing = Some(kernel.to_path_buf());
+        }
+        Ok(out)
+    }
+
+    /// Add the names of one export list's text.
+    pub fn add(&mut self, text: &[u8]) {
+        for line in text.split(|&b| b == b'\n') {
+            if let Some(name) = line.split(|&b| b == b'\t').nth(1) {
+                self.names.insert(name.to_vec());
+            }
+        }
+    }
+
+    /// Does an export list have `name`?
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.names.contains(name)
+    }
+}
+
+/// Undefined names modpost never reports (`ignore_undef_symbol` in
+/// `scripts/mod/modpost.c`): `__this_module` and the GOT everywhere; on
+/// PowerPC the register save and restore functions the final link adds,
+/// and ppc64's `.TOC.`, which the module loader provides.
+fn modpost_ignores(machine: u16, name: &[u8]) -> bool {
+    const PPC32: &[&[u8]] = &[
+        b"_restgpr_",
+        b"_savegpr_",
+        b"_rest32gpr_",
+        b"_save32gpr_",
+        b"_restvr_",
+        b"_savevr_",
+    ];
+    const PPC64: &[&[u8]] = &[
+        b"_restgpr0_",
+        b"_savegpr0_",
+        b"_restgpr1_",
+        b"_savegpr1_",
+        b"_restfpr_",
+        b"_savefpr_",
+        b"_restvr_",
+        b"_savevr_",
+    ];
+    let starts = |list: &[&[u8]]| list.iter().any(|p| name.starts_with(p));
+    name == b"__this_module"
+        || name == b"_GLOBAL_OFFSET_TABLE_"
+        || (machine == abi::EM_PPC && starts(PPC32))
+        || (machine == abi::EM_PPC64 && (starts(PPC64) || name == b".TOC."))
+}
+
+/// The name of a symbol `KLP_RELOC_SYMBOL` gives, as the kbuild patch's
+/// modpost (`is_klp_annotation` in `kbuild/*.patch`) lets it stay undefined
+/// in a livepatch module: `.klp.sym.rela.`, then at least two dots before
+/// the position, then the position, digits only, after the last `.` or `,`.
+pub fn modpost_klp_annotation(name: &[u8]) -> bool {
+    let Some(p) = name.strip_prefix(b".klp.sym.rela.") else {
+        return false;
+    };
+    let Some(sep) = p.iter().rposition(|&b| b == b'.' || b == b',') else {
+        return false;
+    };
+    let pos = &p[sep + 1..];
+    !pos.is_empty()
+        && pos.iter().all(u8::is_ascii_digit)
+        && p[..sep].iter().filter(|&&b| b == b'.').count() >= 2
+}
+
+/// The undefined names of a built module that kbuild's modpost, without
+/// `KBUILD_MODPOST_WARN` and with the kbuild patch, would refuse: each
+/// global (not weak) undefined symbol that no export list has, that modpost
+/// does not ignore, and, in a livepatch module, that is not an annotation
+/// ([`modpost_klp_annotation`]). The module loader refuses the module for
+/// any of them ("Unknown symbol"). In a converted livepatch module, the
+/// names conversion resolved are klp symbols, no longer undefined.
+pub fn refused_names<'a>(elf: &Elf<'a>, exports: &Exports) -> Vec<&'a [u8]> {
+    let livepatch = elf.is_livepatch();
+    elf.symbols
+        .iter()
+        .filter(|s| s.st_shndx == SHN_UNDEF && s.bind() == abi::STB_GLOBAL)
+        .map(|s| s.name)
+        .filter(|&name| {
+            let passes = exports.contains(name)
+                || modpost_ignores(elf.machine, name)
+                || (livepatch && modpost_klp_annotation(name));
+            !passes
+        })
+        .collect()
 }
 
 /// `/lib/modules/<release>/build`, for `release` or the running kernel.
@@ -310,6 +472,60 @@ pub fn tree_version(tree: &Path) -> Result<(u32, u32), Error> {
     match (value("VERSION"), value("PATCHLEVEL")) {
         (Some(major), Some(minor)) => Ok((major, minor)),
         _ => Err(Error::TreeVersion(path)),
+    }
+}
+
+#[cfg(test)]
+mod modpost_tests {
+    use super::*;
+
+    /// `is_klp_annotation` of the kbuild patch, case by case.
+    #[test]
+    fn annotations_as_the_patched_modpost_reads_them() {
+        for yes in [
+            ".klp.sym.rela.vmlinux.vmlinux.saved_command_line,0",
+            ".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0",
+            ".klp.sym.rela.lp.target_mod.get_name.2",
+            ".klp.sym.rela.lp.target_mod.name.with.dots,12",
+            ".klp.sym.rela.a.b.,3",
+        ] {
+            assert!(modpost_klp_annotation(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "printk",
+            ".klp.sym.vmlinux.saved_command_line,0",
+            "\".klp.sym.rela.vmlinux.vmlinux.v.0\"",
+            ".klp.sym.rela.vmlinux.v,0",
+            ".klp.sym.rela.vmlinux.vmlinux.v",
+            ".klp.sym.rela.vmlinux.vmlinux.v,",
+            ".klp.sym.rela.vmlinux.vmlinux.v,1a",
+            ".klp.sym.rela.vmlinux.vmlinux.v,-1",
+            ".klp.sym.rela.",
+        ] {
+            assert!(!modpost_klp_annotation(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn names_modpost_ignores() {
+        for m in [abi::EM_X86_64, abi::EM_PPC64, abi::EM_S390] {
+            assert!(modpost_ignores(m, b"__this_module"));
+            assert!(modpost_ignores(m, b"_GLOBAL_OFFSET_TABLE_"));
+            assert!(!modpost_ignores(m, b"printk"));
+        }
+        assert!(modpost_ignores(abi::EM_PPC64, b".TOC."));
+        assert!(modpost_ignores(abi::EM_PPC64, b"_restgpr0_14"));
+        assert!(!modpost_ignores(abi::EM_X86_64, b".TOC."));
+        assert!(!modpost_ignores(abi::EM_PPC, b".TOC."));
+        assert!(modpost_ignores(abi::EM_PPC, b"_savegpr_14"));
+    }
+
+    #[test]
+    fn exports_are_the_second_column() {
+        let mut e = Exports::default();
+        e.add(b"0x1\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x2\tfoo\xe9\tdrivers/x\tEXPORT_SYMBOL_GPL\tNS\n\n");
+        assert!(e.contains(b"printk") && e.contains(b"foo\xe9"));
+        assert!(!e.contains(b"vmlinux") && !e.contains(b"") && !e.contains(b"foo"));
     }
 }
 
