@@ -259,3 +259,45 @@ fn module_data_symbols_follow_kallsyms_all() {
     );
     assert!(map.symbols("twin_mod").has_both_lists());
 }
+
+/// `symbols DIR` over a module tree with two broken modules among good
+/// ones: both are named, in file-name order, nothing is written, and the
+/// exit status says so (one bad module does not hide another).
+#[test]
+fn a_module_tree_names_every_broken_module() {
+    let dir = scratch("symbols_tree_broken");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(dir.join("m.c"), "int f(void) { return 1; }\n").unwrap();
+    sh(&dir, &["gcc -O1 -c m.c -o tree/b_good.ko"]);
+    // Not an ELF, and an ELF cut short.
+    std::fs::write(tree.join("a_text.ko"), b"not a module\n").unwrap();
+    let good = std::fs::read(tree.join("b_good.ko")).unwrap();
+    std::fs::write(tree.join("c_cut.ko"), &good[..100]).unwrap();
+    let out = dir.join("map.json");
+    let r = klp_convert(&[
+        "symbols",
+        tree.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    let err = stderr(&r);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].ends_with(&format!("{}: 2 modules could not be read:", tree.display())),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("  {}: ", tree.join("a_text.ko").display())),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("  {}: ", tree.join("c_cut.ko").display())),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -88,6 +88,14 @@ pub enum MapError {
         /// What is wrong.
         message: String,
     },
+    /// Several modules of a module tree could not be read: each is named
+    /// (one bad module does not hide the others).
+    Tree {
+        /// The directory.
+        dir: PathBuf,
+        /// One error a module, in file-name order.
+        errors: Vec<MapError>,
+    },
 }
 
 impl MapError {
@@ -126,6 +134,7 @@ impl MapError {
             MapError::File(e) => Some(e.path()),
             MapError::Elf { path, .. } => Some(path),
             MapError::Json { path, .. } | MapError::Parse { path, .. } => path.as_deref(),
+            MapError::Tree { dir, .. } => Some(dir),
         }
     }
 }
@@ -135,11 +144,23 @@ impl fmt::Display for MapError {
         if let MapError::File(e) = self {
             return e.fmt(f); // it names its file
         }
+        if let MapError::Tree { dir, errors } = self {
+            write!(
+                f,
+                "{}: {} modules could not be read:",
+                dir.display(),
+                errors.len()
+            )?;
+            for e in errors {
+                write!(f, "\n  {e}")?;
+            }
+            return Ok(());
+        }
         if let Some(path) = self.path() {
             write!(f, "{}: ", path.display())?;
         }
         match self {
-            MapError::File(_) => Ok(()),
+            MapError::File(_) | MapError::Tree { .. } => Ok(()),
             MapError::Elf { source, .. } => write!(f, "{source}"),
             MapError::Json { source, .. } => write!(f, "JSON map: {source}"),
             MapError::Parse { line, message, .. } => match line {
@@ -156,7 +177,7 @@ impl std::error::Error for MapError {
             MapError::File(e) => Some(e),
             MapError::Elf { source, .. } => Some(source),
             MapError::Json { source, .. } => Some(source),
-            MapError::Parse { .. } => None,
+            MapError::Parse { .. } | MapError::Tree { .. } => None,
         }
     }
 }

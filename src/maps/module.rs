@@ -117,6 +117,8 @@ impl SymbolMap {
             };
             one.add_file(f).map(|()| one)
         });
+        // Every module is read; every one that fails is named.
+        let mut errors = Vec::new();
         for one in maps {
             // A panic (a bug) while reading one module is that file's error.
             let one = one.map_err(|p| MapError::Parse {
@@ -126,8 +128,20 @@ impl SymbolMap {
                     "internal error: {} (a bug in klp-convert; please report it with this file)",
                     p.message
                 ),
-            })?;
-            self.merge(one?);
+            });
+            match one {
+                Ok(Ok(one)) => self.merge(one),
+                Ok(Err(e)) | Err(e) => errors.push(e),
+            }
+        }
+        if errors.len() == 1 {
+            return Err(errors.remove(0));
+        }
+        if !errors.is_empty() {
+            return Err(MapError::Tree {
+                dir: dir.to_path_buf(),
+                errors,
+            });
         }
         Ok(())
     }
