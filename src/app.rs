@@ -292,7 +292,8 @@ pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
             let durability = module_file::Durability::RenameOnly;
             module_file::write_atomically(o, &text, mode, durability).map_err(Error::ModuleFile)?;
-            say(err, format_args!("{}", symbols_report(o, &map)));
+            let all = args.format == MapFormat::Json;
+            say(err, format_args!("{}", symbols_report(o, &map, all)));
             Ok(())
         }
         None => out.write_all(&text).map_err(Error::stdout),
@@ -301,12 +302,22 @@ pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
 
 /// What `symbols -o FILE` wrote (without the prefix): `FILE: 12 symbols of
 /// 2 object(s) (vmlinux, twin_mod), with exports`.
-pub fn symbols_report(file: &Path, map: &SymbolMap) -> String {
+pub fn symbols_report(file: &Path, map: &SymbolMap, coming_only: bool) -> String {
     let objects: Vec<String> = map
         .objects()
         .map(|o| crate::names::show(o).to_string())
         .collect();
-    let count: usize = map.objects().map(|o| map.symbols(o).len()).sum();
+    // A symbols.klp holds a loaded module's list only (`coming_only`: the
+    // JSON map holds the rest too).
+    let count: usize = map
+        .objects()
+        .map(|o| {
+            let symbols = map.symbols(o);
+            (0..symbols.len())
+                .filter(|&i| coming_only || !symbols.is_coming_only(i))
+                .count()
+        })
+        .sum();
     let mut names = objects[..objects.len().min(5)].join(", ");
     if objects.len() > 5 {
         names += &format!(", and {} more", objects.len() - 5);

@@ -138,7 +138,7 @@ rules! {
     LoadOrder = "load-order", Error;
     /// The maps give a module's symbols as a loaded module keeps them
     /// (kallsyms, symbols.klp): positions while it is coming were not checked.
-    LoadOrderUnchecked = "load-order-unchecked", Note;
+    LoadOrderUnchecked = "load-order-unchecked", Warning;
     /// The object of a klp symbol is not in the maps given: not checked.
     ObjectNotInMaps = "object-not-in-maps", Warning;
     /// Where a klp symbol resolves.

@@ -158,7 +158,7 @@ fn check_predicts_both_orders() {
     assert_eq!((code, rules(&f)), (1, vec!["load-order"]), "{f:?}");
     assert_eq!(
         f[0].1,
-        "with twin_mod loaded after the patch (or reloaded under it), klp_module_coming counts its full symbol table (.init symbols, and data symbols without CONFIG_KALLSYMS_ALL, included) and refuses to load twin_mod: unresolvable ambiguity for symbol 'twin' in object 'twin_mod': 2 candidates (position 1 at .init.text+0x0 in init.c, position 2 at .text+0x0 in text.c); give the 1-based position. Position 0 works only with twin_mod loaded before the patch, where it means .text+0x0 in text.c (position 1 of 1); no position means it in both orders: give the symbol a name unique in twin_mod, or, if twin_mod always loads before the patch, say so with --load-order target-first"
+        "with twin_mod loaded after the patch (or reloaded under it), klp_module_coming counts its full symbol table (.init symbols included) and refuses to load twin_mod: unresolvable ambiguity for symbol 'twin' in object 'twin_mod': 2 candidates (position 1 at .init.text+0x0 in init.c, position 2 at .text+0x0 in text.c); give the 1-based position. Position 0 works only with twin_mod loaded before the patch, where it means .text+0x0 in text.c (position 1 of 1); no position means it in both orders: give the symbol a name unique in twin_mod, or, if twin_mod is always loaded before the patch (and never reloaded under it), say so with --load-order target-first"
     );
     let (code, f) = check(&p2, &[&ko], &[]);
     assert_eq!((code, rules(&f)), (1, vec!["load-order"]), "{f:?}");
@@ -352,7 +352,7 @@ fn convert_picks_a_position_that_holds_in_both() {
     let (code, err, _) = run(&lp, &ko, &["--symbols", config.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("'counter' is only in symbols a module keeps while it is coming"),
+        err.contains("'counter' is only in symbols a module keeps while it is coming (.init*, freed after its init)"),
         "{err}"
     );
     let (code, err, klp) = run(
@@ -443,4 +443,140 @@ fn patched_functions_in_both_orders() {
     let lp = dir.join("funcs1.o");
     let (code, f) = check(&lp, &[&kob], &[]);
     assert_eq!((code, f.len()), (0, 0), "{f:?}");
+}
+
+/// The order of the map sources decides nothing: a kallsyms dump read
+/// after a module's `.ko` replaces that module, as a `.ko` read after a
+/// dump does (it was appended, doubling every symbol).
+#[test]
+fn a_later_source_replaces_a_module() {
+    let dir = scratch("load_order_sources");
+    let ko = target(&dir, false);
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(
+        &kallsyms,
+        "ffffffffc0000000 t twin\t[twin_mod]\nffffffffc0000100 d counter\t[twin_mod]\n",
+    )
+    .unwrap();
+    let both = SymbolMap::from_paths(&[ko.clone(), kallsyms.clone()]).unwrap();
+    assert_eq!(both.symbols("twin_mod").len(), 2);
+    assert!(!both.symbols("twin_mod").has_both_lists());
+    assert_eq!(both.find("twin_mod", "twin", 0).unwrap().count, 1);
+    let other = SymbolMap::from_paths(&[kallsyms, ko]).unwrap();
+    assert!(other.symbols("twin_mod").has_both_lists());
+    assert_eq!(other.find("twin_mod", "twin", 0).unwrap().count, 1);
+}
+
+/// A target that is itself a livepatch module keeps every symbol after its
+/// init (`is_livepatch_module` in `add_kallsyms`): one list, no load order
+/// to tell apart.
+#[test]
+fn a_livepatch_target_keeps_every_symbol() {
+    let dir = scratch("load_order_livepatch_target");
+    std::fs::write(dir.join("init.c"), INIT_TWIN).unwrap();
+    std::fs::write(
+        dir.join("text.c"),
+        format!(
+            "{TEXT_TWIN}static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=twin_mod\\0livepatch=Y\";\n"
+        ),
+    )
+    .unwrap();
+    sh(
+        &dir,
+        "gcc -O1 -c init.c text.c && ld -r -o twin_mod.ko init.o text.o",
+    );
+    let map = SymbolMap::from_paths(&[dir.join("twin_mod.ko")]).unwrap();
+    assert!(map.symbols("twin_mod").iter().all(|s| !s.coming_only));
+    let p2 = patch(&dir, 2);
+    let (code, f) = check(&p2, &[&dir.join("twin_mod.ko")], &[]);
+    assert_eq!((code, f.len()), (0, 0), "{f:?}");
+}
+
+/// `module_init_section()` is a prefix match on `.init`: a symbol in
+/// `.init_array` is freed with the other init sections.
+#[test]
+fn init_array_is_an_init_section() {
+    let dir = scratch("load_order_init_array");
+    std::fs::write(
+        dir.join("init.c"),
+        "static void (*twin)(void) __attribute__((used, section(\".init_array\"))) = 0;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("text.c"),
+        format!(
+            "{TEXT_TWIN}static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=twin_mod\";\n"
+        ),
+    )
+    .unwrap();
+    sh(
+        &dir,
+        "gcc -O1 -c init.c text.c && ld -r -o twin_mod.ko init.o text.o",
+    );
+    let map = SymbolMap::from_paths(&[dir.join("twin_mod.ko")]).unwrap();
+    let twins: Vec<bool> = map
+        .symbols("twin_mod")
+        .iter()
+        .filter(|s| s.name == b"twin")
+        .map(|s| s.coming_only)
+        .collect();
+    assert_eq!(twins, [true, false]);
+}
+
+/// `convert` with a map that knows only a loaded module's list says what
+/// it could not prove, as `check` does.
+#[test]
+fn convert_warns_what_a_kallsyms_map_cannot_prove() {
+    let dir = scratch("load_order_convert_kallsyms");
+    let lp = dir.join("plain.o");
+    compile_x86_64(
+        &format!("{LIVEPATCH_MODINFO}int twin(void);\nint f(void) {{ return twin(); }}\n"),
+        &lp,
+    );
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(&kallsyms, "ffffffffc0000000 t twin\t[twin_mod]\n").unwrap();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, "0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n").unwrap();
+    let out = dir.join("plain.ko");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "convert".to_string(),
+            lp.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--symbols".into(),
+            kallsyms.display().to_string(),
+            "--symbols".into(),
+            symvers.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|e| e.to_string()));
+        a
+    };
+    let a = args(&[]);
+    let r = klp_convert(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(
+        stderr(&r).lines().next(),
+        Some(
+            format!(
+                "klp-convert: warning: {}: the symbol maps give twin_mod's symbols as a loaded module keeps them (kallsyms, symbols.klp): positions with twin_mod loaded after the patch (or reloaded under it) were not checked; add twin_mod.ko to --symbols, or say --load-order target-first",
+                lp.display()
+            )
+            .as_str()
+        ),
+    );
+    let a = args(&["--load-order", "target-first"]);
+    let r = klp_convert(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(!stderr(&r).contains("were not checked"), "{}", stderr(&r));
+}
+
+fn sh(dir: &Path, cmd: &str) {
+    let ok = Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", cmd])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{cmd}");
 }

@@ -121,9 +121,12 @@ pub fn is_special_section(name: &[u8]) -> bool {
     SPECIAL_SECTIONS.iter().any(|s| s.as_bytes() == name)
 }
 
-/// Is `name` freed after module init (`.init.*`, `.exit.*` is kept)?
+/// Is `name` freed after module init? The kernel's `module_init_section()`
+/// is a prefix match on `.init`: `.init.text`, `.init.data`, and
+/// `.init_array` too. (`.exit*` is kept: Debian's kernels have
+/// `CONFIG_MODULE_UNLOAD`.)
 pub fn is_init_section(name: &[u8]) -> bool {
-    name.starts_with(b".init.") || name == b".init"
+    name.starts_with(b".init")
 }
 
 /// Does the loader of `machine` keep a module's `.init*` sections, and so

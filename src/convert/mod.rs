@@ -132,6 +132,10 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }
+        if let Some(m) = map {
+            let table = crate::klp_patch::read(&elf);
+            notes.extend(resolution::unchecked_orders(&elf, m, table.as_ref()));
+        }
         return Ok(Converted {
             bytes: file.to_vec(),
             changed: false,
@@ -172,6 +176,12 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         .collect();
     if !refusals.is_empty() {
         return Err(Error::Refused(refusals));
+    }
+    // What the maps could not prove: the patch-first order of modules
+    // they give only as loaded (kallsyms, symbols.klp).
+    if let Some(m) = map {
+        let table = crate::klp_patch::read(&out);
+        notes.extend(resolution::unchecked_orders(&out, m, table.as_ref()));
     }
     if !sig.is_empty() {
         notes.push(Finding::new(

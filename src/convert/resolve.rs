@@ -233,7 +233,8 @@ fn undefined(
                 )));
             }
             None if live.is_empty() => {
-                // Only symbols a module keeps while it is coming.
+                // Only symbols a module keeps while it is coming: in its
+                // init sections, freed once its init is done.
                 let list: Vec<String> = found
                     .iter()
                     .map(|o| format!("{} ({} there)", show(o.obj), o.all))
@@ -241,7 +242,7 @@ fn undefined(
                 problems.push(at(Finding::new(
                     Rule::LoadOrder,
                     format!(
-                        "'{shown}' is only in symbols a module keeps while it is coming (.init*, data without CONFIG_KALLSYMS_ALL): {}; {}, the kernel would find no '{shown}' there: it cannot be patched to work in both load orders",
+                        "'{shown}' is only in symbols a module keeps while it is coming (.init*, freed after its init): {}; {}, the kernel finds no '{shown}' there, and a livepatch cannot call or read what is freed",
                         list.join(", "),
                         LoadOrder::TargetFirst.describe("the module")
                     ),
@@ -344,7 +345,7 @@ fn position(map: &SymbolMap, owner: Owner, name: &[u8]) -> Result<u64, Finding> 
     Err(Finding::new(
         Rule::LoadOrder,
         format!(
-            "no position of '{}' means the same symbol in both load orders: {obj}'s full symbol table, which klp_module_coming counts {}, has {} ({}), while the kallsyms {obj} keeps after its init, counted {}, has {}; give the symbol a name unique in {obj}, or, if {obj} always loads before the patch, say so with --load-order target-first",
+            "no position of '{}' means the same symbol in both load orders: {obj}'s full symbol table, which klp_module_coming counts {}, has {} ({}), while the kallsyms {obj} keeps after its init, counted {}, has {}; give the symbol a name unique in {obj}, or, if {obj} is always loaded before the patch (and never reloaded under it), say so with --load-order target-first",
             show(name),
             LoadOrder::PatchFirst.describe(owner.obj),
             candidates.len(),

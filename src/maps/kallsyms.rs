@@ -3,6 +3,7 @@
 
 use super::vmlinux::kallsyms_omits;
 use super::{lines, module_name, MapError, MapSymbol, SymbolMap, Symbols};
+use crate::fxhash::FxHashSet;
 use crate::names::{Show, VMLINUX};
 
 /// The module of a kallsyms line: `[name]` without its brackets.
@@ -20,6 +21,7 @@ impl SymbolMap {
         let mut vmlinux: Vec<(u64, char, &[u8])> = Vec::new();
         // Module lines come grouped by module: one map lookup a group.
         let mut module: Option<(Vec<u8>, Symbols)> = None;
+        let mut begun = FxHashSet::default();
         let mut read = || -> Result<(), MapError> {
             for (n, line) in lines(text).enumerate() {
                 let mut parts = line
@@ -50,7 +52,7 @@ impl SymbolMap {
                     Some(m) if bracketed(m).is_some() => {
                         let m = module_name(bracketed(m).unwrap_or_default());
                         if module.as_ref().is_none_or(|(o, _)| *o != m) {
-                            self.fill_next(&mut module, Some(m));
+                            self.fill_next(&mut module, Some(m), &mut begun);
                         }
                         if let Some((_, list)) = &mut module {
                             list.push(MapSymbol {
@@ -87,7 +89,7 @@ impl SymbolMap {
             Ok(())
         };
         let read = read();
-        self.fill_next(&mut module, None);
+        self.fill_next(&mut module, None, &mut FxHashSet::default());
         read?;
         if !vmlinux.is_empty() {
             // Same-named vmlinux symbols count in address order (a stable

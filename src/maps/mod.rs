@@ -33,7 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::elf::Elf;
-use crate::fxhash::{FxHashMap, NameFilter};
+use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 use crate::module_file;
 
 pub use json::MAP_FORMAT;
@@ -567,15 +567,27 @@ impl SymbolMap {
 
     /// Readers that add an object's symbols a group of lines at a time keep
     /// that object out of the map while they do (one map lookup a group,
-    /// not a line): put `current` back, shrunk, and take `next` out (a new
-    /// object when the map has none).
-    fn fill_next(&mut self, current: &mut Option<(Vec<u8>, Symbols)>, next: Option<Vec<u8>>) {
+    /// not a line): put `current` back, shrunk, and take `next` out. An
+    /// object this source (`begun`: the objects it began) gave before goes
+    /// on; one another source gave is replaced, as [`SymbolMap::add_module`]
+    /// replaces it, so the order of the sources decides nothing else.
+    fn fill_next(
+        &mut self,
+        current: &mut Option<(Vec<u8>, Symbols)>,
+        next: Option<Vec<u8>>,
+        begun: &mut FxHashSet<Vec<u8>>,
+    ) {
         if let Some((done, mut symbols)) = current.take() {
             symbols.shrink_to_fit();
             self.objects.insert(done, symbols);
         }
         *current = next.map(|obj| {
-            let symbols = self.objects.remove(&obj).unwrap_or_default();
+            let earlier = self.objects.remove(&obj);
+            let symbols = if begun.insert(obj.clone()) {
+                Symbols::new()
+            } else {
+                earlier.unwrap_or_default()
+            };
             (obj, symbols)
         });
     }

@@ -59,6 +59,9 @@ impl SymbolMap {
             .map_or(0, |s| s.sh_info as usize);
         let mut file: Option<&[u8]> = None;
         let keeps_init = crate::arch::keeps_init_sections(elf.machine);
+        // A livepatch module keeps every symbol after its init
+        // (`is_livepatch_module` in `add_kallsyms`): one list.
+        let keeps_all = elf.modinfo_value("livepatch") == Some(&b"Y"[..]);
         let mut syms = Symbols::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
@@ -75,14 +78,15 @@ impl SymbolMap {
                 .sections
                 .get(s.section as usize)
                 .filter(|_| u32::from(s.st_shndx) < SHN_LORESERVE);
-            let core = sec.is_some_and(|sec| {
-                // The loader clears SHF_ALLOC of .modinfo and __versions.
-                let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
-                sec.sh_flags & SHF_ALLOC != 0
-                    && !dropped
-                    && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
-                    && (keeps_init || !crate::arch::is_init_section(sec.name))
-            });
+            let core = keeps_all
+                || sec.is_some_and(|sec| {
+                    // The loader clears SHF_ALLOC of .modinfo and __versions.
+                    let dropped = sec.name == b".modinfo" || sec.name == b"__versions";
+                    sec.sh_flags & SHF_ALLOC != 0
+                        && !dropped
+                        && (kallsyms_all || sec.sh_flags & SHF_EXECINSTR != 0)
+                        && (keeps_init || !crate::arch::is_init_section(sec.name))
+                });
             syms.push(MapSymbol {
                 name: s.name,
                 kind: kind_letter(elf, s),

@@ -138,7 +138,7 @@ impl SymbolMap {
         // file has a few thousand blocks). It goes back in whatever happens.
         let mut current: Option<(Vec<u8>, Symbols)> = None;
         let read = self.read_blocks(&mut lines, &mut current);
-        self.fill_next(&mut current, None);
+        self.fill_next(&mut current, None, &mut FxHashSet::default());
         read?;
         self.has_exports = true;
         Ok(())
@@ -150,9 +150,10 @@ impl SymbolMap {
         lines: &mut Lines<impl Read>,
         current: &mut Option<(Vec<u8>, Symbols)>,
     ) -> Result<(), MapError> {
+        let mut begun = FxHashSet::default();
         while let Some(line) = lines.next_line()? {
             if let Some(obj) = line.strip_prefix(b"*") {
-                self.fill_next(current, Some(module_name(obj.trim_ascii())));
+                self.fill_next(current, Some(module_name(obj.trim_ascii())), &mut begun);
                 continue;
             }
             let name = line.trim_ascii();

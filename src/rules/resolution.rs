@@ -171,7 +171,7 @@ pub fn find(lookup: &Lookup, map: &SymbolMap, k: &KlpSymbol) -> Result<Resolved,
 }
 
 /// What the full symbol table has that a loaded module's kallsyms lacks.
-const FULL_TABLE: &str = ".init symbols, and data symbols without CONFIG_KALLSYMS_ALL, included";
+const FULL_TABLE: &str = ".init symbols included";
 
 /// "position 2 of 3 (.text+0x10 in a.c)": one order's resolution.
 fn at(r: &Resolved) -> String {
@@ -212,19 +212,21 @@ fn order_advice(lookup: &Lookup, k: &KlpSymbol, index: usize, works: LoadOrder) 
     match position_for(&candidates, index, Orders::Both) {
         Some(p) => format!("; position {p} means it in both orders"),
         None => {
-            let flag = match works {
-                LoadOrder::TargetFirst => "target-first",
-                LoadOrder::PatchFirst => "patch-first",
+            let obj = show(&k.obj);
+            let when = match works {
+                LoadOrder::TargetFirst => format!(
+                    "if {obj} is always loaded before the patch (and never reloaded under it), say so with --load-order target-first"
+                ),
+                LoadOrder::PatchFirst => format!(
+                    "if {obj} always loads after the patch, say so with --load-order patch-first"
+                ),
             };
-            format!(
-                "; no position means it in both orders: give the symbol a name unique in {}, or, if {} always loads {} the patch, say so with --load-order {flag}",
-                show(&k.obj),
-                show(&k.obj),
-                match works {
-                    LoadOrder::TargetFirst => "before",
-                    LoadOrder::PatchFirst => "after (and is never loaded when the patch is)",
-                }
-            )
+            let unique = if candidates.len() > 1 {
+                format!("give the symbol a name unique in {obj}, or, ")
+            } else {
+                String::new()
+            };
+            format!("; no position means it in both orders: {unique}{when}")
         }
     }
 }

@@ -128,7 +128,11 @@ if [ -f /mod/klp_test_twin0.ko ]; then
 	fi
 	rmmod klp_test_twin 2>/dev/null
 	load twin2 klp_test_twin.ko
-	load twin2 klp_test_twin2.ko
+	if load twin2 klp_test_twin2.ko; then
+		wait_patch klp_test_twin2
+		tvalue twin2 klp_test_twin
+		disable klp_test_twin2 twin2
+	fi
 	rmmod klp_test_twin
 	if load twin2_late klp_test_twin2.ko; then
 		wait_patch klp_test_twin2
