@@ -82,9 +82,12 @@ rules! {
     /// `klp_apply_section_relocs` reads the object up to the first `.`; a
     /// name without that `.` names an object that never loads.
     KlpSectionObject = "klp-section-object", Error;
-    /// `klp_apply_section_relocs` and `apply_relocate_add` take RELA only,
-    /// from an allocated section linked to `.symtab`.
+    /// `klp_apply_section_relocs` and `apply_relocate_add` take RELA only;
+    /// a module's klp section must be allocated (applied after the load).
     KlpSectionHeader = "klp-section-header", Error;
+    /// A klp section whose `sh_link` is not `.symtab`: the kernel ignores
+    /// it, other tools do not.
+    KlpSectionLink = "klp-section-link", Note;
     /// The module loader applies a `.klp.rela.*` section without
     /// `SHF_RELA_LIVEPATCH` as an ordinary one.
     KlpSectionNotFlagged = "klp-section-not-flagged", Error;

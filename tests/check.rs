@@ -465,16 +465,22 @@ fn converted_x86(test: &str, source: &str) -> (PathBuf, Vec<u8>) {
 /// `f` reading vmlinux's `v`, converted: the file, its bytes, and its klp
 /// section `.klp.rela.vmlinux..text.f`.
 fn converted_v(test: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::Section<'static>) {
+    converted_in(test, "vmlinux")
+}
+
+/// `f` reading `v` of `obj` (vmlinux or a module), converted: the file, its
+/// bytes, and its klp section `.klp.rela.<obj>..text.f`.
+fn converted_in(test: &str, obj: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::Section<'static>) {
     let (out, bytes) = converted_x86(
         test,
-        "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) { return v; }\n",
+        &format!("extern int v KLP_RELOC_SYMBOL({obj}, {obj}, v);\nint f(void) {{ return v; }}\n"),
     );
-    const NAME: &[u8] = b".klp.rela.vmlinux..text.f";
+    let name: &'static [u8] = format!(".klp.rela.{obj}..text.f").into_bytes().leak();
     let klp = klp_convert::elf::Section {
-        name: NAME,
+        name,
         ..Elf::parse(&bytes)
             .unwrap()
-            .section_by_name(NAME)
+            .section_by_name(name)
             .unwrap()
             .clone()
     };
@@ -492,24 +498,12 @@ fn poke_header(bytes: &mut [u8], index: usize, field: usize, value: &[u8]) {
 fn klp_section_headers() {
     let (out, good, klp) = converted_v("check_headers");
     let target = klp.sh_info as usize;
-    let cases: [(usize, Vec<u8>, usize, &str); 5] = [
+    let cases: [(usize, Vec<u8>, usize, &str); 3] = [
         (
             klp.index,
             1u32.to_le_bytes().to_vec(),
             4,
             "klp relocation section is not SHT_RELA (sh_type 1)",
-        ),
-        (
-            klp.index,
-            (klp.sh_flags & !2).to_le_bytes().to_vec(),
-            8,
-            "klp relocation section lacks SHF_ALLOC",
-        ),
-        (
-            klp.index,
-            1u32.to_le_bytes().to_vec(),
-            40,
-            "sh_link is 1, not the index of .symtab",
         ),
         (
             klp.index,
@@ -533,6 +527,44 @@ fn klp_section_headers() {
         assert!(text.contains(words), "{words}: {text}");
         assert!(text.contains("section .klp.rela.vmlinux..text.f"), "{text}");
     }
+    // What the kernel does not read: a vmlinux klp section's SHF_ALLOC (it
+    // is applied from the load image while the module loads), and sh_link
+    // (klp_write_section_relocs always passes the module's .symtab).
+    let mut unalloc = good.clone();
+    poke_header(
+        &mut unalloc,
+        klp.index,
+        8,
+        &(klp.sh_flags & !2).to_le_bytes(),
+    );
+    std::fs::write(&out, &unalloc).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    let mut link = good.clone();
+    poke_header(&mut link, klp.index, 40, &1u32.to_le_bytes());
+    std::fs::write(&out, &link).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("note: section .klp.rela.vmlinux..text.f: sh_link is 1, not the index of .symtab: the kernel ignores sh_link"),
+        "{text}"
+    );
+    // A module's klp section is applied after the load: it must be allocated.
+    let (out, good, klp) = converted_in("check_headers_module", "my_mod");
+    let mut unalloc = good.clone();
+    poke_header(
+        &mut unalloc,
+        klp.index,
+        8,
+        &(klp.sh_flags & !2).to_le_bytes(),
+    );
+    std::fs::write(&out, &unalloc).unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: section .klp.rela.my_mod..text.f: klp relocation section for a module lacks SHF_ALLOC: it is applied after the module's load (klp_apply_object_relocs)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -823,10 +855,10 @@ fn convert_with_maps_judges_existing_klp_symbols() {
 }
 
 /// A module with nothing to convert goes out as it came only if `check`
-/// accepts it: a klp section without `SHF_ALLOC` is refused by both.
+/// accepts it: a module's klp section without `SHF_ALLOC` is refused by both.
 #[test]
 fn convert_refuses_what_check_refuses_with_nothing_to_convert() {
-    let (out, mut bytes, klp) = converted_v("convert_nothing_but_broken");
+    let (out, mut bytes, klp) = converted_in("convert_nothing_but_broken", "my_mod");
     let elf = Elf::parse(&bytes).unwrap();
     let flags = (elf.shoff + klp.index as u64 * u64::from(elf.shentsize) + 8) as usize;
     let value = u64::from_le_bytes(bytes[flags..flags + 8].try_into().unwrap()) & !2; // SHF_ALLOC
@@ -835,7 +867,7 @@ fn convert_refuses_what_check_refuses_with_nothing_to_convert() {
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("klp relocation section lacks SHF_ALLOC"),
+        text.contains("klp relocation section for a module lacks SHF_ALLOC"),
         "{text}"
     );
     let again = out.with_file_name("again.o");
@@ -847,7 +879,7 @@ fn convert_refuses_what_check_refuses_with_nothing_to_convert() {
     ]);
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(
-        stderr(&r).contains("klp relocation section lacks SHF_ALLOC"),
+        stderr(&r).contains("klp relocation section for a module lacks SHF_ALLOC"),
         "{}",
         stderr(&r)
     );
@@ -1258,4 +1290,24 @@ fn ppc64_reload_before_6_3() {
         let (_, text) = check(&out, &["--kernel-release", "6.12.0"]);
         assert!(!text.contains("does not clear"), "{name}: {text}");
     }
+}
+
+/// The loader marks a livepatch module by the `livepatch` key of
+/// `.modinfo`, whatever its value (`check_modinfo_livepatch`).
+#[test]
+fn any_livepatch_value_marks_a_livepatch_module() {
+    let dir = scratch("check_livepatch_value");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}static const char __modinfo_lp[] __attribute__((section(\".modinfo\"), used, aligned(1))) = \"livepatch=N\";\n\
+             extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\nint f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    convert_ok(&obj, &out);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("not marked as a livepatch module"), "{text}");
 }

@@ -18,6 +18,7 @@ const RULE_IDS: &[&str] = &[
     "klp-section-name",
     "klp-section-object",
     "klp-section-header",
+    "klp-section-link",
     "klp-section-not-flagged",
     "klp-section-target",
     "target-not-alloc",

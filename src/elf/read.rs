@@ -252,7 +252,7 @@ impl<'a> Elf<'a> {
 
     /// Does `.modinfo` say `livepatch=Y`?
     pub fn is_livepatch(&self) -> bool {
-        self.modinfo_value("livepatch") == Some(b"Y")
+        self.modinfo_value("livepatch").is_some()
     }
 }
 

@@ -61,7 +61,7 @@ impl SymbolMap {
         let keeps_init = crate::arch::keeps_init_sections(elf.machine);
         // A livepatch module keeps every symbol after its init
         // (`is_livepatch_module` in `add_kallsyms`): one list.
-        let keeps_all = elf.modinfo_value("livepatch") == Some(&b"Y"[..]);
+        let keeps_all = elf.is_livepatch();
         let mut syms = Symbols::new();
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {

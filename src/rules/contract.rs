@@ -58,7 +58,7 @@ fn klp_symbol_name_parsed(
         Ok(k) if k.name.len() > max_name => Finding::new(
             Rule::KlpSymbolTooLong,
             format!(
-                "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1), so it would look up a truncated name",
+                "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1) before the ',' its sscanf expects, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'",
                 show(k.name),
                 k.name.len(),
                 target.release_text()
@@ -163,9 +163,17 @@ pub fn klp_section_object_misread(
 }
 
 /// The header of a section flagged `SHF_RELA_LIVEPATCH`: the livepatch core
-/// hands it to `apply_relocate_add`, which reads RELA entries against the
-/// symbol table in `sh_link`; `klp_apply_section_relocs` only sees
-/// allocated sections (the loader keeps no others).
+/// hands it to `apply_relocate_add` (`klp_write_section_relocs`), which
+/// reads RELA entries.
+///
+/// * `SHF_ALLOC`: a vmlinux section is applied while the module loads, from
+///   the load image (`apply_relocations`), so it needs none. A section for a
+///   module is applied later (`klp_apply_object_relocs`), through the
+///   section headers kept in `klp_info`; an unallocated section's `sh_addr`
+///   then points into the freed load image.
+/// * `sh_link`: the kernel never reads it; `symndx` is always the module's
+///   own symbol table. A mismatch misleads readelf and objdump only: a note
+///   ([`Rule::KlpSectionLink`]).
 pub fn klp_section_header(elf: &Elf, sec: &Section) -> Vec<Finding> {
     let mut out = Vec::new();
     let at = |p: Finding| p.in_section(sec.display_name());
@@ -178,17 +186,18 @@ pub fn klp_section_header(elf: &Elf, sec: &Section) -> Vec<Finding> {
             ),
         )));
     }
-    if sec.sh_flags & SHF_ALLOC == 0 {
+    let vmlinux = names::klp_section_object(sec.name).is_ok_and(|o| o == VMLINUX);
+    if sec.sh_flags & SHF_ALLOC == 0 && !vmlinux {
         out.push(at(Finding::new(
             Rule::KlpSectionHeader,
-            "klp relocation section lacks SHF_ALLOC",
+            "klp relocation section for a module lacks SHF_ALLOC: it is applied after the module's load (klp_apply_object_relocs), when its unallocated contents are freed with the load image",
         )));
     }
     if Some(sec.sh_link as usize) != elf.symtab {
         out.push(at(Finding::new(
-            Rule::KlpSectionHeader,
+            Rule::KlpSectionLink,
             format!(
-                "sh_link is {}, not the index of .symtab: the relocations would name the wrong symbols",
+                "sh_link is {}, not the index of .symtab: the kernel ignores sh_link (it always uses the module's symbol table), but readelf and objdump read these relocations against the wrong table",
                 sec.sh_link
             ),
         )));
