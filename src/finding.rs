@@ -75,6 +75,8 @@ rules! {
     KlpSymbolName = "klp-symbol-name", Error;
     /// `klp_resolve_symbols`' `sscanf` reads at most `KSYM_NAME_LEN - 1` bytes.
     KlpSymbolTooLong = "klp-symbol-too-long", Error;
+    /// `klp_resolve_symbols` reads the position with `%lu`: `1x` is 1.
+    KlpSymbolPosition = "klp-symbol-position", Warning;
     /// `klp_resolve_symbols`: "symbol %s is not marked as a livepatch symbol".
     NotLivepatchSymbol = "not-livepatch-symbol", Error;
     /// `klp_apply_section_relocs`: "section %s has an incorrectly formatted name".

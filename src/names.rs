@@ -208,6 +208,22 @@ fn parse_pos(pos: &[u8]) -> Result<u64, NameError> {
         .ok_or_else(|| NameError(format!("position '{}' is too large", Show(pos))))
 }
 
+/// A klp symbol's position as `klp_resolve_symbols`' `sscanf("%lu")`
+/// reads it: white space skipped, then the digits up to the first other
+/// byte (`1x` is 1). No digit at all, a sign included, is refused.
+fn parse_pos_as_kernel(pos: &[u8]) -> Result<u64, NameError> {
+    let start = pos
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(pos.len());
+    let digits = pos[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    parse_pos(&pos[start..start + digits])
+        .map_err(|_| NameError(format!("position '{}' is not a decimal number", Show(pos))))
+}
+
 /// Check an object name against what the kernel can parse.
 pub fn check_obj_name(obj: &[u8]) -> Result<(), NameError> {
     if obj.is_empty() {
@@ -290,9 +306,17 @@ pub struct KlpSymbolRef<'a> {
     pub name: &'a [u8],
     /// 0 for a unique name, else the 1-based position.
     pub pos: u64,
+    /// The position as written: the kernel's `%lu` skips leading white
+    /// space and stops at the first byte that is not a digit, so `1x` is 1.
+    pub pos_text: &'a [u8],
 }
 
 impl KlpSymbolRef<'_> {
+    /// Is the position written as plain digits, as every tool writes it?
+    pub fn pos_is_plain(&self) -> bool {
+        !self.pos_text.is_empty() && self.pos_text.iter().all(u8::is_ascii_digit)
+    }
+
     /// The owned form.
     pub fn to_symbol(self) -> KlpSymbol {
         KlpSymbol {
@@ -316,14 +340,15 @@ pub fn parse_klp_symbol_ref(name: &[u8]) -> Result<KlpSymbolRef<'_>, NameError> 
         .ok_or_else(|| NameError(format!("does not start with {KLP_SYM_PREFIX}")))?;
     let (obj, rest) = split_first(rest, b'.')
         .ok_or_else(|| NameError("expected .klp.sym.<obj>.<name>,<pos>".into()))?;
-    let (sym, pos) = split_first(rest, b',')
+    let (sym, pos_text) = split_first(rest, b',')
         .ok_or_else(|| NameError("no ',<pos>' after the symbol name".into()))?;
-    let pos = parse_pos(pos)?;
+    let pos = parse_pos_as_kernel(pos_text)?;
     check_parts(obj, sym, MAX_SYM_NAME)?;
     Ok(KlpSymbolRef {
         obj,
         name: sym,
         pos,
+        pos_text,
     })
 }
 

@@ -1311,3 +1311,29 @@ fn any_livepatch_value_marks_a_livepatch_module() {
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("not marked as a livepatch module"), "{text}");
 }
+
+/// `klp_resolve_symbols` reads the position with `%lu`: leading white space
+/// skipped, digits up to the first other byte. `1x` is position 1: a
+/// warning, not the refusal the kernel would not make; no digit is refused.
+#[test]
+fn positions_as_the_kernel_reads_them() {
+    let (out, good, _) = converted_v("check_klp_position_form");
+    let elf = Elf::parse(&good).unwrap();
+    let sym = elf
+        .symbols
+        .iter()
+        .find(|s| s.name == b".klp.sym.vmlinux.v,0")
+        .unwrap()
+        .index;
+    for (name, code, words) in [
+        (&b".klp.sym.vmlinux.v,0x"[..], 0, "warning: section .symtab, symbol '.klp.sym.vmlinux.v,0x': position '0x' is not plain digits: the kernel's sscanf (%lu) reads it as 0"),
+        (b".klp.sym.vmlinux.v, 0", 0, "position ' 0' is not plain digits: the kernel's sscanf (%lu) reads it as 0"),
+        (b".klp.sym.vmlinux.v,x", 1, "has an incorrectly formatted name: position 'x' is not a decimal number"),
+        (b".klp.sym.vmlinux.v,-1", 1, "has an incorrectly formatted name: position '-1' is not a decimal number"),
+    ] {
+        mark_livepatch(&elf, sym, name, &out);
+        let (c, text) = check(&out, &[]);
+        assert_eq!(c, code, "{text}");
+        assert!(text.contains(words), "{words}: {text}");
+    }
+}

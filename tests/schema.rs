@@ -14,6 +14,7 @@ const RULE_IDS: &[&str] = &[
     "not-livepatch",
     "klp-symbol-name",
     "klp-symbol-too-long",
+    "klp-symbol-position",
     "not-livepatch-symbol",
     "klp-section-name",
     "klp-section-object",

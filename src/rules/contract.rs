@@ -64,6 +64,14 @@ fn klp_symbol_name_parsed(
                 target.release_text()
             ),
         ),
+        Ok(k) if !k.pos_is_plain() => Finding::new(
+            Rule::KlpSymbolPosition,
+            format!(
+                "position '{}' is not plain digits: the kernel's sscanf (%lu) reads it as {}",
+                show(k.pos_text),
+                k.pos
+            ),
+        ),
         Ok(_) => return None,
     };
     Some(finding.in_section(".symtab").symbol(sym.display_name()))
