@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use klp_convert::convert;
+use klp_convert::elf::abi::{EM_PPC64, EM_X86_64};
 use klp_convert::elf::{Elf, Section, SHF_ALLOC, SHF_EXECINSTR, SHN_LIVEPATCH, SHT_NOBITS};
 use klp_convert::finding::Rule;
 use klp_convert::names::KlpSymbol;
@@ -115,7 +116,7 @@ fn module_level_rules() {
         let target = contract::relocation_target(&after, sec).unwrap();
         assert!(contract::klp_section_object_misread(sec, obj, target).is_none());
         assert!(contract::target_alloc(target).is_none());
-        assert!(contract::late_target(obj, target).is_none());
+        assert!(contract::late_target(obj, target, EM_X86_64).is_none());
     }
     // The same object fails the flag rule once it loses SHF_RELA_LIVEPATCH,
     // and a plain object is not a livepatch module.
@@ -162,16 +163,18 @@ fn late_targets() {
     let init = section(".init.text", SHF_ALLOC | SHF_EXECINSTR, 16);
     // vmlinux relocations are applied early: anything goes.
     for s in [&text, &jump, &init] {
-        assert!(contract::late_target(b"vmlinux", s).is_none());
+        assert!(contract::late_target(b"vmlinux", s, EM_X86_64).is_none());
     }
-    assert!(contract::late_target(b"mod", &text).is_none());
-    let f = contract::late_target(b"mod", &jump).unwrap();
+    assert!(contract::late_target(b"mod", &text, EM_X86_64).is_none());
+    let f = contract::late_target(b"mod", &jump, EM_X86_64).unwrap();
     assert_eq!(f.rule, Rule::SpecialSection);
     assert!(f.message.contains("static_key_enabled()"), "{}", f.message);
     assert_eq!(
-        contract::late_target(b"mod", &init).map(|f| f.rule),
+        contract::late_target(b"mod", &init, EM_X86_64).map(|f| f.rule),
         Some(Rule::InitSection)
     );
+    // ppc64 never frees .init*: the late write lands.
+    assert!(contract::late_target(b"mod", &init, EM_PPC64).is_none());
 }
 
 #[test]

@@ -167,7 +167,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
             let refusal = contract::offset_within(target, r.offset)
                 .or_else(|| contract::target_alloc(target))
                 .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-                .or_else(|| contract::late_target(&a.lp_obj, target));
+                .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine));
             if let Some(p) = refusal {
                 problems.push(here(p));
                 continue;

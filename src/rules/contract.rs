@@ -267,8 +267,10 @@ pub fn target_alloc(target: &Section) -> Option<Finding> {
 /// `module_finalize` consumed the special sections (alternatives, jump
 /// labels, static calls, exception tables, ...) when the livepatch module
 /// itself loaded, and `do_init_module` freed `.init.*`: a late relocation
-/// into either never takes effect, or writes into freed memory.
-pub fn late_target(lp_obj: &[u8], target: &Section) -> Option<Finding> {
+/// into either never takes effect, or writes into freed memory. ppc64 never
+/// frees `.init*` ([`arch::keeps_init_sections`]): there the write lands,
+/// in code that has already run.
+pub fn late_target(lp_obj: &[u8], target: &Section, machine: u16) -> Option<Finding> {
     if lp_obj == VMLINUX {
         return None;
     }
@@ -287,7 +289,7 @@ pub fn late_target(lp_obj: &[u8], target: &Section) -> Option<Finding> {
             ),
         ));
     }
-    if arch::is_init_section(target.name) {
+    if arch::is_init_section(target.name) && !arch::keeps_init_sections(machine) {
         return Some(Finding::new(
             Rule::InitSection,
             format!(
@@ -554,7 +556,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         let at_section = |p: Finding| p.in_section(sec.display_name());
         out.extend(target_alloc(target).map(at_section));
         if let Some(obj) = &obj {
-            out.extend(late_target(obj, target).map(at_section));
+            out.extend(late_target(obj, target, elf.machine).map(at_section));
         }
         for r in &rs.entries {
             let sym = &elf.symbols[r.sym as usize];
