@@ -243,3 +243,18 @@ fn section_object_misread() {
         Rule::KlpSectionName
     );
 }
+
+/// arm64's `apply_relocate_add` takes `R_ARM_NONE` (0, the ELF ABI's
+/// `R_AARCH64_NONE`) and the kernel's `R_AARCH64_NONE` (256) alike: both
+/// write nothing; ppc64 has no such type.
+#[test]
+fn types_that_write_nothing() {
+    use klp_convert::arch::writes_nothing;
+    use klp_convert::elf::abi::{EM_AARCH64, R_AARCH64_NONE, R_X86_64_NONE};
+    assert_eq!(R_AARCH64_NONE, 0);
+    assert!(writes_nothing(EM_AARCH64, 0));
+    assert!(writes_nothing(EM_AARCH64, 256));
+    assert!(!writes_nothing(EM_AARCH64, 257));
+    assert!(writes_nothing(EM_X86_64, R_X86_64_NONE));
+    assert!(!writes_nothing(EM_PPC64, 0));
+}

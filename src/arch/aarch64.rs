@@ -60,6 +60,7 @@ pub(super) const LOADER: Loader = Loader {
     },
     // CALL26/JUMP26 fall back to a PLT entry (sized counting klp
     // relocations too); the other PC-relative types are checked.
+    pc_overflow_refused: true,
     pc_reach: |t| match t {
         abi::R_AARCH64_ADR_PREL_PG_HI21 => Some(1 << 32),
         abi::R_AARCH64_PREL32 => Some(1 << 31),
@@ -69,7 +70,8 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_AARCH64_PREL16 | abi::R_AARCH64_TSTBR14 => Some(1 << 15),
         _ => None,
     },
-    none: Some(abi::R_AARCH64_NONE),
+    // `apply_relocate_add` takes 0 and 256 alike (R_AARCH64_NONE_KERNEL).
+    none: &[abi::R_AARCH64_NONE, R_AARCH64_NONE_KERNEL],
     check_entry: |_| None,
     module_rule: Some(plt),
     late_writes_patched_since: Some((7, 0)),
@@ -90,10 +92,16 @@ fn plt(elf: &Elf) -> Option<Finding> {
     ))
 }
 
+/// The kernel's `R_AARCH64_NONE` (asm/elf.h) is 256, the ELF ABI's
+/// withdrawn code; `apply_relocate_add` takes it and `R_ARM_NONE`, 0 (the
+/// ABI's `R_AARCH64_NONE`), alike.
+const R_AARCH64_NONE_KERNEL: u32 = 256;
+
 fn supported(t: u32) -> bool {
     matches!(
         t,
         abi::R_AARCH64_NONE
+            | R_AARCH64_NONE_KERNEL
             | abi::R_AARCH64_ABS64
             | abi::R_AARCH64_ABS32
             | abi::R_AARCH64_ABS16

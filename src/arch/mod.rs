@@ -160,8 +160,11 @@ pub(crate) struct Loader {
     /// for the types whose overflow the loader refuses and has no fallback
     /// for (a call through a PLT or stub has one).
     pub pc_reach: fn(u32) -> Option<u64>,
-    /// The type the loader accepts and writes nothing for, if any.
-    pub none: Option<u32>,
+    /// Does `apply_relocate_add` refuse such an overflow? x86_64 never
+    /// range-checks `PC32`/`PLT32`: it writes the low 32 bits.
+    pub pc_overflow_refused: bool,
+    /// The types the loader accepts and writes nothing for.
+    pub none: &'static [u32],
     /// A check of one klp relocation against the bytes it patches.
     pub check_entry: fn(&Site) -> Option<Finding>,
     /// A check of the whole linked module.
@@ -210,9 +213,10 @@ pub fn loader_name(machine: u16, name: &str) -> String {
 }
 
 /// Does this machine's `apply_relocate_add` skip the type, writing nothing
-/// (x86_64, s390 and arm64 `*_NONE`; ppc64 has no such case and refuses it)?
+/// (x86_64, s390 and arm64 `*_NONE`, arm64 type 0 too; ppc64 has no such
+/// case and refuses it)?
 pub fn writes_nothing(machine: u16, r_type: u32) -> bool {
-    loader(machine).is_some_and(|l| l.none == Some(r_type))
+    loader(machine).is_some_and(|l| l.none.contains(&r_type))
 }
 
 /// Since which `major.minor` this machine's loader writes late relocations
@@ -346,11 +350,20 @@ pub fn pc_relative_range(
             Finding::new(
                 Rule::PcRelativeRange,
                 format!(
-                    "overflow in relocation type {}: {} reaches 0x{reach:x} bytes, but the symbol at 0x{addr:x} is 0x{nearest:x} from the nearest place a module can be loaded (within 2 GiB of the kernel image 0x{:x}-0x{:x}); the loader refuses the module",
-                    r.r_type,
+                    "{}: {} reaches 0x{reach:x} bytes, but the symbol at 0x{addr:x} is 0x{nearest:x} from the nearest place a module can be loaded (within 2 GiB of the kernel image 0x{:x}-0x{:x}); {}",
+                    if loader.pc_overflow_refused {
+                        format!("overflow in relocation type {}", r.r_type)
+                    } else {
+                        "silent overflow".to_string()
+                    },
                     reloc_type_name(elf.machine, r.r_type),
                     kernel.0,
-                    kernel.1
+                    kernel.1,
+                    if loader.pc_overflow_refused {
+                        "the loader refuses the module"
+                    } else {
+                        "the loader does not range-check this type: it writes the low 32 bits, and the code reaches another address"
+                    }
                 ),
             )
             .at_entry(elf, *section, r),

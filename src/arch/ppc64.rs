@@ -50,8 +50,9 @@ pub(super) const LOADER: Loader = Loader {
     absolute_field: |t| (t == abi::R_PPC64_ADDR32).then_some((32, false, true)),
     // Modules live anywhere in vmalloc space: calls go through stubs, data
     // through the TOC; a range from the kernel image says nothing.
+    pc_overflow_refused: true,
     pc_reach: |_| None,
-    none: None,
+    none: &[],
     check_entry: nop_after_call,
     module_rule: Some(stubs),
     late_writes_patched_since: Some((5, 16)),

@@ -36,6 +36,7 @@ pub(super) const LOADER: Loader = Loader {
     },
     // PLT and GOT types go through the module's own tables; the direct
     // PC-relative ones are checked.
+    pc_overflow_refused: true,
     pc_reach: |t| match t {
         abi::R_390_PC32DBL => Some(1 << 32),
         abi::R_390_PC32 => Some(1 << 31),
@@ -43,7 +44,7 @@ pub(super) const LOADER: Loader = Loader {
         abi::R_390_PC16 => Some(1 << 15),
         _ => None,
     },
-    none: Some(abi::R_390_NONE),
+    none: &[abi::R_390_NONE],
     check_entry: |_| None,
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),

@@ -30,8 +30,9 @@ pub(super) const LOADER: Loader = Loader {
         _ => None,
     },
     // PC32/PLT32 are checked for overflow; modules are within 2 GiB of vmlinux.
+    pc_overflow_refused: false,
     pc_reach: |t| matches!(t, abi::R_X86_64_PC32 | abi::R_X86_64_PLT32).then_some(1 << 31),
-    none: Some(abi::R_X86_64_NONE),
+    none: &[abi::R_X86_64_NONE],
     check_entry: target_nonzero,
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),
