@@ -321,13 +321,21 @@ impl<'e, 'a> Memory<'e, 'a> {
                         })
                         .collect()
                 }
-                None => Vec::new(),
+                // objtool's init allocates the klp_func array itself: a
+                // NULL funcs with nr_funcs 0 is an object without
+                // functions; with more, init reads through NULL.
+                None => {
+                    if nr > 0 {
+                        overrun = Some((nr, 0));
+                    }
+                    Vec::new()
+                }
             };
             objects.push(PatchedObject {
                 name: self.object_name(objs, at),
                 null_name: self.is_null(objs, at),
                 funcs,
-                funcs_missing: funcs_ptr.is_none(),
+                funcs_missing: false,
                 funcs_overrun: overrun,
                 place: self.place(objs, at),
             });

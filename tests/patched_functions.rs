@@ -269,3 +269,33 @@ fn ordinary_modules_have_no_patch_table() {
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("klp_"), "{text}");
 }
+
+/// objtool's init allocates each object's `klp_func` array itself: a NULL
+/// `funcs` with `nr_funcs` 0 is an object without functions, which the
+/// kernel takes; with `nr_funcs` 2, init reads two entries through NULL.
+#[test]
+fn objtool_null_funcs_with_no_functions_is_fine() {
+    let decls = "struct klp_func_ext { const char *old_name; void *new_func; unsigned long sympos; };\n\
+             struct klp_callbacks { void *pre_patch, *post_patch, *pre_unpatch, *post_unpatch; _Bool post_unpatch_enabled; };\n\
+             struct klp_object_ext { const char *name; struct klp_func_ext *funcs; struct klp_callbacks callbacks; unsigned int nr_funcs; };\n\
+             static struct klp_func_ext funcs[] __attribute__((section(\".init.klp_funcs\"), used)) = {\n\
+               { .old_name = \"uniq\", .new_func = new_uniq, .sympos = 0 },\n\
+             };\n";
+    for (nr, code) in [(0, 0), (2, 1)] {
+        let c = format!(
+            "{decls}static struct klp_object_ext objs[] __attribute__((section(\".init.klp_objects\"), used)) = {{\n\
+               {{ .name = 0, .funcs = funcs, .nr_funcs = 1 }},\n\
+               {{ .name = \"some_mod\", .funcs = 0, .nr_funcs = {nr} }},\n\
+             }};\n"
+        );
+        let obj = module(&format!("patched_objtool_null_{nr}"), &c);
+        let (got, text) = check(&obj, &[]);
+        assert_eq!(got, code, "{text}");
+        if nr > 0 {
+            assert!(
+                text.contains("klp_object_ext 'some_mod' has nr_funcs 2, but its funcs section holds 0 more entries"),
+                "{text}"
+            );
+        }
+    }
+}
