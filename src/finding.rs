@@ -67,136 +67,234 @@ macro_rules! rules {
 
 rules! {
     /// The file is not an ELF object this tool can read.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     NotElf = "not-elf", Error;
     // --- the livepatch core and the module loader (rules::contract) ---
     /// `klp_enable_patch`: "module %s is not marked as a livepatch module".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C3, M1.
     NotLivepatch = "not-livepatch", Error;
     /// `klp_resolve_symbols`: "symbol %s has an incorrectly formatted name".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C18.
     KlpSymbolName = "klp-symbol-name", Error;
     /// `klp_resolve_symbols`' `sscanf` reads at most `KSYM_NAME_LEN - 1` bytes.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C18.
     KlpSymbolTooLong = "klp-symbol-too-long", Error;
     /// `klp_resolve_symbols` reads the position with `%lu`: `1x` is 1.
     KlpSymbolPosition = "klp-symbol-position", Warning;
     /// `klp_resolve_symbols`: "symbol %s is not marked as a livepatch symbol".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C17.
     NotLivepatchSymbol = "not-livepatch-symbol", Error;
     /// `klp_apply_section_relocs`: "section %s has an incorrectly formatted name".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C21.
     KlpSectionName = "klp-section-name", Error;
     /// `klp_apply_section_relocs` reads the object up to the first `.`; a
     /// name without that `.` names an object that never loads.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C22.
     KlpSectionObject = "klp-section-object", Error;
     /// `klp_apply_section_relocs` and `apply_relocate_add` take RELA only;
     /// a module's klp section must be allocated (applied after the load).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C20, C25, M9.
     KlpSectionHeader = "klp-section-header", Error;
     /// A klp section whose `sh_link` is not `.symtab`: the kernel ignores
     /// it, other tools do not.
     KlpSectionLink = "klp-section-link", Note;
     /// The module loader applies a `.klp.rela.*` section without
     /// `SHF_RELA_LIVEPATCH` as an ordinary one.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C24.
     KlpSectionNotFlagged = "klp-section-not-flagged", Error;
     /// `sh_info` must name the section the relocations patch.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M10.
     KlpSectionTarget = "klp-section-target", Error;
     /// `apply_relocations`/`klp_apply_section_relocs` skip targets without
     /// `SHF_ALLOC` silently.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M7.
     TargetNotAlloc = "target-not-alloc", Error;
     /// `klp_resolve_symbols`: "invalid access to vmlinux symbol '%s' from
     /// module-specific livepatch relocation section".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C19.
     VmlinuxFromModuleSection = "vmlinux-from-module-section", Error;
     /// `module_finalize` processes special sections once, at the livepatch
     /// module's load: a late (module-specific) relocation there is never seen.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows M12, X8, Q13, S6.
     SpecialSection = "special-section", Error;
     /// `do_init_module` frees `.init.*`: a late relocation would write into
     /// freed memory.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M11.
     InitSection = "init-section", Error;
     /// `apply_relocate_add` writes at `sh_addr + r_offset` without a bound.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-arith.
     OffsetBeyondTarget = "offset-beyond-target", Error;
     /// `simplify_symbols` leaves `SHN_LIVEPATCH` symbols at 0 and
     /// `apply_relocations` applies ordinary sections with that value.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M3.
     OrdinaryRelocToLivepatchSymbol = "ordinary-reloc-to-livepatch-symbol", Error;
     /// What another tool left behind that the kernel ignores (objtool's
     /// `__klp_relocs.<obj>` table).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows X5, T-output.
     ToolLeftover = "tool-leftover", Note;
     /// `klp_init_patch_early`, `klp_init_object`, `klp_init_func`: a
     /// `klp_object` without functions, a `klp_func` without `old_name` or
     /// `new_func`, an over-long name (-EINVAL).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C1, C2, C7, C10.
     PatchTable = "patch-table", Error;
     /// A livepatch module whose `klp_patch` tables are not in its data (built
     /// at run time): its patched functions were not checked.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-output.
     PatchTableUnread = "patch-table-unread", Note;
     /// `simplify_symbols`: "Unknown symbol" for an annotation left unconverted.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M4.
     UnconvertedAnnotation = "unconverted-annotation", Error;
     /// A v7 `KLP_MODULE_RELOC` table left in the module: its references were
     /// never converted.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M4.
     UnconvertedSymposTable = "unconverted-sympos-table", Error;
     // --- symbol resolution (rules::resolution) ---
     /// `klp_find_object_symbol`: "symbol '%s' not found in symbol table".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C12, M16.
     SymbolNotFound = "symbol-not-found", Error;
     /// `klp_find_object_symbol`: "unresolvable ambiguity for symbol '%s' in
     /// object '%s'".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C13.
     AmbiguousSymbol = "ambiguous-symbol", Error;
     /// `klp_find_object_symbol`: "symbol position %lu for symbol '%s' in
     /// object '%s' not found".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C14.
     PositionNotFound = "position-not-found", Error;
     /// `klp_find_object_symbol` counts a module's `core_kallsyms` when the
     /// module is loaded before the patch, its full symbol table when it
     /// loads after (`klp_module_coming`): a position that fails, or means
     /// another symbol, in one of the two orders.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C15, M15.
     LoadOrder = "load-order", Error;
     /// The maps give a module's symbols as a loaded module keeps them
     /// (kallsyms, symbols.klp): positions while it is coming were not checked.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row C15.
     LoadOrderUnchecked = "load-order-unchecked", Warning;
     /// The object of a klp symbol is not in the maps given: not checked.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows T-maps, M16.
     ObjectNotInMaps = "object-not-in-maps", Warning;
     /// Where a klp symbol resolves.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-maps.
     Resolves = "resolves", Note;
     /// `simplify_symbols`: "Unknown symbol %s (err -2)".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M4.
     UnknownSymbol = "unknown-symbol", Error;
     /// Resolution from maps needs an export list to tell exports apart.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-maps.
     NoExportList = "no-export-list", Error;
     /// A map names an object or symbol the klp name grammar cannot carry.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-maps.
     NameNotRepresentable = "name-not-representable", Error;
     // --- annotations in the input (convert::select) ---
     /// A `KLP_RELOC_SYMBOL` name that does not parse.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     MalformedAnnotation = "malformed-annotation", Error;
     /// A `KLP_RELOC_SYMBOL` name the module defines.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     DefinedAnnotation = "defined-annotation", Error;
     /// A malformed, conflicting or unused `KLP_SYMPOS` entry.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     SymposTable = "sympos-table", Error;
     /// A klp relocation section that references an annotation symbol.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     KlpSectionAnnotation = "klp-section-annotation", Error;
     /// A REL entry whose implicit addend cannot be read.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-input.
     RelAddend = "rel-addend", Error;
     /// Left in place: a debug section, which the loader never relocates.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-output.
     DebugSectionLeft = "debug-section-left", Note;
     /// The appended module signature is invalid after conversion.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-output.
     SignatureDropped = "signature-dropped", Warning;
     // --- each architecture's apply_relocate_add (arch::*) ---
     /// `apply_relocate_add`: a relocation type the loader does not handle.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows X1, Q5, S2, A3.
     RelocType = "reloc-type", Error;
     /// x86 `apply_relocate_add`: "Invalid relocation target, existing value
     /// is nonzero for type %d".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row X2.
     X86TargetNonzero = "x86-target-nonzero", Error;
     /// ppc64 `restore_r2`: "Expected nop after call, got %08x".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row Q3.
     Ppc64NopAfterCall = "ppc64-nop-after-call", Error;
     /// ppc64 `module_frob_arch_sections`: a module without `.stubs`.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row Q1.
     Ppc64Stubs = "ppc64-stubs", Error;
     /// arm64 `module_frob_arch_sections`: a module without its PLT sections.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row A1.
     Arm64Plt = "arm64-plt", Error;
     /// "overflow in relocation type %d val %Lx" (ppc64: silent truncation).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows X3, Q10, S3, A4.
     AbsoluteOverflow = "absolute-overflow", Error;
     /// A PC-relative klp relocation whose symbol no module placement reaches:
     /// "overflow in relocation type %d val %Lx".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows X4, S3, A4.
     PcRelativeRange = "pc-relative-range", Error;
     /// The loader of this machine is not modelled.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows L1, L2, R1, R2, T-output.
     LoaderNotModelled = "loader-not-modelled", Note;
     // --- what depends on the kernel version (rules::kernels) ---
     /// A late relocation into read-only memory, on kernels that wrote it
     /// without their code-patching helper.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows M13, X7, S5, A7.
     LateRelocReadOnly = "late-reloc-read-only", Warning;
     /// x86_64 and ppc64 before 6.3 (no `clear_relocate_add`): reloading a
     /// patched module under an enabled patch is refused.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows C29, X6, Q4.
     ReloadBefore63 = "reload-before-6.3", Warning;
     // --- the converter's own proof (convert::verify) ---
     /// The converted output failed verification: a bug of this tool.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 rows M14, T-output.
     Verify = "verify", Error;
 }
 
