@@ -359,6 +359,32 @@ fn late_relocation_into_read_only_data_warns() {
     assert!(text.contains("since 5.8; kernel 5.4.0 is older"), "{text}");
 }
 
+/// A module's `.data.rel.ro` is writable data: only `.data..ro_after_init`
+/// is made read-only after init (`layout_and_allocate`), so a late
+/// relocation there is no read-only write on any release.
+#[test]
+fn data_rel_ro_is_writable_in_a_module() {
+    let dir = scratch("check_data_rel_ro");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int t KLP_RELOC_SYMBOL(klp_test_target, klp_test_target, t);\n\
+             int *const ptr_in_rel_ro __attribute__((section(\".data.rel.ro\"))) = &t;\n\
+             int *const ptr_ro_after_init __attribute__((section(\".data..ro_after_init\"))) = &t;\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    convert_ok(&obj, &out);
+    let (code, text) = check(&out, &["--kernel-release", "5.4.0"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("read-only section .data.rel.ro"), "{text}");
+    assert!(
+        text.contains("late relocation into read-only section .data..ro_after_init"),
+        "{text}"
+    );
+}
+
 #[test]
 fn ordinary_relocation_against_a_livepatch_symbol() {
     // The early klp-convert bug, as a module on disk.

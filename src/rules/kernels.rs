@@ -106,9 +106,10 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
         let Some(t) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };
+        // A module's .data.rel.ro is writable data (SHF_WRITE); only
+        // .data..ro_after_init becomes read-only after init.
         let read_only = t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0
-            || t.name.starts_with(b".data..ro_after_init")
-            || t.name.starts_with(b".data.rel.ro");
+            || t.name.starts_with(b".data..ro_after_init");
         if read_only && t.is_alloc() {
             out.push(
                 Finding::new(
