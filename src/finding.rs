@@ -259,6 +259,9 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row Q3.
     Ppc64NopAfterCall = "ppc64-nop-after-call", Error;
+    /// ppc64 `apply_relocate_add`: the TOC16 family against a klp symbol,
+    /// "bad TOC16 relocation" or truncated without a word.
+    Ppc64Toc16 = "ppc64-toc16", Error;
     /// ppc64 `module_frob_arch_sections`: a module without `.stubs`.
     ///
     /// Audit: `docs/klp-contract.md` §9 row Q1.

@@ -152,6 +152,63 @@ fn ppc64le_global_call_with_nop_passes() {
     assert!(text.contains(": ok"), "{text}");
 }
 
+/// ppc64's TOC16 family against a klp symbol: the distance from the
+/// livepatch's TOC. `TOC16`/`TOC16_DS` hold 16 bits ("bad TOC16
+/// relocation"); the `TOC16_HA`/`TOC16_LO` pair 32, truncated without a
+/// word: an error against vmlinux, a warning against another module.
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc64le_toc16_against_klp_symbols() {
+    let dir = scratch("check_ppc64le_toc16");
+    let build = |obj_name: &str, asm: &str| -> (PathBuf, PathBuf) {
+        let a = format!(".klp.sym.rela.{obj_name}.{obj_name}.v.0");
+        let obj = dir.join(format!("{obj_name}.o"));
+        compile(
+            "powerpc64le-linux-gnu-gcc",
+            &["-mcmodel=medium"],
+            &format!(
+                "{LIVEPATCH_MODINFO}__asm__(\".text\\n.globl f\\nf:\\n{}\\nblr\");\n",
+                asm.replace("SYM", &a)
+            ),
+            &obj,
+        );
+        (obj.clone(), obj.with_extension("ko"))
+    };
+    // vmlinux: refused by convert, every entry named.
+    let (obj, out) = build(
+        "vmlinux",
+        "addis 9,2,SYM@toc@ha\\nlwz 3,SYM@toc@l(9)\\nld 4,SYM@toc(2)",
+    );
+    let r = convert_o(&obj, &out);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    let err = stderr(&r);
+    for (offset, words) in [
+        ("0x0", "R_PPC64_TOC16_HA against 'v' in vmlinux: TOC16_HA/TOC16_LO reach 2 GiB from this module's TOC and are truncated without a word beyond"),
+        ("0x4", "R_PPC64_TOC16_LO against 'v' in vmlinux: TOC16_HA/TOC16_LO reach 2 GiB"),
+        ("0x8", "R_PPC64_TOC16_DS against 'v' in vmlinux: it holds 16 bits of the distance from this module's TOC, and the loader refuses more ('bad TOC16 relocation')"),
+    ] {
+        assert!(
+            err.contains(&format!("section .klp.rela.vmlinux..text, offset {offset}, symbol '.klp.sym.vmlinux.v,0': {words}")),
+            "{words}: {err}"
+        );
+    }
+    assert!(!out.exists());
+    // Another module may be within 2 GiB: the pair is a warning.
+    let (obj, out) = build("some_mod", "addis 9,2,SYM@toc@ha\\nlwz 3,SYM@toc@l(9)");
+    convert_ok(&obj, &out);
+    let (code, text) = check(&out, &["--format", "json"]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let found: Vec<&str> = v[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "ppc64-toc16")
+        .map(|f| f["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["warning", "warning"], "{text}");
+}
+
 /// x86_64 only writes over zero bytes.
 #[test]
 fn x86_64_nonzero_target_bytes() {

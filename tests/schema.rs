@@ -53,6 +53,7 @@ const RULE_IDS: &[&str] = &[
     "reloc-type",
     "x86-target-nonzero",
     "ppc64-nop-after-call",
+    "ppc64-toc16",
     "ppc64-stubs",
     "arm64-plt",
     "absolute-overflow",

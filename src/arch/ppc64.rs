@@ -53,7 +53,7 @@ pub(super) const LOADER: Loader = Loader {
     pc_overflow_refused: true,
     pc_reach: |_| None,
     none: &[],
-    check_entry: nop_after_call,
+    check_entry: |site| nop_after_call(site).or_else(|| toc16(site)),
     module_rule: Some(stubs),
     late_writes_patched_since: Some((5, 16)),
     late_writes_note: "ppc64 writes late relocations with its code-patching helpers since 5.16 (before, this crashed on kernels with STRICT_MODULE_RWX)",
@@ -129,6 +129,45 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
             names::show(&klp_name.name)
         ),
     ))
+}
+
+/// The TOC16 family against a klp symbol (`apply_relocate_add`): the value
+/// is the symbol's distance from this module's TOC (`my_r2`). `TOC16` and
+/// `TOC16_DS` hold 16 bits and refuse more ("bad TOC16 relocation");
+/// `TOC16_HA`/`TOC16_LO`/`TOC16_LO_DS` together hold 32 and are truncated
+/// without a word. vmlinux is never that near a module; another module
+/// may be within 2 GiB. Kbuild's `-mcmodel=large` never emits them for
+/// external symbols: it loads their address from the TOC.
+fn toc16(site: &Site) -> Option<Finding> {
+    let r = site.reloc;
+    let pair = matches!(
+        r.r_type,
+        abi::R_PPC64_TOC16_HA | abi::R_PPC64_TOC16_LO | abi::R_PPC64_TOC16_LO_DS
+    );
+    if !pair && !matches!(r.r_type, abi::R_PPC64_TOC16 | abi::R_PPC64_TOC16_DS) {
+        return None;
+    }
+    let k = names::parse_klp_symbol(site.symbol.name).ok()?;
+    let name = super::reloc_type_name(abi::EM_PPC64, r.r_type);
+    let what = if pair {
+        "TOC16_HA/TOC16_LO reach 2 GiB from this module's TOC and are truncated without a word beyond"
+    } else {
+        "it holds 16 bits of the distance from this module's TOC, and the loader refuses more ('bad TOC16 relocation')"
+    };
+    let finding = Finding::new(
+        Rule::Ppc64Toc16,
+        format!(
+            "{name} against '{}' in {}: {what}; build the livepatch with -mcmodel=large (kbuild's default), which loads the address from the TOC",
+            names::show(&k.name),
+            names::show(&k.obj)
+        ),
+    );
+    // Another module may be near enough for a 32-bit distance.
+    Some(if pair && k.obj != names::VMLINUX {
+        finding.with_severity(crate::finding::Severity::Warning)
+    } else {
+        finding
+    })
 }
 
 /// The function symbol of `section` that contains `offset`, and the offset
