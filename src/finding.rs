@@ -204,6 +204,9 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row T-maps.
     Resolves = "resolves", Note;
+    /// `klp_patch_func`: "failed to find location for function '%s'": the
+    /// patched function resolves to a symbol ftrace cannot patch (data).
+    PatchedNotFunction = "patched-not-function", Error;
     /// `simplify_symbols`: "Unknown symbol %s (err -2)".
     ///
     /// Audit: `docs/klp-contract.md` §9 row M4.

@@ -299,3 +299,57 @@ fn objtool_null_funcs_with_no_functions_is_fine() {
         }
     }
 }
+
+/// `klp_patch_func` patches through ftrace: an `old_name` that resolves to
+/// data is no ftrace location ("failed to find location for function").
+/// The maps' kallsyms types say so; a map without types (symbols.klp)
+/// says nothing against it.
+#[test]
+fn a_data_symbol_cannot_be_patched() {
+    let c = klp_patch_c(&[
+        (None, &[("jiffies_like", 0, "new_uniq")]),
+        (Some("some_mod"), &[("mod_table", 0, "new_mod")]),
+    ]);
+    let obj = module("patched_data", &c);
+    let dir = obj.parent().unwrap();
+    let map = dir.join("kallsyms");
+    std::fs::write(
+        &map,
+        "ffffffff82000000 D jiffies_like\nffffffffc0000000 d mod_table\t[some_mod]\n",
+    )
+    .unwrap();
+    let (code, text) = check(
+        &obj,
+        &[
+            "--symbols",
+            map.to_str().unwrap(),
+            "--load-order",
+            "target-first",
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("patched function 'jiffies_like' resolves to a data symbol (kallsyms type 'D') in vmlinux: ftrace cannot patch it, and klp_patch_func fails with 'failed to find location for function 'jiffies_like'' (-EINVAL): the patch is refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("patched function 'mod_table' resolves to a data symbol (kallsyms type 'd') in some_mod: ftrace cannot patch it, and klp_patch_func fails with 'failed to find location for function 'mod_table'' (-EINVAL), refusing the patch, or the module when it loads after it"),
+        "{text}"
+    );
+    let klp = dir.join("symbols.klp");
+    std::fs::write(
+        &klp,
+        "klp-convert-symbol-data.0.1\n*vmlinux\njiffies_like\n*some_mod\nmod_table\n",
+    )
+    .unwrap();
+    let (code, text) = check(
+        &obj,
+        &[
+            "--symbols",
+            klp.to_str().unwrap(),
+            "--load-order",
+            "target-first",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+}

@@ -40,6 +40,7 @@ const RULE_IDS: &[&str] = &[
     "load-order-unchecked",
     "object-not-in-maps",
     "resolves",
+    "patched-not-function",
     "unknown-symbol",
     "no-export-list",
     "name-not-representable",

@@ -282,6 +282,7 @@ fn pick(same: &[MapSymbol], pos: u64, order: LoadOrder) -> Result<Resolved, Unre
     let index = counted[chosen - 1];
     let s = same[index];
     Ok(Resolved {
+        kind: s.kind,
         addr: s.addr,
         place: s.place(),
         position: chosen,
@@ -401,6 +402,8 @@ pub enum Unresolved {
 /// A resolved klp symbol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// Its kallsyms type letter (`?` when the map does not know).
+    pub kind: char,
     /// The address chosen (for a `.ko`, the value in its section), when
     /// the map knows it.
     pub addr: Option<u64>,

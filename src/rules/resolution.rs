@@ -371,6 +371,22 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
             pos: f.sympos,
         };
         out.push(at(match find(&lookup, map, &k) {
+            Ok(r) if !is_code(r.kind) => Finding::new(
+                Rule::PatchedNotFunction,
+                format!(
+                    "patched function '{}' resolves to a {} symbol (kallsyms type '{}') in {}: ftrace cannot patch it, and klp_patch_func fails with 'failed to find location for function '{}'' (-EINVAL){}",
+                    show(name),
+                    if matches!(r.kind.to_ascii_lowercase(), 'b' | 'd' | 'r' | 'g' | 's' | 'v') { "data" } else { "non-code" },
+                    r.kind,
+                    show(obj),
+                    show(name),
+                    if o.name.is_none() || o.null_name {
+                        ": the patch is refused"
+                    } else {
+                        ", refusing the patch, or the module when it loads after it"
+                    }
+                ),
+            ),
             Ok(r) => {
                 let p = resolves(&k, &r);
                 let message = format!("patched function {}", p.message);
@@ -394,6 +410,12 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
         }));
     }
     out
+}
+
+/// Is a kallsyms type letter one of code ftrace may patch (text, weak,
+/// or unknown: a map without types says nothing against it)?
+fn is_code(kind: char) -> bool {
+    matches!(kind, 't' | 'T' | 'w' | 'W' | '?')
 }
 
 /// Why a name is not in its object: the objects that have it, else the
