@@ -155,6 +155,19 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 rows C1, C2, C7, C10.
     PatchTable = "patch-table", Error;
+    /// `klp_find_object_module`, `klp_module_coming`: a `klp_object` named
+    /// by the string `"vmlinux"` or with a `-` in its name matches no
+    /// module; the patch enables and patches nothing of it.
+    ObjectNeverMatched = "object-never-matched", Error;
+    /// `klp_init_object`, `klp_init_func`: a second object or function with
+    /// the same sysfs name (`<old_name>,<old_sympos ?: 1>`; the module, or
+    /// `vmlinux` for NULL): `kobject_add` fails with -EEXIST.
+    DuplicateSysfsName = "duplicate-sysfs-name", Error;
+    /// `klp_apply_object_relocs` applies `.klp.rela.<obj>.*` for the
+    /// patch's object `<obj>` only: a section for a module the patch has
+    /// no `klp_object` for is never applied (a note when the tables are
+    /// built at run time).
+    KlpSectionNoObject = "klp-section-no-object", Error;
     /// A livepatch module whose `klp_patch` tables are not in its data (built
     /// at run time): its patched functions were not checked.
     ///

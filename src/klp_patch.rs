@@ -87,6 +87,16 @@ pub struct PatchedObject {
     pub place: Place,
 }
 
+/// Why an object's name never matches a loaded object
+/// ([`PatchedObject::never_matched`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// The string `"vmlinux"`, not NULL: a module of that name.
+    VmlinuxString,
+    /// A `-` in the name, which no module name has.
+    Dash,
+}
+
 /// A module's patched functions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PatchTable {
@@ -109,6 +119,35 @@ impl PatchedObject {
     /// The object's name for messages.
     pub fn object(&self) -> Show<'_> {
         Show(self.name.as_deref().unwrap_or(b"(unreadable name)"))
+    }
+
+    /// Why the kernel never matches this object with anything loaded: a
+    /// `name` that is not NULL is a module's (`klp_is_module()` is
+    /// `obj->name != NULL`), found by `find_module()` and
+    /// `klp_module_coming()`'s `strcmp` against `mod->name`. No module is
+    /// named `vmlinux`, and kbuild's module names never hold a `-`
+    /// (`KBUILD_MODNAME` has `_` for it). `None` for vmlinux (NULL), for a
+    /// name a module can have, and for an unreadable name.
+    pub fn never_matched(&self) -> Option<Unmatched> {
+        let name = self.name.as_deref().filter(|_| !self.null_name)?;
+        if name == VMLINUX {
+            Some(Unmatched::VmlinuxString)
+        } else if name.contains(&b'-') {
+            Some(Unmatched::Dash)
+        } else {
+            None
+        }
+    }
+
+    /// The name the kernel gives the object's sysfs directory
+    /// (`klp_init_object`: the name, or `vmlinux` for NULL); `None` when
+    /// the name is unreadable.
+    pub fn sysfs_name(&self) -> Option<&[u8]> {
+        if self.null_name {
+            Some(VMLINUX)
+        } else {
+            self.name.as_deref()
+        }
     }
 }
 
@@ -439,6 +478,35 @@ impl<'e, 'a> Memory<'e, 'a> {
             }
         }
         None
+    }
+}
+
+/// The modules a patch has a `klp_object` for, as
+/// `klp_apply_section_relocs` compares a klp section's object with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleObjects<'t> {
+    /// No table was read (built at run time).
+    Unread,
+    /// An object's name is unreadable: it could be any module.
+    Unknown,
+    /// The names of the objects that are not NULL.
+    Named(std::collections::HashSet<&'t [u8]>),
+}
+
+impl<'t> ModuleObjects<'t> {
+    /// The module objects of `table`.
+    pub fn of(table: Option<&'t PatchTable>) -> Self {
+        let Some(table) = table else {
+            return ModuleObjects::Unread;
+        };
+        let mut names = std::collections::HashSet::new();
+        for o in table.objects.iter().filter(|o| !o.null_name) {
+            match &o.name {
+                Some(n) => names.insert(n.as_slice()),
+                None => return ModuleObjects::Unknown,
+            };
+        }
+        ModuleObjects::Named(names)
     }
 }
 

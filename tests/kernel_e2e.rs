@@ -42,6 +42,8 @@ const MODULES: &[(&str, &str)] = &[
     ("lp_v7", "klp_test_v7.ko"),
     ("lp_modkey", "klp_test_modkey.ko"),
     ("lp_ambiguous_plain", "klp_test_ambiguous_plain.ko"),
+    ("lp_noobj", "klp_test_noobj.ko"),
+    ("lp_dupfunc", "klp_test_dupfunc.ko"),
 ];
 
 /// The modules built and converted in one step by `klp-convert build`, with
@@ -137,6 +139,73 @@ fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     work.to_path_buf()
 }
 
+/// Step 11: the patch's objects. lp_noobj, a vmlinux-only patch reading
+/// klp_test_target's data through `.klp.rela.klp_test_target.*`: `convert`
+/// refuses it (no klp_object for klp_test_target), so the library's planner
+/// and writer make it, and `check` predicts the relocation is never
+/// applied. lp_dupfunc, two entries for cmdline_proc_show at positions 0
+/// and 1: nothing to convert, `check` predicts -EEXIST.
+fn objects(work: &Path, mods: &Path) {
+    use klp_convert::elf::Elf;
+    let input = work.join("lp_noobj/klp_test_noobj.ko");
+    let refused = work.join("klp_test_noobj.refused.ko");
+    let r = klp_convert(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("never applied: the patch has no klp_object for klp_test_target"),
+        "{}",
+        stderr(&r)
+    );
+    let data = std::fs::read(&input).unwrap();
+    let elf = Elf::parse(&data).unwrap();
+    let (sel, problems) = klp_convert::convert::select::select(&elf);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (plan, problems) = klp_convert::convert::plan::plan(&elf, sel);
+    let rules: Vec<&str> = problems.iter().map(|p| p.rule.id()).collect();
+    assert_eq!(rules, ["klp-section-no-object"], "{problems:?}");
+    let out = mods.join("klp_test_noobj.ko");
+    std::fs::write(
+        &out,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(": never applied: the patch has no klp_object for klp_test_target (klp_apply_object_relocs applies .klp.rela.klp_test_target.* for that object only)"),
+        "{text}"
+    );
+
+    let dup = mods.join("klp_test_dupfunc.ko");
+    std::fs::copy(work.join("lp_dupfunc/klp_test_dupfunc.ko"), &dup).unwrap();
+    let (code, text) = check(&dup, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("symbol 'cmdline_proc_show': klp_func 'cmdline_proc_show' with old_sympos 1 gets the sysfs name 'cmdline_proc_show,1' in 'vmlinux', as an earlier one with old_sympos 0 did (klp_init_func names them \"<old_name>,<old_sympos ?: 1>\"): kobject_add fails with -EEXIST (\"sysfs: cannot create duplicate filename '/kernel/livepatch/klp_test_dupfunc/vmlinux/cmdline_proc_show,1'\") and klp_enable_patch refuses the patch"),
+        "{text}"
+    );
+}
+
+/// Step 11: what the kernel did with [`objects`]' modules, as `check`
+/// predicted: lp_noobj loads and enables, and its read of klp_test_target's
+/// string was never relocated (NULL); lp_dupfunc is refused with -EEXIST.
+fn expect_objects(r: &Results) {
+    r.expect("noobj", "insmod_klp_test_noobj.ko", 0, "0");
+    r.expect("noobj", "enabled", 0, "1");
+    r.expect("noobj", "patched", 0, "klp-convert noobj: (null)");
+    r.expect("noobj", "removed_rc", 0, "0");
+    r.expect_refused("dupfunc", "klp_test_dupfunc.ko");
+    r.expect_log(
+        "sysfs: cannot create duplicate filename '/kernel/livepatch/klp_test_dupfunc/vmlinux/cmdline_proc_show,1'",
+    );
+    r.expect_log("kobject_add_internal failed for cmdline_proc_show,1 with -EEXIST");
+}
+
 /// Pack the initramfs: busybox, /init, the modules; the load-order
 /// scenario's built and predicted with `base` maps ([`twins`]).
 fn initramfs(kernel: &Path, work: &Path, base: &[PathBuf]) -> PathBuf {
@@ -172,6 +241,7 @@ fn initramfs(kernel: &Path, work: &Path, base: &[PathBuf]) -> PathBuf {
         std::fs::copy(work.join(dir).join(&f), m.join(&f)).unwrap();
     }
     twins(work, &m, base, false, |d| make_module(kernel, d));
+    objects(work, &m);
 
     let cpio = work.join("initrd.cpio");
     pack(&work.join("rootfs"), &cpio);
@@ -329,6 +399,7 @@ fn scenario(series: &str) {
     expect_plain(&r);
     expect_v7(&r);
     expect_twins(&r, false);
+    expect_objects(&r);
 }
 
 #[test]

@@ -30,6 +30,9 @@ const RULE_IDS: &[&str] = &[
     "ordinary-reloc-to-livepatch-symbol",
     "tool-leftover",
     "patch-table",
+    "object-never-matched",
+    "duplicate-sysfs-name",
+    "klp-section-no-object",
     "patch-table-unread",
     "unconverted-annotation",
     "unconverted-sympos-table",
@@ -108,7 +111,10 @@ fn module(test: &str) -> std::path::PathBuf {
              int *const ptr_in_rodata = &t;\n\
              extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\n\
              char *f(void) {{ return saved_command_line; }}\n{}",
-            klp_patch_c(&[(None, &[("cmdline_proc_show", 0, "f")])])
+            klp_patch_c(&[
+                (None, &[("cmdline_proc_show", 0, "f")]),
+                (Some("klp_test_target"), &[])
+            ])
         ),
         &obj,
     );

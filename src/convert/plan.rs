@@ -13,7 +13,7 @@ use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch;
-use crate::names::KlpSymbol;
+use crate::names::{self, KlpSymbol};
 use crate::rules::{contract, Target};
 
 /// A symbol to rename in place.
@@ -217,6 +217,42 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
         }
         if any {
             plan.removals.push((rs.index, moving));
+        }
+    }
+
+    // A section for a module the patch has no klp_object for is never
+    // applied; convert cannot add an object to the module's C data. Once
+    // per object: the fix is one entry.
+    // The input's klp sections count too: the output keeps them.
+    let objects = klp_patch::ModuleObjects::of(table.as_ref());
+    let mut refused_objs: Vec<&[u8]> = Vec::new();
+    let mut kept: Vec<(usize, &[u8])> = existing.values().flatten().map(|&(o, i)| (i, o)).collect();
+    kept.sort_unstable();
+    let kept = kept
+        .into_iter()
+        .map(|(i, obj)| (obj, elf.sections[i].name.to_vec()));
+    let planned = plan.sections.iter().map(|s| {
+        let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
+        (s.obj.as_slice(), name)
+    });
+    for (obj, name) in planned.chain(kept) {
+        if refused_objs.contains(&obj) || !elf.is_livepatch() {
+            continue;
+        }
+        if let Some(p) = contract::klp_section_no_object(obj, &objects) {
+            refused_objs.push(obj);
+            let p = p.in_section(names::show(&name).to_string());
+            if p.is_error() {
+                problems.push(Finding {
+                    message: format!(
+                        "{}; convert cannot add a klp_object to the module's data",
+                        p.message
+                    ),
+                    ..p
+                });
+            } else {
+                plan.notes.push(p);
+            }
         }
     }
 

@@ -7,6 +7,8 @@
 //! A rule returns a [`Finding`] without location; the caller, which knows
 //! the section, offset and symbol at hand, attaches them.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::arch;
 use crate::elf::{
     abi, show_name, Elf, Section, Symbol, SHF_ALLOC, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHN_UNDEF,
@@ -442,6 +444,7 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
                 ),
             ));
         }
+        out.extend(object_never_matched(o));
         for f in &o.funcs {
             let message = match (&f.old_name, &f.new_func) {
                 (None, _) => Some(
@@ -470,7 +473,164 @@ pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Ve
             }
         }
     }
+    out.extend(duplicate_sysfs_names(elf, table));
     out
+}
+
+/// `klp_find_object_module` and `klp_module_coming` (kernel/livepatch/core.c)
+/// match an object whose `name` is not NULL (`klp_is_module()`) with the
+/// module of that name only: an object named by the string `"vmlinux"`, or
+/// with a `-` in its name (kbuild's module names have `_` for it), is never
+/// matched. The patch loads and enables, and patches nothing of it: its
+/// functions are never looked up, its `.klp.rela.<name>.*` never applied.
+pub fn object_never_matched(o: &klp_patch::PatchedObject) -> Option<Finding> {
+    let why = match o.never_matched()? {
+        klp_patch::Unmatched::VmlinuxString => {
+            "klp_object name is the string \"vmlinux\", not NULL: \
+             klp_is_module() takes it for a module, find_module(\"vmlinux\") finds none, \
+             and the patch enables and patches nothing of vmlinux; vmlinux is .name = NULL"
+                .to_string()
+        }
+        klp_patch::Unmatched::Dash => {
+            let name = o.name.as_deref().unwrap_or_default();
+            let kbuild: Vec<u8> = name
+                .iter()
+                .map(|&b| if b == b'-' { b'_' } else { b })
+                .collect();
+            format!(
+                "klp_object name '{}' contains '-': module names never do (kbuild names the module '{}'), \
+                 so find_module() and klp_module_coming() never match it, and the patch enables and \
+                 patches nothing of it",
+                show(name),
+                show(&kbuild)
+            )
+        }
+    };
+    Some(
+        Finding::new(Rule::ObjectNeverMatched, why)
+            .in_section(o.place.section.clone())
+            .at(o.place.offset),
+    )
+}
+
+/// `klp_init_object` and `klp_init_func` (kernel/livepatch/core.c) add a
+/// sysfs directory for every object, named by the module or `vmlinux` for
+/// NULL, under the patch's, and one for every function under its object's,
+/// named `"%s,%lu"` from `old_name` and `old_sympos ?: 1` (`kobject_add`,
+/// which turns a `/` into `!`). A name an earlier entry has fails with
+/// -EEXIST ("sysfs: cannot create duplicate filename"), and
+/// `klp_enable_patch` refuses the patch: two functions `foo` with
+/// positions 0 and 1, two objects for one module, a NULL object beside one
+/// named `"vmlinux"`.
+pub fn duplicate_sysfs_names(elf: &Elf, table: &PatchTable) -> Vec<Finding> {
+    let patch = elf
+        .modinfo_value("name")
+        .map_or_else(|| "<patch>".to_string(), |n| show(n).to_string());
+    let kobject = |n: &[u8]| -> Vec<u8> {
+        n.iter()
+            .map(|&b| if b == b'/' { b'!' } else { b })
+            .collect()
+    };
+    let refused = |path: String, what: String| {
+        format!(
+            "{what}: kobject_add fails with -EEXIST (\"sysfs: cannot create duplicate filename \
+             '/kernel/livepatch/{path}'\") and klp_enable_patch refuses the patch"
+        )
+    };
+    let mut out = Vec::new();
+    // Hash sets: a hostile table has up to 2^16 entries an array.
+    let mut objects: HashSet<Vec<u8>> = HashSet::new();
+    for o in &table.objects {
+        let Some(dir) = o.sysfs_name().map(kobject) else {
+            continue;
+        };
+        if objects.contains(&dir) {
+            let what = if dir == VMLINUX {
+                "a second klp_object named 'vmlinux' in sysfs (klp_init_object names NULL 'vmlinux', as it does the string \"vmlinux\")".to_string()
+            } else {
+                format!("a second klp_object for '{}'", show(&dir))
+            };
+            out.push(
+                Finding::new(
+                    Rule::DuplicateSysfsName,
+                    refused(format!("{patch}/{}", show(&dir)), what),
+                )
+                .in_section(o.place.section.clone())
+                .at(o.place.offset),
+            );
+            continue; // the kernel stops at the object
+        }
+        // (sysfs name, old_sympos) of the functions before.
+        let mut funcs: HashMap<Vec<u8>, u64> = HashMap::new();
+        for f in &o.funcs {
+            let Some(old) = &f.old_name else { continue };
+            let pos = if f.sympos == 0 { 1 } else { f.sympos };
+            let mut name = kobject(old);
+            name.extend_from_slice(format!(",{pos}").as_bytes());
+            if let Some(earlier) = funcs.get(&name) {
+                let what = format!(
+                    "klp_func '{}' with old_sympos {} gets the sysfs name '{}' in '{}', as an earlier one with old_sympos {earlier} did (klp_init_func names them \"<old_name>,<old_sympos ?: 1>\")",
+                    show(old),
+                    f.sympos,
+                    show(&name),
+                    show(&dir),
+                );
+                out.push(
+                    Finding::new(
+                        Rule::DuplicateSysfsName,
+                        refused(format!("{patch}/{}/{}", show(&dir), show(&name)), what),
+                    )
+                    .in_section(f.place.section.clone())
+                    .at(f.place.offset)
+                    .symbol(show(old).to_string()),
+                );
+            } else {
+                funcs.insert(name, f.sympos);
+            }
+        }
+        objects.insert(dir);
+    }
+    out
+}
+
+/// `klp_apply_object_relocs` (kernel/livepatch/core.c) runs for each
+/// `klp_object` of the patch when its module is loaded, and applies only
+/// the `.klp.rela.<obj>.*` sections whose `<obj>` is that object's name
+/// (`klp_apply_section_relocs`' `strcmp`); the module loader applies the
+/// vmlinux ones. A section for a module the patch has no object for is
+/// never applied, and its fields keep what the compiler left (a call's
+/// displacement 0). When the tables are built at run time, a note.
+pub fn klp_section_no_object(obj: &[u8], objects: &klp_patch::ModuleObjects) -> Option<Finding> {
+    if obj == VMLINUX {
+        return None;
+    }
+    let shown = show(obj);
+    let listed = match objects {
+        klp_patch::ModuleObjects::Named(names) => names,
+        // An unreadable name is a patch-table error already; it might be this one.
+        klp_patch::ModuleObjects::Unknown => return None,
+        klp_patch::ModuleObjects::Unread => {
+            return Some(
+                Finding::new(
+                    Rule::KlpSectionNoObject,
+                    format!(
+                        "applied only if the patch has a klp_object for {shown}: its klp_patch table is built at run time and was not read"
+                    ),
+                )
+                .with_severity(crate::finding::Severity::Note),
+            )
+        }
+    };
+    if listed.contains(obj) {
+        return None;
+    }
+    Some(Finding::new(
+        Rule::KlpSectionNoObject,
+        format!(
+            "never applied: the patch has no klp_object for {shown} (klp_apply_object_relocs applies .klp.rela.{shown}.* for that object only); \
+             add one, with no functions if it needs none: {{ .name = \"{shown}\", .funcs = (struct klp_func[]){{ {{ }} }} }}"
+        ),
+    ))
 }
 
 /// Must the module loader link this symbol (`simplify_symbols`)? An
@@ -489,7 +649,9 @@ pub fn needs_linking(sym: &Symbol) -> bool {
 /// Every rule of this module on a whole livepatch module, for the kernel
 /// `target`: what `check` reports and what `convert` proves of its output.
 pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
-    let mut out = patch_table(elf, klp_patch::read(elf).as_ref(), target);
+    let table = klp_patch::read(elf);
+    let mut out = patch_table(elf, table.as_ref(), target);
+    let objects = klp_patch::ModuleObjects::of(table.as_ref());
     let has_klp_section = elf
         .sections
         .iter()
@@ -551,7 +713,14 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             }
         };
         if let Some(obj) = &obj {
-            out.extend(klp_section_object_misread(sec, obj, target));
+            let misread = klp_section_object_misread(sec, obj, target);
+            // A misread object is never applied either: one finding says so.
+            if misread.is_none() && elf.is_livepatch() {
+                out.extend(
+                    klp_section_no_object(obj, &objects).map(|p| p.in_section(sec.display_name())),
+                );
+            }
+            out.extend(misread);
         }
         let at_section = |p: Finding| p.in_section(sec.display_name());
         out.extend(target_alloc(target).map(at_section));

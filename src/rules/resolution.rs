@@ -339,13 +339,15 @@ pub fn unchecked_orders(elf: &Elf, map: &SymbolMap, table: Option<&PatchTable>) 
 /// "symbol ... not found", "symbol position ... not found") with the
 /// candidates, or where each resolves.
 pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
+    // An object the kernel never matches (the string "vmlinux", a name
+    // with '-') is never loaded: its functions are never looked up
+    // (`object-never-matched` says so).
+    let funcs = || table.funcs().filter(|(o, _)| o.never_matched().is_none());
     let lookup = map.lookup_for(
-        table
-            .funcs()
-            .filter_map(|(o, f)| Some((o.name.as_deref()?, f.old_name.as_deref()?))),
+        funcs().filter_map(|(o, f)| Some((o.name.as_deref()?, f.old_name.as_deref()?))),
     );
     let mut out = Vec::new();
-    for (o, f) in table.funcs() {
+    for (o, f) in funcs() {
         let (Some(obj), Some(name)) = (&o.name, &f.old_name) else {
             continue; // a contract finding already
         };

@@ -157,5 +157,21 @@ if [ -f /mod/klp_test_twin0.ko ]; then
 	fi
 fi
 
+# 11. The patch's objects (x86_64, tests/kernel_e2e.rs): a vmlinux-only
+#     patch reading klp_test_target's data through .klp.rela.klp_test_target.*
+#     loads and enables, and the relocation is never applied (no klp_object
+#     for klp_test_target); two klp_func entries for cmdline_proc_show at
+#     positions 0 and 1 share a sysfs name and are refused (-EEXIST).
+if [ -f /mod/klp_test_noobj.ko ]; then
+	load noobj klp_test_target.ko
+	if load noobj klp_test_noobj.ko; then
+		wait_patch klp_test_noobj noobj
+		out noobj "patched=$(cat /proc/cmdline)"
+		disable klp_test_noobj noobj
+	fi
+	rmmod klp_test_target
+	load dupfunc klp_test_dupfunc.ko
+fi
+
 out done result=ok
 halt_machine

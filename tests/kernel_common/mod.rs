@@ -744,6 +744,10 @@ pub fn twins(work: &Path, mods: &Path, base: &[PathBuf], keeps_init: bool, make:
     let p = plain.to_str().unwrap();
     let refused = work.join("klp_test_twin_plain.refused.ko");
     let r = refused.to_str().unwrap();
+    // The same C with its klp_object for klp_test_twin, for klp_test_twin's
+    // maps: the twinb one's .klp.rela.klp_test_twin.* would never be applied.
+    let plain_a = work.join("lp_twin_plain/klp_test_twin_plain_a.ko");
+    let pa = plain_a.to_str().unwrap();
     if keeps_init {
         let (code, findings) = check_findings(&mods.join("klp_test_twin0.ko"), &maps_a, &[]);
         assert_eq!(code, 1, "{findings:?}");
@@ -811,15 +815,25 @@ pub fn twins(work: &Path, mods: &Path, base: &[PathBuf], keeps_init: bool, make:
     );
     let (code, findings) = check_findings(&out, &maps_b, &[]);
     assert_eq!((code, &findings[..]), (0, &[][..]), "{o}");
-    let (code, _, err) = klp_convert_maps(&["convert", p, "-o", r], &maps_a);
+    let (code, _, err) = klp_convert_maps(&["convert", pa, "-o", r], &maps_a);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("no position of 'twin' means the same symbol in both load orders"),
         "{err}"
     );
     assert!(!refused.exists());
+    // The twinb patch against klp_test_twin: no object for it (issue 18).
     let (code, _, err) = klp_convert_maps(
         &["convert", p, "-o", r, "--load-order", "target-first"],
+        &maps_a,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("never applied: the patch has no klp_object for klp_test_twin"),
+        "{err}"
+    );
+    let (code, _, err) = klp_convert_maps(
+        &["convert", pa, "-o", r, "--load-order", "target-first"],
         &maps_a,
     );
     assert_eq!(code, 0, "{err}");
