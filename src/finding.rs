@@ -237,7 +237,8 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row T-input.
     MalformedAnnotation = "malformed-annotation", Error;
-    /// A `KLP_RELOC_SYMBOL` name the module defines.
+    /// A `KLP_RELOC_SYMBOL` name the module defines: its references bind
+    /// to the module's own copy, never to the target's symbol.
     ///
     /// Audit: `docs/klp-contract.md` §9 row T-input.
     DefinedAnnotation = "defined-annotation", Error;

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use crate::elf::{Elf, SHN_LIVEPATCH, SHN_UNDEF};
 use crate::finding::{Finding, Rule};
 use crate::names::{self, show, Annotation, KlpSymbol, SYMPOS_SECTION_PREFIX};
+use crate::rules::contract;
 
 /// What the author annotated.
 #[derive(Debug, Default)]
@@ -62,18 +63,8 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
         if !names::is_annotation(sym.name) || sym.st_shndx == SHN_LIVEPATCH {
             continue;
         }
-        if sym.st_shndx != SHN_UNDEF {
-            problems.push(
-                Finding::new(
-                    Rule::DefinedAnnotation,
-                    format!(
-                        "annotation symbol is defined (section index {}); it must be an undefined reference",
-                        sym.section
-                    ),
-                )
-                .in_section(".symtab")
-                .symbol(sym.display_name()),
-            );
+        if let Some(p) = contract::defined_annotation(sym) {
+            problems.push(p);
             continue;
         }
         match names::parse_annotation(sym.name) {

@@ -99,6 +99,29 @@ pub fn unconverted_annotation(elf: &Elf, sym: &Symbol) -> Option<Finding> {
     )
 }
 
+/// A `KLP_RELOC_SYMBOL` name the module defines: the asm label renamed a
+/// definition, not an extern declaration, so the module's references bind
+/// to its own copy, never to the target's symbol. The loader has nothing
+/// to link and the livepatch core nothing to resolve: the patch loads and
+/// silently uses the wrong object. (A klp symbol, `SHN_LIVEPATCH`, whose
+/// object is called `rela` reads like an annotation and is not one.)
+pub fn defined_annotation(sym: &Symbol) -> Option<Finding> {
+    if matches!(sym.st_shndx, SHN_UNDEF | SHN_LIVEPATCH) || !names::is_annotation(sym.name) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            Rule::DefinedAnnotation,
+            format!(
+                "annotation symbol is defined (section index {}); it must be an undefined reference",
+                sym.section
+            ),
+        )
+        .in_section(".symtab")
+        .symbol(sym.display_name()),
+    )
+}
+
 /// A v7 `KLP_MODULE_RELOC` table still allocated and filled: the module was
 /// never converted, so the references it annotates are plain undefined
 /// names that `simplify_symbols` cannot link ("Unknown symbol").
@@ -683,6 +706,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             klp[sym.index] = parsed.ok();
         }
         out.extend(unconverted_annotation(elf, sym));
+        out.extend(defined_annotation(sym));
     }
     for sec in &elf.sections {
         out.extend(unconverted_sympos_table(elf, sec));
