@@ -327,3 +327,51 @@ fn check_reports_a_defined_annotation_as_convert_refuses_it() {
     );
     assert!(!out.exists());
 }
+
+/// Structured fuzz finding: a module with something to convert and a klp
+/// section of its own that breaks the contract (a module-specific klp
+/// relocation into `.init.text`, a klp symbol whose name the kernel cannot
+/// parse, a vmlinux symbol from a module's klp section) made `convert`
+/// fail its own verification, reported as an internal error ("please
+/// report this"). The input's contract is now checked before the
+/// conversion: a refusal in the words of the rule `check` reports.
+#[test]
+fn convert_refuses_what_the_input_breaks_rather_than_failing_its_proof() {
+    for (name, rule, message, with_maps) in [
+        (
+            "existing-klp-section-init",
+            "init-section",
+            "module-specific klp relocation in .init.text, which is freed",
+            false,
+        ),
+        (
+            "existing-klp-symbol-malformed",
+            "klp-symbol-name",
+            "has an incorrectly formatted name",
+            false,
+        ),
+        (
+            "existing-klp-section-vmlinux-access",
+            "vmlinux-from-module-section",
+            "invalid access to vmlinux symbol",
+            true,
+        ),
+    ] {
+        let (lp, maps, out) = structured_case(name);
+        let maps = if with_maps { maps } else { Vec::new() };
+        let r = run(
+            &["convert", lp.to_str().unwrap(), "-o", out.to_str().unwrap()],
+            &maps,
+        );
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(message), "{name}: {err}");
+        assert!(!err.contains("internal error"), "{name}: {err}");
+        assert!(!out.exists());
+        let rules = check_rules(&lp, &maps);
+        assert!(
+            rules.contains(&(rule.to_string(), "error".to_string())),
+            "{name}: {rules:?}"
+        );
+    }
+}

@@ -114,12 +114,27 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
     let (mut plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
     let mut notes = notes;
+    // What the input breaks of the contract stays broken in the output
+    // unless the conversion mends it (the annotations it converts): such a
+    // module is refused here, as the input's fault, rather than found by
+    // `verify` in the output and reported as a bug of this tool.
+    let target = crate::rules::Target::of(&elf, None);
+    let mended = |f: &Finding| {
+        !plan.is_empty()
+            && matches!(
+                f.rule,
+                Rule::UnconvertedAnnotation | Rule::UnconvertedSymposTable
+            )
+    };
+    let broken: Vec<Finding> = crate::rules::contract::module(&elf, &target)
+        .into_iter()
+        .filter(|f| f.is_error() && !mended(f))
+        .collect();
     if plan.is_empty() {
         // Nothing to convert: the module goes out as it came, so it must
         // already pass what `check` asks of any module (a module from
         // another tool is judged by the same rules).
-        let target = crate::rules::Target::of(&elf, None);
-        let refusals: Vec<Finding> = crate::rules::contract::module(&elf, &target)
+        let refusals: Vec<Finding> = broken
             .into_iter()
             .chain(crate::arch::loader_rules(&elf))
             .chain(
@@ -144,6 +159,9 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
             relocations: 0,
             sections: 0,
         });
+    }
+    if !broken.is_empty() {
+        return Err(Error::Refused(broken));
     }
     let bytes = apply::apply(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.
