@@ -375,3 +375,52 @@ fn convert_refuses_what_the_input_breaks_rather_than_failing_its_proof() {
         );
     }
 }
+
+/// Structured fuzz finding: `convert --symbols` gave a module's export the
+/// klp form even where the kernel refuses it, and then refused the module,
+/// which `check` (with the same maps) passes and the kernel loads: a
+/// reference from `.init.text` (freed before the exporting module can
+/// load), a name the exporting module has several times, an exporting
+/// module whose name the klp grammar cannot carry, an exporting module the
+/// maps know without that name. Such an export now
+/// stays an ordinary reference, which the loader links, with a warning.
+#[test]
+fn a_module_export_that_cannot_be_a_klp_symbol_stays_linked() {
+    for (name, why) in [
+        (
+            "module-export-init",
+            "module-specific klp relocation in .init.text",
+        ),
+        ("module-export-ambiguous", "no position names its symbol in"),
+        (
+            "module-export-unrepresentable",
+            "its klp name cannot be written",
+        ),
+        (
+            "module-export-missing-from-maps",
+            "has no symbol of that name in the symbol maps",
+        ),
+    ] {
+        let (lp, maps, out) = structured_case(name);
+        assert!(
+            check_rules(&lp, &maps).iter().all(|(_, s)| s != "error"),
+            "{name}"
+        );
+        let r = run(
+            &["convert", lp.to_str().unwrap(), "-o", out.to_str().unwrap()],
+            &maps,
+        );
+        let err = stderr(&r);
+        assert!(r.status.success(), "{name}: {err}");
+        assert!(
+            err.contains("left an ordinary reference, which the module loader links"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(why), "{name}: {err}");
+        let rules = check_rules(&out, &maps);
+        assert!(rules.iter().all(|(_, s)| s != "error"), "{name}: {rules:?}");
+        let r = run(&["show", out.to_str().unwrap(), "--format", "json"], &[]);
+        let json: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(json["summary"]["errors"], 0, "{name}: {json}");
+    }
+}

@@ -47,6 +47,7 @@ const RULE_IDS: &[&str] = &[
     "unknown-symbol",
     "no-export-list",
     "name-not-representable",
+    "module-export-linked",
     "malformed-annotation",
     "defined-annotation",
     "sympos-table",

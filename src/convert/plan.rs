@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use super::select::Selection;
 use crate::arch;
-use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH};
+use crate::elf::{Elf, Reloc, RelocSection, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch;
-use crate::names::{self, KlpSymbol};
+use crate::names::{self, Annotation, KlpSymbol};
 use crate::rules::{contract, Target};
 
 /// A symbol to rename in place.
@@ -69,17 +69,74 @@ impl Plan {
     }
 }
 
+/// What becomes of a relocation against a symbol that takes the klp form
+/// `a` ([`klp_move`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Move {
+    /// It moves into `.klp.rela.<a.lp_obj>.<target>`, with this explicit
+    /// addend.
+    Klp(i64),
+    /// It stays where it is, which is harmless (a debug section, which
+    /// the loader never relocates); the note says so.
+    Left(Finding),
+}
+
+/// Can relocation `r` of the ordinary relocation section `rs` move into
+/// the klp section for `a`? The kernel's refusal when it cannot: a target
+/// that is not a section or not allocated, an offset beyond it, a vmlinux
+/// symbol from a module's section, a late relocation into a special or
+/// `.init` section, a REL addend that cannot be read.
+pub fn klp_move(elf: &Elf, rs: &RelocSection, r: &Reloc, a: &Annotation) -> Result<Move, Finding> {
+    let sec = &elf.sections[rs.index];
+    let target = contract::relocation_target(elf, sec)?;
+    if !target.is_alloc() && arch::is_debug_section(target.name) {
+        return Ok(Move::Left(Finding::new(
+            Rule::DebugSectionLeft,
+            format!(
+                "left in place: {} is a debug section, which the module loader never relocates",
+                target.display_name()
+            ),
+        )));
+    }
+    let refusal = contract::offset_within(target, r.offset)
+        .or_else(|| contract::target_alloc(target))
+        .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
+        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine));
+    if let Some(p) = refusal {
+        return Err(p);
+    }
+    if rs.is_rela {
+        return Ok(Move::Klp(r.addend));
+    }
+    let bytes = elf
+        .section_data(target.index)
+        .get(r.offset as usize..)
+        .unwrap_or(&[]);
+    arch::rel_implicit_addend(elf.machine, r.r_type, bytes, elf.big_endian)
+        .map(Move::Klp)
+        .ok_or_else(|| {
+            Finding::new(
+                Rule::RelAddend,
+                format!(
+                    "cannot read the implicit addend of REL relocation {} on {}",
+                    arch::reloc_type_name(elf.machine, r.r_type),
+                    arch::machine_name(elf.machine)
+                ),
+            )
+        })
+}
+
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
 pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
     // A patch table the livepatch core refuses is refused here too, even
     // when there is nothing to convert (`check` reports the same).
     let table = klp_patch::read(elf);
-    let mut problems: Vec<Finding> =
-        contract::patch_table(elf, table.as_ref(), &Target::of(elf, None))
-            .into_iter()
-            .filter(Finding::is_error)
-            .collect();
+    let target = Target::of(elf, None);
+    let mut problems: Vec<Finding> = contract::patch_table(elf, table.as_ref(), &target)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
     let mut plan = Plan {
         emptied: [&sel.table_sections[..], &sel.table_relocs[..]].concat(),
         unallocated: sel.table_sections.clone(),
@@ -147,51 +204,15 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
                 )));
                 continue;
             }
-            let target = match contract::relocation_target(elf, sec) {
-                Ok(t) => t,
+            let addend = match klp_move(elf, rs, r, a) {
+                Ok(Move::Klp(addend)) => addend,
+                Ok(Move::Left(note)) => {
+                    plan.notes.push(here(note));
+                    continue;
+                }
                 Err(p) => {
                     problems.push(here(p));
                     continue;
-                }
-            };
-            if !target.is_alloc() && arch::is_debug_section(target.name) {
-                plan.notes.push(here(Finding::new(
-                    Rule::DebugSectionLeft,
-                    format!(
-                        "left in place: {} is a debug section, which the module loader never relocates",
-                        target.display_name()
-                    ),
-                )));
-                continue;
-            }
-            let refusal = contract::offset_within(target, r.offset)
-                .or_else(|| contract::target_alloc(target))
-                .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-                .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine));
-            if let Some(p) = refusal {
-                problems.push(here(p));
-                continue;
-            }
-            let addend = if rs.is_rela {
-                r.addend
-            } else {
-                let bytes = elf
-                    .section_data(target_index)
-                    .get(r.offset as usize..)
-                    .unwrap_or(&[]);
-                match arch::rel_implicit_addend(elf.machine, r.r_type, bytes, elf.big_endian) {
-                    Some(v) => v,
-                    None => {
-                        problems.push(here(Finding::new(
-                            Rule::RelAddend,
-                            format!(
-                                "cannot read the implicit addend of REL relocation {} on {}",
-                                arch::reloc_type_name(elf.machine, r.r_type),
-                                arch::machine_name(elf.machine)
-                            ),
-                        )));
-                        continue;
-                    }
                 }
             };
             let mut g = group_of[target_index];

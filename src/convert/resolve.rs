@@ -17,12 +17,13 @@
 
 use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 
+use super::plan;
 use super::select::Selection;
-use crate::elf::Elf;
+use crate::elf::{Elf, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::maps::{LoadOrder, MapSymbol, Orders, SymbolMap};
 use crate::names::{self, show, Annotation, KlpSymbol, VMLINUX};
-use crate::rules::contract::needs_linking;
+use crate::rules::contract::{self, needs_linking};
 use crate::rules::resolution::{self, HintForm};
 
 /// Resolve what `sel` leaves open against `map`, and check what it chose:
@@ -57,7 +58,7 @@ pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> 
         let refused = resolution::patched_functions(map, &table);
         problems.extend(refused.into_iter().filter(Finding::is_error));
     }
-    let (found, mut unresolved) = undefined(elf, map, &sel.annotations);
+    let (found, mut unresolved) = undefined(elf, map, sel);
     problems.append(&mut unresolved);
     for (sym, a) in found {
         sel.add(sym, a);
@@ -81,8 +82,9 @@ const CLONE_MARKERS: &[&[u8]] = &[
 fn undefined(
     elf: &Elf,
     map: &SymbolMap,
-    annotated: &[Option<Annotation>],
+    sel: &Selection,
 ) -> (Vec<(usize, Annotation)>, Vec<Finding>) {
+    let annotated = &sel.annotations;
     let mut out = Vec::new();
     let mut problems = Vec::new();
 
@@ -155,6 +157,7 @@ fn undefined(
 
     let form = HintForm::of(elf);
     let mut clones: Option<Clones> = None;
+    let mut module_exports: Vec<(usize, Annotation)> = Vec::new();
     for i in wanted {
         let sym = &elf.symbols[i];
         let name = sym.name;
@@ -172,6 +175,9 @@ fn undefined(
             // Exported by a module: that module's symbol, by position when known.
             (Some(m), _) => match found.iter().find(|o| o.obj == m) {
                 Some(o) => (o.live == 1).then_some(*o),
+                // The maps know the module, and it lacks the name: the
+                // kernel would not find it there either.
+                None if map.has(m) => None,
                 None => Some(Owner {
                     obj: m,
                     live: 1,
@@ -181,6 +187,20 @@ fn undefined(
             (None, [o]) if o.live == 1 => Some(**o),
             _ => None,
         };
+        // A module's export the loader can link: its klp form when it can
+        // be had (the patch then does not pin the module), else it stays
+        // linked, with a warning that says why.
+        let module_export = exporter.map(|m| {
+            move |why: String| {
+                at(Finding::new(
+                    Rule::ModuleExportLinked,
+                    format!(
+                        "'{shown}' is exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because {why}",
+                        m = show(m)
+                    ),
+                ))
+            }
+        });
         match choice {
             Some(owner) => match position(map, owner, name) {
                 Ok(pos) => {
@@ -191,15 +211,24 @@ fn undefined(
                     };
                     // The same grammar as an annotation: a map can name an
                     // object (or a symbol) the kernel would read differently.
-                    match names::check_symbol(&target, names::MAX_SYM_NAME) {
-                        Ok(()) => out.push((
-                            i,
-                            Annotation {
+                    match (
+                        names::check_symbol(&target, names::MAX_SYM_NAME),
+                        &module_export,
+                    ) {
+                        (Ok(()), _) => {
+                            let a = Annotation {
                                 lp_obj: owner.obj.to_vec(),
                                 target,
-                            },
-                        )),
-                        Err(e) => problems.push(at(Finding::new(
+                            };
+                            if module_export.is_some() {
+                                module_exports.push((i, a));
+                            } else {
+                                out.push((i, a));
+                            }
+                        }
+                        (Err(e), Some(linked)) => problems
+                            .push(linked(format!("its klp name cannot be written: {}", e.0))),
+                        (Err(e), None) => problems.push(at(Finding::new(
                             Rule::NameNotRepresentable,
                             format!(
                                 "'{shown}' resolves to object '{}' in the symbol maps, but {}",
@@ -209,8 +238,29 @@ fn undefined(
                         ))),
                     }
                 }
-                Err(p) => problems.push(at(p)),
+                Err(p) => match &module_export {
+                    Some(linked) => problems.push(linked(format!(
+                        "its klp form would be refused: {}",
+                        p.message
+                    ))),
+                    None => problems.push(at(p)),
+                },
             },
+            None if module_export.is_some() => {
+                let m = exporter.unwrap_or_default();
+                let n = found.iter().find(|o| o.obj == m).map_or(0, |o| o.all);
+                let why = if n == 0 {
+                    format!("{} has no symbol of that name in the symbol maps", show(m))
+                } else {
+                    format!(
+                        "no position names its symbol in {} in every load order the patch must work in ({n} of that name there)",
+                        show(m)
+                    )
+                };
+                if let Some(linked) = &module_export {
+                    problems.push(linked(why));
+                }
+            }
             None if found.is_empty() && objects.is_empty() => {
                 problems.push(at(Finding::new(
                     Rule::UnknownSymbol,
@@ -286,6 +336,56 @@ fn undefined(
                     );
                 }
                 problems.push(at(Finding::new(Rule::AmbiguousSymbol, message)));
+            }
+        }
+    }
+    // A module's export becomes a klp symbol only when every relocation
+    // against it can be a klp relocation (one pass over the relocations).
+    let mut blocked: FxHashMap<usize, Finding> = FxHashMap::default();
+    if let Some(p) = contract::livepatch_modinfo(elf) {
+        for (i, _) in &module_exports {
+            blocked.insert(*i, p.clone());
+        }
+    }
+    if !module_exports.is_empty() && blocked.is_empty() {
+        let pending: FxHashMap<usize, &Annotation> =
+            module_exports.iter().map(|(i, a)| (*i, a)).collect();
+        for rs in &elf.relocs {
+            let sec = &elf.sections[rs.index];
+            if sel.table_relocs.contains(&rs.index) || sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+                continue;
+            }
+            for r in &rs.entries {
+                let i = r.sym as usize;
+                let Some(a) = pending.get(&i) else {
+                    continue;
+                };
+                if blocked.contains_key(&i) {
+                    continue;
+                }
+                if let Err(p) = plan::klp_move(elf, rs, r, a) {
+                    blocked.insert(i, p.at_entry(elf, rs.index, r));
+                }
+            }
+        }
+    }
+    for (i, a) in module_exports {
+        match blocked.remove(&i) {
+            None => out.push((i, a)),
+            Some(p) => {
+                let sym = &elf.symbols[i];
+                problems.push(
+                    Finding::new(
+                        Rule::ModuleExportLinked,
+                        format!(
+                            "'{}' is exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because as a klp relocation it would be refused: {p}",
+                            show(sym.name),
+                            m = show(&a.lp_obj)
+                        ),
+                    )
+                    .in_section(".symtab")
+                    .symbol(sym.display_name()),
+                );
             }
         }
     }
