@@ -424,3 +424,22 @@ fn a_module_export_that_cannot_be_a_klp_symbol_stays_linked() {
         assert_eq!(json["summary"]["errors"], 0, "{name}: {json}");
     }
 }
+
+/// Structured fuzz finding: with maps that have no export list,
+/// `convert --symbols` refuses (`no-export-list`), while `check` with the
+/// same maps passed the names the loader must link without a word. It
+/// now warns that it could not check them, under the same rule.
+#[test]
+fn check_says_when_the_maps_have_no_export_list() {
+    let (lp, maps, out) = structured_case("no-export-list");
+    assert_eq!(
+        check_rules(&lp, &maps),
+        [("no-export-list".to_string(), "warning".to_string())]
+    );
+    let r = run(
+        &["convert", lp.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &maps,
+    );
+    assert_eq!(r.status.code(), Some(1));
+    assert!(stderr(&r).contains("no export list"), "{}", stderr(&r));
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
-use crate::finding::{Finding, Rule};
+use crate::finding::{Finding, Rule, Severity};
 use crate::klp_patch::{Form, PatchTable};
 use crate::maps::{LoadOrder, Lookup, MapSymbol, Orders, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
@@ -513,6 +513,34 @@ pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding>
                 )
                 .in_section(".symtab")
                 .symbol(sym.display_name()),
+            );
+        }
+    }
+    // Without an export list, what the loader must link is not known to
+    // be linkable: say so, rather than pass it (`convert` refuses to
+    // resolve such a module, `no-export-list` too).
+    if report == Report::All && !map.has_exports() {
+        let unchecked: Vec<String> = elf
+            .symbols
+            .iter()
+            .filter(|s| contract::needs_linking(s))
+            .map(|s| s.display_name())
+            .collect();
+        if let Some(first) = unchecked.first() {
+            let more = match unchecked.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            out.push(
+                Finding::new(
+                    Rule::NoExportList,
+                    format!(
+                        "the symbol maps give no export list, so whether the module loader can link '{first}'{more} was not checked: add Module.symvers (or use a symbols.klp)"
+                    ),
+                )
+                .with_severity(Severity::Warning)
+                .in_section(".symtab")
+                .symbol(first.clone()),
             );
         }
     }
