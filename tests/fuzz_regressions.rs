@@ -443,3 +443,24 @@ fn check_says_when_the_maps_have_no_export_list() {
     assert_eq!(r.status.code(), Some(1));
     assert!(stderr(&r).contains("no export list"), "{}", stderr(&r));
 }
+
+/// Structured fuzz finding (i386, the one REL machine): a REL relocation
+/// against an annotation in a debug section stays where it is, its addend
+/// in the section's bytes, but `verify` expected the implicit addend to
+/// move with it, and reported its own proof failed. It now expects the
+/// implicit addend of exactly the entries that move into klp sections.
+#[test]
+fn a_rel_entry_left_in_place_keeps_its_addend_in_the_proof() {
+    let (lp, _, out) = structured_case("rel-addend-left-in-place");
+    let r = convert_o(&lp, &out);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("left in place: .debug_info"),
+        "{}",
+        stderr(&r)
+    );
+    let again = out.with_file_name("again.ko");
+    let r = convert_o(&out, &again);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}

@@ -6,7 +6,6 @@ use super::plan::Plan;
 use crate::arch;
 use crate::elf::{Elf, SHF_ALLOC, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
-use crate::names;
 use crate::rules::{contract, Target};
 
 /// Re-read the output and prove it: the contract holds, every input
@@ -41,9 +40,17 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
     for rs in kept() {
         let target = input.sections[rs.index].sh_info;
-        for r in &rs.entries {
+        // A REL entry that moves into a (RELA) klp section carries its
+        // implicit addend there; one left in place keeps it in its bytes.
+        let moved = plan
+            .removals
+            .iter()
+            .find(|(i, _)| *i == rs.index)
+            .map(|(_, m)| m.as_slice())
+            .filter(|_| !rs.is_rela);
+        for (n, r) in rs.entries.iter().enumerate() {
             let mut addend = r.addend;
-            if !rs.is_rela && names::is_annotation(input.symbols[r.sym as usize].name) {
+            if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
                 let bytes = input
                     .section_data(target as usize)
                     .get(r.offset as usize..)
