@@ -464,3 +464,22 @@ fn a_rel_entry_left_in_place_keeps_its_addend_in_the_proof() {
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
+
+/// Structured fuzz finding: an annotation whose name is longer than the
+/// module's release reads (its vermagic says 5.10: 127 bytes) was
+/// converted, and `verify` found `klp-symbol-too-long` in the output: an
+/// internal error. `convert` now refuses it while planning, under the
+/// same rule as `check`.
+#[test]
+fn a_name_too_long_for_the_release_is_refused_not_an_internal_error() {
+    let (lp, _, out) = structured_case("annotation-too-long-for-release");
+    let r = convert_o(&lp, &out);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bytes; kernel 5.10.0 reads at most 127"),
+        "{err}"
+    );
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(!out.exists());
+}

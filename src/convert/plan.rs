@@ -307,5 +307,15 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
             })
         })
         .collect();
+    // The release's limit on names (the module's vermagic): the grammar
+    // allows the longest, KSYM_NAME_LEN of 6.1 and later.
+    for r in &plan.renames {
+        if let Some(p) = contract::klp_symbol_too_long(&r.klp.name, &target) {
+            problems.push(
+                p.in_section(".symtab")
+                    .symbol(elf.symbols[r.sym].display_name()),
+            );
+        }
+    }
     (plan, problems)
 }

@@ -48,7 +48,6 @@ fn klp_symbol_name_parsed(
     parsed: &Result<names::KlpSymbolRef, names::NameError>,
     target: &Target,
 ) -> Option<Finding> {
-    let max_name = target.max_symbol_name();
     let finding = match parsed {
         Err(e) => Finding::new(
             Rule::KlpSymbolName,
@@ -57,15 +56,7 @@ fn klp_symbol_name_parsed(
                 sym.display_name()
             ),
         ),
-        Ok(k) if k.name.len() > max_name => Finding::new(
-            Rule::KlpSymbolTooLong,
-            format!(
-                "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1) before the ',' its sscanf expects, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'",
-                show(k.name),
-                k.name.len(),
-                target.release_text()
-            ),
-        ),
+        Ok(k) if k.name.len() > target.max_symbol_name() => klp_symbol_too_long(k.name, target)?,
         Ok(k) if !k.pos_is_plain() => Finding::new(
             Rule::KlpSymbolPosition,
             format!(
@@ -77,6 +68,24 @@ fn klp_symbol_name_parsed(
         Ok(_) => return None,
     };
     Some(finding.in_section(".symtab").symbol(sym.display_name()))
+}
+
+/// `klp_resolve_symbols`' `sscanf` reads at most `KSYM_NAME_LEN - 1` bytes
+/// of a klp symbol's name (127 before 6.1) before the `,` it expects: a
+/// longer one is refused. `convert` asks this of the names it writes.
+pub fn klp_symbol_too_long(name: &[u8], target: &Target) -> Option<Finding> {
+    let max_name = target.max_symbol_name();
+    (name.len() > max_name).then(|| {
+        Finding::new(
+            Rule::KlpSymbolTooLong,
+            format!(
+                "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1) before the ',' its sscanf expects, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'",
+                show(name),
+                name.len(),
+                target.release_text()
+            ),
+        )
+    })
 }
 
 /// `simplify_symbols` (kernel/module/main.c) fails on an undefined name no
