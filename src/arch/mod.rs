@@ -286,7 +286,69 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             }
         }
     }
+    // apply_relocate_add applies the ordinary relocation sections too, with
+    // the same types and the same checks of the bytes: those against another
+    // object's symbol (an undefined one, which the loader links) are judged
+    // here as well, whether a conversion leaves them ordinary or gives them
+    // the klp form.
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            continue;
+        }
+        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
+            continue;
+        };
+        if !target.is_alloc() || sec.sh_info == 0 {
+            continue;
+        }
+        let bytes = elf.section_data(target.index);
+        for r in &rs.entries {
+            let sym = &elf.symbols[r.sym as usize];
+            if sym.index == 0 || sym.st_shndx != crate::elf::SHN_UNDEF || sym.name.is_empty() {
+                continue;
+            }
+            if !(loader.supported)(r.r_type) {
+                let p = unsupported(loader, elf.machine, r.r_type);
+                out.push(p.at_entry(elf, rs.index, r));
+                continue;
+            }
+            let site = Site {
+                elf,
+                target,
+                bytes,
+                reloc: r,
+                symbol: sym,
+            };
+            if let Some(p) = (loader.check_entry)(&site) {
+                out.push(p.at_entry(elf, rs.index, r));
+            }
+        }
+    }
     out
+}
+
+/// The loader's refusal of one klp relocation (entry `r` against `symbol`,
+/// into `target`), as [`loader_rules`] judges it in a klp section: a type
+/// it does not handle, the bytes it expects. `convert` asks this before
+/// it moves a relocation.
+pub fn klp_entry_rule(
+    elf: &Elf,
+    target: &crate::elf::Section,
+    r: &Reloc,
+    symbol: &crate::elf::Symbol,
+) -> Option<Finding> {
+    let loader = loader(elf.machine)?;
+    if !(loader.supported)(r.r_type) {
+        return Some(unsupported(loader, elf.machine, r.r_type));
+    }
+    (loader.check_entry)(&Site {
+        elf,
+        target,
+        bytes: elf.section_data(target.index),
+        reloc: r,
+        symbol,
+    })
 }
 
 /// The finding for a type the loader does not handle, in its own words.

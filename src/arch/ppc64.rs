@@ -109,8 +109,12 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
     // Primary opcode 18 (b), AA = 0, LK = 1: a relative call. A sibling call
     // (`b`, no link) never returns here and needs no TOC restore.
     let is_call = insn >> 26 == 18 && insn & 3 == 1;
-    let klp_name = names::parse_klp_symbol(site.symbol.name).ok()?;
-    if !is_call || klp_name.name == b"_mcount" {
+    // A klp symbol by the name it resolves, another object's by its own.
+    let callee = match names::parse_klp_symbol(site.symbol.name) {
+        Ok(k) => k.name,
+        Err(_) => site.symbol.name.to_vec(),
+    };
+    if !is_call || callee == b"_mcount" {
         return None;
     }
     let next = word(at + 4).unwrap_or(0);
@@ -126,7 +130,7 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
         Rule::Ppc64NopAfterCall,
         format!(
             "Expected nop after call, got {next:08x} at {place}: the call to '{}' was compiled as a local call (the callee was defined in the same file, so GCC left no nop for the TOC restore) and the ppc64 loader refuses it. Declare the callee extern in the livepatch (KLP_RELOC_SYMBOL on an extern declaration gets its nop) or call it through a function pointer",
-            names::show(&klp_name.name)
+            names::show(&callee)
         ),
     ))
 }

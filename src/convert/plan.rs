@@ -85,8 +85,22 @@ pub enum Move {
 /// the klp section for `a`? The kernel's refusal when it cannot: a target
 /// that is not a section or not allocated, an offset beyond it, a vmlinux
 /// symbol from a module's section, a late relocation into a special or
-/// `.init` section, a REL addend that cannot be read.
-pub fn klp_move(elf: &Elf, rs: &RelocSection, r: &Reloc, a: &Annotation) -> Result<Move, Finding> {
+/// `.init` section, a type the machine's loader does not handle or bytes
+/// it will not write over ([`arch::klp_entry_rule`]), a REL addend that
+/// cannot be read.
+///
+/// `loader`: ask the machine's loader too. Its refusals hold of an ordinary
+/// relocation against another object's symbol as much as of a klp one
+/// (x86_64 will not write over nonzero bytes, ppc64 wants the nop after a
+/// call to another object), so they make no difference between leaving a
+/// relocation ordinary and moving it.
+pub fn klp_move(
+    elf: &Elf,
+    rs: &RelocSection,
+    r: &Reloc,
+    a: &Annotation,
+    loader: bool,
+) -> Result<Move, Finding> {
     let sec = &elf.sections[rs.index];
     let target = contract::relocation_target(elf, sec)?;
     if !target.is_alloc() && arch::is_debug_section(target.name) {
@@ -101,7 +115,12 @@ pub fn klp_move(elf: &Elf, rs: &RelocSection, r: &Reloc, a: &Annotation) -> Resu
     let refusal = contract::offset_within(target, r.offset)
         .or_else(|| contract::target_alloc(target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine));
+        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
+        .or_else(|| {
+            loader
+                .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
+                .flatten()
+        });
     if let Some(p) = refusal {
         return Err(p);
     }
@@ -204,7 +223,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
                 )));
                 continue;
             }
-            let addend = match klp_move(elf, rs, r, a) {
+            let addend = match klp_move(elf, rs, r, a, true) {
                 Ok(Move::Klp(addend)) => addend,
                 Ok(Move::Left(note)) => {
                     plan.notes.push(here(note));

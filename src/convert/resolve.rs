@@ -363,7 +363,7 @@ fn undefined(
                 if blocked.contains_key(&i) {
                     continue;
                 }
-                if let Err(p) = plan::klp_move(elf, rs, r, a) {
+                if let Err(p) = plan::klp_move(elf, rs, r, a, false) {
                     blocked.insert(i, p.at_entry(elf, rs.index, r));
                 }
             }
