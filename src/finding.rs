@@ -234,6 +234,8 @@ rules! {
     NameNotRepresentable = "name-not-representable", Error;
     /// A module's export left an ordinary reference, linked by the loader:
     /// its klp form would be refused or cannot be chosen.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row T-maps.
     ModuleExportLinked = "module-export-linked", Warning;
     // --- annotations in the input (convert::select) ---
     /// A `KLP_RELOC_SYMBOL` name that does not parse.
