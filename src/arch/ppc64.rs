@@ -135,6 +135,17 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
     ))
 }
 
+/// The object and name a klp symbol names, or (while planning) an
+/// annotation's target, whose name the klp grammar would misread as object
+/// `rela`.
+fn target_of(name: &[u8]) -> Option<names::KlpSymbol> {
+    if names::is_annotation(name) {
+        names::parse_annotation(name).ok().map(|a| a.target)
+    } else {
+        names::parse_klp_symbol(name).ok()
+    }
+}
+
 /// The TOC16 family against a klp symbol (`apply_relocate_add`): the value
 /// is the symbol's distance from this module's TOC (`my_r2`). `TOC16` and
 /// `TOC16_DS` hold 16 bits and refuse more ("bad TOC16 relocation");
@@ -151,7 +162,7 @@ fn toc16(site: &Site) -> Option<Finding> {
     if !pair && !matches!(r.r_type, abi::R_PPC64_TOC16 | abi::R_PPC64_TOC16_DS) {
         return None;
     }
-    let k = names::parse_klp_symbol(site.symbol.name).ok()?;
+    let k = target_of(site.symbol.name)?;
     let name = super::reloc_type_name(abi::EM_PPC64, r.r_type);
     let what = if pair {
         "TOC16_HA/TOC16_LO reach 2 GiB from this module's TOC and are truncated without a word beyond"

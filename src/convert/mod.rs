@@ -112,7 +112,19 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
 pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
-    let (mut plan, notes) = make_plan(&elf, map).map_err(Error::Refused)?;
+    let (mut plan, notes) = make_plan(&elf, map).map_err(|mut problems| {
+        // Every problem in one run: the loader's refusals of the input too,
+        // those the plan did not already find.
+        for f in crate::arch::loader_rules(&elf) {
+            let known = problems
+                .iter()
+                .any(|p| (p.rule, &p.section, p.offset) == (f.rule, &f.section, f.offset));
+            if f.is_error() && !known {
+                problems.push(f);
+            }
+        }
+        Error::Refused(problems)
+    })?;
     let mut notes = notes;
     // What the input breaks of the contract stays broken in the output
     // unless the conversion mends it (the annotations it converts): such a
@@ -161,7 +173,14 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         });
     }
     if !broken.is_empty() {
-        return Err(Error::Refused(broken));
+        // Every problem in one run: the loader's refusals of the input too.
+        let mut all = broken;
+        all.extend(
+            crate::arch::loader_rules(&elf)
+                .into_iter()
+                .filter(Finding::is_error),
+        );
+        return Err(Error::Refused(all));
     }
     let bytes = apply::apply(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.

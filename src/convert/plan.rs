@@ -117,9 +117,12 @@ pub fn klp_move(
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
         .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
         .or_else(|| {
+            // A warning (a distance that may fit) does not stop the move;
+            // `check` reports it on the output.
             loader
                 .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
                 .flatten()
+                .filter(Finding::is_error)
         });
     if let Some(p) = refusal {
         return Err(p);
