@@ -279,7 +279,10 @@ fn local_call(k: &XKernel, work: &Path, maps: &[PathBuf], out: &Path) {
     // Written without the check, the way a careless converter would.
     let data = std::fs::read(&ko).unwrap();
     let elf = klp_convert::elf::Elf::parse(&data).unwrap();
-    let plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
+    // Without the loader's rules: what a converter that does not ask it writes.
+    let plan = klp_convert::convert::make_plan_with(&elf, None, false)
+        .unwrap()
+        .0;
     std::fs::write(
         out,
         klp_convert::convert::apply::apply(&elf, &plan).unwrap(),

@@ -109,11 +109,9 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
     // Primary opcode 18 (b), AA = 0, LK = 1: a relative call. A sibling call
     // (`b`, no link) never returns here and needs no TOC restore.
     let is_call = insn >> 26 == 18 && insn & 3 == 1;
-    // A klp symbol by the name it resolves, another object's by its own.
-    let callee = match names::parse_klp_symbol(site.symbol.name) {
-        Ok(k) => k.name,
-        Err(_) => site.symbol.name.to_vec(),
-    };
+    // A klp symbol or an annotation by the name it resolves, another
+    // object's by its own.
+    let callee = target_of(site.symbol.name).map_or_else(|| site.symbol.name.to_vec(), |k| k.name);
     if !is_call || callee == b"_mcount" {
         return None;
     }

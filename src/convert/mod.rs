@@ -89,11 +89,22 @@ pub fn make_plan(
     elf: &Elf,
     map: Option<&SymbolMap>,
 ) -> Result<(plan::Plan, Vec<Finding>), Vec<Finding>> {
+    make_plan_with(elf, map, true)
+}
+
+/// [`make_plan`], with or without the loader's per-entry rules
+/// ([`plan::plan_with`]): without, what a converter that does not ask the
+/// machine's loader would write.
+pub fn make_plan_with(
+    elf: &Elf,
+    map: Option<&SymbolMap>,
+    loader: bool,
+) -> Result<(plan::Plan, Vec<Finding>), Vec<Finding>> {
     let (mut sel, mut problems) = select::select(elf);
     if let Some(map) = map {
         problems.extend(resolve::resolve(elf, map, &mut sel));
     }
-    let (plan, mut refusals) = plan::plan(elf, sel);
+    let (plan, mut refusals) = plan::plan_with(elf, sel, loader);
     problems.append(&mut refusals);
     if problems.iter().any(Finding::is_error) {
         return Err(problems);

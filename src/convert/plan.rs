@@ -151,6 +151,13 @@ pub fn klp_move(
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
 pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
+    plan_with(elf, sel, true)
+}
+
+/// [`plan`], with (`loader`) or without the machine's loader's per-entry
+/// rules: without, the plan is what a converter that does not ask the
+/// loader would write (the tests' stand-in for other tools).
+pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>) {
     // A patch table the livepatch core refuses is refused here too, even
     // when there is nothing to convert (`check` reports the same).
     let table = klp_patch::read(elf);
@@ -226,7 +233,7 @@ pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
                 )));
                 continue;
             }
-            let addend = match klp_move(elf, rs, r, a, true) {
+            let addend = match klp_move(elf, rs, r, a, loader) {
                 Ok(Move::Klp(addend)) => addend,
                 Ok(Move::Left(note)) => {
                     plan.notes.push(here(note));
