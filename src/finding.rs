@@ -301,6 +301,10 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 rows X4, S3, A4.
     PcRelativeRange = "pc-relative-range", Error;
+    /// s390 `apply_rela` writes a GOT or PLT entry once per symbol
+    /// (`got_initialized`, `plt_initialized`): a module-specific one keeps
+    /// the old address when its module is loaded again elsewhere.
+    S390GotStale = "s390-got-stale", Warning;
     /// The loader of this machine is not modelled.
     ///
     /// Audit: `docs/klp-contract.md` §9 rows L1, L2, R1, R2, T-output.
@@ -311,6 +315,9 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 rows M13, X7, S5, A7.
     LateRelocReadOnly = "late-reloc-read-only", Warning;
+    /// `apply_relocations` skips the per-CPU section (its `SHF_ALLOC` is
+    /// cleared) before 6.16; late relocations write into the freed load image.
+    PercpuTarget = "percpu-target", Error;
     /// x86_64 and ppc64 before 6.3 (no `clear_relocate_add`): reloading a
     /// patched module under an enabled patch is refused.
     ///

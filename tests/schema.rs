@@ -63,8 +63,10 @@ const RULE_IDS: &[&str] = &[
     "arm64-plt",
     "absolute-overflow",
     "pc-relative-range",
+    "s390-got-stale",
     "loader-not-modelled",
     "late-reloc-read-only",
+    "percpu-target",
     "reload-before-6.3",
     "verify",
 ];

@@ -76,6 +76,7 @@ pub(super) const LOADER: Loader = Loader {
     module_rule: Some(plt),
     late_writes_patched_since: Some((7, 0)),
     late_writes_note: "arm64 writes late relocations through aarch64_insn_copy() (WRITE_PLACE) in the kernels that patch it live (verified on 7.2; earlier arm64 livepatch ports faulted: \"Unable to handle kernel write to read-only memory\")",
+    late_write_helper: |_| true,
 };
 
 /// A linked module without `.plt`/`.init.plt`: the loader refuses it.

@@ -175,6 +175,10 @@ pub(crate) struct Loader {
     pub late_writes_patched_since: Option<(u32, u32)>,
     /// How this architecture writes late relocations, for the warning.
     pub late_writes_note: &'static str,
+    /// Does the code-patching helper write this type late? ppc64 writes
+    /// only its instruction types through `patch_instruction`; the data
+    /// types are plain stores on every release.
+    pub late_write_helper: fn(u32) -> bool,
 }
 
 /// One klp relocation, with what the loader looks at.
@@ -226,6 +230,13 @@ pub fn late_writes(machine: u16) -> (Option<(u32, u32)>, &'static str) {
         Some(l) => (l.late_writes_patched_since, l.late_writes_note),
         None => (None, "this architecture's loader is not modelled"),
     }
+}
+
+/// Does `machine`'s loader write a late relocation of `r_type` through its
+/// code-patching helper (true where the loader is not modelled: nothing is
+/// known to the contrary)?
+pub fn late_write_helper(machine: u16, r_type: u32) -> bool {
+    loader(machine).is_none_or(|l| (l.late_write_helper)(r_type))
 }
 
 /// A `.ko` linked by kbuild (rather than a bare object): it has the module

@@ -56,8 +56,18 @@ pub(super) const LOADER: Loader = Loader {
     check_entry: |site| nop_after_call(site).or_else(|| toc16(site)),
     module_rule: Some(stubs),
     late_writes_patched_since: Some((5, 16)),
-    late_writes_note: "ppc64 writes late relocations with its code-patching helpers since 5.16 (before, this crashed on kernels with STRICT_MODULE_RWX)",
+    late_writes_note: "ppc64 writes late calls (R_PPC64_REL24) with patch_instruction() since 5.16 (before, this crashed on kernels with STRICT_MODULE_RWX)",
+    late_write_helper,
 };
+
+/// ppc64's `apply_relocate_add` (module_64.c, 6.1 to 7.2) writes a call
+/// (`R_PPC64_REL24`, and the TOC restore after it) with `patch_instruction`,
+/// and every other type with a plain store: `ADDR32`, `ADDR64`, `TOC`,
+/// `REL32`, `REL64`, the `TOC16` family. A late one into memory that is
+/// read-only by then faults (`late-reloc-read-only`).
+fn late_write_helper(t: u32) -> bool {
+    t == abi::R_PPC64_REL24
+}
 
 fn supported(t: u32) -> bool {
     matches!(

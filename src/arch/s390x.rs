@@ -1,9 +1,13 @@
 //! s390x's `apply_relocate_add` (arch/s390/kernel/module.c): the direct,
 //! PC-relative, GOT and PLT families; no zero-target check. Late relocations
-//! are written with `s390_kernel_write()` since 5.8.
+//! are written with `s390_kernel_write()` since 5.8. A GOT or PLT entry is
+//! written once per symbol, so a module-specific one goes stale when its
+//! module comes back at another address (`s390-got-stale`).
 
 use super::Loader;
-use crate::elf::abi;
+use crate::elf::{abi, Elf, SHF_RELA_LIVEPATCH};
+use crate::finding::{Finding, Rule};
+use crate::names::{self, VMLINUX};
 
 /// The s390x loader.
 pub(super) const LOADER: Loader = Loader {
@@ -23,6 +27,19 @@ pub(super) const LOADER: Loader = Loader {
         (abi::R_390_GOT12, "R_390_GOT12"),
         (abi::R_390_GOT20, "R_390_GOT20"),
         (abi::R_390_GOTPLTENT, "R_390_GOTPLTENT"),
+        (abi::R_390_GOT16, "R_390_GOT16"),
+        (abi::R_390_GOT32, "R_390_GOT32"),
+        (abi::R_390_GOT64, "R_390_GOT64"),
+        (abi::R_390_GOTPLT12, "R_390_GOTPLT12"),
+        (abi::R_390_GOTPLT16, "R_390_GOTPLT16"),
+        (abi::R_390_GOTPLT20, "R_390_GOTPLT20"),
+        (abi::R_390_GOTPLT32, "R_390_GOTPLT32"),
+        (abi::R_390_GOTPLT64, "R_390_GOTPLT64"),
+        (abi::R_390_PLT16DBL, "R_390_PLT16DBL"),
+        (abi::R_390_PLT32, "R_390_PLT32"),
+        (abi::R_390_PLTOFF16, "R_390_PLTOFF16"),
+        (abi::R_390_PLTOFF32, "R_390_PLTOFF32"),
+        (abi::R_390_PLTOFF64, "R_390_PLTOFF64"),
     ],
     supported,
     refusal: |t| format!("unknown relocation: {t}"),
@@ -46,10 +63,110 @@ pub(super) const LOADER: Loader = Loader {
     },
     none: &[abi::R_390_NONE],
     check_entry: |_| None,
-    module_rule: None,
+    module_rule: Some(got_stale),
     late_writes_patched_since: Some((5, 8)),
     late_writes_note: "s390 writes late relocations with s390_kernel_write() since 5.8",
+    late_write_helper: |_| true,
 };
+
+/// Types that go through the module's GOT: `apply_rela` writes the symbol's
+/// GOT entry only while `syminfo[sym].got_initialized` is 0.
+fn through_got(t: u32) -> bool {
+    matches!(
+        t,
+        abi::R_390_GOT12
+            | abi::R_390_GOT16
+            | abi::R_390_GOT20
+            | abi::R_390_GOT32
+            | abi::R_390_GOT64
+            | abi::R_390_GOTENT
+            | abi::R_390_GOTPLT12
+            | abi::R_390_GOTPLT16
+            | abi::R_390_GOTPLT20
+            | abi::R_390_GOTPLT32
+            | abi::R_390_GOTPLT64
+            | abi::R_390_GOTPLTENT
+    )
+}
+
+/// Types that go through the module's PLT: `apply_rela` writes the entry
+/// only while `plt_initialized` is 0. `PLT32DBL` is left out: the module
+/// area is 2 GiB, within its ±4 GiB reach, so it branches to the symbol
+/// directly and is recomputed on every application.
+fn through_plt(t: u32) -> bool {
+    matches!(
+        t,
+        abi::R_390_PLT16DBL
+            | abi::R_390_PLT32
+            | abi::R_390_PLT64
+            | abi::R_390_PLTOFF16
+            | abi::R_390_PLTOFF32
+            | abi::R_390_PLTOFF64
+    )
+}
+
+/// s390's `apply_rela` (arch/s390/kernel/module.c, 6.1 to 7.2) writes a
+/// symbol's GOT or PLT entry once: only while `got_initialized` or
+/// `plt_initialized` is 0, flags in the livepatch module's `syminfo`, which
+/// lives as long as the module. s390 has no `clear_relocate_add`, so when
+/// the patched module unloads nothing is cleared, and when it loads again
+/// `klp_apply_object_relocs` resolves the klp symbol to its new address but
+/// leaves the entry as it was: the patched code loads the old address
+/// through it. Seen on an s390x 6.1 built from Debian's source
+/// (`tests/kernel_xarch.rs`, step 12). vmlinux symbols never move, so only
+/// module-specific sections count.
+pub(crate) fn got_stale(elf: &Elf) -> Option<Finding> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
+            continue;
+        }
+        let Ok(obj) = names::klp_section_object(sec.name) else {
+            continue;
+        };
+        if obj == VMLINUX {
+            continue;
+        }
+        for r in &rs.entries {
+            if !(through_got(r.r_type) || through_plt(r.r_type)) {
+                continue;
+            }
+            let Some(sym) = elf.symbols.get(r.sym as usize) else {
+                continue;
+            };
+            let name = names::parse_klp_symbol(sym.name)
+                .map_or_else(|_| sym.display_name(), |k| names::show(&k.name).to_string());
+            let what = format!(
+                "{} against '{name}' of '{}'",
+                super::reloc_type_name(elf.machine, r.r_type),
+                names::show(obj)
+            );
+            let key = (names::show(obj).to_string(), what);
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let mut objs: Vec<&str> = Vec::new();
+    for (o, _) in &seen {
+        if !objs.contains(&o.as_str()) {
+            objs.push(o);
+        }
+    }
+    let list: Vec<&str> = seen.iter().map(|(_, w)| w.as_str()).collect();
+    Some(Finding::new(
+        Rule::S390GotStale,
+        format!(
+            "s390 writes a GOT or PLT entry once and never again ({}): if '{}' is unloaded and loaded again at another address while this patch stays enabled, the patched code still goes through the old entry, to the old address: it reads what another module has there by then, or faults (both seen on s390x 6.1). Declare those symbols __attribute__((visibility(\"hidden\"))) in the livepatch, so that GCC reaches them relative to the module (R_390_GOTOFF64, R_390_PC32DBL) rather than through a GOT entry, and the loader recomputes them on every application; or never reload that module while the patch is enabled",
+            list.join(", "),
+            objs.join("', '")
+        ),
+    ))
+}
 
 fn supported(t: u32) -> bool {
     matches!(

@@ -37,6 +37,7 @@ pub(super) const LOADER: Loader = Loader {
     module_rule: None,
     late_writes_patched_since: Some((5, 8)),
     late_writes_note: "x86_64 writes late relocations with text_poke() since 5.8",
+    late_write_helper: |_| true,
 };
 
 fn supported(t: u32) -> bool {

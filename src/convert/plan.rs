@@ -14,7 +14,7 @@ use crate::elf::{Elf, Reloc, RelocSection, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch;
 use crate::names::{self, Annotation, KlpSymbol};
-use crate::rules::{contract, Target};
+use crate::rules::{contract, kernels, Target};
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,12 @@ pub fn klp_move(
         .or_else(|| contract::target_alloc(target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
         .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
+        .or_else(|| {
+            // The release only matters for the per-CPU section.
+            kernels::is_percpu_section(target)
+                .then(|| kernels::percpu_target(&a.lp_obj, target, &Target::of(elf, None)))
+                .flatten()
+        })
         .or_else(|| {
             // A warning (a distance that may fit) does not stop the move;
             // `check` reports it on the output.

@@ -84,7 +84,9 @@ impl Target {
 /// the livepatch module's memory was made read-only. Each architecture's
 /// `apply_relocate_add` learned to write through its code-patching helper at
 /// some release (x86 `text_poke`, s390 `s390_kernel_write`, ppc64
-/// `patch_instruction`); before that, the write faulted.
+/// `patch_instruction`); before that, the write faulted. ppc64 writes only
+/// its calls that way: its data types are plain stores on every release
+/// (module_64.c, 6.1 to 7.2), and into read-only memory they fault.
 pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
     let (since, how) = arch::late_writes(elf.machine);
     // Safe on this release: say so in a note, as the reason there is no warning.
@@ -106,11 +108,18 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
         let Some(t) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };
+        if !t.is_alloc() {
+            continue;
+        }
+        if let Some(f) = plain_store_read_only(elf, obj, sec, t) {
+            out.push(f);
+            continue;
+        }
         // A module's .data.rel.ro is writable data (SHF_WRITE); only
         // .data..ro_after_init becomes read-only after init.
         let read_only = t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0
             || t.name.starts_with(b".data..ro_after_init");
-        if read_only && t.is_alloc() {
+        if read_only {
             out.push(
                 Finding::new(
                     Rule::LateRelocReadOnly,
@@ -128,12 +137,131 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
     out
 }
 
+/// A module-specific klp section whose entries the loader writes with a
+/// plain store (ppc64's data types) into a section that is read-only when
+/// they are written: `.rodata` and the like from the livepatch module's load
+/// on, `.data..ro_after_init` from the end of its init (`do_init_module`).
+/// The store faults, on every release.
+fn plain_store_read_only(
+    elf: &Elf,
+    obj: &[u8],
+    sec: &crate::elf::Section,
+    t: &crate::elf::Section,
+) -> Option<Finding> {
+    let ro_after_init = t.name == b".data..ro_after_init";
+    let read_only = t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0;
+    if !(ro_after_init || read_only) {
+        return None;
+    }
+    let mut types: Vec<String> = Vec::new();
+    for r in elf
+        .relocs
+        .iter()
+        .filter(|rs| rs.index == sec.index)
+        .flat_map(|rs| &rs.entries)
+    {
+        if !arch::late_write_helper(elf.machine, r.r_type) {
+            let name = arch::reloc_type_name(elf.machine, r.r_type);
+            if !types.contains(&name) {
+                types.push(name);
+            }
+        }
+    }
+    if types.is_empty() {
+        return None;
+    }
+    let obj = names::show(obj);
+    let when = if ro_after_init {
+        format!(
+            "the section is made read-only when the livepatch module's init ends, so the store faults whenever '{obj}' loads after the patch or is loaded again under it (it succeeds only while the patch's own init applies it, '{obj}' being loaded first)"
+        )
+    } else {
+        format!("the section is read-only from the livepatch module's load on, so the store faults when the relocation is applied (when '{obj}' is loaded)")
+    };
+    Some(
+        Finding::new(
+            Rule::LateRelocReadOnly,
+            format!(
+                "late relocation into read-only section {}: {} writes {} with a plain store, not through patch_instruction(), on every release; {when}. Keep what the patch relocates against '{obj}' in writable data (not const, not __ro_after_init)",
+                t.display_name(),
+                arch::machine_name(elf.machine),
+                types.join(", "),
+            ),
+        )
+        .with_severity(Severity::Error)
+        .in_section(sec.display_name()),
+    )
+}
+
+/// The per-CPU section of a module: the loader allocates it per CPU
+/// (`percpu_modalloc`) and clears its `SHF_ALLOC` in the section headers
+/// (`layout_and_allocate`, kernel/module/main.c), so nothing else copies it.
+const PERCPU_SECTION: &[u8] = b".data..percpu";
+
+/// Is `t` the per-CPU section?
+pub fn is_percpu_section(t: &crate::elf::Section) -> bool {
+    t.name == PERCPU_SECTION
+}
+
+/// klp relocations into the livepatch module's `.data..percpu`.
+///
+/// * vmlinux sections: `apply_relocations` skips a relocation section
+///   whose target lacks `SHF_ALLOC`, and the per-CPU section has lost it
+///   by then: the relocations are dropped silently before 6.16 (6.1 and
+///   6.12). 6.16 ("module: Make sure relocations are applied to the per-CPU
+///   section") relocates it in the load image before `percpu_modcopy`
+///   copies it to every CPU (7.2 does).
+/// * module-specific sections: `klp_apply_object_relocs` checks no
+///   `SHF_ALLOC`, and writes at the section's `sh_addr`, which still points
+///   into the load image `load_module` freed (6.1 to 7.2): never into the
+///   per-CPU copies.
+pub fn percpu_target(obj: &[u8], t: &crate::elf::Section, target: &Target) -> Option<Finding> {
+    if !is_percpu_section(t) {
+        return None;
+    }
+    let what = if obj == VMLINUX {
+        if !target.before_or_unknown(6, 16) {
+            return None;
+        }
+        format!(
+            "kernel {} (before 6.16, or unknown) drops it silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so the per-CPU copies keep the unrelocated bytes",
+            target.release_text()
+        )
+    } else {
+        format!(
+            "it is applied late, when '{}' loads, at the section's address in the module's load image, which the loader freed after loading: it never reaches the per-CPU copies, and writes into freed memory (every release)",
+            names::show(obj)
+        )
+    };
+    Some(Finding::new(
+        Rule::PercpuTarget,
+        format!(
+            "klp relocation into {}: {what}. Keep the reference out of per-CPU data: store it in ordinary data and copy it in at init",
+            t.display_name()
+        ),
+    ))
+}
+
+/// Every klp relocation section into the per-CPU section ([`percpu_target`]).
+pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
+    elf.sections
+        .iter()
+        .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
+        .filter_map(|sec| {
+            let obj = names::klp_section_object(sec.name).ok()?;
+            let t = elf.sections.get(sec.sh_info as usize)?;
+            percpu_target(obj, t, target).map(|f| f.in_section(sec.display_name()))
+        })
+        .collect()
+}
+
 /// Before 6.3 (`clear_relocate_add`, and ppc64's `restore_r2` accepting its
 /// own TOC restore) the klp relocations of a patched module stay written
 /// when it unloads. Loading it again under the enabled patch then fails:
 /// x86_64 finds non-zero target bytes, ppc64 finds the `ld r2,24(r1)` it
 /// wrote after a call instead of the nop ("Expected nop after call, got
-/// e8410018"). s390 and arm64 check neither and re-apply.
+/// e8410018"). s390 and arm64 check neither and re-apply (s390 except its
+/// GOT and PLT entries: `arch::s390x::got_stale`).
 pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
     let old = target.release.as_ref().is_some_and(|r| r.before(6, 3));
     if !old {

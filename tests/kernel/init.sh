@@ -173,5 +173,41 @@ if [ -f /mod/klp_test_noobj.ko ]; then
 	load dupfunc klp_test_dupfunc.ko
 fi
 
+# deref STEP: klp_test_gotent's read through its address, or "failed"
+# (the read failed) or "hung" (it did not come back within 5 s)
+deref() {
+	f=/tmp/deref.$$.$((n_deref = n_deref + 1))
+	(cat /sys/module/klp_test_gotent/parameters/deref > $f.out 2>/dev/null || echo failed > $f.out
+	 mv $f.out $f) &
+	n=0
+	while [ ! -f $f ] && [ $n -lt 25 ]; do sleep 0.2; n=$((n + 1)); done
+	out "$1" "deref=$(cat $f 2>/dev/null || echo hung)"
+}
+
+# 12. The target loaded again at another address under the enabled patch
+#     (klp_test_twinb takes its place between the unload and the load). The
+#     patch shows the address it reaches homonym_string at, beside the one
+#     kallsyms gives; s390 keeps the first one in its GOT. Then it reads
+#     through it twice: while klp_test_twinb holds the old place (on s390
+#     that reads klp_test_twinb's bytes), and, last of all, after it is
+#     gone (on s390 that faults; there is no panic_on_oops, but the cat
+#     never comes back, so it is read in the background).
+if [ -f /mod/klp_test_gotent.ko ]; then
+	load gotent klp_test_target.ko
+	if load gotent klp_test_gotent.ko; then
+		wait_patch klp_test_gotent
+		out gotent "real=$(kaddr homonym_string klp_test_target)"
+		value gotent
+		rmmod klp_test_target; out gotent "rmmod_rc=$?"
+		load gotent klp_test_twinb.ko
+		load gotent klp_test_target.ko
+		out gotent "real=$(kaddr homonym_string klp_test_target)"
+		value gotent
+		deref gotent
+		rmmod klp_test_twinb; out gotent "rmmod_twinb_rc=$?"
+		deref gotent
+	fi
+fi
+
 out done result=ok
 halt_machine

@@ -54,6 +54,10 @@ value() { out "$1" "value=$(cat /sys/module/klp_test_target/parameters/value 2>/
 # tvalue STEP MODULE: a load-order target's value, as the patch makes it
 tvalue() { out "$1" "value=$(cat /sys/module/$2/parameters/value 2>/dev/null || echo none)"; }
 
+# kaddr NAME MODULE: the address of the first NAME of MODULE in kallsyms
+# (position 1, as klp_find_object_symbol counts)
+kaddr() { awk -v n="$1" -v m="[$2]" '$3 == n && $4 == m { print $1; exit }' /proc/kallsyms; }
+
 # halt_machine: end the boot, which ends qemu (-no-reboot). The small
 # x86_64 kernel has no ACPI to power off with: it reboots instead.
 halt_machine() {

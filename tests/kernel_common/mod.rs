@@ -703,6 +703,23 @@ fn check_findings(file: &Path, maps: &[PathBuf], extra: &[&str]) -> (i32, Vec<(S
     (code, findings)
 }
 
+/// `check --format json --symbols maps file`: its status, and every finding
+/// as (rule, severity, message).
+pub fn check_all(file: &Path, maps: &[PathBuf]) -> (i32, Vec<(String, String, String)>) {
+    let f = file.to_str().unwrap();
+    let (code, out, err) = klp_convert_maps(&["check", "--format", "json", f], maps);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("check json of {f}: {e}: {out}{err}"));
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    let findings = v[0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {v}"))
+        .iter()
+        .map(|x| (s(&x["rule"]), s(&x["severity"]), s(&x["message"])))
+        .collect();
+    (code, findings)
+}
+
 /// Step 10: build the load-order scenario's modules (`make` runs kbuild's
 /// `modules` in a directory), put the targets and the converted patches
 /// in `mods`, and assert what `convert` and `check` predict with the
@@ -894,4 +911,52 @@ pub fn expect_twins(r: &Results, keeps_init: bool) {
         r.expect(step, "value", 0, "twin=1");
         r.expect(step, "removed_rc", 0, "0");
     }
+}
+
+/// Step 12: the target loaded again at another address under the enabled
+/// patch (klp_test_gotent, which shows the address it reaches the target's
+/// first homonym_string at, then reads through it, before and after
+/// klp_test_twinb, which took the target's old place, is unloaded). With
+/// `stale` (s390: the GOT entry is written once), the patch keeps the old
+/// address, reads klp_test_twinb's bytes there, and then faults; otherwise
+/// it follows the target. Returns the two addresses of the target (first
+/// load, second load).
+pub fn expect_gotent(r: &Results, stale: bool) -> (String, String) {
+    for n in 0..2 {
+        r.expect("gotent", "insmod_klp_test_target.ko", n, "0");
+    }
+    r.expect("gotent", "insmod_klp_test_gotent.ko", 0, "0");
+    r.expect("gotent", "rmmod_rc", 0, "0");
+    r.expect("gotent", "insmod_klp_test_twinb.ko", 0, "0");
+    let (old, new) = (r.one("gotent", "real", 0), r.one("gotent", "real", 1));
+    assert_eq!(old.len(), 16, "{old}; console:\n{}", r.log);
+    // Otherwise the test shows nothing: the address must have changed.
+    assert_ne!(old, new, "the target came back at the same address");
+    // Before the reload the patch reaches the target where it is.
+    r.expect("gotent", "value", 0, old);
+    r.expect("gotent", "rmmod_twinb_rc", 0, "0");
+    if stale {
+        r.expect("gotent", "value", 1, old);
+        // Through the old address: what klp_test_twinb has there now, then,
+        // with klp_test_twinb gone, a fault.
+        let other = r.one("gotent", "deref", 0);
+        assert_ne!(other, "homonym string A", "{}", r.log);
+        assert_ne!(other, "failed", "{}", r.log);
+        // The cat is killed by the oops ("failed"); once, in a command
+        // substitution, it never came back ("hung").
+        let last = r.one("gotent", "deref", 1);
+        assert!(last == "failed" || last == "hung", "{last}: {}", r.log);
+        // The read faulted at the old address, once, in the last step.
+        let page = u64::from_str_radix(old, 16).unwrap() & !0xfff;
+        r.expect_log(&format!("Failing address: {page:016x} "));
+        assert_eq!(r.log.matches("Oops").count(), 1, "{}", r.log);
+        let reread = r.log.rfind("KLPTEST gotent value=").unwrap();
+        assert!(r.log[reread..].contains("Oops"), "{}", r.log);
+    } else {
+        r.expect("gotent", "value", 1, new);
+        for n in 0..2 {
+            r.expect("gotent", "deref", n, "homonym string A");
+        }
+    }
+    (old.to_string(), new.to_string())
 }
