@@ -208,7 +208,14 @@ fn scenario(arch: &'static str) {
     for m in ["klp_test_vmlinux", "klp_test_mod", "klp_test_comma"] {
         let (code, report) = check(&t.module(m), &maps);
         assert_eq!(code, 0, "{arch}: {m}: {report}");
-        assert!(!report.contains("warning:"), "{arch}: {m}: {report}");
+        // s390 reaches the target's data through a GOT entry written once
+        // (s390-got-stale): the one warning these modules may have.
+        let warnings: Vec<&str> = report
+            .lines()
+            .filter(|l| l.contains("warning:"))
+            .filter(|l| !(arch == "s390x" && l.contains("s390 writes a GOT or PLT entry once")))
+            .collect();
+        assert!(warnings.is_empty(), "{arch}: {m}: {report}");
         assert!(!klp_reloc_types(&t.module(m)).is_empty(), "{arch}: {m}");
     }
 
