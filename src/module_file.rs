@@ -260,16 +260,23 @@ pub fn find_modules(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                     let e = e.map_err(io_error(&d))?;
                     let path = e.path();
                     let t = e.file_type().map_err(io_error(&path))?;
+                    let module = MODULE_SUFFIXES
+                        .iter()
+                        .any(|s| path.to_string_lossy().ends_with(s));
                     if t.is_dir() {
                         stack.push(path);
-                    } else if t.is_file() {
-                        let name = path.to_string_lossy();
-                        if MODULE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                    } else if t.is_file() && module {
+                        found.push(path);
+                    } else if t.is_symlink() && module {
+                        // A link to a module (RHEL's weak-updates/) is read;
+                        // one that leads nowhere is an error, not skipped.
+                        let target = fs::metadata(&path).map_err(io_error(&path))?;
+                        if target.is_file() {
                             found.push(path);
                         }
                     }
-                    // Symbolic links are not followed: /lib/modules/<release>
-                    // links `build` and `source` to whole kernel trees.
+                    // Links to directories are not followed: /lib/modules/
+                    // <release> links `build` and `source` to whole trees.
                 }
             }
             found.sort();

@@ -301,3 +301,38 @@ fn a_module_tree_names_every_broken_module() {
     );
     assert!(!out.exists());
 }
+
+/// A module tree: a symbolic link to a module is read (RHEL's
+/// weak-updates/), one that leads nowhere is an error; two files of one
+/// module name are an error naming both (the kernel loads one of them).
+#[test]
+fn module_trees_follow_links_and_refuse_two_of_a_name() {
+    let dir = scratch("symbols_tree_links");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("kernel")).unwrap();
+    std::fs::create_dir_all(tree.join("weak-updates")).unwrap();
+    std::fs::write(
+        dir.join("m.c"),
+        "static int __attribute__((used)) only_here(void) { return 1; }\n\
+         static const char modinfo[] __attribute__((section(\".modinfo\"), used)) = \"name=linked_mod\";\n",
+    )
+    .unwrap();
+    sh(&dir, &["gcc -O1 -c m.c -o real.ko"]);
+    std::os::unix::fs::symlink(dir.join("real.ko"), tree.join("weak-updates/linked_mod.ko"))
+        .unwrap();
+    let mut map = SymbolMap::new();
+    map.add_path(&tree).unwrap();
+    assert!(map.has(b"linked_mod"), "the linked module is read");
+
+    std::os::unix::fs::symlink(dir.join("gone.ko"), tree.join("weak-updates/gone.ko")).unwrap();
+    let e = SymbolMap::new().add_path(&tree).unwrap_err().to_string();
+    assert!(e.contains("gone.ko"), "{e}");
+    std::fs::remove_file(tree.join("weak-updates/gone.ko")).unwrap();
+
+    std::fs::copy(dir.join("real.ko"), tree.join("kernel/linked_mod.ko")).unwrap();
+    let e = SymbolMap::new().add_path(&tree).unwrap_err().to_string();
+    assert!(
+        e.contains("module linked_mod again: ") && e.contains("kernel/linked_mod.ko has it too"),
+        "{e}"
+    );
+}

@@ -123,7 +123,10 @@ impl SymbolMap {
         });
         // Every module is read; every one that fails is named.
         let mut errors = Vec::new();
-        for one in maps {
+        // Which file gave each module: two files of one name are two
+        // candidates for one module the kernel loads once.
+        let mut from: std::collections::HashMap<Vec<u8>, &Path> = std::collections::HashMap::new();
+        for (one, file) in maps.into_iter().zip(&files) {
             // A panic (a bug) while reading one module is that file's error.
             let one = one.map_err(|p| MapError::Parse {
                 path: Some(p.path.clone()),
@@ -134,7 +137,22 @@ impl SymbolMap {
                 ),
             });
             match one {
-                Ok(Ok(one)) => self.merge(one),
+                Ok(Ok(one)) => {
+                    for obj in one.objects.keys() {
+                        if let Some(first) = from.insert(obj.clone(), file) {
+                            errors.push(MapError::Parse {
+                                path: Some(file.clone()),
+                                line: None,
+                                message: format!(
+                                    "module {} again: {} has it too; the kernel loads one of them (depmod's search order decides): give the one it loads with --symbols",
+                                    crate::names::show(obj),
+                                    first.display()
+                                ),
+                            });
+                        }
+                    }
+                    self.merge(one)
+                }
                 Ok(Err(e)) | Err(e) => errors.push(e),
             }
         }
