@@ -159,8 +159,27 @@ fn ppc64_late_data_stores_into_read_only_memory_fault() {
         &format!("{HEADER}{LIVEPATCH_MODINFO}{POINTERS}"),
         &obj,
     );
+    // convert refuses it: what it writes, check passes.
     let out = dir.join("out.o");
-    convert_ok(&obj, &out);
+    let r = convert_o(&obj, &out);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("late relocation into read-only section .rodata.ro_ptr: ppc64 writes R_PPC64_ADDR64 with a plain store"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!out.exists());
+    // check, on what a converter that does not ask would write.
+    let data = std::fs::read(&obj).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    let plan = klp_convert::convert::make_plan_with(&elf, None, false)
+        .unwrap()
+        .0;
+    std::fs::write(
+        &out,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
     for release in ["6.1.0", "7.2.0"] {
         let (code, findings) = check(&out, &["--kernel-release", release]);
         assert_eq!(code, 1, "{findings:?}");

@@ -157,9 +157,12 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         // Nothing to convert: the module goes out as it came, so it must
         // already pass what `check` asks of any module (a module from
         // another tool is judged by the same rules).
+        let release = crate::rules::Target::of(&elf, None);
         let refusals: Vec<Finding> = broken
             .into_iter()
             .chain(crate::arch::loader_rules(&elf))
+            .chain(crate::rules::kernels::late_reloc_read_only(&elf, &release))
+            .chain(crate::rules::kernels::percpu_targets(&elf, &release))
             .chain(
                 map.map(|m| resolution::module_report(&elf, m, Report::Errors))
                     .into_iter()
@@ -217,9 +220,14 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     // address that overflows its field (an `R_X86_64_32` against a vmlinux
     // address, say) is only known now.
     let resolved = map.map(|m| resolution::module_report(&out, m, Report::Errors));
+    // And the rules of the module's release (its vermagic) that refuse: a
+    // ppc64 plain store into read-only memory, a per-CPU target.
+    let target = crate::rules::Target::of(&out, None);
     let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
         .into_iter()
         .chain(resolved.into_iter().flatten())
+        .chain(crate::rules::kernels::late_reloc_read_only(&out, &target))
+        .chain(crate::rules::kernels::percpu_targets(&out, &target))
         .filter(Finding::is_error)
         .collect();
     if !refusals.is_empty() {

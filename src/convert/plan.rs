@@ -291,8 +291,10 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
         let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
         (s.obj.as_slice(), name)
     });
+    // Read once: `.modinfo` is found by a scan of the section headers.
+    let livepatch = elf.is_livepatch();
     for (obj, name) in planned.chain(kept) {
-        if refused_objs.contains(&obj) || !elf.is_livepatch() {
+        if refused_objs.contains(&obj) || !livepatch {
             continue;
         }
         if let Some(p) = contract::klp_section_no_object(obj, &objects) {

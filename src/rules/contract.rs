@@ -724,6 +724,8 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         }
     }
 
+    // Read once: `.modinfo` is found by a scan of the section headers.
+    let livepatch = elf.is_livepatch();
     for rs in &elf.relocs {
         let sec = &elf.sections[rs.index];
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
@@ -748,7 +750,7 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
         if let Some(obj) = &obj {
             let misread = klp_section_object_misread(sec, obj, target);
             // A misread object is never applied either: one finding says so.
-            if misread.is_none() && elf.is_livepatch() {
+            if misread.is_none() && livepatch {
                 out.extend(
                     klp_section_no_object(obj, &objects).map(|p| p.in_section(sec.display_name())),
                 );
