@@ -347,6 +347,19 @@ fn undefined(
             blocked.insert(*i, p.clone());
         }
     }
+    // A klp relocation for a module the patch has no klp_object for is
+    // never applied; the loader's link of the export is.
+    if !module_exports.is_empty() && blocked.is_empty() {
+        let table = crate::klp_patch::read(elf);
+        let objects = crate::klp_patch::ModuleObjects::of(table.as_ref());
+        for (i, a) in &module_exports {
+            if let Some(p) = contract::klp_section_no_object(&a.lp_obj, &objects) {
+                if p.is_error() {
+                    blocked.insert(*i, p);
+                }
+            }
+        }
+    }
     if !module_exports.is_empty() && blocked.is_empty() {
         let pending: FxHashMap<usize, &Annotation> =
             module_exports.iter().map(|(i, a)| (*i, a)).collect();
