@@ -311,3 +311,30 @@ fn build_unchecked(dir: &Path) -> std::path::PathBuf {
     .unwrap();
     out
 }
+
+/// s390's `apply_rela` refuses a type it does not handle ("module %s:
+/// unknown relocation: %u"): a TLS type in a livepatch is refused by
+/// `convert` in those words (audit row S2).
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn s390_unknown_relocation_type_is_refused() {
+    let dir = scratch("late_writes_s390_type");
+    let obj = dir.join("lp.o");
+    compile(
+        "s390x-linux-gnu-gcc",
+        &[],
+        &format!(
+            "{LIVEPATCH_MODINFO}__asm__(\".data\\n.globl d\\nd: .quad 0\\n.reloc d, R_390_TLS_GD64, .klp.sym.rela.vmlinux.vmlinux.v.0\\n\");\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = convert_o(&obj, &out);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("section .rela.data, offset 0x0, symbol '.klp.sym.rela.vmlinux.vmlinux.v.0': unknown relocation: 41: the s390 loader does not handle type 41"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!out.exists());
+}
