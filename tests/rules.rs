@@ -173,6 +173,12 @@ fn late_targets() {
         contract::late_target(b"mod", &init, EM_X86_64).map(|f| f.rule),
         Some(Rule::InitSection)
     );
+    // x86 6.12+ module_finalize consumes .cfi_sites at the patch's load.
+    let cfi = section(".cfi_sites", SHF_ALLOC, 16);
+    assert_eq!(
+        contract::late_target(b"mod", &cfi, EM_X86_64).map(|f| f.rule),
+        Some(Rule::SpecialSection)
+    );
     // ppc64 never frees .init*: the late write lands.
     assert!(contract::late_target(b"mod", &init, EM_PPC64).is_none());
 }

@@ -96,6 +96,7 @@ pub const SPECIAL_SECTIONS: &[&str] = &[
     ".retpoline_sites",
     ".return_sites",
     ".call_sites",
+    ".cfi_sites",
     ".ibt_endbr_seal",
     ".kcfi_traps",
     "__mcount_loc",
