@@ -378,6 +378,28 @@ fn undefined(
                 }
                 if let Err(p) = plan::klp_move(elf, rs, r, a, false) {
                     blocked.insert(i, p.at_entry(elf, rs.index, r));
+                    continue;
+                }
+                // A late klp write the release refuses (ppc64's plain store
+                // into read-only memory); the loader's link is written at
+                // the patch's own load, before anything is read-only.
+                let target = elf.sections.get(sec.sh_info as usize);
+                if a.lp_obj != VMLINUX
+                    && target.is_some_and(|t| {
+                        crate::rules::kernels::plain_store_into_read_only(elf.machine, r.r_type, t)
+                    })
+                {
+                    let tname = target.map(|t| t.display_name()).unwrap_or_default();
+                    blocked.insert(
+                        i,
+                        Finding::new(
+                            Rule::LateRelocReadOnly,
+                            format!(
+                                "its klp relocation into {tname} would be a late plain store into read-only memory"
+                            ),
+                        )
+                        .at_entry(elf, rs.index, r),
+                    );
                 }
             }
         }

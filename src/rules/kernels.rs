@@ -142,6 +142,15 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
 /// they are written: `.rodata` and the like from the livepatch module's load
 /// on, `.data..ro_after_init` from the end of its init (`do_init_module`).
 /// The store faults, on every release.
+/// Would a late (module-specific) klp relocation of `r_type` into `t` be
+/// written with a plain store into read-only memory ([`late_reloc_read_only`]'s
+/// error: ppc64's data types into `.rodata` or `.data..ro_after_init`)?
+pub fn plain_store_into_read_only(machine: u16, r_type: u32, t: &crate::elf::Section) -> bool {
+    let read_only =
+        t.name == b".data..ro_after_init" || t.sh_flags & (SHF_WRITE | SHF_EXECINSTR) == 0;
+    read_only && t.is_alloc() && !arch::late_write_helper(machine, r_type)
+}
+
 fn plain_store_read_only(
     elf: &Elf,
     obj: &[u8],
