@@ -113,6 +113,20 @@ pub fn make_plan_with(
     Ok((plan, problems))
 }
 
+/// Every problem in one run: `problems`, then the loader's refusals of the
+/// input that they do not already name (same rule, section and offset).
+fn with_loader_refusals(elf: &Elf, mut problems: Vec<Finding>) -> Vec<Finding> {
+    for f in crate::arch::loader_rules(elf) {
+        let known = problems
+            .iter()
+            .any(|p| (p.rule, &p.section, p.offset) == (f.rule, &f.section, f.offset));
+        if f.is_error() && !known {
+            problems.push(f);
+        }
+    }
+    problems
+}
+
 /// Convert a module held in memory (annotated references only).
 pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
     convert_bytes_with(file, None)
@@ -123,19 +137,8 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
 pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
-    let (mut plan, notes) = make_plan(&elf, map).map_err(|mut problems| {
-        // Every problem in one run: the loader's refusals of the input too,
-        // those the plan did not already find.
-        for f in crate::arch::loader_rules(&elf) {
-            let known = problems
-                .iter()
-                .any(|p| (p.rule, &p.section, p.offset) == (f.rule, &f.section, f.offset));
-            if f.is_error() && !known {
-                problems.push(f);
-            }
-        }
-        Error::Refused(problems)
-    })?;
+    let (mut plan, notes) = make_plan(&elf, map)
+        .map_err(|problems| Error::Refused(with_loader_refusals(&elf, problems)))?;
     let mut notes = notes;
     // What the input breaks of the contract stays broken in the output
     // unless the conversion mends it (the annotations it converts): such a
@@ -187,14 +190,7 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
         });
     }
     if !broken.is_empty() {
-        // Every problem in one run: the loader's refusals of the input too.
-        let mut all = broken;
-        all.extend(
-            crate::arch::loader_rules(&elf)
-                .into_iter()
-                .filter(Finding::is_error),
-        );
-        return Err(Error::Refused(all));
+        return Err(Error::Refused(with_loader_refusals(&elf, broken)));
     }
     let bytes = apply::apply(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.

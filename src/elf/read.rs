@@ -182,6 +182,14 @@ impl<'a> Elf<'a> {
         &self.data[start..start + s.sh_size as usize]
     }
 
+    /// The entries of relocation section `index` (none when it is not one):
+    /// `relocs` is in section order, so one binary search, not a scan.
+    pub fn reloc_entries(&self, index: usize) -> &[Reloc] {
+        self.relocs
+            .binary_search_by_key(&index, |rs| rs.index)
+            .map_or(&[], |i| &self.relocs[i].entries)
+    }
+
     /// The section with this name (first match). For lookups of well-known
     /// sections such as `.modinfo`, never for relocation targets.
     pub fn section_by_name(&self, name: &[u8]) -> Option<&Section<'a>> {

@@ -163,12 +163,7 @@ fn plain_store_read_only(
         return None;
     }
     let mut types: Vec<String> = Vec::new();
-    for r in elf
-        .relocs
-        .iter()
-        .filter(|rs| rs.index == sec.index)
-        .flat_map(|rs| &rs.entries)
-    {
+    for r in elf.reloc_entries(sec.index) {
         if !arch::late_write_helper(elf.machine, r.r_type) {
             let name = arch::reloc_type_name(elf.machine, r.r_type);
             if !types.contains(&name) {
@@ -297,10 +292,8 @@ pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
 /// Does a module-specific klp section hold a ppc64 call (`R_PPC64_REL24`)?
 fn calls_into_modules(elf: &Elf) -> bool {
     module_specific_sections(elf).any(|(_, sec)| {
-        elf.relocs
+        elf.reloc_entries(sec.index)
             .iter()
-            .filter(|rs| rs.index == sec.index)
-            .flat_map(|rs| &rs.entries)
             .any(|r| r.r_type == abi::R_PPC64_REL24)
     })
 }
