@@ -682,7 +682,7 @@ fn section_name_the_kernel_misreads() {
 /// section named by the one byte `a9`: the object ends with the target's
 /// bytes, and the target's display name (U+FFFD) is longer than its bytes.
 /// The misread rule once sliced the object by that display length and
-/// panicked (issue 17, point 3).
+/// panicked.
 fn non_utf8_target(test: &str) -> (PathBuf, Vec<u8>) {
     let (out, mut bytes, klp) = converted_v(test);
     let name = b".klp.rela.vmlinux..text.f\0";

@@ -1,5 +1,5 @@
 //! How the loaders write klp relocations after the livepatch module loaded,
-//! and where that goes wrong without a refusal (issue 18, items 4 to 6):
+//! and where that goes wrong without a refusal:
 //!
 //! * s390 writes a GOT or PLT entry once (`s390-got-stale`);
 //! * ppc64 writes its data types with plain stores, so into read-only

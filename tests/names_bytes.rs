@@ -1,4 +1,4 @@
-//! Names are bytes (issue 17, point 2): a symbol name that is not UTF-8
+//! Names are bytes: a symbol name that is not UTF-8
 //! goes from the module and the maps to the output exactly as it is, in
 //! `convert`, `check` and every map reader. It was once decoded lossily:
 //! byte 0xE9 became U+FFFD (`\xEF\xBF\xBD`) in the klp symbol `convert`

@@ -839,7 +839,7 @@ pub fn twins(work: &Path, mods: &Path, base: &[PathBuf], keeps_init: bool, make:
         "{err}"
     );
     assert!(!refused.exists());
-    // The twinb patch against klp_test_twin: no object for it (issue 18).
+    // The twinb patch against klp_test_twin: no object for it.
     let (code, _, err) = klp_convert_maps(
         &["convert", p, "-o", r, "--load-order", "target-first"],
         &maps_a,

@@ -32,8 +32,8 @@ use klp_convert::{check, show};
 use writer::{Enc, Sec, StrTab, SymEntry};
 
 /// Names with bytes that are not UTF-8 are generated (`false`: every such
-/// byte becomes `_`, for a tool that made names `String` lossily, bug 2
-/// of issue 17).
+/// byte becomes `_`, for a tool that made names `String` lossily, as this
+/// one once did).
 pub const NON_UTF8_NAMES: bool = true;
 
 /// The text map readers (kallsyms, symbols.klp, Module.symvers) take

@@ -2,8 +2,8 @@
 /*
  * Two klp_func entries for vmlinux's cmdline_proc_show, at old_sympos 0
  * and 1: klp_init_func names both "cmdline_proc_show,1" in sysfs, so
- * kobject_add fails with -EEXIST and the patch is refused (issue 18,
- * item 8).
+ * kobject_add fails with -EEXIST and the patch is refused
+ * (§9 row C11 of docs/klp-contract.md).
  */
 #include <linux/module.h>
 #include <linux/livepatch.h>

@@ -4,7 +4,7 @@
  * (position 1) through a klp relocation: .klp.rela.klp_test_target.*,
  * which klp_apply_object_relocs applies only for a klp_object named
  * klp_test_target. This patch has none, so the relocation is never
- * applied and /proc/cmdline prints "(null)" (issue 18, item 1).
+ * applied and /proc/cmdline prints "(null)".
  * klp-convert refuses to write it; the test makes it with the library.
  */
 #include <linux/module.h>
