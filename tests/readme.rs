@@ -180,13 +180,19 @@ fn flags_in(words: &[String]) -> (Vec<String>, Vec<String>) {
     (long, short)
 }
 
-/// The options a help text defines, from its option lines
-/// (`  -C, --kernel-dir <DIR>`, `      --symbols <MAP>`): (long, short).
+/// The options a help text defines, from the option lines of its
+/// `Options:` section (`  -C, --kernel-dir <DIR>`, `      --symbols <MAP>`;
+/// descriptions are indented further): (long, short).
 fn options_of(help: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut long, mut short) = (BTreeSet::new(), BTreeSet::new());
+    let mut options = false;
     for line in help.lines() {
         let l = line.trim_start();
-        if !l.starts_with('-') {
+        if !line.is_empty() && l.len() == line.len() {
+            options = line.trim_end() == "Options:";
+            continue;
+        }
+        if !options || line.len() - l.len() > 6 || !l.starts_with('-') {
             continue;
         }
         for w in l
