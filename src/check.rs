@@ -12,6 +12,9 @@ use crate::finding::{Finding, Rule, Severity};
 use crate::maps::SymbolMap;
 use crate::rules::{self, Target};
 
+/// A file whose check hit a bug of this tool ([`FileError::Panicked`]).
+pub use crate::parallel::Panicked;
+
 /// What `check` found in one module.
 #[derive(Debug, Serialize)]
 pub struct ModuleReport {
@@ -80,7 +83,7 @@ pub enum FileError {
     /// It could not be read (or decompressed).
     Read(crate::module_file::Error),
     /// Checking it hit a bug of this tool; the other files were checked.
-    Panicked(crate::parallel::Panicked),
+    Panicked(Panicked),
 }
 
 impl std::fmt::Display for FileError {

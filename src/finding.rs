@@ -42,8 +42,10 @@ impl fmt::Display for Severity {
 macro_rules! rules {
     ($( $(#[$doc:meta])* $variant:ident = $id:literal, $sev:ident; )*) => {
         /// Every rule a finding can come from. The ids are stable: they are
-        /// part of the JSON output of `check` and `show`.
+        /// part of the JSON output of `check` and `show`. New rules come
+        /// with new kernels and new findings, so a `match` needs a `_` arm.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
         pub enum Rule {
             $( $(#[$doc])* $variant, )*
         }

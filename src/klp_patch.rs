@@ -29,9 +29,10 @@ use crate::names::{Show, VMLINUX};
 /// `MODULE_NAME_LEN`: an object name must be shorter.
 pub const MODULE_NAME_LEN: usize = 56;
 
-/// Which form the table has.
+/// Which form the table has (more may come with new generators).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Form {
     /// A static `struct klp_patch` (modules written in C).
     Static,
@@ -90,6 +91,7 @@ pub struct PatchedObject {
 /// Why an object's name never matches a loaded object
 /// ([`PatchedObject::never_matched`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Unmatched {
     /// The string `"vmlinux"`, not NULL: a module of that name.
     VmlinuxString,

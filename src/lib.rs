@@ -20,8 +20,8 @@
 //! `apply_relocate_add` in [`arch`]. `convert` asks them while planning and
 //! of its output; [`check`] runs them all on any module; [`show`] reports
 //! what a module carries. [`kbuild`] drives an unpatched kbuild before the
-//! conversion. [`cli`] defines the command line and [`app`] runs it, with
-//! [`error`] mapping failures to exit statuses.
+//! conversion. The command line (its parser, its commands and their exit
+//! statuses) belongs to the `klp-convert` binary, not to this library.
 //!
 //! The kernel's side of the contract, in this project's words:
 //! `docs/klp-contract.md`; the layout: `ARCHITECTURE.md`.
@@ -40,20 +40,17 @@
 //! # Ok::<(), names::NameError>(())
 //! ```
 
-pub mod app;
 pub mod arch;
 pub mod check;
-pub mod cli;
 pub mod convert;
 pub mod elf;
-pub mod error;
 pub mod finding;
-pub mod fxhash;
+pub(crate) mod fxhash;
 pub mod kbuild;
 pub mod klp_patch;
 pub mod maps;
 pub mod module_file;
 pub mod names;
-pub mod parallel;
+pub(crate) mod parallel;
 pub mod rules;
 pub mod show;

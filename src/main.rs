@@ -1,10 +1,17 @@
-//! The `klp-convert` command line: parse ([`klp_convert::cli`]), run
-//! ([`klp_convert::app`]), say what failed once and exit with its status.
+//! The `klp-convert` command line: parse ([`cli`]), run ([`app`]), say
+//! what failed once and exit with its status ([`error`]). The command line
+//! is the binary's; the library (`klp_convert`) does the work.
+
+mod app;
+mod cli;
+mod error;
 
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
-use klp_convert::{app, cli};
+// The library's modules, by the names the command line's modules use
+// (`crate::maps`, `crate::convert`, ...).
+use klp_convert::{check, convert, elf, finding, kbuild, maps, module_file, names, rules, show};
 
 fn main() -> ExitCode {
     let mut out = BufWriter::new(io::stdout().lock());

@@ -15,8 +15,9 @@ use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::contract;
 
 /// How a fix-it line is written: in the annotation style the module already
-/// uses.
+/// uses (more may come with new annotation styles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HintForm {
     /// `KLP_RELOC_SYMBOL_POS(obj, obj, name, pos)` on the declaration.
     Minimal,
