@@ -66,17 +66,13 @@ fn say(err: &mut dyn Write, message: fmt::Arguments<'_>) {
 /// `klp-convert convert` (and the drop-in forms).
 pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
     let map = args.maps.load(&[])?;
-    let result = convert_one(
+    convert_one(
         &args.input,
         &args.destination(),
         map.as_ref(),
         args.quiet,
         err,
-    );
-    // The process ends next: freeing a map of 1.5 million symbols one
-    // string at a time would cost a fifth of a symbols.klp run.
-    std::mem::forget(map);
-    result
+    )
 }
 
 /// Convert `input` into `output` (the same file: in place), reporting the
@@ -190,7 +186,6 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let map = args.maps.load(&[])?;
     let files = module_file::find_modules(&args.paths).map_err(Error::ModuleFile)?;
     let results = check::check_files(&files, args.release.text(), map.as_ref());
-    std::mem::forget(map); // as in `convert`: not worth freeing at exit
     let (mut unreadable, mut internal) = (0, 0);
     let mut reports = Vec::new();
     for r in results {
