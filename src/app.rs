@@ -166,7 +166,7 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
         source,
     })?;
     let report = show::report(&file, &elf);
-    let text = match args.format() {
+    let text = match args.format {
         Format::Json => {
             let mut j = serde_json::to_string_pretty(&report).map_err(Error::Json)?;
             j.push('\n');
@@ -296,7 +296,7 @@ pub fn symbols(args: &SymbolsArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
 }
 
 /// What `symbols -o FILE` wrote (without the prefix): `FILE: 12 symbols of
-/// 2 object(s) (vmlinux, twin_mod), with exports`.
+/// 2 objects (twin_mod, vmlinux), with exports`.
 pub fn symbols_report(file: &Path, map: &SymbolMap, coming_only: bool) -> String {
     let objects: Vec<String> = map
         .objects()
@@ -318,9 +318,11 @@ pub fn symbols_report(file: &Path, map: &SymbolMap, coming_only: bool) -> String
         names += &format!(", and {} more", objects.len() - 5);
     }
     format!(
-        "{}: {count} symbols of {} object(s) ({names}){}",
+        "{}: {count} symbol{} of {} object{} ({names}){}",
         file.display(),
+        s(count),
         objects.len(),
+        s(objects.len()),
         if map.has_exports() {
             ", with exports"
         } else {
@@ -334,7 +336,7 @@ pub fn symbols_report(file: &Path, map: &SymbolMap, coming_only: bool) -> String
 /// kbuild's modpost would have refused ([`kbuild::refused_names`]), then
 /// the summary.
 pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
-    let kbuild_dir = match &args.kbuild {
+    let kbuild_dir = match &args.kernel_dir {
         Some(d) => d.clone(),
         None => kbuild::default_kbuild(args.release.text()).map_err(Error::Kbuild)?,
     };
@@ -424,15 +426,14 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-/// `klp-convert generate`: man pages or a completion script.
-/// `klp-convert kbuild-patch`: the patch for `-C TREE` or `--kernel-release`.
+/// `klp-convert kbuild-patch`: the patch for `-C DIR` or `--kernel-release`.
 pub fn kbuild_patch(args: &KbuildPatchArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let (major, minor) = match (&args.tree, &args.release.kernel_release) {
+    let (major, minor) = match (&args.kernel_dir, &args.release.kernel_release) {
         (Some(tree), None) => kbuild::tree_version(tree).map_err(Error::Kbuild)?,
         (None, Some(r)) => (r.major, r.minor),
         _ => {
             return Err(Error::usage(
-                "kbuild-patch needs either -C TREE or --kernel-release R",
+                "kbuild-patch needs either -C DIR or --kernel-release R",
             ))
         }
     };
@@ -440,19 +441,26 @@ pub fn kbuild_patch(args: &KbuildPatchArgs, out: &mut dyn Write) -> Result<(), E
     out.write_all(patch.text.as_bytes()).map_err(Error::stdout)
 }
 
+/// `klp-convert generate`: man pages or a completion script.
 pub fn generate(what: &Generate, out: &mut dyn Write) -> Result<(), Error> {
     match what {
         Generate::Man { output: Some(dir) } => {
-            let io = |source| Error::Io {
-                path: dir.clone(),
+            let io = |path: &Path, source| Error::Io {
+                path: path.to_path_buf(),
                 source,
             };
-            std::fs::create_dir_all(dir).map_err(io)?;
-            clap_mangen::generate_to(cli::command(), dir).map_err(io)
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            for (name, cmd, main) in cli::man_pages() {
+                let path = dir.join(name);
+                let text = cli::man_page_text(cmd, main).map_err(|e| io(&path, e))?;
+                std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+            }
+            Ok(())
         }
-        Generate::Man { output: None } => clap_mangen::Man::new(cli::command())
-            .render(out)
-            .map_err(Error::stdout),
+        Generate::Man { output: None } => {
+            let text = cli::man_page_text(cli::command(), true).map_err(Error::stdout)?;
+            out.write_all(&text).map_err(Error::stdout)
+        }
         Generate::Completions { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(*shell, &mut cli::command(), cli::NAME, &mut text);

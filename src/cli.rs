@@ -7,8 +7,9 @@
 //! `klp-convert SYMBOLS INPUT.ko OUTPUT.ko`, the v7 patchset) are recognised
 //! by [`parse`] before clap sees the arguments.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -23,55 +24,151 @@ const ABOUT: &str = "\
 klp-convert: turn a livepatch module's references to unexported symbols into
 klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).";
 
-const LONG_ABOUT: &str = "\
-klp-convert: turn a livepatch module's references to unexported symbols into
-klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).
+/// The drop-in form of the minimal (SUSE) klp-convert.
+const DROP_IN_MINIMAL: &str = "INPUT.ko OUTPUT.ko";
 
-Forms:
-  klp-convert convert INPUT.ko -o OUTPUT.ko     convert into a new file
-  klp-convert convert INPUT.ko --in-place       convert and replace INPUT.ko
-  klp-convert show FILE.ko [--format json]      list klp relocations, annotations, problems
-  klp-convert check FILE.ko|DIR... [--symbols MAP]... [--kernel-release R] [--format human|json]
-                                                predict what the kernel will refuse at load
-  klp-convert INPUT.ko OUTPUT.ko                drop-in for the minimal (SUSE) klp-convert
-  klp-convert SYMBOLS INPUT.ko OUTPUT.ko        drop-in for the klp-convert v7 patchset
-  klp-convert convert INPUT.ko -o OUT --symbols MAP...
-                                                also resolve unannotated references from maps
-  klp-convert symbols SOURCE... [-o FILE] [--format klp|json]
-                                                write a symbol map (v7 symbols.klp, or JSON
-                                                keeping order, addresses and source files)
-  klp-convert build [DIR] [-C KBUILD | --kernel-release R] [--symbols MAP]... [-- MAKE_ARGS]
-                                                build DIR's modules with kbuild (M=DIR) and
-                                                convert every livepatch module in place";
+/// The drop-in form of the klp-convert v7 patchset.
+const DROP_IN_V7: &str = "SYMBOLS INPUT.ko OUTPUT.ko";
 
-const AFTER_HELP: &str = "\
-Run 'klp-convert COMMAND --help' for what a command does and its options.
+/// Every form of the command line, once: what follows `klp-convert`, and
+/// what it does (a `\n` continues the description on the next line).
+/// Every command has one; the drop-in forms come last.
+const FORMS: &[(&str, &str)] = &[
+    ("convert INPUT.ko -o OUTPUT.ko", "convert into a new file"),
+    (
+        "convert INPUT.ko --in-place",
+        "convert and replace INPUT.ko",
+    ),
+    (
+        "convert INPUT.ko -o OUT --symbols MAP...",
+        "also resolve unannotated references from maps",
+    ),
+    (
+        "show FILE.ko [--format json]",
+        "list klp relocations, annotations, problems",
+    ),
+    (
+        "check FILE.ko|DIR... [--symbols MAP]... [--kernel-release R] [--format human|json]",
+        "predict what the kernel will refuse at load",
+    ),
+    (
+        "symbols SOURCE... [-o FILE] [--format klp|json]",
+        "write a symbol map (v7 symbols.klp, or JSON\nkeeping order, addresses and source files)",
+    ),
+    (
+        "build [DIR] [-C DIR | --kernel-release R] [--symbols MAP]... [-- MAKE_ARGS]",
+        "build DIR's modules with kbuild (M=DIR) and\nconvert every livepatch module in place",
+    ),
+    (
+        "kbuild-patch -C DIR | --kernel-release R",
+        "print the kbuild patch that makes a kernel\ntree convert its livepatch modules",
+    ),
+    (
+        DROP_IN_MINIMAL,
+        "drop-in for the minimal (SUSE) klp-convert",
+    ),
+    (DROP_IN_V7, "drop-in for the klp-convert v7 patchset"),
+];
 
+/// The column where a form's description starts.
+const FORM_COLUMN: usize = 48;
+
+/// The forms list of the top-level long help, from [`FORMS`].
+fn forms() -> String {
+    let mut out = String::from("Forms:");
+    let indent = " ".repeat(FORM_COLUMN);
+    for (form, what) in FORMS {
+        let form = format!("  {NAME} {form}");
+        let mut lines = what.lines();
+        let first = lines.next().unwrap_or_default();
+        if form.len() < FORM_COLUMN {
+            out += &format!("\n{form:<FORM_COLUMN$}{first}");
+        } else {
+            out += &format!("\n{form}\n{indent}{first}");
+        }
+        for line in lines {
+            out += &format!("\n{indent}{line}");
+        }
+    }
+    out
+}
+
+/// The usage line: the commands, and the drop-in forms.
+fn usage() -> String {
+    format!(
+        "{NAME} <COMMAND> [ARGS]...\n       {NAME} {DROP_IN_MINIMAL}\n       {NAME} {DROP_IN_V7}"
+    )
+}
+
+fn long_about() -> String {
+    format!("{ABOUT}\n\n{}", forms())
+}
+
+/// The symbol map sources, written once: the top-level help, `check`'s,
+/// `symbols`' and `--symbols`' help, and the man page all show this
+/// paragraph.
+const MAP_SOURCES: &str = "\
+Symbol maps (--symbols MAP, the drop-in SYMBOLS, symbols SOURCE): a
+/proc/kallsyms dump or a System.map (vmlinux lines, module lines with
+[name]); a vmlinux with a symbol table; a module .ko, .ko.xz or .ko.zst
+(named by its .modinfo) or a directory of them (/lib/modules/<release>); a
+Module.symvers (exports); a v7 symbols.klp; a JSON map written by
+'klp-convert symbols --format json'; or the target's kernel .config, read
+before the other maps wherever it stands (without CONFIG_KALLSYMS_ALL,
+modules read from .ko files keep only their text symbols, as the loader's
+kallsyms does). Exports come from Module.symvers or the __ksymtab_<name>
+entries of a vmlinux, a kallsyms dump or a module.";
+
+/// Every exit status and what it means, once: the help and the man pages
+/// list them from here ([`crate::error::Error::exit_code`] chooses one).
+/// A `\n` continues the meaning on the next line.
+pub const EXIT_STATUSES: &[(u8, &str)] = &[
+    (0, "success"),
+    (
+        1,
+        "a module refused, a check or show that found an error, a failed\nbuild, an input that is not a readable ELF object, or an internal error",
+    ),
+    (
+        2,
+        "a usage error, or a file or map that cannot be read or written",
+    ),
+    (
+        141,
+        "standard output closed by its reader (klp-convert ... | head), as a\nshell reports a tool killed by SIGPIPE",
+    ),
+];
+
+/// The exit statuses for the help, from [`EXIT_STATUSES`].
+fn exit_statuses() -> String {
+    let mut out = String::from("Exit status:");
+    for (code, what) in EXIT_STATUSES {
+        for (i, line) in what.lines().enumerate() {
+            let code = if i == 0 {
+                code.to_string()
+            } else {
+                String::new()
+            };
+            out += &format!("\n  {code:<5}{line}");
+        }
+    }
+    out
+}
+
+const COMMAND_HELP: &str =
+    "Run 'klp-convert COMMAND --help' for what a command does and its options.";
+
+const COMPRESSED: &str = "\
 Modules may be compressed (.ko.xz, .ko.zst: told by their magic bytes), up
 to 1 GiB decompressed; KLP_CONVERT_MAX_DECOMPRESSED=SIZE (bytes, or with K,
-M or G: 4G) sets another bound.
+M or G: 4G) sets another bound.";
 
-Exit status: 0 success, 1 module refused / check or show found an error (or
-not a readable ELF object, or an internal error), 2 usage or I/O error.";
+fn after_help() -> String {
+    format!("{COMMAND_HELP}\n\n{COMPRESSED}\n\n{}", exit_statuses())
+}
 
-const AFTER_LONG_HELP: &str = "\
-Symbol maps (--symbols, SYMBOLS, symbols SOURCE): a /proc/kallsyms dump or
-  System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a directory
-  of them (/lib/modules/<release>), a Module.symvers (exports), a v7
-  symbols.klp, a JSON map written by 'klp-convert symbols --format json', or
-  the target's kernel .config (without CONFIG_KALLSYMS_ALL, modules read from
-  .ko files keep only their text symbols, as the loader's kallsyms does).
-  Exports come from Module.symvers or the __ksymtab_<name> entries of a
-  vmlinux, a kallsyms dump or a module.
-
-Run 'klp-convert COMMAND --help' for what a command does and its options.
-
-Modules may be compressed (.ko.xz, .ko.zst: told by their magic bytes), up
-to 1 GiB decompressed; KLP_CONVERT_MAX_DECOMPRESSED=SIZE (bytes, or with K,
-M or G: 4G) sets another bound.
-
-Exit status: 0 success, 1 module refused / check or show found an error (or
-not a readable ELF object, or an internal error), 2 usage or I/O error.";
+fn after_long_help() -> String {
+    format!("{MAP_SOURCES}\n\n{}", after_help())
+}
 
 const CONVERT_ABOUT: &str = "Turn a livepatch module's references into klp relocations.";
 
@@ -138,29 +235,27 @@ does not write them safely; x86_64 kernels before 6.3 refusing a patched
 module's reload. Every finding carries a stable rule id (in --format json).
 
 Directories are searched for .ko, .ko.xz and .ko.zst and checked in
-parallel, one summary line a module. A file that cannot be read, or whose
+parallel, one summary line per module. A file that cannot be read, or whose
 check hits an internal error, is reported on standard error and the
 others are still checked; the exit status says so at the end.
 
 --symbols MAP (repeatable) resolves every klp symbol as the kernel's
 klp_find_object_symbol does (not found / unresolvable ambiguity / position
 not found, with the candidates and the address chosen) and every ordinary
-undefined symbol against the exports. MAP is a /proc/kallsyms dump or a
-System.map (vmlinux lines, module lines with [name]), a vmlinux with a
-symbol table, a module .ko(.xz/.zst) (its name from .modinfo), or a
-Module.symvers (exports).";
+undefined symbol against the exports.";
+
+fn check_long_about() -> String {
+    format!("{CHECK_LONG_ABOUT}\n\n{MAP_SOURCES}")
+}
 
 const SYMBOLS_ABOUT: &str = "Write a symbol map (v7 symbols.klp, or JSON).";
 
-const SYMBOLS_LONG_ABOUT: &str = "\
-Read every SOURCE into one symbol map and write it: the v7 symbols.klp
-format, or JSON keeping order, addresses and source files. A SOURCE is a
-/proc/kallsyms dump or System.map, a vmlinux with a symbol table, a module
-.ko(.xz/.zst) or a directory of them (/lib/modules/<release>), a
-Module.symvers (exports), a v7 symbols.klp, a JSON map written by
-'klp-convert symbols --format json', or the target's kernel .config (without
-CONFIG_KALLSYMS_ALL, modules read from .ko files keep only their text
-symbols, as the loader's kallsyms does).";
+fn symbols_long_about() -> String {
+    format!(
+        "Read every SOURCE into one symbol map and write it: the v7 symbols.klp
+format, or JSON keeping order, addresses and source files.\n\n{MAP_SOURCES}"
+    )
+}
 
 const BUILD_ABOUT: &str =
     "Build DIR's modules with kbuild (M=DIR) and convert every livepatch module in place.";
@@ -168,11 +263,12 @@ const BUILD_ABOUT: &str =
 const BUILD_LONG_ABOUT: &str = "\
 Build DIR's modules with kbuild and convert every livepatch module in place:
 
-make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1 [MAKE_ARGS] modules, on an
-unpatched kernel's kbuild (KBUILD defaults to /lib/modules/R/build, R to the
-running kernel); modpost only warns about the names it cannot resolve.
+make -C KERNEL_DIR M=DIR KBUILD_MODPOST_WARN=1 [MAKE_ARGS] modules, where
+KERNEL_DIR (-C, --kernel-dir) is an unpatched kernel's build directory,
+by default /lib/modules/R/build (R: --kernel-release, or the running
+kernel's); modpost only warns about the names it cannot resolve.
 Then every livepatch module listed in DIR/modules.order is converted in
-place, with the maps given plus the exports kbuild knows (KBUILD's and
+place, with the maps given plus the exports kbuild knows (KERNEL_DIR's and
 DIR's Module.symvers, KBUILD_EXTRA_SYMBOLS), and checked. A reference
 that is neither exported nor in a map is refused there. Then every module
 of modules.order is checked as modpost would without warning mode: an
@@ -180,9 +276,9 @@ undefined symbol that no export list has fails the build, naming the
 module and the symbol, unless it is a weak reference or, in a livepatch
 module, a .klp.sym.rela.* name (what the kbuild patch lets through). So
 what modpost only warned about cannot reach the kernel. Modules without
-livepatch=Y are otherwise left as built. DIR defaults to the current directory (M=DIR
-is accepted too; a directory inside a kernel tree builds the same way, with
--C pointing at the tree).";
+livepatch=Y are otherwise left as built. DIR defaults to the current
+directory (M=DIR is accepted too; a directory inside a kernel tree builds
+the same way, with -C pointing at the tree).";
 
 const KBUILD_PATCH_ABOUT: &str =
     "Print the kbuild patch that makes a kernel tree convert its livepatch modules.";
@@ -190,7 +286,7 @@ const KBUILD_PATCH_ABOUT: &str =
 const KBUILD_PATCH_LONG_ABOUT: &str = "\
 Print the kbuild patch (GPL-2.0) for a kernel tree, to apply with patch -p1:
 
-  klp-convert kbuild-patch -C TREE | patch -p1 -d TREE
+  klp-convert kbuild-patch -C DIR | patch -p1 -d DIR
 
 With it, the tree's own `make modules` builds livepatch modules that load:
 modpost lets a livepatch=Y module's .klp.sym.rela.* names through (and
@@ -200,14 +296,15 @@ as maps (more with KLP_CONVERT_SYMBOLS=...). KLP_CONVERT=<path> names the
 tool (default: klp-convert from PATH). The patch is chosen by the tree's
 Makefile (VERSION, PATCHLEVEL) or --kernel-release: 6.1, 6.12 and 7.x.";
 
+/// `-C DIR`: "the kernel tree, as make -C takes it", in every command
+/// that has it.
+const KERNEL_DIR_HELP: &str = "The kernel tree, as make -C takes it";
+
 const MAP_HELP: &str = "A symbol map to resolve against (repeatable)";
 
-const MAP_LONG_HELP: &str = "\
-A symbol map to resolve against (repeatable): a /proc/kallsyms dump or
-System.map, a vmlinux with a symbol table, a module .ko(.xz/.zst) or a
-directory of them, a Module.symvers (exports), a v7 symbols.klp, a JSON map,
-or the target's kernel .config. Kernel configs are read first, wherever they
-stand among the maps.";
+fn map_long_help() -> String {
+    format!("{MAP_HELP}.\n\n{MAP_SOURCES}")
+}
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -215,10 +312,13 @@ stand among the maps.";
     name = NAME,
     version,
     propagate_version = true,
+    // `help COMMAND` is `COMMAND --help` (parse), without clap's listing.
+    disable_help_subcommand = true,
     about = ABOUT,
-    long_about = LONG_ABOUT,
-    after_help = AFTER_HELP,
-    after_long_help = AFTER_LONG_HELP,
+    long_about = long_about(),
+    override_usage = usage(),
+    after_help = after_help(),
+    after_long_help = after_long_help(),
 )]
 pub struct Cli {
     /// What to do.
@@ -236,10 +336,10 @@ pub enum Command {
     #[command(about = SHOW_ABOUT, long_about = SHOW_LONG_ABOUT)]
     Show(ShowArgs),
     /// Check modules against the kernel's rules.
-    #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT)]
+    #[command(about = CHECK_ABOUT, long_about = check_long_about())]
     Check(CheckArgs),
     /// Write a symbol map.
-    #[command(about = SYMBOLS_ABOUT, long_about = SYMBOLS_LONG_ABOUT)]
+    #[command(about = SYMBOLS_ABOUT, long_about = symbols_long_about())]
     Symbols(SymbolsArgs),
     /// Build and convert with kbuild.
     #[command(about = BUILD_ABOUT, long_about = BUILD_LONG_ABOUT)]
@@ -261,7 +361,7 @@ pub struct MapArgs {
         long = "symbols",
         value_name = "MAP",
         help = MAP_HELP,
-        long_help = MAP_LONG_HELP
+        long_help = map_long_help()
     )]
     pub symbols: Vec<PathBuf>,
     /// The load orders the patch must work in.
@@ -409,9 +509,16 @@ impl ConvertArgs {
 /// `klp-convert kbuild-patch`.
 #[derive(Debug, Clone, Args)]
 pub struct KbuildPatchArgs {
-    /// The kernel tree the patch is for (its Makefile gives the series).
-    #[arg(short = 'C', long = "tree", value_name = "TREE")]
-    pub tree: Option<PathBuf>,
+    /// The kernel source tree to patch (its Makefile gives the series);
+    /// `--tree` is the old name.
+    #[arg(
+        short = 'C',
+        long = "kernel-dir",
+        alias = "tree",
+        value_name = "DIR",
+        help = format!("{KERNEL_DIR_HELP}: the kernel source tree to patch (its Makefile gives the series)")
+    )]
+    pub kernel_dir: Option<PathBuf>,
     /// The release the patch is for, instead of a tree.
     #[command(flatten)]
     pub release: ReleaseArgs,
@@ -426,20 +533,6 @@ pub struct ShowArgs {
     /// The output format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Human)]
     pub format: Format,
-    /// Same as --format json.
-    #[arg(long, hide = true)]
-    pub json: bool,
-}
-
-impl ShowArgs {
-    /// The format asked for (`--json` is `--format json`).
-    pub fn format(&self) -> Format {
-        if self.json {
-            Format::Json
-        } else {
-            self.format
-        }
-    }
 }
 
 /// `klp-convert check`.
@@ -479,9 +572,16 @@ pub struct BuildArgs {
     /// The module sources (M=DIR is accepted too; default: the current directory).
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The kernel's build directory (default: /lib/modules/R/build).
-    #[arg(short = 'C', long = "kbuild", value_name = "KBUILD")]
-    pub kbuild: Option<PathBuf>,
+    /// The kernel's build directory (default: /lib/modules/R/build);
+    /// `--kbuild` is the old name.
+    #[arg(
+        short = 'C',
+        long = "kernel-dir",
+        alias = "kbuild",
+        value_name = "DIR",
+        help = format!("{KERNEL_DIR_HELP}: the kernel's build directory (default: /lib/modules/R/build)")
+    )]
+    pub kernel_dir: Option<PathBuf>,
     /// The release whose kbuild to use (default: the running kernel's).
     #[command(flatten)]
     pub release: ReleaseArgs,
@@ -546,21 +646,135 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// Text for a man page: roff's special characters escaped, a blank line a
+/// new paragraph. Lines are filled, as in the other sections.
+fn roff_text(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            out += ".PP\n";
+            continue;
+        }
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with(['.', '\'']) {
+            out += "\\&";
+        }
+        out += &line;
+        out.push('\n');
+    }
+    out
+}
+
+/// The main man page's DESCRIPTION: [`ABOUT`], then [`FORMS`] as a list
+/// (filled as text, their columns would not survive).
+fn main_description() -> String {
+    let mut out = format!(".SH DESCRIPTION\n{}.PP\nForms:\n", roff_text(ABOUT));
+    for (form, what) in FORMS {
+        out += &format!(
+            ".TP\n\\fB{}\\fR\n",
+            roff_text(&format!("{NAME} {form}")).trim_end()
+        );
+        out += &roff_text(&what.replace('\n', " "));
+    }
+    out
+}
+
+/// The sections a man page has besides clap_mangen's: for the main page
+/// the symbol maps and the environment, for every page the exit statuses
+/// ([`EXIT_STATUSES`]).
+fn man_sections(main: bool) -> String {
+    let mut out = String::new();
+    if main {
+        out += ".SH \"SYMBOL MAPS\"\n";
+        out += &roff_text(MAP_SOURCES);
+        out += ".SH ENVIRONMENT\n";
+        out += &roff_text(COMPRESSED);
+    }
+    out += ".SH \"EXIT STATUS\"\n";
+    for (code, what) in EXIT_STATUSES {
+        out += &format!(".TP\n{code}\n");
+        out += &roff_text(&what.replace('\n', " "));
+    }
+    out
+}
+
+/// Write the man page of `cmd` (the main page when `main`): clap_mangen's
+/// sections from the definition, then [`man_sections`] in place of its
+/// EXTRA section (the after-help text, which the help has for a terminal).
+fn man_page(cmd: clap::Command, main: bool, out: &mut dyn Write) -> io::Result<()> {
+    let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
+    let has_commands = cmd.get_subcommands().any(|c| !c.is_hide_set());
+    let man = clap_mangen::Man::new(cmd);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    if main {
+        out.write_all(main_description().as_bytes())?;
+    } else {
+        man.render_description_section(out)?;
+    }
+    if has_args {
+        man.render_options_section(out)?;
+    }
+    if has_commands {
+        man.render_subcommands_section(out)?;
+    }
+    out.write_all(man_sections(main).as_bytes())?;
+    man.render_version_section(out)
+}
+
+/// [`man_page`], with clap_mangen's preamble (which each of its sections
+/// repeats) once.
+pub fn man_page_text(cmd: clap::Command, main: bool) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    man_page(cmd, main, &mut text)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let preamble = line.starts_with(b".ie ") || line.starts_with(b".el ");
+        if !preamble || seen.insert(line) {
+            out.extend_from_slice(line);
+        }
+    }
+    Ok(out)
+}
+
+/// Every man page: its file name, the command, and whether it is the main
+/// page (klp-convert.1, then klp-convert-COMMAND.1 for each command).
+pub fn man_pages() -> Vec<(String, clap::Command, bool)> {
+    let mut main = command();
+    main.build();
+    let mut pages = vec![(format!("{NAME}.1"), main.clone(), true)];
+    for c in main.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = c.get_display_name().unwrap_or_else(|| c.get_name());
+        pages.push((format!("{name}.1"), c.clone(), false));
+    }
+    pages
+}
+
 /// Parse the arguments (without the program name). A first argument that
-/// is neither a command nor an option starts a drop-in form: `INPUT OUTPUT`
+/// is neither a command nor an option, and names an existing file or looks
+/// like one ([`looks_like_a_file`]), starts a drop-in form: `INPUT OUTPUT`
 /// or `SYMBOLS INPUT OUTPUT`, converted as `convert INPUT -o OUTPUT
-/// [--symbols SYMBOLS]`.
+/// [--symbols SYMBOLS]`. Any other first argument is clap's to answer (a
+/// typo of a command gets its suggestion). `help [COMMAND]` is
+/// `[COMMAND] --help`.
 pub fn parse<I>(args: I) -> Result<Invocation, Error>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let Some(first) = args.first() else {
         return Err(Error::usage("missing arguments"));
     };
-    let first = first.to_string_lossy();
-    if !first.starts_with('-') && !is_command(&first) {
+    if first == "help" {
+        args.remove(0);
+        args.push("--help".into());
+    } else if !first.as_encoded_bytes().starts_with(b"-")
+        && !is_command(first)
+        && looks_like_a_file(first)
+    {
         return drop_in(&args);
     }
     let argv = std::iter::once(OsString::from(NAME)).chain(args);
@@ -582,9 +796,23 @@ where
     }
 }
 
-/// Is `name` a subcommand (or clap's `help`)?
-fn is_command(name: &str) -> bool {
-    name == "help" || command().get_subcommands().any(|c| c.get_name() == name)
+/// Is `name` a subcommand?
+fn is_command(name: &OsStr) -> bool {
+    command().get_subcommands().any(|c| c.get_name() == name)
+}
+
+/// The names a drop-in form's first argument has: a module, an object or
+/// a v7 symbol map, by its suffix.
+const FILE_SUFFIXES: &[&[u8]] = &[b".ko", b".o", b".ko.xz", b".ko.zst", b".klp"];
+
+/// Could `arg` be the first file of a drop-in form? It exists, or it looks
+/// like a path (a `/`) or a module, an object or a symbols.klp
+/// ([`FILE_SUFFIXES`]).
+fn looks_like_a_file(arg: &OsStr) -> bool {
+    let bytes = arg.as_encoded_bytes();
+    Path::new(arg).exists()
+        || bytes.contains(&b'/')
+        || FILE_SUFFIXES.iter().any(|s| bytes.ends_with(s))
 }
 
 /// The drop-in forms: positional arguments only (`-h`/`--help` among them

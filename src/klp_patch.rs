@@ -487,8 +487,11 @@ impl<'e, 'a> Memory<'e, 'a> {
 /// `klp_apply_section_relocs` compares a klp section's object with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModuleObjects<'t> {
-    /// No table was read (built at run time).
+    /// No table was read from a linked module: it is built at run time.
     Unread,
+    /// No table was read from an object file: it may be in another of the
+    /// module's objects.
+    Elsewhere,
     /// An object's name is unreadable: it could be any module.
     Unknown,
     /// The names of the objects that are not NULL.
@@ -496,10 +499,14 @@ pub enum ModuleObjects<'t> {
 }
 
 impl<'t> ModuleObjects<'t> {
-    /// The module objects of `table`.
-    pub fn of(table: Option<&'t PatchTable>) -> Self {
+    /// The module objects of `table`, read from `elf`.
+    pub fn of(elf: &Elf, table: Option<&'t PatchTable>) -> Self {
         let Some(table) = table else {
-            return ModuleObjects::Unread;
+            return if elf.is_linked_module() {
+                ModuleObjects::Unread
+            } else {
+                ModuleObjects::Elsewhere
+            };
         };
         let mut names = std::collections::HashSet::new();
         for o in table.objects.iter().filter(|o| !o.null_name) {

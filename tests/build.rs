@@ -120,7 +120,7 @@ fn builds(series: &str) {
     let err = stderr(&r);
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("symbol 'klp_build_no_such_symbol': 'klp_build_no_such_symbol' is not exported and no object in the symbol maps has it"),
+        err.contains("symbol 'klp_build_no_such_symbol': not exported, and no object in the symbol maps has it"),
         "{err}"
     );
     assert!(
@@ -181,7 +181,9 @@ fn builds(series: &str) {
     let err = stderr(&r);
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("'saved_command_line' is not exported, and the symbol maps hold exports only"),
+        err.contains(
+            "symbol 'saved_command_line': not exported, and the symbol maps hold exports only"
+        ),
         "{err}"
     );
 

@@ -503,16 +503,16 @@ fn command_line_forms() {
     assert!(r.status.success());
     let build_help = String::from_utf8_lossy(&r.stdout);
     assert!(
-        build_help.contains("make -C KBUILD M=DIR KBUILD_MODPOST_WARN=1"),
+        build_help.contains("make -C KERNEL_DIR M=DIR KBUILD_MODPOST_WARN=1"),
         "{build_help}"
     );
-    assert!(build_help.contains("--kbuild"), "{build_help}");
+    assert!(build_help.contains("-C, --kernel-dir <DIR>"), "{build_help}");
     assert!(!build_help.contains("--in-place"), "{build_help}");
     let r = klp_convert(&["convert", "x.ko", "-h"]);
     assert!(r.status.success());
     let convert_help = String::from_utf8_lossy(&r.stdout);
     assert!(convert_help.contains("--in-place"), "{convert_help}");
-    assert!(!convert_help.contains("--kbuild"), "{convert_help}");
+    assert!(!convert_help.contains("--kernel-dir"), "{convert_help}");
     // One version, whichever command asks.
     for args in [&["--version"][..], &["check", "-V"]] {
         let r = klp_convert(args);

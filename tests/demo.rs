@@ -27,7 +27,7 @@ fn demo_shows_both_forms() {
         "annotated.o: 2 relocations of 2 symbols moved into 2 klp sections",
         ".klp.sym.vmlinux.saved_command_line,0 - 4",
         ".klp.sym.klp_test_target.get_homonym_string,2 - 4",
-        "'get_homonym_string' is ambiguous: 2 candidates",
+        "symbol 'get_homonym_string': ambiguous: 2 candidates",
         "KLP_RELOC_SYMBOL_POS(klp_test_target, klp_test_target, get_homonym_string, 1) /* .text.get_homonym_string+0x0 in target_a.c */",
         "KLP_RELOC_SYMBOL_POS(klp_test_target, klp_test_target, get_homonym_string, 2) /* .text.get_homonym_string+0x10 in target_b.c */",
         "plain-ambiguous.o: refused (1 problem); nothing written",

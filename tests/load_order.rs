@@ -326,7 +326,10 @@ fn convert_picks_a_position_that_holds_in_both() {
     // each with the position that means it then.
     let (code, err, _) = run(&lp, &ko, &["--load-order", "patch-first"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("'twin' is ambiguous: 2 candidates"), "{err}");
+    assert!(
+        err.contains("symbol 'twin': ambiguous: 2 candidates"),
+        "{err}"
+    );
     assert!(
         err.contains(
             "KLP_RELOC_SYMBOL_POS(twin_mod, twin_mod, twin, 1) /* .init.text+0x0 in init.c */"
@@ -352,7 +355,7 @@ fn convert_picks_a_position_that_holds_in_both() {
     let (code, err, _) = run(&lp, &ko, &["--symbols", config.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("'counter' is only in symbols a module keeps while it is coming (.init*, freed after its init)"),
+        err.contains("symbol 'counter': only in symbols a module keeps while it is coming (.init*, freed after its init)"),
         "{err}"
     );
     let (code, err, klp) = run(

@@ -163,7 +163,10 @@ fn ambiguous_names_list_candidates_with_annotations() {
     assert_eq!(code, Some(1), "{err}");
     assert!(!out.exists());
     // Inside one object: 1-based positions in address order.
-    assert!(err.contains("'dup' is ambiguous: 2 candidates"), "{err}");
+    assert!(
+        err.contains("symbol 'dup': ambiguous: 2 candidates"),
+        "{err}"
+    );
     assert!(
         err.contains("KLP_RELOC_SYMBOL_POS(vmlinux, vmlinux, dup, 1) /* 0xffffffff81000300 */"),
         "{err}"
@@ -214,9 +217,7 @@ fn unknown_names_show_near_misses() {
     let (code, err, _) = c.convert(&[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains(
-            "symbol 'inlined': 'inlined' is not exported and no object in the symbol maps has it"
-        ),
+        err.contains("symbol 'inlined': not exported, and no object in the symbol maps has it"),
         "{err}"
     );
     assert!(err.contains("near misses (compiler clones: the original may be inlined or renamed): vmlinux:inlined.constprop.0"), "{err}");
@@ -493,7 +494,7 @@ fn object_names_from_maps_follow_the_klp_grammar() {
     let (code, err, out) = c.convert_with_kallsyms("ffffffffc0002000 t dotted_fn\t[my.mod]\n");
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("symbol 'dotted_fn': 'dotted_fn' resolves to object 'my.mod' in the symbol maps, but object name 'my.mod' contains '.'"),
+        err.contains("symbol 'dotted_fn': resolves to object 'my.mod' in the symbol maps, but object name 'my.mod' contains '.'"),
         "{err}"
     );
     assert!(!out.exists());

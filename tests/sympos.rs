@@ -268,7 +268,7 @@ fn ambiguity_hints_follow_the_module_style() {
     );
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("'get_homonym_string' is ambiguous: 2 candidates in the symbol maps; add to the module's KLP_MODULE_RELOC table the entry with the one meant:"),
+        err.contains("symbol 'get_homonym_string': ambiguous: 2 candidates in the symbol maps; add to the module's KLP_MODULE_RELOC table the entry with the one meant:"),
         "{err}"
     );
     assert!(

@@ -243,7 +243,7 @@ pub fn late_write_helper(machine: u16, r_type: u32) -> bool {
 /// A `.ko` linked by kbuild (rather than a bare object): it has the module
 /// structure section.
 fn is_linked_module(elf: &Elf) -> bool {
-    elf.section_by_name(b".gnu.linkonce.this_module").is_some()
+    elf.is_linked_module()
 }
 
 /// Every loader finding for the klp relocations of `elf`: the types its

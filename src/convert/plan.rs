@@ -280,7 +280,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
     // applied; convert cannot add an object to the module's C data. Once
     // per object: the fix is one entry.
     // The input's klp sections count too: the output keeps them.
-    let objects = klp_patch::ModuleObjects::of(table.as_ref());
+    let objects = klp_patch::ModuleObjects::of(elf, table.as_ref());
     let mut refused_objs: Vec<&[u8]> = Vec::new();
     let mut kept: Vec<(usize, &[u8])> = existing.values().flatten().map(|&(o, i)| (i, o)).collect();
     kept.sort_unstable();

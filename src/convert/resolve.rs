@@ -195,7 +195,7 @@ fn undefined(
                 at(Finding::new(
                     Rule::ModuleExportLinked,
                     format!(
-                        "'{shown}' is exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because {why}",
+                        "exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because {why}",
                         m = show(m)
                     ),
                 ))
@@ -231,7 +231,7 @@ fn undefined(
                         (Err(e), None) => problems.push(at(Finding::new(
                             Rule::NameNotRepresentable,
                             format!(
-                                "'{shown}' resolves to object '{}' in the symbol maps, but {}",
+                                "resolves to object '{}' in the symbol maps, but {}",
                                 show(owner.obj),
                                 e.0
                             ),
@@ -264,18 +264,16 @@ fn undefined(
             None if found.is_empty() && objects.is_empty() => {
                 problems.push(at(Finding::new(
                     Rule::UnknownSymbol,
-                    format!(
-                        "'{shown}' is not exported, and the symbol maps hold exports only: \
+                    "not exported, and the symbol maps hold exports only: \
                      add the target kernel's symbols (its vmlinux, System.map or \
-                     /proc/kallsyms, and the target modules) with --symbols"
-                    ),
+                     /proc/kallsyms, and the target modules) with --symbols",
                 )));
             }
             None if found.is_empty() => {
                 problems.push(at(Finding::new(
                     Rule::SymbolNotFound,
                     format!(
-                        "'{shown}' is not exported and no object in the symbol maps has it{}",
+                        "not exported, and no object in the symbol maps has it{}",
                         clones
                             .get_or_insert_with(|| Clones::new(map, &objects))
                             .near_misses(name)
@@ -292,7 +290,7 @@ fn undefined(
                 problems.push(at(Finding::new(
                     Rule::LoadOrder,
                     format!(
-                        "'{shown}' is only in symbols a module keeps while it is coming (.init*, freed after its init): {}; {}, the kernel finds no '{shown}' there, and a livepatch cannot call or read what is freed",
+                        "only in symbols a module keeps while it is coming (.init*, freed after its init): {}; {}, the kernel finds no '{shown}' there, and a livepatch cannot call or read what is freed",
                         list.join(", "),
                         LoadOrder::TargetFirst.describe("the module")
                     ),
@@ -324,7 +322,7 @@ fn undefined(
                     }
                 }
                 let mut message = format!(
-                    "'{shown}' is ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
+                    "ambiguous: {} candidates in the symbol maps; {} with the one meant:\n    {}",
                     lines.len() + none.len(),
                     form.advice(),
                     lines.join("\n    ")
@@ -351,7 +349,7 @@ fn undefined(
     // never applied; the loader's link of the export is.
     if !module_exports.is_empty() && blocked.is_empty() {
         let table = crate::klp_patch::read(elf);
-        let objects = crate::klp_patch::ModuleObjects::of(table.as_ref());
+        let objects = crate::klp_patch::ModuleObjects::of(elf, table.as_ref());
         for (i, a) in &module_exports {
             if let Some(p) = contract::klp_section_no_object(&a.lp_obj, &objects) {
                 if p.is_error() {
@@ -413,8 +411,7 @@ fn undefined(
                     Finding::new(
                         Rule::ModuleExportLinked,
                         format!(
-                            "'{}' is exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because as a klp relocation it would be refused: {p}",
-                            show(sym.name),
+                            "exported by {m}: left an ordinary reference, which the module loader links (the patch then needs {m} loaded before it), because as a klp relocation it would be refused: {p}",
                             m = show(&a.lp_obj)
                         ),
                     )

@@ -262,6 +262,12 @@ impl<'a> Elf<'a> {
     pub fn is_livepatch(&self) -> bool {
         self.modinfo_value("livepatch").is_some()
     }
+
+    /// Is this a module as kbuild links it (it has the module structure,
+    /// `.gnu.linkonce.this_module`), rather than one of its object files?
+    pub fn is_linked_module(&self) -> bool {
+        self.section_by_name(b".gnu.linkonce.this_module").is_some()
+    }
 }
 
 fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(

@@ -418,11 +418,13 @@ pub fn ordinary_reloc_to_livepatch_symbol(
 /// (kernel/livepatch/core.c) refuse the patch (-EINVAL) for an object
 /// whose `funcs` is NULL (an empty array is fine) or with a name of `MODULE_NAME_LEN` bytes or more, and
 /// for a function without `old_name` or `new_func`, or with an `old_name`
-/// of `KSYM_NAME_LEN` bytes or more. A livepatch module whose tables are
-/// not in its data gets a note: its patched functions cannot be checked.
+/// of `KSYM_NAME_LEN` bytes or more. A linked livepatch module whose
+/// tables are not in its data gets a note: its patched functions cannot be
+/// checked. An object file gets none: the tables may be in another object
+/// of the module.
 pub fn patch_table(elf: &Elf, table: Option<&PatchTable>, target: &Target) -> Vec<Finding> {
     let Some(table) = table else {
-        return if elf.is_livepatch() {
+        return if elf.is_livepatch() && elf.is_linked_module() {
             vec![Finding::new(
                 Rule::PatchTableUnread,
                 "no static klp_patch or objtool .init.klp_objects table found: the patched functions (klp_func old_name, old_sympos) were not checked",
@@ -639,8 +641,9 @@ pub fn klp_section_no_object(obj: &[u8], objects: &klp_patch::ModuleObjects) -> 
     let shown = show(obj);
     let listed = match objects {
         klp_patch::ModuleObjects::Named(names) => names,
-        // An unreadable name is a patch-table error already; it might be this one.
-        klp_patch::ModuleObjects::Unknown => return None,
+        // An unreadable name is a patch-table error already; it might be this
+        // one. An object file's table may be in another object.
+        klp_patch::ModuleObjects::Unknown | klp_patch::ModuleObjects::Elsewhere => return None,
         klp_patch::ModuleObjects::Unread => {
             return Some(
                 Finding::new(
@@ -683,7 +686,7 @@ pub fn needs_linking(sym: &Symbol) -> bool {
 pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
     let table = klp_patch::read(elf);
     let mut out = patch_table(elf, table.as_ref(), target);
-    let objects = klp_patch::ModuleObjects::of(table.as_ref());
+    let objects = klp_patch::ModuleObjects::of(elf, table.as_ref());
     let has_klp_section = elf
         .sections
         .iter()

@@ -152,7 +152,7 @@ pub fn expect_refused_at_conversion(work: &Path, maps: &[PathBuf]) {
     );
     let err = refused("ambiguous_plain");
     assert!(
-        err.contains("'get_homonym_string' is ambiguous: 2 candidates"),
+        err.contains("symbol 'get_homonym_string': ambiguous: 2 candidates"),
         "{err}"
     );
     assert!(
@@ -780,7 +780,10 @@ pub fn twins(work: &Path, mods: &Path, base: &[PathBuf], keeps_init: bool, make:
         for maps in [&maps_a, &maps_b] {
             let (code, _, err) = klp_convert_maps(&["convert", p, "-o", r], maps);
             assert_eq!(code, 1, "{err}");
-            assert!(err.contains("'twin' is ambiguous: 2 candidates"), "{err}");
+            assert!(
+                err.contains("symbol 'twin': ambiguous: 2 candidates"),
+                "{err}"
+            );
         }
         return;
     }
