@@ -506,7 +506,10 @@ fn command_line_forms() {
         build_help.contains("make -C KERNEL_DIR M=DIR KBUILD_MODPOST_WARN=1"),
         "{build_help}"
     );
-    assert!(build_help.contains("-C, --kernel-dir <DIR>"), "{build_help}");
+    assert!(
+        build_help.contains("-C, --kernel-dir <DIR>"),
+        "{build_help}"
+    );
     assert!(!build_help.contains("--in-place"), "{build_help}");
     let r = klp_convert(&["convert", "x.ko", "-h"]);
     assert!(r.status.success());

@@ -236,16 +236,34 @@ fn an_empty_funcs_array_is_fine() {
     );
 }
 
-/// A livepatch module whose tables cannot be found gets a note, not an error.
+/// A linked livepatch module whose tables cannot be found gets a note, not
+/// an error.
 #[test]
 fn a_table_built_at_run_time_is_a_note() {
-    let obj = module("patched_none", "");
+    let obj = module("patched_none", THIS_MODULE);
     let (code, text) = check(&obj, &[]);
     assert_eq!(code, 0, "{text}");
-    assert!(
-        text.contains("note: no static klp_patch or objtool .init.klp_objects table found"),
-        "{text}"
+    assert_eq!(
+        text,
+        format!(
+            "{}: ok\n  note: no static klp_patch or objtool .init.klp_objects table found: the patched functions (klp_func old_name, old_sympos) were not checked\n",
+            obj.display()
+        )
     );
+}
+
+/// An object file of a livepatch module gets no such note: its tables may
+/// be in another of the module's objects.
+#[test]
+fn an_object_file_has_no_patch_table_note() {
+    let obj = module("patched_object", "");
+    let (code, text) = check(&obj, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text, format!("{}: ok\n", obj.display()));
+    let r = klp_convert(&["show", obj.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&r.stdout);
+    assert!(!shown.contains("note:"), "{shown}");
 }
 
 /// Only a `livepatch=Y` module's tables are read (`klp_enable_patch`

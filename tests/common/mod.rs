@@ -77,6 +77,12 @@ pub type PatchedFn<'a> = (&'a str, u64, &'a str);
 /// fields, then padding for the internal ones: `klp_func` 152 bytes,
 /// `klp_object` 168). `objects`: (object name or `None` for vmlinux,
 /// [(old_name, old_sympos, new_func)]).
+/// The module structure section kbuild links into a module: with it, an
+/// object counts as a linked module, not as one of a module's objects.
+#[allow(dead_code)]
+pub const THIS_MODULE: &str =
+    "char __this_module[64] __attribute__((section(\".gnu.linkonce.this_module\")));\n";
+
 #[allow(dead_code)]
 pub fn klp_patch_c(objects: &[(Option<&str>, &[PatchedFn])]) -> String {
     let mut c = String::from(
