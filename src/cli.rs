@@ -104,9 +104,9 @@ fn long_about() -> String {
     format!("{ABOUT}\n\n{}", forms())
 }
 
-/// The symbol map sources, written once: the top-level help, `check`'s,
-/// `symbols`' and `--symbols`' help, and the man page all show this
-/// paragraph.
+/// The symbol map sources, written once: the top-level help, `symbols`'
+/// description, the `--symbols` help (`check`, `convert`, `build`) and the
+/// man pages all show this paragraph, once in each.
 const MAP_SOURCES: &str = "\
 Symbol maps (--symbols MAP, the drop-in SYMBOLS, symbols SOURCE): a
 /proc/kallsyms dump or a System.map (vmlinux lines, module lines with
@@ -242,11 +242,8 @@ others are still checked; the exit status says so at the end.
 --symbols MAP (repeatable) resolves every klp symbol as the kernel's
 klp_find_object_symbol does (not found / unresolvable ambiguity / position
 not found, with the candidates and the address chosen) and every ordinary
-undefined symbol against the exports.";
-
-fn check_long_about() -> String {
-    format!("{CHECK_LONG_ABOUT}\n\n{MAP_SOURCES}")
-}
+undefined symbol against the exports; the maps it takes are listed with
+--symbols below.";
 
 const SYMBOLS_ABOUT: &str = "Write a symbol map (v7 symbols.klp, or JSON).";
 
@@ -336,7 +333,7 @@ pub enum Command {
     #[command(about = SHOW_ABOUT, long_about = SHOW_LONG_ABOUT)]
     Show(ShowArgs),
     /// Check modules against the kernel's rules.
-    #[command(about = CHECK_ABOUT, long_about = check_long_about())]
+    #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT)]
     Check(CheckArgs),
     /// Write a symbol map.
     #[command(about = SYMBOLS_ABOUT, long_about = symbols_long_about())]
@@ -701,7 +698,9 @@ fn man_sections(main: bool) -> String {
 /// Write the man page of `cmd` (the main page when `main`): clap_mangen's
 /// sections from the definition, then [`man_sections`] in place of its
 /// EXTRA section (the after-help text, which the help has for a terminal).
-fn man_page(cmd: clap::Command, main: bool, out: &mut dyn Write) -> io::Result<()> {
+fn man_page(mut cmd: clap::Command, main: bool, out: &mut dyn Write) -> io::Result<()> {
+    // Built, for the arguments clap adds (--help, --version).
+    cmd.build();
     let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
     let has_commands = cmd.get_subcommands().any(|c| !c.is_hide_set());
     let man = clap_mangen::Man::new(cmd);
