@@ -21,7 +21,7 @@ use crate::rules::Release;
 pub const NAME: &str = "klp-convert";
 
 const ABOUT: &str = "\
-klp-convert: turn a livepatch module's references to unexported symbols into
+Turn a livepatch module's references to unexported symbols into
 klp relocations (.klp.rela.<obj>.<section>, .klp.sym.<obj>.<name>,<pos>).";
 
 /// The drop-in form of the minimal (SUSE) klp-convert.
