@@ -40,9 +40,7 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
         match s.existing {
             Some(i) => {
                 let mut bytes = elf.section_data(i).to_vec();
-                for r in &s.entries {
-                    enc.rela(&mut bytes, r);
-                }
+                enc.relas(&mut bytes, &s.entries);
                 edit.set_contents(i, bytes)
             }
             None => {
@@ -62,11 +60,7 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
                     sh_addralign: if elf.is_64 { 8 } else { 4 },
                     sh_entsize: entsize,
                 };
-                edit.add_section_with(&name, header, |bytes| {
-                    for r in &s.entries {
-                        enc.rela(bytes, r);
-                    }
-                });
+                edit.add_section_with(&name, header, |bytes| enc.relas(bytes, &s.entries));
             }
         }
     }
