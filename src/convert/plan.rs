@@ -45,8 +45,8 @@ pub struct Plan {
     pub renames: Vec<Rename>,
     /// New or extended klp relocation sections, in order of first use.
     pub sections: Vec<KlpSection>,
-    /// For each relocation section losing entries: (section index, a flag per
-    /// entry, `true` = the entry moves out).
+    /// For each relocation section losing entries, in section order:
+    /// (section index, a flag per entry, `true` = the entry moves out).
     pub removals: Vec<(usize, Vec<bool>)>,
     /// Notes and warnings (errors refuse the module instead).
     pub notes: Vec<Finding>,
