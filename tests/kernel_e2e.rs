@@ -18,7 +18,12 @@
 //!     its symbol table) and in .text; twin,0 works only with the target
 //!     loaded first, twin,2 only with the patch loaded first, as `check`
 //!     predicted; plain C against the other link order gets position 1,
-//!     which works in both.
+//!     which works in both;
+//! 11. the patch's objects: a patch without the klp_object its relocations
+//!     name, and two klp_func entries sharing a sysfs name;
+//! 13. the README's walk: its module built from the README's source as the
+//!     README says, then loaded, seen, disabled and removed by the README's
+//!     own commands, whose outputs are the ones the README shows.
 
 mod common;
 mod kernel_common;
@@ -206,9 +211,105 @@ fn expect_objects(r: &Results) {
     r.expect_log("kobject_add_internal failed for cmdline_proc_show,1 with -EEXIST");
 }
 
+/// Step 13: the README's walk. Its source and Kbuild line, read from
+/// README.md at test time, built by its `klp-convert build` with `-C` at the
+/// kernel's kbuild and checked by its `klp-convert check` ([`readme_walk`]).
+/// The map stands for the README's `/proc/kallsyms`: the -dbg System.map,
+/// which [`scenario`] proves equal to the booted kernel's kallsyms (dumping
+/// the guest's own would take a second boot). The module goes into `mods`;
+/// the README's load commands into the guest's /walk, for init.sh to run
+/// one by one. Returns those commands with their comments.
+fn walk(kernel: &Path, work: &Path, mods: &Path) -> Vec<(String, Option<String>)> {
+    let dir = work.join("readme-walk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let walk = readme_walk(&dir, &kernel.join("build"), &kernel.join("dbg/System.map"));
+    assert!(
+        walk.build_stderr
+            .contains("build: 1 livepatch module ready"),
+        "{}",
+        walk.build_stderr
+    );
+    std::fs::copy(dir.join("lp_cmdline.ko"), mods.join("lp_cmdline.ko")).unwrap();
+    let commands = readme_load_commands(walk.block);
+    let mut script = String::new();
+    for (cmd, comment) in &commands {
+        // "# once PATH is gone": wait for it, as the reader does.
+        let gone = comment
+            .as_deref()
+            .and_then(|c| c.strip_prefix("once "))
+            .and_then(|c| c.strip_suffix(" is gone"));
+        if let Some(path) = gone {
+            script += &format!("@gone {path}\n");
+        }
+        script += &format!("{cmd}\n");
+    }
+    std::fs::write(mods.parent().unwrap().join("walk"), script).unwrap();
+    commands
+}
+
+/// Step 13: what the kernel did with the README's commands. No patch was
+/// enabled before; each command succeeds; a command the README comments
+/// with its output (`# 1`, `# patched: BOOT_IMAGE=...`, where `...` is any
+/// end and `BOOT_IMAGE=...` the command line) printed it. And exactly: the
+/// patch is enabled, `/proc/cmdline` is `patched: ` and the command line;
+/// the patch is gone before `rmmod`, and `/proc/cmdline` is back.
+fn expect_walk(r: &Results, commands: &[(String, Option<String>)], before: &str) {
+    r.expect("walk", "patches", 0, "");
+    r.expect("walk", "before", 0, before);
+    let ran = r.all("walk", "cmd");
+    let want: Vec<&str> = commands.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(ran, want, "the README's commands; console:\n{}", r.log);
+    let has = |cmd: &str| want.iter().position(|c| *c == cmd);
+    for (i, (cmd, comment)) in commands.iter().enumerate() {
+        let out = r.one("walk", "out", i);
+        assert_eq!(
+            r.one("walk", "rc", i),
+            "0",
+            "{cmd}: {out}; console:\n{}",
+            r.log
+        );
+        let Some(shown) = comment.as_deref().filter(|c| !c.starts_with("once ")) else {
+            continue;
+        };
+        // GRUB puts BOOT_IMAGE first in Debian's command line; qemu boots
+        // without it: "BOOT_IMAGE=..." stands for the whole command line.
+        let shown = shown.replace("BOOT_IMAGE=...", before);
+        let ok = match shown.strip_suffix("...") {
+            Some(start) => out.starts_with(start),
+            None => out == shown,
+        };
+        assert!(
+            ok,
+            "{cmd}: the README shows {shown:?}, the kernel gave {out:?}"
+        );
+    }
+    let insmod = has("insmod lp_cmdline.ko").expect("the README's walk: insmod lp_cmdline.ko");
+    let enabled = has("cat /sys/kernel/livepatch/lp_cmdline/enabled")
+        .expect("the README's walk: cat .../enabled");
+    let cmdline = has("cat /proc/cmdline").expect("the README's walk: cat /proc/cmdline");
+    let disable = has("echo 0 | tee /sys/kernel/livepatch/lp_cmdline/enabled")
+        .expect("the README's walk: echo 0 | sudo tee .../enabled");
+    let rmmod = has("rmmod lp_cmdline").expect("the README's walk: rmmod lp_cmdline");
+    assert!(insmod < enabled && enabled < cmdline && cmdline < disable && disable < rmmod);
+    r.expect("walk", "out", enabled, "1");
+    r.expect("walk", "out", cmdline, &format!("patched: {before}"));
+    r.expect("walk", "gone", 0, "yes");
+    r.expect("walk", "after", 0, before);
+    r.expect("walk", "patches_after", 0, "");
+    r.expect("walk", "loaded", 0, "0");
+    r.expect_log("livepatch: enabling patch 'lp_cmdline'");
+    r.expect_log("livepatch: 'lp_cmdline': patching complete");
+    r.expect_log("livepatch: 'lp_cmdline': unpatching complete");
+}
+
 /// Pack the initramfs: busybox, /init, the modules; the load-order
-/// scenario's built and predicted with `base` maps ([`twins`]).
-fn initramfs(kernel: &Path, work: &Path, base: &[PathBuf]) -> PathBuf {
+/// scenario's built and predicted with `base` maps ([`twins`]); the
+/// README's walk ([`walk`], whose load commands it returns).
+fn initramfs(
+    kernel: &Path,
+    work: &Path,
+    base: &[PathBuf],
+) -> (PathBuf, Vec<(String, Option<String>)>) {
     let m = rootfs(work, &cache_dir().join("busybox"));
     std::fs::copy(
         work.join("target/klp_test_target.ko"),
@@ -242,10 +343,11 @@ fn initramfs(kernel: &Path, work: &Path, base: &[PathBuf]) -> PathBuf {
     }
     twins(work, &m, base, false, |d| make_module(kernel, d));
     objects(work, &m);
+    let commands = walk(kernel, work, &m);
 
     let cpio = work.join("initrd.cpio");
     pack(&work.join("rootfs"), &cpio);
-    cpio
+    (cpio, commands)
 }
 
 fn scenario(series: &str) {
@@ -271,7 +373,7 @@ fn scenario(series: &str) {
         kernel.join("build/Module.symvers"),
         kernel.join("config"),
     ];
-    let initrd = initramfs(&kernel, &work, &base);
+    let (initrd, walk_commands) = initramfs(&kernel, &work, &base);
     let mods = work.join("rootfs/mod");
 
     // Before booting: what check predicts with those maps, for the negative
@@ -400,6 +502,7 @@ fn scenario(series: &str) {
     expect_v7(&r);
     expect_twins(&r, false);
     expect_objects(&r);
+    expect_walk(&r, &walk_commands, &before);
 }
 
 #[test]

@@ -33,22 +33,6 @@ fn run(args: &[&str]) -> Output {
         .expect("run klp-convert")
 }
 
-/// The fenced code blocks of a Markdown text: (info string, lines).
-fn code_blocks(text: &str) -> Vec<(String, Vec<String>)> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(String, Vec<String>)> = None;
-    for line in text.lines() {
-        let fence = line.trim_start().strip_prefix("```");
-        match (&mut open, fence) {
-            (None, Some(info)) => open = Some((info.trim().to_string(), Vec::new())),
-            (Some(_), Some(_)) => blocks.extend(open.take()),
-            (Some((_, lines)), None) => lines.push(line.to_string()),
-            (None, None) => {}
-        }
-    }
-    blocks
-}
-
 /// A command line the README shows: the words after `klp-convert` up to a
 /// pipe, a redirection or a comment, with `$(...)` taken out.
 #[derive(Debug)]
@@ -507,102 +491,26 @@ fn no_tracked_file_cites_an_internal_issue_number() {
     );
 }
 
-/// The README's walk, on a Debian kernel from the cache: its files written
-/// as it writes them, `/proc/kallsyms` replaced by the `-dbg` System.map
-/// (which tests/kernel_e2e.rs proves equal to the booted kernel's
-/// kallsyms), and its `klp-convert` lines run with `-C` at the cached
-/// kbuild. The output it shows is the output it gets.
+/// The README's walk, on a Debian kernel from the cache (see
+/// [`readme_walk`]: `/proc/kallsyms` replaced by the `-dbg` System.map, its
+/// `klp-convert` lines run with `-C` at the cached kbuild). The output it
+/// shows is the output it gets. tests/kernel_e2e.rs loads the module.
 fn walk(series: &str) {
     let kernel = kernel_dir(series);
-    let kbuild = kernel.join("build");
     let dir = scratch(&format!("readme-walk-{series}"));
-    let text = readme();
-    let blocks = code_blocks(&text);
-    let (i, walk) = blocks
-        .iter()
-        .enumerate()
-        .find(|(_, (_, lines))| {
-            lines
-                .iter()
-                .any(|l| l.starts_with("cat > ") && l.contains("<<'EOF'"))
-        })
-        .map(|(i, (_, lines))| (i, lines))
-        .expect("the README's walk: a block writing a file with cat <<'EOF'");
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut lines = walk.iter();
-    let mut build_err = String::new();
-    while let Some(line) = lines.next() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("cat > ") {
-            let file = rest.split_whitespace().next().unwrap();
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| l.trim() != "EOF")
-                .map(String::as_str)
-                .collect();
-            std::fs::write(dir.join(file), body.join("\n") + "\n").unwrap();
-            seen.insert("source".into());
-        } else if let Some(rest) = line.strip_prefix("echo '") {
-            let (content, file) = rest.split_once("' > ").expect("echo 'TEXT' > FILE");
-            std::fs::write(dir.join(file.trim()), format!("{content}\n")).unwrap();
-            seen.insert("kbuild".into());
-        } else if let Some((_, file)) = line.split_once("/proc/kallsyms > ") {
-            std::fs::copy(kernel.join("dbg/System.map"), dir.join(file.trim())).unwrap();
-            seen.insert("kallsyms".into());
-        } else if let Some(rest) = line.strip_prefix("klp-convert ") {
-            let mut args: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
-            let build = args[0] == "build";
-            if build {
-                args.extend(["-C".to_string(), kbuild.display().to_string()]);
-            }
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            let run_here = || {
-                Command::new(env!("CARGO_BIN_EXE_klp-convert"))
-                    .args(&argv)
-                    .current_dir(&dir)
-                    .output()
-                    .unwrap()
-            };
-            let mut r = run_here();
-            if build && stderr(&r).contains("symbol 'mcount'") {
-                // kbuild's -mfentry probe, seen failing under load (see
-                // common::klp_convert_build): clean and build once more.
-                let clean = Command::new("make")
-                    .arg("-C")
-                    .arg(&kbuild)
-                    .arg(format!("M={}", dir.display()))
-                    .arg("clean")
-                    .output()
-                    .unwrap();
-                assert!(clean.status.success());
-                r = run_here();
-            }
-            let out = String::from_utf8_lossy(&r.stdout).into_owned();
-            assert_eq!(r.status.code(), Some(0), "{line}\n{out}{}", stderr(&r));
-            if build {
-                build_err = stderr(&r);
-            } else if args[0] == "check" {
-                assert!(out.starts_with("lp_cmdline.ko: ok\n"), "{line}\n{out}");
-            }
-            seen.insert(args[0].clone());
-        }
-    }
-    for step in ["source", "kbuild", "kallsyms", "build", "check"] {
-        assert!(
-            seen.contains(step),
-            "the README's walk has no {step} step: {seen:?}"
-        );
-    }
+    let walk = readme_walk(&dir, &kernel.join("build"), &kernel.join("dbg/System.map"));
     // The output the README shows after the walk, with its directory.
-    let shown = blocks[i + 1..]
+    let blocks = code_blocks(&readme());
+    let shown = blocks[walk.block + 1..]
         .iter()
         .find(|(info, lines)| info.is_empty() && lines.iter().any(|l| l.contains("/home/you/lp")))
         .expect("the README shows the walk's output");
     for l in &shown.1 {
         let want = l.replace("/home/you/lp", &dir.display().to_string());
         assert!(
-            build_err.contains(&want),
-            "README shows\n{want}\nbuild said\n{build_err}"
+            walk.build_stderr.contains(&want),
+            "README shows\n{want}\nbuild said\n{}",
+            walk.build_stderr
         );
     }
 }

@@ -305,3 +305,147 @@ pub fn zstd(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The fenced code blocks of a Markdown text: (info string, lines).
+pub fn code_blocks(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(String, Vec<String>)> = None;
+    for line in text.lines() {
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut open, fence) {
+            (None, Some(info)) => open = Some((info.trim().to_string(), Vec::new())),
+            (Some(_), Some(_)) => blocks.extend(open.take()),
+            (Some((_, lines)), None) => lines.push(line.to_string()),
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+/// What [`readme_walk`] did.
+pub struct Walk {
+    /// The index of the walk's block among the README's code blocks.
+    pub block: usize,
+    /// `klp-convert build`'s standard error.
+    pub build_stderr: String,
+    /// `klp-convert check`'s standard output.
+    pub check_stdout: String,
+}
+
+/// The README's five-minute walk, as the README writes it, in `dir`: the
+/// block that writes a file with `cat > FILE <<'EOF'` (the source), its
+/// `echo '...' > FILE` (the Kbuild), `/proc/kallsyms > FILE` replaced by a
+/// copy of `kallsyms` (the kernel's -dbg System.map: tests/kernel_e2e.rs
+/// proves it equal to the booted kernel's kallsyms), and its `klp-convert`
+/// lines run in `dir`, `build` with `-C kbuild`. Each must succeed, and
+/// `check` say `lp_cmdline.ko: ok`. Panics if the README has no such block
+/// or the block lacks a step.
+pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
+    let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let blocks = code_blocks(&text);
+    let (block, walk) = blocks
+        .iter()
+        .enumerate()
+        .find(|(_, (_, lines))| {
+            lines
+                .iter()
+                .any(|l| l.starts_with("cat > ") && l.contains("<<'EOF'"))
+        })
+        .map(|(i, (_, lines))| (i, lines))
+        .expect("the README's walk: a block writing a file with cat <<'EOF'");
+    let mut seen: std::collections::BTreeSet<String> = Default::default();
+    let mut lines = walk.iter();
+    let (mut build_stderr, mut check_stdout) = (String::new(), String::new());
+    while let Some(line) = lines.next() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("cat > ") {
+            let file = rest.split_whitespace().next().unwrap();
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| l.trim() != "EOF")
+                .map(String::as_str)
+                .collect();
+            std::fs::write(dir.join(file), body.join("\n") + "\n").unwrap();
+            seen.insert("source".into());
+        } else if let Some(rest) = line.strip_prefix("echo '") {
+            let (content, file) = rest.split_once("' > ").expect("echo 'TEXT' > FILE");
+            std::fs::write(dir.join(file.trim()), format!("{content}\n")).unwrap();
+            seen.insert("kbuild".into());
+        } else if let Some((_, file)) = line.split_once("/proc/kallsyms > ") {
+            std::fs::copy(kallsyms, dir.join(file.trim())).unwrap();
+            seen.insert("kallsyms".into());
+        } else if let Some(rest) = line.strip_prefix("klp-convert ") {
+            let mut args: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+            let build = args[0] == "build";
+            if build {
+                args.extend(["-C".to_string(), kbuild.display().to_string()]);
+            }
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run_here = || {
+                Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+                    .args(&argv)
+                    .current_dir(dir)
+                    .output()
+                    .unwrap()
+            };
+            let mut r = run_here();
+            if build && stderr(&r).contains("symbol 'mcount'") {
+                // kbuild's -mfentry probe, seen failing under load (see
+                // klp_convert_build): clean and build once more.
+                let clean = Command::new("make")
+                    .arg("-C")
+                    .arg(kbuild)
+                    .arg(format!("M={}", dir.display()))
+                    .arg("clean")
+                    .output()
+                    .unwrap();
+                assert!(clean.status.success());
+                r = run_here();
+            }
+            let out = String::from_utf8_lossy(&r.stdout).into_owned();
+            assert_eq!(r.status.code(), Some(0), "{line}\n{out}{}", stderr(&r));
+            if build {
+                build_stderr = stderr(&r);
+            } else if args[0] == "check" {
+                assert!(out.starts_with("lp_cmdline.ko: ok\n"), "{line}\n{out}");
+                check_stdout = out;
+            }
+            seen.insert(args[0].clone());
+        }
+    }
+    for step in ["source", "kbuild", "kallsyms", "build", "check"] {
+        assert!(
+            seen.contains(step),
+            "the README's walk has no {step} step: {seen:?}"
+        );
+    }
+    Walk {
+        block,
+        build_stderr,
+        check_stdout,
+    }
+}
+
+/// The README's commands that load the walk's module, see it work and
+/// remove it: the first code block after the walk's (`block`) with an
+/// `insmod`. Each as (command, its `# comment`), `sudo ` taken out (the
+/// guest runs as root).
+pub fn readme_load_commands(block: usize) -> Vec<(String, Option<String>)> {
+    let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let blocks = code_blocks(&text);
+    let (_, lines) = blocks[block + 1..]
+        .iter()
+        .find(|(_, lines)| lines.iter().any(|l| l.contains("insmod ")))
+        .expect("the README loads the walk's module: a block with insmod after the walk's");
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (cmd, comment) = match l.split_once(" #") {
+                Some((c, m)) => (c, Some(m.trim().to_string())),
+                None => (l.as_str(), None),
+            };
+            (cmd.trim().replace("sudo ", ""), comment)
+        })
+        .collect()
+}

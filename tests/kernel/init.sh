@@ -209,5 +209,35 @@ if [ -f /mod/klp_test_gotent.ko ]; then
 	fi
 fi
 
+# 13. The README's walk ("A livepatch in five minutes", tests/kernel_e2e.rs):
+#     lp_cmdline.ko, built from the README's source by klp-convert build as
+#     the README says, loaded, seen and removed by the README's own commands
+#     (/walk, one a line, as root: no sudo), each reported with its status
+#     and output; "@gone PATH" where the README says to wait until PATH is
+#     gone. Every patch before is disabled and removed: none is enabled.
+if [ -f /mod/lp_cmdline.ko ]; then
+	out walk "patches=$(echo $(ls $LP))"
+	out walk "before=$(cat /proc/cmdline)"
+	cd /mod
+	while IFS= read -r line; do
+		case "$line" in
+		"@gone "*)
+			n=0
+			while [ -e "${line#@gone }" ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
+			out walk "waited=$n"
+			out walk "gone=$([ -e "${line#@gone }" ] && echo no || echo yes)"
+			continue ;;
+		esac
+		o=$(eval "$line" 2>&1); rc=$?
+		out walk "cmd=$line"
+		out walk "rc=$rc"
+		out walk "out=$o"
+	done < /walk
+	cd /
+	out walk "after=$(cat /proc/cmdline)"
+	out walk "patches_after=$(echo $(ls $LP))"
+	out walk "loaded=$(grep -c '^lp_cmdline ' /proc/modules)"
+fi
+
 out done result=ok
 halt_machine
