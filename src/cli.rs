@@ -327,22 +327,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Convert a livepatch module.
-    #[command(about = CONVERT_ABOUT, long_about = CONVERT_LONG_ABOUT)]
+    #[command(about = CONVERT_ABOUT, long_about = CONVERT_LONG_ABOUT, after_help = exit_statuses())]
     Convert(ConvertArgs),
     /// List a module's klp relocations.
-    #[command(about = SHOW_ABOUT, long_about = SHOW_LONG_ABOUT)]
+    #[command(about = SHOW_ABOUT, long_about = SHOW_LONG_ABOUT, after_help = exit_statuses())]
     Show(ShowArgs),
     /// Check modules against the kernel's rules.
-    #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT)]
+    #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = exit_statuses())]
     Check(CheckArgs),
     /// Write a symbol map.
-    #[command(about = SYMBOLS_ABOUT, long_about = symbols_long_about())]
+    #[command(about = SYMBOLS_ABOUT, long_about = symbols_long_about(), after_help = exit_statuses())]
     Symbols(SymbolsArgs),
     /// Build and convert with kbuild.
-    #[command(about = BUILD_ABOUT, long_about = BUILD_LONG_ABOUT)]
+    #[command(about = BUILD_ABOUT, long_about = BUILD_LONG_ABOUT, after_help = exit_statuses())]
     Build(BuildArgs),
     /// Print the kbuild patch for a kernel tree.
-    #[command(about = KBUILD_PATCH_ABOUT, long_about = KBUILD_PATCH_LONG_ABOUT)]
+    #[command(about = KBUILD_PATCH_ABOUT, long_about = KBUILD_PATCH_LONG_ABOUT, after_help = exit_statuses())]
     KbuildPatch(KbuildPatchArgs),
     /// Generate the man pages or shell completions.
     #[command(hide = true)]
@@ -503,8 +503,9 @@ impl ConvertArgs {
     }
 }
 
-/// `klp-convert kbuild-patch`.
+/// `klp-convert kbuild-patch`: a tree or a release, one of them.
 #[derive(Debug, Clone, Args)]
+#[group(id = "series", required = true, multiple = false, args = ["kernel_dir", "kernel_release"])]
 pub struct KbuildPatchArgs {
     /// The kernel source tree to patch (its Makefile gives the series);
     /// `--tree` is the old name.
@@ -576,6 +577,7 @@ pub struct BuildArgs {
         long = "kernel-dir",
         alias = "kbuild",
         value_name = "DIR",
+        conflicts_with = "kernel_release",
         help = format!("{KERNEL_DIR_HELP}: the kernel's build directory (default: /lib/modules/R/build)")
     )]
     pub kernel_dir: Option<PathBuf>,
@@ -768,8 +770,13 @@ where
         return Err(Error::usage("missing arguments"));
     };
     if first == "help" {
-        args.remove(0);
-        args.push("--help".into());
+        // `help build -C X -- -j2` must not run the build: keep the command
+        // words only, then ask for their help.
+        let words = args[1..]
+            .iter()
+            .take_while(|a| !a.as_encoded_bytes().starts_with(b"-"))
+            .cloned();
+        args = words.chain(["--help".into()]).collect();
     } else if !first.as_encoded_bytes().starts_with(b"-")
         && !is_command(first)
         && looks_like_a_file(first)

@@ -13,7 +13,20 @@ use std::process::ExitCode;
 // (`crate::maps`, `crate::convert`, ...).
 use klp_convert::{check, convert, elf, finding, kbuild, maps, module_file, names, rules, show};
 
+/// A panic is a bug, reported after Rust's own message and exiting 1 as
+/// the help says of an internal error (not Rust's 101).
 fn main() -> ExitCode {
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!("klp-convert: internal error (a bug, the panic above): please report it");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Parse, run, report.
+fn run() -> ExitCode {
     let mut out = BufWriter::new(io::stdout().lock());
     let mut err = io::stderr().lock();
     let result = cli::parse(std::env::args_os().skip(1))

@@ -172,6 +172,17 @@ fn exit_statuses_are_listed_whole() {
     for flag in ["-h", "--help"] {
         let text = help(&[flag]);
         assert!(text.ends_with(EXIT_STATUS), "{flag}: {text}");
+        for command in [
+            "convert",
+            "show",
+            "check",
+            "symbols",
+            "build",
+            "kbuild-patch",
+        ] {
+            let text = help(&[command, flag]);
+            assert!(text.ends_with(EXIT_STATUS), "{command} {flag}: {text}");
+        }
     }
     // Every man page has them, the main page and each command's.
     let main = help(&["generate", "man"]);
@@ -335,4 +346,66 @@ fn messages_count_in_words() {
     }
     // The check help counts per module.
     assert!(help(&["check", "--help"]).contains("one summary line per module"));
+}
+
+/// `help COMMAND ...` prints the help and runs nothing: not the build
+/// whose make arguments follow (`-- -j2` once reached make as `-j2 --help`).
+#[test]
+fn help_command_only_helps() {
+    let dir = scratch("cli_surface_help_build");
+    let r = klp_convert(&[
+        "help",
+        "build",
+        dir.to_str().unwrap(),
+        "-C",
+        "/nonexistent/kernel",
+        "--",
+        "-j2",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert_eq!(stdout(&r), help(&["build", "--help"]));
+    assert_eq!(stderr(&r), "");
+}
+
+/// A kernel tree and a release name the kernel twice: refused, not one of
+/// them silently ignored.
+#[test]
+fn a_tree_and_a_release_are_refused_together() {
+    let both = [
+        vec![
+            "kbuild-patch",
+            "-C",
+            "/tmp",
+            "--kernel-release",
+            "6.1.0-56-amd64",
+        ],
+        vec![
+            "build",
+            ".",
+            "-C",
+            "/tmp",
+            "--kernel-release",
+            "6.1.0-56-amd64",
+        ],
+    ];
+    for args in both {
+        let r = klp_convert(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&r).starts_with(
+                "klp-convert: the argument '--kernel-dir <DIR>' cannot be used with '--kernel-release <R>'\n"
+            ),
+            "{args:?}: {}",
+            stderr(&r)
+        );
+    }
+    let r = klp_convert(&["kbuild-patch"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        stderr(&r).starts_with(
+            "klp-convert: the following required arguments were not provided:\n  <--kernel-dir <DIR>|--kernel-release <R>>\n"
+        ),
+        "{}",
+        stderr(&r)
+    );
 }

@@ -38,6 +38,10 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
             .filter(|r| !plan.emptied.contains(&r.index))
     };
     let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
+    debug_assert!(
+        plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
+        "plan.removals not in section order"
+    );
     for rs in kept() {
         let target = input.sections[rs.index].sh_info;
         // A REL entry that moves into a (RELA) klp section carries its
