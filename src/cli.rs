@@ -64,6 +64,10 @@ const FORMS: &[(&str, &str)] = &[
         "print the kbuild patch that makes a kernel\ntree convert its livepatch modules",
     ),
     (
+        "generate man [-o DIR] | generate completions SHELL",
+        "write the man pages, or a shell's completion\nscript (bash, zsh, fish, elvish, powershell)",
+    ),
+    (
         DROP_IN_MINIMAL,
         "drop-in for the minimal (SUSE) klp-convert",
     ),
@@ -345,7 +349,7 @@ pub enum Command {
     #[command(about = KBUILD_PATCH_ABOUT, long_about = KBUILD_PATCH_LONG_ABOUT, after_help = exit_statuses())]
     KbuildPatch(KbuildPatchArgs),
     /// Generate the man pages or shell completions.
-    #[command(hide = true)]
+    #[command(about = GENERATE_ABOUT, after_help = exit_statuses())]
     Generate(GenerateArgs),
 }
 
@@ -605,7 +609,11 @@ impl BuildArgs {
     }
 }
 
-/// `klp-convert generate` (hidden): documentation from this definition.
+const GENERATE_ABOUT: &str =
+    "Write the man pages, or a shell's completion script, from this command line's definition.";
+
+/// `klp-convert generate`: documentation from this definition, for an
+/// install without the Debian package.
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
     /// What to generate.

@@ -179,6 +179,7 @@ fn exit_statuses_are_listed_whole() {
             "symbols",
             "build",
             "kbuild-patch",
+            "generate",
         ] {
             let text = help(&[command, flag]);
             assert!(text.ends_with(EXIT_STATUS), "{command} {flag}: {text}");
@@ -201,6 +202,7 @@ fn exit_statuses_are_listed_whole() {
             "klp-convert-build.1",
             "klp-convert-check.1",
             "klp-convert-convert.1",
+            "klp-convert-generate.1",
             "klp-convert-kbuild-patch.1",
             "klp-convert-show.1",
             "klp-convert-symbols.1",
@@ -239,7 +241,8 @@ fn forms_list_every_command_and_usage_the_drop_in_forms() {
             "check",
             "symbols",
             "build",
-            "kbuild-patch"
+            "kbuild-patch",
+            "generate"
         ]
     );
     let usage = "Usage: klp-convert <COMMAND> [ARGS]...\n       klp-convert INPUT.ko OUTPUT.ko\n       klp-convert SYMBOLS INPUT.ko OUTPUT.ko\n";
