@@ -838,7 +838,13 @@ fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
             return parse([a.as_ref()]);
         }
         if a.starts_with('-') {
-            return Err(Error::usage(format!("unknown option '{a}'")));
+            // `klp-convert x.ko -o y.ko`: options belong to a command.
+            let words: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+            return Err(Error::usage(format!(
+                "unknown option '{a}' in a drop-in form (INPUT OUTPUT, SYMBOLS INPUT OUTPUT); \
+                 options belong to a command: klp-convert convert {}",
+                words.join(" ")
+            )));
         }
     }
     let (symbols, input, output) = match args {

@@ -412,3 +412,15 @@ fn a_tree_and_a_release_are_refused_together() {
         stderr(&r)
     );
 }
+
+/// Options after a drop-in form's file: the command that takes them.
+#[test]
+fn a_drop_in_form_with_options_points_at_convert() {
+    let r = klp_convert(&["x.ko", "-o", "y.ko"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        stderr(&r),
+        "klp-convert: unknown option '-o' in a drop-in form (INPUT OUTPUT, SYMBOLS INPUT OUTPUT); \
+         options belong to a command: klp-convert convert x.ko -o y.ko\nTry 'klp-convert --help'.\n"
+    );
+}
