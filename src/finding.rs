@@ -272,7 +272,7 @@ rules! {
     // --- each architecture's apply_relocate_add (arch::*) ---
     /// `apply_relocate_add`: a relocation type the loader does not handle.
     ///
-    /// Audit: `docs/klp-contract.md` §9 rows X1, Q5, S2, A3.
+    /// Audit: `docs/klp-contract.md` §9 rows X1, Q5, S2, A3, L2.
     RelocType = "reloc-type", Error;
     /// x86 `apply_relocate_add`: "Invalid relocation target, existing value
     /// is nonzero for type %d".
@@ -307,15 +307,36 @@ rules! {
     /// (`got_initialized`, `plt_initialized`): a module-specific one keeps
     /// the old address when its module is loaded again elsewhere.
     S390GotStale = "s390-got-stale", Warning;
+    /// LoongArch `module_frob_arch_sections`: a module without `.got`,
+    /// `.plt` or `.plt.idx` ("module GOT section(s) missing").
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row L1.
+    LoongarchGotPlt = "loongarch-got-plt", Error;
+    /// LoongArch `apply_r_larch_pcala`/`pcadd`: a PC-relative klp
+    /// relocation against vmlinux, written without a range check and wrong.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row L3.
+    LoongarchPcrelFar = "loongarch-pcrel-far", Error;
+    /// LoongArch `apply_relocate_add`: a `PCADD_LO12` whose `HI20` is not in
+    /// its relocation section, "Can not find HI20 relocation information".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row L4.
+    LoongarchPcaddPair = "loongarch-pcadd-pair", Error;
+    /// LoongArch `module_emit_got_entry`: module-specific GOT/PLT entries
+    /// taken anew on each load of their module, from tables sized once
+    /// ("module contains bad GOT relocation").
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row L5.
+    LoongarchGotReload = "loongarch-got-reload", Warning;
     /// The loader of this machine is not modelled.
     ///
-    /// Audit: `docs/klp-contract.md` §9 rows L1, L2, R1, R2, T-output.
+    /// Audit: `docs/klp-contract.md` §9 rows R1, R2, T-output.
     LoaderNotModelled = "loader-not-modelled", Note;
     // --- what depends on the kernel version (rules::kernels) ---
     /// A late relocation into read-only memory, on kernels that wrote it
     /// without their code-patching helper.
     ///
-    /// Audit: `docs/klp-contract.md` §9 rows M13, X7, S5, A7.
+    /// Audit: `docs/klp-contract.md` §9 rows M13, X7, S5, A7, L7.
     LateRelocReadOnly = "late-reloc-read-only", Warning;
     /// `apply_relocations` skips the per-CPU section (its `SHF_ALLOC` is
     /// cleared) before 6.16; late relocations write into the freed load image.

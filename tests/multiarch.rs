@@ -1,5 +1,6 @@
 //! The same annotated livepatch fragment compiled by the real compilers for
-//! x86_64, i386 (ELF32, REL), ppc64le, s390x (big endian) and aarch64,
+//! x86_64, i386 (ELF32, REL), ppc64le, s390x (big endian), aarch64 and
+//! loongarch64 (the trixie chroot's compiler, `common::loongarch_tool`),
 //! converted, and checked with independent readers: GNU readelf of each
 //! architecture's binutils for relocations, sections and symbols, and the
 //! `object` crate's high-level API for section contents.
@@ -454,6 +455,39 @@ fn aarch64() {
             (
                 ".klp.sym.klp_test_target.get_homonym_string,2",
                 "R_AARCH64_CALL26",
+            ),
+        ],
+    });
+}
+
+#[test]
+#[ignore = "tier 2: needs the trixie chroot's LoongArch cross compiler (scripts/build-kernels loongarch64); scripts/test runs it"]
+fn loongarch64() {
+    // Leaked: the Arch table holds static names, and these are paths.
+    let cc: &'static str = Box::leak(loongarch_tool("gcc").into_boxed_str());
+    let readelf: &'static str = Box::leak(loongarch_tool("readelf").into_boxed_str());
+    run_arch(&Arch {
+        name: "loongarch64",
+        cc,
+        readelf,
+        // As kbuild compiles LoongArch modules: no linker relaxation, extern
+        // data through the GOT (GCC's default).
+        flags: &["-mno-relax", "-mcmodel=normal"],
+        is_64: true,
+        expect: &[
+            (".klp.sym.vmlinux.vm_func,0", "R_LARCH_B26"),
+            (
+                ".klp.sym.vmlinux.saved_command_line,0",
+                "R_LARCH_GOT_PC_HI20",
+            ),
+            (
+                ".klp.sym.vmlinux.saved_command_line,0",
+                "R_LARCH_GOT_PC_LO12",
+            ),
+            (".klp.sym.vmlinux.saved_command_line,0", "R_LARCH_64"),
+            (
+                ".klp.sym.klp_test_target.get_homonym_string,2",
+                "R_LARCH_B26",
             ),
         ],
     });

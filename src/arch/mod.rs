@@ -6,6 +6,7 @@
 //! run only with symbol maps ([`absolute_overflow`]).
 
 mod aarch64;
+mod loongarch64;
 mod ppc64;
 mod s390x;
 mod x86_64;
@@ -169,7 +170,7 @@ pub(crate) struct Loader {
     /// A check of one klp relocation against the bytes it patches.
     pub check_entry: fn(&Site) -> Option<Finding>,
     /// A check of the whole linked module.
-    pub module_rule: Option<fn(&Elf) -> Option<Finding>>,
+    pub module_rule: Option<fn(&Elf) -> Vec<Finding>>,
     /// Since which release late relocations into read-only memory are
     /// written through the architecture's code-patching helper (`None`:
     /// not known to be).
@@ -203,6 +204,7 @@ pub(crate) fn loader(machine: u16) -> Option<&'static Loader> {
         abi::EM_PPC64 => Some(&ppc64::LOADER),
         abi::EM_S390 => Some(&s390x::LOADER),
         abi::EM_AARCH64 => Some(&aarch64::LOADER),
+        abi::EM_LOONGARCH => Some(&loongarch64::LOADER),
         _ => None,
     }
 }
@@ -361,6 +363,28 @@ pub fn klp_entry_rule(
         reloc: r,
         symbol,
     })
+}
+
+/// What the loader would get wrong or refuse of `r`, moved into a klp
+/// section against `symbol`, that only the symbol's object tells (the
+/// relocation in the input names an undefined symbol): on LoongArch, a
+/// PC-relative type against vmlinux, written without a range check and
+/// wrong, and the `HI20` of a `PCADD` pair, whose `LO12` cannot follow it.
+/// `convert` asks this before it moves a relocation.
+pub fn klp_move_rule(
+    elf: &Elf,
+    target: &crate::elf::Section,
+    r: &Reloc,
+    symbol: &crate::names::KlpSymbol,
+) -> Option<Finding> {
+    if elf.machine != abi::EM_LOONGARCH {
+        return None;
+    }
+    if loongarch64::pcrel_far_move(elf, target.index, r, &symbol.obj) {
+        let name = crate::names::show(&symbol.name).to_string();
+        return Some(loongarch64::pcrel_far_finding(elf.machine, r, &name));
+    }
+    loongarch64::pcadd_hi20_move(elf.machine, r, symbol)
 }
 
 /// The finding for a type the loader does not handle, in its own words.

@@ -129,6 +129,11 @@ pub fn klp_move(
                 .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
                 .flatten()
                 .filter(Finding::is_error)
+        })
+        .or_else(|| {
+            loader
+                .then(|| arch::klp_move_rule(elf, target, r, &a.target))
+                .flatten()
         });
     if let Some(p) = refusal {
         return Err(p);

@@ -137,6 +137,22 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
+/// A tool of the trixie chroot scripts/build-kernels makes for LoongArch
+/// (`loongarch64-linux-gnu-gcc`, `-readelf`, ...): its wrapper, which runs
+/// it in the chroot with the host's paths. Bookworm has no LoongArch cross
+/// compiler. A missing chroot fails the test: scripts/test builds it first.
+pub fn loongarch_tool(name: &str) -> String {
+    let path = cache_dir()
+        .join("xkernels/trixie/bin")
+        .join(format!("loongarch64-linux-gnu-{name}"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-kernels loongarch64 (it makes the trixie chroot with the LoongArch cross compiler)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
 /// The cached Debian kernel of a series ("6.1", "6.12"), fetched on first use
 /// by `scripts/fetch-kernels`. Missing pieces fail the test: never skipped.
 pub fn kernel_dir(series: &str) -> PathBuf {
