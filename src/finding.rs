@@ -322,8 +322,8 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row L4.
     LoongarchPcaddPair = "loongarch-pcadd-pair", Error;
-    /// LoongArch `module_emit_got_entry`: module-specific GOT/PLT entries
-    /// taken anew on each load of their module, from tables sized once
+    /// LoongArch `module_emit_got_entry`: module-specific GOT entries
+    /// taken anew on each load of their module, from a table sized once
     /// ("module contains bad GOT relocation").
     ///
     /// Audit: `docs/klp-contract.md` §9 row L5.

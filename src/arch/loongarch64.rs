@@ -22,11 +22,10 @@
 //! * `module_frob_arch_sections` sizes the GOT and the PLT once, counting
 //!   every `SHT_RELA` section with an executable target, klp sections
 //!   included (distinct type, symbol and addend per section). A
-//!   module-specific klp relocation through the GOT or the PLT takes a new
-//!   entry each time its module is loaded at a new address, and nothing
-//!   frees the old one: past the count, the loader refuses ("module
-//!   contains bad GOT relocation"; a PLT overflow is a `BUG_ON`)
-//!   (`loongarch-got-reload`).
+//!   module-specific klp relocation through the GOT takes a new entry each
+//!   time its module is loaded at a new address, and nothing frees the old
+//!   one: past the count, the loader refuses ("module contains bad GOT
+//!   relocation") (`loongarch-got-reload`).
 //!
 //! LoongArch selects no `ARCH_HAS_STRICT_MODULE_RWX`: module memory stays
 //! writable, and late relocations are plain stores that land.
@@ -319,25 +318,18 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
     out
 }
 
-/// Types that take a GOT entry (`module_emit_got_entry`) or a PLT entry
-/// (`B26` out of reach: module text shares 256 MiB of the 2 GiB module
-/// area, a B26 reaches ±128 MiB).
+/// Types that take a GOT entry for a value not seen before
+/// (`module_emit_got_entry`; their `LO12` finds it). `B26` takes a PLT
+/// entry only beyond ±128 MiB, and module text shares 256 MiB: a call
+/// between modules seldom needs one, so it is left out.
 fn takes_entry(t: u32) -> bool {
-    matches!(
-        t,
-        abi::R_LARCH_GOT_PC_HI20
-            | abi::R_LARCH_GOT_PC_LO12
-            | R_LARCH_GOT_PCADD_HI20
-            | abi::R_LARCH_B26
-            | abi::R_LARCH_SOP_PUSH_PLT_PCREL
-    )
+    matches!(t, abi::R_LARCH_GOT_PC_HI20 | R_LARCH_GOT_PCADD_HI20)
 }
 
-/// Module-specific klp relocations through the GOT or the PLT: each load
-/// of their module at a new address takes a new entry, and the tables are
-/// sized once. Past that, a GOT relocation is refused ("module contains
-/// bad GOT relocation": the target module cannot load while the patch is
-/// enabled) and a PLT entry trips a `BUG_ON`.
+/// Module-specific klp relocations through the GOT: each load of their
+/// module at a new address takes a new entry, and the table is sized once.
+/// Past that, the relocation is refused ("module contains bad GOT
+/// relocation": the target module cannot load while the patch is enabled).
 fn got_reload(elf: &Elf) -> Option<Finding> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for rs in &elf.relocs {
@@ -391,7 +383,7 @@ fn got_reload(elf: &Elf) -> Option<Finding> {
     Some(Finding::new(
         Rule::LoongarchGotReload,
         format!(
-            "the LoongArch loader sizes this module's GOT and PLT once, and each load of '{}' at a new address takes new entries for {} (nothing frees the old ones): if that module is unloaded and loaded again elsewhere while this patch stays enabled, the loader runs out, \"module contains bad GOT relocation\", and the module cannot load (past the PLT's size, a BUG_ON). Declare those symbols __attribute__((visibility(\"hidden\"))) in the livepatch, so that GCC reaches them PC-relative (R_LARCH_PCALA_HI20/LO12 within the module area) rather than through a GOT entry; or never reload that module while the patch is enabled",
+            "the LoongArch loader sizes this module's GOT once, and each load of '{}' at a new address takes new entries for {} (nothing frees the old ones): if that module is unloaded and loaded again elsewhere while this patch stays enabled, the loader runs out, \"module contains bad GOT relocation\", and the module cannot load. Declare those symbols __attribute__((visibility(\"hidden\"))) in the livepatch, so that GCC reaches them PC-relative (R_LARCH_PCALA_HI20/LO12 within the module area) rather than through a GOT entry; or never reload that module while the patch is enabled",
             objs.join("', '"),
             list.join(", ")
         ),
