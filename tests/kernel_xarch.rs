@@ -1,4 +1,6 @@
-//! Real kernels on the other architectures: ppc64le, s390x and arm64.
+//! Real kernels on the other architectures: ppc64le, s390x, arm64 and
+//! loongarch64 (its compiler and qemu from the trixie chroot
+//! scripts/build-kernels makes: `CROSS_COMPILE` names its wrappers).
 //!
 //! Debian enables CONFIG_LIVEPATCH only on amd64, so these kernels are
 //! small ones built from Debian's linux-source packages by
@@ -38,7 +40,24 @@
 //! 12. the target loaded again at another address under the enabled patch
 //!     (klp_test_twinb loaded in its old place): s390x keeps the old
 //!     address in its GOT entry, reads klp_test_twinb's bytes through it
-//!     and, once that is gone, oopses; ppc64le and arm64 follow the target.
+//!     and, once that is gone, oopses; ppc64le and arm64 follow the target;
+//!     on loongarch64 the livepatch's GOT is full (sized once, entries never
+//!     freed): the load at the new address is refused, "klp_test_gotent:
+//!     module contains bad GOT relocation", as `check` predicts
+//!     (`loongarch-got-reload`); busybox's insmod tries again (init_module
+//!     after finit_module), and that attempt, at the same new address (when it lands there),
+//!     finds the entry the refused one wrote into the table's spare slot:
+//!     it loads and the patch follows; elsewhere it is refused too, and the
+//!     patch reads through its stale entry: klp_test_twinb's bytes, then,
+//!     once that is gone, an Oops at the old address (both seen).
+//! 14. loongarch64 only: saved_command_line compiled with
+//!     `-mdirect-extern-access` (R_LARCH_PCALA_HI20/LO12, no GOT), which
+//!     `convert` refuses and `check` reports (`loongarch-pcrel-far`): the
+//!     loader would write it without an error and wrong (issue 20's run:
+//!     reading /proc/cmdline then faults at `0xffff8000...` where the
+//!     symbol is at `0x9000...`, an Oops and a panic, so this boot does not
+//!     load it). The fixed form is klp_test_vmlinux, loaded in step 2,
+//!     through the GOT.
 //!
 //! The relocation types of the converted modules' klp sections are
 //! asserted per architecture.
@@ -67,6 +86,11 @@ impl XKernel {
     /// `make -C linux M=dir ... target` (modpost warns about the
     /// annotation names instead of stopping).
     fn make(&self, dir: &Path, target: &str) {
+        self.make_with(dir, target, &[]);
+    }
+
+    /// [`XKernel::make`] with more make arguments (`KCFLAGS=...`).
+    fn make_with(&self, dir: &Path, target: &str, extra: &[&str]) {
         run(
             Command::new("make")
                 .arg("-C")
@@ -74,6 +98,7 @@ impl XKernel {
                 .arg(format!("M={}", dir.display()))
                 .args(self.make_args())
                 .arg("KBUILD_MODPOST_WARN=1")
+                .args(extra)
                 .arg(target),
             &format!("make M={} {target} ({})", dir.display(), self.arch),
         );
@@ -217,6 +242,9 @@ fn initramfs(k: &XKernel, work: &Path, maps: &[PathBuf]) -> PathBuf {
     if k.arch == "ppc64le" {
         local_call(k, work, maps, &m.join("klp_test_localcall.ko"));
     }
+    if k.arch == "loongarch64" {
+        direct_extern_access(k, work, maps);
+    }
     m
 }
 
@@ -306,6 +334,127 @@ fn local_call(k: &XKernel, work: &Path, maps: &[PathBuf], out: &Path) {
     assert!(text.contains(NOP_FIX), "{text}");
 }
 
+/// loongarch64, step 12: the target unloaded and loaded again at another
+/// address under the enabled klp_test_gotent. The livepatch's GOT was
+/// sized once, with no room for a second address of homonym_string: the
+/// load is refused, "klp_test_gotent: module contains bad GOT relocation",
+/// after the loader wrote the new address into the table's spare slot.
+/// busybox's insmod tries once more (init_module after finit_module):
+///
+/// * at the same address, that attempt finds the entry and loads: the
+///   patch follows the target (seen);
+/// * elsewhere, it is refused too (seen): the target stays out, and the
+///   patch's GOT entry keeps the old address, through which it reads
+///   klp_test_twinb's bytes and, once that is gone, faults there (an
+///   Oops, as on s390x).
+///
+/// Returns the first address and, when the target came back, the second.
+fn expect_gotent_loongarch(r: &Results) -> (String, Option<String>) {
+    r.expect("gotent", "insmod_klp_test_target.ko", 0, "0");
+    r.expect("gotent", "insmod_klp_test_gotent.ko", 0, "0");
+    r.expect("gotent", "rmmod_rc", 0, "0");
+    r.expect("gotent", "insmod_klp_test_twinb.ko", 0, "0");
+    r.expect_log("klp_test_gotent: module contains bad GOT relocation");
+    r.expect_log("livepatch: failed to initialize patch 'klp_test_gotent' for module 'klp_test_target' (-22)");
+    r.expect_log("livepatch: patch 'klp_test_gotent' failed for module 'klp_test_target', refusing to load module 'klp_test_target'");
+    let old = r.one("gotent", "real", 0).to_string();
+    assert_eq!(old.len(), 16, "{old}; console:\n{}", r.log);
+    r.expect("gotent", "value", 0, &old);
+    r.expect("gotent", "rmmod_twinb_rc", 0, "0");
+    if r.one("gotent", "insmod_klp_test_target.ko", 1) == "0" {
+        // The second attempt, at the address the first one was refused at.
+        let new = r.one("gotent", "real", 1).to_string();
+        assert_ne!(old, new, "the target came back at the same address");
+        r.expect("gotent", "value", 1, &new);
+        for n in 0..2 {
+            r.expect("gotent", "deref", n, "homonym string A");
+        }
+        (old, Some(new))
+    } else {
+        r.expect("gotent", "insmod_klp_test_target.ko", 1, "22");
+        r.expect("gotent", "value", 1, "none");
+        let other = r.one("gotent", "deref", 0);
+        assert_ne!(other, "homonym string A", "{}", r.log);
+        assert_ne!(other, "failed", "{}", r.log);
+        let last = r.one("gotent", "deref", 1);
+        assert!(last == "failed" || last == "hung", "{last}: {}", r.log);
+        r.expect_log(&format!(
+            "Unable to handle kernel paging request at virtual address {old}"
+        ));
+        assert_eq!(r.log.matches("Oops").count(), 1, "{}", r.log);
+        (old, None)
+    }
+}
+
+/// The words of `loongarch-pcrel-far` for lp_vmlinux's saved_command_line.
+const PCREL_FAR: &str = "R_LARCH_PCALA_HI20 against vmlinux's 'saved_command_line' is PC-relative and the LoongArch loader does not range-check it";
+
+/// loongarch64, step 14: lp_vmlinux built with `-mdirect-extern-access`,
+/// so that GCC reaches saved_command_line with `pcalau12i`
+/// (R_LARCH_PCALA_HI20/LO12) instead of the GOT. `convert` refuses it,
+/// with or without maps; written without the loader's rules, `check`
+/// reports it. Not loaded: the loader takes it without a word, and the
+/// first read of /proc/cmdline oopses (issue 20's run).
+fn direct_extern_access(k: &XKernel, work: &Path, maps: &[PathBuf]) {
+    let dir = work.join("lp_direct");
+    copy_dir(&root().join("tests/kernel/lp_vmlinux"), &dir);
+    k.make_with(&dir, "modules", &["KCFLAGS=-mdirect-extern-access"]);
+    let ko = dir.join("klp_test_vmlinux.ko");
+    {
+        use klp_convert::elf::{abi, Elf};
+        let data = std::fs::read(&ko).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        let pcala = elf.relocs.iter().flat_map(|rs| &rs.entries).any(|r| {
+            r.r_type == abi::R_LARCH_PCALA_HI20
+                && elf.symbols[r.sym as usize]
+                    .name
+                    .ends_with(b".saved_command_line.0")
+        });
+        assert!(pcala, "GCC did not use pcalau12i for saved_command_line");
+    }
+    for with_maps in [false, true] {
+        let out = work.join("klp_test_direct.refused.ko");
+        let mut args = vec![
+            "convert".to_string(),
+            ko.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        if with_maps {
+            for m in maps {
+                args.push("--symbols".into());
+                args.push(m.display().to_string());
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = klp_convert(&args);
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains(PCREL_FAR), "{err}");
+        assert!(err.contains("without -mdirect-extern-access"), "{err}");
+        assert!(!out.exists());
+    }
+    let careless = work.join("klp_test_direct.careless.ko");
+    let data = std::fs::read(&ko).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    let plan = klp_convert::convert::make_plan_with(&elf, None, false)
+        .unwrap()
+        .0;
+    std::fs::write(
+        &careless,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
+    let (code, findings) = check_all(&careless, maps);
+    assert_eq!(code, 1, "{findings:?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.0 == "loongarch-pcrel-far" && f.1 == "error" && f.2.starts_with(PCREL_FAR)),
+        "{findings:?}"
+    );
+}
+
 /// Where lp_lookup calls kallsyms_lookup_name in a converted module: the
 /// byte offset of the call's klp relocation in lp_lookup, and lp_lookup's
 /// first 64 bytes in the file.
@@ -355,6 +504,12 @@ fn expected_types(arch: &str) -> &'static [&'static [&'static str]] {
             &["R_AARCH64_CALL26"],
             &["R_AARCH64_ADR_PREL_PG_HI21"],
             &["R_AARCH64_ADD_ABS_LO12_NC", "R_AARCH64_LDST64_ABS_LO12_NC"],
+        ],
+        // Calls (a PLT entry beyond ±128 MiB); data through the GOT.
+        "loongarch64" => &[
+            &["R_LARCH_B26"],
+            &["R_LARCH_GOT_PC_HI20"],
+            &["R_LARCH_GOT_PC_LO12"],
         ],
         _ => unreachable!(),
     }
@@ -470,7 +625,13 @@ fn scenario(arch: &'static str) {
     let warned = text
         .lines()
         .any(|l| l.contains("warning:") && l.contains(late));
-    assert_eq!(text.contains(late), arch == "arm64", "{text}");
+    // LoongArch: .rodata too, and a note (its module memory is never
+    // read-only: no ARCH_HAS_STRICT_MODULE_RWX).
+    assert_eq!(
+        text.contains(late),
+        arch == "arm64" || arch == "loongarch64",
+        "{text}"
+    );
     assert!(!warned, "{text}");
 
     // 8. A non-exported vmlinux function.
@@ -526,6 +687,18 @@ fn scenario(arch: &'static str) {
                 "module_64: klp_test_localcall: Expected nop after call, got {got} at "
             ));
         }
+        "loongarch64" => {
+            let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_LARCH_B26);
+            // `bl`, with the offset the klp relocation wrote (directly, or
+            // to a PLT entry).
+            assert_eq!(word(&file, at) & 0xfc00_0000, 0x5400_0000, "{file:02x?}");
+            assert_eq!(
+                word(&loaded, at) & 0xfc00_0000,
+                0x5400_0000,
+                "{loaded:02x?}"
+            );
+            assert_ne!(word(&loaded, at), word(&file, at), "not relocated");
+        }
         "arm64" => {
             let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_AARCH64_CALL26);
             // `bl`, with the offset the klp relocation wrote.
@@ -554,8 +727,17 @@ fn scenario(arch: &'static str) {
     // address; ppc64le (its TOC entry is data, rewritten) and arm64 (the
     // adrp/add, rewritten) follow the target. check warns on s390x only.
     let stale = arch == "s390x";
-    let (old, new) = expect_gotent(&r, stale);
-    eprintln!("{arch}: gotent: homonym_string at {old}, then at {new}");
+    // LoongArch: the reload is refused; whether busybox's second attempt
+    // loads decides whether the patch follows or reads a stale entry.
+    let mut oopsed = stale;
+    if arch == "loongarch64" {
+        let (old, new) = expect_gotent_loongarch(&r);
+        oopsed = new.is_none();
+        eprintln!("{arch}: gotent: homonym_string at {old}, then at {new:?}");
+    } else {
+        let (old, new) = expect_gotent(&r, stale);
+        eprintln!("{arch}: gotent: homonym_string at {old}, then at {new}");
+    }
     let (code, findings) = check_all(&mods.join("klp_test_gotent.ko"), &maps);
     assert_eq!(code, 0, "{findings:?}");
     let warned: Vec<_> = findings
@@ -574,11 +756,41 @@ fn scenario(arch: &'static str) {
     } else {
         assert!(warned.is_empty(), "{findings:?}");
     }
+    // LoongArch: predicted, and seen in the kernel's words.
+    let full = "klp_test_gotent: module contains bad GOT relocation";
+    let predicted: Vec<_> = findings
+        .iter()
+        .filter(|f| f.0 == "loongarch-got-reload")
+        .collect();
+    if arch == "loongarch64" {
+        assert_eq!(predicted.len(), 1, "{findings:?}");
+        assert_eq!(predicted[0].1, "warning", "{predicted:?}");
+        assert!(
+            predicted[0]
+                .2
+                .contains("R_LARCH_GOT_PC_HI20 against 'homonym_string' of 'klp_test_target'")
+                && predicted[0]
+                    .2
+                    .contains("\"module contains bad GOT relocation\""),
+            "{predicted:?}"
+        );
+        // Seen: expect_gotent_loongarch.
+        // ORC gives LoongArch reliable stack traces: the consistency model.
+        assert!(
+            !r.log
+                .contains("doesn't have support for the livepatch consistency model"),
+            "{}",
+            r.log
+        );
+    } else {
+        assert!(predicted.is_empty(), "{findings:?}");
+        assert!(!r.log.contains(full), "{}", r.log);
+    }
 
     // Every module the kernel loaded passes check (asserted before the boot
     // in expect_predictions), and nothing oopsed but step 12's last read on
     // s390x (asserted in expect_gotent).
-    if !stale {
+    if !oopsed {
         assert!(!r.log.contains("Oops"), "{}", r.log);
     }
     assert!(!r.log.contains("BUG:"), "{}", r.log);
@@ -600,4 +812,10 @@ fn s390x() {
 #[ignore = "tier 2: boots self-built kernels under qemu (scripts/build-kernels); scripts/test runs it"]
 fn arm64() {
     scenario("arm64");
+}
+
+#[test]
+#[ignore = "tier 2: boots self-built kernels under qemu (scripts/build-kernels); scripts/test runs it"]
+fn loongarch64() {
+    scenario("loongarch64");
 }

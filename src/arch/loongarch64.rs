@@ -383,7 +383,7 @@ fn got_reload(elf: &Elf) -> Option<Finding> {
     Some(Finding::new(
         Rule::LoongarchGotReload,
         format!(
-            "the LoongArch loader sizes this module's GOT once, and each load of '{}' at a new address takes new entries for {} (nothing frees the old ones): if that module is unloaded and loaded again elsewhere while this patch stays enabled, the loader runs out, \"module contains bad GOT relocation\", and the module cannot load. Declare those symbols __attribute__((visibility(\"hidden\"))) in the livepatch, so that GCC reaches them PC-relative (R_LARCH_PCALA_HI20/LO12 within the module area) rather than through a GOT entry; or never reload that module while the patch is enabled",
+            "the LoongArch loader sizes this module's GOT once, and each load of '{}' at a new address takes new entries for {} (nothing frees the old ones): if that module is unloaded and loaded again elsewhere while this patch stays enabled, the loader runs out, \"module contains bad GOT relocation\", and the module cannot load (the refused attempt leaves its entry in the table's one spare slot: a second attempt at the same address loads, as busybox's insmod does, and the next new address writes past the table; seen on 7.2). Declare those symbols __attribute__((visibility(\"hidden\"))) in the livepatch, so that GCC reaches them PC-relative (R_LARCH_PCALA_HI20/LO12 within the module area) rather than through a GOT entry; or never reload that module while the patch is enabled",
             objs.join("', '"),
             list.join(", ")
         ),
