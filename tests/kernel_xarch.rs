@@ -53,7 +53,7 @@
 //! 14. loongarch64 only: saved_command_line compiled with
 //!     `-mdirect-extern-access` (R_LARCH_PCALA_HI20/LO12, no GOT), which
 //!     `convert` refuses and `check` reports (`loongarch-pcrel-far`): the
-//!     loader would write it without an error and wrong (issue 20's run:
+//!     loader would write it without an error and wrong (seen when loaded by hand:
 //!     reading /proc/cmdline then faults at `0xffff8000...` where the
 //!     symbol is at `0x9000...`, an Oops and a panic, so this boot does not
 //!     load it). The fixed form is klp_test_vmlinux, loaded in step 2,
@@ -394,7 +394,7 @@ const PCREL_FAR: &str = "R_LARCH_PCALA_HI20 against vmlinux's 'saved_command_lin
 /// (R_LARCH_PCALA_HI20/LO12) instead of the GOT. `convert` refuses it,
 /// with or without maps; written without the loader's rules, `check`
 /// reports it. Not loaded: the loader takes it without a word, and the
-/// first read of /proc/cmdline oopses (issue 20's run).
+/// first read of /proc/cmdline oopses (seen when loaded by hand, §9 row L3).
 fn direct_extern_access(k: &XKernel, work: &Path, maps: &[PathBuf]) {
     let dir = work.join("lp_direct");
     copy_dir(&root().join("tests/kernel/lp_vmlinux"), &dir);
