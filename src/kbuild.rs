@@ -21,7 +21,6 @@
 //! there on every run.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -29,11 +28,17 @@ use std::process::{Command, ExitStatus};
 use crate::elf::{abi, Elf, SHN_UNDEF};
 
 /// Why a kbuild step failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The directory given as the kernel's build directory has no Makefile.
+    #[error(
+        "{}: not a kernel build directory (no Makefile); install the kernel's headers package or give -C",
+        .0.display()
+    )]
     NotKbuild(PathBuf),
     /// A file or directory could not be read.
+    #[error("{}: {source}{}", path.display(), modules_order_hint(path))]
     Io {
         /// The path.
         path: PathBuf,
@@ -41,10 +46,17 @@ pub enum Error {
         source: io::Error,
     },
     /// The running kernel's release could not be read (`/proc`).
-    Release(io::Error),
+    #[error("cannot read the running kernel's release: {0}; give -C")]
+    Release(#[source] io::Error),
     /// `make` could not be started.
-    Spawn(io::Error),
+    #[error("cannot run make: {0}")]
+    Spawn(#[source] io::Error),
     /// `make ... modules` failed.
+    #[error(
+        "make -C {} M={} modules failed ({status})",
+        kbuild.display(),
+        dir.display()
+    )]
     Make {
         /// The kernel's build directory.
         kbuild: PathBuf,
@@ -54,13 +66,26 @@ pub enum Error {
         status: ExitStatus,
     },
     /// No kbuild patch fits this release.
+    #[error(
+        "no kbuild patch for Linux {release}: there are patches for {}",
+        PATCHES.iter().map(|p| p.series).collect::<Vec<_>>().join(", ")
+    )]
     NoPatch {
         /// The release or tree asked about.
         release: String,
     },
     /// A kernel tree's Makefile gives no VERSION and PATCHLEVEL.
+    #[error(
+        "{}: no VERSION and PATCHLEVEL: not a kernel tree's Makefile",
+        .0.display()
+    )]
     TreeVersion(PathBuf),
     /// `modules.order` names a module that is not there.
+    #[error(
+        "{}: lists {line}, but {} does not exist",
+        order.display(),
+        module.display()
+    )]
     MissingModule {
         /// The `modules.order` file.
         order: PathBuf,
@@ -86,70 +111,13 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NotKbuild(dir) => write!(
-                f,
-                "{}: not a kernel build directory (no Makefile); install the kernel's \
-                 headers package or give -C",
-                dir.display()
-            ),
-            Error::Io { path, source } if path.ends_with("modules.order") => write!(
-                f,
-                "{}: {source} (did the build make any module?)",
-                path.display()
-            ),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Release(e) => {
-                write!(f, "cannot read the running kernel's release: {e}; give -C")
-            }
-            Error::Spawn(e) => write!(f, "cannot run make: {e}"),
-            Error::NoPatch { release } => write!(
-                f,
-                "no kbuild patch for Linux {release}: there are patches for {}",
-                PATCHES
-                    .iter()
-                    .map(|p| p.series)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Error::TreeVersion(path) => write!(
-                f,
-                "{}: no VERSION and PATCHLEVEL: not a kernel tree's Makefile",
-                path.display()
-            ),
-            Error::Make {
-                kbuild,
-                dir,
-                status,
-            } => write!(
-                f,
-                "make -C {} M={} modules failed ({status})",
-                kbuild.display(),
-                dir.display()
-            ),
-            Error::MissingModule {
-                order,
-                line,
-                module,
-            } => write!(
-                f,
-                "{}: lists {line}, but {} does not exist",
-                order.display(),
-                module.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Release(e) | Error::Spawn(e) => Some(e),
-            _ => None,
-        }
+/// What [`Error::Io`] adds about `modules.order`: the build may have made
+/// no module at all.
+fn modules_order_hint(path: &Path) -> &'static str {
+    if path.ends_with("modules.order") {
+        " (did the build make any module?)"
+    } else {
+        ""
     }
 }
 

@@ -2,7 +2,6 @@
 //! `.ko.zst` by their magic bytes, up to [`max_decompressed`] bytes),
 //! finding them below directories, and writing output files atomically.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -67,9 +66,11 @@ pub fn max_decompressed_from_env() -> Result<(), String> {
 pub const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
 
 /// Why a module file could not be read, found or written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading, listing or writing `path` failed.
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -78,6 +79,11 @@ pub enum Error {
     },
     /// The output names the input through another name: writing there
     /// would replace the link, not the module.
+    #[error(
+        "{}: is the input {} through {how}; writing it would replace the link, not the module (use --in-place)",
+        path.display(),
+        input.display()
+    )]
     OutputIsInput {
         /// The output as given.
         path: PathBuf,
@@ -87,11 +93,16 @@ pub enum Error {
         how: &'static str,
     },
     /// The input changed while it was read: what was read may be torn.
+    #[error("{}: changed while it was being read; nothing written", path.display())]
     Changed {
         /// The input.
         path: PathBuf,
     },
     /// `path` decompresses to more than the bound ([`max_decompressed`]).
+    #[error(
+        "{}: {format}: decompresses to more than {limit} bytes, the limit ({MAX_DECOMPRESSED_ENV}=BYTES raises it)",
+        path.display()
+    )]
     TooLarge {
         /// The compressed file.
         path: PathBuf,
@@ -102,6 +113,10 @@ pub enum Error {
     },
     /// `path` is compressed, and the output would replace it (or be named
     /// like a compressed module): modules are written uncompressed.
+    #[error(
+        "{}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that",
+        path.display()
+    )]
     Compressed {
         /// The input (in place) or the output.
         path: PathBuf,
@@ -109,6 +124,7 @@ pub enum Error {
         format: &'static str,
     },
     /// `path` is compressed but does not decompress.
+    #[error("{}: {format}: {source}", path.display())]
     Decompress {
         /// The compressed file.
         path: PathBuf,
@@ -129,56 +145,6 @@ impl Error {
             | Error::Compressed { path, .. }
             | Error::OutputIsInput { path, .. }
             | Error::Changed { path } => path,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::OutputIsInput { path, input, how } => write!(
-                f,
-                "{}: is the input {} through {how}; writing it would replace the link, not the module (use --in-place)",
-                path.display(),
-                input.display()
-            ),
-            Error::Changed { path } => write!(
-                f,
-                "{}: changed while it was being read; nothing written",
-                path.display()
-            ),
-            Error::Decompress {
-                path,
-                format,
-                source,
-            } => write!(f, "{}: {format}: {source}", path.display()),
-            Error::TooLarge {
-                path,
-                format,
-                limit,
-            } => write!(
-                f,
-                "{}: {format}: decompresses to more than {limit} bytes, the limit ({MAX_DECOMPRESSED_ENV}=BYTES raises it)",
-                path.display()
-            ),
-            Error::Compressed { path, format } => write!(
-                f,
-                "{}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
-            Error::OutputIsInput { .. }
-            | Error::Changed { .. }
-            | Error::TooLarge { .. }
-            | Error::Compressed { .. } => None,
         }
     }
 }

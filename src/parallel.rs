@@ -4,7 +4,6 @@
 //! is caught and becomes that file's [`Panicked`], so the other files are
 //! still handled and reported.
 
-use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,26 +11,17 @@ use std::sync::Mutex;
 
 /// A file whose handling panicked: an internal error of this tool, for
 /// that file alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}: internal error: {message} (a bug in klp-convert; please report it with this file)",
+    path.display()
+)]
 pub struct Panicked {
     /// The file being handled.
     pub path: PathBuf,
     /// The panic's message.
     pub message: String,
 }
-
-impl fmt::Display for Panicked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: internal error: {} (a bug in klp-convert; please report it with this file)",
-            self.path.display(),
-            self.message
-        )
-    }
-}
-
-impl std::error::Error for Panicked {}
 
 /// `f(path)`, with a panic caught as a [`Panicked`] naming `path`.
 pub fn catch<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, Panicked> {
