@@ -190,18 +190,23 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
     };
     let limit = max_decompressed();
     let decoder: Box<dyn io::Read + '_> = if format == "xz" {
-        Box::new(xz2::read::XzDecoder::new(&raw[..]))
+        // Concatenated streams and stream padding are read as `xz -d` and
+        // kmod read them; anything else after a stream is an error. No
+        // block's dictionary may exceed the bound by more than 64 MiB (what
+        // `xz -9` uses), so a header cannot ask for more memory than that.
+        let dict_limit_kib = (limit / 1024).saturating_add(64 << 10);
+        Box::new(lzma_rust2::XzReader::new_mem_limit(
+            &raw[..],
+            true,
+            u32::try_from(dict_limit_kib).unwrap_or(u32::MAX),
+        ))
     } else {
         Box::new(
             ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
                 .map_err(|e| failed(io::Error::other(e)))?,
         )
     };
-    let mut out = Vec::new();
-    decoder
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(failed)?;
+    let out = read_bounded(decoder, limit).map_err(failed)?;
     if out.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
@@ -209,6 +214,35 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
             limit,
         });
     }
+    Ok(out)
+}
+
+/// All of `decoder`, up to `limit + 1` bytes (one more than the bound, to
+/// tell a module over it). The buffer is zeroed 64 KiB at a time ahead of
+/// the decoder, so memory follows the output: `read_to_end` has the decoder
+/// fill buffers that double, and a module of 35 MiB cost 64 MiB.
+fn read_bounded(mut decoder: impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 16;
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            let room = cap.saturating_sub(filled as u64);
+            if room == 0 {
+                break;
+            }
+            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
+            out.resize(filled + more, 0);
+        }
+        match decoder.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(filled);
     Ok(out)
 }
 

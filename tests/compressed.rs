@@ -197,3 +197,62 @@ fn show_exit_status_follows_its_errors() {
     );
     assert!(text.ends_with(", 1 error\n"), "{text}");
 }
+
+/// Concatenated xz streams and stream padding decode to the whole module,
+/// as `xz -d` and kmod read them, and the bound counts every stream;
+/// anything else after a stream, a cut stream and a changed byte are
+/// refused.
+#[test]
+fn xz_streams_are_read_whole_and_checked() {
+    let (obj, plain) = annotated("compressed_streams");
+    let dir = obj.parent().unwrap();
+    let (head, tail) = plain.split_at(plain.len() / 2);
+    let one = xz(&plain);
+    let mut flipped = one.clone();
+    flipped[one.len() / 2] ^= 0x55;
+    let cases = [
+        ("two", [xz(head), xz(tail)].concat(), true),
+        ("padded", [one.clone(), vec![0; 8]].concat(), true),
+        (
+            "garbage",
+            [one.clone(), b"garbage".to_vec()].concat(),
+            false,
+        ),
+        ("cut", one[..one.len() - 1].to_vec(), false),
+        ("flipped", flipped, false),
+    ];
+    for (name, bytes, whole) in cases {
+        let path = dir.join(format!("{name}.ko.xz"));
+        std::fs::write(&path, &bytes).unwrap();
+        match klp_convert::module_file::read(&path) {
+            Ok(read) => {
+                assert!(whole, "{name}: read {} bytes", read.len());
+                assert!(read == plain, "{name}: not the module");
+            }
+            Err(e) => {
+                assert!(!whole, "{name}: {e}");
+                assert!(
+                    e.to_string()
+                        .starts_with(&format!("{}: xz: ", path.display())),
+                    "{name}: {e}"
+                );
+            }
+        }
+    }
+    // Each stream is within the bound; the module is not.
+    let two = dir.join("two.ko.xz");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+        .args(["show", two.to_str().unwrap()])
+        .env(
+            "KLP_CONVERT_MAX_DECOMPRESSED",
+            (plain.len() - 1).to_string(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("xz: decompresses to more than"),
+        "{}",
+        stderr(&r)
+    );
+}

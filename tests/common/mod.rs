@@ -274,14 +274,23 @@ pub fn convert_ok(input: &Path, out: &Path) {
     assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
 }
 
-/// `bytes` as an xz stream (as `.ko.xz` modules are shipped).
+/// `bytes` as an xz stream, made as kbuild makes `.ko.xz` modules
+/// (scripts/Makefile.modinst: `xz --check=crc32 --lzma2=dict=1MiB`).
 pub fn xz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Read as _;
-    let mut out = Vec::new();
-    xz2::read::XzEncoder::new(bytes, 6)
-        .read_to_end(&mut out)
-        .expect("xz");
-    out
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("xz")
+        .args(["--check=crc32", "--lzma2=dict=1MiB", "--stdout"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run xz (xz-utils)");
+    let mut stdin = child.stdin.take().expect("xz's stdin");
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("xz");
+    writer.join().expect("xz writer").expect("write to xz");
+    assert!(out.status.success(), "xz failed");
+    out.stdout
 }
 
 /// `bytes` as one zstd frame of raw (stored) blocks, as `.ko.zst` modules
