@@ -3,6 +3,13 @@
 //! panic while one file is handled (a bug: input never panics by design)
 //! is caught and becomes that file's [`Panicked`], so the other files are
 //! still handled and reported.
+//!
+//! It stays on `std::thread::scope` and an atomic work queue rather than
+//! `rayon`: `par_iter().map(catch).collect()` was measured in its place and
+//! was no faster (`check` of Debian 6.12's 467 drivers/net .ko.xz, 2 cores:
+//! 0.53 s here, 0.55 s with rayon; a module tree of 4,230: 2.62 s and
+//! 2.60 s), and it would bring six crates (rayon, rayon-core, either and
+//! crossbeam's deque, epoch and utils) for the same 40 lines.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
