@@ -206,7 +206,14 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
                 .map_err(|e| failed(io::Error::other(e)))?,
         )
     };
-    let out = read_bounded(decoder, limit).map_err(failed)?;
+    let out = read_bounded(decoder, limit).map_err(|e| {
+        // The xz reader says "failed to fill whole buffer" of a cut file.
+        if format == "xz" && e.kind() == io::ErrorKind::UnexpectedEof {
+            failed(io::Error::new(e.kind(), "premature eof"))
+        } else {
+            failed(e)
+        }
+    })?;
     if out.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
