@@ -122,6 +122,13 @@ pub fn convert_one(
             source,
         }),
         Err(convert::Error::Io(e)) => Err(Error::ModuleFile(e)),
+        // A failure the library added after this command line: said as it is.
+        Err(e) => {
+            say(err, format_args!("error: {}: {e}", input.display()));
+            Err(Error::Internal {
+                file: input.display().to_string(),
+            })
+        }
     }
 }
 
@@ -197,6 +204,11 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             Err(check::FileError::Panicked(p)) => {
                 say(err, format_args!("error: {p}"));
+                internal += 1;
+            }
+            // A failure the library added after this command line.
+            Err(e) => {
+                say(err, format_args!("error: {e}"));
                 internal += 1;
             }
         }
