@@ -189,31 +189,61 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
         source,
     };
     let limit = max_decompressed();
-    let decoder: Box<dyn io::Read + '_> = if format == "xz" {
+    let out = if format == "xz" {
         // Concatenated streams and stream padding are read as `xz -d` and
         // kmod read them; anything else after a stream is an error. No
         // block's dictionary may exceed the bound by more than 64 MiB (what
         // `xz -9` uses), so a header cannot ask for more memory than that.
         let dict_limit_kib = (limit / 1024).saturating_add(64 << 10);
-        Box::new(lzma_rust2::XzReader::new_mem_limit(
+        let mut decoder = lzma_rust2::XzReader::new_mem_limit(
             &raw[..],
             true,
             u32::try_from(dict_limit_kib).unwrap_or(u32::MAX),
-        ))
+        );
+        read_bounded(&mut decoder, limit).map_err(|e| {
+            // The xz reader says "failed to fill whole buffer" of a cut file.
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                failed(io::Error::new(e.kind(), "premature eof"))
+            } else {
+                failed(e)
+            }
+        })?
     } else {
-        Box::new(
-            ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
-                .map_err(|e| failed(io::Error::other(e)))?,
-        )
-    };
-    let out = read_bounded(decoder, limit).map_err(|e| {
-        // The xz reader says "failed to fill whole buffer" of a cut file.
-        if format == "xz" && e.kind() == io::ErrorKind::UnexpectedEof {
-            failed(io::Error::new(e.kind(), "premature eof"))
-        } else {
-            failed(e)
+        // ruzstd's messages carry Debug text of its inner errors: a cut
+        // frame is said in words, as xz's is.
+        let zstd = |e: io::Error| {
+            if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("UnexpectedEof") {
+                failed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "premature eof",
+                ))
+            } else {
+                failed(e)
+            }
+        };
+        let mut decoder = ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
+            .map_err(|e| zstd(io::Error::other(e)))?;
+        let out = read_bounded(&mut decoder, limit).map_err(zstd)?;
+        // The frame's checksum (zstd writes one by default, and kmod's
+        // libzstd checks it): ruzstd computes it but leaves the comparison
+        // to its caller. Without it, a flipped byte decodes to another
+        // module.
+        let frame = &decoder.decoder;
+        if out.len() as u64 <= limit {
+            if let (Some(want), Some(got)) = (
+                frame.get_checksum_from_data(),
+                frame.get_calculated_checksum(),
+            ) {
+                if want != got {
+                    return Err(failed(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("checksum mismatch: the frame says {want:08x}, its content hashes to {got:08x}"),
+                    )));
+                }
+            }
         }
-    })?;
+        out
+    };
     if out.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
@@ -228,7 +258,7 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
 /// tell a module over it). The buffer is zeroed 64 KiB at a time ahead of
 /// the decoder, so memory follows the output: `read_to_end` has the decoder
 /// fill buffers that double, and a module of 35 MiB cost 64 MiB.
-fn read_bounded(mut decoder: impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
+fn read_bounded(decoder: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
     const CHUNK: usize = 1 << 16;
     let cap = limit.saturating_add(1);
     let mut out = Vec::new();

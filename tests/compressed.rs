@@ -259,3 +259,50 @@ fn xz_streams_are_read_whole_and_checked() {
         stderr(&r)
     );
 }
+
+/// A `.ko.zst` as the zstd tool writes it (with the frame's checksum, as
+/// kbuild's `zstd -T0 --rm --long=27` does): a cut frame is a premature
+/// end, and a changed byte fails the checksum (kmod's libzstd checks it)
+/// rather than decoding to another module.
+#[test]
+fn zstd_frames_are_checked() {
+    let (obj, plain) = annotated("compressed_zstd_check");
+    let dir = obj.parent().unwrap();
+    let ko = dir.join("lp.ko");
+    std::fs::write(&ko, &plain).unwrap();
+    let zst = dir.join("lp.ko.zst");
+    let _ = std::fs::remove_file(&zst);
+    let st = std::process::Command::new("zstd")
+        .args(["-q", "--check"])
+        .arg(&ko)
+        .arg("-o")
+        .arg(&zst)
+        .status()
+        .expect("zstd (scripts/setup-deps installs it)");
+    assert!(st.success());
+    let one = std::fs::read(&zst).unwrap();
+    assert_eq!(klp_convert::module_file::read(&zst).unwrap(), plain);
+    // The last block's content: a literal byte of a raw or compressed
+    // block, before the 4-byte checksum.
+    let mut flipped = one.clone();
+    let at = one.len() - 8;
+    flipped[at] ^= 0x01;
+    for (name, bytes, want) in [
+        ("cut", one[..one.len() - 9].to_vec(), "zstd: premature eof"),
+        (
+            "flipped",
+            flipped,
+            "zstd: checksum mismatch: the frame says ",
+        ),
+    ] {
+        let path = dir.join(format!("{name}.ko.zst"));
+        std::fs::write(&path, &bytes).unwrap();
+        let e = klp_convert::module_file::read(&path).expect_err(name);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{}: {want}", path.display())),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("Error {"), "{name}: Debug text: {text}");
+    }
+}
