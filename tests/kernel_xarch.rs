@@ -50,6 +50,13 @@
 //!     back: more trampolines than the room, written past its end, silently
 //!     (the module loads and works: the memory after `.plt` was free). The
 //!     fixed form (`.lp.calls`) loads with its trampolines inside `.plt`.
+//! 14. ppc32 only: lp_v7's constant pointer tables are in `.rodata` (no
+//!     PIC) and the loader writes `R_PPC_ADDR32` with a plain store:
+//!     `klp-convert build` refuses it (`late-reloc-read-only`), so the
+//!     scenario's v7 steps find no module; converted without the loader's
+//!     rules and loaded in another boot after its target, the kernel oopses
+//!     in apply_relocate_add ("Unable to handle kernel data access on
+//!     write"), as `check` predicted.
 //!
 //! The relocation types of the converted modules' klp sections are
 //! asserted per architecture.
@@ -196,6 +203,68 @@ fn v7_refused_on_ppc32(k: &XKernel, dir: &Path, maps: &[PathBuf], kcflags: &str)
         "{err}"
     );
     assert!(err.contains("build: 1 livepatch module refused"), "{err}");
+}
+
+/// ppc32, after the scenario's boot: what the kernel does with lp_v7
+/// converted without the loader's rules. Another boot, the target loaded
+/// first: enabling the patch writes the module-specific `R_PPC_ADDR32`
+/// into lp_v7's `.rodata`, read-only by then, with a plain store, and the
+/// kernel oopses in apply_relocate_add (the insmod is killed; the patch
+/// never applies).
+fn v7_rodata_fault(k: &XKernel, work: &Path, maps: &[PathBuf]) {
+    let m = rootfs(work, &k.dir.join("busybox"));
+    let rootfs = m.parent().unwrap().to_path_buf();
+    std::fs::write(
+        rootfs.join("init"),
+        "#!/bin/busybox sh\n. /klptest.sh\nout start \"kernel=$(uname -r)\"\n\
+         load v7_rodata klp_test_target.ko\nload v7_rodata klp_test_v7.ko\nvalue v7_rodata\n\
+         out done result=ok\nhalt_machine\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        work.join("target/klp_test_target.ko"),
+        m.join("klp_test_target.ko"),
+    )
+    .unwrap();
+    let data = std::fs::read(work.join("lp_v7/klp_test_v7.ko")).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    let mut map = klp_convert::maps::SymbolMap::new();
+    for f in maps {
+        map.add_file(f).unwrap();
+    }
+    let plan = match klp_convert::convert::make_plan_with(&elf, Some(&map), false) {
+        Ok(p) => p.0,
+        Err(e) => panic!("lp_v7: {e:?}"),
+    };
+    let ko = m.join("klp_test_v7.ko");
+    std::fs::write(
+        &ko,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
+    // check predicts the fault.
+    let (code, text) = check(&ko, maps);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("late relocation into read-only section .rodata: ppc writes R_PPC_ADDR32 with a plain store"),
+        "{text}"
+    );
+    let cpio = work.join("initrd-v7.cpio");
+    pack(&rootfs, &cpio);
+    let (log, _) = boot(&k.qemu(), &cpio, &work.join("console-v7.log"));
+    let r = Results::parse(log);
+    r.expect("v7_rodata", "insmod_klp_test_target.ko", 0, "0");
+    r.expect_refused("v7_rodata", "klp_test_v7.ko");
+    r.expect("v7_rodata", "value", 0, "original");
+    for words in [
+        "BUG: Unable to handle kernel data access on write at 0x",
+        "NIP [",
+        "apply_relocate_add+",
+        "klp_write_section_relocs+",
+    ] {
+        r.expect_log(words);
+    }
+    eprintln!("ppc32: lp_v7 converted without the loader's rules: the kernel oopses writing its .rodata, as check predicted");
 }
 
 /// lp_v7's vmlinux static key: a false, non-exported `static_key_false`
@@ -795,6 +864,11 @@ fn scenario(arch: &'static str) {
         assert_eq!(written, needed, "the same calls, the same trampolines");
         assert!(written <= sized, "{written} <= {sized}");
         eprintln!("{arch}: .init PLT trap: {needed} trampolines written into a .plt sized for {room}; fixed form: {written} in {sized}");
+    }
+
+    // ppc32: lp_v7, refused at conversion, loaded anyway in another boot.
+    if arch == "ppc32" {
+        v7_rodata_fault(&k, &work, &maps);
     }
 
     // Every module the kernel loaded passes check (asserted before the boot
