@@ -122,13 +122,13 @@ pub fn convert_one(
             source,
         }),
         Err(convert::Error::Io(e)) => Err(Error::ModuleFile(e)),
-        // A failure the library added after this command line: said as it is.
-        Err(e) => {
-            say(err, format_args!("error: {}: {e}", input.display()));
-            Err(Error::Internal {
-                file: input.display().to_string(),
-            })
-        }
+        // A failure the library added after this command line: said in the
+        // library's words, not as a failed verification (which it may not
+        // be). Exit 1, as a failed conversion.
+        Err(e) => Err(Error::ConvertFailed {
+            file: input.display().to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -15,7 +15,6 @@ use crate::module_file;
 /// `klp-convert: ` prefix ([`crate::app::report`] adds it). Errors of the layers below
 /// are kept whole, as the [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The command line is wrong (exit 2): the message, with a hint.
     #[error("{0}")]
@@ -79,6 +78,16 @@ pub enum Error {
         /// The module.
         file: String,
     },
+    /// Converting a module failed in a way this command line does not know:
+    /// a `convert::Error` variant added to the library after it (exit 1).
+    /// Its message is the library's; nothing is claimed about the cause.
+    #[error("error: {file}: {message}; nothing written")]
+    ConvertFailed {
+        /// The module.
+        file: String,
+        /// What the library said.
+        message: String,
+    },
     /// `build` left livepatch modules unconverted (exit 1).
     #[error(
         "build: {} livepatch module{} refused, left unconverted (the kernel would refuse {}): {}",
@@ -136,6 +145,7 @@ impl Error {
             | Error::Malformed { .. }
             | Error::Refused { .. }
             | Error::Internal { .. }
+            | Error::ConvertFailed { .. }
             | Error::BuildRefused(_)
             | Error::InternalErrors(_)
             | Error::ShowFound(_)

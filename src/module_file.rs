@@ -190,59 +190,16 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
     };
     let limit = max_decompressed();
     let out = if format == "xz" {
-        // Concatenated streams and stream padding are read as `xz -d` and
-        // kmod read them; anything else after a stream is an error. No
-        // block's dictionary may exceed the bound by more than 64 MiB (what
-        // `xz -9` uses), so a header cannot ask for more memory than that.
-        let dict_limit_kib = (limit / 1024).saturating_add(64 << 10);
-        let mut decoder = lzma_rust2::XzReader::new_mem_limit(
-            &raw[..],
-            true,
-            u32::try_from(dict_limit_kib).unwrap_or(u32::MAX),
-        );
-        read_bounded(&mut decoder, limit).map_err(|e| {
-            // The xz reader says "failed to fill whole buffer" of a cut file.
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                failed(io::Error::new(e.kind(), "premature eof"))
-            } else {
-                failed(e)
-            }
-        })?
+        decompress_xz(&raw, limit).map_err(failed)?
     } else {
-        // ruzstd's messages carry Debug text of its inner errors: a cut
-        // frame is said in words, as xz's is.
-        let zstd = |e: io::Error| {
-            if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("UnexpectedEof") {
-                failed(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "premature eof",
-                ))
-            } else {
-                failed(e)
-            }
-        };
-        let mut decoder = ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
-            .map_err(|e| zstd(io::Error::other(e)))?;
-        let out = read_bounded(&mut decoder, limit).map_err(zstd)?;
-        // The frame's checksum (zstd writes one by default, and kmod's
-        // libzstd checks it): ruzstd computes it but leaves the comparison
-        // to its caller. Without it, a flipped byte decodes to another
-        // module.
-        let frame = &decoder.decoder;
-        if out.len() as u64 <= limit {
-            if let (Some(want), Some(got)) = (
-                frame.get_checksum_from_data(),
-                frame.get_calculated_checksum(),
-            ) {
-                if want != got {
-                    return Err(failed(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("checksum mismatch: the frame says {want:08x}, its content hashes to {got:08x}"),
-                    )));
-                }
-            }
-        }
-        out
+        decompress_zstd(&raw, limit).map_err(|e| match e {
+            ZstdError::TooLarge => Error::TooLarge {
+                path: path.to_path_buf(),
+                format,
+                limit,
+            },
+            ZstdError::Bad(source) => failed(source),
+        })?
     };
     if out.len() as u64 > limit {
         return Err(Error::TooLarge {
@@ -254,10 +211,275 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// How far an xz dictionary may exceed the bound: 64 MiB, what `xz -9`
+/// uses, and 1 MiB more. A small module packed by `xz -9` declares a 64 MiB
+/// dictionary whatever its size, so a tight bound must still read it; the
+/// dictionary is allocated zeroed and touched only as far as the output
+/// reaches, so what it costs in memory follows the output, and a header can
+/// ask for no more than the bound plus this.
+pub const XZ_DICT_SLACK: u64 = 65 << 20;
+
+/// The module in the xz file `raw`, to at most `limit` bytes (one more
+/// tells [`decompress`] it is over), with xz4rust, a port of the kernel's
+/// own XZ Embedded. Concatenated streams and stream padding are read as
+/// kmod's userspace decompression (liblzma with `LZMA_CONCATENATED`) and
+/// `xz -d` read them; the kernel's in-kernel module decompression
+/// (kernel/module/decompress.c, which kmod 31 and later hands `.ko.xz`
+/// files to when /sys/module/compression says xz) reads only the first
+/// stream. Anything else after a stream, a cut stream, a failed check or a
+/// dictionary over `limit` + [`XZ_DICT_SLACK`] is refused.
+fn decompress_xz(raw: &[u8], limit: u64) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 16;
+    let max_dict = usize::try_from(limit.saturating_add(XZ_DICT_SLACK)).unwrap_or(usize::MAX);
+    let mut decoder = xz4rust::XzDecoder::in_heap_with_alloc_dict_size(0, max_dict);
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let (mut filled, mut at) = (0, 0);
+    loop {
+        if filled == out.len() {
+            let room = cap.saturating_sub(filled as u64);
+            if room == 0 {
+                break;
+            }
+            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
+            out.resize(filled + more, 0);
+        }
+        let input = raw.get(at..).unwrap_or_default();
+        let step = decoder
+            .decode(input, &mut out[filled..])
+            .map_err(|e| xz_error(&e, limit))?;
+        at += step.input_consumed();
+        filled += step.output_produced();
+        if step.is_end_of_stream() {
+            let rest = raw.get(at..).unwrap_or_default();
+            let zeros = rest.iter().take_while(|&&b| b == 0).count();
+            if zeros % 4 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "corrupt data: {zeros} bytes of stream padding, not a multiple of four"
+                    ),
+                ));
+            }
+            let rest = &rest[zeros..];
+            if rest.is_empty() {
+                break;
+            }
+            if !rest.starts_with(XZ_MAGIC) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} bytes of data after the stream", rest.len()),
+                ));
+            }
+            at += zeros;
+            decoder.reset();
+        } else if !step.made_progress() {
+            // With output room left, a decoder that takes nothing more
+            // has run out of input.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "premature eof",
+            ));
+        }
+    }
+    out.truncate(filled);
+    Ok(out)
+}
+
+/// xz4rust's error `e` in words (its Display text is the variant's name).
+fn xz_error(e: &xz4rust::XzError, limit: u64) -> io::Error {
+    use xz4rust::XzError as X;
+    let text = match e {
+        X::NeedsLargerInputBuffer => {
+            return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof")
+        }
+        X::DictionaryTooLarge(size) => format!(
+            "the stream's dictionary of {} MiB is over the limit of {} MiB ({MAX_DECOMPRESSED_ENV} raises it)",
+            size.div_ceil(1 << 20),
+            limit.saturating_add(XZ_DICT_SLACK) >> 20,
+        ),
+        X::ContentCrc32Mismatch(..) | X::ContentCrc64Mismatch(..) => {
+            "checksum mismatch: the content does not match the stream's check".to_string()
+        }
+        X::Sha256NotSupported => {
+            "the stream's SHA-256 check is not supported (xz and kbuild write CRC64 or CRC32)".to_string()
+        }
+        X::UnsupportedCheckType(_)
+        | X::UnsupportedStreamHeaderOption
+        | X::UnsupportedBlockHeaderOption
+        | X::UnsupportedLzmaProperties(_)
+        | X::UnsupportedBcjFilter(_) => "unsupported options or filters".to_string(),
+        _ => "corrupt data".to_string(),
+    };
+    io::Error::new(io::ErrorKind::InvalidData, text)
+}
+
+/// The largest zstd window read: 128 MiB, libzstd's default window limit
+/// (`ZSTD_WINDOWLOG_LIMIT_DEFAULT`, 27), which kmod's decompression inherits
+/// and kbuild's `zstd --long=27` keeps to. ruzstd's `StreamingDecoder::new`
+/// checks no window at all, and while the window is larger than what was
+/// decoded it hands out nothing: a 32 KiB frame asking for a 2^40-byte
+/// window had it decode a whole gigabyte into memory before the output
+/// bound saw a byte.
+pub const ZSTD_MAX_WINDOW: u64 = 1 << 27;
+
+/// Why a zstd frame was not read.
+enum ZstdError {
+    /// Over the bound (the frame says so, or its content is).
+    TooLarge,
+    /// Anything else, in words.
+    Bad(io::Error),
+}
+
+/// The module in the zstd frame `raw`, to at most `limit` bytes (one more
+/// tells [`decompress`] it is over). The frame header is read first: its
+/// window is ruzstd's memory, and a content size it declares over `limit` is
+/// over the bound without decoding. The file must be that one frame: the
+/// kernel's and kmod's decompression read one frame, so a second one or
+/// trailing bytes would be a module klp-convert reads and the kernel loads
+/// differently.
+fn decompress_zstd(raw: &[u8], limit: u64) -> Result<Vec<u8>, ZstdError> {
+    let bad = |kind, text: String| ZstdError::Bad(io::Error::new(kind, text));
+    let (frame, _) =
+        ruzstd::frame::read_frame_header(raw).map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    let header = &frame.header;
+    if header.descriptor.reserved_flag() {
+        // libzstd refuses it too; ruzstd reads on.
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            "corrupt data in the frame header (a reserved bit is set)".to_string(),
+        ));
+    }
+    let declared = match header.descriptor.frame_content_size_bytes() {
+        Ok(0) => None,
+        Ok(_) => Some(header.frame_content_size()),
+        Err(e) => return Err(ZstdError::Bad(zstd_error(&e))),
+    };
+    if declared.is_some_and(|size| size > limit) {
+        return Err(ZstdError::TooLarge);
+    }
+    let window = header
+        .window_size()
+        .map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    if window > ZSTD_MAX_WINDOW {
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            format!("the frame needs a {window}-byte window; zstd's decoders, kmod's included, accept at most 128 MiB"),
+        ));
+    }
+    let mut decoder = ruzstd::streaming_decoder::StreamingDecoder::new(raw)
+        .map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    let out = read_bounded(&mut decoder, limit).map_err(|e| ZstdError::Bad(zstd_io_error(e)))?;
+    if out.len() as u64 > limit {
+        return Err(ZstdError::TooLarge);
+    }
+    // The frame's checksum (zstd writes one by default, and kmod's libzstd
+    // checks it): ruzstd computes it but leaves the comparison to its
+    // caller. Without it, a flipped byte decodes to another module.
+    let frame = &decoder.decoder;
+    if let (Some(want), Some(got)) = (
+        frame.get_checksum_from_data(),
+        frame.get_calculated_checksum(),
+    ) {
+        if want != got {
+            return Err(bad(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "checksum mismatch: the frame says {want:08x}, its content hashes to {got:08x}"
+                ),
+            ));
+        }
+    }
+    // libzstd refuses a frame whose content differs from the size it
+    // declares ("corrupted"), and so does kmod.
+    if let Some(size) = declared {
+        if size != out.len() as u64 {
+            return Err(bad(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "corrupt data: the frame declares {size} bytes and holds {}",
+                    out.len()
+                ),
+            ));
+        }
+    }
+    let rest = decoder.get_ref();
+    if !rest.is_empty() {
+        let what = if rest.starts_with(ZSTD_MAGIC)
+            || rest.len() >= 4 && rest[0] & 0xf0 == 0x50 && rest[1..4] == [0x2a, 0x4d, 0x18]
+        {
+            "a second frame"
+        } else {
+            "data"
+        };
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes of {what} after the frame; the kernel and kmod read one frame",
+                rest.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// ruzstd's error `e` in fixed words: its Display text carries Debug text
+/// of inner errors (`DecompressLiteralsError(DecodedLiteralCountMismatch {
+/// decoded: 3, expected: 9 })`) and swaps its "header" and "body" labels. An
+/// input cut short is an unexpected end of file somewhere down the chain,
+/// said "premature eof" as for xz; anything else is "corrupt data" and where
+/// in the frame.
+fn zstd_error(e: &(dyn std::error::Error + 'static)) -> io::Error {
+    use ruzstd::frame::{FrameDescriptorError, FrameHeaderError, ReadFrameHeaderError};
+    use ruzstd::frame_decoder::FrameDecoderError as F;
+    let mut link = Some(e);
+    while let Some(err) = link {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::UnexpectedEof)
+        {
+            return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof");
+        }
+        link = err.source();
+    }
+    let header = e.is::<ReadFrameHeaderError>()
+        || e.is::<FrameHeaderError>()
+        || e.is::<FrameDescriptorError>();
+    let place = match e.downcast_ref::<F>() {
+        _ if header => " in the frame header",
+        Some(F::ReadFrameHeaderError(_) | F::FrameHeaderError(_) | F::FailedToInitialize(_)) => {
+            " in the frame header"
+        }
+        Some(F::DictNotProvided { .. }) => {
+            " (the frame needs a dictionary, which modules never use)"
+        }
+        Some(F::FailedToReadBlockHeader(_)) => " in a block header",
+        Some(F::FailedToReadBlockBody(_)) => " in a block",
+        Some(F::FailedToReadChecksum(_)) => " in the checksum",
+        _ => "",
+    };
+    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt data{place}"))
+}
+
+/// [`zstd_error`] of what ruzstd's reader returned: the decoder's error
+/// inside an [`io::Error`], or an I/O error of its own.
+fn zstd_io_error(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof");
+    }
+    match e.get_ref() {
+        Some(inner) => zstd_error(inner),
+        None => zstd_error(&e),
+    }
+}
+
 /// All of `decoder`, up to `limit + 1` bytes (one more than the bound, to
 /// tell a module over it). The buffer is zeroed 64 KiB at a time ahead of
-/// the decoder, so memory follows the output: `read_to_end` has the decoder
-/// fill buffers that double, and a module of 35 MiB cost 64 MiB.
+/// the decoder, so the output costs what it holds: `read_to_end` has the
+/// decoder fill buffers that double, and a module of 35 MiB cost 64 MiB.
+/// The decoder's own window comes on top (zstd's, at most
+/// [`ZSTD_MAX_WINDOW`]; xz's dictionary, touched only as far as the output
+/// reaches): up to twice the output in all.
 fn read_bounded(decoder: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
     const CHUNK: usize = 1 << 16;
     let cap = limit.saturating_add(1);
