@@ -294,8 +294,12 @@ modpost lets a livepatch=Y module's .klp.sym.rela.* names through (and
 nothing else), and each livepatch module is converted once linked
 (\"  KLP     path/to/mod.ko\"), with the tree's vmlinux and Module.symvers
 as maps (more with KLP_CONVERT_SYMBOLS=...). KLP_CONVERT=<path> names the
-tool (default: klp-convert from PATH). The patch is chosen by the tree's
-Makefile (VERSION, PATCHLEVEL) or --kernel-release: 6.1, 6.12 and 7.x.";
+tool (default: klp-convert from PATH). With -C, each patch is tried on
+the tree (patch --dry-run -p1 --fuzz=0; the tree's own series first, from
+its Makefile) and the first that applies is printed, its series said on
+stderr; a tree none fits is refused with the series tried. With
+--kernel-release, the release's number chooses. Series: 5.10, 6.1, 6.12,
+7 (7.0 to 7.2) and 7.3 (7.3 and later).";
 
 /// `-C DIR`: "the kernel tree, as make -C takes it", in every command
 /// that has it.
@@ -511,14 +515,14 @@ impl ConvertArgs {
 #[derive(Debug, Clone, Args)]
 #[group(id = "series", required = true, multiple = false, args = ["kernel_dir", "kernel_release"])]
 pub struct KbuildPatchArgs {
-    /// The kernel source tree to patch (its Makefile gives the series);
-    /// `--tree` is the old name.
+    /// The kernel source tree to patch (each patch is tried on it with a
+    /// dry run); `--tree` is the old name.
     #[arg(
         short = 'C',
         long = "kernel-dir",
         alias = "tree",
         value_name = "DIR",
-        help = format!("{KERNEL_DIR_HELP}: the kernel source tree to patch (its Makefile gives the series)")
+        help = format!("{KERNEL_DIR_HELP}: the kernel source tree to patch (the patch that applies is chosen)")
     )]
     pub kernel_dir: Option<PathBuf>,
     /// The release the patch is for, instead of a tree.

@@ -330,6 +330,86 @@ fn symbol_name_length_depends_on_the_release() {
     );
 }
 
+/// Before 6.1 the livepatch module's kallsyms keeps at most 127 bytes of a
+/// symbol name, and module-specific klp symbols are read from there: the
+/// whole `.klp.sym.<obj>.<name>,<pos>` counts (Debian's 5.10 proves the
+/// 127/128 boundary in tests/kernel_e2e.rs step 14). Crafted here: the cut
+/// inside a position (no test kernel has a symbol at position 12), vmlinux
+/// symbols (read from the full table, so only `<name>` counts) and 6.1,
+/// which keeps names whole.
+#[test]
+fn whole_klp_symbol_is_cut_before_6_1() {
+    let dir = scratch("check_whole_name");
+    // .klp.sym.klp_mod.<name>,12 with the name sized for a total of `len`.
+    let module_specific = |len: usize, pos: u32| -> PathBuf {
+        let prefix = ".klp.sym.klp_mod.".len() + 1 + pos.to_string().len();
+        let name = format!("n{}", "m".repeat(len - prefix - 1));
+        let obj = dir.join(format!("lp{len}_{pos}.o"));
+        compile_x86_64(
+            &format!(
+                "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL_POS(klp_mod, klp_mod, {name}, {pos});\n\
+                 int f(void) {{ return v; }}\n{}",
+                klp_patch_c(&[(Some("klp_mod"), &[("f", 0, "f")])])
+            ),
+            &obj,
+        );
+        let out = dir.join(format!("out{len}_{pos}.o"));
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", stderr(&r));
+        out
+    };
+    let old = ["--kernel-release", "5.10.0-32-amd64"];
+    let new = ["--kernel-release", "6.1.0-56-amd64"];
+    let fits = module_specific(127, 1);
+    let (_, text) = check(&fits, &old);
+    assert!(
+        !text.contains("klp-symbol-too-long") && !text.contains("KSYM_NAME_LEN"),
+        "{text}"
+    );
+    let cut = module_specific(128, 1);
+    let (code, text) = check(&cut, &old);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is 128 bytes; kernel 5.10.0-32-amd64 keeps at most 127 (KSYM_NAME_LEN - 1) of a symbol name in the livepatch module's kallsyms (add_kallsyms, before 6.1), where it reads 'klp_mod' symbols when that module loads: the name is cut before its position's first digit, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'"),
+        "{text}"
+    );
+    let (_, text) = check(&cut, &new);
+    assert!(!text.contains("KSYM_NAME_LEN"), "{text}");
+    // ",12" cut to ",1": another position.
+    let pos = module_specific(128, 12);
+    let (code, text) = check(&pos, &old);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the name is cut inside its position, which the kernel then reads as '1': the symbol at that position, or none"),
+        "{text}"
+    );
+    // vmlinux: a whole name of 150 bytes, its <name> 127: read whole.
+    let name = format!("v{}", "w".repeat(126));
+    let obj = dir.join("vmlinux.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, {name});\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("vmlinux.out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (_, text) = check(&out, &old);
+    assert!(!text.contains("KSYM_NAME_LEN"), "{text}");
+}
+
 /// Build a module whose klp relocations were planned for vmlinux and then
 /// retargeted to a module by `edit`, as a broken tool might.
 fn retargeted(test: &str, source: &str, edit: impl Fn(&mut plan::Plan)) -> PathBuf {

@@ -105,6 +105,11 @@ fn dash_c_is_the_kernel_tree_everywhere() {
         "# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 158\n",
     )
     .unwrap();
+    let six_one = klp_convert::kbuild::PATCHES
+        .iter()
+        .find(|p| p.series == "6.1")
+        .unwrap();
+    tree_for_patch(&tree, six_one.text);
     let tree = tree.to_str().unwrap();
     let want = help(&["kbuild-patch", "--kernel-release", "6.1.0-56-amd64"]);
     assert!(want.contains("(Linux 6.1)"), "{want}");
@@ -132,7 +137,7 @@ fn dash_c_is_the_kernel_tree_everywhere() {
         ),
         (
             "kbuild-patch",
-            "the kernel source tree to patch (its Makefile gives the series)",
+            "the kernel source tree to patch (the patch that applies is chosen)",
         ),
     ] {
         let text = help(&[command, "-h"]);

@@ -6,7 +6,7 @@
 //! Markdown points at a file (and a heading, for an anchor). No tracked file
 //! cites an internal tracker number, which a reader cannot follow. In the
 //! second tier, the README's five-minute walk builds and checks on Debian's
-//! 6.1 and 6.12 kbuild.
+//! 5.10, 6.1 and 6.12 kbuild.
 
 mod common;
 
@@ -513,6 +513,12 @@ fn walk(series: &str) {
             walk.build_stderr
         );
     }
+}
+
+#[test]
+#[ignore = "needs Debian's 5.10 kernel (scripts/fetch-kernels)"]
+fn the_readme_walk_builds_on_debian_5_10() {
+    walk("5.10");
 }
 
 #[test]

@@ -458,3 +458,33 @@ pub fn readme_load_commands(block: usize) -> Vec<(String, Option<String>)> {
         })
         .collect()
 }
+
+/// Make `dir` a tree that `patch` (a kbuild patch) applies to: for each
+/// file it changes, the lines its hunks expect (context and removed lines,
+/// the hunks in order), so `kbuild-patch -C` finds it by its dry run
+/// without a kernel tree.
+pub fn tree_for_patch(dir: &Path, patch: &str) {
+    let mut file: Option<PathBuf> = None;
+    let mut text = String::new();
+    let flush = |file: &Option<PathBuf>, text: &mut String| {
+        if let Some(f) = file {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, std::mem::take(text)).unwrap();
+        }
+    };
+    for line in patch.lines() {
+        if let Some(name) = line.strip_prefix("--- a/") {
+            flush(&file, &mut text);
+            file = Some(dir.join(name));
+        } else if line.starts_with("+++ ") || line.starts_with("@@") || line.starts_with("diff ") {
+        } else if file.is_some() {
+            if let Some(l) = line.strip_prefix(' ').or_else(|| line.strip_prefix('-')) {
+                text.push_str(l);
+                text.push('\n');
+            } else if line.is_empty() {
+                text.push('\n');
+            }
+        }
+    }
+    flush(&file, &mut text);
+}

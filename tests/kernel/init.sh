@@ -252,5 +252,18 @@ if [ -f /mod/lp_cmdline.ko ]; then
 	out walk "loaded=$(grep -c '^lp_cmdline ' /proc/modules)"
 fi
 
+# 14. klp symbol names of 127 and 128 bytes (x86_64, tests/kernel_e2e.rs):
+#     Linux before 6.1 reads at most 127 bytes of the name (KSYM_NAME_LEN).
+if load longname klp_test_long.ko; then
+	for len in 127 128; do
+		if load longname klp_test_long$len.ko; then
+			wait_patch klp_test_long$len
+			tvalue long$len klp_test_long
+			disable klp_test_long$len long$len
+		fi
+	done
+	rmmod klp_test_long
+fi
+
 out done result=ok
 halt_machine
