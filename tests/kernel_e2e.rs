@@ -1,6 +1,8 @@
 //! Real kernels: build livepatch modules with Debian's kbuild, convert them
-//! with klp-convert, boot Debian's 6.1 and 6.12 kernels under qemu (TCG),
-//! load the modules and assert what the kernel did.
+//! with klp-convert, boot Debian's 5.10, 6.1, 6.12 and 7.3 kernels under
+//! qemu (TCG), load the modules and assert what the kernel did. 7.3 has
+//! `CONFIG_X86_KERNEL_IBT=y`; qemu's TCG does not implement IBT, so its
+//! `ENDBR` checks are not exercised here.
 //!
 //! The scenarios run in one boot per kernel, driven by
 //! `tests/kernel/init.sh`, which prints `KLPTEST <step> <key>=<value>` lines:
@@ -10,7 +12,7 @@
 //!    `/proc/cmdline` handler; disabling restores the original;
 //! 3. target module first, then the patch: static homonyms at positions 1 and 2
 //!    reach file A's and file B's symbols; the target is unloaded and loaded
-//!    again while the patch stays enabled (6.12 re-applies; 6.1 refuses);
+//!    again while the patch stays enabled (6.12 and 7.3 re-apply; 5.10 and 6.1 refuse);
 //! 4. patch first, then the target (late module patching);
 //! 5. a position the target does not have fails with the kernel's message;
 //! 6. plain C and 7. the v7 tables, resolved from the maps, both orders;
@@ -104,7 +106,8 @@ fn make_module(kernel: &Path, m: &Path) {
                 ))
                 // The unpatched modpost stops at the annotation names.
                 .arg("KBUILD_MODPOST_WARN=1")
-                .arg(target),
+                .arg(target)
+                .env("PATH", kbuild_path(&kernel.join("build"))),
             &format!("make M={} {target}", m.display()),
         )
     };
@@ -620,4 +623,19 @@ fn debian_6_1() {
 #[ignore = "tier 2: boots Debian kernels under qemu (scripts/fetch-kernels); scripts/test runs it"]
 fn debian_6_12() {
     scenario("6.12");
+}
+
+/// trixie-backports' 7.3 (CONFIG_KLP_BUILD=y, CONFIG_X86_KERNEL_IBT=y): its
+/// kbuild runs in scripts/fetch-kernels' trixie chroot (glibc 2.38,
+/// gcc-14), through kernels/7.3/bin/make, which the test requires.
+#[test]
+#[ignore = "tier 2: boots Debian kernels under qemu (scripts/fetch-kernels); scripts/test runs it"]
+fn debian_7_3() {
+    let make = kernel_dir("7.3").join("bin/make");
+    assert!(
+        make.is_file(),
+        "{}: missing (scripts/fetch-kernels)",
+        make.display()
+    );
+    scenario("7.3");
 }

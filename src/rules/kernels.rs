@@ -269,7 +269,7 @@ pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
 /// wrote after a call instead of the nop ("Expected nop after call, got
 /// e8410018"). s390 and arm64 check neither and re-apply (s390 except its
 /// GOT and PLT entries: `arch::s390x::got_stale`). Both sides on real
-/// kernels: Debian's x86_64 5.10 and 6.1 refuse, 6.12 re-applies
+/// kernels: Debian's x86_64 5.10 and 6.1 refuse, 6.12 and 7.3 re-apply
 /// (tests/kernel_e2e.rs step 3).
 pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
     let old = target.release.as_ref().is_some_and(|r| r.before(6, 3));

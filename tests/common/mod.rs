@@ -211,6 +211,21 @@ pub fn addresses_by_name(
 /// kbuild's `cc-option -mfentry` probe fails and the module calls mcount,
 /// which the build then rightly refuses. That is kbuild's flake, not the
 /// tool's: clean (kbuild's own `make` line) and build once more.
+/// PATH for the commands that run `make` against `kbuild`: a kernel whose
+/// kbuild runs in a chroot (Debian's 7.3, whose kbuild programs need glibc
+/// 2.38: scripts/fetch-kernels) has `bin/make` beside `build`, put first;
+/// any other kbuild, the inherited PATH.
+pub fn kbuild_path(kbuild: &Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    match kbuild.parent().map(|k| k.join("bin")) {
+        Some(bin) if bin.join("make").is_file() => {
+            std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+                .expect("PATH")
+        }
+        _ => path,
+    }
+}
+
 pub fn klp_convert_build(
     kbuild: &Path,
     dir: &Path,
@@ -231,16 +246,27 @@ pub fn klp_convert_build(
         args.push("--".into());
         args.extend(make_args.iter().cloned());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = klp_convert(&args);
+    let path = kbuild_path(kbuild);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+            .args(&args)
+            .env("PATH", &path)
+            .output()
+            .expect("run klp-convert")
+    };
+    let r = run();
     if !stderr(&r).contains("symbol 'mcount'") {
         return r;
     }
     eprintln!("{}: built without -mfentry; building again", dir.display());
     let build = klp_convert::kbuild::Kbuild::new(kbuild.to_path_buf(), dir, Vec::new()).unwrap();
-    let clean = build.make_command("clean").output().unwrap();
+    let clean = build
+        .make_command("clean")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
     assert!(clean.status.success(), "make clean in {}", dir.display());
-    klp_convert(&args)
+    run()
 }
 
 /// Convert `input` into `out` with the map `map` (asserting that it
@@ -394,6 +420,7 @@ pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
                 Command::new(env!("CARGO_BIN_EXE_klp-convert"))
                     .args(&argv)
                     .current_dir(dir)
+                    .env("PATH", kbuild_path(kbuild))
                     .output()
                     .unwrap()
             };
@@ -406,6 +433,7 @@ pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
                     .arg(kbuild)
                     .arg(format!("M={}", dir.display()))
                     .arg("clean")
+                    .env("PATH", kbuild_path(kbuild))
                     .output()
                     .unwrap();
                 assert!(clean.status.success());
