@@ -48,7 +48,7 @@ pub fn run(invocation: Invocation, out: &mut dyn Write, err: &mut dyn Write) -> 
             Command::Check(a) => check(&a, out, err),
             Command::Symbols(a) => symbols(&a, out, err),
             Command::Build(a) => build(&a, err),
-            Command::KbuildPatch(a) => kbuild_patch(&a, out),
+            Command::KbuildPatch(a) => kbuild_patch(&a, out, err),
             Command::Generate(a) => generate(&a.what, out),
         },
     };
@@ -122,6 +122,13 @@ pub fn convert_one(
             source,
         }),
         Err(convert::Error::Io(e)) => Err(Error::ModuleFile(e)),
+        // A failure the library added after this command line: said in the
+        // library's words, not as a failed verification (which it may not
+        // be). Exit 1, as a failed conversion.
+        Err(e) => Err(Error::ConvertFailed {
+            file: input.display().to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -197,6 +204,11 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             Err(check::FileError::Panicked(p)) => {
                 say(err, format_args!("error: {p}"));
+                internal += 1;
+            }
+            // A failure the library added after this command line.
+            Err(e) => {
+                say(err, format_args!("error: {e}"));
                 internal += 1;
             }
         }
@@ -426,18 +438,32 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-/// `klp-convert kbuild-patch`: the patch for `-C DIR` or `--kernel-release`.
-pub fn kbuild_patch(args: &KbuildPatchArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let (major, minor) = match (&args.kernel_dir, &args.release.kernel_release) {
-        (Some(tree), None) => kbuild::tree_version(tree).map_err(Error::Kbuild)?,
-        (None, Some(r)) => (r.major, r.minor),
+/// `klp-convert kbuild-patch`: the patch for `-C DIR` (the one a dry run
+/// applies, said on stderr) or `--kernel-release`.
+pub fn kbuild_patch(
+    args: &KbuildPatchArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let patch = match (&args.kernel_dir, &args.release.kernel_release) {
+        (Some(tree), None) => {
+            let (patch, tried) = kbuild::choose_patch(tree).map_err(Error::Kbuild)?;
+            let _ = writeln!(
+                err,
+                "{PREFIX}{}: the {} kbuild patch applies (patch --dry-run; tried {})",
+                tree.display(),
+                patch.series,
+                tried.join(", ")
+            );
+            patch
+        }
+        (None, Some(r)) => kbuild::patch_for(r.major, r.minor).map_err(Error::Kbuild)?,
         _ => {
             return Err(Error::usage(
                 "kbuild-patch needs either -C DIR or --kernel-release R",
             ))
         }
     };
-    let patch = kbuild::patch_for(major, minor).map_err(Error::Kbuild)?;
     out.write_all(patch.text.as_bytes()).map_err(Error::stdout)
 }
 

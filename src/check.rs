@@ -78,30 +78,15 @@ pub fn check_bytes(
 }
 
 /// Why a file given to `check` has no [`ModuleReport`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// It could not be read (or decompressed).
-    Read(crate::module_file::Error),
+    #[error("{0}")]
+    Read(#[source] crate::module_file::Error),
     /// Checking it hit a bug of this tool; the other files were checked.
-    Panicked(Panicked),
-}
-
-impl std::fmt::Display for FileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FileError::Read(e) => e.fmt(f),
-            FileError::Panicked(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for FileError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            FileError::Read(e) => Some(e),
-            FileError::Panicked(e) => Some(e),
-        }
-    }
+    #[error("{0}")]
+    Panicked(#[source] Panicked),
 }
 
 /// Check many files in parallel; reports in the order of `files`. A file

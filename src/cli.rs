@@ -294,8 +294,12 @@ modpost lets a livepatch=Y module's .klp.sym.rela.* names through (and
 nothing else), and each livepatch module is converted once linked
 (\"  KLP     path/to/mod.ko\"), with the tree's vmlinux and Module.symvers
 as maps (more with KLP_CONVERT_SYMBOLS=...). KLP_CONVERT=<path> names the
-tool (default: klp-convert from PATH). The patch is chosen by the tree's
-Makefile (VERSION, PATCHLEVEL) or --kernel-release: 6.1, 6.12 and 7.x.";
+tool (default: klp-convert from PATH). With -C, each patch is tried on
+the tree (patch --dry-run -p1 --fuzz=0; the tree's own series first, from
+its Makefile) and the first that applies is printed, its series said on
+stderr; a tree none fits is refused with the series tried. With
+--kernel-release, the release's number chooses. Series: 5.10, 6.1, 6.12,
+7 (7.0 to 7.2) and 7.3 (7.3 and later).";
 
 /// `-C DIR`: "the kernel tree, as make -C takes it", in every command
 /// that has it.
@@ -511,14 +515,14 @@ impl ConvertArgs {
 #[derive(Debug, Clone, Args)]
 #[group(id = "series", required = true, multiple = false, args = ["kernel_dir", "kernel_release"])]
 pub struct KbuildPatchArgs {
-    /// The kernel source tree to patch (its Makefile gives the series);
-    /// `--tree` is the old name.
+    /// The kernel source tree to patch (each patch is tried on it with a
+    /// dry run); `--tree` is the old name.
     #[arg(
         short = 'C',
         long = "kernel-dir",
         alias = "tree",
         value_name = "DIR",
-        help = format!("{KERNEL_DIR_HELP}: the kernel source tree to patch (its Makefile gives the series)")
+        help = format!("{KERNEL_DIR_HELP}: the kernel source tree to patch (the patch that applies is chosen)")
     )]
     pub kernel_dir: Option<PathBuf>,
     /// The release the patch is for, instead of a tree.
@@ -829,6 +833,81 @@ fn looks_like_a_file(arg: &OsStr) -> bool {
         || FILE_SUFFIXES.iter().any(|s| bytes.ends_with(s))
 }
 
+/// The `convert` command a drop-in form with options meant:
+/// `klp-convert convert INPUT -o OUTPUT [--symbols SYMBOLS] OPTIONS`, the
+/// files taken from their positions (the arguments as typed would not
+/// parse: `convert m.ko out.ko` has one positional too many), each word
+/// shell-quoted so that the line can be pasted.
+fn convert_hint(args: &[OsString]) -> String {
+    // convert's options that take a value, as separate words.
+    const VALUED: &[&str] = &["-o", "--output", "--symbols", "--load-order"];
+    let mut files = Vec::new();
+    let mut output = None;
+    let mut symbols = Vec::new();
+    let mut options = Vec::new();
+    let mut words = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(word) = words.next() {
+        if !word.starts_with('-') {
+            files.push(word);
+            continue;
+        }
+        let (name, value) = match word.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_string(), Some(value.to_string()))
+            }
+            _ if word.starts_with("-o") && word.len() > 2 && !word.starts_with("--") => {
+                ("-o".to_string(), Some(word[2..].to_string()))
+            }
+            _ => (word.clone(), None),
+        };
+        let value = if VALUED.contains(&name.as_str()) {
+            value.or_else(|| words.next())
+        } else {
+            value
+        };
+        match (name.as_str(), value) {
+            ("-o" | "--output", Some(v)) => output = Some(v),
+            ("--symbols", Some(v)) => symbols.push(v),
+            (_, Some(v)) => options.push(format!("{name}={v}")),
+            (_, None) => options.push(name),
+        }
+    }
+    // SYMBOLS INPUT OUTPUT, INPUT OUTPUT, or INPUT with -o.
+    let mut files = files.into_iter();
+    let (first, second, third) = (files.next(), files.next(), files.next());
+    let (input, positional_output, map) = match (first, second, third) {
+        (Some(s), Some(i), Some(o)) => (Some(i), Some(o), Some(s)),
+        (Some(i), Some(o), None) if output.is_none() => (Some(i), Some(o), None),
+        (Some(s), Some(i), None) => (Some(i), None, Some(s)),
+        (i, _, _) => (i, None, None),
+    };
+    let output = output.or(positional_output);
+    let mut line = vec!["klp-convert".to_string(), "convert".to_string()];
+    line.push(shell_quote(input.as_deref().unwrap_or("INPUT")));
+    line.push("-o".to_string());
+    line.push(shell_quote(output.as_deref().unwrap_or("OUTPUT")));
+    for s in map.iter().chain(&symbols) {
+        line.push("--symbols".to_string());
+        line.push(shell_quote(s));
+    }
+    line.extend(files.chain(options).map(|w| shell_quote(&w)));
+    line.join(" ")
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it holds only
+/// characters no shell treats specially, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=+,:@%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// The drop-in forms: positional arguments only (`-h`/`--help` among them
 /// is the help).
 fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
@@ -839,11 +918,10 @@ fn drop_in(args: &[OsString]) -> Result<Invocation, Error> {
         }
         if a.starts_with('-') {
             // `klp-convert x.ko -o y.ko`: options belong to a command.
-            let words: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
             return Err(Error::usage(format!(
                 "unknown option '{a}' in a drop-in form (INPUT OUTPUT, SYMBOLS INPUT OUTPUT); \
-                 options belong to a command: klp-convert convert {}",
-                words.join(" ")
+                 options belong to a command: {}",
+                convert_hint(args)
             )));
         }
     }

@@ -14,11 +14,13 @@ use crate::module_file;
 /// failure to the exit status; `Display` is the message, without the
 /// `klp-convert: ` prefix ([`crate::app::report`] adds it). Errors of the layers below
 /// are kept whole, as the [`std::error::Error::source`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The command line is wrong (exit 2): the message, with a hint.
+    #[error("{0}")]
     Usage(String),
     /// Reading or writing a file failed (exit 2).
+    #[error("error: {}: {source}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -26,25 +28,34 @@ pub enum Error {
         source: io::Error,
     },
     /// Reading a module file or writing an output failed (exit 2).
-    ModuleFile(module_file::Error),
+    #[error("error: {0}")]
+    ModuleFile(#[source] module_file::Error),
     /// A symbol map could not be read (exit 2).
-    Map(MapError),
+    #[error("error: {0}")]
+    Map(#[source] MapError),
     /// Writing standard output failed, other than a closed pipe (exit 2).
-    Stdout(io::Error),
+    #[error("error: standard output: {0}")]
+    Stdout(#[source] io::Error),
     /// A JSON report could not be produced (exit 2).
-    Json(serde_json::Error),
+    #[error("error: JSON: {0}")]
+    Json(#[source] serde_json::Error),
     /// A kbuild step failed: exit 2 for the setup (no kbuild, no make),
     /// 1 for the build itself.
-    Kbuild(kbuild::Error),
+    #[error("error: {0}")]
+    Kbuild(#[source] kbuild::Error),
     /// Some modules given to `check` could not be read (exit 2); each was
     /// reported as it was met.
+    #[error("error: {} module{} could not be read", .0, s(*.0))]
     Unreadable(usize),
     /// Checking this many modules hit an internal error, a bug (exit 1);
     /// each was reported as it was met, and the others were checked.
+    #[error("check: {} module{} not checked (internal error)", .0, s(*.0))]
     InternalErrors(usize),
     /// `show` listed this many errors (exit 1); the report said which.
+    #[error("show: {} error{} listed", .0, s(*.0))]
     ShowFound(usize),
     /// The input is not a readable ELF object (exit 1).
+    #[error("error: {}: {source}", file.display())]
     Malformed {
         /// The file.
         file: PathBuf,
@@ -52,6 +63,7 @@ pub enum Error {
         source: ReadError,
     },
     /// A module was refused; its problems were reported (exit 1).
+    #[error("{file}: refused ({problems} problem{}); nothing written", s(*problems))]
     Refused {
         /// The module.
         file: String,
@@ -59,14 +71,41 @@ pub enum Error {
         problems: usize,
     },
     /// The converted module failed its own verification, a bug (exit 1).
+    #[error(
+        "{file}: internal error: the converted module failed verification; nothing written. Please report this with the input module."
+    )]
     Internal {
         /// The module.
         file: String,
     },
+    /// Converting a module failed in a way this command line does not know:
+    /// a `convert::Error` variant added to the library after it (exit 1).
+    /// Its message is the library's; nothing is claimed about the cause.
+    #[error("error: {file}: {message}; nothing written")]
+    ConvertFailed {
+        /// The module.
+        file: String,
+        /// What the library said.
+        message: String,
+    },
     /// `build` left livepatch modules unconverted (exit 1).
+    #[error(
+        "build: {} livepatch module{} refused, left unconverted (the kernel would refuse {}): {}",
+        .0.len(),
+        s(.0.len()),
+        them(.0.len()),
+        .0.join(", ")
+    )]
     BuildRefused(Vec<String>),
     /// `build` made modules with undefined symbols that kbuild's modpost
     /// would have refused (exit 1); each symbol was reported.
+    #[error(
+        "error: build: {} module{} with undefined symbols, which kbuild would not have built: {}{}",
+        modules.len(),
+        s(modules.len()),
+        modules.join(", "),
+        missing_symvers(missing)
+    )]
     BuildUndefined {
         /// The modules.
         modules: Vec<String>,
@@ -74,9 +113,11 @@ pub enum Error {
         missing: Option<PathBuf>,
     },
     /// `check` found errors in this many modules (exit 1); the report said so.
+    #[error("check: {} module{} with errors", .0, s(*.0))]
     CheckFound(usize),
     /// Standard output was closed by its reader (`| head`): exit quietly
     /// with 141, what a shell reports for a tool killed by SIGPIPE.
+    #[error("standard output closed")]
     BrokenPipe,
 }
 
@@ -104,6 +145,7 @@ impl Error {
             | Error::Malformed { .. }
             | Error::Refused { .. }
             | Error::Internal { .. }
+            | Error::ConvertFailed { .. }
             | Error::BuildRefused(_)
             | Error::InternalErrors(_)
             | Error::ShowFound(_)
@@ -135,71 +177,23 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) => f.write_str(m),
-            Error::Io { path, source } => write!(f, "error: {}: {source}", path.display()),
-            Error::ModuleFile(e) => write!(f, "error: {e}"),
-            Error::Map(e) => write!(f, "error: {e}"),
-            Error::Stdout(e) => write!(f, "error: standard output: {e}"),
-            Error::Json(e) => write!(f, "error: JSON: {e}"),
-            Error::Kbuild(e) => write!(f, "error: {e}"),
-            Error::Malformed { file, source } => write!(f, "error: {}: {source}", file.display()),
-            Error::Unreadable(n) => write!(f, "error: {n} module{} could not be read", s(*n)),
-            Error::Refused { file, problems } => write!(
-                f,
-                "{file}: refused ({problems} problem{}); nothing written",
-                s(*problems)
-            ),
-            Error::Internal { file } => write!(
-                f,
-                "{file}: internal error: the converted module failed verification; nothing written. Please report this with the input module."
-            ),
-            Error::BuildRefused(modules) => write!(
-                f,
-                "build: {} livepatch module{} refused, left unconverted (the kernel would refuse {}): {}",
-                modules.len(),
-                s(modules.len()),
-                if modules.len() == 1 { "it" } else { "them" },
-                modules.join(", ")
-            ),
-            Error::BuildUndefined { modules, missing } => {
-                write!(
-                    f,
-                    "error: build: {} module{} with undefined symbols, which kbuild would not have built: {}",
-                    modules.len(),
-                    s(modules.len()),
-                    modules.join(", ")
-                )?;
-                match missing {
-                    Some(m) => write!(f, " ({} is missing: kbuild knows no export of the kernel)", m.display()),
-                    None => Ok(()),
-                }
-            }
-            Error::CheckFound(n) => write!(f, "check: {n} module{} with errors", s(*n)),
-            Error::ShowFound(n) => write!(f, "show: {n} error{} listed", s(*n)),
-            Error::InternalErrors(n) => write!(
-                f,
-                "check: {n} module{} not checked (internal error)",
-                s(*n)
-            ),
-            Error::BrokenPipe => f.write_str("standard output closed"),
-        }
+/// The end of [`Error::BuildUndefined`]'s message: why modpost had no export.
+fn missing_symvers(missing: &Option<PathBuf>) -> String {
+    match missing {
+        Some(m) => format!(
+            " ({} is missing: kbuild knows no export of the kernel)",
+            m.display()
+        ),
+        None => String::new(),
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } | Error::Stdout(source) => Some(source),
-            Error::ModuleFile(e) => Some(e),
-            Error::Map(e) => Some(e),
-            Error::Json(e) => Some(e),
-            Error::Kbuild(e) => Some(e),
-            Error::Malformed { source, .. } => Some(source),
-            _ => None,
-        }
+/// `it` or `them`.
+fn them(n: usize) -> &'static str {
+    if n == 1 {
+        "it"
+    } else {
+        "them"
     }
 }
 

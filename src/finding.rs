@@ -294,6 +294,18 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row A1.
     Arm64Plt = "arm64-plt", Error;
+    /// ppc32 `module_frob_arch_sections`: a module without `.plt` or
+    /// `.init.plt`, "Module doesn't contain .plt or .init.plt sections.".
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row R1.
+    Ppc32Plt = "ppc32-plt", Error;
+    /// ppc32 `get_plt_size`/`do_plt_call`: a relocation section with ".init"
+    /// in its name whose calls are in core text: counted for `.init.plt`,
+    /// served from `.plt`, written past its end when the slack runs out
+    /// (a warning while it fits).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row R3.
+    Ppc32InitPlt = "ppc32-init-plt", Error;
     /// "overflow in relocation type %d val %Lx" (ppc64: silent truncation).
     ///
     /// Audit: `docs/klp-contract.md` §9 rows X3, Q10, S3, A4.

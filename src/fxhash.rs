@@ -1,69 +1,25 @@
-//! A small, fast, non-cryptographic hasher (the "Fx" multiply-rotate hash
-//! of Firefox and rustc) for the tool's own lookup tables. The maps it
-//! serves are keyed by symbol names of the user's own kernel: nothing an
-//! attacker picks to provoke collisions, and SipHash costs a third of a
-//! symbols.klp run.
+//! The hasher of the tool's own lookup tables: a fast, non-cryptographic
+//! one. The maps it serves are keyed by symbol names of the user's own
+//! kernel: nothing an attacker picks to provoke collisions, and SipHash
+//! costs a third of a symbols.klp run. The hasher is `rustc-hash`'s
+//! `FxHasher` (it replaced a hand-made copy of the Fx hash at no cost:
+//! callgrind 0.968× its instructions on the v7 drop-in benchmark, 0.994× on
+//! map loading, 1.000× on `convert` of 50,000 relocations; `foldhash` did
+//! about as well, 0.973×, 0.994×).
+//!
+//! [`NameFilter`] stays hand-made: it is not a hash table but a one-bit
+//! pre-test, and no kept crate offers one this small (one multiply a name).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// The Fx hasher.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
+/// A `HashMap` with the Fx hasher (`rustc-hash`).
+pub type FxHashMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+/// A `HashSet` with the Fx hasher (`rustc-hash`).
+pub type FxHashSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 
+/// The multiplier of [`NameFilter`] (the Fx hash's, an odd constant with
+/// well-mixed high bits).
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// A `HashMap` with the Fx hasher.
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-/// A `HashSet` with the Fx hasher.
-pub type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
 /// A quick "none of these names" test to put before a hash lookup, for a
 /// pass over a million map names that asks about a few thousand: one bit a

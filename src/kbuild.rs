@@ -21,7 +21,6 @@
 //! there on every run.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -29,11 +28,17 @@ use std::process::{Command, ExitStatus};
 use crate::elf::{abi, Elf, SHN_UNDEF};
 
 /// Why a kbuild step failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The directory given as the kernel's build directory has no Makefile.
+    #[error(
+        "{}: not a kernel build directory (no Makefile); install the kernel's headers package or give -C",
+        .0.display()
+    )]
     NotKbuild(PathBuf),
     /// A file or directory could not be read.
+    #[error("{}: {source}{}", path.display(), modules_order_hint(path))]
     Io {
         /// The path.
         path: PathBuf,
@@ -41,10 +46,17 @@ pub enum Error {
         source: io::Error,
     },
     /// The running kernel's release could not be read (`/proc`).
-    Release(io::Error),
+    #[error("cannot read the running kernel's release: {0}; give -C")]
+    Release(#[source] io::Error),
     /// `make` could not be started.
-    Spawn(io::Error),
+    #[error("cannot run make: {0}")]
+    Spawn(#[source] io::Error),
     /// `make ... modules` failed.
+    #[error(
+        "make -C {} M={} modules failed ({status})",
+        kbuild.display(),
+        dir.display()
+    )]
     Make {
         /// The kernel's build directory.
         kbuild: PathBuf,
@@ -54,13 +66,44 @@ pub enum Error {
         status: ExitStatus,
     },
     /// No kbuild patch fits this release.
+    #[error(
+        "no kbuild patch for Linux {release}: there are patches for {}",
+        PATCHES.iter().map(|p| p.series).collect::<Vec<_>>().join(", ")
+    )]
     NoPatch {
         /// The release or tree asked about.
         release: String,
     },
+    /// No kbuild patch applies to a kernel tree (the dry run of each).
+    #[error(
+        "{}: no kbuild patch applies to this tree{}: tried {} (patch --dry-run -p1); a tree that is already patched, or of another series, needs no patch or a new one",
+        tree.display(),
+        version.as_deref().map(|v| format!(" (Linux {v})")).unwrap_or_default(),
+        tried.join(", ")
+    )]
+    NoPatchFits {
+        /// The tree.
+        tree: PathBuf,
+        /// Its `major.minor`, when its Makefile gives one.
+        version: Option<String>,
+        /// The series tried, in order.
+        tried: Vec<&'static str>,
+    },
+    /// `patch` could not be run for the dry run.
+    #[error("cannot run patch for the dry run: {0}")]
+    PatchSpawn(#[source] io::Error),
     /// A kernel tree's Makefile gives no VERSION and PATCHLEVEL.
+    #[error(
+        "{}: no VERSION and PATCHLEVEL: not a kernel tree's Makefile",
+        .0.display()
+    )]
     TreeVersion(PathBuf),
     /// `modules.order` names a module that is not there.
+    #[error(
+        "{}: lists {line}, but {} does not exist",
+        order.display(),
+        module.display()
+    )]
     MissingModule {
         /// The `modules.order` file.
         order: PathBuf,
@@ -81,75 +124,20 @@ impl Error {
                 | Error::Release(_)
                 | Error::Spawn(_)
                 | Error::NoPatch { .. }
+                | Error::NoPatchFits { .. }
+                | Error::PatchSpawn(_)
                 | Error::TreeVersion(_)
         ) || matches!(self, Error::Io { path, .. } if !path.ends_with("modules.order"))
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NotKbuild(dir) => write!(
-                f,
-                "{}: not a kernel build directory (no Makefile); install the kernel's \
-                 headers package or give -C",
-                dir.display()
-            ),
-            Error::Io { path, source } if path.ends_with("modules.order") => write!(
-                f,
-                "{}: {source} (did the build make any module?)",
-                path.display()
-            ),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Release(e) => {
-                write!(f, "cannot read the running kernel's release: {e}; give -C")
-            }
-            Error::Spawn(e) => write!(f, "cannot run make: {e}"),
-            Error::NoPatch { release } => write!(
-                f,
-                "no kbuild patch for Linux {release}: there are patches for {}",
-                PATCHES
-                    .iter()
-                    .map(|p| p.series)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Error::TreeVersion(path) => write!(
-                f,
-                "{}: no VERSION and PATCHLEVEL: not a kernel tree's Makefile",
-                path.display()
-            ),
-            Error::Make {
-                kbuild,
-                dir,
-                status,
-            } => write!(
-                f,
-                "make -C {} M={} modules failed ({status})",
-                kbuild.display(),
-                dir.display()
-            ),
-            Error::MissingModule {
-                order,
-                line,
-                module,
-            } => write!(
-                f,
-                "{}: lists {line}, but {} does not exist",
-                order.display(),
-                module.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Release(e) | Error::Spawn(e) => Some(e),
-            _ => None,
-        }
+/// What [`Error::Io`] adds about `modules.order`: the build may have made
+/// no module at all.
+fn modules_order_hint(path: &Path) -> &'static str {
+    if path.ends_with("modules.order") {
+        " (did the build make any module?)"
+    } else {
+        ""
     }
 }
 
@@ -417,7 +405,8 @@ pub fn default_kbuild(release: Option<&str>) -> Result<PathBuf, Error> {
 /// `Makefile.modfinal` converts livepatch modules once linked.
 #[derive(Debug, Clone, Copy)]
 pub struct TreePatch {
-    /// The series it is made for: `6.1`, `6.12`, `7` (7.x).
+    /// The series it is made for: `5.10`, `6.1`, `6.12`, `7` (7.0 to 7.2),
+    /// `7.3`.
     pub series: &'static str,
     /// The patch, for `patch -p1` in the tree.
     pub text: &'static str,
@@ -425,6 +414,10 @@ pub struct TreePatch {
 
 /// Every kbuild patch, oldest series first.
 pub const PATCHES: &[TreePatch] = &[
+    TreePatch {
+        series: "5.10",
+        text: include_str!("../kbuild/linux-5.10.patch"),
+    },
     TreePatch {
         series: "6.1",
         text: include_str!("../kbuild/linux-6.1.patch"),
@@ -437,15 +430,22 @@ pub const PATCHES: &[TreePatch] = &[
         series: "7",
         text: include_str!("../kbuild/linux-7.patch"),
     },
+    TreePatch {
+        series: "7.3",
+        text: include_str!("../kbuild/linux-7.3.patch"),
+    },
 ];
 
-/// The patch for Linux `major.minor`: its series exactly (6.1, 6.12), or
-/// any 7.x.
+/// The patch for Linux `major.minor` by its number alone: its series
+/// exactly (5.10, 6.1, 6.12), 7.0 to 7.2 the `7` patch (made on 7.2), 7.3
+/// and later the 7.3 one (7.3's modpost reports with `mod_error`, which the
+/// `7` patch's context does not match). [`choose_patch`] tries them on a
+/// tree instead.
 pub fn patch_for(major: u32, minor: u32) -> Result<&'static TreePatch, Error> {
-    let series = if major >= 7 {
-        major.to_string()
-    } else {
-        format!("{major}.{minor}")
+    let series = match (major, minor) {
+        (7, 0..=2) => "7".to_string(),
+        (7.., _) => "7.3".to_string(),
+        _ => format!("{major}.{minor}"),
     };
     PATCHES
         .iter()
@@ -453,6 +453,56 @@ pub fn patch_for(major: u32, minor: u32) -> Result<&'static TreePatch, Error> {
         .ok_or(Error::NoPatch {
             release: format!("{major}.{minor}"),
         })
+}
+
+/// The kbuild patch that applies to `tree`, found by a dry run of each
+/// (`patch --dry-run -p1 --fuzz=0 -d TREE`: every hunk must apply, its
+/// context unchanged, at most moved), and the series tried. The patch of the
+/// tree's own release (its Makefile, [`patch_for`]) is tried first, then the
+/// others, newest first; the first that applies is chosen.
+pub fn choose_patch(tree: &Path) -> Result<(&'static TreePatch, Vec<&'static str>), Error> {
+    let version = tree_version(tree).ok();
+    let mut order: Vec<&'static TreePatch> = Vec::new();
+    if let Some(p) = version.and_then(|(major, minor)| patch_for(major, minor).ok()) {
+        order.push(p);
+    }
+    for p in PATCHES.iter().rev() {
+        if !order.iter().any(|q| q.series == p.series) {
+            order.push(p);
+        }
+    }
+    let mut tried = Vec::new();
+    for p in order {
+        tried.push(p.series);
+        if dry_run(tree, p.text)? {
+            return Ok((p, tried));
+        }
+    }
+    Err(Error::NoPatchFits {
+        tree: tree.to_path_buf(),
+        version: version.map(|(major, minor)| format!("{major}.{minor}")),
+        tried,
+    })
+}
+
+/// Does `patch` apply `text` to `tree` (changing nothing)?
+fn dry_run(tree: &Path, text: &str) -> Result<bool, Error> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new("patch")
+        .args(["--dry-run", "-p1", "--fuzz=0", "--force", "--silent", "-d"])
+        .arg(tree)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(Error::PatchSpawn)?;
+    // patch may stop reading early (a missing file): its status decides.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let status = child.wait().map_err(Error::PatchSpawn)?;
+    Ok(status.success())
 }
 
 /// A kernel tree's `major.minor`, from the `VERSION` and `PATCHLEVEL` lines
@@ -537,11 +587,15 @@ mod patch_tests {
     fn each_series_has_its_patch() {
         assert_eq!(patch_for(6, 1).unwrap().series, "6.1");
         assert_eq!(patch_for(6, 12).unwrap().series, "6.12");
+        assert_eq!(patch_for(5, 10).unwrap().series, "5.10");
+        assert_eq!(patch_for(7, 0).unwrap().series, "7");
         assert_eq!(patch_for(7, 2).unwrap().series, "7");
+        assert_eq!(patch_for(7, 3).unwrap().series, "7.3");
+        assert_eq!(patch_for(7, 5).unwrap().series, "7.3");
         let e = patch_for(6, 6).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no kbuild patch for Linux 6.6: there are patches for 6.1, 6.12, 7"
+            "no kbuild patch for Linux 6.6: there are patches for 5.10, 6.1, 6.12, 7, 7.3"
         );
         for p in PATCHES {
             assert!(p.text.contains("SPDX-License-Identifier: GPL-2.0"));

@@ -158,6 +158,15 @@ impl PatchedObject {
 /// `CONFIG_DEBUG_KOBJECT_RELEASE`'s delayed work in it (152 bytes).
 const FUNC_STRIDES: [u64; 2] = [152, 240];
 const OBJECT_STRIDES: [u64; 2] = [168, 256];
+/// The same on 32-bit targets (ppc32 7.2: `sizeof(struct klp_func)` 80,
+/// `sizeof(struct klp_object)` 88, measured with the kernel's headers).
+const FUNC_STRIDES_32: [u64; 1] = [80];
+const OBJECT_STRIDES_32: [u64; 1] = [88];
+/// The external (caller-filled) part of `klp_func` (`old_name`, `new_func`,
+/// `old_sympos`) and of `klp_object` (`name`, `funcs`, the callbacks and
+/// what follows up to the `kobj`), in pointer-sized words.
+const FUNC_EXTERNAL_WORDS: u64 = 3;
+const OBJECT_EXTERNAL_WORDS: u64 = 7;
 /// `struct klp_object_ext` / `klp_func_ext` (include/linux/livepatch_external.h).
 const OBJECT_EXT_SIZE: u64 = 64;
 const FUNC_EXT_SIZE: u64 = 24;
@@ -171,13 +180,17 @@ const MAX_CANDIDATES: usize = 64;
 /// Read the module's patch table: the objtool form when
 /// `.init.klp_objects` is present, else a static `klp_patch`. `None` when
 /// neither is found (a table built at run time), and for modules that are
-/// not 64-bit or not `livepatch=Y`.
+/// not `livepatch=Y`. The objtool form is read on 64-bit targets only (the
+/// architectures klp-build supports), the static one on both classes.
 pub fn read(elf: &Elf) -> Option<PatchTable> {
     // klp_enable_patch takes nothing from a module without livepatch=Y.
-    if !elf.is_64 || !elf.is_livepatch() {
+    if !elf.is_livepatch() {
         return None;
     }
     if let Some(objs) = elf.section_by_name(b".init.klp_objects") {
+        if !elf.is_64 {
+            return None;
+        }
         return Some(Memory::new(elf).objtool(objs.index));
     }
     // A static klp_patch names THIS_MODULE: without `__this_module` there
@@ -202,6 +215,8 @@ struct Memory<'e, 'a> {
     /// (target section, offset) → (symbol index, addend) of every ordinary
     /// RELA relocation.
     relocs: HashMap<(usize, u64), (u32, i64)>,
+    /// Pointer size: 8, or 4 on 32-bit targets.
+    w: u64,
 }
 
 impl<'e, 'a> Memory<'e, 'a> {
@@ -222,7 +237,8 @@ impl<'e, 'a> Memory<'e, 'a> {
                 relocs.insert((sec.sh_info as usize, r.offset), (r.sym, r.addend));
             }
         }
-        Memory { elf, relocs }
+        let w = if elf.is_64 { 8 } else { 4 };
+        Memory { elf, relocs, w }
     }
 
     /// Is a pointer stored at `section + offset`?
@@ -300,9 +316,9 @@ impl<'e, 'a> Memory<'e, 'a> {
         }
     }
 
-    /// The 8-byte word at `section + offset`.
+    /// The pointer-sized word at `section + offset`.
     fn word(&self, section: usize, offset: u64) -> u64 {
-        self.uint(section, offset, 8)
+        self.uint(section, offset, self.w as usize)
     }
 
     fn place(&self, section: usize, offset: u64) -> Place {
@@ -312,12 +328,13 @@ impl<'e, 'a> Memory<'e, 'a> {
         }
     }
 
-    /// One function entry: `old_name` at 0, `new_func` at 8, the position at 16.
+    /// One function entry: `old_name` at 0, `new_func` one word on, the
+    /// position one more.
     fn func(&self, section: usize, offset: u64) -> PatchedFunc {
         PatchedFunc {
             old_name: self.ptr(section, offset).and_then(|p| self.string(p)),
-            new_func: self.ptr_name(section, offset.saturating_add(8)),
-            sympos: self.word(section, offset.saturating_add(16)),
+            new_func: self.ptr_name(section, offset.saturating_add(self.w)),
+            sympos: self.word(section, offset.saturating_add(2 * self.w)),
             place: self.place(section, offset),
         }
     }
@@ -408,19 +425,24 @@ impl<'e, 'a> Memory<'e, 'a> {
         candidates
             .into_iter()
             .take(MAX_CANDIDATES)
-            .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off.saturating_add(8))?))
+            .find_map(|(sec, off)| self.objects_at(self.ptr(sec, off.saturating_add(self.w))?))
     }
 
     /// The object array at `p`, when one of the known strides fits.
     fn objects_at(&self, p: Ptr) -> Option<PatchTable> {
-        OBJECT_STRIDES.iter().find_map(|&stride| {
-            let n = self.entries(p, stride, 56)?;
+        let strides: &[u64] = if self.w == 8 {
+            &OBJECT_STRIDES
+        } else {
+            &OBJECT_STRIDES_32
+        };
+        strides.iter().find_map(|&stride| {
+            let n = self.entries(p, stride, OBJECT_EXTERNAL_WORDS * self.w)?;
             let objects: Option<Vec<PatchedObject>> = (0..n)
                 .map(|i| {
                     let at = p.offset + i * stride;
                     // Not a klp_object array when a name is not a string.
                     let name = Some(self.object_name(p.section, at)?);
-                    let funcs = match self.ptr(p.section, at + 8) {
+                    let funcs = match self.ptr(p.section, at + self.w) {
                         Some(f) => Some(self.funcs_at(f)?),
                         None => None,
                     };
@@ -446,8 +468,13 @@ impl<'e, 'a> Memory<'e, 'a> {
     /// The function array at `p`, when one of the known strides fits and
     /// every `old_name` that is not NULL is a string.
     fn funcs_at(&self, p: Ptr) -> Option<Vec<PatchedFunc>> {
-        FUNC_STRIDES.iter().find_map(|&stride| {
-            let n = self.entries(p, stride, 24)?;
+        let strides: &[u64] = if self.w == 8 {
+            &FUNC_STRIDES
+        } else {
+            &FUNC_STRIDES_32
+        };
+        strides.iter().find_map(|&stride| {
+            let n = self.entries(p, stride, FUNC_EXTERNAL_WORDS * self.w)?;
             let funcs: Vec<PatchedFunc> = (0..n)
                 .map(|i| self.func(p.section, p.offset + i * stride))
                 .collect();
@@ -474,7 +501,7 @@ impl<'e, 'a> Memory<'e, 'a> {
                 return None;
             }
             let zero = !self.any_reloc_in(p.section, at, at + external)
-                && (0..external / 8).all(|w| self.word(p.section, at + w * 8) == 0);
+                && (0..external / self.w).all(|w| self.word(p.section, at + w * self.w) == 0);
             if zero {
                 return Some(i);
             }

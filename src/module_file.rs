@@ -2,7 +2,6 @@
 //! `.ko.zst` by their magic bytes, up to [`max_decompressed`] bytes),
 //! finding them below directories, and writing output files atomically.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -67,9 +66,11 @@ pub fn max_decompressed_from_env() -> Result<(), String> {
 pub const MODULE_SUFFIXES: [&str; 3] = [".ko", ".ko.xz", ".ko.zst"];
 
 /// Why a module file could not be read, found or written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading, listing or writing `path` failed.
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -78,6 +79,11 @@ pub enum Error {
     },
     /// The output names the input through another name: writing there
     /// would replace the link, not the module.
+    #[error(
+        "{}: is the input {} through {how}; writing it would replace the link, not the module (use --in-place)",
+        path.display(),
+        input.display()
+    )]
     OutputIsInput {
         /// The output as given.
         path: PathBuf,
@@ -87,11 +93,16 @@ pub enum Error {
         how: &'static str,
     },
     /// The input changed while it was read: what was read may be torn.
+    #[error("{}: changed while it was being read; nothing written", path.display())]
     Changed {
         /// The input.
         path: PathBuf,
     },
     /// `path` decompresses to more than the bound ([`max_decompressed`]).
+    #[error(
+        "{}: {format}: decompresses to more than {limit} bytes, the limit ({MAX_DECOMPRESSED_ENV}=BYTES raises it)",
+        path.display()
+    )]
     TooLarge {
         /// The compressed file.
         path: PathBuf,
@@ -102,6 +113,10 @@ pub enum Error {
     },
     /// `path` is compressed, and the output would replace it (or be named
     /// like a compressed module): modules are written uncompressed.
+    #[error(
+        "{}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that",
+        path.display()
+    )]
     Compressed {
         /// The input (in place) or the output.
         path: PathBuf,
@@ -109,6 +124,7 @@ pub enum Error {
         format: &'static str,
     },
     /// `path` is compressed but does not decompress.
+    #[error("{}: {format}: {source}", path.display())]
     Decompress {
         /// The compressed file.
         path: PathBuf,
@@ -129,56 +145,6 @@ impl Error {
             | Error::Compressed { path, .. }
             | Error::OutputIsInput { path, .. }
             | Error::Changed { path } => path,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::OutputIsInput { path, input, how } => write!(
-                f,
-                "{}: is the input {} through {how}; writing it would replace the link, not the module (use --in-place)",
-                path.display(),
-                input.display()
-            ),
-            Error::Changed { path } => write!(
-                f,
-                "{}: changed while it was being read; nothing written",
-                path.display()
-            ),
-            Error::Decompress {
-                path,
-                format,
-                source,
-            } => write!(f, "{}: {format}: {source}", path.display()),
-            Error::TooLarge {
-                path,
-                format,
-                limit,
-            } => write!(
-                f,
-                "{}: {format}: decompresses to more than {limit} bytes, the limit ({MAX_DECOMPRESSED_ENV}=BYTES raises it)",
-                path.display()
-            ),
-            Error::Compressed { path, format } => write!(
-                f,
-                "{}: klp-convert writes modules uncompressed and will not write one in place of, or named as, a {format}-compressed module; convert into OUTPUT.ko with -o, then compress that",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
-            Error::OutputIsInput { .. }
-            | Error::Changed { .. }
-            | Error::TooLarge { .. }
-            | Error::Compressed { .. } => None,
         }
     }
 }
@@ -223,19 +189,18 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
         source,
     };
     let limit = max_decompressed();
-    let decoder: Box<dyn io::Read + '_> = if format == "xz" {
-        Box::new(xz2::read::XzDecoder::new(&raw[..]))
+    let out = if format == "xz" {
+        decompress_xz(&raw, limit).map_err(failed)?
     } else {
-        Box::new(
-            ruzstd::streaming_decoder::StreamingDecoder::new(&raw[..])
-                .map_err(|e| failed(io::Error::other(e)))?,
-        )
+        decompress_zstd(&raw, limit).map_err(|e| match e {
+            ZstdError::TooLarge => Error::TooLarge {
+                path: path.to_path_buf(),
+                format,
+                limit,
+            },
+            ZstdError::Bad(source) => failed(source),
+        })?
     };
-    let mut out = Vec::new();
-    decoder
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(failed)?;
     if out.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
@@ -243,6 +208,300 @@ pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
             limit,
         });
     }
+    Ok(out)
+}
+
+/// How far an xz dictionary may exceed the bound: 64 MiB, what `xz -9`
+/// uses, and 1 MiB more. A small module packed by `xz -9` declares a 64 MiB
+/// dictionary whatever its size, so a tight bound must still read it; the
+/// dictionary is allocated zeroed and touched only as far as the output
+/// reaches, so what it costs in memory follows the output, and a header can
+/// ask for no more than the bound plus this.
+pub const XZ_DICT_SLACK: u64 = 65 << 20;
+
+/// The module in the xz file `raw`, to at most `limit` bytes (one more
+/// tells [`decompress`] it is over), with xz4rust, a port of the kernel's
+/// own XZ Embedded. Concatenated streams and stream padding are read as
+/// kmod's userspace decompression (liblzma with `LZMA_CONCATENATED`) and
+/// `xz -d` read them; the kernel's in-kernel module decompression
+/// (kernel/module/decompress.c, which kmod 31 and later hands `.ko.xz`
+/// files to when /sys/module/compression says xz) reads only the first
+/// stream. Anything else after a stream, a cut stream, a failed check or a
+/// dictionary over `limit` + [`XZ_DICT_SLACK`] is refused.
+fn decompress_xz(raw: &[u8], limit: u64) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 16;
+    let max_dict = usize::try_from(limit.saturating_add(XZ_DICT_SLACK)).unwrap_or(usize::MAX);
+    let mut decoder = xz4rust::XzDecoder::in_heap_with_alloc_dict_size(0, max_dict);
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let (mut filled, mut at) = (0, 0);
+    loop {
+        if filled == out.len() {
+            let room = cap.saturating_sub(filled as u64);
+            if room == 0 {
+                break;
+            }
+            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
+            out.resize(filled + more, 0);
+        }
+        let input = raw.get(at..).unwrap_or_default();
+        let step = decoder
+            .decode(input, &mut out[filled..])
+            .map_err(|e| xz_error(&e, limit))?;
+        at += step.input_consumed();
+        filled += step.output_produced();
+        if step.is_end_of_stream() {
+            let rest = raw.get(at..).unwrap_or_default();
+            let zeros = rest.iter().take_while(|&&b| b == 0).count();
+            if zeros % 4 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "corrupt data: {zeros} bytes of stream padding, not a multiple of four"
+                    ),
+                ));
+            }
+            let rest = &rest[zeros..];
+            if rest.is_empty() {
+                break;
+            }
+            if !rest.starts_with(XZ_MAGIC) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} bytes of data after the stream", rest.len()),
+                ));
+            }
+            at += zeros;
+            decoder.reset();
+        } else if !step.made_progress() {
+            // With output room left, a decoder that takes nothing more
+            // has run out of input.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "premature eof",
+            ));
+        }
+    }
+    out.truncate(filled);
+    Ok(out)
+}
+
+/// xz4rust's error `e` in words (its Display text is the variant's name).
+fn xz_error(e: &xz4rust::XzError, limit: u64) -> io::Error {
+    use xz4rust::XzError as X;
+    let text = match e {
+        X::NeedsLargerInputBuffer => {
+            return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof")
+        }
+        X::DictionaryTooLarge(size) => format!(
+            "the stream's dictionary of {} MiB is over the limit of {} MiB ({MAX_DECOMPRESSED_ENV} raises it)",
+            size.div_ceil(1 << 20),
+            limit.saturating_add(XZ_DICT_SLACK) >> 20,
+        ),
+        X::ContentCrc32Mismatch(..) | X::ContentCrc64Mismatch(..) => {
+            "checksum mismatch: the content does not match the stream's check".to_string()
+        }
+        X::Sha256NotSupported => {
+            "the stream's SHA-256 check is not supported (xz and kbuild write CRC64 or CRC32)".to_string()
+        }
+        X::UnsupportedCheckType(_)
+        | X::UnsupportedStreamHeaderOption
+        | X::UnsupportedBlockHeaderOption
+        | X::UnsupportedLzmaProperties(_)
+        | X::UnsupportedBcjFilter(_) => "unsupported options or filters".to_string(),
+        _ => "corrupt data".to_string(),
+    };
+    io::Error::new(io::ErrorKind::InvalidData, text)
+}
+
+/// The largest zstd window read: 128 MiB, libzstd's default window limit
+/// (`ZSTD_WINDOWLOG_LIMIT_DEFAULT`, 27), which kmod's decompression inherits
+/// and kbuild's `zstd --long=27` keeps to. ruzstd's `StreamingDecoder::new`
+/// checks no window at all, and while the window is larger than what was
+/// decoded it hands out nothing: a 32 KiB frame asking for a 2^40-byte
+/// window had it decode a whole gigabyte into memory before the output
+/// bound saw a byte.
+pub const ZSTD_MAX_WINDOW: u64 = 1 << 27;
+
+/// Why a zstd frame was not read.
+enum ZstdError {
+    /// Over the bound (the frame says so, or its content is).
+    TooLarge,
+    /// Anything else, in words.
+    Bad(io::Error),
+}
+
+/// The module in the zstd frame `raw`, to at most `limit` bytes (one more
+/// tells [`decompress`] it is over). The frame header is read first: its
+/// window is ruzstd's memory, and a content size it declares over `limit` is
+/// over the bound without decoding. The file must be that one frame: the
+/// kernel's and kmod's decompression read one frame, so a second one or
+/// trailing bytes would be a module klp-convert reads and the kernel loads
+/// differently.
+fn decompress_zstd(raw: &[u8], limit: u64) -> Result<Vec<u8>, ZstdError> {
+    let bad = |kind, text: String| ZstdError::Bad(io::Error::new(kind, text));
+    let (frame, _) =
+        ruzstd::frame::read_frame_header(raw).map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    let header = &frame.header;
+    if header.descriptor.reserved_flag() {
+        // libzstd refuses it too; ruzstd reads on.
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            "corrupt data in the frame header (a reserved bit is set)".to_string(),
+        ));
+    }
+    let declared = match header.descriptor.frame_content_size_bytes() {
+        Ok(0) => None,
+        Ok(_) => Some(header.frame_content_size()),
+        Err(e) => return Err(ZstdError::Bad(zstd_error(&e))),
+    };
+    if declared.is_some_and(|size| size > limit) {
+        return Err(ZstdError::TooLarge);
+    }
+    let window = header
+        .window_size()
+        .map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    if window > ZSTD_MAX_WINDOW {
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            format!("the frame needs a {window}-byte window; zstd's decoders, kmod's included, accept at most 128 MiB"),
+        ));
+    }
+    let mut decoder = ruzstd::streaming_decoder::StreamingDecoder::new(raw)
+        .map_err(|e| ZstdError::Bad(zstd_error(&e)))?;
+    let out = read_bounded(&mut decoder, limit).map_err(|e| ZstdError::Bad(zstd_io_error(e)))?;
+    if out.len() as u64 > limit {
+        return Err(ZstdError::TooLarge);
+    }
+    // The frame's checksum (zstd writes one by default, and kmod's libzstd
+    // checks it): ruzstd computes it but leaves the comparison to its
+    // caller. Without it, a flipped byte decodes to another module.
+    let frame = &decoder.decoder;
+    if let (Some(want), Some(got)) = (
+        frame.get_checksum_from_data(),
+        frame.get_calculated_checksum(),
+    ) {
+        if want != got {
+            return Err(bad(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "checksum mismatch: the frame says {want:08x}, its content hashes to {got:08x}"
+                ),
+            ));
+        }
+    }
+    // libzstd refuses a frame whose content differs from the size it
+    // declares ("corrupted"), and so does kmod.
+    if let Some(size) = declared {
+        if size != out.len() as u64 {
+            return Err(bad(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "corrupt data: the frame declares {size} bytes and holds {}",
+                    out.len()
+                ),
+            ));
+        }
+    }
+    let rest = decoder.get_ref();
+    if !rest.is_empty() {
+        let what = if rest.starts_with(ZSTD_MAGIC)
+            || rest.len() >= 4 && rest[0] & 0xf0 == 0x50 && rest[1..4] == [0x2a, 0x4d, 0x18]
+        {
+            "a second frame"
+        } else {
+            "data"
+        };
+        return Err(bad(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes of {what} after the frame; the kernel and kmod read one frame",
+                rest.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// ruzstd's error `e` in fixed words: its Display text carries Debug text
+/// of inner errors (`DecompressLiteralsError(DecodedLiteralCountMismatch {
+/// decoded: 3, expected: 9 })`) and swaps its "header" and "body" labels. An
+/// input cut short is an unexpected end of file somewhere down the chain,
+/// said "premature eof" as for xz; anything else is "corrupt data" and where
+/// in the frame.
+fn zstd_error(e: &(dyn std::error::Error + 'static)) -> io::Error {
+    use ruzstd::frame::{FrameDescriptorError, FrameHeaderError, ReadFrameHeaderError};
+    use ruzstd::frame_decoder::FrameDecoderError as F;
+    let mut link = Some(e);
+    while let Some(err) = link {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::UnexpectedEof)
+        {
+            return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof");
+        }
+        link = err.source();
+    }
+    let header = e.is::<ReadFrameHeaderError>()
+        || e.is::<FrameHeaderError>()
+        || e.is::<FrameDescriptorError>();
+    let place = match e.downcast_ref::<F>() {
+        _ if header => " in the frame header",
+        Some(F::ReadFrameHeaderError(_) | F::FrameHeaderError(_) | F::FailedToInitialize(_)) => {
+            " in the frame header"
+        }
+        Some(F::DictNotProvided { .. }) => {
+            " (the frame needs a dictionary, which modules never use)"
+        }
+        Some(F::FailedToReadBlockHeader(_)) => " in a block header",
+        Some(F::FailedToReadBlockBody(_)) => " in a block",
+        Some(F::FailedToReadChecksum(_)) => " in the checksum",
+        _ => "",
+    };
+    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt data{place}"))
+}
+
+/// [`zstd_error`] of what ruzstd's reader returned: the decoder's error
+/// inside an [`io::Error`], or an I/O error of its own.
+fn zstd_io_error(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(io::ErrorKind::UnexpectedEof, "premature eof");
+    }
+    match e.get_ref() {
+        Some(inner) => zstd_error(inner),
+        None => zstd_error(&e),
+    }
+}
+
+/// All of `decoder`, up to `limit + 1` bytes (one more than the bound, to
+/// tell a module over it). The buffer is zeroed 64 KiB at a time ahead of
+/// the decoder, so the output costs what it holds: `read_to_end` has the
+/// decoder fill buffers that double, and a module of 35 MiB cost 64 MiB.
+/// The decoder's own window comes on top (zstd's, at most
+/// [`ZSTD_MAX_WINDOW`]; xz's dictionary, touched only as far as the output
+/// reaches): up to twice the output in all.
+fn read_bounded(decoder: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 16;
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            let room = cap.saturating_sub(filled as u64);
+            if room == 0 {
+                break;
+            }
+            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
+            out.resize(filled + more, 0);
+        }
+        match decoder.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(filled);
     Ok(out)
 }
 

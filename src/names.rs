@@ -130,14 +130,9 @@ fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A name that does not follow the grammar, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct NameError(pub String);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Is this symbol name an annotation (in any accepted spelling)?
 pub fn is_annotation(name: &[u8]) -> bool {

@@ -330,6 +330,86 @@ fn symbol_name_length_depends_on_the_release() {
     );
 }
 
+/// Before 6.1 the livepatch module's kallsyms keeps at most 127 bytes of a
+/// symbol name, and module-specific klp symbols are read from there: the
+/// whole `.klp.sym.<obj>.<name>,<pos>` counts (Debian's 5.10 proves the
+/// 127/128 boundary in tests/kernel_e2e.rs step 14). Crafted here: the cut
+/// inside a position (no test kernel has a symbol at position 12), vmlinux
+/// symbols (read from the full table, so only `<name>` counts) and 6.1,
+/// which keeps names whole.
+#[test]
+fn whole_klp_symbol_is_cut_before_6_1() {
+    let dir = scratch("check_whole_name");
+    // .klp.sym.klp_mod.<name>,12 with the name sized for a total of `len`.
+    let module_specific = |len: usize, pos: u32| -> PathBuf {
+        let prefix = ".klp.sym.klp_mod.".len() + 1 + pos.to_string().len();
+        let name = format!("n{}", "m".repeat(len - prefix - 1));
+        let obj = dir.join(format!("lp{len}_{pos}.o"));
+        compile_x86_64(
+            &format!(
+                "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL_POS(klp_mod, klp_mod, {name}, {pos});\n\
+                 int f(void) {{ return v; }}\n{}",
+                klp_patch_c(&[(Some("klp_mod"), &[("f", 0, "f")])])
+            ),
+            &obj,
+        );
+        let out = dir.join(format!("out{len}_{pos}.o"));
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", stderr(&r));
+        out
+    };
+    let old = ["--kernel-release", "5.10.0-32-amd64"];
+    let new = ["--kernel-release", "6.1.0-56-amd64"];
+    let fits = module_specific(127, 1);
+    let (_, text) = check(&fits, &old);
+    assert!(
+        !text.contains("klp-symbol-too-long") && !text.contains("KSYM_NAME_LEN"),
+        "{text}"
+    );
+    let cut = module_specific(128, 1);
+    let (code, text) = check(&cut, &old);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is 128 bytes; kernel 5.10.0-32-amd64 keeps at most 127 (KSYM_NAME_LEN - 1) of a symbol name in the livepatch module's kallsyms (add_kallsyms, before 6.1), where it reads 'klp_mod' symbols when that module loads: the name is cut before its position's first digit, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'"),
+        "{text}"
+    );
+    let (_, text) = check(&cut, &new);
+    assert!(!text.contains("KSYM_NAME_LEN"), "{text}");
+    // ",12" cut to ",1": another position.
+    let pos = module_specific(128, 12);
+    let (code, text) = check(&pos, &old);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the name is cut inside its position, which the kernel then reads as '1': the symbol at that position, or none"),
+        "{text}"
+    );
+    // vmlinux: a whole name of 150 bytes, its <name> 127: read whole.
+    let name = format!("v{}", "w".repeat(126));
+    let obj = dir.join("vmlinux.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, {name});\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("vmlinux.out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let (_, text) = check(&out, &old);
+    assert!(!text.contains("KSYM_NAME_LEN"), "{text}");
+}
+
 /// Build a module whose klp relocations were planned for vmlinux and then
 /// retargeted to a module by `edit`, as a broken tool might.
 fn retargeted(test: &str, source: &str, edit: impl Fn(&mut plan::Plan)) -> PathBuf {
@@ -1420,4 +1500,191 @@ fn positions_as_the_kernel_reads_them() {
         assert_eq!(c, code, "{text}");
         assert!(text.contains(words), "{words}: {text}");
     }
+}
+
+/// `check --format json file`: its status, and every finding as (rule,
+/// severity, message).
+fn findings(file: &Path) -> (i32, Vec<(String, String, String)>) {
+    let (code, json) = check(file, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    let found = v[0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {v}"))
+        .iter()
+        .map(|x| (s(&x["rule"]), s(&x["severity"]), s(&x["message"])))
+        .collect();
+    (code, found)
+}
+
+/// A linked 32-bit PowerPC module needs `.plt` and `.init.plt`:
+/// `module_frob_arch_sections` refuses a module without either.
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc32_module_plt_sections() {
+    for with_plt in [false, true] {
+        let sections: &[&str] = if with_plt {
+            &[".section .plt,\\\"ax\\\"", ".section .init.plt,\\\"ax\\\""]
+        } else {
+            &[]
+        };
+        let (_, obj) = compile_linked_module(
+            &format!("check_ppc32_plt_{with_plt}"),
+            "powerpc-linux-gnu-gcc",
+            &["-G0", "-fno-pie", "-msoft-float"],
+            sections,
+        );
+        let (code, findings) = findings(&obj);
+        let missing: Vec<_> = findings.iter().filter(|f| f.0 == "ppc32-plt").collect();
+        assert_eq!(missing.len(), usize::from(!with_plt), "{findings:?}");
+        if !with_plt {
+            assert_eq!(code, 1, "{findings:?}");
+            assert!(
+                missing[0]
+                    .2
+                    .starts_with("Module doesn't contain .plt or .init.plt sections."),
+                "{missing:?}"
+            );
+        }
+    }
+}
+
+/// The 32-bit PowerPC loader handles ADDR32, ADDR16_LO/HI/HA, REL24 and
+/// REL32 only: a call compiled position independent (`R_PPC_PLTREL24`) into
+/// a klp section is refused by `convert`, in the kernel's words.
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc32_unknown_add_relocation() {
+    let dir = scratch("check_ppc32_reloc_type");
+    let obj = dir.join("lp.o");
+    compile(
+        "powerpc-linux-gnu-gcc",
+        &["-G0", "-fPIC", "-msoft-float"],
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}\
+             extern int f(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, f);\n\
+             int g(int x) {{ return f(x) + 1; }}\n"
+        ),
+        &obj,
+    );
+    let out = dir.join("out.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unknown ADD relocation: 18: the ppc32 loader does not handle R_PPC_PLTREL24"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// `get_plt_size` counts a relocation section's calls for `.init.plt` when
+/// its name contains ".init"; `do_plt_call` serves calls in core text from
+/// `.plt`. A klp section for a function named `init_*` (under
+/// -ffunction-sections) is counted for the wrong PLT: a warning while the
+/// per-section spare entries absorb it, an error once they cannot (the
+/// trampolines would be written past the end of `.plt`). `foo_init` has no
+/// ".init" in its section name and is fine.
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc32_init_plt() {
+    // A linked module's form (its PLT sections and module structure): the
+    // room in .plt is counted over the linked module's sections.
+    let source = |func: &str, calls: usize| {
+        let mut s =
+            linked_module_source(&[".section .plt,\\\"ax\\\"", ".section .init.plt,\\\"ax\\\""]);
+        for i in 0..calls {
+            s.push_str(&format!(
+                "extern int f{i}(int) KLP_RELOC_SYMBOL(vmlinux, vmlinux, vm_f{i});\n"
+            ));
+        }
+        s.push_str(&format!("int {func}(int x) {{ int r = 0;\n"));
+        for i in 0..calls {
+            s.push_str(&format!("r += f{i}(x);\n"));
+        }
+        s.push_str("return r; }\n");
+        s
+    };
+    for (func, calls, want) in [
+        ("init_few", 1, Some("warning")),
+        ("init_many", 40, Some("error")),
+        ("many_init", 40, None),
+    ] {
+        let dir = scratch(&format!("check_ppc32_init_plt_{func}"));
+        let obj = dir.join("lp.o");
+        compile(
+            "powerpc-linux-gnu-gcc",
+            &["-G0", "-fno-pie", "-msoft-float"],
+            &source(func, calls),
+            &obj,
+        );
+        let out = dir.join("out.o");
+        let r = klp_convert(&[
+            "convert",
+            obj.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let err = stderr(&r);
+        let section = format!(".klp.rela.vmlinux..text.{func}");
+        match want {
+            Some("error") => {
+                // convert checks its output and writes nothing.
+                assert_eq!(r.status.code(), Some(1), "{func}: {err}");
+                assert!(err.contains(&section), "{func}: {err}");
+                assert!(err.contains("past the end of .plt"), "{func}: {err}");
+                assert!(!out.exists());
+            }
+            _ => {
+                assert!(r.status.success(), "{func}: {err}");
+                let (code, findings) = findings(&out);
+                let found: Vec<_> = findings
+                    .iter()
+                    .filter(|f| f.0 == "ppc32-init-plt")
+                    .collect();
+                match want {
+                    Some(sev) => {
+                        assert_eq!(code, 0, "{findings:?}");
+                        assert_eq!(found.len(), 1, "{findings:?}");
+                        assert_eq!(found[0].1, sev, "{found:?}");
+                        assert!(found[0].2.contains(&section), "{found:?}");
+                        assert!(
+                            found[0]
+                                .2
+                                .contains("it fits only thanks to the spare entry"),
+                            "{found:?}"
+                        );
+                    }
+                    None => assert!(found.is_empty(), "{findings:?}"),
+                }
+            }
+        }
+    }
+    // The same module converted without the loader's rules, as a converter
+    // that does not ask them writes it: check says error.
+    let dir = root().join("target/test-scratch/check_ppc32_init_plt_init_many");
+    let data = std::fs::read(dir.join("lp.o")).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    let plan = klp_convert::convert::make_plan_with(&elf, None, false)
+        .unwrap()
+        .0;
+    let careless = dir.join("careless.o");
+    std::fs::write(
+        &careless,
+        klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
+    )
+    .unwrap();
+    let (code, findings) = findings(&careless);
+    assert_eq!(code, 1, "{findings:?}");
+    let found: Vec<_> = findings
+        .iter()
+        .filter(|f| f.0 == "ppc32-init-plt")
+        .collect();
+    assert_eq!(found.len(), 1, "{findings:?}");
+    assert_eq!(found[0].1, "error", "{found:?}");
 }

@@ -220,15 +220,40 @@ fn kbuild_patch_fits_the_series() {
         "# SPDX\nVERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\n",
     )
     .unwrap();
+    // A Makefile alone: no patch applies, each series is tried.
     let r = klp_convert(&["kbuild-patch", "-C", dir.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&r.stdout).contains("(Linux 7.x)"));
-    let r = klp_convert(&["kbuild-patch", "--kernel-release", "5.14.0"]);
     assert_eq!(r.status.code(), Some(2));
     assert!(
-        stderr(&r).contains("no kbuild patch for Linux 5.14: there are patches for 6.1, 6.12, 7"),
+        stderr(&r).contains(": no kbuild patch applies to this tree (Linux 7.2): tried 7, 7.3, 6.12, 6.1, 5.10 (patch --dry-run -p1)"),
         "{}",
         stderr(&r)
     );
+    // The files the 7 patch expects: chosen by the dry run, said on stderr.
+    let seven = klp_convert::kbuild::PATCHES
+        .iter()
+        .find(|p| p.series == "7")
+        .unwrap();
+    tree_for_patch(&dir, seven.text);
+    let r = klp_convert(&["kbuild-patch", "-C", dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("(Linux 7.x)"));
+    assert!(
+        stderr(&r).contains(": the 7 kbuild patch applies (patch --dry-run; tried 7)"),
+        "{}",
+        stderr(&r)
+    );
+    let r = klp_convert(&["kbuild-patch", "--kernel-release", "5.14.0"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        stderr(&r).contains(
+            "no kbuild patch for Linux 5.14: there are patches for 5.10, 6.1, 6.12, 7, 7.3"
+        ),
+        "{}",
+        stderr(&r)
+    );
+    let r = klp_convert(&["kbuild-patch", "--kernel-release", "7.3.4+deb13-amd64"]);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("(Linux 7.3)"));
+    let r = klp_convert(&["kbuild-patch", "--kernel-release", "5.10.0-32-amd64"]);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("(Linux 5.10)"));
     let r = klp_convert(&["kbuild-patch"]);
     assert_eq!(r.status.code(), Some(2));
 }

@@ -105,6 +105,11 @@ fn dash_c_is_the_kernel_tree_everywhere() {
         "# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 158\n",
     )
     .unwrap();
+    let six_one = klp_convert::kbuild::PATCHES
+        .iter()
+        .find(|p| p.series == "6.1")
+        .unwrap();
+    tree_for_patch(&tree, six_one.text);
     let tree = tree.to_str().unwrap();
     let want = help(&["kbuild-patch", "--kernel-release", "6.1.0-56-amd64"]);
     assert!(want.contains("(Linux 6.1)"), "{want}");
@@ -132,7 +137,7 @@ fn dash_c_is_the_kernel_tree_everywhere() {
         ),
         (
             "kbuild-patch",
-            "the kernel source tree to patch (its Makefile gives the series)",
+            "the kernel source tree to patch (the patch that applies is chosen)",
         ),
     ] {
         let text = help(&[command, "-h"]);
@@ -423,4 +428,44 @@ fn a_drop_in_form_with_options_points_at_convert() {
         "klp-convert: unknown option '-o' in a drop-in form (INPUT OUTPUT, SYMBOLS INPUT OUTPUT); \
          options belong to a command: klp-convert convert x.ko -o y.ko\nTry 'klp-convert --help'.\n"
     );
+    // The hint is built from the positions (the words as typed would not
+    // parse as `convert`), shell-quoted.
+    for (args, hint) in [
+        (
+            &["m.ko", "out.ko", "-q"][..],
+            "klp-convert convert m.ko -o out.ko -q",
+        ),
+        (
+            &["syms.klp", "m.ko", "out.ko", "--bogus"][..],
+            "klp-convert convert m.ko -o out.ko --symbols syms.klp --bogus",
+        ),
+        (
+            &[
+                "syms.klp",
+                "m.ko",
+                "-q",
+                "-o",
+                "out.ko",
+                "--load-order",
+                "both",
+            ][..],
+            "klp-convert convert m.ko -o out.ko --symbols syms.klp -q --load-order=both",
+        ),
+        (
+            &["a b.ko", "-o", "c d.ko"][..],
+            "klp-convert convert 'a b.ko' -o 'c d.ko'",
+        ),
+        (
+            &["it's.ko", "$HOME.ko", "-q"][..],
+            "klp-convert convert 'it'\\''s.ko' -o '$HOME.ko' -q",
+        ),
+    ] {
+        let r = klp_convert(args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&r).contains(&format!("options belong to a command: {hint}\n")),
+            "{args:?}: {}",
+            stderr(&r)
+        );
+    }
 }

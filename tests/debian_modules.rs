@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,16 +13,7 @@ use klp_convert::elf::write::Edit;
 use klp_convert::elf::{signature, Elf, Section};
 
 fn read_module(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if path.extension().is_some_and(|e| e == "xz") {
-        let mut out = Vec::new();
-        xz2::read::XzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        out
-    } else {
-        raw
-    }
+    klp_convert::module_file::read(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run `check` over the modules with two threads; collect failures.

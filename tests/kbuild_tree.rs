@@ -371,20 +371,22 @@ fn in_tree_s390x_6_1() {
     scenario("s390x");
 }
 
-/// 6.12: the patch applies to Debian's `linux-source-6.12` (fetched by
-/// scripts/fetch-kernels), and the patched modpost builds there
-/// (`make modules_prepare` on an x86_64 allnoconfig). No 6.12 tree is built
-/// whole: no cross-architecture kernel here is 6.12 (see the README).
-#[test]
-#[ignore = "tier 2: needs Debian's linux-source-6.12 (scripts/fetch-kernels); scripts/test runs it"]
-fn kbuild_patch_for_6_12_applies_and_builds() {
-    let tarball = cache_dir().join("kernels/6.12/linux-source.tar.xz");
+/// The patch for `series` (5.10, 6.12, 7.3) on Debian's `linux-source-<series>`
+/// (fetched by scripts/fetch-kernels): `kbuild-patch -C` chooses it by a
+/// dry run (its series the only one tried) and says so on stderr, it
+/// applies exactly (no offset, no fuzz), the tree then patched is refused
+/// with every series listed, and the patched modpost builds there (`make
+/// modules_prepare` on an x86_64 allnoconfig). Returns the work directory
+/// (the tree is `linux-source-<series>` in it). No tree of these series is
+/// built whole (see the README).
+fn debian_source(series: &str, patch_series: &str) -> PathBuf {
+    let tarball = cache_dir().join(format!("kernels/{series}/linux-source.tar.xz"));
     assert!(
         tarball.is_file(),
         "{} is missing: run scripts/fetch-kernels",
         tarball.display()
     );
-    let work = scratch("kbuild-tree-6.12");
+    let work = scratch(&format!("kbuild-tree-{series}"));
     let run_sh = |script: &str| {
         let o = Command::new("sh")
             .args(["-c", script])
@@ -396,9 +398,24 @@ fn kbuild_patch_for_6_12_applies_and_builds() {
         text(&o)
     };
     run_sh(&format!("tar -xJf '{}'", tarball.display()));
-    let tree = work.join("linux-source-6.12");
+    let dir = format!("linux-source-{series}");
+    let tree = work.join(&dir);
+    let chosen = Command::new(BIN)
+        .args(["kbuild-patch", "-C"])
+        .arg(&tree)
+        .output()
+        .expect("run klp-convert");
+    assert!(chosen.status.success(), "{}", text(&chosen));
+    assert!(
+        String::from_utf8_lossy(&chosen.stderr).contains(&format!(
+            "{}: the {patch_series} kbuild patch applies (patch --dry-run; tried {patch_series})",
+            tree.display()
+        )),
+        "{}",
+        text(&chosen)
+    );
     let out = run_sh(&format!(
-        "cd linux-source-6.12 && {BIN} kbuild-patch -C . | patch -p1"
+        "cd {dir} && {BIN} kbuild-patch -C . 2>/dev/null | patch -p1"
     ));
     for f in [
         "scripts/Makefile.modfinal",
@@ -408,8 +425,30 @@ fn kbuild_patch_for_6_12_applies_and_builds() {
         assert!(out.contains(&format!("patching file {f}")), "{out}");
     }
     assert!(!out.contains("offset") && !out.contains("fuzz"), "{out}");
+    // Patched: no patch applies any more, and the refusal lists them all.
+    let again = Command::new(BIN)
+        .args(["kbuild-patch", "-C"])
+        .arg(&tree)
+        .output()
+        .expect("run klp-convert");
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(&format!(
+            "{}: no kbuild patch applies to this tree (Linux {series}): tried {patch_series}, ",
+            tree.display()
+        )),
+        "{}",
+        text(&again)
+    );
+    for p in ["5.10", "6.1", "6.12", "7", "7.3"] {
+        assert!(
+            text(&again).contains(&format!(" {p},")) || text(&again).contains(&format!(" {p} (")),
+            "{p}: {}",
+            text(&again)
+        );
+    }
     run_sh(&format!(
-        "cd linux-source-6.12 && make -s ARCH=x86_64 allnoconfig && \
+        "cd {dir} && make -s ARCH=x86_64 allnoconfig && \
          scripts/config --enable MODULES && make -s ARCH=x86_64 olddefconfig && \
          make -s -j{} ARCH=x86_64 modules_prepare",
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -421,4 +460,284 @@ fn kbuild_patch_for_6_12_applies_and_builds() {
             .any(|w| w == b".klp.sym.rela."),
         "modpost was not built from the patched source"
     );
+    work
+}
+
+/// 6.12: Debian's `linux-source-6.12` ([`debian_source`]).
+#[test]
+#[ignore = "tier 2: needs Debian's linux-source-6.12 (scripts/fetch-kernels); scripts/test runs it"]
+fn kbuild_patch_for_6_12_applies_and_builds() {
+    debian_source("6.12", "6.12");
+}
+
+/// 7.3: Debian's `linux-source-7.3` from trixie-backports ([`debian_source`]):
+/// its modpost reports through `mod_error`, so the `7` patch (made on 7.2)
+/// does not apply and the 7.3 one does.
+#[test]
+#[ignore = "tier 2: needs Debian's linux-source-7.3 (scripts/fetch-kernels); scripts/test runs it"]
+fn kbuild_patch_for_7_3_applies_and_builds() {
+    debian_source("7.3", "7.3");
+}
+
+/// The choice is the dry run's, not the version's: trees of the other
+/// series (the 6.1 and 7.2 trees scripts/build-kernels unpacked, the 5.10
+/// source's scripts under a Makefile that claims 6.1) get the patch that
+/// applies, the version's tried first.
+#[test]
+#[ignore = "tier 2: needs scripts/build-kernels' trees and Debian's linux-source-5.10; scripts/test runs it"]
+fn kbuild_patch_choice_is_the_dry_run() {
+    let files = [
+        "Makefile",
+        "scripts/Makefile.modfinal",
+        "scripts/mod/modpost.c",
+        "scripts/mod/modpost.h",
+    ];
+    let work = scratch("kbuild-patch-choice");
+    let mini = |name: &str, from: &Path| -> PathBuf {
+        let t = work.join(name);
+        for f in files {
+            std::fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
+            std::fs::copy(from.join(f), t.join(f)).unwrap();
+        }
+        t
+    };
+    let choose = |tree: &Path| -> (Option<i32>, String, String) {
+        let o = Command::new(BIN)
+            .args(["kbuild-patch", "-C"])
+            .arg(tree)
+            .output()
+            .expect("run klp-convert");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (arch, series) in [("s390x", "6.1"), ("x86_64", "7")] {
+        let t = mini(arch, &XKernel::get(arch).linux());
+        let (code, out, err) = choose(&t);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the {series} kbuild patch applies (patch --dry-run; tried {series})"
+            )),
+            "{err}"
+        );
+        let want = klp_convert::kbuild::PATCHES
+            .iter()
+            .find(|p| p.series == series)
+            .unwrap();
+        assert_eq!(out, want.text);
+    }
+    // 5.10's files under a Makefile that says 6.1.
+    let src = scratch("kbuild-patch-choice-src");
+    let o = Command::new("tar")
+        .arg("-xJf")
+        .arg(cache_dir().join("kernels/5.10/linux-source.tar.xz"))
+        .args(files.map(|f| format!("linux-source-5.10/{f}")))
+        .current_dir(&src)
+        .output()
+        .expect("run tar");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = mini("claims-6.1", &src.join("linux-source-5.10"));
+    let makefile = std::fs::read_to_string(t.join("Makefile")).unwrap();
+    std::fs::write(
+        t.join("Makefile"),
+        makefile
+            .replacen("PATCHLEVEL = 10", "PATCHLEVEL = 1", 1)
+            .replacen("VERSION = 5", "VERSION = 6", 1),
+    )
+    .unwrap();
+    let (code, out, err) = choose(&t);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "the 5.10 kbuild patch applies (patch --dry-run; tried 6.1, 7.3, 7, 6.12, 5.10)"
+        ),
+        "{err}"
+    );
+    assert!(out.contains("(Linux 5.10)"), "{out}");
+    // A tree with no scripts/mod: none fits, each named.
+    std::fs::remove_dir_all(t.join("scripts/mod")).unwrap();
+    let (code, _, err) = choose(&t);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "no kbuild patch applies to this tree (Linux 6.1): tried 6.1, 7.3, 7, 6.12, 5.10"
+        ),
+        "{err}"
+    );
+}
+
+/// 5.10: Debian's `linux-source-5.10` ([`debian_source`]), and its patched
+/// modpost and `Makefile.modfinal` in a copy of Debian's 5.10 headers: an
+/// `M=` build of tests/kernel/kbuild there converts the livepatch modules
+/// (`KLP`), lets their annotations through and refuses an ordinary
+/// unresolved symbol and an annotation outside a livepatch module; the
+/// modules it made load in Debian's 5.10 kernel under qemu.
+#[test]
+#[ignore = "tier 2: needs Debian's 5.10 kernel, headers and linux-source-5.10 (scripts/fetch-kernels); scripts/test runs it"]
+fn kbuild_patch_for_5_10_applies_builds_and_loads() {
+    let work = debian_source("5.10", "5.10");
+    let kernel = kernel_dir("5.10");
+    let release = std::fs::read_to_string(kernel.join("release")).unwrap();
+    let release = release.trim();
+    // The headers, copied (with their kbuild) so the patched files replace
+    // Debian's: scripts/Makefile.modfinal from the patch, modpost built above.
+    let copy = work.join("root");
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(kernel.join("root"))
+        .arg(&copy)
+        .output()
+        .expect("run cp");
+    assert!(o.status.success(), "{}", text(&o));
+    let hdrs = copy.join(format!("usr/src/linux-headers-{release}"));
+    let makefile = std::fs::read_to_string(hdrs.join("Makefile")).unwrap();
+    std::fs::write(
+        hdrs.join("Makefile"),
+        makefile.replace(
+            &kernel.join("root").display().to_string(),
+            &copy.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let scripts = std::fs::canonicalize(hdrs.join("scripts")).unwrap();
+    assert!(scripts.starts_with(&copy), "{}", scripts.display());
+    let patch = klp_convert::kbuild::PATCHES
+        .iter()
+        .find(|p| p.series == "5.10")
+        .unwrap();
+    let modfinal = patch
+        .text
+        .split("diff -Nurp ")
+        .find(|part| part.starts_with("a/scripts/Makefile.modfinal"))
+        .expect("the patch changes Makefile.modfinal");
+    let mut child = Command::new("patch")
+        .args(["-p2", "-s", "-d"])
+        .arg(&scripts)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run patch");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("diff -Nurp {modfinal}").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "Makefile.modfinal");
+    std::fs::copy(
+        work.join("linux-source-5.10/scripts/mod/modpost"),
+        scripts.join("mod/modpost.real-lsb-64"),
+    )
+    .unwrap();
+
+    let m = work.join("klptests");
+    let tests = root().join("tests/kernel");
+    for d in ["target", "lp_vmlinux", "lp_mod", "include"] {
+        copy_tree(&tests.join(d), &m.join(d));
+    }
+    for d in ["lp_comma", "lp_unresolved", "lp_notlivepatch"] {
+        copy_tree(&tests.join("kbuild").join(d), &m.join(d));
+    }
+    std::fs::copy(tests.join("kbuild/Kbuild"), m.join("Kbuild")).unwrap();
+    let make = |extra: &[&str]| {
+        Command::new("make")
+            .arg("-C")
+            .arg(&hdrs)
+            .arg(format!("M={}", m.display()))
+            .arg(format!("KLP_CONVERT={BIN}"))
+            .arg(format!(
+                "KLP_CONVERT_INCLUDE={}",
+                root().join("include").display()
+            ))
+            .arg(format!(
+                "KLP_CONVERT_SYMBOLS={} {}",
+                kernel.join("dbg/vmlinux").display(),
+                kernel.join("config").display()
+            ))
+            .args(extra)
+            .arg("modules")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run make")
+    };
+    let r = make(&[]);
+    let out = text(&r);
+    assert!(r.status.success(), "make M= modules:\n{out}");
+    for ko in [
+        "lp_vmlinux/klp_test_vmlinux.ko",
+        "lp_mod/klp_test_mod.ko",
+        "lp_comma/klp_test_comma.ko",
+    ] {
+        assert!(
+            out.contains(&format!("  KLP     {}\n", m.join(ko).display())),
+            "{ko}:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains(&format!("KLP     {}", m.join("target").display())),
+        "{out}"
+    );
+    let maps = [
+        kernel.join("dbg/vmlinux"),
+        kernel.join("build/Module.symvers"),
+        m.join("target/klp_test_target.ko"),
+    ];
+    for ko in ["lp_vmlinux/klp_test_vmlinux.ko", "lp_mod/klp_test_mod.ko"] {
+        let (code, report) = check(&m.join(ko), &maps);
+        assert_eq!(code, 0, "{ko}: {report}");
+    }
+    let r = make(&["KLPTESTS=lp_unresolved/"]);
+    let out = text(&r);
+    assert!(!r.status.success(), "{out}");
+    assert!(
+        out.contains("\"klp_test_no_such_function\" [")
+            && out.contains("lp_unresolved/klp_test_unresolved.ko] undefined!"),
+        "{out}"
+    );
+    assert!(!out.contains("\".klp.sym.rela."), "{out}");
+    let r = make(&["KLPTESTS=lp_notlivepatch/"]);
+    let out = text(&r);
+    assert!(!r.status.success(), "{out}");
+    assert!(
+        out.contains("\".klp.sym.rela.vmlinux.vmlinux.saved_command_line.0\" [")
+            && out.contains("lp_notlivepatch/klp_test_notlivepatch.ko] undefined!"),
+        "{out}"
+    );
+
+    // Debian's 5.10 loads them: tests/kernel/init.sh's steps 2 to 4.
+    let boot_dir = work.join("boot");
+    let mods = rootfs(&boot_dir, &cache_dir().join("busybox"));
+    for ko in [
+        "target/klp_test_target.ko",
+        "lp_vmlinux/klp_test_vmlinux.ko",
+        "lp_mod/klp_test_mod.ko",
+    ] {
+        let name = Path::new(ko).file_name().unwrap();
+        std::fs::copy(m.join(ko), mods.join(name)).unwrap();
+    }
+    let cpio = boot_dir.join("initrd.cpio");
+    pack(&boot_dir.join("rootfs"), &cpio);
+    let qemu = Qemu {
+        program: cache_dir().join("qemu/qemu-system-x86_64"),
+        args: ["-accel", "tcg", "-cpu", "max"]
+            .iter()
+            .map(Into::into)
+            .collect(),
+        kernel: kernel.join("vmlinux"),
+        append: "console=ttyS0 nokaslr panic=-1 oops=panic loglevel=6 printk.devkmsg=on".into(),
+        second_serial: false,
+    };
+    let (log, _) = boot(&qemu, &cpio, &boot_dir.join("console.log"));
+    let r = Results::parse(log);
+    expect_started(&r, release);
+    expect_vmlinux(&r);
+    expect_target_first(&r);
+    expect_reload(
+        &r,
+        &Reload::Refused(&["livepatch: failed to initialize patch 'klp_test_mod' for module 'klp_test_target' (-8)"]),
+    );
+    expect_late(&r);
 }

@@ -1,6 +1,7 @@
 //! The same annotated livepatch fragment compiled by the real compilers for
-//! x86_64, i386 (ELF32, REL), ppc64le, s390x (big endian), aarch64 and
-//! loongarch64 (the trixie chroot's compiler, `common::loongarch_tool`),
+//! x86_64, i386 (ELF32, REL), ppc64le, s390x (big endian), aarch64,
+//! loongarch64 (the trixie chroot's compiler, `common::loongarch_tool`) and
+//! 32-bit PowerPC (ELF32, big endian, RELA),
 //! converted, and checked with independent readers: GNU readelf of each
 //! architecture's binutils for relocations, sections and symbols, and the
 //! `object` crate's high-level API for section contents.
@@ -489,6 +490,31 @@ fn loongarch64() {
                 ".klp.sym.klp_test_target.get_homonym_string,2",
                 "R_LARCH_B26",
             ),
+        ],
+    });
+}
+
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc32() {
+    run_arch(&Arch {
+        name: "ppc32",
+        cc: "powerpc-linux-gnu-gcc",
+        readelf: "powerpc-linux-gnu-readelf",
+        // As kbuild builds 32-bit PowerPC modules: no small data, no PIE.
+        flags: &["-G0", "-fno-pie", "-msoft-float"],
+        // ELF32, big endian, RELA: the addends are there before and after.
+        is_64: false,
+        expect: &[
+            (".klp.sym.vmlinux.vm_func,0", "R_PPC_REL24"),
+            (".klp.sym.vmlinux.saved_command_line,0", "R_PPC_ADDR16_HA"),
+            (".klp.sym.vmlinux.saved_command_line,0", "R_PPC_ADDR16_LO"),
+            (".klp.sym.vmlinux.saved_command_line,0", "R_PPC_ADDR32"),
+            (
+                ".klp.sym.klp_test_target.get_homonym_string,2",
+                "R_PPC_REL24",
+            ),
+            (".klp.sym.vmlinux.klp_string.12345,0", "R_PPC_ADDR16_HA"),
         ],
     });
 }

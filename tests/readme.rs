@@ -6,7 +6,8 @@
 //! Markdown points at a file (and a heading, for an anchor). No tracked file
 //! cites an internal tracker number, which a reader cannot follow. In the
 //! second tier, the README's five-minute walk builds and checks on Debian's
-//! 6.1 and 6.12 kbuild.
+//! 5.10, 6.1, 6.12 and 7.3 kbuild (7.3's in scripts/fetch-kernels' trixie
+//! chroot).
 
 mod common;
 
@@ -516,6 +517,12 @@ fn walk(series: &str) {
 }
 
 #[test]
+#[ignore = "needs Debian's 5.10 kernel (scripts/fetch-kernels)"]
+fn the_readme_walk_builds_on_debian_5_10() {
+    walk("5.10");
+}
+
+#[test]
 #[ignore = "needs Debian's 6.1 kernel (scripts/fetch-kernels)"]
 fn the_readme_walk_builds_on_debian_6_1() {
     walk("6.1");
@@ -525,4 +532,10 @@ fn the_readme_walk_builds_on_debian_6_1() {
 #[ignore = "needs Debian's 6.12 kernel (scripts/fetch-kernels)"]
 fn the_readme_walk_builds_on_debian_6_12() {
     walk("6.12");
+}
+
+#[test]
+#[ignore = "needs Debian's 7.3 kernel and its trixie chroot (scripts/fetch-kernels)"]
+fn the_readme_walk_builds_on_debian_7_3() {
+    walk("7.3");
 }

@@ -61,6 +61,8 @@ const RULE_IDS: &[&str] = &[
     "ppc64-toc16",
     "ppc64-stubs",
     "arm64-plt",
+    "ppc32-plt",
+    "ppc32-init-plt",
     "absolute-overflow",
     "pc-relative-range",
     "s390-got-stale",

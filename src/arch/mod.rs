@@ -7,6 +7,7 @@
 
 mod aarch64;
 mod loongarch64;
+mod ppc32;
 mod ppc64;
 mod s390x;
 mod x86_64;
@@ -202,6 +203,7 @@ pub(crate) fn loader(machine: u16) -> Option<&'static Loader> {
     match machine {
         abi::EM_X86_64 => Some(&x86_64::LOADER),
         abi::EM_PPC64 => Some(&ppc64::LOADER),
+        abi::EM_PPC => Some(&ppc32::LOADER),
         abi::EM_S390 => Some(&s390x::LOADER),
         abi::EM_AARCH64 => Some(&aarch64::LOADER),
         abi::EM_LOONGARCH => Some(&loongarch64::LOADER),

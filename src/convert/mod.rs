@@ -31,39 +31,27 @@ use crate::module_file;
 use crate::rules::resolution::{self, Report};
 
 /// Why a conversion did not produce output.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The module breaks the livepatch contract; every problem found.
+    #[error("{}", lines(.0))]
     Refused(Vec<Finding>),
     /// The input is not a readable ELF object.
-    Malformed(ReadError),
+    #[error("{0}")]
+    Malformed(#[source] ReadError),
     /// Reading the input or writing the output failed.
-    Io(module_file::Error),
+    #[error("{0}")]
+    Io(#[source] module_file::Error),
     /// The converter produced output that failed its own verification (a bug).
+    #[error("{}", lines(.0))]
     Internal(Vec<Finding>),
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Refused(p) | Error::Internal(p) => {
-                let lines: Vec<String> = p.iter().map(|p| p.to_string()).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Error::Malformed(e) => e.fmt(f),
-            Error::Io(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Malformed(e) => Some(e),
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
+/// The findings, one a line.
+fn lines(findings: &[Finding]) -> String {
+    let lines: Vec<String> = findings.iter().map(|p| p.to_string()).collect();
+    lines.join("\n")
 }
 
 /// A successful conversion.

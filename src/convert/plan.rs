@@ -352,7 +352,9 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
     // The release's limit on names (the module's vermagic): the grammar
     // allows the longest, KSYM_NAME_LEN of 6.1 and later.
     for r in &plan.renames {
-        if let Some(p) = contract::klp_symbol_too_long(&r.klp.name, &target) {
+        let mut whole = Vec::new();
+        r.klp.write_name(&mut whole);
+        if let Some(p) = contract::klp_symbol_too_long(&r.klp.obj, &r.klp.name, &whole, &target) {
             problems.push(
                 p.in_section(".symtab")
                     .symbol(elf.symbols[r.sym].display_name()),

@@ -140,16 +140,9 @@ pub struct Reloc {
 }
 
 /// A reason the file could not be read as an ELF relocatable object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ReadError(pub String);
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ReadError {}
 
 fn err<T>(what: impl Into<String>) -> Result<T, ReadError> {
     Err(ReadError(what.into()))

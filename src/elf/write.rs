@@ -450,14 +450,20 @@ impl<'e, 'a> Edit<'e, 'a> {
 }
 
 /// Why the writer cannot produce the edited file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The module has no symbol table to rename symbols in.
+    #[error("no .symtab to patch")]
     NoSymtab,
     /// An ELF32 result would need offsets beyond 4 GiB.
+    #[error("the result would exceed the 4 GiB limit of ELF32")]
     Elf32TooLarge,
     /// A section to move has a larger alignment than the writer honours
     /// ([`MAX_ALIGN`]): the input's doing, not the writer's.
+    #[error(
+        "section {section}: sh_addralign 0x{align:x}; the conversion must move it to let it grow, and moves sections aligned to at most 0x{MAX_ALIGN:x} (a page)"
+    )]
     Alignment {
         /// The section's name.
         section: String,
@@ -465,23 +471,6 @@ pub enum WriteError {
         align: u64,
     },
 }
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::NoSymtab => f.write_str("no .symtab to patch"),
-            WriteError::Elf32TooLarge => {
-                f.write_str("the result would exceed the 4 GiB limit of ELF32")
-            }
-            WriteError::Alignment { section, align } => write!(
-                f,
-                "section {section}: sh_addralign 0x{align:x}; the conversion must move it to let it grow, and moves sections aligned to at most 0x{MAX_ALIGN:x} (a page)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WriteError {}
 
 /// The largest section alignment the writer honours when moving a section.
 /// The sections a conversion moves (string and symbol tables, relocation

@@ -29,7 +29,6 @@ pub mod vmlinux;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::elf::Elf;
@@ -59,11 +58,14 @@ pub struct SymbolMap {
 }
 
 /// Why a symbol map could not be read. The message names the file.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapError {
     /// Reading a file (compressed or not) or listing a directory failed.
-    File(module_file::Error),
+    #[error("{0}")] // it names its file
+    File(#[source] module_file::Error),
     /// An ELF file (vmlinux or module) does not parse.
+    #[error("{}: {source}", path.display())]
     Elf {
         /// The file.
         path: PathBuf,
@@ -71,6 +73,7 @@ pub enum MapError {
         source: crate::elf::read::ReadError,
     },
     /// A JSON map is not valid JSON of the map's shape.
+    #[error("{}JSON map: {source}", file_prefix(path))]
     Json {
         /// The file, when the map was read from one.
         path: Option<PathBuf>,
@@ -80,6 +83,7 @@ pub enum MapError {
     /// The contents are not a usable map: bad syntax in a text map, a
     /// format tag not known, a stripped vmlinux, Debian's placeholder
     /// System.map.
+    #[error("{}{}{message}", file_prefix(path), line_prefix(line))]
     Parse {
         /// The file, when the map was read from one.
         path: Option<PathBuf>,
@@ -90,6 +94,12 @@ pub enum MapError {
     },
     /// Several modules of a module tree could not be read: each is named
     /// (one bad module does not hide the others).
+    #[error(
+        "{}: {} modules could not be read:{}",
+        dir.display(),
+        errors.len(),
+        tree_lines(errors)
+    )]
     Tree {
         /// The directory.
         dir: PathBuf,
@@ -139,47 +149,25 @@ impl MapError {
     }
 }
 
-impl fmt::Display for MapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let MapError::File(e) = self {
-            return e.fmt(f); // it names its file
-        }
-        if let MapError::Tree { dir, errors } = self {
-            write!(
-                f,
-                "{}: {} modules could not be read:",
-                dir.display(),
-                errors.len()
-            )?;
-            for e in errors {
-                write!(f, "\n  {e}")?;
-            }
-            return Ok(());
-        }
-        if let Some(path) = self.path() {
-            write!(f, "{}: ", path.display())?;
-        }
-        match self {
-            MapError::File(_) | MapError::Tree { .. } => Ok(()),
-            MapError::Elf { source, .. } => write!(f, "{source}"),
-            MapError::Json { source, .. } => write!(f, "JSON map: {source}"),
-            MapError::Parse { line, message, .. } => match line {
-                Some(n) => write!(f, "line {n}: {message}"),
-                None => f.write_str(message),
-            },
-        }
+/// `path: `, when there is a path.
+fn file_prefix(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!("{}: ", p.display()),
+        None => String::new(),
     }
 }
 
-impl std::error::Error for MapError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MapError::File(e) => Some(e),
-            MapError::Elf { source, .. } => Some(source),
-            MapError::Json { source, .. } => Some(source),
-            MapError::Parse { .. } | MapError::Tree { .. } => None,
-        }
+/// `line N: `, when there is a line.
+fn line_prefix(line: &Option<usize>) -> String {
+    match line {
+        Some(n) => format!("line {n}: "),
+        None => String::new(),
     }
+}
+
+/// The errors of a module tree, one an indented line.
+fn tree_lines(errors: &[MapError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }
 
 impl From<module_file::Error> for MapError {

@@ -56,7 +56,9 @@ fn klp_symbol_name_parsed(
                 sym.display_name()
             ),
         ),
-        Ok(k) if k.name.len() > target.max_symbol_name() => klp_symbol_too_long(k.name, target)?,
+        Ok(k) if klp_symbol_too_long(k.obj, k.name, sym.name, target).is_some() => {
+            klp_symbol_too_long(k.obj, k.name, sym.name, target)?
+        }
         Ok(k) if !k.pos_is_plain() => Finding::new(
             Rule::KlpSymbolPosition,
             format!(
@@ -70,13 +72,39 @@ fn klp_symbol_name_parsed(
     Some(finding.in_section(".symtab").symbol(sym.display_name()))
 }
 
-/// `klp_resolve_symbols`' `sscanf` reads at most `KSYM_NAME_LEN - 1` bytes
-/// of a klp symbol's name (127 before 6.1) before the `,` it expects: a
-/// longer one is refused. `convert` asks this of the names it writes.
-pub fn klp_symbol_too_long(name: &[u8], target: &Target) -> Option<Finding> {
+/// How much of a klp symbol the kernel reads, `KSYM_NAME_LEN - 1` bytes
+/// (127 before 6.1, 511 since: "kallsyms: increase maximum kernel symbol
+/// length to 512", 6.1):
+///
+/// * `klp_resolve_symbols`' `sscanf` (`.klp.sym.%55[^.].%511[^,],%lu`)
+///   reads at most that much of `<name>`, then wants the `,`: a longer
+///   name is refused ("symbol ... has an incorrectly formatted name").
+/// * Before 6.1, a module-specific klp symbol is read from the livepatch
+///   module's kallsyms copy (`klp_apply_object_relocs` passes
+///   `core_kallsyms.strtab`), where `add_kallsyms` (kernel/module.c) copied
+///   each name cut to `KSYM_NAME_LEN - 1` bytes (`strlcpy`): the whole
+///   `.klp.sym.<obj>.<name>,<pos>` must fit in 127 bytes. Cut before the
+///   position's first digit, it is refused as above (`%lu` reads nothing);
+///   cut inside the position, the kernel reads the digits left. vmlinux's klp symbols are resolved while the
+///   livepatch module loads, from its full string table
+///   (`apply_relocations`, since 5.8), so only `<name>` counts for them.
+///   6.1's `add_kallsyms` (kernel/module/kallsyms.c) copies each name whole
+///   (`strscpy` bounded by the table's size), as 6.12 and 7.2 do; the
+///   change is taken to come with 6.1, as `KSYM_NAME_LEN`'s did (no Debian
+///   kernel lies between).
+///
+/// Proven by Debian's 5.10 (`tests/kernel_e2e.rs` step 14: a
+/// module-specific klp symbol of 127 bytes is read, one of 128 refused) and
+/// 6.1 and 6.12 (both read). `convert` asks this of the names it writes.
+pub fn klp_symbol_too_long(
+    obj: &[u8],
+    name: &[u8],
+    whole: &[u8],
+    target: &Target,
+) -> Option<Finding> {
     let max_name = target.max_symbol_name();
-    (name.len() > max_name).then(|| {
-        Finding::new(
+    if name.len() > max_name {
+        return Some(Finding::new(
             Rule::KlpSymbolTooLong,
             format!(
                 "symbol name '{}' is {} bytes; kernel {} reads at most {max_name} (KSYM_NAME_LEN - 1) before the ',' its sscanf expects, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'",
@@ -84,8 +112,30 @@ pub fn klp_symbol_too_long(name: &[u8], target: &Target) -> Option<Finding> {
                 name.len(),
                 target.release_text()
             ),
-        )
-    })
+        ));
+    }
+    let cut = target.release.as_ref().is_some_and(|r| r.before(6, 1));
+    if !cut || obj == names::VMLINUX || whole.len() <= max_name {
+        return None;
+    }
+    let comma = whole.iter().rposition(|&b| b == b',');
+    let what = match comma {
+        Some(c) if c + 1 < max_name => format!(
+            "inside its position, which the kernel then reads as '{}': the symbol at that position, or none",
+            show(&whole[c + 1..max_name])
+        ),
+        _ => "before its position's first digit, so it refuses the symbol: 'symbol ... has an incorrectly formatted name'".to_string(),
+    };
+    Some(Finding::new(
+        Rule::KlpSymbolTooLong,
+        format!(
+            "klp symbol '{}' is {} bytes; kernel {} keeps at most {max_name} (KSYM_NAME_LEN - 1) of a symbol name in the livepatch module's kallsyms (add_kallsyms, before 6.1), where it reads '{}' symbols when that module loads: the name is cut {what}",
+            show(whole),
+            whole.len(),
+            target.release_text(),
+            show(obj)
+        ),
+    ))
 }
 
 /// `simplify_symbols` (kernel/module/main.c) fails on an undefined name no

@@ -58,7 +58,10 @@ impl Target {
         }
     }
 
-    /// `KSYM_NAME_LEN - 1` of the target (511 when the release is unknown).
+    /// `KSYM_NAME_LEN - 1` of the target (511 when the release is unknown):
+    /// 127 before 6.1, 511 since ("kallsyms: increase maximum kernel symbol
+    /// length to 512", 6.1). Debian's 5.10 and 6.1/6.12 show both sides
+    /// (tests/kernel_e2e.rs step 14).
     pub fn max_symbol_name(&self) -> usize {
         match &self.release {
             Some(r) if r.before(6, 1) => names::MAX_SYM_NAME_OLD,
@@ -265,7 +268,9 @@ pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
 /// x86_64 finds non-zero target bytes, ppc64 finds the `ld r2,24(r1)` it
 /// wrote after a call instead of the nop ("Expected nop after call, got
 /// e8410018"). s390 and arm64 check neither and re-apply (s390 except its
-/// GOT and PLT entries: `arch::s390x::got_stale`).
+/// GOT and PLT entries: `arch::s390x::got_stale`). Both sides on real
+/// kernels: Debian's x86_64 5.10 and 6.1 refuse, 6.12 and 7.3 re-apply
+/// (tests/kernel_e2e.rs step 3).
 pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
     let old = target.release.as_ref().is_some_and(|r| r.before(6, 3));
     if !old {

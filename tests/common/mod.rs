@@ -227,6 +227,21 @@ pub fn addresses_by_name(
 /// kbuild's `cc-option -mfentry` probe fails and the module calls mcount,
 /// which the build then rightly refuses. That is kbuild's flake, not the
 /// tool's: clean (kbuild's own `make` line) and build once more.
+/// PATH for the commands that run `make` against `kbuild`: a kernel whose
+/// kbuild runs in a chroot (Debian's 7.3, whose kbuild programs need glibc
+/// 2.38: scripts/fetch-kernels) has `bin/make` beside `build`, put first;
+/// any other kbuild, the inherited PATH.
+pub fn kbuild_path(kbuild: &Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    match kbuild.parent().map(|k| k.join("bin")) {
+        Some(bin) if bin.join("make").is_file() => {
+            std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+                .expect("PATH")
+        }
+        _ => path,
+    }
+}
+
 pub fn klp_convert_build(
     kbuild: &Path,
     dir: &Path,
@@ -247,16 +262,27 @@ pub fn klp_convert_build(
         args.push("--".into());
         args.extend(make_args.iter().cloned());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = klp_convert(&args);
+    let path = kbuild_path(kbuild);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+            .args(&args)
+            .env("PATH", &path)
+            .output()
+            .expect("run klp-convert")
+    };
+    let r = run();
     if !stderr(&r).contains("symbol 'mcount'") {
         return r;
     }
     eprintln!("{}: built without -mfentry; building again", dir.display());
     let build = klp_convert::kbuild::Kbuild::new(kbuild.to_path_buf(), dir, Vec::new()).unwrap();
-    let clean = build.make_command("clean").output().unwrap();
+    let clean = build
+        .make_command("clean")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
     assert!(clean.status.success(), "make clean in {}", dir.display());
-    klp_convert(&args)
+    run()
 }
 
 /// Convert `input` into `out` with the map `map` (asserting that it
@@ -290,14 +316,23 @@ pub fn convert_ok(input: &Path, out: &Path) {
     assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
 }
 
-/// `bytes` as an xz stream (as `.ko.xz` modules are shipped).
+/// `bytes` as an xz stream, made as kbuild makes `.ko.xz` modules
+/// (scripts/Makefile.modinst: `xz --check=crc32 --lzma2=dict=1MiB`).
 pub fn xz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Read as _;
-    let mut out = Vec::new();
-    xz2::read::XzEncoder::new(bytes, 6)
-        .read_to_end(&mut out)
-        .expect("xz");
-    out
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("xz")
+        .args(["--check=crc32", "--lzma2=dict=1MiB", "--stdout"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run xz (xz-utils)");
+    let mut stdin = child.stdin.take().expect("xz's stdin");
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("xz");
+    writer.join().expect("xz writer").expect("write to xz");
+    assert!(out.status.success(), "xz failed");
+    out.stdout
 }
 
 /// `bytes` as one zstd frame of raw (stored) blocks, as `.ko.zst` modules
@@ -401,6 +436,7 @@ pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
                 Command::new(env!("CARGO_BIN_EXE_klp-convert"))
                     .args(&argv)
                     .current_dir(dir)
+                    .env("PATH", kbuild_path(kbuild))
                     .output()
                     .unwrap()
             };
@@ -413,6 +449,7 @@ pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
                     .arg(kbuild)
                     .arg(format!("M={}", dir.display()))
                     .arg("clean")
+                    .env("PATH", kbuild_path(kbuild))
                     .output()
                     .unwrap();
                 assert!(clean.status.success());
@@ -464,4 +501,34 @@ pub fn readme_load_commands(block: usize) -> Vec<(String, Option<String>)> {
             (cmd.trim().replace("sudo ", ""), comment)
         })
         .collect()
+}
+
+/// Make `dir` a tree that `patch` (a kbuild patch) applies to: for each
+/// file it changes, the lines its hunks expect (context and removed lines,
+/// the hunks in order), so `kbuild-patch -C` finds it by its dry run
+/// without a kernel tree.
+pub fn tree_for_patch(dir: &Path, patch: &str) {
+    let mut file: Option<PathBuf> = None;
+    let mut text = String::new();
+    let flush = |file: &Option<PathBuf>, text: &mut String| {
+        if let Some(f) = file {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, std::mem::take(text)).unwrap();
+        }
+    };
+    for line in patch.lines() {
+        if let Some(name) = line.strip_prefix("--- a/") {
+            flush(&file, &mut text);
+            file = Some(dir.join(name));
+        } else if line.starts_with("+++ ") || line.starts_with("@@") || line.starts_with("diff ") {
+        } else if file.is_some() {
+            if let Some(l) = line.strip_prefix(' ').or_else(|| line.strip_prefix('-')) {
+                text.push_str(l);
+                text.push('\n');
+            } else if line.is_empty() {
+                text.push('\n');
+            }
+        }
+    }
+    flush(&file, &mut text);
 }

@@ -215,6 +215,19 @@ fi
 #     (/walk, one a line, as root: no sudo), each reported with its status
 #     and output; "@gone PATH" where the README says to wait until PATH is
 #     gone. Every patch before is disabled and removed: none is enabled.
+# ppc32's .init PLT trap: the fixed form, then the one whose klp section
+# name contains ".init" (converted without the loader's rules); each reports
+# its core PLT as the loader left it.
+for m in plt initplt; do
+	[ -f /mod/klp_test_$m.ko ] || continue
+	if load $m klp_test_$m.ko; then
+		wait_patch klp_test_$m
+		out $m "plt=$(cat /sys/module/klp_test_$m/parameters/plt)"
+		out $m "patched=$(cat /proc/cmdline)"
+		disable klp_test_$m $m
+	fi
+done
+
 if [ -f /mod/lp_cmdline.ko ]; then
 	out walk "patches=$(echo $(ls $LP))"
 	out walk "before=$(cat /proc/cmdline)"
@@ -237,6 +250,19 @@ if [ -f /mod/lp_cmdline.ko ]; then
 	out walk "after=$(cat /proc/cmdline)"
 	out walk "patches_after=$(echo $(ls $LP))"
 	out walk "loaded=$(grep -c '^lp_cmdline ' /proc/modules)"
+fi
+
+# 14. klp symbol names of 127 and 128 bytes (x86_64, tests/kernel_e2e.rs):
+#     Linux before 6.1 reads at most 127 bytes of the name (KSYM_NAME_LEN).
+if load longname klp_test_long.ko; then
+	for len in 127 128; do
+		if load longname klp_test_long$len.ko; then
+			wait_patch klp_test_long$len
+			tvalue long$len klp_test_long
+			disable klp_test_long$len long$len
+		fi
+	done
+	rmmod klp_test_long
 fi
 
 out done result=ok
