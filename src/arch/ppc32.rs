@@ -56,7 +56,12 @@ pub(super) const LOADER: Loader = Loader {
     pc_reach: |_| None,
     none: &[],
     check_entry: |_| None,
-    module_rule: Some(|elf| plt_sections(elf).or_else(|| init_plt(elf))),
+    module_rule: Some(|elf| {
+        plt_sections(elf)
+            .or_else(|| init_plt(elf))
+            .into_iter()
+            .collect()
+    }),
     late_writes_patched_since: Some((6, 1)),
     late_writes_note: "ppc32 writes late calls (R_PPC_REL24), the R_PPC_ADDR16 halves and the PLT trampolines with patch_instruction() (6.1 to 7.2); R_PPC_ADDR32 and R_PPC_REL32 are plain stores",
     late_write_helper,
