@@ -331,55 +331,15 @@ fn takes_entry(t: u32) -> bool {
 /// Past that, the relocation is refused ("module contains bad GOT
 /// relocation": the target module cannot load while the patch is enabled).
 fn got_reload(elf: &Elf) -> Option<Finding> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
-        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
-            continue;
-        }
-        let Ok(obj) = names::klp_section_object(sec.name) else {
-            continue;
-        };
-        if obj == VMLINUX {
-            continue;
-        }
-        let exec = elf
-            .sections
-            .get(sec.sh_info as usize)
-            .is_some_and(|t| t.sh_flags & SHF_EXECINSTR != 0);
-        if !exec {
-            continue;
-        }
-        for r in &rs.entries {
-            if !takes_entry(r.r_type) {
-                continue;
-            }
-            let Some(sym) = elf.symbols.get(r.sym as usize) else {
-                continue;
-            };
-            let name = names::parse_klp_symbol(sym.name)
-                .map_or_else(|_| sym.display_name(), |k| names::show(&k.name).to_string());
-            let what = format!(
-                "{} against '{name}' of '{}'",
-                super::reloc_type_name(elf.machine, r.r_type),
-                names::show(obj)
-            );
-            let key = (names::show(obj).to_string(), what);
-            if !seen.contains(&key) {
-                seen.push(key);
-            }
-        }
-    }
-    if seen.is_empty() {
-        return None;
-    }
-    let mut objs: Vec<&str> = Vec::new();
-    for (o, _) in &seen {
-        if !objs.contains(&o.as_str()) {
-            objs.push(o);
-        }
-    }
-    let list: Vec<&str> = seen.iter().map(|(_, w)| w.as_str()).collect();
+    let (objs, list) = super::module_specific_entries(
+        elf,
+        |sec| {
+            elf.sections
+                .get(sec.sh_info as usize)
+                .is_some_and(|t| t.sh_flags & SHF_EXECINSTR != 0)
+        },
+        takes_entry,
+    )?;
     Some(Finding::new(
         Rule::LoongarchGotReload,
         format!(

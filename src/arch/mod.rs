@@ -513,3 +513,55 @@ pub fn absolute_overflow(elf: &Elf, uses: &[(usize, Reloc)], addr: u64) -> Vec<F
     }
     out
 }
+
+/// The module-specific klp relocations of `elf` whose type `takes` (and
+/// whose section `keep` accepts): the objects they reach, and one
+/// "TYPE against 'sym' of 'obj'" line each, first seen first. The GOT and
+/// PLT rules of s390 and LoongArch report them; vmlinux symbols never move.
+pub(crate) fn module_specific_entries(
+    elf: &Elf,
+    keep: impl Fn(&Section) -> bool,
+    takes: impl Fn(u32) -> bool,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for rs in &elf.relocs {
+        let sec = &elf.sections[rs.index];
+        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 || !keep(sec) {
+            continue;
+        }
+        let Ok(obj) = crate::names::klp_section_object(sec.name) else {
+            continue;
+        };
+        if obj == crate::names::VMLINUX {
+            continue;
+        }
+        for r in rs.entries.iter().filter(|r| takes(r.r_type)) {
+            let Some(sym) = elf.symbols.get(r.sym as usize) else {
+                continue;
+            };
+            let name = crate::names::parse_klp_symbol(sym.name).map_or_else(
+                |_| sym.display_name(),
+                |k| crate::names::show(&k.name).to_string(),
+            );
+            let what = format!(
+                "{} against '{name}' of '{}'",
+                reloc_type_name(elf.machine, r.r_type),
+                crate::names::show(obj)
+            );
+            let key = (crate::names::show(obj).to_string(), what);
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let mut objs: Vec<String> = Vec::new();
+    for (o, _) in &seen {
+        if !objs.contains(o) {
+            objs.push(o.clone());
+        }
+    }
+    Some((objs, seen.into_iter().map(|(_, w)| w).collect()))
+}

@@ -5,9 +5,8 @@
 //! module comes back at another address (`s390-got-stale`).
 
 use super::Loader;
-use crate::elf::{abi, Elf, SHF_RELA_LIVEPATCH};
+use crate::elf::{abi, Elf};
 use crate::finding::{Finding, Rule};
-use crate::names::{self, VMLINUX};
 
 /// The s390x loader.
 pub(super) const LOADER: Loader = Loader {
@@ -116,48 +115,8 @@ fn through_plt(t: u32) -> bool {
 /// (`tests/kernel_xarch.rs`, step 12). vmlinux symbols never move, so only
 /// module-specific sections count.
 pub(crate) fn got_stale(elf: &Elf) -> Option<Finding> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
-        if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
-            continue;
-        }
-        let Ok(obj) = names::klp_section_object(sec.name) else {
-            continue;
-        };
-        if obj == VMLINUX {
-            continue;
-        }
-        for r in &rs.entries {
-            if !(through_got(r.r_type) || through_plt(r.r_type)) {
-                continue;
-            }
-            let Some(sym) = elf.symbols.get(r.sym as usize) else {
-                continue;
-            };
-            let name = names::parse_klp_symbol(sym.name)
-                .map_or_else(|_| sym.display_name(), |k| names::show(&k.name).to_string());
-            let what = format!(
-                "{} against '{name}' of '{}'",
-                super::reloc_type_name(elf.machine, r.r_type),
-                names::show(obj)
-            );
-            let key = (names::show(obj).to_string(), what);
-            if !seen.contains(&key) {
-                seen.push(key);
-            }
-        }
-    }
-    if seen.is_empty() {
-        return None;
-    }
-    let mut objs: Vec<&str> = Vec::new();
-    for (o, _) in &seen {
-        if !objs.contains(&o.as_str()) {
-            objs.push(o);
-        }
-    }
-    let list: Vec<&str> = seen.iter().map(|(_, w)| w.as_str()).collect();
+    let (objs, list) =
+        super::module_specific_entries(elf, |_| true, |t| through_got(t) || through_plt(t))?;
     Some(Finding::new(
         Rule::S390GotStale,
         format!(
