@@ -37,9 +37,11 @@ fn parse_hex(text: &[u8]) -> Option<u64> {
     }
     if digits.len() <= 16 {
         // No overflow to check: 16 digits fill a u64.
-        return digits
-            .iter()
-            .try_fold(0u64, |v, &b| Some(v << 4 | u64::from(hex_digit(b)?)));
+        let mut v = 0u64;
+        for &b in digits {
+            v = v << 4 | u64::from(hex_digit(b)?);
+        }
+        return Some(v);
     }
     digits.iter().try_fold(0u64, |v, &b| {
         v.checked_mul(16)?.checked_add(u64::from(hex_digit(b)?))
@@ -47,13 +49,25 @@ fn parse_hex(text: &[u8]) -> Option<u64> {
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    Some(HEX_DIGITS[usize::from(b)]).filter(|&d| d < 16)
 }
+
+/// The value of each byte as a hexadecimal digit, 0xff for other bytes: a
+/// table, as an address has 16 digits and a map a hundred thousand lines.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            d @ b'A'..=b'F' => d - b'A' + 10,
+            _ => 0xff,
+        };
+        b += 1;
+    }
+    table
+};
 
 impl SymbolMap {
     /// Add the lines of a `/proc/kallsyms` dump or a System.map:
