@@ -133,16 +133,14 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     // module is refused here, as the input's fault, rather than found by
     // `verify` in the output and reported as a bug of this tool.
     let target = crate::rules::Target::of(&elf, None);
-    let mended = |f: &Finding| {
-        !plan.is_empty()
-            && matches!(
-                f.rule,
-                Rule::UnconvertedAnnotation | Rule::UnconvertedSymposTable
-            )
+    let mended: &[Rule] = if plan.is_empty() {
+        &[]
+    } else {
+        &[Rule::UnconvertedAnnotation, Rule::UnconvertedSymposTable]
     };
-    let broken: Vec<Finding> = crate::rules::contract::module(&elf, &target)
+    let broken: Vec<Finding> = crate::rules::contract::module_except(&elf, &target, mended)
         .into_iter()
-        .filter(|f| f.is_error() && !mended(f))
+        .filter(Finding::is_error)
         .collect();
     if plan.is_empty() {
         // Nothing to convert: the module goes out as it came, so it must

@@ -351,8 +351,9 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
         .collect();
     // The release's limit on names (the module's vermagic): the grammar
     // allows the longest, KSYM_NAME_LEN of 6.1 and later.
+    let mut whole = Vec::new();
     for r in &plan.renames {
-        let mut whole = Vec::new();
+        whole.clear();
         r.klp.write_name(&mut whole);
         if let Some(p) = contract::klp_symbol_too_long(&r.klp.obj, &r.klp.name, &whole, &target) {
             problems.push(

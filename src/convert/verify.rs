@@ -24,6 +24,21 @@ pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
     }
 }
 
+/// Where the run of `k` starts in `sorted` (`sorted.partition_point(|b| *b
+/// < k)`), looked for first in the few entries from `hint` on.
+fn run_start<T: Ord>(sorted: &[T], k: &T, hint: usize) -> usize {
+    const NEAR: usize = 8;
+    let after_hint = hint == 0 || sorted.get(hint - 1).is_some_and(|b| b < k);
+    if !after_hint {
+        return sorted.partition_point(|b| b < k);
+    }
+    let near = (hint + NEAR).min(sorted.len());
+    if near == sorted.len() || sorted[near - 1] >= *k {
+        return hint + sorted[hint.min(near)..near].partition_point(|b| b < k);
+    }
+    near + sorted[near..].partition_point(|b| b < k)
+}
+
 /// The output against the input: every input relocation present exactly
 /// once, only the renamed symbols changed, and only the rewritten sections.
 fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
@@ -72,12 +87,17 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     before.sort_unstable();
     let mut used: Vec<u32> = vec![0; before.len()];
     let mut added: Vec<Key> = Vec::new();
+    // Where the last key's run started: the output's entries come mostly in
+    // key order (a section's by offset), so the next key's run is found
+    // among the few input entries after it, not by a search of them all.
+    let mut last = 0;
     for rs in &out.relocs {
         let target = out.sections[rs.index].sh_info;
         for r in &rs.entries {
             let k = (target, r.offset, r.r_type, r.sym, r.addend);
             // The first unmatched entry of k's run, if the run has one.
-            let first = before.partition_point(|b| *b < k);
+            let first = run_start(&before, &k, last);
+            last = first;
             match before.get(first + used.get(first).map_or(0, |&u| u as usize)) {
                 Some(b) if *b == k => used[first] += 1,
                 _ => added.push(k),
@@ -210,4 +230,23 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_start;
+
+    /// Wherever the hint is, the answer is the partition point's.
+    #[test]
+    fn run_start_is_the_partition_point() {
+        let sorted: Vec<u32> = (0..40).map(|i| i / 3 * 2).collect();
+        for k in 0..90 {
+            let want = sorted.partition_point(|b| *b < k);
+            for hint in 0..=sorted.len() + 2 {
+                assert_eq!(run_start(&sorted, &k, hint), want, "k {k} hint {hint}");
+            }
+        }
+        assert_eq!(run_start::<u32>(&[], &1, 0), 0);
+        assert_eq!(run_start::<u32>(&[], &1, 5), 0);
+    }
 }

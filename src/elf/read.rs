@@ -449,12 +449,25 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
 
 /// Sections must not overlap each other or the ELF header: the writer
 /// rewrites sections in place and would otherwise clobber a neighbour.
+///
+/// A file whose sections lie in index order is proven by one pass, without
+/// a sorted copy of 100,000 extents; otherwise (GNU as puts the relocation
+/// sections after all the others) the extents are sorted.
 fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), ReadError> {
-    let mut extents: Vec<(u64, u64, usize)> = sections
+    let extents = sections
         .iter()
         .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
-        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
-        .collect();
+        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index));
+    let mut end = header_size;
+    let in_order = extents.clone().all(|(start, next_end, _)| {
+        let apart = start >= end;
+        end = next_end;
+        apart
+    });
+    if in_order {
+        return Ok(());
+    }
+    let mut extents: Vec<(u64, u64, usize)> = extents.collect();
     extents.sort_unstable_by_key(|&(start, _, _)| start);
     let mut prev_end = header_size;
     let mut prev: Option<usize> = None;
@@ -473,4 +486,43 @@ fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), Read
         prev = Some(index);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(index: usize, sh_offset: u64, sh_size: u64) -> Section<'static> {
+        Section {
+            index,
+            name: b".s",
+            sh_name: 0,
+            sh_type: crate::elf::abi::SHT_PROGBITS,
+            sh_flags: 0,
+            sh_addr: 0,
+            sh_offset,
+            sh_size,
+            sh_link: 0,
+            sh_info: 0,
+            sh_addralign: 1,
+            sh_entsize: 0,
+        }
+    }
+
+    /// In index order or not, the same sections pass, and an overlap is
+    /// named the same way.
+    #[test]
+    fn overlaps_in_any_order() {
+        let null = section(0, 0, 0);
+        let in_order = [null.clone(), section(1, 64, 16), section(2, 80, 8)];
+        assert!(check_overlaps(&in_order, 64).is_ok());
+        let reordered = [null.clone(), section(1, 80, 8), section(2, 64, 16)];
+        assert!(check_overlaps(&reordered, 64).is_ok());
+        let overlap = [null.clone(), section(1, 90, 8), section(2, 64, 30)];
+        let e = check_overlaps(&overlap, 64).unwrap_err();
+        assert_eq!(e.0, "section .s (#1) at 0x5a overlaps section .s");
+        let header = [null, section(1, 60, 8)];
+        let e = check_overlaps(&header, 64).unwrap_err();
+        assert_eq!(e.0, "section .s (#1) at 0x3c overlaps the ELF header");
+    }
 }

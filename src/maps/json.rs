@@ -23,6 +23,7 @@ use serde::ser::{SerializeMap as _, SerializeStruct as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{MapError, MapSymbol, SymbolMap, Symbols};
+use crate::fxhash::FxHashMap;
 
 /// The `format` value of the JSON map this tool writes.
 pub const MAP_FORMAT: &str = "klp-convert-map-1";
@@ -91,13 +92,15 @@ impl Serialize for Objects<'_> {
     }
 }
 
-/// The exports: [`Name`]s to [`Name`]s.
-struct Exports<'m>(&'m BTreeMap<Vec<u8>, Vec<u8>>);
+/// The exports: [`Name`]s to [`Name`]s, in byte order of the names.
+struct Exports<'m>(&'m FxHashMap<Vec<u8>, Vec<u8>>);
 
 impl Serialize for Exports<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
+        let mut sorted: Vec<(&Vec<u8>, &Vec<u8>)> = self.0.iter().collect();
+        sorted.sort_unstable();
+        let mut map = serializer.serialize_map(Some(sorted.len()))?;
+        for (k, v) in sorted {
             map.serialize_entry(&Name(k), &Name(v))?;
         }
         map.end()

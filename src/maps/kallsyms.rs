@@ -11,6 +11,64 @@ fn bracketed(m: &[u8]) -> Option<&[u8]> {
     m.strip_prefix(b"[")?.strip_suffix(b"]")
 }
 
+/// The fields of a line: the runs of bytes between ASCII white space.
+/// A System.map has a hundred thousand lines and more: a scan a field, not
+/// a split and a filter a byte.
+fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let start = i;
+        while line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        (i > start).then(|| &line[start..i])
+    })
+}
+
+/// A hexadecimal address as `u64::from_str_radix(_, 16)` reads it (a `+`
+/// allowed before the digits), without a UTF-8 check first.
+fn parse_hex(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    if digits.len() <= 16 {
+        // No overflow to check: 16 digits fill a u64.
+        let mut v = 0u64;
+        for &b in digits {
+            v = v << 4 | u64::from(hex_digit(b)?);
+        }
+        return Some(v);
+    }
+    digits.iter().try_fold(0u64, |v, &b| {
+        v.checked_mul(16)?.checked_add(u64::from(hex_digit(b)?))
+    })
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    Some(HEX_DIGITS[usize::from(b)]).filter(|&d| d < 16)
+}
+
+/// The value of each byte as a hexadecimal digit, 0xff for other bytes: a
+/// table, as an address has 16 digits and a map a hundred thousand lines.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            d @ b'A'..=b'F' => d - b'A' + 10,
+            _ => 0xff,
+        };
+        b += 1;
+    }
+    table
+};
+
 impl SymbolMap {
     /// Add the lines of a `/proc/kallsyms` dump or a System.map:
     /// `address type name [module]`. Lines without `[module]` are vmlinux.
@@ -24,9 +82,7 @@ impl SymbolMap {
         let mut begun = FxHashSet::default();
         let mut read = || -> Result<(), MapError> {
             for (n, line) in lines(text).enumerate() {
-                let mut parts = line
-                    .split(u8::is_ascii_whitespace)
-                    .filter(|p| !p.is_empty());
+                let mut parts = fields(line);
                 let (Some(addr), Some(kind), Some(name)) =
                     (parts.next(), parts.next(), parts.next())
                 else {
@@ -38,16 +94,16 @@ impl SymbolMap {
                         "expected 'address type name [module]'",
                     ));
                 };
-                let addr = std::str::from_utf8(addr)
-                    .ok()
-                    .and_then(|a| u64::from_str_radix(a, 16).ok())
-                    .ok_or_else(|| {
-                        MapError::parse(Some(n + 1), format!("bad address '{}'", Show(addr)))
-                    })?;
-                let kind = std::str::from_utf8(kind)
-                    .ok()
-                    .and_then(|k| k.chars().next())
-                    .unwrap_or('?');
+                let addr = parse_hex(addr).ok_or_else(|| {
+                    MapError::parse(Some(n + 1), format!("bad address '{}'", Show(addr)))
+                })?;
+                let kind = match kind {
+                    [k] if k.is_ascii() => char::from(*k),
+                    _ => std::str::from_utf8(kind)
+                        .ok()
+                        .and_then(|k| k.chars().next())
+                        .unwrap_or('?'),
+                };
                 match parts.next() {
                     Some(m) if bracketed(m).is_some() => {
                         let m = module_name(bracketed(m).unwrap_or_default());
@@ -174,6 +230,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn addresses_read_as_from_str_radix() {
+        for text in ["0", "ffffffff81000100", "+1f", "FfFf", "ffffffffffffffff"] {
+            let want = u64::from_str_radix(text, 16).ok();
+            assert_eq!(parse_hex(text.as_bytes()), want, "{text}");
+        }
+        for text in ["", "+", "-1", "++1", "1g", "10000000000000000", "\u{e9}"] {
+            assert_eq!(parse_hex(text.as_bytes()), None, "{text}");
+        }
+        let split: Vec<&[u8]> = fields(b" \tffff t\x0cname  [m]\r ").collect();
+        assert_eq!(split, [&b"ffff"[..], b"t", b"name", b"[m]"]);
+        assert_eq!(fields(b" \t ").count(), 0);
     }
 
     #[test]

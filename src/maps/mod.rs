@@ -44,8 +44,10 @@ pub use symbols_klp::SYMBOLS_KLP_HEADER;
 pub struct SymbolMap {
     /// Object name -> its symbols in counting order.
     objects: BTreeMap<Vec<u8>, Symbols>,
-    /// Exported name -> the object exporting it.
-    exports: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Exported name -> the object exporting it. A hash map: a kernel's
+    /// maps add tens of thousands of exports, each found again in
+    /// Module.symvers; the JSON map sorts them when it writes them.
+    exports: FxHashMap<Vec<u8>, Vec<u8>>,
     /// Was an export list read (an empty one included)?
     has_exports: bool,
     /// `CONFIG_KALLSYMS_ALL` of the target, from its kernel config; unknown
@@ -408,10 +410,14 @@ pub struct Resolved {
 
 /// Module names as the kernel spells them: `-` becomes `_`.
 pub fn module_name(name: impl AsRef<[u8]>) -> Vec<u8> {
-    let name = name.as_ref();
-    name.iter()
-        .map(|&b| if b == b'-' { b'_' } else { b })
-        .collect()
+    let mut out = Vec::new();
+    write_module_name(&mut out, name.as_ref());
+    out
+}
+
+/// [`module_name`], appended to `out` (a reader of many lines reuses one buffer).
+fn write_module_name(out: &mut Vec<u8>, name: &[u8]) {
+    out.extend(name.iter().map(|&b| if b == b'-' { b'_' } else { b }));
 }
 
 impl SymbolMap {
@@ -591,11 +597,24 @@ impl SymbolMap {
         let mut any = false;
         for name in symbols.names() {
             if let Some(name) = name.strip_prefix(b"__ksymtab_") {
-                self.exports.insert(name.to_vec(), obj.to_vec());
+                self.add_export(name, obj);
                 any = true;
             }
         }
         self.has_exports |= complete && any;
+    }
+
+    /// Record that `owner` exports `name`, replacing an earlier owner;
+    /// nothing is allocated for an export already known (Module.symvers
+    /// repeats what the `__ksymtab_` symbols of the maps told).
+    fn add_export(&mut self, name: &[u8], owner: &[u8]) {
+        match self.exports.get_mut(name) {
+            Some(known) if known.as_slice() == owner => {}
+            Some(known) => *known = owner.to_vec(),
+            None => {
+                self.exports.insert(name.to_vec(), owner.to_vec());
+            }
+        }
     }
 
     /// Take in the objects and exports of `other`: a same-named object is

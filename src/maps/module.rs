@@ -102,7 +102,7 @@ impl SymbolMap {
         for s in &elf.symbols {
             let export = s.name.strip_prefix(b"__ksymtab_");
             if let (Some(export), false) = (export, s.st_shndx == SHN_UNDEF) {
-                self.exports.insert(export.to_vec(), name.clone());
+                self.add_export(export, &name);
             }
         }
         syms.shrink_to_fit();

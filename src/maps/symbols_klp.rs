@@ -172,7 +172,7 @@ impl SymbolMap {
                 _ => None,
             };
             if let Some(exported) = exported {
-                self.exports.insert(exported.to_vec(), obj.clone());
+                self.add_export(exported, obj);
             }
             symbols.push_named(name)?;
         }

@@ -1,7 +1,7 @@
 //! `Module.symvers`: the export list kbuild writes,
 //! `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]` a line.
 
-use super::{lines, module_name, MapError, SymbolMap};
+use super::{lines, write_module_name, MapError, SymbolMap};
 
 /// Does a file whose first line is `first` look like a `Module.symvers`?
 pub(super) fn looks_like_symvers(first: &[u8]) -> bool {
@@ -12,6 +12,7 @@ impl SymbolMap {
     /// Add a `Module.symvers`: `crc<TAB>symbol<TAB>module<TAB>export-type[<TAB>namespace]`.
     /// Lines are bytes: a name is kept as it is, whatever its encoding.
     pub fn add_symvers(&mut self, text: impl AsRef<[u8]>) -> Result<(), MapError> {
+        let mut owner_name = Vec::new();
         for (n, line) in lines(text.as_ref()).enumerate() {
             let mut fields = line.split(|&b| b == b'\t');
             let (Some(_crc), Some(symbol), Some(owner), Some(_kind)) =
@@ -27,7 +28,9 @@ impl SymbolMap {
             };
             // The module column is `vmlinux` or the module's path in the tree.
             let owner = owner.rsplit(|&b| b == b'/').next().unwrap_or(owner);
-            self.exports.insert(symbol.to_vec(), module_name(owner));
+            owner_name.clear();
+            write_module_name(&mut owner_name, owner);
+            self.add_export(symbol, &owner_name);
         }
         self.has_exports = true;
         Ok(())

@@ -734,6 +734,16 @@ pub fn needs_linking(sym: &Symbol) -> bool {
 /// Every rule of this module on a whole livepatch module, for the kernel
 /// `target`: what `check` reports and what `convert` proves of its output.
 pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
+    module_except(elf, target, &[])
+}
+
+/// [`module`] without the rules in `skip`, whose findings the caller would
+/// drop: `convert` mends unconverted annotations and `KLP_SYMPOS` tables,
+/// and a module may have a hundred thousand of them, each finding a
+/// formatted message.
+pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> {
+    let annotations = !skip.contains(&Rule::UnconvertedAnnotation);
+    let sympos_tables = !skip.contains(&Rule::UnconvertedSymposTable);
     let table = klp_patch::read(elf);
     let mut out = patch_table(elf, table.as_ref(), target);
     let objects = klp_patch::ModuleObjects::of(elf, table.as_ref());
@@ -767,11 +777,15 @@ pub fn module(elf: &Elf, target: &Target) -> Vec<Finding> {
             out.extend(klp_symbol_name_parsed(sym, &parsed, target));
             klp[sym.index] = parsed.ok();
         }
-        out.extend(unconverted_annotation(elf, sym));
+        if annotations {
+            out.extend(unconverted_annotation(elf, sym));
+        }
         out.extend(defined_annotation(sym));
     }
     for sec in &elf.sections {
-        out.extend(unconverted_sympos_table(elf, sec));
+        if sympos_tables {
+            out.extend(unconverted_sympos_table(elf, sec));
+        }
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             out.extend(klp_section_header(elf, sec));
         }
