@@ -12,7 +12,7 @@ use crate::cli::{
     self, BuildArgs, CheckArgs, Command, ConvertArgs, Format, Generate, Invocation,
     KbuildPatchArgs, MapFormat, ShowArgs, SymbolsArgs,
 };
-use crate::convert::{self, Converted};
+use crate::convert::{self, Summary};
 use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Severity};
 use crate::kbuild::{self, Kbuild};
@@ -134,7 +134,7 @@ pub fn convert_one(
 
 /// The line after a conversion that changed something (without the prefix):
 /// `lp.ko: 2 relocations of 2 symbols moved into 2 klp sections -> out.ko`.
-pub fn convert_summary(input: &Path, output: &Path, done: &Converted) -> String {
+pub fn convert_summary(input: &Path, output: &Path, done: &Summary) -> String {
     format!(
         "{}: {} relocation{} of {} symbol{} moved into {} klp section{} -> {}",
         input.display(),
@@ -166,13 +166,14 @@ fn severity(s: Severity) -> &'static str {
 /// it lists an error.
 pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
     let file = args.file.display().to_string();
-    let bytes = module_file::read(&args.file).map_err(Error::ModuleFile)?;
+    let bytes = module_file::open(&args.file).map_err(Error::ModuleFile)?;
     let (image, _) = signature::split(&bytes);
     let elf = Elf::parse(image).map_err(|source| Error::Malformed {
         file: args.file.clone(),
         source,
     })?;
     let report = show::report(&file, &elf);
+    bytes.whole().map_err(Error::ModuleFile)?;
     let text = match args.format {
         Format::Json => {
             let mut j = serde_json::to_string_pretty(&report).map_err(Error::Json)?;
@@ -364,8 +365,9 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     let mut refused = Vec::new();
     let mut undefined = Vec::new();
     for ko in &modules {
-        let bytes = module_file::read(ko).map_err(Error::ModuleFile)?;
+        let bytes = module_file::open(ko).map_err(Error::ModuleFile)?;
         let livepatch = Elf::parse(signature::split(&bytes).0).is_ok_and(|elf| elf.is_livepatch());
+        bytes.whole().map_err(Error::ModuleFile)?;
         if livepatch {
             if let Err(e) = convert_one(ko, ko, map.as_ref(), false, err) {
                 report(&e, err);
@@ -375,7 +377,9 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
         }
         // The module as it stands now: converted, for a livepatch.
         let bytes = if livepatch {
-            module_file::read(ko).map_err(Error::ModuleFile)?
+            // The converted module replaced the file the mapping shows.
+            drop(bytes);
+            module_file::open(ko).map_err(Error::ModuleFile)?
         } else {
             bytes
         };
@@ -384,6 +388,7 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
             source,
         })?;
         let names = kbuild::refused_names(&elf, &exports);
+        bytes.whole().map_err(Error::ModuleFile)?;
         for name in &names {
             say(
                 err,

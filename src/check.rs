@@ -99,7 +99,10 @@ pub fn check_files(
 ) -> Vec<Result<ModuleReport, FileError>> {
     crate::parallel::map_files(files, |path| {
         let name = path.display().to_string();
-        crate::module_file::read(path).map(|bytes| check_bytes(&name, &bytes, release, map))
+        // Mapped, not copied; a file truncated meanwhile is not reported on.
+        let module = crate::module_file::open(path)?;
+        let report = check_bytes(&name, &module, release, map);
+        module.whole().map(|()| report)
     })
     .into_iter()
     .map(|r| match r {

@@ -12,7 +12,9 @@
 //!    where each relocation goes, [`convert::apply`] the plan with
 //!    [`elf::write::Edit`] (nothing renumbered, untouched bytes untouched),
 //!    [`convert::verify`] the result;
-//! 3. [`module_file::write_atomically`] writes it, or nothing.
+//! 3. [`module_file::write_proven`] writes it in pieces to a temporary
+//!    file, which [`convert::Pending::prove`] verifies as read back before
+//!    it replaces the destination; or nothing is written.
 //!
 //! The kernel's rules are each written once, as functions returning a
 //! [`finding::Finding`] with a stable [`finding::Rule`] id: the livepatch
@@ -48,6 +50,7 @@ pub mod finding;
 pub(crate) mod fxhash;
 pub mod kbuild;
 pub mod klp_patch;
+pub(crate) mod mapped;
 pub mod maps;
 pub mod module_file;
 pub mod names;

@@ -1,16 +1,24 @@
-//! Step 4 of a conversion: carry out the plan on a copy of the module with
+//! Step 4 of a conversion: carry out the plan with
 //! [`crate::elf::write::Edit`], which never renumbers sections or symbols
-//! and leaves untouched bytes as they were.
+//! and leaves untouched bytes as they were; the result is the output as
+//! pieces to write, the input's bytes borrowed.
 
 use super::plan::Plan;
-use crate::elf::write::{Edit, Encoder, WriteError};
+use crate::elf::write::{Edit, Encoder, Output, WriteError};
 use crate::elf::{
     Elf, Section, SHF_ALLOC, SHF_INFO_LINK, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH, SHT_RELA,
 };
 use crate::names;
 
-/// Carry out `plan` on `elf` and return the new file.
+/// Carry out `plan` on `elf` and return the new file, in memory (for
+/// callers that want the bytes; a conversion writes [`output`]).
 pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
+    Ok(output(elf, plan)?.to_vec())
+}
+
+/// Carry out `plan` on `elf`: the new file as pieces to write, the input's
+/// bytes borrowed ([`Output`]).
+pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> {
     let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
     let enc = Encoder::of(elf);
     let mut edit = Edit::new(elf);
@@ -77,5 +85,5 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
     for &i in &plan.unallocated {
         edit.set_flags(i, elf.sections[i].sh_flags & !SHF_ALLOC);
     }
-    edit.finish()
+    edit.into_output()
 }

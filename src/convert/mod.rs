@@ -6,12 +6,15 @@
 //!    unannotated references given their klp form;
 //! 3. [`plan`] — which relocations move into which klp section, asking
 //!    [`crate::rules`] what the kernel would refuse;
-//! 4. [`apply`] — the plan carried out on a copy, nothing renumbered;
-//! 5. [`verify`] — the output re-read and proved against the rules and the
-//!    input.
+//! 4. [`apply`] — the plan carried out, nothing renumbered: the output as
+//!    pieces to write ([`crate::elf::write::Output`]);
+//! 5. [`verify`] — the output re-read as written and proved against the
+//!    rules and the input ([`Pending::prove`]).
 //!
-//! [`convert_bytes_with`] runs them in that order; nothing is written unless
-//! all five pass.
+//! [`prepare`] runs steps 1–4. [`convert_file`] writes the pieces to a
+//! temporary file and proves that file, mapped back, before it replaces
+//! the destination; [`convert_bytes_with`] writes them into memory and
+//! proves that. Nothing is written unless all five pass.
 
 pub mod apply;
 pub mod plan;
@@ -23,7 +26,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::elf::read::ReadError;
-use crate::elf::write::WriteError;
+use crate::elf::write::{Output, WriteError};
 use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Rule};
 use crate::maps::SymbolMap;
@@ -54,7 +57,13 @@ fn lines(findings: &[Finding]) -> String {
     lines.join("\n")
 }
 
-/// A successful conversion.
+impl From<module_file::Error> for Error {
+    fn from(e: module_file::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+/// A successful conversion, its output in memory ([`convert_bytes_with`]).
 #[derive(Debug)]
 pub struct Converted {
     /// The new file contents.
@@ -69,6 +78,43 @@ pub struct Converted {
     pub relocations: usize,
     /// klp sections created or extended.
     pub sections: usize,
+}
+
+/// A successful conversion written to a file ([`convert_file`]): what
+/// [`Converted`] says, without the bytes, which went to the file.
+#[derive(Debug)]
+pub struct Summary {
+    /// Did anything change? (`false`: the output equals the input.)
+    pub changed: bool,
+    /// Warnings and notes (signature dropped, relocations left in debug sections, ...).
+    pub notes: Vec<Finding>,
+    /// Symbols renamed.
+    pub symbols: usize,
+    /// Relocations moved into klp sections.
+    pub relocations: usize,
+    /// klp sections created or extended.
+    pub sections: usize,
+}
+
+impl Converted {
+    /// The conversion `summary` with its output `bytes`.
+    pub fn new(bytes: Vec<u8>, summary: Summary) -> Converted {
+        let Summary {
+            changed,
+            notes,
+            symbols,
+            relocations,
+            sections,
+        } = summary;
+        Converted {
+            bytes,
+            changed,
+            notes,
+            symbols,
+            relocations,
+            sections,
+        }
+    }
 }
 
 /// Steps 1–3: select, resolve (with `map`) and plan. Returns the plan and
@@ -121,8 +167,45 @@ pub fn convert_bytes(file: &[u8]) -> Result<Converted, Error> {
 }
 
 /// Convert a module held in memory; with symbol maps, unannotated
-/// references to unexported symbols too.
+/// references to unexported symbols too. [`prepare`], the output written
+/// into memory, and [`Pending::prove`] on it.
 pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Converted, Error> {
+    let pending = prepare(file, map)?;
+    let bytes = pending.to_vec();
+    let summary = pending.prove(&bytes)?;
+    Ok(Converted::new(bytes, summary))
+}
+
+/// A conversion carried out up to its output (steps 1–4): the output as
+/// pieces to write ([`crate::elf::write::Output`]), which step 5
+/// ([`Pending::prove`]) proves once they are written, on what was written.
+#[derive(Debug)]
+pub struct Pending<'a, 'm> {
+    /// The input file, its signature included.
+    file: &'a [u8],
+    /// The input module (without the signature).
+    elf: Elf<'a>,
+    plan: plan::Plan,
+    notes: Vec<Finding>,
+    map: Option<&'m SymbolMap>,
+    /// The output's pieces (`None`: unchanged, or written and dropped).
+    output: Option<Output<'a>>,
+    /// `false`: nothing to convert, the output is `file` as it came.
+    changed: bool,
+    /// Relocations moved.
+    moved: usize,
+    /// Did the input carry a signature (dropped when converted)?
+    signed: bool,
+}
+
+/// Steps 1–4 on the module `file`: select, resolve (with `map`), plan and
+/// apply, and what the input itself breaks refused, as it would be by
+/// [`convert_bytes_with`]. Nothing is proven yet: write the output
+/// ([`Pending::write_to`]) and give what was written to [`Pending::prove`].
+pub fn prepare<'a, 'm>(
+    file: &'a [u8],
+    map: Option<&'m SymbolMap>,
+) -> Result<Pending<'a, 'm>, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
     let (mut plan, notes) = make_plan(&elf, map)
@@ -166,19 +249,22 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
             let table = crate::klp_patch::read(&elf);
             notes.extend(resolution::unchecked_orders(&elf, m, table.as_ref()));
         }
-        return Ok(Converted {
-            bytes: file.to_vec(),
-            changed: false,
+        return Ok(Pending {
+            file,
+            elf,
+            plan,
             notes,
-            symbols: 0,
-            relocations: 0,
-            sections: 0,
+            map,
+            output: None,
+            changed: false,
+            moved: 0,
+            signed: !sig.is_empty(),
         });
     }
     if !broken.is_empty() {
         return Err(Error::Refused(with_loader_refusals(&elf, broken)));
     }
-    let bytes = apply::apply(&elf, &plan).map_err(|e| match e {
+    let output = apply::output(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
         _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
@@ -189,52 +275,111 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
     for s in &mut plan.sections {
         s.entries = Vec::new();
     }
-    let out = Elf::parse(&bytes).map_err(|e| {
-        Error::Internal(vec![Finding::new(
-            Rule::Verify,
-            format!("output does not parse: {e}"),
-        )])
-    })?;
-    verify::verify(&elf, &plan, &out).map_err(Error::Internal)?;
-    // The converted module must pass every check the kernel's loader makes;
-    // what fails here comes from the input (a ppc64 local call, say).
-    // With maps, the output is resolved as the kernel will resolve it: an
-    // address that overflows its field (an `R_X86_64_32` against a vmlinux
-    // address, say) is only known now.
-    let resolved = map.map(|m| resolution::module_report(&out, m, Report::Errors));
-    // And the rules of the module's release (its vermagic) that refuse: a
-    // ppc64 plain store into read-only memory, a per-CPU target.
-    let target = crate::rules::Target::of(&out, None);
-    let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
-        .into_iter()
-        .chain(resolved.into_iter().flatten())
-        .chain(crate::rules::kernels::late_reloc_read_only(&out, &target))
-        .chain(crate::rules::kernels::percpu_targets(&out, &target))
-        .filter(Finding::is_error)
-        .collect();
-    if !refusals.is_empty() {
-        return Err(Error::Refused(refusals));
-    }
-    // What the maps could not prove: the patch-first order of modules
-    // they give only as loaded (kallsyms, symbols.klp).
-    if let Some(m) = map {
-        let table = crate::klp_patch::read(&out);
-        notes.extend(resolution::unchecked_orders(&out, m, table.as_ref()));
-    }
-    if !sig.is_empty() {
-        notes.push(Finding::new(
-            Rule::SignatureDropped,
-            "the appended module signature was dropped: it is invalid after conversion; sign the output again",
-        ));
-    }
-    Ok(Converted {
-        bytes,
-        changed: true,
+    Ok(Pending {
+        file,
+        elf,
+        plan,
         notes,
-        symbols: plan.renames.len(),
-        relocations: moved,
-        sections: plan.sections.len(),
+        map,
+        output: Some(output),
+        changed: true,
+        moved,
+        signed: !sig.is_empty(),
     })
+}
+
+impl Pending<'_, '_> {
+    /// Does the output differ from the input?
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Write the output to `w`, piece by piece, and drop the pieces' own
+    /// buffers (new sections, rewritten tables): what was written is
+    /// proven as read back, and their memory goes to its parse.
+    pub fn write_to(&mut self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self.output.take() {
+            Some(out) => out.write_to(w),
+            None if !self.changed => w.write_all(self.file),
+            None => Err(std::io::Error::other("the output was written already")),
+        }
+    }
+
+    /// The output in memory (the pieces are kept).
+    pub fn to_vec(&self) -> Vec<u8> {
+        match &self.output {
+            Some(out) => out.to_vec(),
+            None => self.file.to_vec(),
+        }
+    }
+
+    /// Step 5: prove `written`, the output as written (re-read): it parses,
+    /// [`verify`] passes, and the loader's and the release's rules and the
+    /// maps' resolution accept it. An unchanged module must be written as
+    /// it came.
+    pub fn prove(mut self, written: &[u8]) -> Result<Summary, Error> {
+        let internal = |message: String| Error::Internal(vec![Finding::new(Rule::Verify, message)]);
+        if !self.changed {
+            if written != self.file {
+                return Err(internal(
+                    "the output is not the unchanged input it should be".to_string(),
+                ));
+            }
+            return Ok(Summary {
+                changed: false,
+                notes: self.notes,
+                symbols: 0,
+                relocations: 0,
+                sections: 0,
+            });
+        }
+        // The pieces are written: their buffers go before the output's
+        // parse takes its memory (if `write_to` did not drop them).
+        self.output = None;
+        let (elf, plan, map) = (&self.elf, &self.plan, self.map);
+        let out =
+            Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
+        verify::verify(elf, plan, &out).map_err(Error::Internal)?;
+        // The converted module must pass every check the kernel's loader makes;
+        // what fails here comes from the input (a ppc64 local call, say).
+        // With maps, the output is resolved as the kernel will resolve it: an
+        // address that overflows its field (an `R_X86_64_32` against a vmlinux
+        // address, say) is only known now.
+        let resolved = map.map(|m| resolution::module_report(&out, m, Report::Errors));
+        // And the rules of the module's release (its vermagic) that refuse: a
+        // ppc64 plain store into read-only memory, a per-CPU target.
+        let target = crate::rules::Target::of(&out, None);
+        let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
+            .into_iter()
+            .chain(resolved.into_iter().flatten())
+            .chain(crate::rules::kernels::late_reloc_read_only(&out, &target))
+            .chain(crate::rules::kernels::percpu_targets(&out, &target))
+            .filter(Finding::is_error)
+            .collect();
+        if !refusals.is_empty() {
+            return Err(Error::Refused(refusals));
+        }
+        let mut notes = self.notes;
+        // What the maps could not prove: the patch-first order of modules
+        // they give only as loaded (kallsyms, symbols.klp).
+        if let Some(m) = map {
+            let table = crate::klp_patch::read(&out);
+            notes.extend(resolution::unchecked_orders(&out, m, table.as_ref()));
+        }
+        if self.signed {
+            notes.push(Finding::new(
+                Rule::SignatureDropped,
+                "the appended module signature was dropped: it is invalid after conversion; sign the output again",
+            ));
+        }
+        Ok(Summary {
+            changed: true,
+            notes,
+            symbols: plan.renames.len(),
+            relocations: self.moved,
+            sections: plan.sections.len(),
+        })
+    }
 }
 
 /// The compression an output's name promises (`x.ko.xz`, `x.ko.zst`): the
@@ -253,11 +398,30 @@ fn compressed_name(output: &Path) -> Option<&'static str> {
 /// like a compressed module. With `output ==
 /// input` the file is replaced in place (and left alone when nothing changes).
 /// On any error no output file is created and the input is untouched.
+///
+/// The input is mapped ([`module_file::open_stable`]) and the output
+/// written piece by piece into its temporary file, then mapped back and
+/// proven there ([`module_file::write_proven`]): neither is copied whole
+/// into memory. The input must be unchanged when the output is proven;
+/// should it have changed meanwhile (whatever the conversion made of it),
+/// the conversion is tried once more from a copy read whole, which
+/// converts a version whole or refuses it as changed.
 pub fn convert_file(
     input: &Path,
     output: &Path,
     map: Option<&SymbolMap>,
-) -> Result<Converted, Error> {
+) -> Result<Summary, Error> {
+    convert_file_with(input, output, map, || {})
+}
+
+/// [`convert_file`], calling `opened` once the input is open (tests change
+/// it there).
+fn convert_file_with(
+    input: &Path,
+    output: &Path,
+    map: Option<&SymbolMap>,
+    opened: impl FnOnce(),
+) -> Result<Summary, Error> {
     let io = |source| {
         Error::Io(module_file::Error::Io {
             path: input.to_path_buf(),
@@ -280,27 +444,165 @@ pub fn convert_file(
     } else {
         output.to_path_buf()
     };
-    let bytes = module_file::read_stable(input).map_err(Error::Io)?;
+    let source = module_file::open_stable(input).map_err(Error::Io)?;
+    opened();
+    match convert_opened(&source, input, &output, in_place, map) {
+        // The mapped input changed while it was converted: whatever came
+        // of it (a refusal, a parse error, a proven output) is the
+        // change's doing, and nothing was written. Once more from a copy
+        // read whole, as before inputs were mapped: it converts a version
+        // whole or is refused as changed.
+        Err(_) if source.confirm().is_err() => {
+            let copy = module_file::open_copy(input).map_err(Error::Io)?;
+            convert_opened(&copy, input, &output, in_place, map)
+        }
+        result => result,
+    }
+}
+
+/// The rest of [`convert_file`], on the opened input `source`.
+fn convert_opened(
+    source: &module_file::Stable,
+    input: &Path,
+    output: &Path,
+    in_place: bool,
+    map: Option<&SymbolMap>,
+) -> Result<Summary, Error> {
     // A compressed input converts into a new, uncompressed file: in place,
     // its name would lie about its contents.
-    if let Some(format) = module_file::compression(&bytes).filter(|_| in_place) {
+    if let Some(format) = module_file::compression(source.bytes()).filter(|_| in_place) {
         return Err(Error::Io(module_file::Error::Compressed {
             path: input.to_path_buf(),
             format,
         }));
     }
-    let bytes = module_file::decompress(input, bytes).map_err(Error::Io)?;
-    let result = convert_bytes_with(&bytes, map)?;
-    if in_place && !result.changed {
-        return Ok(result);
+    let bytes = module_file::decompress_slice(input, source.bytes())?;
+    let mut pending = prepare(&bytes, map)?;
+    if in_place && !pending.changed() {
+        let summary = pending.prove(&bytes)?;
+        source.confirm()?;
+        return Ok(summary);
     }
-    let mode = fs::metadata(input).map_err(io)?.permissions();
+    let mode = fs::metadata(input)
+        .map_err(|source| module_file::Error::Io {
+            path: input.to_path_buf(),
+            source,
+        })?
+        .permissions();
     // In place, the old bytes are the user's only copy of the module.
     let durability = if in_place {
         module_file::Durability::Synced
     } else {
         module_file::Durability::RenameOnly
     };
-    module_file::write_atomically(&output, &result.bytes, mode, durability).map_err(Error::Io)?;
-    Ok(result)
+    module_file::write_proven(
+        output,
+        mode,
+        durability,
+        |w| pending.write_to(w).map(|()| pending),
+        |pending, written| {
+            let summary = pending.prove(written)?;
+            source.confirm()?;
+            Ok(summary)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// An annotated livepatch module of a few pages (a 32 KiB table in
+    /// `.data` before the tables the conversion reads), compiled by gcc.
+    fn module(dir: &Path) -> Vec<u8> {
+        let src = dir.join("lp.c");
+        let obj = dir.join("lp.o");
+        fs::write(
+            &src,
+            "#include \"klp_convert.h\"\n\
+             static const char __modinfo_lp[] __attribute__((section(\".modinfo\"), used, aligned(1))) = \"livepatch=Y\";\n\
+             extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) { return v; }\n\
+             int pad[8192] = { 1 };\n",
+        )
+        .unwrap();
+        let r = Command::new("gcc")
+            .args([
+                "-O2",
+                "-c",
+                "-fno-pic",
+                "-mcmodel=kernel",
+                "-mno-red-zone",
+                "-I",
+            ])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .output()
+            .expect("run gcc");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        fs::read(obj).unwrap()
+    }
+
+    /// Through the library's read → convert → write path: a module changed
+    /// after it was opened (mapped) is never converted from what the
+    /// mapping showed meanwhile. Truncated (its SIGBUS handled: the mapping
+    /// reads zeros past the new end), rewritten or emptied, the conversion
+    /// is tried again from a copy, and converts or refuses the module as it
+    /// now is, as `convert_bytes` does; a refusal writes nothing. Left
+    /// alone, the module converts, written in pieces, as `convert_bytes`
+    /// converts it in memory.
+    #[test]
+    fn a_module_changed_after_it_was_opened_is_converted_as_it_now_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = module(dir.path());
+        assert!(bytes.len() > 5 * 4096, "{}", bytes.len());
+        let input = dir.path().join("in.o");
+        let out = dir.path().join("out.o");
+        let other = {
+            let mut b = bytes.clone();
+            // In the 32 KiB table: another module, to the byte as valid.
+            let at = b.len() / 2;
+            b[at] ^= 0x55;
+            b
+        };
+        let cases: [(&str, &[u8]); 3] = [
+            ("truncated", &bytes[..4096]),
+            ("rewritten", &other),
+            ("emptied", b""),
+        ];
+        for (how, now) in cases {
+            fs::write(&input, &bytes).unwrap();
+            let _ = fs::remove_file(&out);
+            let torn = std::cell::Cell::new(false);
+            let r = convert_file_with(&input, &out, None, || {
+                let f = fs::File::options().write(true).open(&input).unwrap();
+                if now.len() < bytes.len() {
+                    f.set_len(now.len() as u64).unwrap();
+                    torn.set(true);
+                }
+                std::os::unix::fs::FileExt::write_all_at(&f, now, 0).unwrap();
+            });
+            match (convert_bytes(now), r) {
+                (Ok(want), Ok(done)) => {
+                    assert!(done.changed, "{how}");
+                    assert_eq!(fs::read(&out).unwrap(), want.bytes, "{how}");
+                }
+                (Err(want), Err(got)) => {
+                    assert_eq!(got.to_string(), want.to_string(), "{how}");
+                    assert!(!out.exists(), "{how}");
+                }
+                (want, got) => panic!("{how}: {got:?}, not as {want:?}"),
+            }
+            assert_eq!(fs::read(&input).unwrap(), now, "{how}");
+            assert_eq!(torn.get(), now.len() < bytes.len());
+        }
+        fs::write(&input, &bytes).unwrap();
+        let done = convert_file_with(&input, &out, None, || {}).unwrap();
+        assert!(done.changed && done.relocations == 1);
+        let direct = convert_bytes(&bytes).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), direct.bytes);
+    }
 }

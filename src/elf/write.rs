@@ -1,4 +1,7 @@
-//! The write side: a minimal editor over an [`Elf`]'s original bytes.
+//! The write side: a minimal editor over an [`Elf`]'s original bytes. Its
+//! result, an [`Output`], is the new file as pieces (the input's bytes
+//! borrowed, the new ones owned), written one after the other: the file
+//! is never held whole in memory.
 //!
 //! Why not `object::build::elf::Builder`: it refuses `SHT_GROUP` sections
 //! (real on s390x), cannot re-read a module whose RELA section has `SHF_ALLOC`
@@ -280,11 +283,18 @@ impl<'e, 'a> Edit<'e, 'a> {
             && self.flags.is_empty()
     }
 
-    /// Produce the new file.
-    pub fn finish(mut self) -> Result<Vec<u8>, WriteError> {
+    /// Produce the new file in memory: [`Edit::into_output`] written into
+    /// a vector, for callers that want the bytes (tests, tools).
+    pub fn finish(self) -> Result<Vec<u8>, WriteError> {
+        Ok(self.into_output()?.to_vec())
+    }
+
+    /// Produce the new file as [`Output`]: the pieces to write, the input's
+    /// own bytes borrowed, never copied into one buffer.
+    pub fn into_output(mut self) -> Result<Output<'a>, WriteError> {
         let elf = self.elf;
         if self.is_empty() {
-            return Ok(elf.data.to_vec());
+            return Ok(Output::whole(elf.data));
         }
         let enc = Encoder::of(elf);
         self.fold_tables()?;
@@ -293,26 +303,6 @@ impl<'e, 'a> Edit<'e, 'a> {
         let count = old_count + self.new_sections.len();
         let ent = elf.shentsize as usize;
         let sht_len = ent * old_count;
-        // The output's size is known up to alignment padding: reserve it
-        // once, so the file is never copied by a growing vector.
-        let padded = |len: usize, align: u64| len + align.clamp(1, MAX_ALIGN) as usize - 1;
-        // (An alignment beyond MAX_ALIGN is refused below, once named.)
-        let appended: usize = self
-            .contents
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                let (b, h) = (b.as_ref()?, &elf.sections[i]);
-                (!fits(h, b)).then(|| padded(b.len(), h.sh_addralign))
-            })
-            .chain(
-                self.new_sections
-                    .iter()
-                    .map(|(h, r)| padded(r.len(), h.sh_addralign)),
-            )
-            .sum();
-        let mut out = Vec::with_capacity(elf.data.len() + appended + (count + 1) * ent + 8);
-        out.extend_from_slice(elf.data);
         let data_end = elf
             .sections
             .iter()
@@ -320,45 +310,58 @@ impl<'e, 'a> Edit<'e, 'a> {
             .map(|s| s.sh_offset + s.sh_size)
             .max()
             .unwrap_or(0);
-        if elf.shoff + sht_len as u64 == out.len() as u64 && data_end <= elf.shoff {
-            out.truncate(elf.shoff as usize);
-        }
+        // The input's bytes, less its section header table when that ends
+        // the file: the table is written anew after everything else.
+        let base = if elf.shoff + sht_len as u64 == elf.data.len() as u64 && data_end <= elf.shoff {
+            elf.shoff as usize
+        } else {
+            elf.data.len()
+        };
+        let mut out = Layout {
+            base,
+            end: base as u64,
+            overlays: Vec::with_capacity(self.rewritten + 1),
+            tail: Vec::new(),
+            owned: Vec::with_capacity(self.rewritten + 3),
+        };
 
-        // Old sections with new contents: in place when they fit, else
-        // appended. (index, offset, size), in index order.
+        // Old sections with new contents: in place when they fit (the rest
+        // of their old extent zeroed), else appended. (index, offset,
+        // size), in index order.
         let mut placed: Vec<(usize, u64, u64)> = Vec::with_capacity(self.rewritten);
         let contents = std::mem::take(&mut self.contents);
         for (index, bytes) in contents
-            .iter()
+            .into_iter()
             .enumerate()
-            .filter_map(|(i, b)| Some((i, b.as_ref()?)))
+            .filter_map(|(i, b)| Some((i, b?)))
         {
             let h = &elf.sections[index];
-            let offset = if fits(h, bytes) {
-                let start = h.sh_offset as usize;
-                let old_end = start + h.sh_size as usize;
-                out[start..start + bytes.len()].copy_from_slice(bytes);
-                out[start + bytes.len()..old_end].fill(0);
+            let size = bytes.len() as u64;
+            let offset = if fits(h, &bytes) {
+                out.overlays.push(Overlay {
+                    start: h.sh_offset as usize,
+                    buf: out.owned.len(),
+                    end: (h.sh_offset + h.sh_size) as usize,
+                });
+                out.owned.push(bytes);
                 h.sh_offset
             } else {
-                append_aligned(&mut out, bytes, h.sh_addralign, || h.display_name())?
+                let buf = out.own(bytes);
+                out.append_aligned(buf, h.sh_addralign, || h.display_name())?
             };
-            placed.push((index, offset, bytes.len() as u64));
+            placed.push((index, offset, size));
         }
-        drop(contents);
         let mut new_offsets = Vec::with_capacity(self.new_sections.len());
+        let new_data = out.owned.len();
+        out.owned.push(std::mem::take(&mut self.new_data));
         for (h, range) in &self.new_sections {
             // New sections are aligned by this tool (to 8 at most).
-            let bytes = &self.new_data[range.clone()];
-            new_offsets.push(append_aligned(
-                &mut out,
-                bytes,
-                h.sh_addralign,
-                String::new,
-            )?);
+            let piece = Piece::Owned(new_data, range.clone());
+            new_offsets.push(out.append_aligned(piece, h.sh_addralign, String::new)?);
         }
 
-        let shoff = append_aligned(&mut out, &[], if elf.is_64 { 8 } else { 4 }, String::new)?;
+        let shoff =
+            out.append_aligned(Piece::Zeros(0), if elf.is_64 { 8 } else { 4 }, String::new)?;
         if !elf.is_64 {
             let limit = u64::from(u32::MAX);
             let too_big = placed.iter().any(|&(_, o, s)| o > limit || s > limit)
@@ -371,15 +374,15 @@ impl<'e, 'a> Edit<'e, 'a> {
 
         // The section header table: the input's, byte for byte, with the
         // entries that changed encoded over theirs; then the new ones.
-        let table = out.len();
-        out.extend_from_slice(&elf.data[elf.shoff as usize..][..sht_len]);
+        let mut table = Vec::with_capacity((count + 1) * ent);
+        table.extend_from_slice(&elf.data[elf.shoff as usize..][..sht_len]);
         let mut entry = Vec::with_capacity(ent);
-        let mut put = |out: &mut Vec<u8>, i: usize, h: &Section| {
+        let mut put = |table: &mut Vec<u8>, i: usize, h: &Section| {
             if *h != elf.sections[i] {
                 entry.clear();
                 enc.section_header(&mut entry, h);
                 entry.resize(ent, 0);
-                out[table + i * ent..table + (i + 1) * ent].copy_from_slice(&entry);
+                table[i * ent..(i + 1) * ent].copy_from_slice(&entry);
             }
         };
         for &(i, offset, size) in &placed {
@@ -389,35 +392,43 @@ impl<'e, 'a> Edit<'e, 'a> {
             if let Some(&f) = self.flags.get(&i) {
                 h.sh_flags = f;
             }
-            put(&mut out, i, &h);
+            put(&mut table, i, &h);
         }
         for (&i, &f) in &self.flags {
             if placed.binary_search_by_key(&i, |p| p.0).is_err() {
                 let mut h = elf.sections[i].clone();
                 h.sh_flags = f;
-                put(&mut out, i, &h);
+                put(&mut table, i, &h);
             }
         }
         if count as u64 >= u64::from(SHN_LORESERVE) {
             let mut h = elf.sections[0].clone();
             h.sh_size = count as u64;
-            put(&mut out, 0, &h);
+            put(&mut table, 0, &h);
         }
         for ((h, _), &offset) in self.new_sections.iter().zip(&new_offsets) {
-            let before = out.len();
+            let before = table.len();
             let mut h = h.clone();
             h.sh_offset = offset;
-            enc.section_header(&mut out, &h);
-            out.resize(before + ent, 0);
+            enc.section_header(&mut table, &h);
+            table.resize(before + ent, 0);
         }
+        let table = out.own(table);
+        out.push(table);
 
         let shnum = if count as u64 >= u64::from(SHN_LORESERVE) {
             0
         } else {
             count as u16
         };
-        enc.patch_file_header(&mut out, shoff, shnum);
-        Ok(out)
+        let header_len = if elf.is_64 {
+            size_of::<FileHeader64<Endianness>>()
+        } else {
+            size_of::<FileHeader32<Endianness>>()
+        };
+        Ok(out.into_output(elf.data, header_len, |header| {
+            enc.patch_file_header(header, shoff, shnum)
+        }))
     }
 
     /// Turn the string additions and symbol patches into section contents.
@@ -483,25 +494,278 @@ fn fits(h: &Section, bytes: &[u8]) -> bool {
     h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size
 }
 
-/// Append `bytes` at the next multiple of `align`, zero-padding; return the
-/// offset. `section` names it for the error.
-fn append_aligned(
-    out: &mut Vec<u8>,
-    bytes: &[u8],
-    align: u64,
-    section: impl FnOnce() -> String,
-) -> Result<u64, WriteError> {
-    if align > MAX_ALIGN {
-        return Err(WriteError::Alignment {
-            section: section(),
-            align,
-        });
+/// One piece of an [`Output`].
+#[derive(Debug, Clone)]
+enum Piece {
+    /// Bytes of the input, by range.
+    Input(std::ops::Range<usize>),
+    /// Bytes of one of the output's own buffers: (buffer, range).
+    Owned(usize, std::ops::Range<usize>),
+    /// So many zero bytes.
+    Zeros(u64),
+}
+
+/// New contents written over the input's bytes `start..end`: buffer `buf`,
+/// then zeros to `end`.
+#[derive(Debug)]
+struct Overlay {
+    start: usize,
+    buf: usize,
+    end: usize,
+}
+
+/// An [`Output`] being laid out by [`Edit::into_output`]: the input's
+/// first `base` bytes with `overlays` over them, then `tail`.
+#[derive(Debug)]
+struct Layout {
+    base: usize,
+    /// The output's length so far.
+    end: u64,
+    /// In the order written (a later one wins where two overlap).
+    overlays: Vec<Overlay>,
+    tail: Vec<Piece>,
+    owned: Vec<Vec<u8>>,
+}
+
+impl Layout {
+    /// Keep `bytes` as one of the output's buffers; the piece of all of it.
+    fn own(&mut self, bytes: Vec<u8>) -> Piece {
+        let piece = Piece::Owned(self.owned.len(), 0..bytes.len());
+        self.owned.push(bytes);
+        piece
     }
-    let align = align.max(1) as usize;
-    let start = out.len().div_ceil(align) * align;
-    out.resize(start, 0);
-    out.extend_from_slice(bytes);
-    Ok(start as u64)
+
+    fn push(&mut self, piece: Piece) {
+        self.end += piece_len(&piece);
+        self.tail.push(piece);
+    }
+
+    /// Append `piece` at the next multiple of `align`, zero-padding;
+    /// return its offset. `section` names it for the error.
+    fn append_aligned(
+        &mut self,
+        piece: Piece,
+        align: u64,
+        section: impl FnOnce() -> String,
+    ) -> Result<u64, WriteError> {
+        if align > MAX_ALIGN {
+            return Err(WriteError::Alignment {
+                section: section(),
+                align,
+            });
+        }
+        let start = self.end.next_multiple_of(align.max(1));
+        if start > self.end {
+            self.push(Piece::Zeros(start - self.end));
+        }
+        self.push(piece);
+        Ok(start)
+    }
+
+    /// The pieces in file order, the ELF header patched by `header`. The
+    /// overlays of a sane file are disjoint and leave the ELF header alone:
+    /// the header becomes one more overlay, and the input's bytes between
+    /// them are borrowed. Any other file (sections overlapping each other
+    /// or the header, a header table where the header is) is laid out in
+    /// memory as written, later bytes over earlier ones.
+    fn into_output<'a>(
+        mut self,
+        input: &'a [u8],
+        header_len: usize,
+        header: impl FnOnce(&mut [u8]),
+    ) -> Output<'a> {
+        let header_len = header_len.min(input.len());
+        let mut order: Vec<usize> = (0..self.overlays.len()).collect();
+        order.sort_by_key(|&i| (self.overlays[i].start, self.overlays[i].end));
+        let disjoint = order
+            .iter()
+            .map(|&i| &self.overlays[i])
+            .filter(|o| o.end > o.start)
+            .try_fold(header_len, |at, o| (o.start >= at).then_some(o.end))
+            .is_some_and(|end| end <= self.base)
+            && header_len <= self.base;
+        if !disjoint {
+            return self.in_memory(input, header);
+        }
+        let head = self.owned.len();
+        let mut bytes = input[..header_len].to_vec();
+        header(&mut bytes);
+        self.owned.push(bytes);
+        let mut pieces = Vec::with_capacity(3 * order.len() + self.tail.len() + 2);
+        pieces.push(Piece::Owned(head, 0..header_len));
+        let mut at = header_len;
+        for &i in &order {
+            let o = &self.overlays[i];
+            if o.end == o.start {
+                continue;
+            }
+            if o.start > at {
+                pieces.push(Piece::Input(at..o.start));
+            }
+            let len = self.owned[o.buf].len();
+            pieces.push(Piece::Owned(o.buf, 0..len));
+            if o.end > o.start + len {
+                pieces.push(Piece::Zeros((o.end - o.start - len) as u64));
+            }
+            at = o.end;
+        }
+        if self.base > at {
+            pieces.push(Piece::Input(at..self.base));
+        }
+        pieces.append(&mut self.tail);
+        Output {
+            input,
+            pieces,
+            owned: self.owned,
+            len: self.end,
+        }
+    }
+
+    /// [`Layout::into_output`] for a file whose pieces overlap: the whole
+    /// output built in memory, in the order the pieces were written.
+    fn in_memory<'a>(self, input: &'a [u8], header: impl FnOnce(&mut [u8])) -> Output<'a> {
+        let mut out = Vec::with_capacity(self.end as usize);
+        out.extend_from_slice(&input[..self.base]);
+        for o in &self.overlays {
+            let bytes = &self.owned[o.buf];
+            out[o.start..o.start + bytes.len()].copy_from_slice(bytes);
+            out[o.start + bytes.len()..o.end].fill(0);
+        }
+        let tail = Output {
+            input,
+            pieces: self.tail,
+            owned: self.owned,
+            len: 0,
+        };
+        for p in &tail.pieces {
+            match tail.slice(p) {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => out.resize(out.len() + piece_len(p) as usize, 0),
+            }
+        }
+        header(&mut out);
+        let len = out.len() as u64;
+        Output {
+            input,
+            pieces: vec![Piece::Owned(0, 0..out.len())],
+            owned: vec![out],
+            len,
+        }
+    }
+}
+
+fn piece_len(p: &Piece) -> u64 {
+    match p {
+        Piece::Input(r) | Piece::Owned(_, r) => r.len() as u64,
+        Piece::Zeros(n) => *n,
+    }
+}
+
+/// An edited file as the pieces to write, in order: ranges of the input
+/// (borrowed), the output's own buffers (new and rewritten sections, the
+/// section header table, the ELF header) and zero padding. A conversion
+/// writes them to the output file one after the other
+/// ([`Output::write_to`]) and never holds the whole output in memory:
+/// a 37 MB output cost 37 MB of fresh pages and their faults.
+#[derive(Debug)]
+pub struct Output<'a> {
+    input: &'a [u8],
+    pieces: Vec<Piece>,
+    owned: Vec<Vec<u8>>,
+    len: u64,
+}
+
+/// Zeros to write padding from.
+static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+
+impl<'a> Output<'a> {
+    /// The unchanged file: all of `input`.
+    pub fn whole(input: &'a [u8]) -> Output<'a> {
+        Output {
+            input,
+            pieces: vec![Piece::Input(0..input.len())],
+            owned: Vec::new(),
+            len: input.len() as u64,
+        }
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Is the file empty?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of a piece, `None` for zeros.
+    fn slice(&self, p: &Piece) -> Option<&[u8]> {
+        match p {
+            Piece::Input(r) => Some(&self.input[r.clone()]),
+            Piece::Owned(b, r) => Some(&self.owned[*b][r.clone()]),
+            Piece::Zeros(_) => None,
+        }
+    }
+
+    /// Write the file to `w`, the pieces gathered into `write_vectored`
+    /// calls (up to 1,024 at a time, as `writev` takes them).
+    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use std::io::IoSlice;
+        const BATCH: usize = 1024;
+        let mut batch: Vec<IoSlice<'_>> = Vec::with_capacity(BATCH);
+        for p in &self.pieces {
+            match self.slice(p) {
+                Some([]) => {}
+                Some(bytes) => batch.push(IoSlice::new(bytes)),
+                None => {
+                    let mut n = piece_len(p) as usize;
+                    while n > 0 {
+                        let take = n.min(ZEROS.len());
+                        batch.push(IoSlice::new(&ZEROS[..take]));
+                        n -= take;
+                        if batch.len() == BATCH {
+                            write_all_vectored(w, &mut batch)?;
+                        }
+                    }
+                }
+            }
+            if batch.len() == BATCH {
+                write_all_vectored(w, &mut batch)?;
+            }
+        }
+        write_all_vectored(w, &mut batch)
+    }
+
+    /// The file in memory.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len as usize);
+        for p in &self.pieces {
+            match self.slice(p) {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => out.resize(out.len() + piece_len(p) as usize, 0),
+            }
+        }
+        out
+    }
+}
+
+/// Write all of `batch` to `w`, and empty it.
+fn write_all_vectored<'b>(
+    w: &mut dyn std::io::Write,
+    batch: &mut Vec<std::io::IoSlice<'b>>,
+) -> std::io::Result<()> {
+    let mut left: &mut [std::io::IoSlice<'b>] = batch;
+    while !left.is_empty() {
+        match w.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    batch.clear();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -538,6 +802,94 @@ mod tests {
             enc(big, is_64).relas(&mut out, std::slice::from_ref(&r));
             assert_eq!(&out[1..], want, "big endian {big}, ELF64 {is_64}");
         }
+    }
+
+    /// A layout: `base` bytes of `input`, `overlays` (start, contents,
+    /// end), `tail` pieces of owned buffers after the overlays' ones.
+    type Overlays<'a> = &'a [(usize, &'a [u8], usize)];
+
+    fn layout(base: usize, overlays: Overlays, tail: &[&[u8]]) -> Layout {
+        let mut l = Layout {
+            base,
+            end: base as u64,
+            overlays: Vec::new(),
+            tail: Vec::new(),
+            owned: Vec::new(),
+        };
+        for &(start, bytes, end) in overlays {
+            l.overlays.push(Overlay {
+                start,
+                buf: l.owned.len(),
+                end,
+            });
+            l.owned.push(bytes.to_vec());
+        }
+        for t in tail {
+            let p = l.own(t.to_vec());
+            l.append_aligned(p, 8, String::new).unwrap();
+        }
+        l
+    }
+
+    fn written(out: &Output) -> Vec<u8> {
+        let mut w = Vec::new();
+        out.write_to(&mut w).unwrap();
+        assert_eq!(w.len() as u64, out.len());
+        assert_eq!(w, out.to_vec());
+        w
+    }
+
+    /// The pieces of a file whose overlays are disjoint give the bytes the
+    /// file laid out in memory has, written or collected; overlays that
+    /// overlap (each other or the ELF header) are laid out in memory,
+    /// later bytes over earlier ones, as the writer always wrote them.
+    #[test]
+    fn pieces_give_the_bytes_of_the_file_laid_out_in_memory() {
+        let input: Vec<u8> = (0..200u8).collect();
+        let header = |h: &mut [u8]| h[3..5].copy_from_slice(b"HH");
+        let cases: [(usize, Overlays, &[&[u8]]); 5] = [
+            (
+                200,
+                &[(100, b"abc", 110), (40, b"x", 41), (150, b"", 150)],
+                &[b"tail", b"more"],
+            ),
+            (
+                160,
+                &[(16, b"0123456789abcdef", 32), (60, b"", 64)],
+                &[b"t"],
+            ),
+            (200, &[], &[]),
+            // Overlapping each other: the later wins.
+            (200, &[(100, b"aaaa", 120), (110, b"bb", 112)], &[b"t"]),
+            // Over the ELF header.
+            (200, &[(4, b"zz", 8)], &[]),
+        ];
+        for (n, (base, overlays, tail)) in cases.into_iter().enumerate() {
+            let want = layout(base, overlays, tail)
+                .in_memory(&input, header)
+                .to_vec();
+            let out = layout(base, overlays, tail).into_output(&input, 16, header);
+            assert_eq!(written(&out), want, "case {n}");
+            let disjoint = n < 3;
+            assert_eq!(out.pieces.len() > 1, disjoint, "case {n}: {:?}", out.pieces);
+            assert_eq!(&want[3..5], b"HH");
+        }
+    }
+
+    /// Zero runs longer than the buffer they are written from, and more
+    /// pieces than one `writev` takes.
+    #[test]
+    fn long_zero_runs_and_many_pieces_are_written_whole() {
+        let input = vec![7u8; 64];
+        let mut l = layout(64, &[], &[]);
+        l.push(Piece::Zeros(3 * ZEROS.len() as u64 + 5));
+        for i in 0..3000u32 {
+            let p = l.own(i.to_le_bytes()[..(i % 4) as usize].to_vec());
+            l.push(p);
+        }
+        let out = l.into_output(&input, 16, |_| {});
+        let w = written(&out);
+        assert!(w[64..64 + 3 * ZEROS.len() + 5].iter().all(|&b| b == 0));
     }
 
     /// `e_shoff`/`e_shnum` and `st_name`/`st_shndx` land where the ELF

@@ -1,0 +1,320 @@
+//! Files mapped into memory, read-only, and the one `SIGBUS` handler that
+//! turns a file truncated under its mapping into a torn read instead of the
+//! end of the process. The crate's only unsafe code is here.
+//!
+//! Why map: a conversion of a 21 MB module read into a vector paid for the
+//! vector's pages twice (the kernel's copy, then page faults of fresh heap
+//! memory); a mapping shares the page cache's pages. Why the handler: a
+//! page of a mapping that lies past the end of a file truncated meanwhile
+//! raises `SIGBUS` when touched, and "no input ends the program abnormally"
+//! must hold for such a file too.
+//!
+//! The handler is installed once per process ([`Mapping::new`]). Every live
+//! mapping holds one of [`SLOTS`] registration slots, atomic words the
+//! handler reads without locks or allocation. A `SIGBUS` the kernel raises
+//! for an address inside a registered mapping has a private page of zeros
+//! mapped over the faulting page (`MAP_FIXED`), marks the mapping torn and
+//! returns: the access is retried and reads zeros, and the caller, which
+//! asks [`Mapping::torn`] before it trusts what it read, refuses the file as
+//! changed. Any other `SIGBUS` goes to the handler installed before (Rust's
+//! own, which reports a stack overflow, then falls back to the default), or
+//! restores the default action and returns, so the fault recurs and ends
+//! the process as it would have without this module.
+//!
+//! What a mapping cannot promise, and its callers therefore check: the
+//! bytes may change under a reader while another process writes the file.
+//! [`crate::module_file`] digests them before it parses and compares a
+//! second read after, as it compared two reads before.
+
+use std::fs::File;
+use std::os::fd::AsRawFd as _;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Once;
+
+/// How many mappings may be live at once: one per worker of
+/// [`crate::parallel`] and a few more; past that, callers read instead.
+pub const SLOTS: usize = 64;
+
+/// One registration: a mapping's address range and its torn flag.
+struct Slot {
+    /// Held by a live [`Mapping`] (claimed by compare-and-swap).
+    busy: AtomicBool,
+    /// The mapping's first byte; 0 when the slot is free (the handler
+    /// skips it).
+    start: AtomicUsize,
+    /// The mapping's length in bytes.
+    len: AtomicUsize,
+    /// Set by the handler: a page was past the file's end.
+    torn: AtomicBool,
+}
+
+static SLOT: [Slot; SLOTS] = [const {
+    Slot {
+        busy: AtomicBool::new(false),
+        start: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        torn: AtomicBool::new(false),
+    }
+}; SLOTS];
+
+/// The page size, read once before the handler is installed
+/// (`sysconf` is not async-signal-safe).
+static PAGE: AtomicUsize = AtomicUsize::new(0);
+/// The `SIGBUS` action before ours: its handler (`sa_sigaction`) and flags.
+static PREVIOUS: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+static PREVIOUS_FLAGS: AtomicI32 = AtomicI32::new(0);
+/// Did the installation succeed? (Without the handler nothing is mapped.)
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static INSTALL: Once = Once::new();
+
+/// Install [`on_sigbus`] for the process, once; is it installed?
+fn install() -> bool {
+    INSTALL.call_once(|| {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let Ok(page) = usize::try_from(page) else {
+            return;
+        };
+        if !page.is_power_of_two() {
+            return;
+        }
+        PAGE.store(page, Ordering::Relaxed);
+        // SAFETY: all-zero is a valid `sigaction` (an empty mask, no
+        // flags, SIG_DFL), and sigaction only reads `action` and writes
+        // `old`, both valid for the call.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
+                return;
+            }
+            PREVIOUS.store(old.sa_sigaction, Ordering::Relaxed);
+            PREVIOUS_FLAGS.store(old.sa_flags, Ordering::Relaxed);
+            let mut action: libc::sigaction = std::mem::zeroed();
+            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                on_sigbus;
+            action.sa_sigaction = handler as usize;
+            // SA_ONSTACK: on the alternate stack where Rust has one, as
+            // Rust's own handler runs (a stack overflow must still be
+            // reported through it).
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) != 0 {
+                return;
+            }
+        }
+        INSTALLED.store(true, Ordering::Release);
+    });
+    INSTALLED.load(Ordering::Acquire)
+}
+
+/// The `SIGBUS` handler. Async-signal-safe: atomic loads and stores,
+/// `mmap` and `sigaction` (system calls), no allocation, no lock.
+extern "C" fn on_sigbus(
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t. Only a
+    // fault the kernel raised (si_code BUS_ADRERR or BUS_OBJERR: a page
+    // past the end of the file, or one that could not be read) carries an
+    // address; a SIGBUS sent by kill(2) is never taken for ours.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code == libc::BUS_ADRERR || code == libc::BUS_OBJERR {
+        let page = PAGE.load(Ordering::Relaxed);
+        for slot in &SLOT {
+            let start = slot.start.load(Ordering::Acquire);
+            if start == 0 || addr < start || addr - start >= slot.len.load(Ordering::Acquire) {
+                continue;
+            }
+            let at = addr & !(page - 1);
+            // SAFETY: `at..at + page` lies inside a live mapping of this
+            // module (registered, not yet unregistered: a Mapping
+            // unregisters before it unmaps, and nothing reads it after),
+            // which is read-only and owned by that Mapping alone; no Rust
+            // reference promises its bytes stay as they were (module_file
+            // checks them again after). Replacing the page with zeros
+            // changes no other memory.
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                slot.torn.store(true, Ordering::Release);
+                return;
+            }
+            break;
+        }
+    }
+    let previous = PREVIOUS.load(Ordering::Relaxed);
+    if previous == libc::SIG_DFL || previous == libc::SIG_IGN {
+        // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask.
+        // Returning retries the access, which faults again and now takes
+        // the default action (the kernel does not let a fault's SIGBUS be
+        // ignored either).
+        unsafe {
+            let dfl: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
+        }
+        return;
+    }
+    // SAFETY: `previous` is the handler that was installed for SIGBUS
+    // before ours, called as its flags say it expects to be.
+    unsafe {
+        if PREVIOUS_FLAGS.load(Ordering::Relaxed) & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(previous);
+            f(signum, info, context);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(previous);
+            f(signum);
+        }
+    }
+}
+
+/// A file mapped read-only, whole, registered with the `SIGBUS` handler.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    slot: usize,
+}
+
+// SAFETY: the mapping is read-only memory owned by this value; sharing or
+// sending it shares nothing mutable (the slot is atomics).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map the first `len` bytes of `file` (its size), read-only, with its
+    /// pages populated up front (one system call, not a fault a page).
+    /// `None` when it cannot be: `len` is 0, the handler could not be
+    /// installed, all [`SLOTS`] are taken, or the system refuses (a file
+    /// system without mappings); the caller reads the file instead.
+    pub fn new(file: &File, len: usize) -> Option<Mapping> {
+        if len == 0 || !install() {
+            return None;
+        }
+        let slot = SLOT.iter().position(|s| {
+            s.busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
+        // SAFETY: a new mapping at an address of the system's choosing: no
+        // existing memory is touched. The file's descriptor is valid for
+        // the call; the mapping outlives it as mappings do.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        let Some(ptr) = NonNull::new(p.cast::<u8>()).filter(|_| p != libc::MAP_FAILED) else {
+            SLOT[slot].busy.store(false, Ordering::Release);
+            return None;
+        };
+        let s = &SLOT[slot];
+        s.torn.store(false, Ordering::Relaxed);
+        s.len.store(len, Ordering::Release);
+        s.start.store(ptr.as_ptr() as usize, Ordering::Release);
+        Some(Mapping { ptr, len, slot })
+    }
+
+    /// The file's bytes. They are the file's as it is now: another
+    /// process's write shows through, and pages past a truncation read as
+    /// zeros once [`Mapping::torn`] says so.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is a live read-only mapping owned by
+        // self, unmapped only in drop, which the borrow outlives no
+        // longer than self. The handler only replaces pages of it with
+        // zeros; the range stays mapped and readable. (The contents may
+        // change under a reader while another process writes the file:
+        // the callers check them again before they trust them.)
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Did a read fault past the file's end (the file was truncated while
+    /// mapped, or a page could not be read)? What was read is then not
+    /// the file's.
+    pub fn torn(&self) -> bool {
+        SLOT[self.slot].torn.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let s = &SLOT[self.slot];
+        // Unregistered before unmapped: the handler never maps over an
+        // address range that may be reused.
+        s.start.store(0, Ordering::Release);
+        s.len.store(0, Ordering::Release);
+        // SAFETY: the mapping made in `new`, unmapped once; no borrow of
+        // its bytes outlives self.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+        s.busy.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn file_with(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+        (dir, path)
+    }
+
+    /// A file truncated under its mapping: the pages past the new end
+    /// raise SIGBUS for real, read as zeros, and the mapping says torn.
+    #[test]
+    fn a_truncated_file_reads_zeros_and_is_torn() {
+        let page = 4096;
+        let data: Vec<u8> = (0..4 * page).map(|i| (i % 251) as u8 + 1).collect();
+        let (_dir, path) = file_with(&data);
+        let f = File::open(&path).unwrap();
+        let m = Mapping::new(&f, data.len()).expect("mapped");
+        assert_eq!(m.bytes(), &data[..]);
+        assert!(!m.torn());
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(page as u64)
+            .unwrap();
+        // The last page is past the end now: touching it faults.
+        let last = std::hint::black_box(m.bytes()[4 * page - 1]);
+        assert_eq!(last, 0);
+        assert!(m.torn());
+        assert_eq!(&m.bytes()[..page], &data[..page]);
+        drop(m);
+        // The slot is free again, and a new mapping is not torn.
+        let m = Mapping::new(&f, page).expect("mapped");
+        assert!(!m.torn());
+    }
+
+    #[test]
+    fn nothing_to_map() {
+        let (_dir, path) = file_with(b"");
+        let f = File::open(&path).unwrap();
+        assert!(Mapping::new(&f, 0).is_none());
+    }
+}
