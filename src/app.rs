@@ -16,7 +16,7 @@ use crate::convert::{self, Summary};
 use crate::elf::{signature, Elf};
 use crate::finding::{Finding, Severity};
 use crate::kbuild::{self, Kbuild};
-use crate::maps::SymbolMap;
+use crate::maps::{SymbolMap, Wanted};
 use crate::module_file;
 use crate::show;
 
@@ -65,7 +65,14 @@ fn say(err: &mut dyn Write, message: fmt::Arguments<'_>) {
 
 /// `klp-convert convert` (and the drop-in forms).
 pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
-    let map = args.maps.load(&[])?;
+    let map = args.maps.load(&[], || {
+        Some(Wanted::of_files(std::slice::from_ref(&args.input)))
+    })?;
+    if let (Some(filtered), true) = (&map, proving()) {
+        if let Some(full) = args.maps.load(&[], || None)? {
+            prove_same_conversion(&args.input, filtered, &full)?;
+        }
+    }
     convert_one(
         &args.input,
         &args.destination(),
@@ -191,9 +198,36 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> Result<(), Error> {
 
 /// `klp-convert check`: the reports to `out`, unreadable files to `err`.
 pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
-    let map = args.maps.load(&[])?;
     let files = module_file::find_modules(&args.paths).map_err(Error::ModuleFile)?;
+    // A few modules read twice cost less than a kernel's maps read whole;
+    // a tree of thousands asks about most of the maps' names anyway.
+    let map = args.maps.load(&[], || {
+        (files.len() <= CHECK_WANTED_MAX).then(|| Wanted::of_files(&files))
+    })?;
     let results = check::check_files(&files, args.release.text(), map.as_ref());
+    if let (Some(filtered), true) = (&map, proving()) {
+        if let (Some(full), Some(_)) = (args.maps.load(&[], || None)?, filtered.wanted()) {
+            let again = check::check_files(&files, args.release.text(), Some(&full));
+            let shown = |r: &[Result<ModuleReport, check::FileError>]| {
+                let each: Vec<String> = r
+                    .iter()
+                    .map(|r| match r {
+                        Ok(report) => serde_json::to_string(report).unwrap_or_default(),
+                        Err(e) => e.to_string(),
+                    })
+                    .collect();
+                each
+            };
+            if shown(&results) != shown(&again) {
+                return Err(Error::ConvertFailed {
+                    file: format!("{} files", files.len()),
+                    message: format!(
+                        "{PROVE_WANTED}: check found otherwise with the maps read whole"
+                    ),
+                });
+            }
+        }
+    }
     let (mut unreadable, mut internal) = (0, 0);
     let mut reports = Vec::new();
     for r in results {
@@ -244,6 +278,56 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         Ok(())
     }
 }
+
+/// The environment variable that makes `convert`, `check` and `build` also
+/// read their maps whole and fail unless every answer is the same as with
+/// the maps read for the modules' names only ([`Wanted`]): the test suite
+/// runs with it, so every module it converts or checks proves the filter.
+pub const PROVE_WANTED: &str = "KLP_CONVERT_PROVE_WANTED";
+
+/// Is [`PROVE_WANTED`] set?
+fn proving() -> bool {
+    std::env::var_os(PROVE_WANTED).is_some()
+}
+
+/// [`PROVE_WANTED`] for one conversion: `input` converted in memory with
+/// `filtered` and with `full` must give the same bytes and the same notes,
+/// or the same refusal.
+fn prove_same_conversion(
+    input: &Path,
+    filtered: &SymbolMap,
+    full: &SymbolMap,
+) -> Result<(), Error> {
+    if filtered.wanted().is_none() {
+        return Ok(());
+    }
+    // What cannot be read fails the conversion itself.
+    let Ok(bytes) = module_file::read(input) else {
+        return Ok(());
+    };
+    let outcome = |map: &SymbolMap| match convert::convert_bytes_with(&bytes, Some(map)) {
+        Ok(c) => {
+            let notes: Vec<String> = c.notes.iter().map(|n| n.to_string()).collect();
+            (Some(c.bytes), notes.join("\n"))
+        }
+        Err(e) => (None, e.to_string()),
+    };
+    let (with_wanted, whole) = (outcome(filtered), outcome(full));
+    if with_wanted != whole {
+        return Err(Error::ConvertFailed {
+            file: input.display().to_string(),
+            message: format!(
+                "{PROVE_WANTED}: converted otherwise with the maps read whole:\n{}\nthan with the maps read for its names:\n{}",
+                whole.1, with_wanted.1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Up to how many modules `check` reads its maps for their names only
+/// ([`Wanted`]); more, and it reads them whole.
+const CHECK_WANTED_MAX: usize = 64;
 
 /// One module's findings for a person: a summary line, then the findings
 /// (without the notes when `many` modules are listed).
@@ -358,7 +442,14 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     build.make_modules().map_err(Error::Kbuild)?;
     let modules = build.modules().map_err(Error::Kbuild)?;
     let export_lists = build.export_maps();
-    let map = args.maps.load(&export_lists)?;
+    // The maps answer for the names of the modules kbuild made.
+    let map = args
+        .maps
+        .load(&export_lists, || Some(Wanted::of_files(&modules)))?;
+    let full = match proving() {
+        true => args.maps.load(&export_lists, || None)?,
+        false => None,
+    };
     let exports = kbuild::Exports::read(&export_lists, &build.kbuild.join("Module.symvers"))
         .map_err(Error::Kbuild)?;
     let mut ready = Vec::new();
@@ -369,6 +460,9 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
         let livepatch = Elf::parse(signature::split(&bytes).0).is_ok_and(|elf| elf.is_livepatch());
         bytes.whole().map_err(Error::ModuleFile)?;
         if livepatch {
+            if let (Some(filtered), Some(full)) = (&map, &full) {
+                prove_same_conversion(ko, filtered, full)?;
+            }
             if let Err(e) = convert_one(ko, ko, map.as_ref(), false, err) {
                 report(&e, err);
                 refused.push(ko.display().to_string());

@@ -61,7 +61,13 @@ pub fn check_bytes(
         }
     };
     let target = Target::of(&elf, release);
-    let mut findings = rules::all(&elf, &target, map);
+    // Maps read for the names of other modules (or of this one before it
+    // changed) would answer wrongly about names they dropped.
+    let stale = map.is_some_and(|m| !m.answers_for(&elf));
+    let mut findings = rules::all(&elf, &target, map.filter(|_| !stale));
+    if stale {
+        findings.push(rules::resolution::maps_not_for_module());
+    }
     findings.sort_by_key(|p| std::cmp::Reverse(p.severity));
     let livepatch = elf.is_livepatch()
         || elf.symbols.iter().any(|s| s.st_shndx == SHN_LIVEPATCH)

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
-use crate::maps::{LoadOrder, Orders, SymbolMap};
+use crate::maps::{LoadOrder, Orders, SymbolMap, Wanted};
 use crate::rules::Release;
 
 /// The program's name, as the man pages and completions know it.
@@ -419,13 +419,24 @@ impl MapArgs {
     /// Read the maps given, then `extra` ones, into one map: `None` without
     /// any. Every command loads its maps here, through
     /// [`SymbolMap::add_paths`], so kernel configs apply before the modules
-    /// whatever the order of the flags.
-    pub fn load(&self, extra: &[PathBuf]) -> Result<Option<SymbolMap>, Error> {
+    /// whatever the order of the flags. `wanted` (called only when there
+    /// are maps to read) gives the names of the modules the command
+    /// converts or checks, and the map keeps only those
+    /// ([`SymbolMap::add_paths_wanted`]: a few hundred of a kernel's
+    /// hundreds of thousands); `None` keeps every name.
+    pub fn load(
+        &self,
+        extra: &[PathBuf],
+        wanted: impl FnOnce() -> Option<Wanted>,
+    ) -> Result<Option<SymbolMap>, Error> {
         let paths: Vec<PathBuf> = self.symbols.iter().chain(extra).cloned().collect();
         if paths.is_empty() {
             return Ok(None);
         }
-        let mut map = load_maps(&paths)?;
+        let mut map = match wanted() {
+            Some(w) => SymbolMap::from_paths_wanted(&paths, &w).map_err(Error::Map)?,
+            None => load_maps(&paths)?,
+        };
         map.set_orders(self.load_order.orders());
         Ok(Some(map))
     }

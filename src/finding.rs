@@ -363,6 +363,10 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 rows M14, T-output.
     Verify = "verify", Error;
+    /// The symbol maps were read keeping only the names of other modules
+    /// ([`crate::maps::SymbolMap::add_paths_wanted`]): the module changed
+    /// after they were read for it. Nothing is resolved against them.
+    MapsNotForModule = "maps-not-for-module", Error;
 }
 
 impl Serialize for Rule {

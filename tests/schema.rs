@@ -75,6 +75,7 @@ const RULE_IDS: &[&str] = &[
     "percpu-target",
     "reload-before-6.3",
     "verify",
+    "maps-not-for-module",
 ];
 
 #[test]

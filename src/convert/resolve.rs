@@ -31,6 +31,9 @@ use crate::rules::resolution::{self, HintForm};
 /// the object), and every unannotated reference the loader cannot link
 /// gets its klp form, added to `sel`.
 pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> {
+    if !map.answers_for(elf) {
+        return vec![resolution::maps_not_for_module()];
+    }
     let mut problems = Vec::new();
     let lookup = map.lookup_for(sel.order.iter().filter_map(|&sym| {
         let a = sel.annotations[sym].as_ref()?;

@@ -28,6 +28,96 @@ fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// What a byte is to [`plain_vmlinux_line`]: ASCII white space (1), `.`
+/// (2), or neither (0).
+const CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b' ' as usize] = 1;
+    table[b'\t' as usize] = 1;
+    table[b'\n' as usize] = 1;
+    table[0x0c] = 1;
+    table[b'\r' as usize] = 1;
+    table[b'.' as usize] = 2;
+    table
+};
+
+/// A [`plain_vmlinux_line`]: (digits, type, name, base).
+type PlainLine<'a> = (&'a [u8; 16], char, &'a [u8], &'a [u8]);
+
+/// A line of the shape nearly every line of a System.map has, a vmlinux
+/// symbol of a 64-bit kernel (`ffffffff81000000 T _text`: sixteen digits,
+/// one space, the type, one space, a name without white space), read in
+/// one pass: (its sixteen digits, checked, type, name, the name's base, up
+/// to its first `.`). The address is read only for a line kept. `None` for
+/// any other line, which the general reader takes: what this accepts, that
+/// reader reads the same.
+fn plain_vmlinux_line(line: &[u8]) -> Option<PlainLine<'_>> {
+    let (digits, rest) = line.split_first_chunk::<16>()?;
+    let [b' ', kind, b' ', name @ ..] = rest else {
+        return None;
+    };
+    if name.is_empty() || CLASS[usize::from(*kind)] == 1 {
+        return None;
+    }
+    // One test for all sixteen, without a branch a digit.
+    if !digits.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let base = scan_name(name)?;
+    let kind = if kind.is_ascii() {
+        char::from(*kind)
+    } else {
+        '?'
+    };
+    Some((digits, kind, name, &name[..base]))
+}
+
+/// The length of `name`'s base (up to its first `.`), or `None` when it
+/// holds ASCII white space: eight bytes at a time, and those eight a byte
+/// at a time only when one of them may be either (a byte below `!`, or
+/// a `.` while none was found yet).
+fn scan_name(name: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    let mut base: Option<usize> = None;
+    let bytewise = |from: usize, bytes: &[u8], base: &mut Option<usize>| {
+        for (j, &b) in bytes.iter().enumerate() {
+            match CLASS[usize::from(b)] {
+                0 => {}
+                1 => return false,
+                _ => {
+                    base.get_or_insert(from + j);
+                }
+            }
+        }
+        true
+    };
+    let mut chunks = name.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x21 (every ASCII white space is), exactly when one is.
+        let low = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
+        let dot = match base {
+            None => {
+                let d = x ^ (ONES * u64::from(b'.'));
+                d.wrapping_sub(ONES) & !d & HIGHS
+            }
+            Some(_) => 0,
+        };
+        if low | dot != 0 && !bytewise(at, chunk, &mut base) {
+            return None;
+        }
+        at += 8;
+    }
+    if !bytewise(at, chunks.remainder(), &mut base) {
+        return None;
+    }
+    Some(base.unwrap_or(name.len()))
+}
+
 /// A hexadecimal address as `u64::from_str_radix(_, 16)` reads it (a `+`
 /// allowed before the digits), without a UTF-8 check first.
 fn parse_hex(text: &[u8]) -> Option<u64> {
@@ -80,8 +170,25 @@ impl SymbolMap {
         // Module lines come grouped by module: one map lookup a group.
         let mut module: Option<(Vec<u8>, Symbols)> = None;
         let mut begun = FxHashSet::default();
+        // Did any vmlinux line count (some may not be kept), and did any
+        // mark an export (`__ksymtab_`: the list is vmlinux's export list)?
+        let (mut any_vmlinux, mut any_export) = (false, false);
         let mut read = || -> Result<(), MapError> {
             for (n, line) in lines(text).enumerate() {
+                // Most lines: vmlinux's, in one shape, read in one scan.
+                // (What kallsyms omits is asked of the lines kept only,
+                // and until one counts: no `__ksymtab_` name is omitted.)
+                if let Some((digits, kind, name, base)) = plain_vmlinux_line(line) {
+                    any_export |= name.starts_with(b"__ksymtab_");
+                    let keep = self.keeps_with_base(name, base);
+                    if (keep || !any_vmlinux) && !kallsyms_omits(name) {
+                        any_vmlinux = true;
+                        if let (true, Some(addr)) = (keep, parse_hex(digits)) {
+                            vmlinux.push((addr, kind, name));
+                        }
+                    }
+                    continue;
+                }
                 let mut parts = fields(line);
                 let (Some(addr), Some(kind), Some(name)) =
                     (parts.next(), parts.next(), parts.next())
@@ -110,7 +217,7 @@ impl SymbolMap {
                         if module.as_ref().is_none_or(|(o, _)| *o != m) {
                             self.fill_next(&mut module, Some(m), &mut begun);
                         }
-                        if let Some((_, list)) = &mut module {
+                        if let Some((_, list)) = module.as_mut().filter(|_| self.keeps(name)) {
                             list.push(MapSymbol {
                                 kind,
                                 addr: Some(addr),
@@ -120,7 +227,13 @@ impl SymbolMap {
                     }
                     // System.map also lists kallsyms' own tables.
                     None if kallsyms_omits(name) => {}
-                    None => vmlinux.push((addr, kind, name)),
+                    None => {
+                        any_vmlinux = true;
+                        any_export |= name.starts_with(b"__ksymtab_");
+                        if self.keeps(name) {
+                            vmlinux.push((addr, kind, name));
+                        }
+                    }
                     Some(_)
                         if memchr::memmem::find(line, b"The real System.map is in").is_some() =>
                     {
@@ -147,7 +260,7 @@ impl SymbolMap {
         let read = read();
         self.fill_next(&mut module, None, &mut FxHashSet::default());
         read?;
-        if !vmlinux.is_empty() {
+        if any_vmlinux {
             // Same-named vmlinux symbols count in address order (a stable
             // sort: lines at one address keep their order).
             vmlinux.sort_by_key(|&(addr, ..)| addr);
@@ -157,6 +270,7 @@ impl SymbolMap {
                 ..MapSymbol::named(name)
             }))?;
             self.take_exports(VMLINUX, &list, true);
+            self.has_exports |= any_export;
             self.objects.insert(VMLINUX.to_vec(), list);
         }
         let modules: Vec<Vec<u8>> = self
@@ -244,6 +358,37 @@ mod tests {
         let split: Vec<&[u8]> = fields(b" \tffff t\x0cname  [m]\r ").collect();
         assert_eq!(split, [&b"ffff"[..], b"t", b"name", b"[m]"]);
         assert_eq!(fields(b" \t ").count(), 0);
+    }
+
+    /// The one-pass reader of plain lines reads what the general one reads:
+    /// the same lines with tabs (which only the general reader takes) make
+    /// the same map; a name with white space in it goes to the general one.
+    #[test]
+    fn plain_lines_read_as_the_general_reader_reads_them() {
+        let plain = "ffffffff81000200 t dup.isra.0\n\
+                     ffffffff81000100 T dup\n\
+                     FFFFFFFF81000300 \u{e9} caf\u{e9}.cold\n\
+                     ffffffff81000400 t a.b.c\n\
+                     ffffffff81000500 r __ksymtab_dup\n\
+                     ffffffff81000600 t .Lomitted\n\
+                     ffffffff81000700 t abcdefghijklmnopqrstuvwxyz.0\n";
+        let tabs = plain.replace(' ', "\t");
+        let read = |text: &str| {
+            let mut m = SymbolMap::new();
+            m.add_kallsyms(text).map(|()| m)
+        };
+        assert_eq!(read(plain).unwrap(), read(&tabs).unwrap());
+        assert_eq!(plain_vmlinux_line(b"ffffffff81000100 t a\x0cb"), None);
+        let e = read("ffffffff81000100 t a\x0cb\n").unwrap_err();
+        assert!(e.to_string().contains("unexpected 'b'"), "{e}");
+        for (name, base) in [&b"abc.def"[..], b"abcdefgh.i", b"abcdefghijklmnopq"]
+            .iter()
+            .zip([&b"abc"[..], b"abcdefgh", b"abcdefghijklmnopq"])
+        {
+            assert_eq!(scan_name(name), Some(base.len()));
+        }
+        assert_eq!(scan_name(b"abcdefghijk lmnop"), None);
+        assert_eq!(scan_name(b"abc.defghij\rkl"), None);
     }
 
     #[test]

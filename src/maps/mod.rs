@@ -26,10 +26,12 @@ pub mod symbols;
 pub mod symbols_klp;
 pub mod symvers;
 pub mod vmlinux;
+pub mod wanted;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::elf::Elf;
 use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
@@ -38,6 +40,7 @@ use crate::module_file;
 pub use json::MAP_FORMAT;
 pub use symbols::{MapSymbol, Symbols};
 pub use symbols_klp::SYMBOLS_KLP_HEADER;
+pub use wanted::{Wanted, QUERIED_LITERALS};
 
 /// The symbols of every object known, each list in the kernel's counting order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub struct SymbolMap {
     /// The load orders the patch must work in: not part of the kernel's
     /// maps, but of what a lookup in them must prove.
     orders: Orders,
+    /// The names the map answers for, when it was read keeping only the
+    /// lines of those ([`SymbolMap::add_paths_wanted`]); `None`: every name.
+    wanted: Option<Arc<Wanted>>,
 }
 
 /// Why a symbol map could not be read. The message names the file.
@@ -436,6 +442,60 @@ impl SymbolMap {
         Ok(map)
     }
 
+    /// [`SymbolMap::from_paths`], keeping only the lines of the names
+    /// `wanted` holds ([`SymbolMap::add_paths_wanted`]).
+    pub fn from_paths_wanted(paths: &[PathBuf], wanted: &Wanted) -> Result<SymbolMap, MapError> {
+        let mut map = SymbolMap::new();
+        map.add_paths_wanted(paths, wanted)?;
+        Ok(map)
+    }
+
+    /// [`SymbolMap::add_paths`], keeping only the symbols of the names
+    /// `wanted` holds (and the exports of those): a conversion asks about a
+    /// few hundred names, a kernel's maps have hundreds of thousands. Every
+    /// line is still read and checked (a malformed one is an error), every
+    /// object still known, and all the lines of a kept name kept in their
+    /// order, so every answer about a wanted name is the unfiltered map's.
+    /// From then on the map keeps only those names, whatever is added; it
+    /// answers for the names both sets hold when read for two.
+    pub fn add_paths_wanted(&mut self, paths: &[PathBuf], wanted: &Wanted) -> Result<(), MapError> {
+        let now = match &self.wanted {
+            Some(earlier) => earlier.intersection(wanted),
+            None => wanted.clone(),
+        };
+        self.wanted = Some(Arc::new(now));
+        self.add_paths(paths)
+    }
+
+    /// The names the map answers for, when it was read for some only
+    /// ([`SymbolMap::add_paths_wanted`]); `None`: it holds every name read.
+    pub fn wanted(&self) -> Option<&Wanted> {
+        self.wanted.as_deref()
+    }
+
+    /// Does the map answer for every name `elf` can make the rules ask
+    /// about? Always for a map read whole; for one read for some names
+    /// only, when they include the module's ([`Wanted::of_module`]). A
+    /// reader of a module asks before it trusts the map with it: a module
+    /// that changed since the map was read for it is not.
+    pub fn answers_for(&self, elf: &Elf) -> bool {
+        self.wanted.as_deref().is_none_or(|w| w.answers_for(elf))
+    }
+
+    /// Does the map keep a symbol of this name (every name, read whole)?
+    #[inline]
+    fn keeps(&self, name: &[u8]) -> bool {
+        self.wanted.as_deref().is_none_or(|w| w.keeps(name))
+    }
+
+    /// [`SymbolMap::keeps`], told the name's base (up to its first `.`).
+    #[inline]
+    fn keeps_with_base(&self, name: &[u8], base: &[u8]) -> bool {
+        self.wanted
+            .as_deref()
+            .is_none_or(|w| w.keeps_with_base(name, base))
+    }
+
     /// The objects known.
     pub fn objects(&self) -> impl Iterator<Item = &[u8]> {
         self.objects.keys().map(Vec::as_slice)
@@ -661,7 +721,7 @@ impl SymbolMap {
         }
         // Text, read as bytes a line: a name in any encoding is kept as it
         // is. A NUL byte is in no text map (nor in any name).
-        if bytes.contains(&0) {
+        if memchr::memchr(0, &bytes).is_some() {
             return Err(MapError::Parse {
                 path: Some(path.to_path_buf()),
                 line: None,

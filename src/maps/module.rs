@@ -69,7 +69,7 @@ impl SymbolMap {
             }
             // Both lists skip undefined symbols; a symbol without a name
             // can never match a klp symbol's name.
-            if s.st_shndx == SHN_UNDEF || s.st_name == 0 {
+            if s.st_shndx == SHN_UNDEF || s.st_name == 0 || !self.keeps(s.name) {
                 continue;
             }
             // `is_core_symbol` compares the raw index with e_shnum: a
@@ -101,7 +101,8 @@ impl SymbolMap {
         // Exports show in the whole symbol table, kallsyms_all or not.
         for s in &elf.symbols {
             let export = s.name.strip_prefix(b"__ksymtab_");
-            if let (Some(export), false) = (export, s.st_shndx == SHN_UNDEF) {
+            if let (Some(export), false) = (export, s.st_shndx == SHN_UNDEF || !self.keeps(s.name))
+            {
                 self.add_export(export, &name);
             }
         }
@@ -117,6 +118,7 @@ impl SymbolMap {
         let maps = crate::parallel::map_files(&files, |f| {
             let mut one = SymbolMap {
                 kallsyms_all: self.kallsyms_all,
+                wanted: self.wanted.clone(),
                 ..SymbolMap::new()
             };
             one.add_file(f).map(|()| one)

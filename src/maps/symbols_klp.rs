@@ -166,6 +166,9 @@ impl SymbolMap {
                     "symbol before the first *object line",
                 ));
             };
+            if !self.keeps(name) {
+                continue;
+            }
             // (The first byte first: a call to memcmp a line costs more.)
             let exported = match name.first() {
                 Some(b'_') => name.strip_prefix(b"__ksymtab_"),

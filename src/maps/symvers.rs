@@ -14,10 +14,9 @@ impl SymbolMap {
     pub fn add_symvers(&mut self, text: impl AsRef<[u8]>) -> Result<(), MapError> {
         let mut owner_name = Vec::new();
         for (n, line) in lines(text.as_ref()).enumerate() {
-            let mut fields = line.split(|&b| b == b'\t');
-            let (Some(_crc), Some(symbol), Some(owner), Some(_kind)) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
+            // Four fields are three tabs; the rest of the line is not read.
+            let mut tabs = memchr::memchr_iter(b'\t', line);
+            let (Some(t1), Some(t2), Some(t3)) = (tabs.next(), tabs.next(), tabs.next()) else {
                 if line.trim_ascii().is_empty() {
                     continue;
                 }
@@ -26,6 +25,11 @@ impl SymbolMap {
                     "expected crc, symbol, module, export type",
                 ));
             };
+            let symbol = &line[t1 + 1..t2];
+            if !self.keeps(symbol) {
+                continue;
+            }
+            let owner = &line[t2 + 1..t3];
             // The module column is `vmlinux` or the module's path in the tree.
             let owner = owner.rsplit(|&b| b == b'/').next().unwrap_or(owner);
             owner_name.clear();

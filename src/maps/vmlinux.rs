@@ -47,6 +47,9 @@ impl SymbolMap {
         let mut file: Option<&[u8]> = None;
         let mut kept: Vec<(u64, char, &[u8], Option<u32>)> = Vec::new();
         let mut files: Vec<&[u8]> = Vec::new();
+        // Does the whole list carry exports (`__ksymtab_` symbols), those of
+        // names not kept included?
+        let mut any_export = false;
         for s in &elf.symbols {
             if s.kind() == abi::STT_FILE {
                 file = Some(s.name);
@@ -59,6 +62,10 @@ impl SymbolMap {
                 || s.kind() == abi::STT_SECTION
                 || kallsyms_omits(s.name)
             {
+                continue;
+            }
+            any_export |= s.name.starts_with(b"__ksymtab_");
+            if !self.keeps(s.name) {
                 continue;
             }
             let file = match file {
@@ -82,6 +89,7 @@ impl SymbolMap {
             ..MapSymbol::named(name)
         }))?;
         self.take_exports(VMLINUX, &syms, true);
+        self.has_exports |= any_export;
         self.objects.insert(VMLINUX.to_vec(), syms);
         Ok(())
     }

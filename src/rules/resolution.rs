@@ -63,6 +63,15 @@ impl HintForm {
     }
 }
 
+/// The refusal of maps read for other modules' names
+/// ([`SymbolMap::answers_for`]): `convert` and `check` say it alike.
+pub fn maps_not_for_module() -> Finding {
+    Finding::new(
+        Rule::MapsNotForModule,
+        "the symbol maps were read keeping only the names of the module as it was then, and it has changed since (rebuilt while this ran?): nothing was resolved against them; run again",
+    )
+}
+
 /// Where `k` resolves: the note `check` gives for a klp symbol that loads.
 pub fn resolves(k: &KlpSymbol, r: &Resolved) -> Finding {
     let message = match &r.place {

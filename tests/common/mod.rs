@@ -52,9 +52,17 @@ pub fn compile_x86_64(source: &str, out: &Path) {
     compile("gcc", &["-mcmodel=kernel", "-mno-red-zone"], source, out)
 }
 
+/// Set for every run of the binary through these helpers: `convert`,
+/// `check` and `build` then also read their maps whole and fail unless
+/// every answer equals the one from the maps read for the modules' names
+/// (`klp_convert::maps::Wanted`), so every module the suite converts or
+/// checks proves that filter.
+pub const PROVE_WANTED: &str = "KLP_CONVERT_PROVE_WANTED";
+
 /// Run the klp-convert binary.
 pub fn klp_convert(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+        .env(PROVE_WANTED, "1")
         .args(args)
         .output()
         .expect("run klp-convert")
@@ -265,6 +273,7 @@ pub fn klp_convert_build(
     let path = kbuild_path(kbuild);
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+            .env(PROVE_WANTED, "1")
             .args(&args)
             .env("PATH", &path)
             .output()
@@ -434,6 +443,7 @@ pub fn readme_walk(dir: &Path, kbuild: &Path, kallsyms: &Path) -> Walk {
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let run_here = || {
                 Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+                    .env(PROVE_WANTED, "1")
                     .args(&argv)
                     .current_dir(dir)
                     .env("PATH", kbuild_path(kbuild))
