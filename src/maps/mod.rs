@@ -184,6 +184,29 @@ impl From<module_file::Error> for MapError {
     }
 }
 
+/// Where the first `\n` of `text` is: eight bytes at a time, in line. A
+/// map's lines are short (System.map's 40 bytes, symbols.klp's 17), and
+/// at that length a call to `memchr` costs more than the search.
+#[inline]
+pub(crate) fn newline(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut words = text.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let d = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        // Exact: the lowest byte flagged is the first `\n` of the eight.
+        let found = d.wrapping_sub(ONES) & !d & (ONES * 0x80);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder().iter().position(|&b| b == b'\n');
+    tail.map(|i| at + i)
+}
+
 /// The lines of a text map, as bytes: split at `\n`, a `\r` before it
 /// dropped, no empty last line after a final `\n` (as `str::lines`).
 pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -192,7 +215,7 @@ pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let (line, next) = match memchr::memchr(b'\n', rest) {
+        let (line, next) = match newline(rest) {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
@@ -797,5 +820,23 @@ mod tests {
         let e = MapError::parse(Some(3), "bad").in_file(Path::new("m"));
         assert_eq!(e.to_string(), "m: line 3: bad");
         assert_eq!(MapError::parse(None, "bad").to_string(), "bad");
+    }
+}
+
+#[cfg(test)]
+mod newline_tests {
+    #[test]
+    fn newline_is_memchr() {
+        let text = b"a\nbb\nccccccc\n0123456789abcdef\n\n\xff\x8a\x0a\x0b........x\n\xfe\x8arest";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let t = &text[start..end];
+                assert_eq!(
+                    super::newline(t),
+                    memchr::memchr(b'\n', t),
+                    "{start}..{end}"
+                );
+            }
+        }
     }
 }
