@@ -4,8 +4,6 @@
 //! must link ("Unknown symbol"). `convert` checks annotated positions with
 //! [`find`]; `check` runs [`module`].
 
-use std::collections::HashMap;
-
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule, Severity};
@@ -567,15 +565,21 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 /// [`klp_symbols`], building only the findings `report` asks for.
 fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding> {
     let mut out = Vec::new();
-    // The klp relocations of each klp symbol: (klp section, entry).
-    let mut uses: HashMap<u32, Vec<(usize, Reloc)>> = HashMap::new();
-    for rs in &elf.relocs {
-        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            for r in &rs.entries {
-                uses.entry(r.sym).or_default().push((rs.index, *r));
+    // The klp relocations of each klp symbol: (klp section, entry). Only
+    // an address checks them, so they are gathered at the first one (a
+    // symbols.klp gives none).
+    let mut uses: Option<crate::fxhash::FxHashMap<u32, Vec<(usize, Reloc)>>> = None;
+    let gather = || {
+        let mut uses = crate::fxhash::FxHashMap::<u32, Vec<(usize, Reloc)>>::default();
+        for rs in &elf.relocs {
+            if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
+                for r in &rs.entries {
+                    uses.entry(r.sym).or_default().push((rs.index, *r));
+                }
             }
         }
-    }
+        uses
+    };
     // The names that do not parse are a contract finding already, or
     // tombstones.
     let klp: Vec<_> = elf
@@ -614,7 +618,7 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
                 let (true, Some(addr)) = (absolute, r.addr) else {
                     continue;
                 };
-                if let Some(rels) = uses.get(&(sym.index as u32)) {
+                if let Some(rels) = uses.get_or_insert_with(gather).get(&(sym.index as u32)) {
                     out.extend(arch::absolute_overflow(elf, rels, addr));
                     if let Some(kernel) = kernel {
                         out.extend(arch::pc_relative_range(elf, rels, addr, kernel));
