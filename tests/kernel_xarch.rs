@@ -1,7 +1,8 @@
 //! Real kernels on the other architectures: ppc64le, s390x, arm64 and
 //! loongarch64 (its compiler and qemu from the trixie chroot
-//! scripts/build-kernels makes: `CROSS_COMPILE` names its wrappers) and
-//! 32-bit PowerPC (ppc32: ELF32, big endian).
+//! scripts/build-kernels makes: `CROSS_COMPILE` names its wrappers),
+//! 32-bit PowerPC (ppc32: ELF32, big endian) and big-endian ppc64 built with
+//! the ELFv2 ABI (ppc64: `CONFIG_PPC64_BIG_ENDIAN_ELF_ABI_V2`, 7.2).
 //!
 //! Debian enables CONFIG_LIVEPATCH only on amd64, so these kernels are
 //! small ones built from Debian's linux-source packages by
@@ -21,7 +22,8 @@
 //! 3. target first, static homonyms at positions 1 and 2; the target
 //!    unloaded and loaded again under the enabled patch (at the same
 //!    address): s390x 6.1 and arm64 7.2 re-apply the patch, ppc64le 6.1 refuses (the nop after the
-//!    call into the target is already `ld r2,24(r1)`);
+//!    call into the target is already `ld r2,24(r1)`), big-endian ppc64 7.2
+//!    re-applies (its restore_r2 takes an `ld r2,24(r1)` already there);
 //! 4. patch first, then the target (late module patching);
 //! 5. the negative controls (a position the target lacks, an ambiguous
 //!    position 0, a missing vmlinux symbol, a module-specific section
@@ -29,11 +31,12 @@
 //! 6. plain C resolved by `klp-convert build --symbols`, both orders;
 //! 7. the v7 selftest scenarios, both orders;
 //! 8. a non-exported vmlinux function (kallsyms_lookup_name) called through
-//!    a klp relocation; on ppc64le the loader's rewrite of the nop after the
-//!    call into `ld r2,24(r1)` is read back from the loaded module;
-//! 9. ppc64le only: the same call compiled as a local call (no nop), which
-//!    `convert` and `check` refuse and the kernel refuses with
-//!    "Expected nop after call". s390x and arm64 have no TOC to restore
+//!    a klp relocation; on ppc64 (both byte orders) the loader's rewrite of
+//!    the nop after the call into `ld r2,24(r1)` is read back from the
+//!    loaded module, in its byte order;
+//! 9. ppc64 only (both byte orders): the same call compiled as a local
+//!    call (no nop), which `convert` and `check` refuse and the kernel
+//!    refuses with "Expected nop after call". s390x and arm64 have no TOC to restore
 //!    after a call, so no such rule and no such case;
 //! 10. load orders: a target with a static twin() in .init.text and in
 //!     .text, patched at positions that work in one order only, loaded in
@@ -41,7 +44,8 @@
 //! 12. the target loaded again at another address under the enabled patch
 //!     (klp_test_twinb loaded in its old place): s390x keeps the old
 //!     address in its GOT entry, reads klp_test_twinb's bytes through it
-//!     and, once that is gone, oopses; ppc64le and arm64 follow the target;
+//!     and, once that is gone, oopses; ppc64 (both byte orders) and arm64
+//!     follow the target;
 //!     on loongarch64 the livepatch's GOT is full (sized once, entries never
 //!     freed): the load at the new address is refused, "klp_test_gotent:
 //!     module contains bad GOT relocation", as `check` predicts
@@ -339,7 +343,7 @@ fn initramfs(k: &XKernel, work: &Path, maps: &[PathBuf]) -> PathBuf {
         &work.join("lp_modvmlinux/klp_test_modvmlinux.ko"),
         &m.join("klp_test_modvmlinux.ko"),
     );
-    if k.arch == "ppc64le" {
+    if k.arch.starts_with("ppc64") {
         local_call(k, work, maps, &m.join("klp_test_localcall.ko"));
     }
     if k.arch == "loongarch64" {
@@ -351,9 +355,9 @@ fn initramfs(k: &XKernel, work: &Path, maps: &[PathBuf]) -> PathBuf {
 /// The fix `convert` and `check` give for a local call on ppc64.
 const NOP_FIX: &str = "Declare the callee extern in the livepatch (KLP_RELOC_SYMBOL on an extern declaration gets its nop)";
 
-/// ppc64le: lp_localcall's `bl helper` (a local call, no nop after it) made
-/// a call to vmlinux's kallsyms_lookup_name through a klp symbol, assembled
-/// in kbuild, and written to `out` without the loader check (`convert`
+/// ppc64 (both byte orders): lp_localcall's `bl helper` (a local call, no
+/// nop after it) made a call to vmlinux's kallsyms_lookup_name through a
+/// klp symbol, assembled in kbuild, and written to `out` without the loader check (`convert`
 /// refuses it, and `check` says why).
 fn local_call(k: &XKernel, work: &Path, maps: &[PathBuf], out: &Path) {
     let src = work.join("lp_localcall");
@@ -728,7 +732,7 @@ fn word(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-/// The big-endian instruction word at byte `at` (ppc32).
+/// The big-endian instruction word at byte `at` (ppc32, ppc64).
 fn word_be(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
 }
@@ -738,6 +742,8 @@ fn expected_types(arch: &str) -> &'static [&'static [&'static str]] {
     match arch {
         // Calls through stubs; data through the TOC.
         "ppc64le" => &[&["R_PPC64_REL24"], &["R_PPC64_ADDR64"]],
+        // Big endian, ELFv2: the same, and __jump_table's REL64.
+        "ppc64" => &[&["R_PPC64_REL24"], &["R_PPC64_ADDR64"], &["R_PPC64_REL64"]],
         "s390x" => &[&["R_390_PLT32DBL"], &["R_390_GOTENT", "R_390_PC32DBL"]],
         "arm64" => &[
             &["R_AARCH64_CALL26"],
@@ -757,19 +763,35 @@ fn expected_types(arch: &str) -> &'static [&'static [&'static str]] {
     }
 }
 
+/// ppc64: the kernel and a module built against it are big-endian ELFv2
+/// (`e_flags` ABI level 2: the kernel takes no other, module_elf_check_arch).
+fn expect_big_endian_elfv2(files: &[PathBuf]) {
+    for f in files {
+        let data = std::fs::read(f).unwrap();
+        let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+        assert!(elf.big_endian && elf.is_64, "{}", f.display());
+        // e_flags: offset 48 of an ELF64 header.
+        let flags = u32::from_be_bytes(data[48..52].try_into().unwrap());
+        assert_eq!(flags & 3, 2, "{}: not ELFv2", f.display());
+    }
+}
+
 fn scenario(arch: &'static str) {
     let start = Instant::now();
     let k = XKernel::get(arch);
     let release = k.var("RELEASE").to_string();
     let work = scratch(&format!("kernel-xarch-{arch}"));
     let maps = build_modules(&k, &work);
+    if arch == "ppc64" {
+        expect_big_endian_elfv2(&[maps[0].clone(), maps[1].clone()]);
+    }
     expect_refused_at_conversion(&work, &maps);
     let mods = initramfs(&k, &work, &maps);
     // 13. ppc32's .init PLT trap.
     let init_plt_predicted = (arch == "ppc32").then(|| init_plt(&k, &work, &mods));
     // 10. Load orders: ppc64 keeps .init sections, so its twins are in
     // both lists.
-    let keeps_init = arch == "ppc64le";
+    let keeps_init = arch.starts_with("ppc64");
     let base = [maps[0].clone(), maps[2].clone(), maps[3].clone()];
     twins(&work, &mods, &base, keeps_init, |d| k.make(d, "modules"));
 
@@ -800,7 +822,7 @@ fn scenario(arch: &'static str) {
     // ppc64's loader drops the leading dot of undefined names (dedotify(),
     // for ELFv1's dot symbols) before it reports them; check says so too.
     let logged = match arch {
-        "ppc64le" => &UNCONVERTED_SYMBOL[1..],
+        "ppc64le" | "ppc64" => &UNCONVERTED_SYMBOL[1..],
         _ => UNCONVERTED_SYMBOL,
     };
     expect_predictions(&mods, &maps, &loaded, logged);
@@ -903,14 +925,16 @@ fn scenario(arch: &'static str) {
         .split(',')
         .map(|w| u32::from_str_radix(w, 16).expect("a code word"))
         .flat_map(|w| match arch {
-            "s390x" | "ppc32" => w.to_be_bytes(),
+            "s390x" | "ppc32" | "ppc64" => w.to_be_bytes(),
             _ => w.to_le_bytes(),
         })
         .collect();
     assert_eq!(loaded.len(), 64);
     let vmfunc = mods.join("klp_test_vmfunc.ko");
     match arch {
-        "ppc64le" => {
+        "ppc64le" | "ppc64" => {
+            // Instruction words in the module's byte order.
+            let word = if arch == "ppc64le" { word } else { word_be };
             let (at, file) = call_site(&vmfunc, klp_convert::elf::abi::R_PPC64_REL24);
             // In the file: `bl 0` (relocated at load) and the nop GCC left.
             assert_eq!(word(&file, at) & 0xfc00_0003, 0x4800_0001, "{file:02x?}");
@@ -989,7 +1013,7 @@ fn scenario(arch: &'static str) {
             assert_ne!(loaded[at..at + 4], file[at..at + 4], "not relocated");
         }
     }
-    // The local call (9) is ppc64le's only: s390x and arm64 calls restore
+    // The local call (9) is ppc64's only: s390x and arm64 calls restore
     // nothing after them, and their loaders load such a call fine.
 
     // 12. The target loaded again at another address under the enabled
@@ -1120,4 +1144,10 @@ fn loongarch64() {
 #[ignore = "tier 2: boots self-built kernels under qemu (scripts/build-kernels); scripts/test runs it"]
 fn ppc32() {
     scenario("ppc32");
+}
+
+#[test]
+#[ignore = "tier 2: boots self-built kernels under qemu (scripts/build-kernels); scripts/test runs it"]
+fn ppc64() {
+    scenario("ppc64");
 }

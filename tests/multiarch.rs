@@ -1,5 +1,6 @@
 //! The same annotated livepatch fragment compiled by the real compilers for
-//! x86_64, i386 (ELF32, REL), ppc64le, s390x (big endian), aarch64,
+//! x86_64, i386 (ELF32, REL), ppc64le, big-endian ppc64 (ELFv2, as a BE
+//! ELFv2 kernel builds its modules), s390x (big endian), aarch64,
 //! loongarch64 (the trixie chroot's compiler, `common::loongarch_tool`) and
 //! 32-bit PowerPC (ELF32, big endian, RELA),
 //! converted, and checked with independent readers: GNU readelf of each
@@ -389,6 +390,18 @@ fn i386() {
     });
 }
 
+/// ppc64's klp relocations, in both byte orders: calls through stubs, data
+/// through the TOC (the klp relocation patches `.toc`).
+const PPC64_EXPECT: &[(&str, &str)] = &[
+    (".klp.sym.vmlinux.vm_func,0", "R_PPC64_REL24"),
+    (
+        ".klp.sym.klp_test_target.get_homonym_string,2",
+        "R_PPC64_REL24",
+    ),
+    (".klp.sym.vmlinux.saved_command_line,0", "R_PPC64_ADDR64"),
+    (".klp.sym.vmlinux.klp_string.12345,0", "R_PPC64_ADDR64"),
+];
+
 #[test]
 #[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
 fn ppc64le() {
@@ -398,17 +411,127 @@ fn ppc64le() {
         readelf: "powerpc64le-linux-gnu-readelf",
         flags: &["-mcmodel=medium"],
         is_64: true,
-        expect: &[
-            (".klp.sym.vmlinux.vm_func,0", "R_PPC64_REL24"),
-            (
-                ".klp.sym.klp_test_target.get_homonym_string,2",
-                "R_PPC64_REL24",
-            ),
-            // Data goes through the TOC: the klp relocation patches .toc.
-            (".klp.sym.vmlinux.saved_command_line,0", "R_PPC64_ADDR64"),
-            (".klp.sym.vmlinux.klp_string.12345,0", "R_PPC64_ADDR64"),
-        ],
+        expect: PPC64_EXPECT,
     });
+    local_call("ppc64le", "powerpc64le-linux-gnu-gcc", &["-mcmodel=medium"]);
+}
+
+#[test]
+#[ignore = "tier 2: needs the cross compilers (scripts/setup-deps); scripts/test runs it"]
+fn ppc64_big_endian_elfv2() {
+    run_arch(&Arch {
+        name: "ppc64",
+        cc: "powerpc64-linux-gnu-gcc",
+        readelf: "powerpc64-linux-gnu-readelf",
+        // As kbuild builds modules for a big-endian ELFv2 kernel
+        // (CONFIG_PPC64_BIG_ENDIAN_ELF_ABI_V2): the compiler's default is
+        // ELFv1, whose modules that kernel refuses (module_elf_check_arch).
+        flags: &["-mabi=elfv2", "-mbig-endian", "-mcmodel=large"],
+        is_64: true,
+        expect: PPC64_EXPECT,
+    });
+    // Big endian, ELFv2 (e_flags 2), and the calls' nops read in that order:
+    // `check` finds every call through a klp symbol followed by its nop.
+    let out = root().join("target/test-scratch/multiarch-ppc64/lp.klp.o");
+    let data = std::fs::read(&out).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    assert!(!file.is_little_endian(), "not big endian");
+    let object::FileFlags::Elf { e_flags, .. } = file.flags() else {
+        panic!("not ELF");
+    };
+    assert_eq!(e_flags & 3, 2, "not ELFv2");
+    let r = klp_convert(&["check", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(!stderr(&r).contains("Expected nop"), "{}", stderr(&r));
+    local_call(
+        "ppc64",
+        "powerpc64-linux-gnu-gcc",
+        &["-mabi=elfv2", "-mbig-endian", "-mcmodel=large"],
+    );
+}
+
+/// ppc64 (both byte orders): a call GCC compiled as a local one (no nop
+/// after it) made a call through a klp symbol, in the assembly, the way
+/// tests/kernel_xarch.rs makes one for the real kernel. `convert` refuses
+/// it and names the word after the call as the kernel's loader would read
+/// it: in the file's byte order (read in the other, the `bl` is no call and
+/// the rule would say nothing).
+fn local_call(name: &str, cc: &str, flags: &[&str]) {
+    let dir = root().join(format!("target/test-scratch/multiarch-{name}/localcall"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("lc.c");
+    std::fs::write(
+        &c,
+        format!(
+            "{LIVEPATCH_MODINFO}static __attribute__((noinline)) int helper(int x) {{ return x * 3; }}\n\
+             int lp_call(int x) {{ return helper(x) + 7; }}\n"
+        ),
+    )
+    .unwrap();
+    // `cc FLAGS... ARGS... IN -o OUT`, which must succeed.
+    let cc_run = |args: &[&str], input: &Path, output: &Path| {
+        let out = Command::new(cc)
+            .args(flags)
+            .args(args)
+            .arg(input)
+            .arg("-o")
+            .arg(output)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cc}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let asm = dir.join("lc.s");
+    cc_run(&["-O2", "-S", "-ffunction-sections"], &c, &asm);
+    let text = std::fs::read_to_string(&asm).unwrap();
+    assert_eq!(text.matches("\tbl helper\n").count(), 1, "{text}");
+    let text = text.replace(
+        "\tbl helper\n",
+        "\tbl .klp.sym.rela.vmlinux.vmlinux.vm_func.0\n",
+    );
+    std::fs::write(&asm, text).unwrap();
+    let obj = dir.join("lc.o");
+    cc_run(&["-c"], &asm, &obj);
+    // The word after the call, in the file's byte order.
+    let data = std::fs::read(&obj).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let text = file.section_by_name(".text.lp_call").unwrap();
+    let (at, _) = text
+        .relocations()
+        .find(|(_, r)| matches!(r.flags(), object::RelocationFlags::Elf { r_type } if r_type == object::elf::R_PPC64_REL24))
+        .expect("the call's R_PPC64_REL24");
+    let bytes: [u8; 4] = text.data().unwrap()[at as usize + 4..at as usize + 8]
+        .try_into()
+        .unwrap();
+    let next = if file.is_little_endian() {
+        u32::from_le_bytes(bytes)
+    } else {
+        u32::from_be_bytes(bytes)
+    };
+    assert_ne!(
+        next, 0x6000_0000,
+        "{name}: GCC left a nop after the local call"
+    );
+    let refused = dir.join("lc.klp.o");
+    let r = klp_convert(&[
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{name}: {err}");
+    assert!(
+        err.contains(&format!(
+            "Expected nop after call, got {next:08x} at lp_call+0x"
+        )),
+        "{name}: {err}"
+    );
+    assert!(!refused.exists());
 }
 
 #[test]

@@ -104,7 +104,9 @@ fn stubs(elf: &Elf) -> Option<Finding> {
 /// The ppc64 loader sends a `bl` to a `SHN_LIVEPATCH` symbol through a stub
 /// that switches the TOC, and then needs the next instruction to be a `nop`
 /// it can turn into `ld r2,24(r1)`. GCC emits that nop only for calls it
-/// believed to leave the file.
+/// believed to leave the file. The words are read in the module's byte
+/// order, as the loader reads them in the kernel's (`tests/multiarch.rs`
+/// refuses a local call on both: read the other way, a `bl` is no call).
 fn nop_after_call(site: &Site) -> Option<Finding> {
     let (elf, r) = (site.elf, site.reloc);
     if r.r_type != abi::R_PPC64_REL24 {

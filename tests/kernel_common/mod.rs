@@ -1,9 +1,9 @@
 //! What the real-kernel tests share (tests/kernel_e2e.rs on Debian's x86_64
-//! kernels, tests/kernel_xarch.rs on self-built ppc64le, s390x, arm64 and ppc32
-//! kernels): building and converting the modules of tests/kernel/, packing
-//! the initramfs, booting qemu, reading the `KLPTEST` lines that
-//! tests/kernel/init.sh prints, and the expectations of the scenarios every
-//! kernel runs.
+//! kernels, tests/kernel_xarch.rs on self-built ppc64le, s390x, arm64, ppc32,
+//! loongarch64 and big-endian ppc64 kernels): building and converting the
+//! modules of tests/kernel/, packing the initramfs, booting qemu, reading the
+//! `KLPTEST` lines that tests/kernel/init.sh prints, and the expectations of
+//! the scenarios every kernel runs.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -575,7 +575,8 @@ pub fn local_counter_name(target: &Path) -> String {
 
 /// One self-built kernel of `$KLP_CACHE/xkernels/<arch>`.
 pub struct XKernel {
-    /// `ppc64le`, `s390x`, `arm64`, `ppc32` or `x86_64`.
+    /// `ppc64le`, `s390x`, `arm64`, `ppc32`, `loongarch64`, `ppc64` (big
+    /// endian) or `x86_64`.
     pub arch: &'static str,
     /// `$KLP_CACHE/xkernels/<arch>`.
     pub dir: PathBuf,
