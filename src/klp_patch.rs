@@ -233,7 +233,7 @@ impl<'e, 'a> Memory<'e, 'a> {
             if target.is_none_or(|t| t.sh_flags & abi::SHF_EXECINSTR as u64 != 0) {
                 continue;
             }
-            for r in &rs.entries {
+            for r in rs.entries() {
                 relocs.insert((sec.sh_info as usize, r.offset), (r.sym, r.addend));
             }
         }

@@ -118,7 +118,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
             continue;
         }
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let i = r.sym as usize;
                 let annotated = selection.annotations.get(i).is_some_and(Option::is_some);
                 if names::is_annotation(elf.symbols[i].name) || annotated {
@@ -133,8 +133,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
         let obj = names::klp_section_object(sec.name)
             .map_or_else(|_| "?".to_string(), |o| names::show(o).to_string());
         let relocations: Vec<RelocReport> = rs
-            .entries
-            .iter()
+            .entries()
             .map(|r| {
                 let sym = &elf.symbols[r.sym as usize];
                 let parsed = names::parse_klp_symbol(sym.name).ok();

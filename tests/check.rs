@@ -907,7 +907,7 @@ fn x86_64_absolute_relocation_overflow_with_a_map() {
         .iter()
         .find(|r| elf.sections[r.index].name.starts_with(b".klp.rela."))
         .unwrap();
-    assert_eq!(rel.entries[0].r_type, object::elf::R_X86_64_32S);
+    assert_eq!(rel.get(0).unwrap().r_type, object::elf::R_X86_64_32S);
     let dir = out.parent().unwrap();
     let kernel_map = dir.join("kallsyms-good");
     std::fs::write(&kernel_map, "ffffffff81a00000 D v\n").unwrap();

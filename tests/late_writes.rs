@@ -123,7 +123,7 @@ fn klp_types(file: &Path) -> Vec<(String, String)> {
             continue;
         }
         let obj = klp_convert::names::klp_section_object(sec.name).unwrap();
-        for r in &rs.entries {
+        for r in rs.entries() {
             out.push((
                 String::from_utf8_lossy(obj).into_owned(),
                 klp_convert::arch::reloc_type_name(elf.machine, r.r_type),

@@ -186,12 +186,13 @@ int f(void) {{ return a + b; }}
     let keep_sym = partial.renames[0].sym as u32;
     partial.renames.truncate(1);
     let (rel_index, moving) = &mut partial.removals[0];
-    let entries = &elf
+    let entries: Vec<_> = elf
         .relocs
         .iter()
         .find(|r| r.index == *rel_index)
         .unwrap()
-        .entries;
+        .entries()
+        .collect();
     for (n, m) in moving.iter_mut().enumerate() {
         *m = *m && entries[n].sym == keep_sym;
     }
@@ -217,12 +218,8 @@ int f(void) {{ return a + b; }}
     // The same result as converting everything at once, up to layout.
     let direct = convert::convert_bytes(&data).unwrap();
     let direct = Elf::parse(&direct.bytes).unwrap();
-    let mut a: Vec<_> = out.relocs.iter().flat_map(|r| r.entries.clone()).collect();
-    let mut b: Vec<_> = direct
-        .relocs
-        .iter()
-        .flat_map(|r| r.entries.clone())
-        .collect();
+    let mut a: Vec<_> = out.relocs.iter().flat_map(|r| r.entries()).collect();
+    let mut b: Vec<_> = direct.relocs.iter().flat_map(|r| r.entries()).collect();
     a.sort_by_key(|r| (r.offset, r.sym));
     b.sort_by_key(|r| (r.offset, r.sym));
     assert_eq!(a, b);

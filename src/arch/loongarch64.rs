@@ -166,7 +166,7 @@ fn unchecked_pc_relative(t: u32) -> bool {
 fn completed_to_64(elf: &Elf, target: usize, offset: u64, sym: u32) -> bool {
     elf.relocs.iter().any(|rs| {
         elf.sections[rs.index].sh_info as usize == target
-            && rs.entries.iter().any(|e| {
+            && rs.entries().any(|e| {
                 e.r_type == abi::R_LARCH_PCALA64_HI12
                     && e.sym == sym
                     && e.offset > offset
@@ -280,7 +280,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
         if !rs.is_rela || sec.sh_info == 0 || !target.is_alloc() {
             continue;
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             if r.r_type != R_LARCH_PCADD_LO12 && r.r_type != R_LARCH_GOT_PCADD_LO12 {
                 continue;
             }
@@ -293,8 +293,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
             let found = sym.st_shndx as u32 == sec.sh_info
                 && sym.st_shndx != SHN_UNDEF
                 && rs
-                    .entries
-                    .iter()
+                    .entries()
                     .any(|h| h.r_type == r.r_type - 1 && h.offset == sym.st_value);
             if found {
                 continue;
@@ -311,7 +310,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
                         if klp { "the same klp relocation section" } else { "the same relocation section" }
                     ),
                 )
-                .at_entry(elf, rs.index, r),
+                .at_entry(elf, rs.index, &r),
             );
         }
     }

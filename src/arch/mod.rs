@@ -283,9 +283,9 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             continue;
         };
         let bytes = elf.section_data(target.index);
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| p.at_entry(elf, rs.index, r);
+            let at = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !(loader.supported)(r.r_type) {
                 out.push(at(unsupported(loader, elf.machine, r.r_type)));
                 continue;
@@ -294,7 +294,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
                 elf,
                 target,
                 bytes,
-                reloc: r,
+                reloc: &r,
                 symbol: sym,
             };
             if let Some(p) = (loader.check_entry)(&site) {
@@ -319,25 +319,25 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             continue;
         }
         let bytes = elf.section_data(target.index);
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
             if sym.index == 0 || sym.st_shndx != crate::elf::SHN_UNDEF || sym.name.is_empty() {
                 continue;
             }
             if !(loader.supported)(r.r_type) {
                 let p = unsupported(loader, elf.machine, r.r_type);
-                out.push(p.at_entry(elf, rs.index, r));
+                out.push(p.at_entry(elf, rs.index, &r));
                 continue;
             }
             let site = Site {
                 elf,
                 target,
                 bytes,
-                reloc: r,
+                reloc: &r,
                 symbol: sym,
             };
             if let Some(p) = (loader.check_entry)(&site) {
-                out.push(p.at_entry(elf, rs.index, r));
+                out.push(p.at_entry(elf, rs.index, &r));
             }
         }
     }
@@ -535,7 +535,7 @@ pub(crate) fn module_specific_entries(
         if obj == crate::names::VMLINUX {
             continue;
         }
-        for r in rs.entries.iter().filter(|r| takes(r.r_type)) {
+        for r in rs.entries().filter(|r| takes(r.r_type)) {
             let Some(sym) = elf.symbols.get(r.sym as usize) else {
                 continue;
             };

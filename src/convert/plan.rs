@@ -216,11 +216,11 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
         let sec = &elf.sections[rs.index];
         let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
         let target_index = sec.sh_info as usize;
-        let mut moving = vec![false; rs.entries.len()];
+        let mut moving = vec![false; rs.len()];
         let mut any = false;
-        for (n, r) in rs.entries.iter().enumerate() {
+        for (n, r) in rs.entries().enumerate() {
             let sym = &elf.symbols[r.sym as usize];
-            let here = |p: Finding| p.at_entry(elf, rs.index, r);
+            let here = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !is_klp {
                 let target = elf.sections.get(target_index);
                 if let Some(p) =
@@ -244,7 +244,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
                 )));
                 continue;
             }
-            let addend = match klp_move(elf, rs, r, a, loader) {
+            let addend = match klp_move(elf, rs, &r, a, loader) {
                 Ok(Move::Klp(addend)) => addend,
                 Ok(Move::Left(note)) => {
                     plan.notes.push(here(note));
@@ -272,7 +272,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
                 next_group.push(group_of[target_index]);
                 group_of[target_index] = g;
             }
-            plan.sections[g].entries.push(Reloc { addend, ..*r });
+            plan.sections[g].entries.push(Reloc { addend, ..r });
             moving[n] = true;
             any = true;
         }

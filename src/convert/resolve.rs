@@ -96,7 +96,7 @@ fn undefined(
         if !target.is_some_and(|t| t.is_alloc()) {
             continue;
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             let i = r.sym as usize;
             let sym = &elf.symbols[i];
             if seen[i] || annotated[i].is_some() {
@@ -366,7 +366,7 @@ fn undefined(
             if sel.table_relocs.contains(&rs.index) || sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let i = r.sym as usize;
                 let Some(a) = pending.get(&i) else {
                     continue;
@@ -374,8 +374,8 @@ fn undefined(
                 if blocked.contains_key(&i) {
                     continue;
                 }
-                if let Err(p) = plan::klp_move(elf, rs, r, a, false) {
-                    blocked.insert(i, p.at_entry(elf, rs.index, r));
+                if let Err(p) = plan::klp_move(elf, rs, &r, a, false) {
+                    blocked.insert(i, p.at_entry(elf, rs.index, &r));
                     continue;
                 }
                 // A late klp write the release refuses (ppc64's plain store
@@ -396,7 +396,7 @@ fn undefined(
                                 "its klp relocation into {tname} would be a late plain store into read-only memory"
                             ),
                         )
-                        .at_entry(elf, rs.index, r),
+                        .at_entry(elf, rs.index, &r),
                     );
                 }
             }

@@ -143,9 +143,9 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
             .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
         {
             out.reloc_sections.push(rs.index);
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let sym = &elf.symbols[r.sym as usize];
-                let at = |p: Finding| p.at_entry(elf, rs.index, r);
+                let at = |p: Finding| p.at_entry(elf, rs.index, &r);
                 if r.offset % entsize != 0 || (r.offset / entsize) as usize >= entries {
                     problems.push(at(Finding::new(Rule::SymposTable, format!(
                         "relocation does not fill the pointer of a KLP_SYMPOS entry (entries are {entsize} bytes)"

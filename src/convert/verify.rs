@@ -52,7 +52,7 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
             .iter()
             .filter(|r| !plan.emptied.contains(&r.index))
     };
-    let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
+    let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.len()).sum());
     debug_assert!(
         plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
         "plan.removals not in section order"
@@ -67,7 +67,7 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
             .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
             .and_then(Result::ok)
             .map(|k| plan.removals[k].1.as_slice());
-        for (n, r) in rs.entries.iter().enumerate() {
+        for (n, r) in rs.entries().enumerate() {
             let mut addend = r.addend;
             if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
                 let bytes = input
@@ -93,7 +93,7 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     let mut last = 0;
     for rs in &out.relocs {
         let target = out.sections[rs.index].sh_info;
-        for r in &rs.entries {
+        for r in rs.entries() {
             let k = (target, r.offset, r.r_type, r.sym, r.addend);
             // The first unmatched entry of k's run, if the run has one.
             let first = run_start(&before, &k, last);

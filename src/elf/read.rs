@@ -1,12 +1,15 @@
 //! The read side: parse an ELF relocatable object into plain structs.
 
-use object::elf::{FileHeader32, FileHeader64, ELFCLASS32, ELFCLASS64, EM_MIPS};
-use object::read::elf::{FileHeader, Rel as _, Rela as _, SectionHeader as _, Sym as _};
+use object::elf::{
+    FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, ELFCLASS32, ELFCLASS64, EM_MIPS,
+};
+use object::read::elf::{FileHeader, SectionHeader as _, Sym as _};
 use object::Endianness;
 
 use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
 
-/// A parsed ELF file. Everything is copied out of the file except the raw
+/// A parsed ELF file. The section headers and symbols are copied out of
+/// the file; the relocations stay in it ([`RelocSection`]), as do the raw
 /// bytes, which the writer needs to keep untouched regions as they were.
 #[derive(Debug)]
 pub struct Elf<'a> {
@@ -33,7 +36,7 @@ pub struct Elf<'a> {
     /// The symbols of `.symtab`, indexed by symbol index.
     pub symbols: Vec<Symbol<'a>>,
     /// The relocation sections (`SHT_REL`/`SHT_RELA` linked to `.symtab`).
-    pub relocs: Vec<RelocSection>,
+    pub relocs: Vec<RelocSection<'a>>,
 }
 
 /// One section header, fields widened to 64 bits.
@@ -115,15 +118,102 @@ impl Symbol<'_> {
     }
 }
 
-/// A relocation section and its decoded entries.
+/// A relocation section. Its entries stay in the file, as the file holds
+/// them (borrowed: `object`'s record types over the mapped bytes), and are
+/// decoded one at a time ([`RelocSection::entries`]): a copy of a large
+/// module's 200,000 entries cost 4.8 MB, and as much again for the output
+/// that `verify` parses beside it.
 #[derive(Debug, Clone)]
-pub struct RelocSection {
+pub struct RelocSection<'a> {
     /// Index of the `SHT_REL`/`SHT_RELA` section.
     pub index: usize,
     /// `SHT_RELA` (explicit addends) or `SHT_REL`.
     pub is_rela: bool,
-    /// The entries in file order.
-    pub entries: Vec<Reloc>,
+    raw: RawRelocs<'a>,
+    endian: Endianness,
+}
+
+/// The entries of a relocation section in the file's class and kind.
+#[derive(Debug, Clone, Copy)]
+enum RawRelocs<'a> {
+    Rel32(&'a [Rel32<Endianness>]),
+    Rela32(&'a [Rela32<Endianness>]),
+    Rel64(&'a [Rel64<Endianness>]),
+    Rela64(&'a [Rela64<Endianness>]),
+}
+
+impl<'a> RelocSection<'a> {
+    /// How many entries the section holds.
+    pub fn len(&self) -> usize {
+        match self.raw {
+            RawRelocs::Rel32(r) => r.len(),
+            RawRelocs::Rela32(r) => r.len(),
+            RawRelocs::Rel64(r) => r.len(),
+            RawRelocs::Rela64(r) => r.len(),
+        }
+    }
+
+    /// Does the section hold no entries?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `n`, decoded (`None` past the end).
+    pub fn get(&self, n: usize) -> Option<Reloc> {
+        (n < self.len()).then(|| self.at(n))
+    }
+
+    /// Entry `n` (below [`RelocSection::len`]), decoded. `SHT_REL` entries
+    /// have a zero addend. MIPS64's own `r_info` layout never applies: the
+    /// reader refuses MIPS64.
+    fn at(&self, n: usize) -> Reloc {
+        let e = self.endian;
+        match self.raw {
+            RawRelocs::Rel32(r) => {
+                let r = &r[n];
+                Reloc {
+                    offset: r.r_offset.get(e).into(),
+                    sym: r.r_sym(e),
+                    r_type: r.r_type(e),
+                    addend: 0,
+                }
+            }
+            RawRelocs::Rela32(r) => {
+                let r = &r[n];
+                Reloc {
+                    offset: r.r_offset.get(e).into(),
+                    sym: r.r_sym(e),
+                    r_type: r.r_type(e),
+                    addend: r.r_addend.get(e).into(),
+                }
+            }
+            RawRelocs::Rel64(r) => {
+                let r = &r[n];
+                Reloc {
+                    offset: r.r_offset.get(e),
+                    sym: r.r_sym(e),
+                    r_type: r.r_type(e),
+                    addend: 0,
+                }
+            }
+            RawRelocs::Rela64(r) => {
+                let r = &r[n];
+                Reloc {
+                    offset: r.r_offset.get(e),
+                    sym: r.r_sym(e, false),
+                    r_type: r.r_type(e, false),
+                    addend: r.r_addend.get(e),
+                }
+            }
+        }
+    }
+
+    /// The entries in file order, decoded.
+    pub fn entries(
+        &self,
+    ) -> impl ExactSizeIterator<Item = Reloc> + DoubleEndedIterator + Clone + '_ {
+        (0..self.len()).map(move |n| self.at(n))
+    }
 }
 
 /// One relocation entry.
@@ -177,10 +267,12 @@ impl<'a> Elf<'a> {
 
     /// The entries of relocation section `index` (none when it is not one):
     /// `relocs` is in section order, so one binary search, not a scan.
-    pub fn reloc_entries(&self, index: usize) -> &[Reloc] {
+    pub fn reloc_entries(&self, index: usize) -> impl Iterator<Item = Reloc> + '_ {
         self.relocs
             .binary_search_by_key(&index, |rs| rs.index)
-            .map_or(&[], |i| &self.relocs[i].entries)
+            .ok()
+            .into_iter()
+            .flat_map(|i| self.relocs[i].entries())
     }
 
     /// The section with this name (first match). For lookups of well-known
@@ -269,7 +361,6 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
     let bad = |e: object::read::Error| ReadError(e.to_string());
     let header = H::parse(data).map_err(bad)?;
     let endian = header.endian().map_err(bad)?;
-    let is_mips64el = header.is_mips64el(endian);
     if header.is_type_64() && header.e_machine(endian) == EM_MIPS {
         // r_info of MIPS64 has its own layout; the writer does not encode it.
         return err("MIPS64 objects are not supported");
@@ -388,32 +479,20 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 s.sh_size
             ))
         };
-        let mut entries = Vec::new();
         let is_rela = s.sh_type == SHT_RELA;
-        if is_rela {
-            let raw: &[H::Rela] = sh.data_as_array(endian, data).map_err(where_)?;
-            entries.reserve(raw.len());
-            for r in raw {
-                entries.push(Reloc {
-                    offset: r.r_offset(endian).into(),
-                    sym: r.r_sym(endian, is_mips64el),
-                    r_type: r.r_type(endian, is_mips64el),
-                    addend: r.r_addend(endian).into(),
-                });
-            }
-        } else {
-            let raw: &[H::Rel] = sh.data_as_array(endian, data).map_err(where_)?;
-            entries.reserve(raw.len());
-            for r in raw {
-                entries.push(Reloc {
-                    offset: r.r_offset(endian).into(),
-                    sym: r.r_sym(endian),
-                    r_type: r.r_type(endian),
-                    addend: 0,
-                });
-            }
-        }
-        for (n, r) in entries.iter().enumerate() {
+        let raw = match (header.is_type_64(), is_rela) {
+            (false, false) => RawRelocs::Rel32(sh.data_as_array(endian, data).map_err(where_)?),
+            (false, true) => RawRelocs::Rela32(sh.data_as_array(endian, data).map_err(where_)?),
+            (true, false) => RawRelocs::Rel64(sh.data_as_array(endian, data).map_err(where_)?),
+            (true, true) => RawRelocs::Rela64(sh.data_as_array(endian, data).map_err(where_)?),
+        };
+        let rs = RelocSection {
+            index: s.index,
+            is_rela,
+            raw,
+            endian,
+        };
+        for (n, r) in rs.entries().enumerate() {
             if r.sym as usize >= symbols.len() {
                 return err(format!(
                     "section {}: entry {n} (offset 0x{:x}) references symbol #{} but .symtab has {}",
@@ -424,11 +503,7 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 ));
             }
         }
-        relocs.push(RelocSection {
-            index: s.index,
-            is_rela,
-            entries,
-        });
+        relocs.push(rs);
     }
 
     Ok(Elf {

@@ -195,7 +195,7 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
         .relocs
         .iter()
         .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
-        .map(|r| r.entries.len())
+        .map(|r| r.entries().len())
         .sum::<usize>();
     Some(
         Finding::new(
@@ -762,7 +762,7 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     let mut referenced = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
         if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            for r in &rs.entries {
+            for r in rs.entries() {
                 if let Some(seen) = referenced.get_mut(r.sym as usize) {
                     *seen = true;
                 }
@@ -798,10 +798,10 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             out.extend(klp_section_flagged(sec));
             let target = elf.sections.get(sec.sh_info as usize);
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let sym = &elf.symbols[r.sym as usize];
                 if let Some(p) = ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type) {
-                    out.push(p.at_entry(elf, rs.index, r));
+                    out.push(p.at_entry(elf, rs.index, &r));
                 }
             }
             continue;
@@ -829,9 +829,9 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
         if let Some(obj) = &obj {
             out.extend(late_target(obj, target, elf.machine).map(at_section));
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| p.at_entry(elf, rs.index, r);
+            let at = |p: Finding| p.at_entry(elf, rs.index, &r);
             if let Some(p) = livepatch_symbol_marked(sym) {
                 out.push(at(p));
                 continue;

@@ -298,7 +298,6 @@ pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
 fn calls_into_modules(elf: &Elf) -> bool {
     module_specific_sections(elf).any(|(_, sec)| {
         elf.reloc_entries(sec.index)
-            .iter()
             .any(|r| r.r_type == abi::R_PPC64_REL24)
     })
 }
