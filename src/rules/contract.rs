@@ -769,13 +769,19 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             }
         }
     }
-    // Each referenced klp symbol parsed once, for every relocation using it.
-    let mut klp: Vec<Option<names::KlpSymbolRef>> = vec![None; elf.symbols.len()];
+    // Each referenced klp symbol parsed once, for every relocation using it:
+    // by symbol index, where its parts are in `parsed` (4 bytes a symbol,
+    // not the 56 of an `Option<KlpSymbolRef>`: a module has 100,000).
+    let mut parsed: Vec<names::KlpSymbolRef> = Vec::new();
+    let mut klp: Vec<u32> = vec![u32::MAX; elf.symbols.len()];
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
-            let parsed = names::parse_klp_symbol_ref(sym.name);
-            out.extend(klp_symbol_name_parsed(sym, &parsed, target));
-            klp[sym.index] = parsed.ok();
+            let parts = names::parse_klp_symbol_ref(sym.name);
+            out.extend(klp_symbol_name_parsed(sym, &parts, target));
+            if let Ok(parts) = parts {
+                klp[sym.index] = parsed.len() as u32;
+                parsed.push(parts);
+            }
         }
         if annotations {
             out.extend(unconverted_annotation(elf, sym));
@@ -836,7 +842,10 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
                 out.push(at(p));
                 continue;
             }
-            if let (Some(obj), Some(k)) = (&obj, klp[r.sym as usize]) {
+            let k = klp
+                .get(r.sym as usize)
+                .and_then(|&at| parsed.get(at as usize));
+            if let (Some(obj), Some(&k)) = (&obj, k) {
                 if k.obj == VMLINUX && *obj != VMLINUX {
                     out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
                 }
