@@ -430,7 +430,7 @@ fn module_specific_section_referencing_vmlinux() {
     let out = retargeted(
         "check_module_vmlinux",
         "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\nint f(void) { return v; }\n",
-        |p| p.sections[0].obj = "klp_test_target".into(),
+        |p| p.sections[0].obj = b"klp_test_target".to_vec().into(),
     );
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 1, "{text}");
@@ -448,8 +448,8 @@ fn module_specific_relocation_in_jump_table() {
         "extern int key KLP_RELOC_SYMBOL(vmlinux, vmlinux, key);\n\
          static void *entry[2] __attribute__((section(\"__jump_table\"), used)) = {0, &key};\n",
         |p| {
-            p.sections[0].obj = "klp_test_target".into();
-            p.renames[0].klp.obj = "klp_test_target".into();
+            p.sections[0].obj = b"klp_test_target".to_vec().into();
+            p.renames[0].klp.obj = b"klp_test_target".to_vec().into();
         },
     );
     let (code, text) = check(&out, &[]);

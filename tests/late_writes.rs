@@ -298,10 +298,10 @@ fn build_unchecked(dir: &Path) -> std::path::PathBuf {
     let elf = klp_convert::elf::Elf::parse(&data).unwrap();
     let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
     for s in &mut plan.sections {
-        s.obj = b"klp_test_target".to_vec();
+        s.obj = b"klp_test_target".to_vec().into();
     }
     for r in plan.renames.iter_mut() {
-        r.klp.obj = b"klp_test_target".to_vec();
+        r.klp.obj = b"klp_test_target".to_vec().into();
     }
     let out = dir.join("mod.unchecked.o");
     std::fs::write(

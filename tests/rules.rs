@@ -31,10 +31,10 @@ fn section(name: &str, flags: u64, size: u64) -> Section<'_> {
     }
 }
 
-fn klp(obj: &str, name: &str) -> KlpSymbol {
+fn klp<'a>(obj: &'a str, name: &'a str) -> KlpSymbol<'a> {
     KlpSymbol {
-        obj: obj.into(),
-        name: name.into(),
+        obj: obj.as_bytes().into(),
+        name: name.as_bytes().into(),
         pos: 0,
     }
 }

@@ -152,7 +152,7 @@ fn may_need_trampoline(elf: &Elf, r: &crate::elf::Reloc) -> Option<Vec<u8>> {
     // The loader shares an entry between calls to one address; klp symbols
     // and undefined ones by the same name resolve alike.
     let name = match names::parse_klp_symbol(sym.name) {
-        Ok(k) => k.name,
+        Ok(k) => k.name.into_owned(),
         Err(_) => sym.name.to_vec(),
     };
     let mut key = name;

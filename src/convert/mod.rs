@@ -119,21 +119,21 @@ impl Converted {
 
 /// Steps 1–3: select, resolve (with `map`) and plan. Returns the plan and
 /// its notes, or every refusal found.
-pub fn make_plan(
-    elf: &Elf,
+pub fn make_plan<'a>(
+    elf: &Elf<'a>,
     map: Option<&SymbolMap>,
-) -> Result<(plan::Plan, Vec<Finding>), Vec<Finding>> {
+) -> Result<(plan::Plan<'a>, Vec<Finding>), Vec<Finding>> {
     make_plan_with(elf, map, true)
 }
 
 /// [`make_plan`], with or without the loader's per-entry rules
 /// ([`plan::plan_with`]): without, what a converter that does not ask the
 /// machine's loader would write.
-pub fn make_plan_with(
-    elf: &Elf,
+pub fn make_plan_with<'a>(
+    elf: &Elf<'a>,
     map: Option<&SymbolMap>,
     loader: bool,
-) -> Result<(plan::Plan, Vec<Finding>), Vec<Finding>> {
+) -> Result<(plan::Plan<'a>, Vec<Finding>), Vec<Finding>> {
     let (mut sel, mut problems) = select::select(elf);
     if let Some(map) = map {
         problems.extend(resolve::resolve(elf, map, &mut sel));
@@ -185,7 +185,7 @@ pub struct Pending<'a, 'm> {
     file: &'a [u8],
     /// The input module (without the signature).
     elf: Elf<'a>,
-    plan: plan::Plan,
+    plan: plan::Plan<'a>,
     notes: Vec<Finding>,
     map: Option<&'m SymbolMap>,
     /// The output's pieces (`None`: unchanged, or written and dropped).

@@ -6,6 +6,7 @@
 //! `check` applies. It writes nothing, and collects every refusal, so a
 //! refused module gets the full list at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::select::Selection;
@@ -18,18 +19,18 @@ use crate::rules::{contract, kernels, Target};
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rename {
+pub struct Rename<'a> {
     /// Symbol index (unchanged by the conversion).
     pub sym: usize,
     /// The klp symbol it becomes.
-    pub klp: KlpSymbol,
+    pub klp: KlpSymbol<'a>,
 }
 
 /// Relocations that go into one klp relocation section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KlpSection {
+pub struct KlpSection<'a> {
     /// The object that must be loaded before these are applied.
-    pub obj: Vec<u8>,
+    pub obj: Cow<'a, [u8]>,
     /// The section the relocations patch (`sh_info`).
     pub target: usize,
     /// An existing klp section for the same (object, target), extended in place.
@@ -40,11 +41,11 @@ pub struct KlpSection {
 
 /// Everything the writer must do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// Symbols renamed to `.klp.sym.*` with `SHN_LIVEPATCH`.
-    pub renames: Vec<Rename>,
+    pub renames: Vec<Rename<'a>>,
     /// New or extended klp relocation sections, in order of first use.
-    pub sections: Vec<KlpSection>,
+    pub sections: Vec<KlpSection<'a>>,
     /// For each relocation section losing entries, in section order:
     /// (section index, a flag per entry, `true` = the entry moves out).
     pub removals: Vec<(usize, Vec<bool>)>,
@@ -57,7 +58,7 @@ pub struct Plan {
     pub unallocated: Vec<usize>,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Does the plan change nothing?
     pub fn is_empty(&self) -> bool {
         self.renames.is_empty() && self.sections.is_empty()
@@ -161,14 +162,14 @@ pub fn klp_move(
 
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
-pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
+pub fn plan<'a>(elf: &Elf<'a>, sel: Selection<'a>) -> (Plan<'a>, Vec<Finding>) {
     plan_with(elf, sel, true)
 }
 
 /// [`plan`], with (`loader`) or without the machine's loader's per-entry
 /// rules: without, the plan is what a converter that does not ask the
 /// loader would write (the tests' stand-in for other tools).
-pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>) {
+pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'a>, Vec<Finding>) {
     // A patch table the livepatch core refuses is refused here too, even
     // when there is nothing to convert (`check` reports the same).
     let table = klp_patch::read(elf);
@@ -265,7 +266,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
                     obj: a.lp_obj.clone(),
                     target: target_index,
                     existing: existing.get(&target_index).and_then(|list| {
-                        list.iter().find(|(o, _)| **o == a.lp_obj).map(|(_, i)| *i)
+                        list.iter().find(|(o, _)| **o == *a.lp_obj).map(|(_, i)| *i)
                     }),
                     entries: Vec::new(),
                 });
@@ -294,7 +295,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
         .map(|(i, obj)| (obj, elf.sections[i].name.to_vec()));
     let planned = plan.sections.iter().map(|s| {
         let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
-        (s.obj.as_slice(), name)
+        (&s.obj[..], name)
     });
     // Read once: `.modinfo` is found by a scan of the section headers.
     let livepatch = elf.is_livepatch();

@@ -15,6 +15,8 @@
 //!   ready-to-paste annotation, or the near misses (compiler clones such as
 //!   `name.constprop.0`).
 
+use std::borrow::Cow;
+
 use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 
 use super::plan;
@@ -30,11 +32,11 @@ use crate::rules::resolution::{self, HintForm};
 /// every annotated position must exist in the target (when the maps know
 /// the object), and every unannotated reference the loader cannot link
 /// gets its klp form, added to `sel`.
-pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> {
+pub fn resolve<'a>(elf: &Elf<'a>, map: &SymbolMap, sel: &mut Selection<'a>) -> Vec<Finding> {
     let mut problems = Vec::new();
     let lookup = map.lookup_for(sel.order.iter().filter_map(|&sym| {
         let a = sel.annotations[sym].as_ref()?;
-        Some((a.target.obj.as_slice(), a.target.name.as_slice()))
+        Some((&a.target.obj[..], &a.target.name[..]))
     }));
     for &sym in &sel.order {
         let Some(a) = &sel.annotations[sym] else {
@@ -79,11 +81,11 @@ const CLONE_MARKERS: &[&[u8]] = &[
 /// For every undefined symbol of `elf` that is referenced from an allocated
 /// section and has no annotation yet, decide its klp form. Returns
 /// (symbol index, annotation) pairs and the problems found.
-fn undefined(
-    elf: &Elf,
+fn undefined<'a>(
+    elf: &Elf<'a>,
     map: &SymbolMap,
-    sel: &Selection,
-) -> (Vec<(usize, Annotation)>, Vec<Finding>) {
+    sel: &Selection<'a>,
+) -> (Vec<(usize, Annotation<'a>)>, Vec<Finding>) {
     let annotated = &sel.annotations;
     let mut out = Vec::new();
     let mut problems = Vec::new();
@@ -205,8 +207,8 @@ fn undefined(
             Some(owner) => match position(map, owner, name) {
                 Ok(pos) => {
                     let target = KlpSymbol {
-                        obj: owner.obj.to_vec(),
-                        name: name.to_vec(),
+                        obj: Cow::Owned(owner.obj.to_vec()),
+                        name: Cow::Borrowed(name),
                         pos,
                     };
                     // The same grammar as an annotation: a map can name an
@@ -217,7 +219,7 @@ fn undefined(
                     ) {
                         (Ok(()), _) => {
                             let a = Annotation {
-                                lp_obj: owner.obj.to_vec(),
+                                lp_obj: target.obj.clone(),
                                 target,
                             };
                             if module_export.is_some() {
