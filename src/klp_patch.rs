@@ -223,7 +223,7 @@ impl<'e, 'a> Memory<'e, 'a> {
     fn new(elf: &'e Elf<'a>) -> Self {
         let mut relocs = HashMap::new();
         for rs in &elf.relocs {
-            let sec = &elf.sections[rs.index];
+            let sec = &elf.sections.at(rs.index);
             if !rs.is_rela || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }

@@ -113,7 +113,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
     let (selection, _) = select::select(elf);
     let mut uses: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if selection.table_relocs.contains(&rs.index) {
             continue;
         }
@@ -231,7 +231,7 @@ impl Report {
         let _ = writeln!(s, "{}: {}, {}", self.file, self.machine, lp);
         for o in &self.objects {
             let _ = writeln!(s, "\nobject {}", o.object);
-            for sec in &o.sections {
+            for sec in o.sections.iter() {
                 let _ = writeln!(
                     s,
                     "  {} -> {} ({} relocation{})",

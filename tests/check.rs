@@ -644,11 +644,7 @@ fn converted_in(test: &str, obj: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::S
     let name: &'static [u8] = format!(".klp.rela.{obj}..text.f").into_bytes().leak();
     let klp = klp_convert::elf::Section {
         name,
-        ..Elf::parse(&bytes)
-            .unwrap()
-            .section_by_name(name)
-            .unwrap()
-            .clone()
+        ..Elf::parse(&bytes).unwrap().section_by_name(name).unwrap()
     };
     (out, bytes, klp)
 }
@@ -778,8 +774,11 @@ fn non_utf8_target(test: &str) -> (PathBuf, Vec<u8>) {
         &target_name.to_le_bytes(),
     );
     let elf = Elf::parse(&bytes).unwrap();
-    assert_eq!(elf.sections[klp.index].name, b".klp.rela.\xc3\xa9\xc3\xa9");
-    assert_eq!(elf.sections[klp.sh_info as usize].name, b"\xa9");
+    assert_eq!(
+        elf.sections.at(klp.index).name,
+        b".klp.rela.\xc3\xa9\xc3\xa9"
+    );
+    assert_eq!(elf.sections.at(klp.sh_info as usize).name, b"\xa9");
     drop(elf);
     std::fs::write(&out, &bytes).unwrap();
     (out, bytes)
@@ -905,7 +904,7 @@ fn x86_64_absolute_relocation_overflow_with_a_map() {
     let rel = elf
         .relocs
         .iter()
-        .find(|r| elf.sections[r.index].name.starts_with(b".klp.rela."))
+        .find(|r| elf.sections.at(r.index).name.starts_with(b".klp.rela."))
         .unwrap();
     assert_eq!(rel.get(0).unwrap().r_type, object::elf::R_X86_64_32S);
     let dir = out.parent().unwrap();

@@ -569,7 +569,7 @@ fn call_site(ko: &Path, call_type: u32) -> (usize, Vec<u8>) {
         .expect("lp_lookup in the module");
     let mut found = None;
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_info != func.section || !sec.name.starts_with(b".klp.rela.vmlinux.") {
             continue;
         }

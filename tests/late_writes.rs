@@ -118,7 +118,7 @@ fn klp_types(file: &Path) -> Vec<(String, String)> {
     let elf = Elf::parse(&data).unwrap();
     let mut out = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             continue;
         }

@@ -127,10 +127,7 @@ fn structural_rules_catch_hand_broken_sections() {
 
     // Drop SHF_RELA_LIVEPATCH from a klp section by editing its header through
     // the raw bytes: rename is not possible, so rewrite the flags field.
-    let klp = elf
-        .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+    let klp = elf.section_by_name(b".klp.rela.vmlinux..text.f").unwrap();
     let mut bytes = done.bytes.clone();
     let flags_at = (elf.shoff + klp.index as u64 * elf.shentsize as u64 + 8) as usize;
     let flags = klp.sh_flags & !SHF_RELA_LIVEPATCH;
@@ -201,8 +198,7 @@ int f(void) {{ return a + b; }}
     let half_elf = Elf::parse(&half).unwrap();
     let klp = half_elf
         .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+        .unwrap();
 
     let done = convert::convert_bytes(&half).unwrap();
     assert!(done.changed);
@@ -211,7 +207,7 @@ int f(void) {{ return a + b; }}
     // Extended in place of a new section: same index, one section more than
     // the input had before the first pass.
     assert_eq!(out.sections.len(), half_elf.sections.len());
-    let ext = &out.sections[klp.index];
+    let ext = &out.sections.at(klp.index);
     assert_eq!(ext.name, b".klp.rela.vmlinux..text.f");
     assert_eq!(ext.sh_size, 2 * 24);
     assert!(contract(&out).is_empty());

@@ -165,7 +165,7 @@ fn unchecked_pc_relative(t: u32) -> bool {
 /// there the first of a full 64-bit sequence (`-mcmodel=extreme`)?
 fn completed_to_64(elf: &Elf, target: usize, offset: u64, sym: u32) -> bool {
     elf.relocs.iter().any(|rs| {
-        elf.sections[rs.index].sh_info as usize == target
+        elf.sections.at(rs.index).sh_info as usize == target
             && rs.entries().any(|e| {
                 e.r_type == abi::R_LARCH_PCALA64_HI12
                     && e.sym == sym
@@ -273,7 +273,7 @@ fn sections(elf: &Elf) -> Option<Finding> {
 fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
     let mut out = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         let Some(target) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };

@@ -275,7 +275,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         out.extend(rule(elf));
     }
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             continue;
         }
@@ -292,7 +292,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             }
             let site = Site {
                 elf,
-                target,
+                target: &target,
                 bytes,
                 reloc: &r,
                 symbol: sym,
@@ -308,7 +308,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
     // here as well, whether a conversion leaves them ordinary or gives them
     // the klp form.
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
@@ -331,7 +331,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             }
             let site = Site {
                 elf,
-                target,
+                target: &target,
                 bytes,
                 reloc: &r,
                 symbol: sym,
@@ -525,7 +525,7 @@ pub(crate) fn module_specific_entries(
 ) -> Option<(Vec<String>, Vec<String>)> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 || !keep(sec) {
             continue;
         }

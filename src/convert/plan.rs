@@ -102,7 +102,7 @@ pub fn klp_move(
     a: &Annotation,
     loader: bool,
 ) -> Result<Move, Finding> {
-    let sec = &elf.sections[rs.index];
+    let sec = &elf.sections.at(rs.index);
     let target = contract::relocation_target(elf, sec)?;
     if !target.is_alloc() && arch::is_debug_section(target.name) {
         return Ok(Move::Left(Finding::new(
@@ -113,27 +113,27 @@ pub fn klp_move(
             ),
         )));
     }
-    let refusal = contract::offset_within(target, r.offset)
-        .or_else(|| contract::target_alloc(target))
+    let refusal = contract::offset_within(&target, r.offset)
+        .or_else(|| contract::target_alloc(&target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
+        .or_else(|| contract::late_target(&a.lp_obj, &target, elf.machine))
         .or_else(|| {
             // The release only matters for the per-CPU section.
-            kernels::is_percpu_section(target)
-                .then(|| kernels::percpu_target(&a.lp_obj, target, &Target::of(elf, None)))
+            kernels::is_percpu_section(&target)
+                .then(|| kernels::percpu_target(&a.lp_obj, &target, &Target::of(elf, None)))
                 .flatten()
         })
         .or_else(|| {
             // A warning (a distance that may fit) does not stop the move;
             // `check` reports it on the output.
             loader
-                .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
+                .then(|| arch::klp_entry_rule(elf, &target, r, &elf.symbols[r.sym as usize]))
                 .flatten()
                 .filter(Finding::is_error)
         })
         .or_else(|| {
             loader
-                .then(|| arch::klp_move_rule(elf, target, r, &a.target))
+                .then(|| arch::klp_move_rule(elf, &target, r, &a.target))
                 .flatten()
         });
     if let Some(p) = refusal {
@@ -191,9 +191,9 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     // Existing klp sections, to extend rather than duplicate: by target,
     // (object, section index), the first one of each object.
     let mut existing: HashMap<usize, Vec<(&[u8], usize)>> = HashMap::new();
-    for s in &elf.sections {
+    for s in elf.sections.iter() {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            match contract::klp_section_name_format(s) {
+            match contract::klp_section_name_format(&s) {
                 Ok(obj) => {
                     let list = existing.entry(s.sh_info as usize).or_default();
                     if !list.iter().any(|(o, _)| *o == obj) {
@@ -214,7 +214,7 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         if plan.emptied.contains(&rs.index) {
             continue; // KLP_SYMPOS data: dropped, not moved
         }
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
         let target_index = sec.sh_info as usize;
         let mut moving = vec![false; rs.len()];
@@ -224,9 +224,12 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
             let here = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !is_klp {
                 let target = elf.sections.get(target_index);
-                if let Some(p) =
-                    contract::ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type)
-                {
+                if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(
+                    elf,
+                    sym,
+                    target.as_ref(),
+                    r.r_type,
+                ) {
                     if p.is_error() {
                         problems.push(here(p));
                     } else {
@@ -292,9 +295,9 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     kept.sort_unstable();
     let kept = kept
         .into_iter()
-        .map(|(i, obj)| (obj, elf.sections[i].name.to_vec()));
+        .map(|(i, obj)| (obj, elf.sections.at(i).name.to_vec()));
     let planned = plan.sections.iter().map(|s| {
-        let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
+        let name = names::klp_section_name(&s.obj, elf.sections.at(s.target).name);
         (&s.obj[..], name)
     });
     // Read once: `.modinfo` is found by a scan of the section headers.

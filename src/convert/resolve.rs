@@ -94,7 +94,7 @@ fn undefined<'a>(
     let mut wanted: Vec<usize> = Vec::new();
     let mut seen = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
-        let target = elf.sections.get(elf.sections[rs.index].sh_info as usize);
+        let target = elf.sections.get(elf.sections.at(rs.index).sh_info as usize);
         if !target.is_some_and(|t| t.is_alloc()) {
             continue;
         }
@@ -364,7 +364,7 @@ fn undefined<'a>(
         let pending: FxHashMap<usize, &Annotation> =
             module_exports.iter().map(|(i, a)| (*i, a)).collect();
         for rs in &elf.relocs {
-            let sec = &elf.sections[rs.index];
+            let sec = &elf.sections.at(rs.index);
             if sel.table_relocs.contains(&rs.index) || sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }
@@ -386,7 +386,7 @@ fn undefined<'a>(
                 let target = elf.sections.get(sec.sh_info as usize);
                 if a.lp_obj != VMLINUX
                     && target.is_some_and(|t| {
-                        crate::rules::kernels::plain_store_into_read_only(elf.machine, r.r_type, t)
+                        crate::rules::kernels::plain_store_into_read_only(elf.machine, r.r_type, &t)
                     })
                 {
                     let tname = target.map(|t| t.display_name()).unwrap_or_default();

@@ -112,7 +112,7 @@ fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
     let ptr = if elf.is_64 { 8 } else { 4 };
     let entsize = ptr + 4;
     let mut chosen: HashMap<usize, (&[u8], u64, u64)> = HashMap::new();
-    for sec in &elf.sections {
+    for sec in elf.sections.iter() {
         let Some(obj) = sec.name.strip_prefix(SYMPOS_SECTION_PREFIX.as_bytes()) else {
             continue;
         };
@@ -141,7 +141,7 @@ fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
         for rs in elf
             .relocs
             .iter()
-            .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
+            .filter(|r| elf.sections.at(r.index).sh_info as usize == sec.index)
         {
             out.reloc_sections.push(rs.index);
             for r in rs.entries() {

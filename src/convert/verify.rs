@@ -94,9 +94,9 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     rewrite(input.shstrndx as usize);
     if let Some(st) = input.symtab {
         rewrite(st);
-        rewrite(input.sections[st].sh_link as usize);
+        rewrite(input.sections.at(st).sh_link as usize);
     }
-    for a in &input.sections {
+    for a in input.sections.iter() {
         let Some(b) = out.sections.get(a.index) else {
             problems.push(
                 Finding::new(Rule::Verify, "section missing from output")
@@ -151,7 +151,7 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
             .iter()
             .enumerate()
             .filter(|(_, rs)| !skip(rs.index))
-            .map(|(n, rs)| (elf.sections[rs.index].sh_info, n))
+            .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n))
             .collect();
         // A stable sort, which merges the runs already in order: the
         // sections come in runs of ascending targets (the input's, then the
@@ -223,7 +223,7 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
 
 /// The [`Key`]s of the input's relocation section `rs`, appended to `keys`.
 fn input_keys(input: &Elf, plan: &Plan, rs: &RelocSection, keys: &mut Vec<Key>) {
-    let target = input.sections[rs.index].sh_info;
+    let target = input.sections.at(rs.index).sh_info;
     // A REL entry that moves into a (RELA) klp section carries its
     // implicit addend there; one left in place keeps it in its bytes.
     // One binary search (`removals` is in section order), not a scan:

@@ -1,16 +1,18 @@
 //! The read side: parse an ELF relocatable object into plain structs.
 
 use object::elf::{
-    FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, ELFCLASS32, ELFCLASS64, EM_MIPS,
+    FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, SectionHeader32, SectionHeader64,
+    ELFCLASS32, ELFCLASS64, EM_MIPS,
 };
-use object::read::elf::{FileHeader, SectionHeader as _, Sym as _};
-use object::Endianness;
+use object::read::elf::{FileHeader, SectionHeader, Sym as _};
+use object::{Endianness, ReadRef as _};
 
 use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
 
-/// A parsed ELF file. The section headers and symbols are copied out of
-/// the file; the relocations stay in it ([`RelocSection`]), as do the raw
-/// bytes, which the writer needs to keep untouched regions as they were.
+/// A parsed ELF file. The symbols are copied out of the file; the section
+/// headers ([`Sections`]) and the relocations ([`RelocSection`]) stay in
+/// it, as do the raw bytes, which the writer needs to keep untouched
+/// regions as they were.
 #[derive(Debug)]
 pub struct Elf<'a> {
     /// The whole ELF image (without an appended module signature).
@@ -29,8 +31,8 @@ pub struct Elf<'a> {
     pub shentsize: u16,
     /// Section index of the section name string table.
     pub shstrndx: u32,
-    /// All section headers, indexed by section index (0 is the null section).
-    pub sections: Vec<Section<'a>>,
+    /// All section headers, by section index (0 is the null section).
+    pub sections: Sections<'a>,
     /// Index of the (single) `SHT_SYMTAB` section, if any.
     pub symtab: Option<usize>,
     /// The symbols of `.symtab`, indexed by symbol index.
@@ -39,8 +41,114 @@ pub struct Elf<'a> {
     pub relocs: Vec<RelocSection<'a>>,
 }
 
+/// The section header table. The headers stay in the file, as the file
+/// holds them (borrowed: `object`'s record types over the mapped bytes),
+/// and each is decoded when asked for ([`Sections::get`], [`Sections::at`],
+/// [`Sections::iter`]); only the names are looked up once, on parse. A
+/// copy of them all cost 88 bytes a section: 22 MB for a 100,000-section
+/// module and its output, which `verify` holds side by side.
+#[derive(Debug, Clone)]
+pub struct Sections<'a> {
+    headers: RawHeaders<'a>,
+    endian: Endianness,
+    /// Each section's name, from `.shstrtab`.
+    names: Vec<&'a [u8]>,
+}
+
+/// `for s in &elf.sections`: the sections in index order, decoded.
+impl<'s, 'a> IntoIterator for &'s Sections<'a> {
+    type Item = Section<'a>;
+    type IntoIter = SectionIter<'s, 'a>;
+
+    fn into_iter(self) -> SectionIter<'s, 'a> {
+        self.iter()
+    }
+}
+
+/// The sections of a [`Sections`] in index order, decoded.
+#[derive(Debug, Clone)]
+pub struct SectionIter<'s, 'a> {
+    sections: &'s Sections<'a>,
+    left: std::ops::Range<usize>,
+}
+
+impl<'a> Iterator for SectionIter<'_, 'a> {
+    type Item = Section<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Section<'a>> {
+        self.left.next().map(|i| self.sections.at(i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.left.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for SectionIter<'_, '_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.left.next_back().map(|i| self.sections.at(i))
+    }
+}
+
+impl ExactSizeIterator for SectionIter<'_, '_> {}
+
+/// The section header table in the file's class.
+#[derive(Debug, Clone, Copy)]
+enum RawHeaders<'a> {
+    H32(&'a [SectionHeader32<Endianness>]),
+    H64(&'a [SectionHeader64<Endianness>]),
+}
+
+impl<'a> Sections<'a> {
+    /// How many sections there are (with the null section).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Are there none?
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Section `index`, decoded (`None` past the end).
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<Section<'a>> {
+        (index < self.len()).then(|| self.at(index))
+    }
+
+    /// Section `index`, decoded: for an index known to be one, as a slice
+    /// is indexed (past the end, a panic).
+    #[inline]
+    pub fn at(&self, index: usize) -> Section<'a> {
+        // The byte order as a constant in each arm, so that each field's
+        // read is a plain load (or one byte swap), not a test of the order.
+        match self.endian {
+            Endianness::Little => self.decode(index, Endianness::Little),
+            Endianness::Big => self.decode(index, Endianness::Big),
+        }
+    }
+
+    #[inline(always)]
+    fn decode(&self, index: usize, e: Endianness) -> Section<'a> {
+        let name = self.names[index];
+        match self.headers {
+            RawHeaders::H32(h) => Section::of(index, name, &h[index], e),
+            RawHeaders::H64(h) => Section::of(index, name, &h[index], e),
+        }
+    }
+
+    /// The sections in index order, decoded.
+    pub fn iter(&self) -> SectionIter<'_, 'a> {
+        SectionIter {
+            sections: self,
+            left: 0..self.len(),
+        }
+    }
+}
+
 /// One section header, fields widened to 64 bits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Section<'a> {
     /// Section index.
     pub index: usize,
@@ -68,7 +176,31 @@ pub struct Section<'a> {
     pub sh_entsize: u64,
 }
 
-impl Section<'_> {
+impl<'a> Section<'a> {
+    /// Section `index`, named `name`, from its header `h` in the file.
+    #[inline(always)]
+    fn of<H: SectionHeader<Endian = Endianness>>(
+        index: usize,
+        name: &'a [u8],
+        h: &H,
+        e: Endianness,
+    ) -> Section<'a> {
+        Section {
+            index,
+            name,
+            sh_name: h.sh_name(e),
+            sh_type: h.sh_type(e),
+            sh_flags: h.sh_flags(e).into(),
+            sh_addr: h.sh_addr(e).into(),
+            sh_offset: h.sh_offset(e).into(),
+            sh_size: h.sh_size(e).into(),
+            sh_link: h.sh_link(e),
+            sh_info: h.sh_info(e),
+            sh_addralign: h.sh_addralign(e).into(),
+            sh_entsize: h.sh_entsize(e).into(),
+        }
+    }
+
     /// The name for messages.
     pub fn display_name(&self) -> String {
         show_name(self.name)
@@ -277,8 +409,9 @@ impl<'a> Elf<'a> {
 
     /// The section with this name (first match). For lookups of well-known
     /// sections such as `.modinfo`, never for relocation targets.
-    pub fn section_by_name(&self, name: &[u8]) -> Option<&Section<'a>> {
-        self.sections.iter().find(|s| s.name == name)
+    pub fn section_by_name(&self, name: &[u8]) -> Option<Section<'a>> {
+        let index = self.sections.names.iter().position(|n| *n == name)?;
+        Some(self.sections.at(index))
     }
 
     /// The name of a section index for messages (`#N` when out of range).
@@ -366,25 +499,29 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         return err("MIPS64 objects are not supported");
     }
     let table = header.sections(endian, data).map_err(bad)?;
-    let mut sections = Vec::with_capacity(table.len());
+    // The table `object` read, kept in the file's class.
+    let shoff: u64 = header.e_shoff(endian).into();
+    let headers = if header.is_type_64() {
+        RawHeaders::H64(
+            data.read_slice_at(shoff, table.len())
+                .map_err(|()| ReadError("section header table lies outside the file".into()))?,
+        )
+    } else {
+        RawHeaders::H32(
+            data.read_slice_at(shoff, table.len())
+                .map_err(|()| ReadError("section header table lies outside the file".into()))?,
+        )
+    };
+    let mut names = Vec::with_capacity(table.len());
+    // Found in the same pass: the first symbol table, and how many
+    // relocation sections there are (those linked to it are read below).
+    let mut symtab_index = None;
+    let mut rel_sections = 0;
     for (i, sh) in table.iter().enumerate() {
         let name = table
             .section_name(endian, sh)
             .map_err(|e| ReadError(format!("section #{i}: cannot read its name: {e}")))?;
-        let s = Section {
-            index: i,
-            name,
-            sh_name: sh.sh_name(endian),
-            sh_type: sh.sh_type(endian),
-            sh_flags: sh.sh_flags(endian).into(),
-            sh_addr: sh.sh_addr(endian).into(),
-            sh_offset: sh.sh_offset(endian).into(),
-            sh_size: sh.sh_size(endian).into(),
-            sh_link: sh.sh_link(endian),
-            sh_info: sh.sh_info(endian),
-            sh_addralign: sh.sh_addralign(endian).into(),
-            sh_entsize: sh.sh_entsize(endian).into(),
-        };
+        let s = Section::of(i, name, sh, endian);
         if s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two() {
             return err(format!(
                 "section {} (#{i}): sh_addralign 0x{:x} is not a power of two",
@@ -403,17 +540,27 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 ));
             }
         }
-        sections.push(s);
+        if s.sh_type == SHT_SYMTAB && symtab_index.is_none() {
+            symtab_index = Some(i);
+        }
+        if s.sh_type == SHT_REL || s.sh_type == SHT_RELA {
+            rel_sections += 1;
+        }
+        names.push(name);
     }
+    let sections = Sections {
+        headers,
+        endian,
+        names,
+    };
 
-    check_overlaps(&sections, if header.is_type_64() { 64 } else { 52 })?;
+    check_overlaps(sections.iter(), if header.is_type_64() { 64 } else { 52 })?;
     let shstrndx = header.shstrndx(endian, data).map_err(bad)?;
     if shstrndx as usize >= sections.len() || shstrndx == 0 {
         return err(format!("e_shstrndx {shstrndx} is not a section index"));
     }
-    let symtab_index = sections.iter().position(|s| s.sh_type == SHT_SYMTAB);
     if let Some(si) = symtab_index {
-        let link = sections[si].sh_link as usize;
+        let link = sections.at(si).sh_link as usize;
         if link == 0 || link >= sections.len() {
             return err(format!(
                 "section .symtab: sh_link {link} is not a section index"
@@ -466,11 +613,8 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
     let is_reloc = |s: &Section| {
         (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && Some(s.sh_link as usize) == symtab_index
     };
-    let mut relocs = Vec::with_capacity(sections.iter().filter(|s| is_reloc(s)).count());
-    for s in &sections {
-        if !is_reloc(s) {
-            continue;
-        }
+    let mut relocs = Vec::with_capacity(rel_sections);
+    for s in sections.iter().filter(is_reloc) {
         let sh = table.section(object::SectionIndex(s.index)).map_err(bad)?;
         let where_ = |_| {
             ReadError(format!(
@@ -528,9 +672,18 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
 /// A file whose sections lie in index order is proven by one pass, without
 /// a sorted copy of 100,000 extents; otherwise (GNU as puts the relocation
 /// sections after all the others) the extents are sorted.
-fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), ReadError> {
+fn check_overlaps<'s>(
+    sections: impl Iterator<Item = Section<'s>> + Clone,
+    header_size: u64,
+) -> Result<(), ReadError> {
+    let name = |index: usize| {
+        sections
+            .clone()
+            .nth(index)
+            .map_or_else(String::new, |s| s.display_name())
+    };
     let extents = sections
-        .iter()
+        .clone()
         .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
         .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index));
     let mut end = header_size;
@@ -549,12 +702,12 @@ fn check_overlaps(sections: &[Section<'_>], header_size: u64) -> Result<(), Read
     for (start, end, index) in extents {
         if start < prev_end {
             let other = match prev {
-                Some(p) => format!("section {}", sections[p].display_name()),
+                Some(p) => format!("section {}", name(p)),
                 None => "the ELF header".to_string(),
             };
             return err(format!(
                 "section {} (#{index}) at 0x{start:x} overlaps {other}",
-                sections[index].display_name()
+                name(index)
             ));
         }
         prev_end = end;
@@ -589,15 +742,15 @@ mod tests {
     #[test]
     fn overlaps_in_any_order() {
         let null = section(0, 0, 0);
-        let in_order = [null.clone(), section(1, 64, 16), section(2, 80, 8)];
-        assert!(check_overlaps(&in_order, 64).is_ok());
-        let reordered = [null.clone(), section(1, 80, 8), section(2, 64, 16)];
-        assert!(check_overlaps(&reordered, 64).is_ok());
-        let overlap = [null.clone(), section(1, 90, 8), section(2, 64, 30)];
-        let e = check_overlaps(&overlap, 64).unwrap_err();
+        let in_order = [null, section(1, 64, 16), section(2, 80, 8)];
+        assert!(check_overlaps(in_order.iter().cloned(), 64).is_ok());
+        let reordered = [null, section(1, 80, 8), section(2, 64, 16)];
+        assert!(check_overlaps(reordered.iter().cloned(), 64).is_ok());
+        let overlap = [null, section(1, 90, 8), section(2, 64, 30)];
+        let e = check_overlaps(overlap.iter().cloned(), 64).unwrap_err();
         assert_eq!(e.0, "section .s (#1) at 0x5a overlaps section .s");
         let header = [null, section(1, 60, 8)];
-        let e = check_overlaps(&header, 64).unwrap_err();
+        let e = check_overlaps(header.iter().cloned(), 64).unwrap_err();
         assert_eq!(e.0, "section .s (#1) at 0x3c overlaps the ELF header");
     }
 }

@@ -188,7 +188,7 @@ impl<'e, 'a> Edit<'e, 'a> {
     pub fn new(elf: &'e Elf<'a>) -> Self {
         let str_base = elf
             .symtab
-            .and_then(|s| elf.sections.get(elf.sections[s].sh_link as usize))
+            .and_then(|s| elf.sections.get(elf.sections.at(s).sh_link as usize))
             .map_or(0, |strtab| strtab.sh_size);
         Edit {
             elf,
@@ -335,7 +335,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             .enumerate()
             .filter_map(|(i, b)| Some((i, b?)))
         {
-            let h = &elf.sections[index];
+            let h = &elf.sections.at(index);
             let size = bytes.len() as u64;
             let offset = if fits(h, &bytes) {
                 out.overlays.push(Overlay {
@@ -378,7 +378,7 @@ impl<'e, 'a> Edit<'e, 'a> {
         table.extend_from_slice(&elf.data[elf.shoff as usize..][..sht_len]);
         let mut entry = Vec::with_capacity(ent);
         let mut put = |table: &mut Vec<u8>, i: usize, h: &Section| {
-            if *h != elf.sections[i] {
+            if *h != elf.sections.at(i) {
                 entry.clear();
                 enc.section_header(&mut entry, h);
                 entry.resize(ent, 0);
@@ -386,7 +386,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             }
         };
         for &(i, offset, size) in &placed {
-            let mut h = elf.sections[i].clone();
+            let mut h = elf.sections.at(i);
             h.sh_offset = offset;
             h.sh_size = size;
             if let Some(&f) = self.flags.get(&i) {
@@ -396,19 +396,19 @@ impl<'e, 'a> Edit<'e, 'a> {
         }
         for (&i, &f) in &self.flags {
             if placed.binary_search_by_key(&i, |p| p.0).is_err() {
-                let mut h = elf.sections[i].clone();
+                let mut h = elf.sections.at(i);
                 h.sh_flags = f;
                 put(&mut table, i, &h);
             }
         }
         if count as u64 >= u64::from(SHN_LORESERVE) {
-            let mut h = elf.sections[0].clone();
+            let mut h = elf.sections.at(0);
             h.sh_size = count as u64;
             put(&mut table, 0, &h);
         }
         for ((h, _), &offset) in self.new_sections.iter().zip(&new_offsets) {
             let before = table.len();
-            let mut h = h.clone();
+            let mut h = *h;
             h.sh_offset = offset;
             enc.section_header(&mut table, &h);
             table.resize(before + ent, 0);
@@ -445,7 +445,7 @@ impl<'e, 'a> Edit<'e, 'a> {
         }
         let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
         if !self.str_extra.is_empty() {
-            let i = elf.sections[symtab].sh_link as usize;
+            let i = elf.sections.at(symtab).sh_link as usize;
             let mut t = elf.section_data(i).to_vec();
             t.extend_from_slice(&self.str_extra);
             self.set_contents(i, t);

@@ -562,7 +562,7 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
     // The klp relocations of each klp symbol: (klp section, entry).
     let mut uses: HashMap<u32, Vec<(usize, Reloc)>> = HashMap::new();
     for rs in &elf.relocs {
-        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
+        if elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH != 0 {
             for r in rs.entries() {
                 uses.entry(r.sym).or_default().push((rs.index, r));
             }
