@@ -194,6 +194,8 @@ pub struct Pending<'a, 'm> {
     changed: bool,
     /// Relocations moved.
     moved: usize,
+    /// klp sections created or extended.
+    sections: usize,
     /// Did the input carry a signature (dropped when converted)?
     signed: bool,
 }
@@ -258,6 +260,7 @@ pub fn prepare<'a, 'm>(
             output: None,
             changed: false,
             moved: 0,
+            sections: 0,
             signed: !sig.is_empty(),
         });
     }
@@ -269,12 +272,18 @@ pub fn prepare<'a, 'm>(
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
         _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
     })?;
-    // The entries are in the output now, where `verify` finds them; their
-    // memory goes to the output's parse.
+    // The new klp sections and their entries are in the output now, where
+    // `verify` finds them: of the plan's sections it needs only those that
+    // extend one of the input's (which it may rewrite), and the summary
+    // their number. Their memory (3.6 MB for 50,000 sections) goes to the
+    // output's parse.
     let moved = plan.moved();
+    let sections = plan.sections.len();
+    plan.sections.retain(|s| s.existing.is_some());
     for s in &mut plan.sections {
         s.entries = Vec::new();
     }
+    plan.sections.shrink_to_fit();
     Ok(Pending {
         file,
         elf,
@@ -284,6 +293,7 @@ pub fn prepare<'a, 'm>(
         output: Some(output),
         changed: true,
         moved,
+        sections,
         signed: !sig.is_empty(),
     })
 }
@@ -377,7 +387,7 @@ impl Pending<'_, '_> {
             notes,
             symbols: plan.renames.len(),
             relocations: self.moved,
-            sections: plan.sections.len(),
+            sections: self.sections,
         })
     }
 }
