@@ -146,12 +146,13 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
     );
     // The relocation sections of each side by (target, position).
     let by_target = |elf: &Elf, skip: &dyn Fn(usize) -> bool| {
-        let mut v: Vec<(u32, usize)> = elf
+        // (u32, u32): 8 bytes, not 16, for 150,000 relocation sections.
+        let mut v: Vec<(u32, u32)> = elf
             .relocs
             .iter()
             .enumerate()
             .filter(|(_, rs)| !skip(rs.index))
-            .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n))
+            .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n as u32))
             .collect();
         // A stable sort, which merges the runs already in order: the
         // sections come in runs of ascending targets (the input's, then the
@@ -173,7 +174,7 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         };
         before.clear();
         while let Some(&(_, n)) = ins.get(i).filter(|(t, _)| *t == target) {
-            input_keys(input, plan, &input.relocs[n], &mut before);
+            input_keys(input, plan, &input.relocs[n as usize], &mut before);
             i += 1;
         }
         // Each output entry is matched against the sorted input entries.
@@ -191,7 +192,7 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         // run is found among the few input entries after it.
         let mut last = 0;
         while let Some(&(_, n)) = outs.get(o).filter(|(t, _)| *t == target) {
-            for r in out.relocs[n].entries() {
+            for r in out.relocs[n as usize].entries() {
                 let k = (target, r.offset, r.r_type, r.sym, r.addend);
                 // The first unmatched entry of k's run, if the run has one.
                 let first = run_start(&before, &k, last);

@@ -766,19 +766,16 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             }
         }
     }
-    // Each referenced klp symbol parsed once, for every relocation using it:
-    // by symbol index, where its parts are in `parsed` (4 bytes a symbol,
-    // not the 56 of an `Option<KlpSymbolRef>`: a module has 100,000).
-    let mut parsed: Vec<names::KlpSymbolRef> = Vec::new();
-    let mut klp: Vec<u32> = vec![u32::MAX; elf.symbols.len()];
+    // Each referenced klp symbol parsed once, for every relocation using
+    // it: by symbol index, whether it parsed and names vmlinux's symbol (a
+    // byte a symbol, not the 56 of an `Option<KlpSymbolRef>`: a module has
+    // 100,000). The few relocations that need more parse it again.
+    let mut of_vmlinux: Vec<Option<bool>> = vec![None; elf.symbols.len()];
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
             let parts = names::parse_klp_symbol_ref(sym.name);
             out.extend(klp_symbol_name_parsed(sym, &parts, target));
-            if let Ok(parts) = parts {
-                klp[sym.index] = parsed.len() as u32;
-                parsed.push(parts);
-            }
+            of_vmlinux[sym.index] = parts.ok().map(|k| k.obj == VMLINUX);
         }
         if annotations {
             out.extend(unconverted_annotation(elf, sym));
@@ -841,12 +838,12 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
                 out.push(at(p));
                 continue;
             }
-            let k = klp
-                .get(r.sym as usize)
-                .and_then(|&at| parsed.get(at as usize));
-            if let (Some(obj), Some(&k)) = (&obj, k) {
-                if k.obj == VMLINUX && *obj != VMLINUX {
-                    out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+            let vmlinux_symbol = of_vmlinux.get(r.sym as usize).copied().flatten();
+            if let (Some(obj), Some(true)) = (&obj, vmlinux_symbol) {
+                if *obj != VMLINUX {
+                    if let Ok(k) = names::parse_klp_symbol_ref(sym.name) {
+                        out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+                    }
                 }
             }
             out.extend(offset_within(&target, r.offset).map(at));
