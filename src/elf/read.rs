@@ -44,15 +44,17 @@ pub struct Elf<'a> {
 /// The section header table. The headers stay in the file, as the file
 /// holds them (borrowed: `object`'s record types over the mapped bytes),
 /// and each is decoded when asked for ([`Sections::get`], [`Sections::at`],
-/// [`Sections::iter`]); only the names are looked up once, on parse. A
-/// copy of them all cost 88 bytes a section: 22 MB for a 100,000-section
-/// module and its output, which `verify` holds side by side.
+/// [`Sections::iter`]); only the names' lengths are found once, on parse.
+/// A copy of them all cost 88 bytes a section: 22 MB for a 100,000-section
+/// module and its output, which `verify` holds side by side; this costs 4.
 #[derive(Debug, Clone)]
 pub struct Sections<'a> {
     headers: RawHeaders<'a>,
     endian: Endianness,
-    /// Each section's name, from `.shstrtab`.
-    names: Vec<&'a [u8]>,
+    /// The section name table's bytes (`e_shstrndx`), where `sh_name` points.
+    strings: &'a [u8],
+    /// The length of each section's name.
+    name_lens: Vec<u32>,
 }
 
 /// `for s in &elf.sections`: the sections in index order, decoded.
@@ -103,12 +105,12 @@ enum RawHeaders<'a> {
 impl<'a> Sections<'a> {
     /// How many sections there are (with the null section).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.name_lens.len()
     }
 
     /// Are there none?
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.name_lens.is_empty()
     }
 
     /// Section `index`, decoded (`None` past the end).
@@ -131,11 +133,36 @@ impl<'a> Sections<'a> {
 
     #[inline(always)]
     fn decode(&self, index: usize, e: Endianness) -> Section<'a> {
-        let name = self.names[index];
         match self.headers {
-            RawHeaders::H32(h) => Section::of(index, name, &h[index], e),
-            RawHeaders::H64(h) => Section::of(index, name, &h[index], e),
+            RawHeaders::H32(h) => Section::of(index, self.name(index, &h[index], e), &h[index], e),
+            RawHeaders::H64(h) => Section::of(index, self.name(index, &h[index], e), &h[index], e),
         }
+    }
+
+    /// The name of section `index`, whose header is `h`.
+    #[inline(always)]
+    fn name<H: SectionHeader<Endian = Endianness>>(
+        &self,
+        index: usize,
+        h: &H,
+        e: Endianness,
+    ) -> &'a [u8] {
+        let at = h.sh_name(e) as usize;
+        let len = self.name_lens[index] as usize;
+        self.strings.get(at..at.saturating_add(len)).unwrap_or(&[])
+    }
+
+    /// The index of the first section named `name`: its name's length is
+    /// compared first, and no header is decoded but for the name.
+    pub fn position(&self, name: &[u8]) -> Option<usize> {
+        let e = self.endian;
+        (0..self.len()).find(|&i| {
+            self.name_lens[i] as usize == name.len()
+                && match self.headers {
+                    RawHeaders::H32(h) => self.name(i, &h[i], e) == name,
+                    RawHeaders::H64(h) => self.name(i, &h[i], e) == name,
+                }
+        })
     }
 
     /// The sections in index order, decoded.
@@ -410,8 +437,7 @@ impl<'a> Elf<'a> {
     /// The section with this name (first match). For lookups of well-known
     /// sections such as `.modinfo`, never for relocation targets.
     pub fn section_by_name(&self, name: &[u8]) -> Option<Section<'a>> {
-        let index = self.sections.names.iter().position(|n| *n == name)?;
-        Some(self.sections.at(index))
+        self.sections.position(name).map(|i| self.sections.at(i))
     }
 
     /// The name of a section index for messages (`#N` when out of range).
@@ -512,7 +538,22 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 .map_err(|()| ReadError("section header table lies outside the file".into()))?,
         )
     };
-    let mut names = Vec::with_capacity(table.len());
+    // Where `object` found the names (`section_strings`): the file range
+    // of section `e_shstrndx`, the part of it the file holds.
+    let strings = match table
+        .iter()
+        .nth(header.shstrndx(endian, data).unwrap_or(0) as usize)
+    {
+        Some(sh) => sh
+            .file_range(endian)
+            .and_then(|(at, size)| {
+                let end = at.saturating_add(size).min(data.len() as u64);
+                data.get(usize::try_from(at).ok()?..usize::try_from(end).ok()?)
+            })
+            .unwrap_or(&[]),
+        _ => &[],
+    };
+    let mut name_lens = Vec::with_capacity(table.len());
     // Found in the same pass: the first symbol table, and how many
     // relocation sections there are (those linked to it are read below).
     let mut symtab_index = None;
@@ -546,13 +587,23 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         if s.sh_type == SHT_REL || s.sh_type == SHT_RELA {
             rel_sections += 1;
         }
-        names.push(name);
+        let len = u32::try_from(name.len())
+            .map_err(|_| ReadError(format!("section #{i}: its name is longer than 4 GiB")))?;
+        name_lens.push(len);
     }
     let sections = Sections {
         headers,
         endian,
-        names,
+        strings,
+        name_lens,
     };
+    debug_assert!(
+        sections
+            .iter()
+            .zip(table.iter())
+            .all(|(s, sh)| table.section_name(endian, sh) == Ok(s.name)),
+        "section names as object reads them"
+    );
 
     check_overlaps(sections.iter(), if header.is_type_64() { 64 } else { 52 })?;
     let shstrndx = header.shstrndx(endian, data).map_err(bad)?;
