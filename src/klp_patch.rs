@@ -224,7 +224,7 @@ impl<'e, 'a> Memory<'e, 'a> {
         let mut relocs = HashMap::new();
         for rs in &elf.relocs {
             let sec = &elf.sections.at(rs.index);
-            if !rs.is_rela || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
+            if !rs.is_rela() || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }
             // The tables are data: code's relocations (most of a module's)

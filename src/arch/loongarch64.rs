@@ -277,7 +277,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
         let Some(target) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };
-        if !rs.is_rela || sec.sh_info == 0 || !target.is_alloc() {
+        if !rs.is_rela() || sec.sh_info == 0 || !target.is_alloc() {
             continue;
         }
         for r in rs.entries() {

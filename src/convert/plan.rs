@@ -139,7 +139,7 @@ pub fn klp_move(
     if let Some(p) = refusal {
         return Err(p);
     }
-    if rs.is_rela {
+    if rs.is_rela() {
         return Ok(Move::Klp(r.addend));
     }
     let bytes = elf

@@ -229,7 +229,7 @@ fn input_keys(input: &Elf, plan: &Plan, rs: &RelocSection, keys: &mut Vec<Key>) 
     // implicit addend there; one left in place keeps it in its bytes.
     // One binary search (`removals` is in section order), not a scan:
     // a conversion may shorten 50,000 relocation sections.
-    let moved = (!rs.is_rela)
+    let moved = (!rs.is_rela())
         .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
         .and_then(Result::ok)
         .map(|k| plan.removals[k].1.as_slice());
