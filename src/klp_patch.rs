@@ -223,8 +223,8 @@ impl<'e, 'a> Memory<'e, 'a> {
     fn new(elf: &'e Elf<'a>) -> Self {
         let mut relocs = HashMap::new();
         for rs in &elf.relocs {
-            let sec = &elf.sections[rs.index];
-            if !rs.is_rela || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
+            let sec = &elf.sections.at(rs.index);
+            if !rs.is_rela() || sec.sh_flags & crate::elf::SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }
             // The tables are data: code's relocations (most of a module's)
@@ -233,7 +233,7 @@ impl<'e, 'a> Memory<'e, 'a> {
             if target.is_none_or(|t| t.sh_flags & abi::SHF_EXECINSTR as u64 != 0) {
                 continue;
             }
-            for r in &rs.entries {
+            for r in rs.entries() {
                 relocs.insert((sec.sh_info as usize, r.offset), (r.sym, r.addend));
             }
         }

@@ -18,6 +18,7 @@
 //! symbol name, an empty part, and a part longer than `sscanf`'s width.
 //! Messages show names with [`Show`]: UTF-8 as it is, other bytes as `\xNN`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Prefix of klp relocation sections.
@@ -66,29 +67,33 @@ pub fn show(name: &[u8]) -> Show<'_> {
 }
 
 /// A parsed `KLP_RELOC_SYMBOL` annotation symbol name
-/// (`.klp.sym.rela.<lp_obj>.<sym_obj>.<name>{,|.}<pos>`).
+/// (`.klp.sym.rela.<lp_obj>.<sym_obj>.<name>{,|.}<pos>`), its parts
+/// borrowed from the name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Annotation {
+pub struct Annotation<'a> {
     /// The object that must be loaded before the relocation is applied;
     /// names the `.klp.rela.<lp_obj>.*` section.
-    pub lp_obj: Vec<u8>,
+    pub lp_obj: Cow<'a, [u8]>,
     /// The klp symbol this annotation becomes.
-    pub target: KlpSymbol,
+    pub target: KlpSymbol<'a>,
 }
 
-/// A klp symbol: `.klp.sym.<obj>.<name>,<pos>`.
+/// A klp symbol: `.klp.sym.<obj>.<name>,<pos>`. Its names are borrowed
+/// where they come from the module (an annotation's, a symbol's: a large
+/// module has 50,000, and a copy of each cost three allocations) and
+/// owned where they come from elsewhere (a map's object name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KlpSymbol {
+pub struct KlpSymbol<'a> {
     /// The object that defines the symbol.
-    pub obj: Vec<u8>,
+    pub obj: Cow<'a, [u8]>,
     /// The symbol's name in that object's kallsyms.
-    pub name: Vec<u8>,
+    pub name: Cow<'a, [u8]>,
     /// 0 for a unique name, else the 1-based position among same-named symbols.
     pub pos: u64,
 }
 
 /// The name for messages ([`Show`]); [`KlpSymbol::write_name`] writes it.
-impl fmt::Display for KlpSymbol {
+impl fmt::Display for KlpSymbol<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -101,7 +106,7 @@ impl fmt::Display for KlpSymbol {
     }
 }
 
-impl KlpSymbol {
+impl KlpSymbol<'_> {
     /// Append the symbol's name, the bytes the kernel parses, to `out`
     /// without formatting machinery: a conversion writes one per symbol.
     pub fn write_name(&self, out: &mut Vec<u8>) {
@@ -161,7 +166,7 @@ fn split_last(s: &[u8], c: u8) -> Option<(&[u8], &[u8])> {
 
 /// Parse an annotation symbol name. Accepts the `,<pos>` separator (v1, v2),
 /// the `.<pos>` separator (v3, old GNU as) and clang's quoted form.
-pub fn parse_annotation(name: &[u8]) -> Result<Annotation, NameError> {
+pub fn parse_annotation(name: &[u8]) -> Result<Annotation<'_>, NameError> {
     let raw = unquote(name);
     let rest = raw
         .strip_prefix(ANNOTATION_PREFIX.as_bytes())
@@ -180,10 +185,10 @@ pub fn parse_annotation(name: &[u8]) -> Result<Annotation, NameError> {
     check_obj_name(lp_obj)?;
     check_parts(sym_obj, sym, MAX_SYM_NAME)?;
     Ok(Annotation {
-        lp_obj: lp_obj.to_vec(),
+        lp_obj: Cow::Borrowed(lp_obj),
         target: KlpSymbol {
-            obj: sym_obj.to_vec(),
-            name: sym.to_vec(),
+            obj: Cow::Borrowed(sym_obj),
+            name: Cow::Borrowed(sym),
             pos,
         },
     })
@@ -306,24 +311,24 @@ pub struct KlpSymbolRef<'a> {
     pub pos_text: &'a [u8],
 }
 
-impl KlpSymbolRef<'_> {
+impl<'a> KlpSymbolRef<'a> {
     /// Is the position written as plain digits, as every tool writes it?
     pub fn pos_is_plain(&self) -> bool {
         !self.pos_text.is_empty() && self.pos_text.iter().all(u8::is_ascii_digit)
     }
 
-    /// The owned form.
-    pub fn to_symbol(self) -> KlpSymbol {
+    /// The [`KlpSymbol`], its names borrowed as these are.
+    pub fn to_symbol(self) -> KlpSymbol<'a> {
         KlpSymbol {
-            obj: self.obj.to_vec(),
-            name: self.name.to_vec(),
+            obj: Cow::Borrowed(self.obj),
+            name: Cow::Borrowed(self.name),
             pos: self.pos,
         }
     }
 }
 
 /// Parse a klp symbol name `.klp.sym.<obj>.<name>,<pos>` the way the kernel does.
-pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol, NameError> {
+pub fn parse_klp_symbol(name: &[u8]) -> Result<KlpSymbol<'_>, NameError> {
     parse_klp_symbol_ref(name).map(KlpSymbolRef::to_symbol)
 }
 
@@ -380,7 +385,7 @@ pub fn write_klp_section_name(out: &mut Vec<u8>, obj: &[u8], target: &[u8]) {
 mod tests {
     use super::*;
 
-    fn ann(name: &str) -> Annotation {
+    fn ann(name: &str) -> Annotation<'_> {
         parse_annotation(name.as_bytes()).expect(name)
     }
 
@@ -388,8 +393,8 @@ mod tests {
     fn written_names_are_displayed_names() {
         for pos in [0, 7, 10, 1234567, u64::MAX] {
             let k = KlpSymbol {
-                obj: b"vmlinux".to_vec(),
-                name: b"saved_command_line".to_vec(),
+                obj: Cow::Borrowed(b"vmlinux"),
+                name: Cow::Borrowed(b"saved_command_line"),
                 pos,
             };
             let mut out = b"x".to_vec();
@@ -405,7 +410,7 @@ mod tests {
         let clang = ann("\".klp.sym.rela.vmlinux.vmlinux.saved_command_line,0\"");
         assert_eq!(comma, dot);
         assert_eq!(comma, clang);
-        assert_eq!(comma.lp_obj, b"vmlinux");
+        assert_eq!(*comma.lp_obj, *b"vmlinux");
         assert_eq!(
             comma.target.to_string(),
             ".klp.sym.vmlinux.saved_command_line,0"
@@ -500,8 +505,8 @@ mod tests {
     #[test]
     fn names_are_bytes() {
         let a = parse_annotation(b".klp.sym.rela.mod_\xe9.mod_\xe9.get_hom\xe9nym,2").unwrap();
-        assert_eq!(a.lp_obj, b"mod_\xe9");
-        assert_eq!(a.target.name, b"get_hom\xe9nym");
+        assert_eq!(*a.lp_obj, *b"mod_\xe9");
+        assert_eq!(*a.target.name, *b"get_hom\xe9nym");
         let mut out = Vec::new();
         a.target.write_name(&mut out);
         assert_eq!(out, b".klp.sym.mod_\xe9.get_hom\xe9nym,2");

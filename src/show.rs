@@ -113,12 +113,12 @@ pub fn report(file: &str, elf: &Elf) -> Report {
     let (selection, _) = select::select(elf);
     let mut uses: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if selection.table_relocs.contains(&rs.index) {
             continue;
         }
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let i = r.sym as usize;
                 let annotated = selection.annotations.get(i).is_some_and(Option::is_some);
                 if names::is_annotation(elf.symbols[i].name) || annotated {
@@ -133,8 +133,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
         let obj = names::klp_section_object(sec.name)
             .map_or_else(|_| "?".to_string(), |o| names::show(o).to_string());
         let relocations: Vec<RelocReport> = rs
-            .entries
-            .iter()
+            .entries()
             .map(|r| {
                 let sym = &elf.symbols[r.sym as usize];
                 let parsed = names::parse_klp_symbol(sym.name).ok();
@@ -232,7 +231,7 @@ impl Report {
         let _ = writeln!(s, "{}: {}, {}", self.file, self.machine, lp);
         for o in &self.objects {
             let _ = writeln!(s, "\nobject {}", o.object);
-            for sec in &o.sections {
+            for sec in o.sections.iter() {
                 let _ = writeln!(
                     s,
                     "  {} -> {} ({} relocation{})",

@@ -430,7 +430,7 @@ fn module_specific_section_referencing_vmlinux() {
     let out = retargeted(
         "check_module_vmlinux",
         "extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\nint f(void) { return v; }\n",
-        |p| p.sections[0].obj = "klp_test_target".into(),
+        |p| p.sections[0].obj = b"klp_test_target".to_vec().into(),
     );
     let (code, text) = check(&out, &[]);
     assert_eq!(code, 1, "{text}");
@@ -448,8 +448,8 @@ fn module_specific_relocation_in_jump_table() {
         "extern int key KLP_RELOC_SYMBOL(vmlinux, vmlinux, key);\n\
          static void *entry[2] __attribute__((section(\"__jump_table\"), used)) = {0, &key};\n",
         |p| {
-            p.sections[0].obj = "klp_test_target".into();
-            p.renames[0].klp.obj = "klp_test_target".into();
+            p.sections[0].obj = b"klp_test_target".to_vec().into();
+            p.renames[0].klp.obj = b"klp_test_target".to_vec().into();
         },
     );
     let (code, text) = check(&out, &[]);
@@ -649,11 +649,7 @@ fn converted_in(test: &str, obj: &str) -> (PathBuf, Vec<u8>, klp_convert::elf::S
     let name: &'static [u8] = format!(".klp.rela.{obj}..text.f").into_bytes().leak();
     let klp = klp_convert::elf::Section {
         name,
-        ..Elf::parse(&bytes)
-            .unwrap()
-            .section_by_name(name)
-            .unwrap()
-            .clone()
+        ..Elf::parse(&bytes).unwrap().section_by_name(name).unwrap()
     };
     (out, bytes, klp)
 }
@@ -783,8 +779,11 @@ fn non_utf8_target(test: &str) -> (PathBuf, Vec<u8>) {
         &target_name.to_le_bytes(),
     );
     let elf = Elf::parse(&bytes).unwrap();
-    assert_eq!(elf.sections[klp.index].name, b".klp.rela.\xc3\xa9\xc3\xa9");
-    assert_eq!(elf.sections[klp.sh_info as usize].name, b"\xa9");
+    assert_eq!(
+        elf.sections.at(klp.index).name,
+        b".klp.rela.\xc3\xa9\xc3\xa9"
+    );
+    assert_eq!(elf.sections.at(klp.sh_info as usize).name, b"\xa9");
     drop(elf);
     std::fs::write(&out, &bytes).unwrap();
     (out, bytes)
@@ -910,9 +909,9 @@ fn x86_64_absolute_relocation_overflow_with_a_map() {
     let rel = elf
         .relocs
         .iter()
-        .find(|r| elf.sections[r.index].name.starts_with(b".klp.rela."))
+        .find(|r| elf.sections.at(r.index).name.starts_with(b".klp.rela."))
         .unwrap();
-    assert_eq!(rel.entries[0].r_type, object::elf::R_X86_64_32S);
+    assert_eq!(rel.get(0).unwrap().r_type, object::elf::R_X86_64_32S);
     let dir = out.parent().unwrap();
     let kernel_map = dir.join("kallsyms-good");
     std::fs::write(&kernel_map, "ffffffff81a00000 D v\n").unwrap();

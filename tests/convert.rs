@@ -366,8 +366,7 @@ fn i386_rel_becomes_rela_with_the_implicit_addend() {
             .iter()
             .find(|r| r.index == i)
             .unwrap()
-            .entries
-            .iter()
+            .entries()
             .map(|r| r.addend)
             .collect()
     };
@@ -661,12 +660,13 @@ fn debug_section_references_stay_with_a_note() {
     let data = std::fs::read(&out).unwrap();
     let elf = Elf::parse(&data).unwrap();
     let debug = elf.section_by_name(b".rela.debug_klp").unwrap();
-    let entries = &elf
+    let entries: Vec<_> = elf
         .relocs
         .iter()
         .find(|r| r.index == debug.index)
         .unwrap()
-        .entries;
+        .entries()
+        .collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(elf.symbols[entries[0].sym as usize].st_shndx, SHN_LIVEPATCH);
     let r = klp_convert(&["check", out.to_str().unwrap()]);

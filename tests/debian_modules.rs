@@ -108,7 +108,7 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if again.sections.len() != elf.sections.len() + 1 || new_index != elf.sections.len() {
         return Err(fail("section count".into()));
     }
-    for (a, b) in elf.sections.iter().zip(&again.sections) {
+    for (a, b) in elf.sections.iter().zip(again.sections.iter()) {
         let same = a.name == b.name
             && a.sh_type == b.sh_type
             && a.sh_flags == b.sh_flags
@@ -118,7 +118,7 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
             && a.sh_entsize == b.sh_entsize;
         let grown = [
             symtab,
-            again.sections[symtab].sh_link as usize,
+            again.sections.at(symtab).sh_link as usize,
             elf.shstrndx as usize,
         ];
         let data_ok = if grown.contains(&a.index) {
@@ -138,7 +138,7 @@ fn forced_rewrite(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if again.section_data(new_index) != b"hello" {
         return Err(fail("new section contents".into()));
     }
-    let strtab = again.section_data(again.sections[symtab].sh_link as usize);
+    let strtab = again.section_data(again.sections.at(symtab).sh_link as usize);
     if !strtab[st_name as usize..].starts_with(b"klp_convert_roundtrip\0") {
         return Err(fail("added string".into()));
     }

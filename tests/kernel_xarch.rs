@@ -508,7 +508,7 @@ fn direct_extern_access(k: &XKernel, work: &Path, maps: &[PathBuf]) {
         use klp_convert::elf::{abi, Elf};
         let data = std::fs::read(&ko).unwrap();
         let elf = Elf::parse(&data).unwrap();
-        let pcala = elf.relocs.iter().flat_map(|rs| &rs.entries).any(|r| {
+        let pcala = elf.relocs.iter().flat_map(|rs| rs.entries()).any(|r| {
             r.r_type == abi::R_LARCH_PCALA_HI20
                 && elf.symbols[r.sym as usize]
                     .name
@@ -573,11 +573,11 @@ fn call_site(ko: &Path, call_type: u32) -> (usize, Vec<u8>) {
         .expect("lp_lookup in the module");
     let mut found = None;
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_info != func.section || !sec.name.starts_with(b".klp.rela.vmlinux.") {
             continue;
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
             if r.r_type == call_type && sym.name.ends_with(b".kallsyms_lookup_name,0") {
                 found = Some(r.offset);

@@ -118,12 +118,12 @@ fn klp_types(file: &Path) -> Vec<(String, String)> {
     let elf = Elf::parse(&data).unwrap();
     let mut out = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             continue;
         }
         let obj = klp_convert::names::klp_section_object(sec.name).unwrap();
-        for r in &rs.entries {
+        for r in rs.entries() {
             out.push((
                 String::from_utf8_lossy(obj).into_owned(),
                 klp_convert::arch::reloc_type_name(elf.machine, r.r_type),
@@ -298,10 +298,10 @@ fn build_unchecked(dir: &Path) -> std::path::PathBuf {
     let elf = klp_convert::elf::Elf::parse(&data).unwrap();
     let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
     for s in &mut plan.sections {
-        s.obj = b"klp_test_target".to_vec();
+        s.obj = b"klp_test_target".to_vec().into();
     }
     for r in plan.renames.iter_mut() {
-        r.klp.obj = b"klp_test_target".to_vec();
+        r.klp.obj = b"klp_test_target".to_vec().into();
     }
     let out = dir.join("mod.unchecked.o");
     std::fs::write(

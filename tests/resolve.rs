@@ -525,10 +525,9 @@ fn ppc64le_toc_and_entry_relocations_stay() {
         let rs = elf
             .relocs
             .iter()
-            .find(|rs| elf.sections[rs.index].name == b".rela.text.f")
+            .find(|rs| elf.sections.at(rs.index).name == b".rela.text.f")
             .expect(".rela.text.f");
-        rs.entries
-            .iter()
+        rs.entries()
             .map(|r| (elf.symbols[r.sym as usize].display_name(), r.r_type))
             .collect()
     };

@@ -185,7 +185,7 @@ fn shn_xindex_without_its_table_is_an_error() {
     );
     let mut bytes = std::fs::read(&obj).unwrap();
     let elf = Elf::parse(&bytes).unwrap();
-    let symtab = &elf.sections[elf.symtab.unwrap()];
+    let symtab = &elf.sections.at(elf.symtab.unwrap());
     let sym = elf.symbols.iter().find(|s| s.name == b"visible").unwrap();
     let at = symtab.sh_offset as usize + sym.index * 24 + 6;
     let index = sym.index;

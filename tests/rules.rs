@@ -31,10 +31,10 @@ fn section(name: &str, flags: u64, size: u64) -> Section<'_> {
     }
 }
 
-fn klp(obj: &str, name: &str) -> KlpSymbol {
+fn klp<'a>(obj: &'a str, name: &'a str) -> KlpSymbol<'a> {
     KlpSymbol {
-        obj: obj.into(),
-        name: name.into(),
+        obj: obj.as_bytes().into(),
+        name: name.as_bytes().into(),
         pos: 0,
     }
 }
@@ -103,24 +103,24 @@ fn module_level_rules() {
         assert!(contract::livepatch_symbol_marked(s).is_none());
     }
     // Every klp section: name, header, flag, target.
-    let klp_sections: Vec<&Section> = after
+    let klp_sections: Vec<Section> = after
         .sections
         .iter()
         .filter(|s| s.name.starts_with(b".klp.rela."))
         .collect();
     assert_eq!(klp_sections.len(), 2);
     for sec in klp_sections {
-        let obj = contract::klp_section_name_format(sec).unwrap();
-        assert!(contract::klp_section_header(&after, sec).is_empty());
-        assert!(contract::klp_section_flagged(sec).is_none());
-        let target = contract::relocation_target(&after, sec).unwrap();
-        assert!(contract::klp_section_object_misread(sec, obj, target).is_none());
-        assert!(contract::target_alloc(target).is_none());
-        assert!(contract::late_target(obj, target, EM_X86_64).is_none());
+        let obj = contract::klp_section_name_format(&sec).unwrap();
+        assert!(contract::klp_section_header(&after, &sec).is_empty());
+        assert!(contract::klp_section_flagged(&sec).is_none());
+        let target = contract::relocation_target(&after, &sec).unwrap();
+        assert!(contract::klp_section_object_misread(&sec, obj, &target).is_none());
+        assert!(contract::target_alloc(&target).is_none());
+        assert!(contract::late_target(obj, &target, EM_X86_64).is_none());
     }
     // The same object fails the flag rule once it loses SHF_RELA_LIVEPATCH,
     // and a plain object is not a livepatch module.
-    let mut unflagged = after.sections[after.sections.len() - 1].clone();
+    let mut unflagged = after.sections.at(after.sections.len() - 1);
     unflagged.sh_flags &= !klp_convert::elf::SHF_RELA_LIVEPATCH;
     assert_eq!(
         contract::klp_section_flagged(&unflagged).map(|f| f.rule),

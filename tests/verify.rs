@@ -127,10 +127,7 @@ fn structural_rules_catch_hand_broken_sections() {
 
     // Drop SHF_RELA_LIVEPATCH from a klp section by editing its header through
     // the raw bytes: rename is not possible, so rewrite the flags field.
-    let klp = elf
-        .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+    let klp = elf.section_by_name(b".klp.rela.vmlinux..text.f").unwrap();
     let mut bytes = done.bytes.clone();
     let flags_at = (elf.shoff + klp.index as u64 * elf.shentsize as u64 + 8) as usize;
     let flags = klp.sh_flags & !SHF_RELA_LIVEPATCH;
@@ -186,12 +183,13 @@ int f(void) {{ return a + b; }}
     let keep_sym = partial.renames[0].sym as u32;
     partial.renames.truncate(1);
     let (rel_index, moving) = &mut partial.removals[0];
-    let entries = &elf
+    let entries: Vec<_> = elf
         .relocs
         .iter()
         .find(|r| r.index == *rel_index)
         .unwrap()
-        .entries;
+        .entries()
+        .collect();
     for (n, m) in moving.iter_mut().enumerate() {
         *m = *m && entries[n].sym == keep_sym;
     }
@@ -200,8 +198,7 @@ int f(void) {{ return a + b; }}
     let half_elf = Elf::parse(&half).unwrap();
     let klp = half_elf
         .section_by_name(b".klp.rela.vmlinux..text.f")
-        .unwrap()
-        .clone();
+        .unwrap();
 
     let done = convert::convert_bytes(&half).unwrap();
     assert!(done.changed);
@@ -210,19 +207,15 @@ int f(void) {{ return a + b; }}
     // Extended in place of a new section: same index, one section more than
     // the input had before the first pass.
     assert_eq!(out.sections.len(), half_elf.sections.len());
-    let ext = &out.sections[klp.index];
+    let ext = &out.sections.at(klp.index);
     assert_eq!(ext.name, b".klp.rela.vmlinux..text.f");
     assert_eq!(ext.sh_size, 2 * 24);
     assert!(contract(&out).is_empty());
     // The same result as converting everything at once, up to layout.
     let direct = convert::convert_bytes(&data).unwrap();
     let direct = Elf::parse(&direct.bytes).unwrap();
-    let mut a: Vec<_> = out.relocs.iter().flat_map(|r| r.entries.clone()).collect();
-    let mut b: Vec<_> = direct
-        .relocs
-        .iter()
-        .flat_map(|r| r.entries.clone())
-        .collect();
+    let mut a: Vec<_> = out.relocs.iter().flat_map(|r| r.entries()).collect();
+    let mut b: Vec<_> = direct.relocs.iter().flat_map(|r| r.entries()).collect();
     a.sort_by_key(|r| (r.offset, r.sym));
     b.sort_by_key(|r| (r.offset, r.sym));
     assert_eq!(a, b);

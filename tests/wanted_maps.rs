@@ -98,12 +98,12 @@ fn maps_from_names(elf: &Elf, dir: &Path) -> Vec<PathBuf> {
     for s in &elf.symbols {
         let n = s.name.to_vec();
         if let Ok(k) = names::parse_klp_symbol(&n) {
-            names.push(k.name.clone());
-            objects.push(k.obj);
+            names.push(k.name.to_vec());
+            objects.push(k.obj.to_vec());
         }
         if let Ok(a) = names::parse_annotation(&n) {
-            names.push(a.target.name.clone());
-            objects.push(a.target.obj);
+            names.push(a.target.name.to_vec());
+            objects.push(a.target.obj.to_vec());
         }
         names.push(n);
     }

@@ -165,8 +165,8 @@ fn unchecked_pc_relative(t: u32) -> bool {
 /// there the first of a full 64-bit sequence (`-mcmodel=extreme`)?
 fn completed_to_64(elf: &Elf, target: usize, offset: u64, sym: u32) -> bool {
     elf.relocs.iter().any(|rs| {
-        elf.sections[rs.index].sh_info as usize == target
-            && rs.entries.iter().any(|e| {
+        elf.sections.at(rs.index).sh_info as usize == target
+            && rs.entries().any(|e| {
                 e.r_type == abi::R_LARCH_PCALA64_HI12
                     && e.sym == sym
                     && e.offset > offset
@@ -273,14 +273,14 @@ fn sections(elf: &Elf) -> Option<Finding> {
 fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
     let mut out = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         let Some(target) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };
-        if !rs.is_rela || sec.sh_info == 0 || !target.is_alloc() {
+        if !rs.is_rela() || sec.sh_info == 0 || !target.is_alloc() {
             continue;
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             if r.r_type != R_LARCH_PCADD_LO12 && r.r_type != R_LARCH_GOT_PCADD_LO12 {
                 continue;
             }
@@ -293,8 +293,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
             let found = sym.st_shndx as u32 == sec.sh_info
                 && sym.st_shndx != SHN_UNDEF
                 && rs
-                    .entries
-                    .iter()
+                    .entries()
                     .any(|h| h.r_type == r.r_type - 1 && h.offset == sym.st_value);
             if found {
                 continue;
@@ -311,7 +310,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
                         if klp { "the same klp relocation section" } else { "the same relocation section" }
                     ),
                 )
-                .at_entry(elf, rs.index, r),
+                .at_entry(elf, rs.index, &r),
             );
         }
     }

@@ -275,7 +275,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         out.extend(rule(elf));
     }
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             continue;
         }
@@ -283,18 +283,18 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             continue;
         };
         let bytes = elf.section_data(target.index);
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| p.at_entry(elf, rs.index, r);
+            let at = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !(loader.supported)(r.r_type) {
                 out.push(at(unsupported(loader, elf.machine, r.r_type)));
                 continue;
             }
             let site = Site {
                 elf,
-                target,
+                target: &target,
                 bytes,
-                reloc: r,
+                reloc: &r,
                 symbol: sym,
             };
             if let Some(p) = (loader.check_entry)(&site) {
@@ -308,7 +308,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
     // here as well, whether a conversion leaves them ordinary or gives them
     // the klp form.
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
@@ -319,25 +319,25 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
             continue;
         }
         let bytes = elf.section_data(target.index);
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
             if sym.index == 0 || sym.st_shndx != crate::elf::SHN_UNDEF || sym.name.is_empty() {
                 continue;
             }
             if !(loader.supported)(r.r_type) {
                 let p = unsupported(loader, elf.machine, r.r_type);
-                out.push(p.at_entry(elf, rs.index, r));
+                out.push(p.at_entry(elf, rs.index, &r));
                 continue;
             }
             let site = Site {
                 elf,
-                target,
+                target: &target,
                 bytes,
-                reloc: r,
+                reloc: &r,
                 symbol: sym,
             };
             if let Some(p) = (loader.check_entry)(&site) {
-                out.push(p.at_entry(elf, rs.index, r));
+                out.push(p.at_entry(elf, rs.index, &r));
             }
         }
     }
@@ -525,7 +525,7 @@ pub(crate) fn module_specific_entries(
 ) -> Option<(Vec<String>, Vec<String>)> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 || !keep(sec) {
             continue;
         }
@@ -535,7 +535,7 @@ pub(crate) fn module_specific_entries(
         if obj == crate::names::VMLINUX {
             continue;
         }
-        for r in rs.entries.iter().filter(|r| takes(r.r_type)) {
+        for r in rs.entries().filter(|r| takes(r.r_type)) {
             let Some(sym) = elf.symbols.get(r.sym as usize) else {
                 continue;
             };

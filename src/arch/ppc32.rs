@@ -129,8 +129,7 @@ fn core_plt_reserved(elf: &Elf) -> u64 {
             continue;
         }
         let distinct: BTreeSet<(u32, i64)> = rs
-            .entries
-            .iter()
+            .entries()
             .filter(|r| r.r_type == abi::R_PPC_REL24 && !(r.sym == 0 && r.addend == 0))
             .map(|r| (r.sym, r.addend))
             .collect();
@@ -153,7 +152,7 @@ fn may_need_trampoline(elf: &Elf, r: &crate::elf::Reloc) -> Option<Vec<u8>> {
     // The loader shares an entry between calls to one address; klp symbols
     // and undefined ones by the same name resolve alike.
     let name = match names::parse_klp_symbol(sym.name) {
-        Ok(k) => k.name,
+        Ok(k) => k.name.into_owned(),
         Err(_) => sym.name.to_vec(),
     };
     let mut key = name;
@@ -186,9 +185,8 @@ fn init_plt(elf: &Elf) -> Option<Finding> {
             continue;
         }
         let calls: BTreeSet<Vec<u8>> = rs
-            .entries
-            .iter()
-            .filter_map(|r| may_need_trampoline(elf, r))
+            .entries()
+            .filter_map(|r| may_need_trampoline(elf, &r))
             .collect();
         if calls.is_empty() {
             continue;

@@ -123,7 +123,8 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
     let is_call = insn >> 26 == 18 && insn & 3 == 1;
     // A klp symbol or an annotation by the name it resolves, another
     // object's by its own.
-    let callee = target_of(site.symbol.name).map_or_else(|| site.symbol.name.to_vec(), |k| k.name);
+    let callee = target_of(site.symbol.name)
+        .map_or_else(|| site.symbol.name.to_vec(), |k| k.name.into_owned());
     if !is_call || callee == b"_mcount" {
         return None;
     }
@@ -148,7 +149,7 @@ fn nop_after_call(site: &Site) -> Option<Finding> {
 /// The object and name a klp symbol names, or (while planning) an
 /// annotation's target, whose name the klp grammar would misread as object
 /// `rela`.
-fn target_of(name: &[u8]) -> Option<names::KlpSymbol> {
+fn target_of(name: &[u8]) -> Option<names::KlpSymbol<'_>> {
     if names::is_annotation(name) {
         names::parse_annotation(name).ok().map(|a| a.target)
     } else {

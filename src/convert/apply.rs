@@ -25,7 +25,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
 
     for (index, moving) in &plan.removals {
         // The parser read entries of the class's size, whatever sh_entsize says.
-        let ent = elf.reloc_entsize(elf.sections[*index].sh_type == SHT_RELA) as usize;
+        let ent = elf.reloc_entsize(elf.sections.at(*index).sh_type == SHT_RELA) as usize;
         let old = elf.section_data(*index);
         let staying = moving.iter().filter(|m| !**m).count();
         let mut kept = Vec::with_capacity(staying * ent);
@@ -44,7 +44,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
         new.clone().count(),
         new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
     );
-    for s in &plan.sections {
+    for s in plan.sections.iter() {
         match s.existing {
             Some(i) => {
                 let mut bytes = elf.section_data(i).to_vec();
@@ -53,7 +53,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
             }
             None => {
                 name.clear();
-                names::write_klp_section_name(&mut name, &s.obj, elf.sections[s.target].name);
+                names::write_klp_section_name(&mut name, &s.obj, elf.sections.at(s.target).name);
                 let header = Section {
                     index: 0,
                     name: &[],
@@ -83,7 +83,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
         edit.set_contents(i, Vec::new());
     }
     for &i in &plan.unallocated {
-        edit.set_flags(i, elf.sections[i].sh_flags & !SHF_ALLOC);
+        edit.set_flags(i, elf.sections.at(i).sh_flags & !SHF_ALLOC);
     }
     edit.into_output()
 }

@@ -6,6 +6,7 @@
 //! `check` applies. It writes nothing, and collects every refusal, so a
 //! refused module gets the full list at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::select::Selection;
@@ -18,18 +19,18 @@ use crate::rules::{contract, kernels, Target};
 
 /// A symbol to rename in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rename {
+pub struct Rename<'a> {
     /// Symbol index (unchanged by the conversion).
     pub sym: usize,
     /// The klp symbol it becomes.
-    pub klp: KlpSymbol,
+    pub klp: KlpSymbol<'a>,
 }
 
 /// Relocations that go into one klp relocation section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KlpSection {
+pub struct KlpSection<'a> {
     /// The object that must be loaded before these are applied.
-    pub obj: Vec<u8>,
+    pub obj: Cow<'a, [u8]>,
     /// The section the relocations patch (`sh_info`).
     pub target: usize,
     /// An existing klp section for the same (object, target), extended in place.
@@ -40,11 +41,11 @@ pub struct KlpSection {
 
 /// Everything the writer must do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// Symbols renamed to `.klp.sym.*` with `SHN_LIVEPATCH`.
-    pub renames: Vec<Rename>,
+    pub renames: Vec<Rename<'a>>,
     /// New or extended klp relocation sections, in order of first use.
-    pub sections: Vec<KlpSection>,
+    pub sections: Vec<KlpSection<'a>>,
     /// For each relocation section losing entries, in section order:
     /// (section index, a flag per entry, `true` = the entry moves out).
     pub removals: Vec<(usize, Vec<bool>)>,
@@ -57,7 +58,7 @@ pub struct Plan {
     pub unallocated: Vec<usize>,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Does the plan change nothing?
     pub fn is_empty(&self) -> bool {
         self.renames.is_empty() && self.sections.is_empty()
@@ -101,7 +102,7 @@ pub fn klp_move(
     a: &Annotation,
     loader: bool,
 ) -> Result<Move, Finding> {
-    let sec = &elf.sections[rs.index];
+    let sec = &elf.sections.at(rs.index);
     let target = contract::relocation_target(elf, sec)?;
     if !target.is_alloc() && arch::is_debug_section(target.name) {
         return Ok(Move::Left(Finding::new(
@@ -112,33 +113,33 @@ pub fn klp_move(
             ),
         )));
     }
-    let refusal = contract::offset_within(target, r.offset)
-        .or_else(|| contract::target_alloc(target))
+    let refusal = contract::offset_within(&target, r.offset)
+        .or_else(|| contract::target_alloc(&target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
+        .or_else(|| contract::late_target(&a.lp_obj, &target, elf.machine))
         .or_else(|| {
             // The release only matters for the per-CPU section.
-            kernels::is_percpu_section(target)
-                .then(|| kernels::percpu_target(&a.lp_obj, target, &Target::of(elf, None)))
+            kernels::is_percpu_section(&target)
+                .then(|| kernels::percpu_target(&a.lp_obj, &target, &Target::of(elf, None)))
                 .flatten()
         })
         .or_else(|| {
             // A warning (a distance that may fit) does not stop the move;
             // `check` reports it on the output.
             loader
-                .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
+                .then(|| arch::klp_entry_rule(elf, &target, r, &elf.symbols[r.sym as usize]))
                 .flatten()
                 .filter(Finding::is_error)
         })
         .or_else(|| {
             loader
-                .then(|| arch::klp_move_rule(elf, target, r, &a.target))
+                .then(|| arch::klp_move_rule(elf, &target, r, &a.target))
                 .flatten()
         });
     if let Some(p) = refusal {
         return Err(p);
     }
-    if rs.is_rela {
+    if rs.is_rela() {
         return Ok(Move::Klp(r.addend));
     }
     let bytes = elf
@@ -161,14 +162,14 @@ pub fn klp_move(
 
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
-pub fn plan(elf: &Elf, sel: Selection) -> (Plan, Vec<Finding>) {
+pub fn plan<'a>(elf: &Elf<'a>, sel: Selection<'a>) -> (Plan<'a>, Vec<Finding>) {
     plan_with(elf, sel, true)
 }
 
 /// [`plan`], with (`loader`) or without the machine's loader's per-entry
 /// rules: without, the plan is what a converter that does not ask the
 /// loader would write (the tests' stand-in for other tools).
-pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>) {
+pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'a>, Vec<Finding>) {
     // A patch table the livepatch core refuses is refused here too, even
     // when there is nothing to convert (`check` reports the same).
     let table = klp_patch::read(elf);
@@ -190,9 +191,9 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
     // Existing klp sections, to extend rather than duplicate: by target,
     // (object, section index), the first one of each object.
     let mut existing: HashMap<usize, Vec<(&[u8], usize)>> = HashMap::new();
-    for s in &elf.sections {
+    for s in elf.sections.iter() {
         if s.sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            match contract::klp_section_name_format(s) {
+            match contract::klp_section_name_format(&s) {
                 Ok(obj) => {
                     let list = existing.entry(s.sh_info as usize).or_default();
                     if !list.iter().any(|(o, _)| *o == obj) {
@@ -213,19 +214,22 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
         if plan.emptied.contains(&rs.index) {
             continue; // KLP_SYMPOS data: dropped, not moved
         }
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
         let target_index = sec.sh_info as usize;
-        let mut moving = vec![false; rs.entries.len()];
+        let mut moving = vec![false; rs.len()];
         let mut any = false;
-        for (n, r) in rs.entries.iter().enumerate() {
+        for (n, r) in rs.entries().enumerate() {
             let sym = &elf.symbols[r.sym as usize];
-            let here = |p: Finding| p.at_entry(elf, rs.index, r);
+            let here = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !is_klp {
                 let target = elf.sections.get(target_index);
-                if let Some(p) =
-                    contract::ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type)
-                {
+                if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(
+                    elf,
+                    sym,
+                    target.as_ref(),
+                    r.r_type,
+                ) {
                     if p.is_error() {
                         problems.push(here(p));
                     } else {
@@ -244,7 +248,7 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
                 )));
                 continue;
             }
-            let addend = match klp_move(elf, rs, r, a, loader) {
+            let addend = match klp_move(elf, rs, &r, a, loader) {
                 Ok(Move::Klp(addend)) => addend,
                 Ok(Move::Left(note)) => {
                     plan.notes.push(here(note));
@@ -265,14 +269,14 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
                     obj: a.lp_obj.clone(),
                     target: target_index,
                     existing: existing.get(&target_index).and_then(|list| {
-                        list.iter().find(|(o, _)| **o == a.lp_obj).map(|(_, i)| *i)
+                        list.iter().find(|(o, _)| **o == *a.lp_obj).map(|(_, i)| *i)
                     }),
                     entries: Vec::new(),
                 });
                 next_group.push(group_of[target_index]);
                 group_of[target_index] = g;
             }
-            plan.sections[g].entries.push(Reloc { addend, ..*r });
+            plan.sections[g].entries.push(Reloc { addend, ..r });
             moving[n] = true;
             any = true;
         }
@@ -291,10 +295,10 @@ pub fn plan_with(elf: &Elf, sel: Selection, loader: bool) -> (Plan, Vec<Finding>
     kept.sort_unstable();
     let kept = kept
         .into_iter()
-        .map(|(i, obj)| (obj, elf.sections[i].name.to_vec()));
+        .map(|(i, obj)| (obj, elf.sections.at(i).name.to_vec()));
     let planned = plan.sections.iter().map(|s| {
-        let name = names::klp_section_name(&s.obj, elf.sections[s.target].name);
-        (s.obj.as_slice(), name)
+        let name = names::klp_section_name(&s.obj, elf.sections.at(s.target).name);
+        (&s.obj[..], name)
     });
     // Read once: `.modinfo` is found by a scan of the section headers.
     let livepatch = elf.is_livepatch();

@@ -15,6 +15,8 @@
 //!   ready-to-paste annotation, or the near misses (compiler clones such as
 //!   `name.constprop.0`).
 
+use std::borrow::Cow;
+
 use crate::fxhash::{FxHashMap, FxHashSet, NameFilter};
 
 use super::plan;
@@ -30,14 +32,14 @@ use crate::rules::resolution::{self, HintForm};
 /// every annotated position must exist in the target (when the maps know
 /// the object), and every unannotated reference the loader cannot link
 /// gets its klp form, added to `sel`.
-pub fn resolve(elf: &Elf, map: &SymbolMap, sel: &mut Selection) -> Vec<Finding> {
+pub fn resolve<'a>(elf: &Elf<'a>, map: &SymbolMap, sel: &mut Selection<'a>) -> Vec<Finding> {
     if !map.answers_for(elf) {
         return vec![resolution::maps_not_for_module()];
     }
     let mut problems = Vec::new();
     let lookup = map.lookup_for(sel.order.iter().filter_map(|&sym| {
         let a = sel.annotations[sym].as_ref()?;
-        Some((a.target.obj.as_slice(), a.target.name.as_slice()))
+        Some((&a.target.obj[..], &a.target.name[..]))
     }));
     for &sym in &sel.order {
         let Some(a) = &sel.annotations[sym] else {
@@ -82,11 +84,11 @@ const CLONE_MARKERS: &[&[u8]] = &[
 /// For every undefined symbol of `elf` that is referenced from an allocated
 /// section and has no annotation yet, decide its klp form. Returns
 /// (symbol index, annotation) pairs and the problems found.
-fn undefined(
-    elf: &Elf,
+fn undefined<'a>(
+    elf: &Elf<'a>,
     map: &SymbolMap,
-    sel: &Selection,
-) -> (Vec<(usize, Annotation)>, Vec<Finding>) {
+    sel: &Selection<'a>,
+) -> (Vec<(usize, Annotation<'a>)>, Vec<Finding>) {
     let annotated = &sel.annotations;
     let mut out = Vec::new();
     let mut problems = Vec::new();
@@ -95,11 +97,11 @@ fn undefined(
     let mut wanted: Vec<usize> = Vec::new();
     let mut seen = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
-        let target = elf.sections.get(elf.sections[rs.index].sh_info as usize);
+        let target = elf.sections.get(elf.sections.at(rs.index).sh_info as usize);
         if !target.is_some_and(|t| t.is_alloc()) {
             continue;
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             let i = r.sym as usize;
             let sym = &elf.symbols[i];
             if seen[i] || annotated[i].is_some() {
@@ -208,8 +210,8 @@ fn undefined(
             Some(owner) => match position(map, owner, name) {
                 Ok(pos) => {
                     let target = KlpSymbol {
-                        obj: owner.obj.to_vec(),
-                        name: name.to_vec(),
+                        obj: Cow::Owned(owner.obj.to_vec()),
+                        name: Cow::Borrowed(name),
                         pos,
                     };
                     // The same grammar as an annotation: a map can name an
@@ -220,7 +222,7 @@ fn undefined(
                     ) {
                         (Ok(()), _) => {
                             let a = Annotation {
-                                lp_obj: owner.obj.to_vec(),
+                                lp_obj: target.obj.clone(),
                                 target,
                             };
                             if module_export.is_some() {
@@ -365,11 +367,11 @@ fn undefined(
         let pending: FxHashMap<usize, &Annotation> =
             module_exports.iter().map(|(i, a)| (*i, a)).collect();
         for rs in &elf.relocs {
-            let sec = &elf.sections[rs.index];
+            let sec = &elf.sections.at(rs.index);
             if sel.table_relocs.contains(&rs.index) || sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
                 continue;
             }
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let i = r.sym as usize;
                 let Some(a) = pending.get(&i) else {
                     continue;
@@ -377,8 +379,8 @@ fn undefined(
                 if blocked.contains_key(&i) {
                     continue;
                 }
-                if let Err(p) = plan::klp_move(elf, rs, r, a, false) {
-                    blocked.insert(i, p.at_entry(elf, rs.index, r));
+                if let Err(p) = plan::klp_move(elf, rs, &r, a, false) {
+                    blocked.insert(i, p.at_entry(elf, rs.index, &r));
                     continue;
                 }
                 // A late klp write the release refuses (ppc64's plain store
@@ -387,7 +389,7 @@ fn undefined(
                 let target = elf.sections.get(sec.sh_info as usize);
                 if a.lp_obj != VMLINUX
                     && target.is_some_and(|t| {
-                        crate::rules::kernels::plain_store_into_read_only(elf.machine, r.r_type, t)
+                        crate::rules::kernels::plain_store_into_read_only(elf.machine, r.r_type, &t)
                     })
                 {
                     let tname = target.map(|t| t.display_name()).unwrap_or_default();
@@ -399,7 +401,7 @@ fn undefined(
                                 "its klp relocation into {tname} would be a late plain store into read-only memory"
                             ),
                         )
-                        .at_entry(elf, rs.index, r),
+                        .at_entry(elf, rs.index, &r),
                     );
                 }
             }

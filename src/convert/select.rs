@@ -15,6 +15,7 @@
 //! them as empty, unallocated sections (indices never change), so the kernel
 //! neither loads them nor applies their relocations.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::elf::{Elf, SHN_LIVEPATCH, SHN_UNDEF};
@@ -24,9 +25,9 @@ use crate::rules::contract;
 
 /// What the author annotated.
 #[derive(Debug, Default)]
-pub struct Selection {
+pub struct Selection<'a> {
     /// By symbol index: the klp form chosen for it, if any.
-    pub annotations: Vec<Option<Annotation>>,
+    pub annotations: Vec<Option<Annotation<'a>>>,
     /// The annotated symbols, in the order they were found (minimal
     /// annotations in symbol-table order, then `KLP_SYMPOS` entries).
     pub order: Vec<usize>,
@@ -39,9 +40,9 @@ pub struct Selection {
     pub table_relocs: Vec<usize>,
 }
 
-impl Selection {
+impl<'a> Selection<'a> {
     /// Record that symbol `sym` becomes `a`.
-    pub fn add(&mut self, sym: usize, a: Annotation) {
+    pub fn add(&mut self, sym: usize, a: Annotation<'a>) {
         self.order.push(sym);
         self.annotations[sym] = Some(a);
     }
@@ -50,7 +51,7 @@ impl Selection {
 /// Every annotation of `elf`, and the problems with them. What can be read
 /// is selected even when other annotations are refused, so one bad entry
 /// does not make its neighbours look unannotated.
-pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
+pub fn select<'a>(elf: &Elf<'a>) -> (Selection<'a>, Vec<Finding>) {
     let mut sel = Selection {
         annotations: vec![None; elf.symbols.len()],
         ..Selection::default()
@@ -94,9 +95,9 @@ pub fn select(elf: &Elf) -> (Selection, Vec<Finding>) {
 
 /// What the `KLP_MODULE_RELOC` tables say.
 #[derive(Debug, Default)]
-struct SymposTables {
+struct SymposTables<'a> {
     /// (symbol index, its klp form).
-    symbols: Vec<(usize, Annotation)>,
+    symbols: Vec<(usize, Annotation<'a>)>,
     /// The annotation data sections.
     data_sections: Vec<usize>,
     /// Their relocation sections.
@@ -105,13 +106,13 @@ struct SymposTables {
 
 /// Read every `.klp.module_relocs.<obj>` section of `elf`. Entries that
 /// read cleanly are returned even when others are refused.
-fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
+fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
     let mut out = SymposTables::default();
     let mut problems = Vec::new();
     let ptr = if elf.is_64 { 8 } else { 4 };
     let entsize = ptr + 4;
     let mut chosen: HashMap<usize, (&[u8], u64, u64)> = HashMap::new();
-    for sec in &elf.sections {
+    for sec in elf.sections.iter() {
         let Some(obj) = sec.name.strip_prefix(SYMPOS_SECTION_PREFIX.as_bytes()) else {
             continue;
         };
@@ -140,12 +141,12 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
         for rs in elf
             .relocs
             .iter()
-            .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
+            .filter(|r| elf.sections.at(r.index).sh_info as usize == sec.index)
         {
             out.reloc_sections.push(rs.index);
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let sym = &elf.symbols[r.sym as usize];
-                let at = |p: Finding| p.at_entry(elf, rs.index, r);
+                let at = |p: Finding| p.at_entry(elf, rs.index, &r);
                 if r.offset % entsize != 0 || (r.offset / entsize) as usize >= entries {
                     problems.push(at(Finding::new(Rule::SymposTable, format!(
                         "relocation does not fill the pointer of a KLP_SYMPOS entry (entries are {entsize} bytes)"
@@ -173,8 +174,8 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
                     None => {
                         chosen.insert(sym.index, (obj, pos, r.offset));
                         let target = KlpSymbol {
-                            obj: obj.to_vec(),
-                            name: sym.name.to_vec(),
+                            obj: Cow::Borrowed(obj),
+                            name: Cow::Borrowed(sym.name),
                             pos,
                         };
                         // The same grammar as an annotation's.
@@ -188,7 +189,7 @@ fn sympos_tables(elf: &Elf) -> (SymposTables, Vec<Finding>) {
                         out.symbols.push((
                             sym.index,
                             Annotation {
-                                lp_obj: obj.to_vec(),
+                                lp_obj: Cow::Borrowed(obj),
                                 target,
                             },
                         ));

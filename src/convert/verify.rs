@@ -4,7 +4,7 @@
 
 use super::plan::Plan;
 use crate::arch;
-use crate::elf::{Elf, SHF_ALLOC, SHN_LIVEPATCH};
+use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::rules::{contract, Target};
 
@@ -43,113 +43,7 @@ fn run_start<T: Ord>(sorted: &[T], k: &T, hint: usize) -> usize {
 /// once, only the renamed symbols changed, and only the rewritten sections.
 fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     let mut problems = Vec::new();
-    // Relocations: the same multiset, keyed by what the loader sees. Sorted
-    // vectors rather than a hash map: it stays fast at a million entries.
-    type Key = (u32, u64, u32, u32, i64);
-    let kept = || {
-        input
-            .relocs
-            .iter()
-            .filter(|r| !plan.emptied.contains(&r.index))
-    };
-    let mut before: Vec<Key> = Vec::with_capacity(kept().map(|rs| rs.entries.len()).sum());
-    debug_assert!(
-        plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
-        "plan.removals not in section order"
-    );
-    for rs in kept() {
-        let target = input.sections[rs.index].sh_info;
-        // A REL entry that moves into a (RELA) klp section carries its
-        // implicit addend there; one left in place keeps it in its bytes.
-        // One binary search (`removals` is in section order), not a scan:
-        // a conversion may shorten 50,000 relocation sections.
-        let moved = (!rs.is_rela)
-            .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
-            .and_then(Result::ok)
-            .map(|k| plan.removals[k].1.as_slice());
-        for (n, r) in rs.entries.iter().enumerate() {
-            let mut addend = r.addend;
-            if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
-                let bytes = input
-                    .section_data(target as usize)
-                    .get(r.offset as usize..)
-                    .unwrap_or(&[]);
-                addend =
-                    arch::rel_implicit_addend(input.machine, r.r_type, bytes, input.big_endian)
-                        .unwrap_or(0);
-            }
-            before.push((target, r.offset, r.r_type, r.sym, addend));
-        }
-    }
-    // Each output entry is matched against the sorted input entries: no
-    // second sorted vector. `used[first]` counts the matches of the run of
-    // equal keys that starts at `first`.
-    before.sort_unstable();
-    let mut used: Vec<u32> = vec![0; before.len()];
-    let mut added: Vec<Key> = Vec::new();
-    // Where the last key's run started: the output's entries come mostly in
-    // key order (a section's by offset), so the next key's run is found
-    // among the few input entries after it, not by a search of them all.
-    let mut last = 0;
-    for rs in &out.relocs {
-        let target = out.sections[rs.index].sh_info;
-        for r in &rs.entries {
-            let k = (target, r.offset, r.r_type, r.sym, r.addend);
-            // The first unmatched entry of k's run, if the run has one.
-            let first = run_start(&before, &k, last);
-            last = first;
-            match before.get(first + used.get(first).map_or(0, |&u| u as usize)) {
-                Some(b) if *b == k => used[first] += 1,
-                _ => added.push(k),
-            }
-        }
-    }
-    // The unmatched input entries: the tail of each run.
-    let mut lost: Vec<Key> = Vec::new();
-    let mut first = 0;
-    while first < before.len() {
-        let mut end = first + 1;
-        while end < before.len() && before[end] == before[first] {
-            end += 1;
-        }
-        lost.extend_from_slice(&before[first + used[first] as usize..end]);
-        first = end;
-    }
-    if !lost.is_empty() || !added.is_empty() {
-        added.sort_unstable();
-        let mut report = |k: &Key, what: &str| {
-            let (target, offset, r_type, sym, addend) = *k;
-            problems.push(
-                Finding::new(
-                    Rule::Verify,
-                    format!(
-                        "relocation {what} by the conversion ({} addend {addend})",
-                        arch::reloc_type_name(input.machine, r_type)
-                    ),
-                )
-                .in_section(input.section_name(target as usize))
-                .at(offset)
-                .symbol(
-                    input
-                        .symbols
-                        .get(sym as usize)
-                        .map(|s| s.display_name())
-                        .unwrap_or_default(),
-                ),
-            );
-        };
-        // In key order, as one sorted list.
-        let (mut i, mut j) = (0, 0);
-        while i < lost.len() || j < added.len() {
-            if j == added.len() || (i < lost.len() && lost[i] <= added[j]) {
-                report(&lost[i], "lost");
-                i += 1;
-            } else {
-                report(&added[j], "added");
-                j += 1;
-            }
-        }
-    }
+    compare_relocations(input, plan, out, &mut problems);
 
     // Symbols: only the renamed ones differ, and only in name and st_shndx.
     let mut renamed: Vec<Option<&crate::names::KlpSymbol>> = vec![None; input.symbols.len()];
@@ -200,9 +94,9 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     rewrite(input.shstrndx as usize);
     if let Some(st) = input.symtab {
         rewrite(st);
-        rewrite(input.sections[st].sh_link as usize);
+        rewrite(input.sections.at(st).sh_link as usize);
     }
-    for a in &input.sections {
+    for a in input.sections.iter() {
         let Some(b) = out.sections.get(a.index) else {
             problems.push(
                 Finding::new(Rule::Verify, "section missing from output")
@@ -230,6 +124,163 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
         }
     }
     problems
+}
+
+/// A relocation as the loader sees it: (target section, offset, type,
+/// symbol, addend). Keys sort by target section first.
+type Key = (u32, u64, u32, u32, i64);
+
+/// Relocations: the output holds the input's, the same multiset of
+/// [`Key`]s; each one lost or added is a problem, reported in key order.
+///
+/// One target section at a time: a relocation stays with its target (it
+/// moves only between the relocation sections that apply to it), so the
+/// multisets of two targets never meet. Only one target's keys are sorted
+/// and held at once, not the 200,000 of a large module (6.4 MB beside
+/// both parsed files); and as keys sort by target first, the targets in
+/// order report in key order.
+fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<Finding>) {
+    debug_assert!(
+        plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
+        "plan.removals not in section order"
+    );
+    // The relocation sections of each side by (target, position).
+    let by_target = |elf: &Elf, skip: &dyn Fn(usize) -> bool| {
+        // (u32, u32): 8 bytes, not 16, for 150,000 relocation sections.
+        let mut v: Vec<(u32, u32)> = elf
+            .relocs
+            .iter()
+            .enumerate()
+            .filter(|(_, rs)| !skip(rs.index))
+            .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n as u32))
+            .collect();
+        // A stable sort, which merges the runs already in order: the
+        // sections come in runs of ascending targets (the input's, then the
+        // klp sections the conversion appended).
+        v.sort();
+        v
+    };
+    let ins = by_target(input, &|i| plan.emptied.contains(&i));
+    let outs = by_target(out, &|_| false);
+    let (mut i, mut o) = (0, 0);
+    let (mut before, mut used, mut added, mut lost) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    while i < ins.len() || o < outs.len() {
+        let target = match (ins.get(i), outs.get(o)) {
+            (Some(a), Some(b)) => a.0.min(b.0),
+            (Some(a), None) => a.0,
+            (None, Some(b)) => b.0,
+            (None, None) => break,
+        };
+        before.clear();
+        while let Some(&(_, n)) = ins.get(i).filter(|(t, _)| *t == target) {
+            input_keys(input, plan, &input.relocs[n as usize], &mut before);
+            i += 1;
+        }
+        // Each output entry is matched against the sorted input entries.
+        // `used[first]` counts the matches of the run of equal keys that
+        // starts at `first`.
+        // A section's entries mostly come in offset order already.
+        if !before.is_sorted() {
+            before.sort_unstable();
+        }
+        used.clear();
+        used.resize(before.len(), 0u32);
+        added.clear();
+        // Where the last key's run started: the output's entries come
+        // mostly in key order (a section's by offset), so the next key's
+        // run is found among the few input entries after it.
+        let mut last = 0;
+        while let Some(&(_, n)) = outs.get(o).filter(|(t, _)| *t == target) {
+            for r in out.relocs[n as usize].entries() {
+                let k = (target, r.offset, r.r_type, r.sym, r.addend);
+                // The first unmatched entry of k's run, if the run has one.
+                let first = run_start(&before, &k, last);
+                last = first;
+                match before.get(first + used.get(first).map_or(0, |&u| u as usize)) {
+                    Some(b) if *b == k => used[first] += 1,
+                    _ => added.push(k),
+                }
+            }
+            o += 1;
+        }
+        // The unmatched input entries: the tail of each run.
+        lost.clear();
+        let mut first = 0;
+        while first < before.len() {
+            let mut end = first + 1;
+            while end < before.len() && before[end] == before[first] {
+                end += 1;
+            }
+            lost.extend_from_slice(&before[first + used[first] as usize..end]);
+            first = end;
+        }
+        if !lost.is_empty() || !added.is_empty() {
+            added.sort_unstable();
+            report_relocations(input, &lost, &added, problems);
+        }
+    }
+}
+
+/// The [`Key`]s of the input's relocation section `rs`, appended to `keys`.
+fn input_keys(input: &Elf, plan: &Plan, rs: &RelocSection, keys: &mut Vec<Key>) {
+    let target = input.sections.at(rs.index).sh_info;
+    // A REL entry that moves into a (RELA) klp section carries its
+    // implicit addend there; one left in place keeps it in its bytes.
+    // One binary search (`removals` is in section order), not a scan:
+    // a conversion may shorten 50,000 relocation sections.
+    let moved = (!rs.is_rela())
+        .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
+        .and_then(Result::ok)
+        .map(|k| plan.removals[k].1.as_slice());
+    for (n, r) in rs.entries().enumerate() {
+        let mut addend = r.addend;
+        if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
+            let bytes = input
+                .section_data(target as usize)
+                .get(r.offset as usize..)
+                .unwrap_or(&[]);
+            addend = arch::rel_implicit_addend(input.machine, r.r_type, bytes, input.big_endian)
+                .unwrap_or(0);
+        }
+        keys.push((target, r.offset, r.r_type, r.sym, addend));
+    }
+}
+
+/// Report the relocations `lost` and `added` (each sorted) by the
+/// conversion, in key order, as one sorted list.
+fn report_relocations(input: &Elf, lost: &[Key], added: &[Key], problems: &mut Vec<Finding>) {
+    let mut report = |k: &Key, what: &str| {
+        let (target, offset, r_type, sym, addend) = *k;
+        problems.push(
+            Finding::new(
+                Rule::Verify,
+                format!(
+                    "relocation {what} by the conversion ({} addend {addend})",
+                    arch::reloc_type_name(input.machine, r_type)
+                ),
+            )
+            .in_section(input.section_name(target as usize))
+            .at(offset)
+            .symbol(
+                input
+                    .symbols
+                    .get(sym as usize)
+                    .map(|s| s.display_name())
+                    .unwrap_or_default(),
+            ),
+        );
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < lost.len() || j < added.len() {
+        if j == added.len() || (i < lost.len() && lost[i] <= added[j]) {
+            report(&lost[i], "lost");
+            i += 1;
+        } else {
+            report(&added[j], "added");
+            j += 1;
+        }
+    }
 }
 
 #[cfg(test)]

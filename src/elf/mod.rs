@@ -1,9 +1,11 @@
 //! ELF access: a read model that mirrors the format and a writer that never
 //! renumbers or rewrites what it was not asked to change.
 //!
-//! Reading goes through the `object` crate's low-level ELF parsers and copies
-//! the headers into plain, class-agnostic structs ([`Elf`], [`Section`],
-//! [`Symbol`], [`Reloc`]). Writing ([`write::Edit`]) patches a copy of the
+//! Reading goes through the `object` crate's low-level ELF parsers and gives
+//! plain, class-agnostic structs ([`Elf`], [`Section`], [`Symbol`],
+//! [`Reloc`]): the symbols copied, the section headers and relocations
+//! decoded from the file's bytes when asked for ([`Sections`],
+//! [`RelocSection`]). Writing ([`write::Edit`]) patches a copy of the
 //! original bytes: sections that shrink are rewritten in place, sections that
 //! grow and new sections are appended, and the section header table is written
 //! last. Existing section and symbol indices never change.
@@ -12,7 +14,7 @@ pub mod read;
 pub mod signature;
 pub mod write;
 
-pub use read::{Elf, Reloc, RelocSection, Section, Symbol};
+pub use read::{Elf, Reloc, RelocSection, Section, SectionIter, Sections, Symbol};
 
 /// The format's constants (machines, relocation types, bindings, ...) as
 /// the `object` crate defines them. The rest of the crate reaches them

@@ -117,6 +117,19 @@ impl Encoder {
         put(symtab, base + shndx_at, U16::new(e, st_shndx));
     }
 
+    /// Set `sh_offset` in `entry`, one encoded section header. An ELF32
+    /// offset must fit in 32 bits (checked by the caller).
+    fn patch_section_offset(&self, entry: &mut [u8], offset: u64) {
+        let e = self.endian;
+        if self.is_64 {
+            type S = SectionHeader64<Endianness>;
+            put(entry, offset_of!(S, sh_offset), U64::new(e, offset));
+        } else {
+            type S = SectionHeader32<Endianness>;
+            put(entry, offset_of!(S, sh_offset), U32::new(e, offset as u32));
+        }
+    }
+
     /// Set the ELF header's `e_shoff` and `e_shnum` in `file`. An ELF32
     /// `shoff` must fit in 32 bits (checked by the caller).
     fn patch_file_header(&self, file: &mut [u8], shoff: u64, shnum: u16) {
@@ -170,8 +183,12 @@ pub struct Edit<'e, 'a> {
     contents: Vec<Option<Vec<u8>>>,
     /// How many of `contents` are `Some`.
     rewritten: usize,
-    /// New sections: the header and where its bytes are in `new_data`.
-    new_sections: Vec<(Section<'a>, std::ops::Range<usize>)>,
+    /// New sections: alignment and where the bytes are in `new_data`.
+    new_sections: Vec<NewSection>,
+    /// Their section headers, encoded as the table holds them (`sh_offset`
+    /// set once the layout is known): 64 bytes a section, not a `Section`
+    /// of 88 kept until the table is written.
+    new_headers: Vec<u8>,
     /// The bytes of every new section, one after the other: one buffer,
     /// not one a section (a conversion may add 50,000).
     new_data: Vec<u8>,
@@ -188,13 +205,14 @@ impl<'e, 'a> Edit<'e, 'a> {
     pub fn new(elf: &'e Elf<'a>) -> Self {
         let str_base = elf
             .symtab
-            .and_then(|s| elf.sections.get(elf.sections[s].sh_link as usize))
+            .and_then(|s| elf.sections.get(elf.sections.at(s).sh_link as usize))
             .map_or(0, |strtab| strtab.sh_size);
         Edit {
             elf,
             contents: Vec::new(),
             rewritten: 0,
             new_sections: Vec::new(),
+            new_headers: Vec::new(),
             new_data: Vec::new(),
             shstr_extra: Vec::new(),
             str_extra: Vec::new(),
@@ -208,6 +226,8 @@ impl<'e, 'a> Edit<'e, 'a> {
     /// hint, as `Vec::reserve`).
     pub fn reserve_new(&mut self, sections: usize, bytes: usize) {
         self.new_sections.reserve(sections);
+        self.new_headers
+            .reserve(sections * usize::from(self.elf.shentsize));
         self.new_data.reserve(bytes);
     }
 
@@ -251,9 +271,15 @@ impl<'e, 'a> Edit<'e, 'a> {
         let start = self.new_data.len();
         fill(&mut self.new_data);
         header.sh_size = (self.new_data.len() - start) as u64;
-        let index = header.index;
-        self.new_sections.push((header, start..self.new_data.len()));
-        index
+        let at = self.new_headers.len();
+        Encoder::of(self.elf).section_header(&mut self.new_headers, &header);
+        self.new_headers
+            .resize(at + usize::from(self.elf.shentsize), 0);
+        self.new_sections.push(NewSection {
+            align: header.sh_addralign,
+            bytes: start..self.new_data.len(),
+        });
+        header.index
     }
 
     /// Change the `sh_flags` of an existing section.
@@ -335,7 +361,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             .enumerate()
             .filter_map(|(i, b)| Some((i, b?)))
         {
-            let h = &elf.sections[index];
+            let h = &elf.sections.at(index);
             let size = bytes.len() as u64;
             let offset = if fits(h, &bytes) {
                 out.overlays.push(Overlay {
@@ -354,10 +380,10 @@ impl<'e, 'a> Edit<'e, 'a> {
         let mut new_offsets = Vec::with_capacity(self.new_sections.len());
         let new_data = out.owned.len();
         out.owned.push(std::mem::take(&mut self.new_data));
-        for (h, range) in &self.new_sections {
+        for s in &self.new_sections {
             // New sections are aligned by this tool (to 8 at most).
-            let piece = Piece::Owned(new_data, range.clone());
-            new_offsets.push(out.append_aligned(piece, h.sh_addralign, String::new)?);
+            let piece = Piece::Owned(new_data, s.bytes.clone());
+            new_offsets.push(out.append_aligned(piece, s.align, String::new)?);
         }
 
         let shoff =
@@ -366,7 +392,10 @@ impl<'e, 'a> Edit<'e, 'a> {
             let limit = u64::from(u32::MAX);
             let too_big = placed.iter().any(|&(_, o, s)| o > limit || s > limit)
                 || new_offsets.iter().any(|&o| o > limit)
-                || self.new_sections.iter().any(|(h, _)| h.sh_size > limit);
+                || self
+                    .new_sections
+                    .iter()
+                    .any(|s| s.bytes.len() as u64 > limit);
             if too_big || shoff > limit {
                 return Err(WriteError::Elf32TooLarge);
             }
@@ -374,11 +403,11 @@ impl<'e, 'a> Edit<'e, 'a> {
 
         // The section header table: the input's, byte for byte, with the
         // entries that changed encoded over theirs; then the new ones.
-        let mut table = Vec::with_capacity((count + 1) * ent);
+        let mut table = Vec::with_capacity(sht_len);
         table.extend_from_slice(&elf.data[elf.shoff as usize..][..sht_len]);
         let mut entry = Vec::with_capacity(ent);
         let mut put = |table: &mut Vec<u8>, i: usize, h: &Section| {
-            if *h != elf.sections[i] {
+            if *h != elf.sections.at(i) {
                 entry.clear();
                 enc.section_header(&mut entry, h);
                 entry.resize(ent, 0);
@@ -386,7 +415,7 @@ impl<'e, 'a> Edit<'e, 'a> {
             }
         };
         for &(i, offset, size) in &placed {
-            let mut h = elf.sections[i].clone();
+            let mut h = elf.sections.at(i);
             h.sh_offset = offset;
             h.sh_size = size;
             if let Some(&f) = self.flags.get(&i) {
@@ -396,25 +425,24 @@ impl<'e, 'a> Edit<'e, 'a> {
         }
         for (&i, &f) in &self.flags {
             if placed.binary_search_by_key(&i, |p| p.0).is_err() {
-                let mut h = elf.sections[i].clone();
+                let mut h = elf.sections.at(i);
                 h.sh_flags = f;
                 put(&mut table, i, &h);
             }
         }
         if count as u64 >= u64::from(SHN_LORESERVE) {
-            let mut h = elf.sections[0].clone();
+            let mut h = elf.sections.at(0);
             h.sh_size = count as u64;
             put(&mut table, 0, &h);
         }
-        for ((h, _), &offset) in self.new_sections.iter().zip(&new_offsets) {
-            let before = table.len();
-            let mut h = h.clone();
-            h.sh_offset = offset;
-            enc.section_header(&mut table, &h);
-            table.resize(before + ent, 0);
-        }
         let table = out.own(table);
         out.push(table);
+        let mut new_headers = std::mem::take(&mut self.new_headers);
+        for (entry, &offset) in new_headers.chunks_exact_mut(ent).zip(&new_offsets) {
+            enc.patch_section_offset(entry, offset);
+        }
+        let new_headers = out.own(new_headers);
+        out.push(new_headers);
 
         let shnum = if count as u64 >= u64::from(SHN_LORESERVE) {
             0
@@ -432,12 +460,19 @@ impl<'e, 'a> Edit<'e, 'a> {
     }
 
     /// Turn the string additions and symbol patches into section contents.
+    /// The additions are dropped once folded (3 MB of names for 50,000 klp
+    /// symbols and sections): the section header table is built next.
     fn fold_tables(&mut self) -> Result<(), WriteError> {
         let elf = self.elf;
+        let appended = |old: &[u8], extra: Vec<u8>| {
+            let mut t = Vec::with_capacity(old.len() + extra.len());
+            t.extend_from_slice(old);
+            t.extend_from_slice(&extra);
+            t
+        };
         if !self.shstr_extra.is_empty() {
             let i = elf.shstrndx as usize;
-            let mut t = elf.section_data(i).to_vec();
-            t.extend_from_slice(&self.shstr_extra);
+            let t = appended(elf.section_data(i), std::mem::take(&mut self.shstr_extra));
             self.set_contents(i, t);
         }
         if self.str_extra.is_empty() && self.symbol_patches.is_empty() {
@@ -445,14 +480,13 @@ impl<'e, 'a> Edit<'e, 'a> {
         }
         let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
         if !self.str_extra.is_empty() {
-            let i = elf.sections[symtab].sh_link as usize;
-            let mut t = elf.section_data(i).to_vec();
-            t.extend_from_slice(&self.str_extra);
+            let i = elf.sections.at(symtab).sh_link as usize;
+            let t = appended(elf.section_data(i), std::mem::take(&mut self.str_extra));
             self.set_contents(i, t);
         }
         let enc = Encoder::of(elf);
         let mut t = elf.section_data(symtab).to_vec();
-        for &(index, st_name, st_shndx) in &self.symbol_patches {
+        for (index, st_name, st_shndx) in std::mem::take(&mut self.symbol_patches) {
             enc.patch_symbol(&mut t, index, st_name, st_shndx);
         }
         self.set_contents(symtab, t);
@@ -492,6 +526,15 @@ pub const MAX_ALIGN: u64 = 4096;
 /// Do new contents `bytes` fit in section `h`'s extent?
 fn fits(h: &Section, bytes: &[u8]) -> bool {
     h.sh_type != SHT_NOBITS && (bytes.len() as u64) <= h.sh_size
+}
+
+/// A new section as [`Edit`] keeps it until the output is laid out.
+#[derive(Debug)]
+struct NewSection {
+    /// `sh_addralign`.
+    align: u64,
+    /// Its bytes in [`Edit`]'s `new_data`.
+    bytes: std::ops::Range<usize>,
 }
 
 /// One piece of an [`Output`].
@@ -602,8 +645,12 @@ impl Layout {
             if o.start > at {
                 pieces.push(Piece::Input(at..o.start));
             }
+            // An emptied section (50,000 relocation sections whose every
+            // entry moved) is all zeros: no piece of its empty buffer.
             let len = self.owned[o.buf].len();
-            pieces.push(Piece::Owned(o.buf, 0..len));
+            if len > 0 {
+                pieces.push(Piece::Owned(o.buf, 0..len));
+            }
             if o.end > o.start + len {
                 pieces.push(Piece::Zeros((o.end - o.start - len) as u64));
             }

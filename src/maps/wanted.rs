@@ -214,7 +214,7 @@ impl Wanted {
         }
         for sec in &elf.sections {
             self.add_name(sec.name);
-            if !may_hold_names(sec) {
+            if !may_hold_names(&sec) {
                 continue;
             }
             for string in elf.section_data(sec.index).split(|&b| b == 0) {

@@ -194,8 +194,8 @@ pub fn unconverted_sympos_table(elf: &Elf, sec: &Section) -> Option<Finding> {
     let entries = elf
         .relocs
         .iter()
-        .filter(|r| elf.sections[r.index].sh_info as usize == sec.index)
-        .map(|r| r.entries.len())
+        .filter(|r| elf.sections.at(r.index).sh_info as usize == sec.index)
+        .map(|r| r.entries().len())
         .sum::<usize>();
     Some(
         Finding::new(
@@ -314,10 +314,7 @@ pub fn klp_section_flagged(sec: &Section) -> Option<Finding> {
 }
 
 /// The section a relocation section patches is `sh_info`, never the name.
-pub fn relocation_target<'e, 'a>(
-    elf: &'e Elf<'a>,
-    sec: &Section,
-) -> Result<&'e Section<'a>, Finding> {
+pub fn relocation_target<'a>(elf: &Elf<'a>, sec: &Section) -> Result<Section<'a>, Finding> {
     let index = sec.sh_info as usize;
     elf.sections
         .get(index)
@@ -761,47 +758,52 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     // original as `.klp.tombstone.<name>`).
     let mut referenced = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
-        if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            for r in &rs.entries {
+        if elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            for r in rs.entries() {
                 if let Some(seen) = referenced.get_mut(r.sym as usize) {
                     *seen = true;
                 }
             }
         }
     }
-    // Each referenced klp symbol parsed once, for every relocation using it.
-    let mut klp: Vec<Option<names::KlpSymbolRef>> = vec![None; elf.symbols.len()];
+    // Each referenced klp symbol parsed once, for every relocation using
+    // it: by symbol index, whether it parsed and names vmlinux's symbol (a
+    // byte a symbol, not the 56 of an `Option<KlpSymbolRef>`: a module has
+    // 100,000). The few relocations that need more parse it again.
+    let mut of_vmlinux: Vec<Option<bool>> = vec![None; elf.symbols.len()];
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
-            let parsed = names::parse_klp_symbol_ref(sym.name);
-            out.extend(klp_symbol_name_parsed(sym, &parsed, target));
-            klp[sym.index] = parsed.ok();
+            let parts = names::parse_klp_symbol_ref(sym.name);
+            out.extend(klp_symbol_name_parsed(sym, &parts, target));
+            of_vmlinux[sym.index] = parts.ok().map(|k| k.obj == VMLINUX);
         }
         if annotations {
             out.extend(unconverted_annotation(elf, sym));
         }
         out.extend(defined_annotation(sym));
     }
-    for sec in &elf.sections {
+    for sec in elf.sections.iter() {
         if sympos_tables {
-            out.extend(unconverted_sympos_table(elf, sec));
+            out.extend(unconverted_sympos_table(elf, &sec));
         }
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            out.extend(klp_section_header(elf, sec));
+            out.extend(klp_section_header(elf, &sec));
         }
     }
 
     // Read once: `.modinfo` is found by a scan of the section headers.
     let livepatch = elf.is_livepatch();
     for rs in &elf.relocs {
-        let sec = &elf.sections[rs.index];
+        let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             out.extend(klp_section_flagged(sec));
             let target = elf.sections.get(sec.sh_info as usize);
-            for r in &rs.entries {
+            for r in rs.entries() {
                 let sym = &elf.symbols[r.sym as usize];
-                if let Some(p) = ordinary_reloc_to_livepatch_symbol(elf, sym, target, r.r_type) {
-                    out.push(p.at_entry(elf, rs.index, r));
+                if let Some(p) =
+                    ordinary_reloc_to_livepatch_symbol(elf, sym, target.as_ref(), r.r_type)
+                {
+                    out.push(p.at_entry(elf, rs.index, &r));
                 }
             }
             continue;
@@ -815,7 +817,7 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             }
         };
         if let Some(obj) = &obj {
-            let misread = klp_section_object_misread(sec, obj, target);
+            let misread = klp_section_object_misread(sec, obj, &target);
             // A misread object is never applied either: one finding says so.
             if misread.is_none() && livepatch {
                 out.extend(
@@ -825,23 +827,26 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             out.extend(misread);
         }
         let at_section = |p: Finding| p.in_section(sec.display_name());
-        out.extend(target_alloc(target).map(at_section));
+        out.extend(target_alloc(&target).map(at_section));
         if let Some(obj) = &obj {
-            out.extend(late_target(obj, target, elf.machine).map(at_section));
+            out.extend(late_target(obj, &target, elf.machine).map(at_section));
         }
-        for r in &rs.entries {
+        for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
-            let at = |p: Finding| p.at_entry(elf, rs.index, r);
+            let at = |p: Finding| p.at_entry(elf, rs.index, &r);
             if let Some(p) = livepatch_symbol_marked(sym) {
                 out.push(at(p));
                 continue;
             }
-            if let (Some(obj), Some(k)) = (&obj, klp[r.sym as usize]) {
-                if k.obj == VMLINUX && *obj != VMLINUX {
-                    out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+            let vmlinux_symbol = of_vmlinux.get(r.sym as usize).copied().flatten();
+            if let (Some(obj), Some(true)) = (&obj, vmlinux_symbol) {
+                if *obj != VMLINUX {
+                    if let Ok(k) = names::parse_klp_symbol_ref(sym.name) {
+                        out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+                    }
                 }
             }
-            out.extend(offset_within(target, r.offset).map(at));
+            out.extend(offset_within(&target, r.offset).map(at));
         }
     }
     out

@@ -114,7 +114,7 @@ pub fn late_reloc_read_only(elf: &Elf, target: &Target) -> Vec<Finding> {
         if !t.is_alloc() {
             continue;
         }
-        if let Some(f) = plain_store_read_only(elf, obj, sec, t) {
+        if let Some(f) = plain_store_read_only(elf, obj, &sec, &t) {
             out.push(f);
             continue;
         }
@@ -257,7 +257,7 @@ pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
         .filter_map(|sec| {
             let obj = names::klp_section_object(sec.name).ok()?;
             let t = elf.sections.get(sec.sh_info as usize)?;
-            percpu_target(obj, t, target).map(|f| f.in_section(sec.display_name()))
+            percpu_target(obj, &t, target).map(|f| f.in_section(sec.display_name()))
         })
         .collect()
 }
@@ -298,7 +298,6 @@ pub fn reload_before_6_3(elf: &Elf, target: &Target) -> Option<Finding> {
 fn calls_into_modules(elf: &Elf) -> bool {
     module_specific_sections(elf).any(|(_, sec)| {
         elf.reloc_entries(sec.index)
-            .iter()
             .any(|r| r.r_type == abi::R_PPC64_REL24)
     })
 }
@@ -306,7 +305,7 @@ fn calls_into_modules(elf: &Elf) -> bool {
 /// The klp relocation sections of objects other than vmlinux, with their object.
 fn module_specific_sections<'e>(
     elf: &'e Elf<'e>,
-) -> impl Iterator<Item = (&'e [u8], &'e crate::elf::Section<'e>)> {
+) -> impl Iterator<Item = (&'e [u8], crate::elf::Section<'e>)> + 'e {
     elf.sections
         .iter()
         .filter(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)

@@ -4,6 +4,8 @@
 //! must link ("Unknown symbol"). `convert` checks annotated positions with
 //! [`find`]; `check` runs [`module`].
 
+use std::borrow::Cow;
+
 use crate::arch;
 use crate::elf::{Elf, Reloc, SHF_RELA_LIVEPATCH, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule, Severity};
@@ -312,7 +314,7 @@ pub fn unchecked_orders(elf: &Elf, map: &SymbolMap, table: Option<&PatchTable>) 
         .iter()
         .filter(|s| s.st_shndx == SHN_LIVEPATCH)
         .filter_map(|s| names::parse_klp_symbol(s.name).ok())
-        .map(|k| k.obj);
+        .map(|k| k.obj.into_owned());
     let funcs = table
         .into_iter()
         .flat_map(|t| t.funcs().filter_map(|(o, _)| o.name.clone()));
@@ -376,8 +378,8 @@ pub fn patched_functions(map: &SymbolMap, table: &PatchTable) -> Vec<Finding> {
             continue;
         }
         let k = KlpSymbol {
-            obj: obj.clone(),
-            name: name.clone(),
+            obj: Cow::Borrowed(obj),
+            name: Cow::Borrowed(name),
             pos: f.sympos,
         };
         out.push(at(match find(&lookup, map, &k) {
@@ -572,9 +574,9 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
     let gather = || {
         let mut uses = crate::fxhash::FxHashMap::<u32, Vec<(usize, Reloc)>>::default();
         for rs in &elf.relocs {
-            if elf.sections[rs.index].sh_flags & SHF_RELA_LIVEPATCH != 0 {
-                for r in &rs.entries {
-                    uses.entry(r.sym).or_default().push((rs.index, *r));
+            if elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH != 0 {
+                for r in rs.entries() {
+                    uses.entry(r.sym).or_default().push((rs.index, r));
                 }
             }
         }
@@ -590,7 +592,7 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
         .collect();
     let lookup = map.lookup_for(
         klp.iter()
-            .map(|(_, k)| (k.obj.as_slice(), k.name.as_slice()))
+            .map(|(_, k)| (&k.obj[..], &k.name[..]))
             .chain(KERNEL_IMAGE.map(|name| (VMLINUX, name))),
     );
     let kernel = kernel_image(&lookup);

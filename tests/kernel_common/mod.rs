@@ -90,7 +90,7 @@ pub fn module_specific_vmlinux(input: &Path, out: &Path) {
     let elf = Elf::parse(&data).unwrap();
     let mut plan = klp_convert::convert::make_plan(&elf, None).unwrap().0;
     assert_eq!(plan.sections.len(), 1);
-    plan.sections[0].obj = "klp_test_target".into();
+    plan.sections[0].obj = b"klp_test_target".to_vec().into();
     std::fs::write(
         out,
         klp_convert::convert::apply::apply(&elf, &plan).unwrap(),
