@@ -207,6 +207,46 @@ pub(crate) fn newline(text: &[u8]) -> Option<usize> {
     tail.map(|i| at + i)
 }
 
+/// [`newline`], and where the first `.` before it is, in the same pass: a
+/// symbols.klp line is a name, and the map keeps it by the name's base
+/// (up to its first `.`, [`Wanted`]). `(None, _)`: no `\n` in `text`.
+#[inline]
+pub(crate) fn newline_and_dot(text: &[u8]) -> (Option<usize>, Option<usize>) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The bytes equal to `b`, flagged; exact for the lowest one flagged.
+    let flags = |word: u64, b: u8| {
+        let d = word ^ (ONES * u64::from(b));
+        d.wrapping_sub(ONES) & !d & (ONES * 0x80)
+    };
+    let mut words = text.chunks_exact(8);
+    let (mut at, mut dot) = (0, None);
+    for chunk in &mut words {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes);
+        if dot.is_none() {
+            let d = flags(word, b'.');
+            if d != 0 {
+                dot = Some(at + (d.trailing_zeros() / 8) as usize);
+            }
+        }
+        let n = flags(word, b'\n');
+        if n != 0 {
+            let end = at + (n.trailing_zeros() / 8) as usize;
+            return (Some(end), dot.filter(|&d| d < end));
+        }
+        at += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        match b {
+            b'\n' => return (Some(at + i), dot),
+            b'.' if dot.is_none() => dot = Some(at + i),
+            _ => {}
+        }
+    }
+    (None, dot)
+}
+
 /// The lines of a text map, as bytes: split at `\n`, a `\r` before it
 /// dropped, no empty last line after a final `\n` (as `str::lines`).
 pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -827,7 +867,7 @@ mod tests {
 mod newline_tests {
     #[test]
     fn newline_is_memchr() {
-        let text = b"a\nbb\nccccccc\n0123456789abcdef\n\n\xff\x8a\x0a\x0b........x\n\xfe\x8arest";
+        let text = b"a\nbb\nccccccc\n0123456789abcdef\n\n\xff\x8a\x0a\x0b........x\n\xfe\x8arest.x\nfoo_12345.isra.0\n.L1\nlong_name_with.dot_later\n";
         for start in 0..text.len() {
             for end in start..=text.len() {
                 let t = &text[start..end];
@@ -836,6 +876,9 @@ mod newline_tests {
                     memchr::memchr(b'\n', t),
                     "{start}..{end}"
                 );
+                let nl = memchr::memchr(b'\n', t);
+                let dot = memchr::memchr(b'.', &t[..nl.unwrap_or(t.len())]);
+                assert_eq!(super::newline_and_dot(t), (nl, dot), "{start}..{end}");
             }
         }
     }

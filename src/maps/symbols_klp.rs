@@ -27,6 +27,9 @@ pub(super) fn open_plain(path: &Path) -> Option<impl Read> {
     is_klp.then(|| std::io::Cursor::new(head).chain(file))
 }
 
+/// A line and where its first `.` is ([`Lines::next_line_dot`]).
+type LineDot<'a> = (&'a [u8], Option<usize>);
+
 /// The lines of a reader, read a block at a time: each block's `\n`s are
 /// found eight bytes at a time (a symbols.klp has 1.5 million lines).
 struct Lines<R> {
@@ -59,15 +62,21 @@ impl<R: Read> Lines<R> {
 
     /// The next line (without its `\n`); `None` at the end.
     fn next_line(&mut self) -> Result<Option<&[u8]>, MapError> {
+        Ok(self.next_line_dot()?.map(|(line, _)| line))
+    }
+
+    /// [`Lines::next_line`], and where its first `.` is.
+    fn next_line_dot(&mut self) -> Result<Option<LineDot<'_>>, MapError> {
         if self.pos >= self.text.len() && !self.next_block()? {
             return Ok(None);
         }
         let start = self.pos;
         let rest = self.text.get(start..).unwrap_or_default();
-        let len = super::newline(rest).unwrap_or(rest.len());
+        let (end, dot) = super::newline_and_dot(rest);
+        let len = end.unwrap_or(rest.len());
         self.pos = start + len + 1;
         self.n += 1;
-        Ok(Some(&rest[..len]))
+        Ok(Some((&rest[..len], dot)))
     }
 
     /// Read the next block of whole lines into `text`; false at the end.
@@ -151,7 +160,7 @@ impl SymbolMap {
         current: &mut Option<(Vec<u8>, Symbols)>,
     ) -> Result<(), MapError> {
         let mut begun = FxHashSet::default();
-        while let Some(line) = lines.next_line()? {
+        while let Some((line, dot)) = lines.next_line_dot()? {
             if let Some(obj) = line.strip_prefix(b"*") {
                 self.fill_next(current, Some(module_name(obj.trim_ascii())), &mut begun);
                 continue;
@@ -166,7 +175,14 @@ impl SymbolMap {
                     "symbol before the first *object line",
                 ));
             };
-            if !self.keeps(name) {
+            // The base was found with the line's end, unless trimming
+            // moved the name's start.
+            let keep = match (name.len() == line.len(), dot) {
+                (true, Some(d)) => self.keeps_with_base(name, &name[..d]),
+                (true, None) => self.keeps_with_base(name, name),
+                (false, _) => self.keeps(name),
+            };
+            if !keep {
                 continue;
             }
             // (The first byte first: a call to memcmp a line costs more.)
