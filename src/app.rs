@@ -66,7 +66,7 @@ fn say(err: &mut dyn Write, message: fmt::Arguments<'_>) {
 /// `klp-convert convert` (and the drop-in forms).
 pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
     let map = args.maps.load(&[], || {
-        Some(Wanted::of_files(std::slice::from_ref(&args.input)))
+        Wanted::of_regular_files(std::slice::from_ref(&args.input))
     })?;
     if let (Some(filtered), true) = (&map, proving()) {
         if let Some(full) = args.maps.load(&[], || None)? {
@@ -202,7 +202,9 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     // A few modules read twice cost less than a kernel's maps read whole;
     // a tree of thousands asks about most of the maps' names anyway.
     let map = args.maps.load(&[], || {
-        (files.len() <= CHECK_WANTED_MAX).then(|| Wanted::of_files(&files))
+        (files.len() <= CHECK_WANTED_MAX)
+            .then(|| Wanted::of_regular_files(&files))
+            .flatten()
     })?;
     let results = check::check_files(&files, args.release.text(), map.as_ref());
     if let (Some(filtered), true) = (&map, proving()) {
@@ -445,7 +447,7 @@ pub fn build(args: &BuildArgs, err: &mut dyn Write) -> Result<(), Error> {
     // The maps answer for the names of the modules kbuild made.
     let map = args
         .maps
-        .load(&export_lists, || Some(Wanted::of_files(&modules)))?;
+        .load(&export_lists, || Wanted::of_regular_files(&modules))?;
     let full = match proving() {
         true => args.maps.load(&export_lists, || None)?,
         false => None,

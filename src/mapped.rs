@@ -268,6 +268,58 @@ impl Drop for Mapping {
     }
 }
 
+/// A panic caught by [`catch_quietly`]: its payload, and the message the
+/// panic hook would have printed.
+pub struct Caught {
+    payload: Box<dyn std::any::Any + Send>,
+    message: String,
+}
+
+impl Caught {
+    /// Print the message the hook held back, then go on unwinding: the
+    /// panic was not a mapping's doing after all (a bug).
+    pub fn resume(self) -> ! {
+        eprintln!("{}", self.message);
+        std::panic::resume_unwind(self.payload)
+    }
+}
+
+std::thread_local! {
+    /// Inside [`catch_quietly`] on this thread: the hook holds its message.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static HELD: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f`, catching a panic without printing it yet. A parse of a mapping
+/// validates the file's headers once and decodes them again where they are
+/// used; should another process rewrite the file in between, a decoded
+/// index may lie past what was validated, and the parse panics. Whether
+/// that was the change's doing only the caller can tell (the file's stamp
+/// and digest, afterwards): if so, the panic is dropped and the file
+/// refused as changed; if not, [`Caught::resume`] reports it as any panic.
+pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(std::cell::Cell::get) {
+                let thread = std::thread::current();
+                let name = thread.name().unwrap_or("<unnamed>");
+                HELD.with(|h| *h.borrow_mut() = Some(format!("thread '{name}' {info}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|payload| Caught {
+        payload,
+        message: HELD.with(|h| h.borrow_mut().take()).unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +361,17 @@ mod tests {
         // The slot is free again, and a new mapping is not torn.
         let m = Mapping::new(&f, page).expect("mapped");
         assert!(!m.torn());
+    }
+
+    /// A panic inside `catch_quietly` is caught, with its message held.
+    #[test]
+    fn a_panic_is_caught_with_its_message() {
+        let caught = catch_quietly(|| -> u32 { panic!("torn at {}", 7) });
+        let Err(caught) = caught else {
+            panic!("not caught")
+        };
+        assert!(caught.message.contains("torn at 7"), "{}", caught.message);
+        assert_eq!(catch_quietly(|| 5).ok(), Some(5));
     }
 
     #[test]

@@ -925,6 +925,32 @@ fn x86_64_absolute_relocation_overflow_with_a_map() {
         text.contains("overflow in relocation type 11 val 100000000"),
         "{text}"
     );
+    // The module through a pipe (`check --symbols MAP <(cat lp.ko)`): not
+    // read for its names first (that would drain the pipe), so the maps
+    // are read whole and the pipe once, by the check.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+        .args(["check", "/dev/stdin", "--symbols"])
+        .arg(&bad_map)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let module = std::fs::read(&out).unwrap();
+    std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &module));
+    let r = child.wait_with_output().unwrap();
+    let piped = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{piped}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        piped.contains("overflow in relocation type 11 val 100000000"),
+        "{piped}"
+    );
 }
 
 #[test]

@@ -423,9 +423,12 @@ fn compressed_name(output: &Path) -> Option<&'static str> {
 /// written piece by piece into its temporary file, then mapped back and
 /// proven there ([`module_file::write_proven`]): neither is copied whole
 /// into memory. The input must be unchanged when the output is proven;
-/// should it have changed meanwhile (whatever the conversion made of it),
-/// the conversion is tried once more from a copy read whole, which
-/// converts a version whole or refuses it as changed.
+/// should it have changed meanwhile (whatever the conversion made of it,
+/// a panic on an index the change moved included:
+/// [`crate::mapped::catch_quietly`]), the conversion is tried once more
+/// from a copy read whole, which converts a version whole or refuses it as
+/// changed. An error after the output is proven (the rename, the
+/// directory's sync) is reported as it is.
 pub fn convert_file(
     input: &Path,
     output: &Path,
@@ -466,18 +469,27 @@ fn convert_file_with(
     };
     let source = module_file::open_stable(input).map_err(Error::Io)?;
     opened();
-    match convert_opened(&source, input, &output, in_place, map) {
-        // The mapped input changed while it was converted: whatever came
-        // of it (a refusal, a parse error, a proven output) is the
-        // change's doing, and nothing was written. Once more from a copy
-        // read whole, as before inputs were mapped: it converts a version
-        // whole or is refused as changed.
-        Err(_) if source.confirm().is_err() => {
-            let copy = module_file::open_copy(input).map_err(Error::Io)?;
-            convert_opened(&copy, input, &output, in_place, map)
-        }
-        result => result,
+    // Set once the output is proven and the input confirmed unchanged:
+    // what fails after that (the rename, the directory's sync) is the
+    // output's, and is reported, not retried.
+    let proven = std::cell::Cell::new(false);
+    let attempt = crate::mapped::catch_quietly(|| {
+        convert_opened(&source, input, &output, in_place, map, &proven)
+    });
+    // The mapped input changed while it was converted: whatever came of
+    // it (a refusal, a parse error, a panic on an index the change moved,
+    // an output the proof refused) is the change's doing, and nothing was
+    // written. Once more from a copy read whole, as before inputs were
+    // mapped: it converts a version whole or is refused as changed.
+    let changed = || !proven.get() && source.confirm().is_err();
+    match attempt {
+        Ok(Err(_)) if changed() => {}
+        Err(_) if changed() => {}
+        Ok(result) => return result,
+        Err(caught) => caught.resume(),
     }
+    let copy = module_file::open_copy(input).map_err(Error::Io)?;
+    convert_opened(&copy, input, &output, in_place, map, &proven)
 }
 
 /// The rest of [`convert_file`], on the opened input `source`.
@@ -487,6 +499,7 @@ fn convert_opened(
     output: &Path,
     in_place: bool,
     map: Option<&SymbolMap>,
+    proven: &std::cell::Cell<bool>,
 ) -> Result<Summary, Error> {
     // A compressed input converts into a new, uncompressed file: in place,
     // its name would lie about its contents.
@@ -523,6 +536,7 @@ fn convert_opened(
         |pending, written| {
             let summary = pending.prove(written)?;
             source.confirm()?;
+            proven.set(true);
             Ok(summary)
         },
     )

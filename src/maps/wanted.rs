@@ -243,6 +243,20 @@ impl Wanted {
     /// fails on it without asking the maps (or, should it read otherwise
     /// then, [`super::SymbolMap::answers_for`] says the maps are not for it).
     pub fn of_files(files: &[PathBuf]) -> Self {
+        Self::gather(files)
+    }
+
+    /// [`Wanted::of_files`] when every file is a regular one; `None` if one
+    /// is not (a FIFO, a device, a process substitution's pipe): reading it
+    /// for its names would drain it or never end, so the maps are read
+    /// whole, and the command reads the file once, as it always did.
+    pub fn of_regular_files(files: &[PathBuf]) -> Option<Self> {
+        let regular = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.is_file());
+        files.iter().all(regular).then(|| Self::gather(files))
+    }
+
+    /// The names of `files`, read on all cores.
+    fn gather(files: &[PathBuf]) -> Self {
         let each = crate::parallel::map_files(files, |path| {
             let bytes = module_file::read(path).ok()?;
             let elf = Elf::parse(signature::split(&bytes).0).ok()?;
