@@ -488,6 +488,36 @@ fn check_says_when_the_maps_have_no_export_list() {
     assert!(stderr(&r).contains("no export list"), "{}", stderr(&r));
 }
 
+/// Structured fuzz finding (s390x): an `R_390_32` in `.rodata` against a
+/// symbol module é exports, which the maps (kallsyms) place at an address
+/// the field cannot hold with its addend. `convert --symbols` makes the
+/// export a klp relocation, and its proof refuses the overflow, while
+/// `check` with the same maps passed the ordinary relocation: the loader
+/// links an export at the same address and refuses it the same way. `check`
+/// now applies the overflow rule to relocations against exports too.
+#[test]
+fn check_sees_an_export_whose_address_overflows_its_field() {
+    let (lp, maps, out) = structured_case("module-export-absolute-overflow");
+    let errors: Vec<(String, String)> = check_rules(&lp, &maps)
+        .into_iter()
+        .filter(|(_, severity)| severity == "error")
+        .collect();
+    assert_eq!(
+        errors,
+        [("absolute-overflow".to_string(), "error".to_string())]
+    );
+    let r = run(
+        &["convert", lp.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &maps,
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("overflow in relocation type 4 val ffffffffffff8d5e"),
+        "{}",
+        stderr(&r)
+    );
+}
+
 /// Structured fuzz finding (i386, the one REL machine): a REL relocation
 /// against an annotation in a debug section stays where it is, its addend
 /// in the section's bytes, but `verify` expected the implicit addend to

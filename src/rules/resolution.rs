@@ -507,6 +507,7 @@ pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 /// [`module`], building only the findings `report` asks for.
 pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding> {
     let mut out = klp_symbols_report(elf, map, report);
+    out.extend(export_overflows(elf, map));
     let module = elf
         .modinfo_value("name")
         .map(|n| show(n).to_string())
@@ -562,6 +563,53 @@ pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding>
 /// into. `convert` asks this of the klp symbols a module already has.
 pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
     klp_symbols_report(elf, map, Report::All)
+}
+
+/// The ordinary relocations against a symbol the module loader links by
+/// its export, whose field cannot hold the address the maps give it there
+/// (kallsyms, System.map: one symbol of that name in the exporter): the
+/// loader refuses them as it refuses a klp relocation's
+/// ([`arch::absolute_overflow`]). `convert` makes a module's export a klp
+/// relocation, which its proof then refuses; `check` of the input says so
+/// here.
+fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
+    let linked: Vec<(u32, &[u8])> = elf
+        .symbols
+        .iter()
+        .filter(|s| contract::needs_linking(s))
+        .filter_map(|s| Some((s.index as u32, map.exporter(s.name)?)))
+        .collect();
+    if linked.is_empty() {
+        return Vec::new();
+    }
+    let lookup = map.lookup_for(
+        linked
+            .iter()
+            .map(|&(i, obj)| (obj, elf.symbols[i as usize].name)),
+    );
+    let mut out = Vec::new();
+    for (i, obj) in linked {
+        let name = elf.symbols[i as usize].name;
+        let addr = match lookup.candidates(obj, name).as_slice() {
+            [only] if only.section.is_none() => only.addr,
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            continue;
+        };
+        let uses: Vec<(usize, Reloc)> = elf
+            .relocs
+            .iter()
+            .filter(|rs| elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH == 0)
+            .flat_map(|rs| {
+                rs.entries()
+                    .filter(|r| r.sym == i)
+                    .map(move |r| (rs.index, r))
+            })
+            .collect();
+        out.extend(arch::absolute_overflow(elf, &uses, addr));
+    }
+    out
 }
 
 /// [`klp_symbols`], building only the findings `report` asks for.
