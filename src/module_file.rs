@@ -343,21 +343,11 @@ pub const XZ_DICT_SLACK: u64 = 65 << 20;
 /// stream. Anything else after a stream, a cut stream, a failed check or a
 /// dictionary over `limit` + [`XZ_DICT_SLACK`] is refused.
 fn decompress_xz(raw: &[u8], limit: u64) -> io::Result<Vec<u8>> {
-    const CHUNK: usize = 1 << 16;
     let max_dict = usize::try_from(limit.saturating_add(XZ_DICT_SLACK)).unwrap_or(usize::MAX);
     let mut decoder = xz4rust::XzDecoder::in_heap_with_alloc_dict_size(0, max_dict);
-    let cap = limit.saturating_add(1);
     let mut out = Vec::new();
     let (mut filled, mut at) = (0, 0);
-    loop {
-        if filled == out.len() {
-            let room = cap.saturating_sub(filled as u64);
-            if room == 0 {
-                break;
-            }
-            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
-            out.resize(filled + more, 0);
-        }
+    while room_ahead(&mut out, filled, limit) {
         let input = raw.get(at..).unwrap_or_default();
         let step = decoder
             .decode(input, &mut out[filled..])
@@ -587,6 +577,24 @@ fn zstd_io_error(e: io::Error) -> io::Error {
     }
 }
 
+/// Make room in `out` past its first `filled` bytes for a decoder to write
+/// into: zeroed 64 KiB at a time, never past `limit + 1` bytes in all (one
+/// more than the bound, to tell an output over it). False when the output
+/// holds `limit + 1` bytes already: the decoder must stop.
+fn room_ahead(out: &mut Vec<u8>, filled: usize, limit: u64) -> bool {
+    const CHUNK: usize = 1 << 16;
+    if filled < out.len() {
+        return true;
+    }
+    let room = limit.saturating_add(1).saturating_sub(filled as u64);
+    if room == 0 {
+        return false;
+    }
+    let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
+    out.resize(filled + more, 0);
+    true
+}
+
 /// All of `decoder`, up to `limit + 1` bytes (one more than the bound, to
 /// tell a module over it). The buffer is zeroed 64 KiB at a time ahead of
 /// the decoder, so the output costs what it holds: `read_to_end` has the
@@ -595,19 +603,9 @@ fn zstd_io_error(e: io::Error) -> io::Error {
 /// [`ZSTD_MAX_WINDOW`]; xz's dictionary, touched only as far as the output
 /// reaches): up to twice the output in all.
 fn read_bounded(decoder: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
-    const CHUNK: usize = 1 << 16;
-    let cap = limit.saturating_add(1);
     let mut out = Vec::new();
     let mut filled = 0;
-    loop {
-        if filled == out.len() {
-            let room = cap.saturating_sub(filled as u64);
-            if room == 0 {
-                break;
-            }
-            let more = usize::try_from(room).map_or(CHUNK, |r| r.min(CHUNK));
-            out.resize(filled + more, 0);
-        }
+    while room_ahead(&mut out, filled, limit) {
         match decoder.read(&mut out[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,

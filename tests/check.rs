@@ -898,6 +898,73 @@ fn batch_reports_every_module_around_a_broken_one() {
     );
 }
 
+/// An ordinary relocation against vmlinux's export: the loader links it
+/// at the address the maps give, and a field that cannot hold it is
+/// refused as a klp relocation's would be (the s390x module-export case
+/// is a fuzz regression, `tests/fuzz_regressions.rs`). `convert` leaves a
+/// vmlinux export as it is, and refuses the module for the same reason.
+#[test]
+fn x86_64_absolute_overflow_of_an_exported_symbol() {
+    let dir = scratch("check_export_32s");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!("{HEADER}{LIVEPATCH_MODINFO}extern int v;\nint *f(void) {{ return &v; }}\n"),
+        &obj,
+    );
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, "0x12345678\tv\tvmlinux\tEXPORT_SYMBOL\t\n").unwrap();
+    let (fits, far) = (dir.join("System.map-fits"), dir.join("System.map-far"));
+    std::fs::write(&fits, "ffffffff81a00000 D v\n").unwrap();
+    std::fs::write(&far, "0000000100000000 D v\n").unwrap();
+    let with = |map: &Path| -> Vec<String> {
+        [
+            "--symbols",
+            map.to_str().unwrap(),
+            "--symbols",
+            symvers.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let (code, text) = check(&obj, &refs(&with(&fits)));
+    assert!(
+        !text.contains("absolute-overflow") && !text.contains("overflow in"),
+        "{text}"
+    );
+    assert!(
+        code == 0 || !text.contains("error: section .rela.text"),
+        "{text}"
+    );
+    let (code, text) = check(&obj, &refs(&with(&far)));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "error: section .rela.text.f, offset 0x3, symbol 'v': overflow in relocation type 11 val 100000000: R_X86_64_32S cannot hold the resolved address; the loader refuses the module"
+        ),
+        "{text}"
+    );
+    let out = dir.join("out.o");
+    let mut args = vec![
+        "convert",
+        obj.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let far_args = with(&far);
+    args.extend(refs(&far_args));
+    let r = klp_convert(&args);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("overflow in relocation type 11 val 100000000"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
 #[test]
 fn x86_64_absolute_relocation_overflow_with_a_map() {
     // -mcmodel=kernel takes the address as a sign-extended 32-bit immediate.
