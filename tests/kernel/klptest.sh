@@ -38,8 +38,12 @@ disable() {
 	echo 0 > $LP/$1/enabled
 	n=0
 	while [ -d $LP/$1 ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
-	rmmod $1
-	out "$2" "removed_rc=$?"
+	# The patch's sysfs directory goes before its free work drops the
+	# module's reference: rmmod may meet EAGAIN for a moment after.
+	n=0
+	until rmmod $1 2>/dev/null || [ $n -ge 50 ]; do sleep 0.1; n=$((n + 1)); done
+	[ -d /sys/module/$1 ] && rc=1 || rc=0
+	out "$2" "removed_rc=$rc"
 }
 
 load() { # load STEP FILE: insmod, report rc
