@@ -282,6 +282,18 @@ impl Caught {
         eprintln!("{}", self.message);
         std::panic::resume_unwind(self.payload)
     }
+
+    /// Go on unwinding on this thread, as if the panic had happened here: a
+    /// [`catch_quietly`] around it holds the message, else it is printed
+    /// (the panic of a helper thread, [`crate::parallel::join`]).
+    pub fn rethrow(self) -> ! {
+        if QUIET.with(std::cell::Cell::get) {
+            HELD.with(|h| *h.borrow_mut() = Some(self.message));
+        } else {
+            eprintln!("{}", self.message);
+        }
+        std::panic::resume_unwind(self.payload)
+    }
 }
 
 std::thread_local! {

@@ -92,9 +92,59 @@ pub fn map_files<T: Send>(
         .collect()
 }
 
+/// `a()` on a second thread while `b()` runs on this one, where there is
+/// a second core; else one after the other. Both results, or `a`'s panic
+/// carried on on this thread as if it had happened here (a
+/// [`crate::mapped::catch_quietly`] around the call sees it as its own).
+/// A conversion proves its output in two halves at once this way.
+pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if cores < 2 {
+        let a = a();
+        return (a, b());
+    }
+    let (a, b) = std::thread::scope(|s| {
+        let helper = s.spawn(|| crate::mapped::catch_quietly(a));
+        let b = crate::mapped::catch_quietly(b);
+        // The helper catches its own panic: joining it never fails.
+        let a = helper
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (a, b)
+    });
+    match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        // This thread's own panic first, as a sequential run would have
+        // met it had it come first.
+        (_, Err(caught)) | (Err(caught), _) => caught.rethrow(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both results, in order; a panic on either side goes on on the
+    /// caller's thread, where `catch_unwind` catches it with its payload.
+    #[test]
+    fn join_gives_both_results_and_carries_a_panic() {
+        assert_eq!(join(|| 1 + 1, || "b"), (2, "b"));
+        for side in ["a", "b"] {
+            let caught = std::panic::catch_unwind(|| {
+                join(
+                    || assert_ne!(side, "a", "panic in a"),
+                    || assert_ne!(side, "b", "panic in b"),
+                )
+            });
+            let payload = caught.expect_err("the panic is carried");
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert!(message.contains(&format!("panic in {side}")), "{message}");
+        }
+    }
 
     #[test]
     fn a_panic_is_one_file_s_error() {

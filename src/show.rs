@@ -173,7 +173,7 @@ pub fn report(file: &str, elf: &Elf) -> Report {
                     .ok()
                     .map(|a| format!("{} in .klp.rela.{}.*", a.target, names::show(&a.lp_obj))),
                 malformed: parsed.err().map(|e| e.0),
-                uses: uses.remove(&(s.index as u32)).unwrap_or_default(),
+                uses: uses.remove(&s.index).unwrap_or_default(),
             }
         })
         .collect();

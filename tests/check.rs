@@ -574,7 +574,7 @@ fn missing_livepatch_modinfo_and_unconverted_annotations() {
         .iter()
         .find(|s| s.name.starts_with(b".klp.sym.rela."))
         .unwrap()
-        .index;
+        .index as usize;
     let out = dir.join("out.o");
     mark_livepatch(&elf, sym, b".klp.sym.vmlinux.v,0", &out);
     let (code, text) = check(&out, &[]);
@@ -1315,7 +1315,7 @@ fn klp_symbol_and_entry_rules() {
         .iter()
         .find(|s| s.name == b".klp.sym.vmlinux.v,0")
         .unwrap()
-        .index;
+        .index as usize;
     let replace = |bytes: &mut Vec<u8>, from: &[u8], to: &[u8]| {
         let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
         bytes[at..at + to.len()].copy_from_slice(to);
@@ -1495,7 +1495,7 @@ fn objtool_leftovers_are_not_errors() {
         .iter()
         .find(|s| s.name == b".klp.tombstone.saved_command_line")
         .unwrap()
-        .index;
+        .index as usize;
     let out = dir.join("objtool.o");
     mark_livepatch(&elf, tomb, b".klp.tombstone.saved_command_line", &out);
 
@@ -1585,7 +1585,7 @@ fn positions_as_the_kernel_reads_them() {
         .iter()
         .find(|s| s.name == b".klp.sym.vmlinux.v,0")
         .unwrap()
-        .index;
+        .index as usize;
     for (name, code, words) in [
         (&b".klp.sym.vmlinux.v,0x"[..], 0, "warning: section .symtab, symbol '.klp.sym.vmlinux.v,0x': position '0x' is not plain digits: the kernel's sscanf (%lu) reads it as 0"),
         (b".klp.sym.vmlinux.v, 0", 0, "position ' 0' is not plain digits: the kernel's sscanf (%lu) reads it as 0"),

@@ -187,7 +187,7 @@ fn shn_xindex_without_its_table_is_an_error() {
     let elf = Elf::parse(&bytes).unwrap();
     let symtab = &elf.sections.at(elf.symtab.unwrap());
     let sym = elf.symbols.iter().find(|s| s.name == b"visible").unwrap();
-    let at = symtab.sh_offset as usize + sym.index * 24 + 6;
+    let at = symtab.sh_offset as usize + sym.index as usize * 24 + 6;
     let index = sym.index;
     drop(elf);
     bytes[at..at + 2].copy_from_slice(&0xffffu16.to_le_bytes());

@@ -134,7 +134,18 @@ pub fn make_plan_with<'a>(
     map: Option<&SymbolMap>,
     loader: bool,
 ) -> Result<(plan::Plan<'a>, Vec<Finding>), Vec<Finding>> {
-    let (mut sel, mut problems) = select::select(elf);
+    let (sel, problems) = select::select(elf);
+    plan_selected(elf, map, loader, sel, problems)
+}
+
+/// The rest of [`make_plan_with`] once `sel` is selected (with `problems`).
+fn plan_selected<'a>(
+    elf: &Elf<'a>,
+    map: Option<&SymbolMap>,
+    loader: bool,
+    mut sel: select::Selection<'a>,
+    mut problems: Vec<Finding>,
+) -> Result<(plan::Plan<'a>, Vec<Finding>), Vec<Finding>> {
     if let Some(map) = map {
         problems.extend(resolve::resolve(elf, map, &mut sel));
     }
@@ -210,23 +221,40 @@ pub fn prepare<'a, 'm>(
 ) -> Result<Pending<'a, 'm>, Error> {
     let (image, sig) = signature::split(file);
     let elf = Elf::parse(image).map_err(Error::Malformed)?;
-    let (mut plan, notes) = make_plan(&elf, map)
-        .map_err(|problems| Error::Refused(with_loader_refusals(&elf, problems)))?;
-    let mut notes = notes;
     // What the input breaks of the contract stays broken in the output
     // unless the conversion mends it (the annotations it converts): such a
     // module is refused here, as the input's fault, rather than found by
-    // `verify` in the output and reported as a bug of this tool.
+    // `verify` in the output and reported as a bug of this tool. Checked
+    // on a second core while the plan is made, for the plan the selection
+    // promises: one with nothing selected and no maps is empty (and mends
+    // nothing); should the plan say otherwise, checked again.
+    const MENDED: &[Rule] = &[Rule::UnconvertedAnnotation, Rule::UnconvertedSymposTable];
     let target = crate::rules::Target::of(&elf, None);
-    let mended: &[Rule] = if plan.is_empty() {
+    let broken_except = |mended: &[Rule]| -> Vec<Finding> {
+        crate::rules::contract::module_except(&elf, &target, mended)
+            .into_iter()
+            .filter(Finding::is_error)
+            .collect()
+    };
+    let (sel, problems) = select::select(&elf);
+    let guess: &[Rule] = if sel.order.is_empty() && map.is_none() {
         &[]
     } else {
-        &[Rule::UnconvertedAnnotation, Rule::UnconvertedSymposTable]
+        MENDED
     };
-    let broken: Vec<Finding> = crate::rules::contract::module_except(&elf, &target, mended)
-        .into_iter()
-        .filter(Finding::is_error)
-        .collect();
+    let (broken, planned) = crate::parallel::join(
+        || broken_except(guess),
+        || plan_selected(&elf, map, true, sel, problems),
+    );
+    let (mut plan, notes) =
+        planned.map_err(|problems| Error::Refused(with_loader_refusals(&elf, problems)))?;
+    let mut notes = notes;
+    let mended: &[Rule] = if plan.is_empty() { &[] } else { MENDED };
+    let broken = if mended == guess {
+        broken
+    } else {
+        broken_except(mended)
+    };
     if plan.is_empty() {
         // Nothing to convert: the module goes out as it came, so it must
         // already pass what `check` asks of any module (a module from
@@ -359,23 +387,18 @@ impl Pending<'_, '_> {
         let (elf, plan, map) = (&self.elf, &self.plan, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
-        verify::verify(elf, plan, &out).map_err(Error::Internal)?;
-        // The converted module must pass every check the kernel's loader makes;
-        // what fails here comes from the input (a ppc64 local call, say).
-        // With maps, the output is resolved as the kernel will resolve it: an
-        // address that overflows its field (an `R_X86_64_32` against a vmlinux
-        // address, say) is only known now.
-        let resolved = map.map(|m| resolution::module_report(&out, m, Report::Errors));
-        // And the rules of the module's release (its vermagic) that refuse: a
-        // ppc64 plain store into read-only memory, a per-CPU target.
-        let target = crate::rules::Target::of(&out, None);
-        let refusals: Vec<Finding> = crate::arch::loader_rules(&out)
-            .into_iter()
-            .chain(resolved.into_iter().flatten())
-            .chain(crate::rules::kernels::late_reloc_read_only(&out, &target))
-            .chain(crate::rules::kernels::percpu_targets(&out, &target))
-            .filter(Finding::is_error)
-            .collect();
+        // [`verify`] in two halves at once: the contract on one core (the
+        // larger half of a 50,000-function module's proof), the comparison
+        // with the input and the refusals below on the other.
+        let out = &out;
+        let (contract, (compared, refusals)) = crate::parallel::join(
+            || verify::contract_errors(out),
+            || {
+                let compared = verify::compare_errors(elf, plan, out);
+                (compared, refusals(out, map))
+            },
+        );
+        verify::verdict(contract, compared).map_err(Error::Internal)?;
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }
@@ -383,8 +406,8 @@ impl Pending<'_, '_> {
         // What the maps could not prove: the patch-first order of modules
         // they give only as loaded (kallsyms, symbols.klp).
         if let Some(m) = map {
-            let table = crate::klp_patch::read(&out);
-            notes.extend(resolution::unchecked_orders(&out, m, table.as_ref()));
+            let table = crate::klp_patch::read(out);
+            notes.extend(resolution::unchecked_orders(out, m, table.as_ref()));
         }
         if self.signed {
             notes.push(Finding::new(
@@ -400,6 +423,27 @@ impl Pending<'_, '_> {
             sections: self.sections,
         })
     }
+}
+
+/// What the kernel refuses of a converted module `out` beyond the contract
+/// that [`verify`] proves.
+fn refusals(out: &Elf, map: Option<&SymbolMap>) -> Vec<Finding> {
+    // The converted module must pass every check the kernel's loader makes;
+    // what fails here comes from the input (a ppc64 local call, say).
+    // With maps, the output is resolved as the kernel will resolve it: an
+    // address that overflows its field (an `R_X86_64_32` against a vmlinux
+    // address, say) is only known now.
+    let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
+    // And the rules of the module's release (its vermagic) that refuse: a
+    // ppc64 plain store into read-only memory, a per-CPU target.
+    let target = crate::rules::Target::of(out, None);
+    crate::arch::loader_rules(out)
+        .into_iter()
+        .chain(resolved.into_iter().flatten())
+        .chain(crate::rules::kernels::late_reloc_read_only(out, &target))
+        .chain(crate::rules::kernels::percpu_targets(out, &target))
+        .filter(Finding::is_error)
+        .collect()
 }
 
 /// The compression an output's name promises (`x.ko.xz`, `x.ko.zst`): the

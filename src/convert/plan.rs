@@ -285,6 +285,9 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         }
     }
 
+    // Kept until the output is proven: without the room doubling left.
+    plan.removals.shrink_to_fit();
+
     // A section for a module the patch has no klp_object for is never
     // applied; convert cannot add an object to the module's C data. Once
     // per object: the fix is one entry.
@@ -342,17 +345,17 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     }
     // The selected symbols are renamed, in the order they were selected
     // (their klp forms move from the selection into the plan).
+    // Collected into a vector of the selection's size: grown by doubling,
+    // 50,000 renames held room for 65,536 until the output was proven.
     let mut sel = sel;
-    plan.renames = sel
-        .order
-        .iter()
-        .filter_map(|&sym| {
-            Some(Rename {
-                sym,
-                klp: sel.annotations[sym].take()?.target,
-            })
+    let mut renames = Vec::with_capacity(sel.order.len());
+    renames.extend(sel.order.iter().filter_map(|&sym| {
+        Some(Rename {
+            sym,
+            klp: sel.annotations[sym].take()?.target,
         })
-        .collect();
+    }));
+    plan.renames = renames;
     // The release's limit on names (the module's vermagic): the grammar
     // allows the longest, KSYM_NAME_LEN of 6.1 and later.
     let mut whole = Vec::new();

@@ -69,7 +69,7 @@ pub fn select<'a>(elf: &Elf<'a>) -> (Selection<'a>, Vec<Finding>) {
             continue;
         }
         match names::parse_annotation(sym.name) {
-            Ok(a) => sel.add(sym.index, a),
+            Ok(a) => sel.add(sym.index as usize, a),
             Err(e) => problems.push(
                 Finding::new(
                     Rule::MalformedAnnotation,
@@ -163,7 +163,7 @@ fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
                     )));
                     continue;
                 }
-                match chosen.get(&sym.index) {
+                match chosen.get(&(sym.index as usize)) {
                     Some((o, p, _)) if (*o, *p) != (obj, pos) => {
                         problems.push(at(Finding::new(Rule::SymposTable, format!(
                             "conflicting annotations for '{}': KLP_SYMPOS in {} at position {pos}, and in {} at position {p}",
@@ -172,7 +172,7 @@ fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
                     }
                     Some(_) => {}
                     None => {
-                        chosen.insert(sym.index, (obj, pos, r.offset));
+                        chosen.insert(sym.index as usize, (obj, pos, r.offset));
                         let target = KlpSymbol {
                             obj: Cow::Borrowed(obj),
                             name: Cow::Borrowed(sym.name),
@@ -187,7 +187,7 @@ fn sympos_tables<'a>(elf: &Elf<'a>) -> (SymposTables<'a>, Vec<Finding>) {
                             continue;
                         }
                         out.symbols.push((
-                            sym.index,
+                            (sym.index as usize),
                             Annotation {
                                 lp_obj: Cow::Borrowed(obj),
                                 target,

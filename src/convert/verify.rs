@@ -11,17 +11,32 @@ use crate::rules::{contract, Target};
 /// Re-read the output and prove it: the contract holds, every input
 /// relocation is present exactly once, and nothing else changed.
 pub fn verify(input: &Elf, plan: &Plan, out: &Elf) -> Result<(), Vec<Finding>> {
+    verdict(contract_errors(out), compare(input, plan, out))
+}
+
+/// The first half of [`verify`]: what the output breaks of the contract.
+pub fn contract_errors(out: &Elf) -> Vec<Finding> {
     let target = Target::of(out, None);
-    let mut problems: Vec<Finding> = contract::module(out, &target)
+    contract::module(out, &target)
         .into_iter()
         .filter(Finding::is_error)
-        .collect();
-    problems.append(&mut compare(input, plan, out));
-    if problems.is_empty() {
+        .collect()
+}
+
+/// [`verify`]'s verdict from its two halves, [`contract_errors`] and
+/// [`compare_errors`] (which a caller may run at once).
+pub fn verdict(mut contract: Vec<Finding>, mut compared: Vec<Finding>) -> Result<(), Vec<Finding>> {
+    contract.append(&mut compared);
+    if contract.is_empty() {
         Ok(())
     } else {
-        Err(problems)
+        Err(contract)
     }
+}
+
+/// The second half of [`verify`]: the output against the input and the plan.
+pub fn compare_errors(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
+    compare(input, plan, out)
 }
 
 /// Where the run of `k` starts in `sorted` (`sorted.partition_point(|b| *b
@@ -61,7 +76,7 @@ fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
             && a.st_other == b.st_other
             && a.st_value == b.st_value
             && a.st_size == b.st_size;
-        let ok = match renamed[a.index] {
+        let ok = match renamed[a.index as usize] {
             Some(klp) => {
                 name.clear();
                 klp.write_name(&mut name);
@@ -147,13 +162,14 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
     // The relocation sections of each side by (target, position).
     let by_target = |elf: &Elf, skip: &dyn Fn(usize) -> bool| {
         // (u32, u32): 8 bytes, not 16, for 150,000 relocation sections.
-        let mut v: Vec<(u32, u32)> = elf
-            .relocs
-            .iter()
-            .enumerate()
-            .filter(|(_, rs)| !skip(rs.index))
-            .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n as u32))
-            .collect();
+        let mut v: Vec<(u32, u32)> = Vec::with_capacity(elf.relocs.len());
+        v.extend(
+            elf.relocs
+                .iter()
+                .enumerate()
+                .filter(|(_, rs)| !skip(rs.index))
+                .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n as u32)),
+        );
         // A stable sort, which merges the runs already in order: the
         // sections come in runs of ascending targets (the input's, then the
         // klp sections the conversion appended).

@@ -242,7 +242,7 @@ impl<'a> Section<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Symbol<'a> {
     /// Symbol index.
-    pub index: usize,
+    pub index: u32,
     /// Name, from the symbol string table.
     pub name: &'a [u8],
     /// `st_name`.
@@ -651,7 +651,11 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 u32::from(st_shndx)
             };
             symbols.push(Symbol {
-                index: i,
+                // The file holds the symbols: it would need to exceed 64
+                // GiB for their number not to fit (16 bytes the least a one).
+                index: u32::try_from(i).map_err(|_| {
+                    ReadError("section .symtab: more than 2^32 symbols".to_string())
+                })?,
                 name,
                 st_name: sym.st_name(endian),
                 st_info: sym.st_info(),
@@ -732,6 +736,16 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
 /// A file whose sections lie in index order is proven by one pass, without
 /// a sorted copy of 100,000 extents; otherwise (GNU as puts the relocation
 /// sections after all the others) the extents are sorted.
+/// The extents in the file of the sections that have bytes there:
+/// (start, end, index).
+fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
+    sections: I,
+) -> impl Iterator<Item = (u64, u64, usize)> + use<'s, I> {
+    sections
+        .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
+        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
+}
+
 fn check_overlaps<'s>(
     sections: impl Iterator<Item = Section<'s>> + Clone,
     header_size: u64,
@@ -742,12 +756,8 @@ fn check_overlaps<'s>(
             .nth(index)
             .map_or_else(String::new, |s| s.display_name())
     };
-    let extents = sections
-        .clone()
-        .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
-        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index));
     let mut end = header_size;
-    let in_order = extents.clone().all(|(start, next_end, _)| {
+    let in_order = extents_in_index_order(sections.clone()).all(|(start, next_end, _)| {
         let apart = start >= end;
         end = next_end;
         apart
@@ -755,8 +765,61 @@ fn check_overlaps<'s>(
     if in_order {
         return Ok(());
     }
-    let mut extents: Vec<(u64, u64, usize)> = extents.collect();
-    extents.sort_unstable_by_key(|&(start, _, _)| start);
+    // In index order, a compiler's object interleaves a few chains each in
+    // file order (gcc's 50,000 functions: each `.text.f` at the front, its
+    // `.rela.text.f` at the back). Dealt into such chains (a byte each),
+    // they are merged, each read from the headers again; extents in any
+    // other order are collected and sorted. Neither keeps 100,000 extents
+    // around in chains, nor sorts them anew.
+    const CHAINS: usize = 8;
+    let mut last: Vec<u64> = Vec::new();
+    let mut chain_of: Vec<u8> = Vec::new();
+    for (start, _, _) in extents_in_index_order(sections.clone()) {
+        if let Some(c) = last.iter().position(|&l| l <= start) {
+            last[c] = start;
+            chain_of.push(c as u8);
+        } else if last.len() < CHAINS {
+            chain_of.push(last.len() as u8);
+            last.push(start);
+        } else {
+            let mut extents: Vec<(u64, u64, usize)> =
+                extents_in_index_order(sections.clone()).collect();
+            extents.sort_unstable_by_key(|&(start, _, _)| start);
+            return apart(extents.into_iter(), header_size, name);
+        }
+    }
+    let chain = |c: usize| {
+        extents_in_index_order(sections.clone())
+            .zip(chain_of.iter())
+            .filter(move |(_, &k)| usize::from(k) == c)
+            .map(|(e, _)| e)
+    };
+    let mut heads: Vec<_> = (0..last.len())
+        .map(|c| {
+            let mut it = chain(c);
+            (it.next(), it)
+        })
+        .collect();
+    let merged = std::iter::from_fn(|| {
+        let (_, c) = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(c, (head, _))| Some((head.as_ref()?.0, c)))
+            .min()?;
+        let (head, it) = &mut heads[c];
+        std::mem::replace(head, it.next())
+    });
+    apart(merged, header_size, name)
+}
+
+/// Are `extents`, in order of their start, apart from one another and
+/// from the ELF header (its first `header_size` bytes)? `name` names a
+/// section by its index for the error.
+fn apart(
+    extents: impl Iterator<Item = (u64, u64, usize)>,
+    header_size: u64,
+    name: impl Fn(usize) -> String,
+) -> Result<(), ReadError> {
     let mut prev_end = header_size;
     let mut prev: Option<usize> = None;
     for (start, end, index) in extents {
@@ -819,5 +882,38 @@ mod tests {
         let header = [null, section(1, 60, 8)];
         let e = check_overlaps(header.iter().cloned(), 64).unwrap_err();
         assert_eq!(e.0, "section .s (#1) at 0x3c overlaps the ELF header");
+    }
+
+    /// Sections interleaving two chains in file order (a compiler's
+    /// `.text.f` and `.rela.text.f`), and more chains than are dealt (the
+    /// extents sorted whole): apart, or the overlap found, as in any order.
+    #[test]
+    fn overlaps_in_interleaved_chains() {
+        let null = section(0, 0, 0);
+        // Two chains: 64, 96, 128, ... and 1000, 1016, 1032, ...
+        let chains = |n: usize, overlap_at: Option<usize>| {
+            let mut v = vec![null];
+            for i in 0..n {
+                let text = 64 + 32 * i as u64;
+                let rela = 1000 + 16 * i as u64;
+                v.push(section(v.len(), text, 32));
+                let size = if Some(i) == overlap_at { 17 } else { 16 };
+                v.push(section(v.len(), rela, size));
+            }
+            v
+        };
+        assert!(check_overlaps(chains(20, None).into_iter(), 64).is_ok());
+        let e = check_overlaps(chains(20, Some(7)).into_iter(), 64).unwrap_err();
+        assert_eq!(e.0, "section .s (#18) at 0x468 overlaps section .s");
+        // Eleven chains, one section each, in falling order, then an
+        // extent that overlaps the ELF header's neighbour.
+        let mut many = vec![null];
+        for i in 0..11u64 {
+            many.push(section(many.len(), 4000 - 100 * i, 10));
+        }
+        assert!(check_overlaps(many.clone().into_iter(), 64).is_ok());
+        many.push(section(many.len(), 3005, 10));
+        let e = check_overlaps(many.into_iter(), 64).unwrap_err();
+        assert_eq!(e.0, "section .s (#12) at 0xbbd overlaps section .s");
     }
 }

@@ -580,7 +580,7 @@ impl Layout {
 
     fn push(&mut self, piece: Piece) {
         self.end += piece_len(&piece);
-        self.tail.push(piece);
+        push_merged(&mut self.tail, piece);
     }
 
     /// Append `piece` at the next multiple of `align`, zero-padding;
@@ -634,31 +634,39 @@ impl Layout {
         let mut bytes = input[..header_len].to_vec();
         header(&mut bytes);
         self.owned.push(bytes);
-        let mut pieces = Vec::with_capacity(3 * order.len() + self.tail.len() + 2);
-        pieces.push(Piece::Owned(head, 0..header_len));
-        let mut at = header_len;
-        for &i in &order {
-            let o = &self.overlays[i];
-            if o.end == o.start {
-                continue;
+        // The pieces over the input's first `base` bytes, in file order,
+        // given to `put`: counted first, then pushed into a vector of
+        // exactly that many (100,000 of them for 50,000 emptied sections).
+        let overlays = |put: &mut dyn FnMut(Piece)| {
+            put(Piece::Owned(head, 0..header_len));
+            let mut at = header_len;
+            for &i in &order {
+                let o = &self.overlays[i];
+                if o.end == o.start {
+                    continue;
+                }
+                if o.start > at {
+                    put(Piece::Input(at..o.start));
+                }
+                // An emptied section (50,000 relocation sections whose every
+                // entry moved) is all zeros: no piece of its empty buffer.
+                let len = self.owned[o.buf].len();
+                if len > 0 {
+                    put(Piece::Owned(o.buf, 0..len));
+                }
+                if o.end > o.start + len {
+                    put(Piece::Zeros((o.end - o.start - len) as u64));
+                }
+                at = o.end;
             }
-            if o.start > at {
-                pieces.push(Piece::Input(at..o.start));
+            if self.base > at {
+                put(Piece::Input(at..self.base));
             }
-            // An emptied section (50,000 relocation sections whose every
-            // entry moved) is all zeros: no piece of its empty buffer.
-            let len = self.owned[o.buf].len();
-            if len > 0 {
-                pieces.push(Piece::Owned(o.buf, 0..len));
-            }
-            if o.end > o.start + len {
-                pieces.push(Piece::Zeros((o.end - o.start - len) as u64));
-            }
-            at = o.end;
-        }
-        if self.base > at {
-            pieces.push(Piece::Input(at..self.base));
-        }
+        };
+        let mut count = 0;
+        overlays(&mut |_| count += 1);
+        let mut pieces = Vec::with_capacity(count + self.tail.len());
+        overlays(&mut |p| pieces.push(p));
         pieces.append(&mut self.tail);
         Output {
             input,
@@ -698,6 +706,30 @@ impl Layout {
             owned: vec![out],
             len,
         }
+    }
+}
+
+/// Append `piece` to `pieces`, as part of the last one where it continues
+/// it: the bytes of 50,000 new sections, one after the other in one
+/// buffer, are written as one piece, not 50,000.
+fn push_merged(pieces: &mut Vec<Piece>, piece: Piece) {
+    let merged = match (pieces.last_mut(), &piece) {
+        (Some(Piece::Owned(b, r)), Piece::Owned(nb, nr)) if b == nb && r.end == nr.start => {
+            r.end = nr.end;
+            true
+        }
+        (Some(Piece::Input(r)), Piece::Input(nr)) if r.end == nr.start => {
+            r.end = nr.end;
+            true
+        }
+        (Some(Piece::Zeros(n)), Piece::Zeros(m)) => {
+            *n += m;
+            true
+        }
+        _ => false,
+    };
+    if !merged {
+        pieces.push(piece);
     }
 }
 
@@ -937,6 +969,38 @@ mod tests {
         let out = l.into_output(&input, 16, |_| {});
         let w = written(&out);
         assert!(w[64..64 + 3 * ZEROS.len() + 5].iter().all(|&b| b == 0));
+    }
+
+    /// A piece that continues the last one (the same buffer or the input,
+    /// the next byte; zeros after zeros) joins it; any other is its own.
+    #[test]
+    fn contiguous_pieces_are_merged() {
+        let mut p = Vec::new();
+        for piece in [
+            Piece::Owned(0, 0..4),
+            Piece::Owned(0, 4..8),
+            Piece::Owned(0, 9..10),
+            Piece::Owned(1, 10..12),
+            Piece::Zeros(2),
+            Piece::Zeros(3),
+            Piece::Input(5..6),
+            Piece::Input(6..9),
+            Piece::Input(10..11),
+        ] {
+            push_merged(&mut p, piece);
+        }
+        let got: Vec<String> = p.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(
+            got,
+            [
+                "Owned(0, 0..8)",
+                "Owned(0, 9..10)",
+                "Owned(1, 10..12)",
+                "Zeros(5)",
+                "Input(5..9)",
+                "Input(10..11)"
+            ]
+        );
     }
 
     /// `e_shoff`/`e_shnum` and `st_name`/`st_shndx` land where the ELF

@@ -92,7 +92,8 @@ impl SymbolMap {
                 kind: kind_letter(elf, s),
                 addr: Some(s.st_value),
                 section: sec.map(|sec| sec.name),
-                file: file.filter(|_| s.index < first_global && s.kind() != abi::STT_FILE),
+                file: file
+                    .filter(|_| (s.index as usize) < first_global && s.kind() != abi::STT_FILE),
                 coming_only: !core,
             })?;
         }

@@ -69,7 +69,7 @@ impl SymbolMap {
                 continue;
             }
             let file = match file {
-                Some(f) if s.index < first_global => {
+                Some(f) if (s.index as usize) < first_global => {
                     if files.last() != Some(&f) {
                         files.push(f);
                     }

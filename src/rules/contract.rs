@@ -772,10 +772,10 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     // 100,000). The few relocations that need more parse it again.
     let mut of_vmlinux: Vec<Option<bool>> = vec![None; elf.symbols.len()];
     for sym in &elf.symbols {
-        if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index] {
+        if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index as usize] {
             let parts = names::parse_klp_symbol_ref(sym.name);
             out.extend(klp_symbol_name_parsed(sym, &parts, target));
-            of_vmlinux[sym.index] = parts.ok().map(|k| k.obj == VMLINUX);
+            of_vmlinux[sym.index as usize] = parts.ok().map(|k| k.obj == VMLINUX);
         }
         if annotations {
             out.extend(unconverted_annotation(elf, sym));

@@ -577,7 +577,7 @@ fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
         .symbols
         .iter()
         .filter(|s| contract::needs_linking(s))
-        .filter_map(|s| Some((s.index as u32, map.exporter(s.name)?)))
+        .filter_map(|s| Some((s.index, map.exporter(s.name)?)))
         .collect();
     if linked.is_empty() {
         return Vec::new();
@@ -668,7 +668,7 @@ fn klp_symbols_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding
                 let (true, Some(addr)) = (absolute, r.addr) else {
                     continue;
                 };
-                if let Some(rels) = uses.get_or_insert_with(gather).get(&(sym.index as u32)) {
+                if let Some(rels) = uses.get_or_insert_with(gather).get(&sym.index) {
                     out.extend(arch::absolute_overflow(elf, rels, addr));
                     if let Some(kernel) = kernel {
                         out.extend(arch::pc_relative_range(elf, rels, addr, kernel));
