@@ -387,18 +387,25 @@ impl Pending<'_, '_> {
         let (elf, plan, map) = (&self.elf, &self.plan, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
-        // [`verify`] in two halves at once: the contract on one core (the
-        // larger half of a 50,000-function module's proof), the comparison
-        // with the input and the refusals below on the other.
+        // [`verify`] in two halves at once, with the refusals below: the
+        // contract and the maps' resolution on one core (half of a
+        // 50,000-function module's proof; most of a v7 drop-in's), the
+        // comparison with the input and the loader's rules on the other.
         let out = &out;
-        let (contract, (compared, refusals)) = crate::parallel::join(
-            || verify::contract_errors(out),
+        let ((contract, resolved), (compared, refused)) = crate::parallel::join(
             || {
-                let compared = verify::compare_errors(elf, plan, out);
-                (compared, refusals(out, map))
+                let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
+                (verify::contract_errors(out), resolved)
             },
+            || (verify::compare_errors(elf, plan, out), refusals(out)),
         );
         verify::verdict(contract, compared).map_err(Error::Internal)?;
+        let refusals: Vec<Finding> = refused
+            .loader
+            .into_iter()
+            .chain(resolved.into_iter().flatten().filter(Finding::is_error))
+            .chain(refused.release)
+            .collect();
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }
@@ -425,25 +432,31 @@ impl Pending<'_, '_> {
     }
 }
 
-/// What the kernel refuses of a converted module `out` beyond the contract
-/// that [`verify`] proves.
-fn refusals(out: &Elf, map: Option<&SymbolMap>) -> Vec<Finding> {
-    // The converted module must pass every check the kernel's loader makes;
-    // what fails here comes from the input (a ppc64 local call, say).
-    // With maps, the output is resolved as the kernel will resolve it: an
-    // address that overflows its field (an `R_X86_64_32` against a vmlinux
-    // address, say) is only known now.
-    let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
-    // And the rules of the module's release (its vermagic) that refuse: a
-    // ppc64 plain store into read-only memory, a per-CPU target.
+/// What the kernel refuses of a converted module beyond the contract that
+/// [`verify`] proves, but for the maps' resolution: with maps, the output
+/// is resolved as the kernel will resolve it (an address that overflows
+/// its field, an `R_X86_64_32` against a vmlinux address, say, is only
+/// known now), and those refusals go between these two kinds.
+struct Refusals {
+    /// The checks the kernel's loader makes; what fails here comes from
+    /// the input (a ppc64 local call, say).
+    loader: Vec<Finding>,
+    /// The rules of the module's release (its vermagic) that refuse: a
+    /// ppc64 plain store into read-only memory, a per-CPU target.
+    release: Vec<Finding>,
+}
+
+/// The [`Refusals`] of the converted module `out`.
+fn refusals(out: &Elf) -> Refusals {
     let target = crate::rules::Target::of(out, None);
-    crate::arch::loader_rules(out)
+    let mut loader = crate::arch::loader_rules(out);
+    loader.retain(Finding::is_error);
+    let release = crate::rules::kernels::late_reloc_read_only(out, &target)
         .into_iter()
-        .chain(resolved.into_iter().flatten())
-        .chain(crate::rules::kernels::late_reloc_read_only(out, &target))
         .chain(crate::rules::kernels::percpu_targets(out, &target))
         .filter(Finding::is_error)
-        .collect()
+        .collect();
+    Refusals { loader, release }
 }
 
 /// The compression an output's name promises (`x.ko.xz`, `x.ko.zst`): the

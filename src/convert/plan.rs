@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::select::Selection;
 use crate::arch;
-use crate::elf::{Elf, Reloc, RelocSection, SHF_RELA_LIVEPATCH};
+use crate::elf::{Elf, Reloc, RelocSection, Section, SHF_RELA_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::klp_patch;
 use crate::names::{self, Annotation, KlpSymbol};
@@ -104,6 +104,19 @@ pub fn klp_move(
 ) -> Result<Move, Finding> {
     let sec = &elf.sections.at(rs.index);
     let target = contract::relocation_target(elf, sec)?;
+    klp_move_into(elf, rs, &target, r, a, loader)
+}
+
+/// [`klp_move`] with the relocation section's target section already
+/// found ([`contract::relocation_target`], once a section, not an entry).
+fn klp_move_into(
+    elf: &Elf,
+    rs: &RelocSection,
+    target: &Section,
+    r: &Reloc,
+    a: &Annotation,
+    loader: bool,
+) -> Result<Move, Finding> {
     if !target.is_alloc() && arch::is_debug_section(target.name) {
         return Ok(Move::Left(Finding::new(
             Rule::DebugSectionLeft,
@@ -113,27 +126,27 @@ pub fn klp_move(
             ),
         )));
     }
-    let refusal = contract::offset_within(&target, r.offset)
-        .or_else(|| contract::target_alloc(&target))
+    let refusal = contract::offset_within(target, r.offset)
+        .or_else(|| contract::target_alloc(target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
-        .or_else(|| contract::late_target(&a.lp_obj, &target, elf.machine))
+        .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
         .or_else(|| {
             // The release only matters for the per-CPU section.
-            kernels::is_percpu_section(&target)
-                .then(|| kernels::percpu_target(&a.lp_obj, &target, &Target::of(elf, None)))
+            kernels::is_percpu_section(target)
+                .then(|| kernels::percpu_target(&a.lp_obj, target, &Target::of(elf, None)))
                 .flatten()
         })
         .or_else(|| {
             // A warning (a distance that may fit) does not stop the move;
             // `check` reports it on the output.
             loader
-                .then(|| arch::klp_entry_rule(elf, &target, r, &elf.symbols[r.sym as usize]))
+                .then(|| arch::klp_entry_rule(elf, target, r, &elf.symbols[r.sym as usize]))
                 .flatten()
                 .filter(Finding::is_error)
         })
         .or_else(|| {
             loader
-                .then(|| arch::klp_move_rule(elf, &target, r, &a.target))
+                .then(|| arch::klp_move_rule(elf, target, r, &a.target))
                 .flatten()
         });
     if let Some(p) = refusal {
@@ -219,11 +232,13 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         let target_index = sec.sh_info as usize;
         let mut moving = vec![false; rs.len()];
         let mut any = false;
+        // Decoded once a section: a module has 50,000 of them.
+        let target = elf.sections.get(target_index);
+        let mut moves_into: Option<Result<Section, Finding>> = None;
         for (n, r) in rs.entries().enumerate() {
             let sym = &elf.symbols[r.sym as usize];
             let here = |p: Finding| p.at_entry(elf, rs.index, &r);
             if !is_klp {
-                let target = elf.sections.get(target_index);
                 if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(
                     elf,
                     sym,
@@ -248,7 +263,12 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
                 )));
                 continue;
             }
-            let addend = match klp_move(elf, rs, &r, a, loader) {
+            let into = moves_into.get_or_insert_with(|| contract::relocation_target(elf, sec));
+            let moved = match into {
+                Ok(t) => klp_move_into(elf, rs, t, &r, a, loader),
+                Err(p) => Err(p.clone()),
+            };
+            let addend = match moved {
                 Ok(Move::Klp(addend)) => addend,
                 Ok(Move::Left(note)) => {
                     plan.notes.push(here(note));
