@@ -126,6 +126,23 @@ impl MapError {
         }
     }
 
+    /// The same error, its line counted `lines` further on (an error of
+    /// the second half of a file read in two).
+    pub(crate) fn after_lines(self, lines: usize) -> MapError {
+        match self {
+            MapError::Parse {
+                path,
+                line: Some(line),
+                message,
+            } => MapError::Parse {
+                path,
+                line: Some(line + lines),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// The same error, about `path` when it names no file yet.
     pub fn in_file(self, file: &Path) -> MapError {
         match self {
@@ -775,6 +792,9 @@ impl SymbolMap {
     /// module (compressed or not), a JSON map, a kernel config, a
     /// symbols.klp, a Module.symvers, or a kallsyms dump / System.map.
     pub fn add_file(&mut self, path: &Path) -> Result<(), MapError> {
+        if let Some(read) = self.read_symbols_klp_split(path) {
+            return read.map_err(|e| e.in_file(path));
+        }
         if let Some(input) = symbols_klp::open_plain(path) {
             return self.read_symbols_klp(input).map_err(|e| e.in_file(path));
         }

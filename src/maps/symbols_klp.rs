@@ -6,9 +6,13 @@
 use std::io::Read;
 use std::path::Path;
 
+#[cfg(test)]
+use super::Wanted;
 use super::{module_name, MapError, SymbolMap, Symbols};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::names::VMLINUX;
+#[cfg(test)]
+use std::sync::Arc;
 
 /// The first line of a v7 `symbols.klp` (only these bytes are compared).
 pub const SYMBOLS_KLP_HEADER: &str = "klp-convert-symbol-data.0.1";
@@ -25,6 +29,36 @@ pub(super) fn open_plain(path: &Path) -> Option<impl Read> {
         .ok()?;
     let is_klp = head == SYMBOLS_KLP_HEADER.as_bytes();
     is_klp.then(|| std::io::Cursor::new(head).chain(file))
+}
+
+/// The size from which a plain symbols.klp is read on two cores
+/// ([`SymbolMap::read_symbols_klp_split`]): a kernel's is 10–30 MB.
+const SPLIT_AT_LEAST: u64 = 4 << 20;
+
+/// Where the first line that starts at or after `at` starts in the file
+/// at `path`: the byte after the first `\n` from `at - 1` on, looked for
+/// in the next 64 KiB. `None` if there is none there (or no such file).
+fn line_start_after(path: &Path, at: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::File::open(path).ok()?;
+    let from = at.checked_sub(1)?;
+    let mut window = vec![0; 1 << 16];
+    let n = file.read_at(&mut window, from).ok()?;
+    let nl = memchr::memchr(b'\n', &window[..n])?;
+    Some(from + nl as u64 + 1).filter(|&s| s > 0)
+}
+
+/// The names a second half of a symbols.klp begins with, before its first
+/// `*` line: they belong to the object the first half ended in.
+#[derive(Default)]
+struct Head {
+    /// The names kept, in order.
+    symbols: Symbols,
+    /// The names their `__ksymtab_` marks among them export.
+    exports: Vec<Vec<u8>>,
+    /// The line (of the half) of the first name, kept or not: a name
+    /// before any object is an error.
+    first_name: Option<usize>,
 }
 
 /// A line and where its first `.` is ([`Lines::next_line_dot`]).
@@ -133,24 +167,208 @@ impl SymbolMap {
     /// file's text is never held whole next to the map made of it.
     pub fn read_symbols_klp(&mut self, input: impl Read) -> Result<(), MapError> {
         let mut lines = Lines::new(input);
-        match lines.next_line()? {
-            Some(h) if h.starts_with(SYMBOLS_KLP_HEADER.as_bytes()) => {}
-            _ => {
-                return Err(MapError::parse(
-                    None,
-                    format!("not a symbols.klp file (no '{SYMBOLS_KLP_HEADER}' header)"),
-                ))
-            }
-        }
+        self.read_header(&mut lines)?;
         // The current block's object is out of the map while its names are
         // added: one map lookup a block, not a line (a 1.5-million-line
         // file has a few thousand blocks). It goes back in whatever happens.
         let mut current: Option<(Vec<u8>, Symbols)> = None;
-        let read = self.read_blocks(&mut lines, &mut current);
-        self.fill_next(&mut current, None, &mut FxHashSet::default());
+        let mut begun = FxHashSet::default();
+        let read = self.read_blocks(&mut lines, &mut current, &mut begun);
+        self.fill_next(&mut current, None, &mut begun);
         read?;
         self.has_exports = true;
         Ok(())
+    }
+
+    /// [`SymbolMap::read_symbols_klp`] of the plain symbols.klp at `path`
+    /// on two cores, when it is large enough to gain ([`SPLIT_AT_LEAST`]):
+    /// its first half read here, the rest at once into a second map, which
+    /// is then merged into this one as reading on would have added it.
+    /// `None`: not such a file (the caller reads it as before).
+    pub(super) fn read_symbols_klp_split(&mut self, path: &Path) -> Option<Result<(), MapError>> {
+        use std::os::unix::fs::FileExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        let len = meta.len();
+        if !meta.is_file() || len < SPLIT_AT_LEAST {
+            return None;
+        }
+        let mut head = [0; SYMBOLS_KLP_HEADER.len()];
+        std::fs::File::open(path)
+            .ok()?
+            .read_exact_at(&mut head, 0)
+            .ok()?;
+        if head != SYMBOLS_KLP_HEADER.as_bytes() {
+            return None;
+        }
+        let split = line_start_after(path, len / 2)?;
+        Some(self.read_split_at(path, split))
+    }
+
+    /// [`SymbolMap::read_symbols_klp_split`] at `split`, the start of a
+    /// line of the file.
+    fn read_split_at(&mut self, path: &Path, split: u64) -> Result<(), MapError> {
+        use std::io::Seek as _;
+        let io = |e: std::io::Error| MapError::parse(None, format!("cannot read: {e}"));
+        let first = std::fs::File::open(path).map_err(io)?;
+        let mut second = std::fs::File::open(path).map_err(io)?;
+        second.seek(std::io::SeekFrom::Start(split)).map_err(io)?;
+        let mut rest = SymbolMap {
+            wanted: self.wanted.clone(),
+            ..SymbolMap::default()
+        };
+        let (later, (read, lines, last, begun)) = crate::parallel::join(
+            || rest.read_rest(second).map(|c| (rest, c)),
+            || {
+                let mut lines = Lines::new(first.take(split));
+                let mut current: Option<(Vec<u8>, Symbols)> = None;
+                let mut begun = FxHashSet::default();
+                let read = self
+                    .read_header(&mut lines)
+                    .and_then(|()| self.read_blocks(&mut lines, &mut current, &mut begun));
+                let last = current.as_ref().map(|(obj, _)| obj.clone());
+                self.fill_next(&mut current, None, &mut begun);
+                (read, lines.n, last, begun)
+            },
+        );
+        read?;
+        let (rest, head) = later.map_err(|e| e.after_lines(lines))?;
+        self.merge_rest(rest, head, last, &begun, lines)?;
+        self.has_exports = true;
+        Ok(())
+    }
+
+    /// Read the rest of a symbols.klp from a line start: the names before
+    /// its first `*` line (which belong to the object the first half ended
+    /// in) apart, the blocks after into this map.
+    fn read_rest(&mut self, input: impl Read) -> Result<Head, MapError> {
+        let mut lines = Lines::new(input);
+        let mut head = Head::default();
+        let mut current: Option<(Vec<u8>, Symbols)> = None;
+        let mut begun = FxHashSet::default();
+        // The line number (lines.n, which the line borrowed from `lines`
+        // keeps from being read).
+        let mut n = 0;
+        while let Some((line, dot)) = lines.next_line_dot()? {
+            n += 1;
+            if let Some(obj) = line.strip_prefix(b"*") {
+                self.fill_next(
+                    &mut current,
+                    Some(module_name(obj.trim_ascii())),
+                    &mut begun,
+                );
+                break;
+            }
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            head.first_name.get_or_insert(n);
+            let Some((name, exported)) = self.take_name(line, dot) else {
+                continue;
+            };
+            if let Some(exported) = exported {
+                head.exports.push(exported.to_vec());
+            }
+            head.symbols.push_named(name)?;
+        }
+        let read = self.read_blocks(&mut lines, &mut current, &mut begun);
+        self.fill_next(&mut current, None, &mut begun);
+        read?;
+        Ok(head)
+    }
+
+    /// Take in `rest`, the map of a file's second half, and `head`, the
+    /// names it began with, after the first half this map read (`lines`
+    /// lines, ending in the block of `last`, the objects `begun`): as
+    /// reading on would have. The head's names go on `last`'s list; an
+    /// object the first half began goes on, any other replaces what an
+    /// earlier source gave; an export's last owner wins.
+    fn merge_rest(
+        &mut self,
+        rest: SymbolMap,
+        head: Head,
+        last: Option<Vec<u8>>,
+        begun: &FxHashSet<Vec<u8>>,
+        lines: usize,
+    ) -> Result<(), MapError> {
+        match (last, head.first_name) {
+            (Some(last), _) => {
+                if let Some(symbols) = self.objects.get_mut(&last) {
+                    for name in head.symbols.names() {
+                        symbols.push_named(name)?;
+                    }
+                    symbols.shrink_to_fit();
+                }
+                for name in &head.exports {
+                    self.add_export(name, &last);
+                }
+            }
+            (None, Some(n)) => {
+                return Err(MapError::parse(
+                    Some(lines + n),
+                    "symbol before the first *object line",
+                ))
+            }
+            (None, None) => {}
+        }
+        for (obj, symbols) in rest.objects {
+            match self.objects.get_mut(&obj).filter(|_| begun.contains(&obj)) {
+                Some(earlier) => {
+                    for name in symbols.names() {
+                        earlier.push_named(name)?;
+                    }
+                    earlier.shrink_to_fit();
+                }
+                None => {
+                    self.objects.insert(obj, symbols);
+                }
+            }
+        }
+        for (name, owner) in rest.exports {
+            self.add_export(&name, &owner);
+        }
+        Ok(())
+    }
+
+    /// The header line of a symbols.klp, checked.
+    fn read_header(&mut self, lines: &mut Lines<impl Read>) -> Result<(), MapError> {
+        match lines.next_line()? {
+            Some(h) if h.starts_with(SYMBOLS_KLP_HEADER.as_bytes()) => Ok(()),
+            _ => Err(MapError::parse(
+                None,
+                format!("not a symbols.klp file (no '{SYMBOLS_KLP_HEADER}' header)"),
+            )),
+        }
+    }
+
+    /// A name line the map keeps (`dot`: where its first `.` is), and the
+    /// name it marks exported when it is a `__ksymtab_` mark; `None` for a
+    /// line the map does not keep (or an empty one).
+    #[inline(always)]
+    fn take_name<'l>(
+        &self,
+        line: &'l [u8],
+        dot: Option<usize>,
+    ) -> Option<(&'l [u8], Option<&'l [u8]>)> {
+        let name = line.trim_ascii();
+        if name.is_empty() {
+            return None;
+        }
+        // The base was found with the line's end, unless trimming
+        // moved the name's start.
+        let keep = match (name.len() == line.len(), dot) {
+            (true, Some(d)) => self.keeps_with_base(name, &name[..d]),
+            (true, None) => self.keeps_with_base(name, name),
+            (false, _) => self.keeps(name),
+        };
+        if !keep {
+            return None;
+        }
+        // (The first byte first: a call to memcmp a line costs more.)
+        let exported = match name.first() {
+            Some(b'_') => name.strip_prefix(b"__ksymtab_"),
+            _ => None,
+        };
+        Some((name, exported))
     }
 
     /// The blocks of a symbols.klp after its header ([`SymbolMap::read_symbols_klp`]).
@@ -158,15 +376,14 @@ impl SymbolMap {
         &mut self,
         lines: &mut Lines<impl Read>,
         current: &mut Option<(Vec<u8>, Symbols)>,
+        begun: &mut FxHashSet<Vec<u8>>,
     ) -> Result<(), MapError> {
-        let mut begun = FxHashSet::default();
         while let Some((line, dot)) = lines.next_line_dot()? {
             if let Some(obj) = line.strip_prefix(b"*") {
-                self.fill_next(current, Some(module_name(obj.trim_ascii())), &mut begun);
+                self.fill_next(current, Some(module_name(obj.trim_ascii())), begun);
                 continue;
             }
-            let name = line.trim_ascii();
-            if name.is_empty() {
+            if line.trim_ascii().is_empty() {
                 continue;
             }
             let Some((obj, symbols)) = current else {
@@ -175,20 +392,8 @@ impl SymbolMap {
                     "symbol before the first *object line",
                 ));
             };
-            // The base was found with the line's end, unless trimming
-            // moved the name's start.
-            let keep = match (name.len() == line.len(), dot) {
-                (true, Some(d)) => self.keeps_with_base(name, &name[..d]),
-                (true, None) => self.keeps_with_base(name, name),
-                (false, _) => self.keeps(name),
-            };
-            if !keep {
+            let Some((name, exported)) = self.take_name(line, dot) else {
                 continue;
-            }
-            // (The first byte first: a call to memcmp a line costs more.)
-            let exported = match name.first() {
-                Some(b'_') => name.strip_prefix(b"__ksymtab_"),
-                _ => None,
             };
             if let Some(exported) = exported {
                 self.add_export(exported, obj);
@@ -249,6 +454,59 @@ impl SymbolMap {
 mod tests {
     use super::super::Unresolved;
     use super::*;
+
+    /// A file read in two halves at any line start gives the map, or the
+    /// error (and its line), that reading it whole gives: an object
+    /// continued across the split or begun again after it, an export
+    /// whose last owner wins, an object an earlier source gave replaced,
+    /// names before any object, with and without a set of wanted names.
+    #[test]
+    fn read_in_two_halves_is_read_whole() {
+        let good = "klp-convert-symbol-data.0.1\n*vmlinux\n__ksymtab_printk\nprintk\n  dup\n\ndup\nkeep.cold\n*mod_a\nx\n__ksymtab_x\n*vmlinux\ndup\n__ksymtab_x\n*mod_b\ny\n*mod_a\nx\nz\n";
+        let orphan = "klp-convert-symbol-data.0.1\n\nprintk\n*vmlinux\ndup\n";
+        let no_header = "*vmlinux\nprintk\n";
+        let mut wanted = Wanted::new();
+        for name in ["dup", "x", "keep", "printk"] {
+            wanted.add_name(name.as_bytes());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("symbols.klp");
+        for text in [good, orphan, no_header] {
+            std::fs::write(&path, text).unwrap();
+            for filter in [None, Some(Arc::new(wanted.clone()))] {
+                // An earlier source gave mod_b and mod_c.
+                let mut before = SymbolMap::new();
+                before
+                    .add_symbols_klp("klp-convert-symbol-data.0.1\n*mod_b\nold\n*mod_c\nc\n")
+                    .unwrap();
+                before.wanted = filter.clone();
+                let mut whole = before.clone();
+                let want = whole
+                    .read_symbols_klp(text.as_bytes())
+                    .map_err(|e| e.to_string());
+                let starts = (1..text.len()).filter(|&i| text.as_bytes()[i - 1] == b'\n');
+                for split in starts {
+                    let mut halves = before.clone();
+                    let got = halves
+                        .read_split_at(&path, split as u64)
+                        .map_err(|e| e.to_string());
+                    assert_eq!(got, want, "{text:?} split at {split}");
+                    if want.is_ok() {
+                        assert_eq!(halves, whole, "{text:?} split at {split}");
+                    }
+                }
+            }
+        }
+        // The split is found from the middle, at a line start.
+        std::fs::write(&path, good).unwrap();
+        assert_eq!(line_start_after(&path, 30), Some(37));
+        assert_eq!(&good.as_bytes()[36..42], b"\n__ksy");
+        assert_eq!(line_start_after(&path, 28), Some(28), "a line start itself");
+        assert_eq!(line_start_after(&path, 0), None);
+        let end = good.len() as u64;
+        assert_eq!(line_start_after(&path, end), Some(end), "the end");
+        assert_eq!(line_start_after(&path, end + 1), None, "past the end");
+    }
 
     #[test]
     fn read_and_write_back() {
