@@ -57,3 +57,5 @@ pub mod names;
 pub(crate) mod parallel;
 pub mod rules;
 pub mod show;
+
+pub use mapped::map_large_allocations;

@@ -92,32 +92,79 @@ pub fn map_files<T: Send>(
         .collect()
 }
 
-/// `a()` on a second thread while `b()` runs on this one, where there is
-/// a second core; else one after the other. Both results, or `a`'s panic
-/// carried on on this thread as if it had happened here (a
-/// [`crate::mapped::catch_quietly`] around the call sees it as its own).
-/// A conversion proves its output in two halves at once this way.
-pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+/// `a()` on a second thread while `b()` runs on this one, when `worth` it
+/// (a large module: two thread switches cost more than the halves of a
+/// small one save) and there is a second core and a thread to be had;
+/// else one after the other. Both results, or a panic carried on on this
+/// thread as a sequential run would have met it: `a`'s first. Inside a
+/// [`crate::mapped::catch_quietly`] the helper holds its message too, and
+/// the caller's catch sees the panic as its own; outside one, the helper's
+/// panic is reported where it happened, as any panic is. A conversion
+/// proves its output in two halves at once this way.
+pub fn join<A: Send, B>(
+    worth: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if cores < 2 {
+    if !worth || cores < 2 {
         let a = a();
         return (a, b());
     }
+    let quiet = crate::mapped::is_quiet();
+    // `a` stays here until the helper takes it: should no thread be had,
+    // it runs here after all.
+    let task = Mutex::new(Some(a));
+    let take = || task.lock().ok().and_then(|mut t| t.take());
     let (a, b) = std::thread::scope(|s| {
-        let helper = s.spawn(|| crate::mapped::catch_quietly(a));
-        let b = crate::mapped::catch_quietly(b);
-        // The helper catches its own panic: joining it never fails.
-        let a = helper
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let helper = std::thread::Builder::new()
+            .name("klp-convert-helper".to_string())
+            .spawn_scoped(s, || {
+                let a = take()?;
+                Some(if quiet {
+                    crate::mapped::catch_quietly(a).map_err(Thrown::Held)
+                } else {
+                    panic::catch_unwind(AssertUnwindSafe(a)).map_err(Thrown::Reported)
+                })
+            });
+        let b = if quiet {
+            crate::mapped::catch_quietly(b).map_err(Thrown::Held)
+        } else {
+            panic::catch_unwind(AssertUnwindSafe(b)).map_err(Thrown::Reported)
+        };
+        // The helper catches its own panic: joining it fails only if the
+        // helper could not take the task, which is then still here.
+        let a = helper.ok().and_then(|h| h.join().ok().flatten());
         (a, b)
     });
+    let a = match a {
+        Some(a) => a,
+        None => match take() {
+            Some(a) => Ok(a()),
+            None => unreachable!("the task runs once, here or on the helper"),
+        },
+    };
     match (a, b) {
         (Ok(a), Ok(b)) => (a, b),
-        // This thread's own panic first, as a sequential run would have
-        // met it had it come first.
-        (_, Err(caught)) | (Err(caught), _) => caught.rethrow(),
+        (Err(thrown), _) | (_, Err(thrown)) => thrown.rethrow(),
+    }
+}
+
+/// A panic one side of [`join`] caught, to carry on on the caller's thread.
+enum Thrown {
+    /// Caught by [`crate::mapped::catch_quietly`], its message held.
+    Held(crate::mapped::Caught),
+    /// Reported by the panic hook where it happened.
+    Reported(Box<dyn std::any::Any + Send>),
+}
+
+impl Thrown {
+    fn rethrow(self) -> ! {
+        match self {
+            Thrown::Held(caught) => caught.rethrow(),
+            Thrown::Reported(payload) => panic::resume_unwind(payload),
+        }
     }
 }
 
@@ -125,24 +172,46 @@ pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> 
 mod tests {
     use super::*;
 
-    /// Both results, in order; a panic on either side goes on on the
-    /// caller's thread, where `catch_unwind` catches it with its payload.
+    /// Both results, in order, on two threads or one; a panic on either
+    /// side goes on on the caller's thread (`a`'s when both panic, as one
+    /// after the other would), where `catch_unwind` catches it with its
+    /// payload, and `catch_quietly` with the message the hook held.
     #[test]
     fn join_gives_both_results_and_carries_a_panic() {
-        assert_eq!(join(|| 1 + 1, || "b"), (2, "b"));
-        for side in ["a", "b"] {
-            let caught = std::panic::catch_unwind(|| {
-                join(
-                    || assert_ne!(side, "a", "panic in a"),
-                    || assert_ne!(side, "b", "panic in b"),
-                )
-            });
-            let payload = caught.expect_err("the panic is carried");
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_default();
-            assert!(message.contains(&format!("panic in {side}")), "{message}");
+        for worth in [true, false] {
+            let helper = join(
+                worth,
+                || std::thread::current().name().map(String::from),
+                || 2,
+            );
+            assert_eq!(helper.1, 2);
+            if worth && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+                assert_eq!(helper.0.as_deref(), Some("klp-convert-helper"));
+            }
+            for (a, b, want) in [(true, false, "a"), (false, true, "b"), (true, true, "a")] {
+                let run = || {
+                    join(
+                        worth,
+                        || assert!(!a, "panic in a"),
+                        || assert!(!b, "panic in b"),
+                    )
+                };
+                let payload = std::panic::catch_unwind(run).expect_err("the panic is carried");
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                assert!(message.contains(&format!("panic in {want}")), "{message}");
+                let Err(caught) = crate::mapped::catch_quietly(run) else {
+                    panic!("not caught quietly");
+                };
+                assert!(
+                    caught.message().contains(&format!("panic in {want}")),
+                    "{}",
+                    caught.message()
+                );
+            }
         }
     }
 

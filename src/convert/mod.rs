@@ -243,6 +243,7 @@ pub fn prepare<'a, 'm>(
         MENDED
     };
     let (broken, planned) = crate::parallel::join(
+        worth_two_cores(&elf),
         || broken_except(guess),
         || plan_selected(&elf, map, true, sel, problems),
     );
@@ -393,6 +394,7 @@ impl Pending<'_, '_> {
         // comparison with the input and the loader's rules on the other.
         let out = &out;
         let ((contract, resolved), (compared, refused)) = crate::parallel::join(
+            worth_two_cores(out),
             || {
                 let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
                 (verify::contract_errors(out), resolved)
@@ -430,6 +432,15 @@ impl Pending<'_, '_> {
             sections: self.sections,
         })
     }
+}
+
+/// Does a conversion of `elf` gain from a second core? From 10,000 symbols
+/// and relocations on (a few milliseconds of checks a half): below that,
+/// the thread costs about what it saves, and a kbuild run converts its
+/// modules on every core already.
+fn worth_two_cores(elf: &Elf) -> bool {
+    const AT_LEAST: usize = 10_000;
+    elf.symbols.len() + elf.relocs.iter().map(|rs| rs.len()).sum::<usize>() >= AT_LEAST
 }
 
 /// What the kernel refuses of a converted module beyond the contract that

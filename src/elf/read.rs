@@ -730,12 +730,6 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
     })
 }
 
-/// Sections must not overlap each other or the ELF header: the writer
-/// rewrites sections in place and would otherwise clobber a neighbour.
-///
-/// A file whose sections lie in index order is proven by one pass, without
-/// a sorted copy of 100,000 extents; otherwise (GNU as puts the relocation
-/// sections after all the others) the extents are sorted.
 /// The extents in the file of the sections that have bytes there:
 /// (start, end, index).
 fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
@@ -746,6 +740,17 @@ fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
         .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
 }
 
+/// Sections must not overlap each other or the ELF header: the writer
+/// rewrites sections in place and would otherwise clobber a neighbour.
+///
+/// A file whose sections lie in index order is proven by one pass. One
+/// that interleaves a few runs in file order (GNU as puts each relocation
+/// section after all the others, in the order of their sections) is dealt
+/// into those runs, a byte a section, and they are merged as they are read
+/// again: no copy of 100,000 extents. Only a file in no such order has its
+/// extents collected and sorted. Either way they are taken in order of
+/// (start, index), so the overlap named is the same whichever way it is
+/// found.
 fn check_overlaps<'s>(
     sections: impl Iterator<Item = Section<'s>> + Clone,
     header_size: u64,
@@ -765,12 +770,7 @@ fn check_overlaps<'s>(
     if in_order {
         return Ok(());
     }
-    // In index order, a compiler's object interleaves a few chains each in
-    // file order (gcc's 50,000 functions: each `.text.f` at the front, its
-    // `.rela.text.f` at the back). Dealt into such chains (a byte each),
-    // they are merged, each read from the headers again; extents in any
-    // other order are collected and sorted. Neither keeps 100,000 extents
-    // around in chains, nor sorts them anew.
+    // Within a chain, sections come in index order: equal starts too.
     const CHAINS: usize = 8;
     let mut last: Vec<u64> = Vec::new();
     let mut chain_of: Vec<u8> = Vec::new();
@@ -784,7 +784,7 @@ fn check_overlaps<'s>(
         } else {
             let mut extents: Vec<(u64, u64, usize)> =
                 extents_in_index_order(sections.clone()).collect();
-            extents.sort_unstable_by_key(|&(start, _, _)| start);
+            extents.sort_unstable_by_key(|&(start, _, index)| (start, index));
             return apart(extents.into_iter(), header_size, name);
         }
     }
@@ -804,7 +804,7 @@ fn check_overlaps<'s>(
         let (_, c) = heads
             .iter()
             .enumerate()
-            .filter_map(|(c, (head, _))| Some((head.as_ref()?.0, c)))
+            .filter_map(|(c, (head, _))| head.map(|(start, _, index)| ((start, index), c)))
             .min()?;
         let (head, it) = &mut heads[c];
         std::mem::replace(head, it.next())
@@ -843,10 +843,11 @@ fn apart(
 mod tests {
     use super::*;
 
+    /// Section `index`, named `.s<index>`.
     fn section(index: usize, sh_offset: u64, sh_size: u64) -> Section<'static> {
         Section {
             index,
-            name: b".s",
+            name: Box::leak(format!(".s{index}").into_bytes().into_boxed_slice()),
             sh_name: 0,
             sh_type: crate::elf::abi::SHT_PROGBITS,
             sh_flags: 0,
@@ -878,10 +879,10 @@ mod tests {
         assert!(check_overlaps(reordered.iter().cloned(), 64).is_ok());
         let overlap = [null, section(1, 90, 8), section(2, 64, 30)];
         let e = check_overlaps(overlap.iter().cloned(), 64).unwrap_err();
-        assert_eq!(e.0, "section .s (#1) at 0x5a overlaps section .s");
+        assert_eq!(e.0, "section .s1 (#1) at 0x5a overlaps section .s2");
         let header = [null, section(1, 60, 8)];
         let e = check_overlaps(header.iter().cloned(), 64).unwrap_err();
-        assert_eq!(e.0, "section .s (#1) at 0x3c overlaps the ELF header");
+        assert_eq!(e.0, "section .s1 (#1) at 0x3c overlaps the ELF header");
     }
 
     /// Sections interleaving two chains in file order (a compiler's
@@ -904,7 +905,18 @@ mod tests {
         };
         assert!(check_overlaps(chains(20, None).into_iter(), 64).is_ok());
         let e = check_overlaps(chains(20, Some(7)).into_iter(), 64).unwrap_err();
-        assert_eq!(e.0, "section .s (#18) at 0x468 overlaps section .s");
+        assert_eq!(e.0, "section .s18 (#18) at 0x468 overlaps section .s16");
+        // The ELF header, reached by the second chain's first extent.
+        let mut header = chains(3, None);
+        header[2].sh_offset = 40;
+        let e = check_overlaps(header.into_iter(), 64).unwrap_err();
+        assert_eq!(e.0, "section .s2 (#2) at 0x28 overlaps the ELF header");
+        // Two extents at one start, in two chains: the lower index first,
+        // as the sort of the fallback takes them.
+        let mut tie = chains(3, None);
+        tie[4].sh_offset = 1000;
+        let e = check_overlaps(tie.into_iter(), 64).unwrap_err();
+        assert_eq!(e.0, "section .s4 (#4) at 0x3e8 overlaps section .s2");
         // Eleven chains, one section each, in falling order, then an
         // extent that overlaps the ELF header's neighbour.
         let mut many = vec![null];
@@ -914,6 +926,6 @@ mod tests {
         assert!(check_overlaps(many.clone().into_iter(), 64).is_ok());
         many.push(section(many.len(), 3005, 10));
         let e = check_overlaps(many.into_iter(), 64).unwrap_err();
-        assert_eq!(e.0, "section .s (#12) at 0xbbd overlaps section .s");
+        assert_eq!(e.0, "section .s12 (#12) at 0xbbd overlaps section .s11");
     }
 }

@@ -217,6 +217,7 @@ impl SymbolMap {
             ..SymbolMap::default()
         };
         let (later, (read, lines, last, begun)) = crate::parallel::join(
+            true,
             || rest.read_rest(second).map(|c| (rest, c)),
             || {
                 let mut lines = Lines::new(first.take(split));
