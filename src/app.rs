@@ -73,6 +73,12 @@ pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
             prove_same_conversion(&args.input, filtered, &full)?;
         }
     }
+    // One module's output buffers, freed, must not stay in the heap while
+    // it is proven (peak RSS); not before: reading maps, or the many
+    // modules of `check` and `symbols`, pays for a fresh mapping of every
+    // large buffer in page faults (5× as many for `symbols` of a module
+    // tree).
+    klp_convert::map_large_allocations();
     convert_one(
         &args.input,
         &args.destination(),

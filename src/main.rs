@@ -16,7 +16,6 @@ use klp_convert::{check, convert, elf, finding, kbuild, maps, module_file, names
 /// A panic is a bug, reported after Rust's own message and exiting 1 as
 /// the help says of an internal error (not Rust's 101).
 fn main() -> ExitCode {
-    klp_convert::map_large_allocations();
     match std::panic::catch_unwind(run) {
         Ok(code) => code,
         Err(_) => {

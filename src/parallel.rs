@@ -10,6 +10,11 @@
 //! 0.53 s here, 0.55 s with rayon; a module tree of 4,230: 2.62 s and
 //! 2.60 s), and it would bring six crates (rayon, rayon-core, either and
 //! crossbeam's deque, epoch and utils) for the same 40 lines.
+//!
+//! And two halves of one job at once ([`join`]): a large conversion's
+//! proof (the output's contract beside its comparison with the input), the
+//! input's contract beside the plan, the two halves of a large
+//! symbols.klp.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

@@ -911,8 +911,8 @@ mod tests {
         header[2].sh_offset = 40;
         let e = check_overlaps(header.into_iter(), 64).unwrap_err();
         assert_eq!(e.0, "section .s2 (#2) at 0x28 overlaps the ELF header");
-        // Two extents at one start, in two chains: the lower index first,
-        // as the sort of the fallback takes them.
+        // Two extents at one start (one chain: it takes equal starts in
+        // index order): the lower index first.
         let mut tie = chains(3, None);
         tie[4].sh_offset = 1000;
         let e = check_overlaps(tie.into_iter(), 64).unwrap_err();
@@ -927,5 +927,14 @@ mod tests {
         many.push(section(many.len(), 3005, 10));
         let e = check_overlaps(many.into_iter(), 64).unwrap_err();
         assert_eq!(e.0, "section .s12 (#12) at 0xbbd overlaps section .s11");
+        // Sorted whole, ties are taken by index too: of 40 sections in
+        // falling order, the 35th starts where the 5th does.
+        let mut falling = vec![null];
+        for i in 0..40u64 {
+            falling.push(section(falling.len(), 10_000 - 100 * i, 10));
+        }
+        falling[35].sh_offset = falling[5].sh_offset;
+        let e = check_overlaps(falling.into_iter(), 64).unwrap_err();
+        assert_eq!(e.0, "section .s35 (#35) at 0x2580 overlaps section .s5");
     }
 }

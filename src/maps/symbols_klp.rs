@@ -35,17 +35,32 @@ pub(super) fn open_plain(path: &Path) -> Option<impl Read> {
 /// ([`SymbolMap::read_symbols_klp_split`]): a kernel's is 10–30 MB.
 const SPLIT_AT_LEAST: u64 = 4 << 20;
 
-/// Where the first line that starts at or after `at` starts in the file
-/// at `path`: the byte after the first `\n` from `at - 1` on, looked for
-/// in the next 64 KiB. `None` if there is none there (or no such file).
-fn line_start_after(path: &Path, at: u64) -> Option<u64> {
+/// Where the first line that starts at or after `at` starts in `file`:
+/// the byte after the first `\n` from `at - 1` on, looked for in the next
+/// 64 KiB. `None` if there is none there.
+fn line_start_after(file: &std::fs::File, at: u64) -> Option<u64> {
     use std::os::unix::fs::FileExt as _;
-    let file = std::fs::File::open(path).ok()?;
     let from = at.checked_sub(1)?;
     let mut window = vec![0; 1 << 16];
     let n = file.read_at(&mut window, from).ok()?;
     let nl = memchr::memchr(b'\n', &window[..n])?;
-    Some(from + nl as u64 + 1).filter(|&s| s > 0)
+    Some(from + nl as u64 + 1)
+}
+
+/// `file` read from `at` on by position (pread), so that two threads read
+/// their parts of one open file.
+struct ReadAt<'f> {
+    file: &'f std::fs::File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// The names a second half of a symbols.klp begins with, before its first
@@ -187,40 +202,35 @@ impl SymbolMap {
     /// `None`: not such a file (the caller reads it as before).
     pub(super) fn read_symbols_klp_split(&mut self, path: &Path) -> Option<Result<(), MapError>> {
         use std::os::unix::fs::FileExt as _;
-        let meta = std::fs::metadata(path).ok()?;
+        // One open file, read by position: both halves are of that file,
+        // whatever is renamed over its path meanwhile.
+        let file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
         let len = meta.len();
         if !meta.is_file() || len < SPLIT_AT_LEAST {
             return None;
         }
         let mut head = [0; SYMBOLS_KLP_HEADER.len()];
-        std::fs::File::open(path)
-            .ok()?
-            .read_exact_at(&mut head, 0)
-            .ok()?;
+        file.read_exact_at(&mut head, 0).ok()?;
         if head != SYMBOLS_KLP_HEADER.as_bytes() {
             return None;
         }
-        let split = line_start_after(path, len / 2)?;
-        Some(self.read_split_at(path, split))
+        let split = line_start_after(&file, len / 2)?;
+        Some(self.read_split_at(&file, split))
     }
 
     /// [`SymbolMap::read_symbols_klp_split`] at `split`, the start of a
-    /// line of the file.
-    fn read_split_at(&mut self, path: &Path, split: u64) -> Result<(), MapError> {
-        use std::io::Seek as _;
-        let io = |e: std::io::Error| MapError::parse(None, format!("cannot read: {e}"));
-        let first = std::fs::File::open(path).map_err(io)?;
-        let mut second = std::fs::File::open(path).map_err(io)?;
-        second.seek(std::io::SeekFrom::Start(split)).map_err(io)?;
+    /// line of `file`.
+    fn read_split_at(&mut self, file: &std::fs::File, split: u64) -> Result<(), MapError> {
         let mut rest = SymbolMap {
             wanted: self.wanted.clone(),
             ..SymbolMap::default()
         };
-        let (later, (read, lines, last, begun)) = crate::parallel::join(
+        let ((head, later), (read, lines, last, begun)) = crate::parallel::join(
             true,
-            || rest.read_rest(second).map(|c| (rest, c)),
+            || rest.read_rest(ReadAt { file, at: split }),
             || {
-                let mut lines = Lines::new(first.take(split));
+                let mut lines = Lines::new(ReadAt { file, at: 0 }.take(split));
                 let mut current: Option<(Vec<u8>, Symbols)> = None;
                 let mut begun = FxHashSet::default();
                 let read = self
@@ -231,19 +241,37 @@ impl SymbolMap {
                 (read, lines.n, last, begun)
             },
         );
+        // The errors in the order of their lines.
         read?;
-        let (rest, head) = later.map_err(|e| e.after_lines(lines))?;
-        self.merge_rest(rest, head, last, &begun, lines)?;
+        if let (None, Some(n)) = (&last, head.first_name) {
+            return Err(MapError::parse(
+                Some(lines + n),
+                "symbol before the first *object line",
+            ));
+        }
+        later.map_err(|e| e.after_lines(lines))?;
+        self.merge_rest(rest, head, last, &begun)?;
         self.has_exports = true;
         Ok(())
     }
 
     /// Read the rest of a symbols.klp from a line start: the names before
     /// its first `*` line (which belong to the object the first half ended
-    /// in) apart, the blocks after into this map.
-    fn read_rest(&mut self, input: impl Read) -> Result<Head, MapError> {
+    /// in) apart, the blocks after into this map. The names apart come
+    /// with any error after them, which a name among them precedes.
+    fn read_rest(&mut self, input: impl Read) -> (Head, Result<(), MapError>) {
         let mut lines = Lines::new(input);
         let mut head = Head::default();
+        let read = self.read_rest_into(&mut lines, &mut head);
+        (head, read)
+    }
+
+    /// [`SymbolMap::read_rest`], the names apart into `head`.
+    fn read_rest_into(
+        &mut self,
+        lines: &mut Lines<impl Read>,
+        head: &mut Head,
+    ) -> Result<(), MapError> {
         let mut current: Option<(Vec<u8>, Symbols)> = None;
         let mut begun = FxHashSet::default();
         // The line number (lines.n, which the line borrowed from `lines`
@@ -271,15 +299,14 @@ impl SymbolMap {
             }
             head.symbols.push_named(name)?;
         }
-        let read = self.read_blocks(&mut lines, &mut current, &mut begun);
+        let read = self.read_blocks(lines, &mut current, &mut begun);
         self.fill_next(&mut current, None, &mut begun);
-        read?;
-        Ok(head)
+        read
     }
 
     /// Take in `rest`, the map of a file's second half, and `head`, the
-    /// names it began with, after the first half this map read (`lines`
-    /// lines, ending in the block of `last`, the objects `begun`): as
+    /// names it began with, after the first half this map read (ending in
+    /// the block of `last`, the objects `begun`): as
     /// reading on would have. The head's names go on `last`'s list; an
     /// object the first half began goes on, any other replaces what an
     /// earlier source gave; an export's last owner wins.
@@ -289,27 +316,17 @@ impl SymbolMap {
         head: Head,
         last: Option<Vec<u8>>,
         begun: &FxHashSet<Vec<u8>>,
-        lines: usize,
     ) -> Result<(), MapError> {
-        match (last, head.first_name) {
-            (Some(last), _) => {
-                if let Some(symbols) = self.objects.get_mut(&last) {
-                    for name in head.symbols.names() {
-                        symbols.push_named(name)?;
-                    }
-                    symbols.shrink_to_fit();
+        if let Some(last) = last {
+            if let Some(symbols) = self.objects.get_mut(&last) {
+                for name in head.symbols.names() {
+                    symbols.push_named(name)?;
                 }
-                for name in &head.exports {
-                    self.add_export(name, &last);
-                }
+                symbols.shrink_to_fit();
             }
-            (None, Some(n)) => {
-                return Err(MapError::parse(
-                    Some(lines + n),
-                    "symbol before the first *object line",
-                ))
+            for name in &head.exports {
+                self.add_export(name, &last);
             }
-            (None, None) => {}
         }
         for (obj, symbols) in rest.objects {
             match self.objects.get_mut(&obj).filter(|_| begun.contains(&obj)) {
@@ -485,11 +502,12 @@ mod tests {
                 let want = whole
                     .read_symbols_klp(text.as_bytes())
                     .map_err(|e| e.to_string());
-                let starts = (1..text.len()).filter(|&i| text.as_bytes()[i - 1] == b'\n');
+                let starts = (1..=text.len()).filter(|&i| text.as_bytes()[i - 1] == b'\n');
+                let file = std::fs::File::open(&path).unwrap();
                 for split in starts {
                     let mut halves = before.clone();
                     let got = halves
-                        .read_split_at(&path, split as u64)
+                        .read_split_at(&file, split as u64)
                         .map_err(|e| e.to_string());
                     assert_eq!(got, want, "{text:?} split at {split}");
                     if want.is_ok() {
@@ -500,13 +518,14 @@ mod tests {
         }
         // The split is found from the middle, at a line start.
         std::fs::write(&path, good).unwrap();
-        assert_eq!(line_start_after(&path, 30), Some(37));
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(line_start_after(&file, 30), Some(37));
         assert_eq!(&good.as_bytes()[36..42], b"\n__ksy");
-        assert_eq!(line_start_after(&path, 28), Some(28), "a line start itself");
-        assert_eq!(line_start_after(&path, 0), None);
+        assert_eq!(line_start_after(&file, 28), Some(28), "a line start itself");
+        assert_eq!(line_start_after(&file, 0), None);
         let end = good.len() as u64;
-        assert_eq!(line_start_after(&path, end), Some(end), "the end");
-        assert_eq!(line_start_after(&path, end + 1), None, "past the end");
+        assert_eq!(line_start_after(&file, end), Some(end), "the end");
+        assert_eq!(line_start_after(&file, end + 1), None, "past the end");
     }
 
     #[test]
