@@ -399,7 +399,7 @@ impl Pending<'_, '_> {
                 let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
                 (verify::contract_errors(out), resolved)
             },
-            || (verify::compare_errors(elf, plan, out), refusals(out)),
+            || (verify::compare(elf, plan, out), refusals(out)),
         );
         verify::verdict(contract, compared).map_err(Error::Internal)?;
         let refusals: Vec<Finding> = refused

@@ -24,7 +24,7 @@ pub fn contract_errors(out: &Elf) -> Vec<Finding> {
 }
 
 /// [`verify`]'s verdict from its two halves, [`contract_errors`] and
-/// [`compare_errors`] (which a caller may run at once).
+/// [`compare`] (which a caller may run at once).
 pub fn verdict(mut contract: Vec<Finding>, mut compared: Vec<Finding>) -> Result<(), Vec<Finding>> {
     contract.append(&mut compared);
     if contract.is_empty() {
@@ -32,11 +32,6 @@ pub fn verdict(mut contract: Vec<Finding>, mut compared: Vec<Finding>) -> Result
     } else {
         Err(contract)
     }
-}
-
-/// The second half of [`verify`]: the output against the input and the plan.
-pub fn compare_errors(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
-    compare(input, plan, out)
 }
 
 /// Where the run of `k` starts in `sorted` (`sorted.partition_point(|b| *b
@@ -54,9 +49,10 @@ fn run_start<T: Ord>(sorted: &[T], k: &T, hint: usize) -> usize {
     near + sorted[near..].partition_point(|b| b < k)
 }
 
-/// The output against the input: every input relocation present exactly
-/// once, only the renamed symbols changed, and only the rewritten sections.
-fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
+/// The second half of [`verify`], the output against the input: every
+/// input relocation present exactly once, only the renamed symbols
+/// changed, and only the rewritten sections.
+pub fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
     let mut problems = Vec::new();
     compare_relocations(input, plan, out, &mut problems);
 

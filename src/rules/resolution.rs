@@ -587,29 +587,33 @@ fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
             .iter()
             .map(|&(i, obj)| (obj, elf.symbols[i as usize].name)),
     );
-    let mut out = Vec::new();
+    // The symbols the maps place, each with its uses: gathered in one pass
+    // over the ordinary relocations, in their order.
+    let mut placed: Vec<(u64, Vec<(usize, Reloc)>)> = Vec::new();
+    let mut slot = vec![usize::MAX; elf.symbols.len()];
     for (i, obj) in linked {
         let name = elf.symbols[i as usize].name;
-        let addr = match lookup.candidates(obj, name).as_slice() {
-            [only] if only.section.is_none() => only.addr,
-            _ => None,
-        };
-        let Some(addr) = addr else {
-            continue;
-        };
-        let uses: Vec<(usize, Reloc)> = elf
-            .relocs
-            .iter()
-            .filter(|rs| elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH == 0)
-            .flat_map(|rs| {
-                rs.entries()
-                    .filter(|r| r.sym == i)
-                    .map(move |r| (rs.index, r))
-            })
-            .collect();
-        out.extend(arch::absolute_overflow(elf, &uses, addr));
+        if let [only] = lookup.candidates(obj, name).as_slice() {
+            if let (None, Some(addr)) = (only.section, only.addr) {
+                slot[i as usize] = placed.len();
+                placed.push((addr, Vec::new()));
+            }
+        }
     }
-    out
+    for rs in &elf.relocs {
+        if elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            continue;
+        }
+        for r in rs.entries() {
+            if let Some(&k) = slot.get(r.sym as usize).filter(|&&k| k != usize::MAX) {
+                placed[k].1.push((rs.index, r));
+            }
+        }
+    }
+    placed
+        .iter()
+        .flat_map(|(addr, uses)| arch::absolute_overflow(elf, uses, *addr))
+        .collect()
 }
 
 /// [`klp_symbols`], building only the findings `report` asks for.
