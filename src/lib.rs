@@ -58,4 +58,4 @@ pub(crate) mod parallel;
 pub mod rules;
 pub mod show;
 
-pub use mapped::map_large_allocations;
+pub use mapped::{map_large_allocations, HugeBlocks, HUGE_BLOCK};

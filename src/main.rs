@@ -13,6 +13,11 @@ use std::process::ExitCode;
 // (`crate::maps`, `crate::convert`, ...).
 use klp_convert::{check, convert, elf, finding, kbuild, maps, module_file, names, rules, show};
 
+/// Large blocks in huge pages: far fewer page faults for a large
+/// module's vectors ([`klp_convert::HugeBlocks`]).
+#[global_allocator]
+static ALLOCATOR: klp_convert::HugeBlocks = klp_convert::HugeBlocks;
+
 /// A panic is a bug, reported after Rust's own message and exiting 1 as
 /// the help says of an internal error (not Rust's 101).
 fn main() -> ExitCode {
