@@ -11,10 +11,12 @@
 //! 2.60 s), and it would bring six crates (rayon, rayon-core, either and
 //! crossbeam's deque, epoch and utils) for the same 40 lines.
 //!
-//! And two halves of one job at once ([`join`]): a large conversion's
-//! proof (the output's contract beside its comparison with the input), the
-//! input's contract beside the plan, the two halves of a large
-//! symbols.klp.
+//! And two halves of one job at once ([`join`]): a large module's parse
+//! (its symbols beside its section headers), a large conversion's steps
+//! (the input's contract beside the selection, the plan's relocation
+//! sections in two runs, the proof: the output's contract or the maps'
+//! resolution beside its comparison with the input), the two halves of a
+//! large symbols.klp.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

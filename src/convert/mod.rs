@@ -225,9 +225,10 @@ pub fn prepare<'a, 'm>(
     // unless the conversion mends it (the annotations it converts): such a
     // module is refused here, as the input's fault, rather than found by
     // `verify` in the output and reported as a bug of this tool. Checked
-    // on a second core while the plan is made, for the plan the selection
-    // promises: one with nothing selected and no maps is empty (and mends
-    // nothing); should the plan say otherwise, checked again.
+    // on a second core while the references are selected, for a plan that
+    // converts something (the plan then runs on both cores); should the
+    // plan be empty, so that it mends nothing, checked again. A module too
+    // small to gain from a second core is checked once, after the plan.
     const MENDED: &[Rule] = &[Rule::UnconvertedAnnotation, Rule::UnconvertedSymposTable];
     let target = crate::rules::Target::of(&elf, None);
     let broken_except = |mended: &[Rule]| -> Vec<Finding> {
@@ -236,25 +237,20 @@ pub fn prepare<'a, 'm>(
             .filter(Finding::is_error)
             .collect()
     };
-    let (sel, problems) = select::select(&elf);
-    let guess: &[Rule] = if sel.order.is_empty() && map.is_none() {
-        &[]
-    } else {
-        MENDED
-    };
-    let (broken, planned) = crate::parallel::join(
-        worth_two_cores(&elf),
-        || broken_except(guess),
-        || plan_selected(&elf, map, true, sel, problems),
+    let worth = worth_two_cores(&elf);
+    let (early, (sel, problems)) = crate::parallel::join(
+        worth,
+        || worth.then(|| broken_except(MENDED)),
+        || select::select(&elf),
     );
+    let planned = plan_selected(&elf, map, true, sel, problems);
     let (mut plan, notes) =
         planned.map_err(|problems| Error::Refused(with_loader_refusals(&elf, problems)))?;
     let mut notes = notes;
     let mended: &[Rule] = if plan.is_empty() { &[] } else { MENDED };
-    let broken = if mended == guess {
-        broken
-    } else {
-        broken_except(mended)
+    let broken = match early {
+        Some(broken) if mended == MENDED => broken,
+        _ => broken_except(mended),
     };
     if plan.is_empty() {
         // Nothing to convert: the module goes out as it came, so it must
@@ -389,18 +385,28 @@ impl Pending<'_, '_> {
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
         // [`verify`] in two halves at once, with the refusals below: the
-        // contract and the maps' resolution on one core (half of a
-        // 50,000-function module's proof; most of a v7 drop-in's), the
-        // comparison with the input and the loader's rules on the other.
+        // maps' resolution, or without maps the contract, on one core (most
+        // of a v7 drop-in's proof; half of a 50,000-function module's), the
+        // comparison with the input, the loader's rules and the rest on the
+        // other.
         let out = &out;
-        let ((contract, resolved), (compared, refused)) = crate::parallel::join(
+        let ((resolved, contract), (compared, refused, rest)) = crate::parallel::join(
             worth_two_cores(out),
-            || {
-                let resolved = map.map(|m| resolution::module_report(out, m, Report::Errors));
-                (verify::contract_errors(out), resolved)
+            || match map {
+                Some(m) => (
+                    Some(resolution::module_report(out, m, Report::Errors)),
+                    None,
+                ),
+                None => (None, Some(verify::contract_errors(out))),
             },
-            || (verify::compare(elf, plan, out), refusals(out)),
+            || {
+                let compared = verify::compare(elf, plan, out);
+                let refused = refusals(out);
+                (compared, refused, map.map(|_| verify::contract_errors(out)))
+            },
         );
+        // One half or the other checked the contract.
+        let contract = contract.or(rest).unwrap_or_default();
         verify::verdict(contract, compared).map_err(Error::Internal)?;
         let refusals: Vec<Finding> = refused
             .loader

@@ -173,6 +173,155 @@ fn klp_move_into(
         })
 }
 
+/// The plan's part for a run of relocation sections ([`plan_with`]).
+struct Part<'a> {
+    /// The klp sections, in order of first use.
+    sections: Vec<KlpSection<'a>>,
+    /// For each target section, its first klp section in `sections`; the
+    /// others chained through `next_group` (a target rarely has two
+    /// objects).
+    group_of: Vec<usize>,
+    next_group: Vec<usize>,
+    removals: Vec<(usize, Vec<bool>)>,
+    notes: Vec<Finding>,
+    problems: Vec<Finding>,
+}
+
+impl<'a> Part<'a> {
+    /// The klp section for (`target`, `obj`) in `sections`, if any.
+    fn group(&self, target: usize, obj: &[u8]) -> Option<usize> {
+        let mut g = self.group_of[target];
+        while g != usize::MAX && *self.sections[g].obj != *obj {
+            g = self.next_group[g];
+        }
+        (g != usize::MAX).then_some(g)
+    }
+
+    /// A new klp section, last in `sections`.
+    fn push(&mut self, section: KlpSection<'a>) -> usize {
+        let g = self.sections.len();
+        self.next_group.push(self.group_of[section.target]);
+        self.group_of[section.target] = g;
+        self.sections.push(section);
+        g
+    }
+
+    /// `later`, planned from the relocation sections after these, added as
+    /// if planned in the same run: its entries join the klp sections these
+    /// began, its new sections and the rest follow.
+    fn append(&mut self, later: Part<'a>) {
+        for s in later.sections {
+            match self.group(s.target, &s.obj) {
+                Some(g) => self.sections[g].entries.extend(s.entries),
+                None => {
+                    self.push(s);
+                }
+            }
+        }
+        self.removals.extend(later.removals);
+        self.notes.extend(later.notes);
+        self.problems.extend(later.problems);
+    }
+
+    /// Plan the relocation sections `runs` (in section order) of `elf`.
+    fn of(
+        elf: &Elf<'a>,
+        sel: &Selection<'a>,
+        runs: &[&RelocSection<'a>],
+        existing: &HashMap<usize, Vec<(&[u8], usize)>>,
+        loader: bool,
+    ) -> Part<'a> {
+        let mut part = Part {
+            sections: Vec::new(),
+            group_of: vec![
+                usize::MAX;
+                if runs.is_empty() {
+                    0
+                } else {
+                    elf.sections.len()
+                }
+            ],
+            next_group: Vec::new(),
+            removals: Vec::new(),
+            notes: Vec::new(),
+            problems: Vec::new(),
+        };
+        for rs in runs {
+            let sec = &elf.sections.at(rs.index);
+            let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
+            let target_index = sec.sh_info as usize;
+            let mut moving = vec![false; rs.len()];
+            let mut any = false;
+            // Decoded once a section: a module has 50,000 of them.
+            let target = elf.sections.get(target_index);
+            let mut moves_into: Option<Result<Section, Finding>> = None;
+            for (n, r) in rs.entries().enumerate() {
+                let sym = &elf.symbols[r.sym as usize];
+                let here = |p: Finding| p.at_entry(elf, rs.index, &r);
+                if !is_klp {
+                    if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(
+                        elf,
+                        sym,
+                        target.as_ref(),
+                        r.r_type,
+                    ) {
+                        if p.is_error() {
+                            part.problems.push(here(p));
+                        } else {
+                            part.notes.push(here(p));
+                        }
+                        continue;
+                    }
+                }
+                let Some(a) = &sel.annotations[r.sym as usize] else {
+                    continue;
+                };
+                if is_klp {
+                    part.problems.push(here(Finding::new(
+                        Rule::KlpSectionAnnotation,
+                        "klp relocation section references an unconverted annotation symbol",
+                    )));
+                    continue;
+                }
+                let into = moves_into.get_or_insert_with(|| contract::relocation_target(elf, sec));
+                let moved = match into {
+                    Ok(t) => klp_move_into(elf, rs, t, &r, a, loader),
+                    Err(p) => Err(p.clone()),
+                };
+                let addend = match moved {
+                    Ok(Move::Klp(addend)) => addend,
+                    Ok(Move::Left(note)) => {
+                        part.notes.push(here(note));
+                        continue;
+                    }
+                    Err(p) => {
+                        part.problems.push(here(p));
+                        continue;
+                    }
+                };
+                let g = match part.group(target_index, &a.lp_obj) {
+                    Some(g) => g,
+                    None => part.push(KlpSection {
+                        obj: a.lp_obj.clone(),
+                        target: target_index,
+                        existing: existing.get(&target_index).and_then(|list| {
+                            list.iter().find(|(o, _)| **o == *a.lp_obj).map(|(_, i)| *i)
+                        }),
+                        entries: Vec::new(),
+                    }),
+                };
+                part.sections[g].entries.push(Reloc { addend, ..r });
+                moving[n] = true;
+                any = true;
+            }
+            if any {
+                part.removals.push((rs.index, moving));
+            }
+        }
+        part
+    }
+}
+
 /// Plan the conversion of what `sel` selected. Returns the plan and every
 /// refusal found (the plan is only to be carried out when there is none).
 pub fn plan<'a>(elf: &Elf<'a>, sel: Selection<'a>) -> (Plan<'a>, Vec<Finding>) {
@@ -217,93 +366,34 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
             }
         }
     }
-    // The plan's sections by target section: the first in `group_of`, the
-    // others chained through `next_group` (a target rarely has two objects).
-    let mut group_of: Vec<usize> = vec![usize::MAX; elf.sections.len()];
-    let mut next_group: Vec<usize> = Vec::new();
-
-    // Every relocation against a selected symbol moves.
-    for rs in &elf.relocs {
-        if plan.emptied.contains(&rs.index) {
-            continue; // KLP_SYMPOS data: dropped, not moved
-        }
-        let sec = &elf.sections.at(rs.index);
-        let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
-        let target_index = sec.sh_info as usize;
-        let mut moving = vec![false; rs.len()];
-        let mut any = false;
-        // Decoded once a section: a module has 50,000 of them.
-        let target = elf.sections.get(target_index);
-        let mut moves_into: Option<Result<Section, Finding>> = None;
-        for (n, r) in rs.entries().enumerate() {
-            let sym = &elf.symbols[r.sym as usize];
-            let here = |p: Finding| p.at_entry(elf, rs.index, &r);
-            if !is_klp {
-                if let Some(p) = contract::ordinary_reloc_to_livepatch_symbol(
-                    elf,
-                    sym,
-                    target.as_ref(),
-                    r.r_type,
-                ) {
-                    if p.is_error() {
-                        problems.push(here(p));
-                    } else {
-                        plan.notes.push(here(p));
-                    }
-                    continue;
-                }
-            }
-            let Some(a) = &sel.annotations[r.sym as usize] else {
-                continue;
-            };
-            if is_klp {
-                problems.push(here(Finding::new(
-                    Rule::KlpSectionAnnotation,
-                    "klp relocation section references an unconverted annotation symbol",
-                )));
-                continue;
-            }
-            let into = moves_into.get_or_insert_with(|| contract::relocation_target(elf, sec));
-            let moved = match into {
-                Ok(t) => klp_move_into(elf, rs, t, &r, a, loader),
-                Err(p) => Err(p.clone()),
-            };
-            let addend = match moved {
-                Ok(Move::Klp(addend)) => addend,
-                Ok(Move::Left(note)) => {
-                    plan.notes.push(here(note));
-                    continue;
-                }
-                Err(p) => {
-                    problems.push(here(p));
-                    continue;
-                }
-            };
-            let mut g = group_of[target_index];
-            while g != usize::MAX && plan.sections[g].obj != a.lp_obj {
-                g = next_group[g];
-            }
-            if g == usize::MAX {
-                g = plan.sections.len();
-                plan.sections.push(KlpSection {
-                    obj: a.lp_obj.clone(),
-                    target: target_index,
-                    existing: existing.get(&target_index).and_then(|list| {
-                        list.iter().find(|(o, _)| **o == *a.lp_obj).map(|(_, i)| *i)
-                    }),
-                    entries: Vec::new(),
-                });
-                next_group.push(group_of[target_index]);
-                group_of[target_index] = g;
-            }
-            plan.sections[g].entries.push(Reloc { addend, ..r });
-            moving[n] = true;
-            any = true;
-        }
-        if any {
-            plan.removals.push((rs.index, moving));
-        }
-    }
+    // Every relocation against a selected symbol moves: the relocation
+    // sections in two runs of about as many entries at once, for a large
+    // module, the second run's sections then added to the first's as one
+    // run through all of them would have.
+    let relocs: Vec<&RelocSection> = elf
+        .relocs
+        .iter()
+        .filter(|rs| !plan.emptied.contains(&rs.index)) // KLP_SYMPOS data: dropped, not moved
+        .collect();
+    let total: usize = relocs.iter().map(|rs| rs.len()).sum();
+    let mut half = 0;
+    let split = relocs
+        .iter()
+        .position(|rs| {
+            half += rs.len();
+            2 * half >= total
+        })
+        .map_or(relocs.len(), |i| i + 1);
+    let (first, second) = relocs.split_at(split);
+    let part = |runs: &[&RelocSection<'a>]| Part::of(elf, &sel, runs, &existing, loader);
+    const WORTH_TWO_CORES: usize = 10_000;
+    let (mut all, rest) =
+        crate::parallel::join(total >= WORTH_TWO_CORES, || part(first), || part(second));
+    all.append(rest);
+    plan.sections = all.sections;
+    plan.removals = all.removals;
+    plan.notes.append(&mut all.notes);
+    problems.append(&mut all.problems);
 
     // Kept until the output is proven: without the room doubling left.
     plan.removals.shrink_to_fit();
@@ -390,4 +480,73 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         }
     }
     (plan, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A part with `sections` (target, object, entry offsets), grouped as
+    /// [`Part::of`] groups them, for a module of `n` sections.
+    fn part(n: usize, sections: &[(usize, &'static str, &[u64])]) -> Part<'static> {
+        let mut p = Part {
+            sections: Vec::new(),
+            group_of: vec![usize::MAX; n],
+            next_group: Vec::new(),
+            removals: vec![(sections.len(), vec![true])],
+            notes: Vec::new(),
+            problems: Vec::new(),
+        };
+        for &(target, obj, offsets) in sections {
+            assert!(p.group(target, obj.as_bytes()).is_none());
+            p.push(KlpSection {
+                obj: Cow::Borrowed(obj.as_bytes()),
+                target,
+                existing: None,
+                entries: offsets
+                    .iter()
+                    .map(|&offset| Reloc {
+                        offset,
+                        sym: 1,
+                        r_type: 1,
+                        addend: 0,
+                    })
+                    .collect(),
+            });
+        }
+        p
+    }
+
+    /// The later part's sections join those the earlier one began for the
+    /// same target and object (their entries after the earlier ones'),
+    /// and the rest follow in their order: what one run through both
+    /// parts' relocation sections plans.
+    #[test]
+    fn a_later_part_appends_as_one_run_would_have() {
+        let mut first = part(8, &[(1, "vmlinux", &[0, 8]), (2, "vmlinux", &[4])]);
+        let later = part(
+            8,
+            &[
+                (2, "vmlinux", &[12]),
+                (3, "ext4", &[0]),
+                (1, "ext4", &[16]),
+                (1, "vmlinux", &[24]),
+            ],
+        );
+        first.append(later);
+        let whole = part(
+            8,
+            &[
+                (1, "vmlinux", &[0, 8, 24]),
+                (2, "vmlinux", &[4, 12]),
+                (3, "ext4", &[0]),
+                (1, "ext4", &[16]),
+            ],
+        );
+        assert_eq!(first.sections, whole.sections);
+        assert_eq!(first.group(1, b"ext4"), Some(3));
+        assert_eq!(first.group(1, b"vmlinux"), Some(0));
+        assert_eq!(first.group(3, b"vmlinux"), None);
+        assert_eq!(first.removals, vec![(2, vec![true]), (4, vec![true])]);
+    }
 }

@@ -4,7 +4,7 @@ use object::elf::{
     FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, SectionHeader32, SectionHeader64,
     ELFCLASS32, ELFCLASS64, EM_MIPS,
 };
-use object::read::elf::{FileHeader, SectionHeader, Sym as _};
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym as _};
 use object::{Endianness, ReadRef as _};
 
 use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
@@ -55,7 +55,24 @@ pub struct Sections<'a> {
     strings: &'a [u8],
     /// The length of each section's name.
     name_lens: Vec<u32>,
+    /// The first section of each of the [`KNOWN`] names, found on parse:
+    /// the rules ask for `.modinfo` a dozen times a conversion, and a scan
+    /// of 100,000 names costs what a relocation's checks do.
+    known: [Option<usize>; KNOWN.len()],
 }
+
+/// The names of the well-known sections [`Sections::position`] answers
+/// without a scan.
+const KNOWN: [&[u8]; 8] = [
+    b".modinfo",
+    b".gnu.linkonce.this_module",
+    b".init.klp_objects",
+    b".stubs",
+    b".plt",
+    b".init.plt",
+    b".got",
+    b".plt.idx",
+];
 
 /// `for s in &elf.sections`: the sections in index order, decoded.
 impl<'s, 'a> IntoIterator for &'s Sections<'a> {
@@ -152,9 +169,13 @@ impl<'a> Sections<'a> {
         self.strings.get(at..at.saturating_add(len)).unwrap_or(&[])
     }
 
-    /// The index of the first section named `name`: its name's length is
-    /// compared first, and no header is decoded but for the name.
+    /// The index of the first section named `name`: a [`KNOWN`] name's was
+    /// found on parse; for any other, each name's length is compared first,
+    /// and no header is decoded but for the name.
     pub fn position(&self, name: &[u8]) -> Option<usize> {
+        if let Some(k) = KNOWN.iter().position(|n| *n == name) {
+            return self.known[k];
+        }
         let e = self.endian;
         (0..self.len()).find(|&i| {
             self.name_lens[i] as usize == name.len()
@@ -162,6 +183,23 @@ impl<'a> Sections<'a> {
                     RawHeaders::H32(h) => self.name(i, &h[i], e) == name,
                     RawHeaders::H64(h) => self.name(i, &h[i], e) == name,
                 }
+        })
+    }
+
+    /// The (start, end, index) in the file of each section that has bytes
+    /// there, in index order: of each header only the type, offset and size
+    /// decoded. For a parse that has checked that each lies in the file.
+    fn extents(&self) -> impl Iterator<Item = (u64, u64, usize)> + '_ {
+        (1..self.len()).filter_map(move |i| {
+            let (kind, start, size) = match (self.headers, self.endian) {
+                (RawHeaders::H64(h), e) => (h[i].sh_type(e), h[i].sh_offset(e), h[i].sh_size(e)),
+                (RawHeaders::H32(h), e) => (
+                    h[i].sh_type(e),
+                    u64::from(h[i].sh_offset(e)),
+                    u64::from(h[i].sh_size(e)),
+                ),
+            };
+            (kind != super::SHT_NOBITS && size != 0).then(|| (start, start.saturating_add(size), i))
         })
     }
 
@@ -401,7 +439,9 @@ fn err<T>(what: impl Into<String>) -> Result<T, ReadError> {
 }
 
 impl<'a> Elf<'a> {
-    /// Parse `data` (32 or 64 bit, either endianness).
+    /// Parse `data` (32 or 64 bit, either endianness). A large module's
+    /// symbols are read on a second core while its section headers are
+    /// checked ([`crate::parallel::join`]).
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, ReadError> {
         if data.len() < 16 || &data[..4] != b"\x7fELF" {
             return err("not an ELF file (bad magic)");
@@ -517,7 +557,7 @@ impl<'a> Elf<'a> {
     }
 }
 
-fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
+fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym: Sync> + Sync>(
     data: &'a [u8],
 ) -> Result<Elf<'a>, ReadError> {
     let bad = |e: object::read::Error| ReadError(e.to_string());
@@ -541,8 +581,8 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
                 .map_err(|()| ReadError("section header table lies outside the file".into()))?,
         )
     };
-    // Where `object` found the names (`section_strings`): the file range
-    // of section `e_shstrndx`, the part of it the file holds.
+    // Where `object` finds the names (`section_strings`): the file range
+    // of section `e_shstrndx`. Where that is not in the file, no name is.
     let strings = match table
         .iter()
         .nth(header.shstrndx(endian, data).unwrap_or(0) as usize)
@@ -550,123 +590,30 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
         Some(sh) => sh
             .file_range(endian)
             .and_then(|(at, size)| {
-                let end = at.saturating_add(size).min(data.len() as u64);
+                let end = at.checked_add(size)?;
                 data.get(usize::try_from(at).ok()?..usize::try_from(end).ok()?)
             })
             .unwrap_or(&[]),
         _ => &[],
     };
-    let mut name_lens = Vec::with_capacity(table.len());
-    // Found in the same pass: the first symbol table, and how many
-    // relocation sections there are (those linked to it are read below).
-    let mut symtab_index = None;
-    let mut rel_sections = 0;
-    for (i, sh) in table.iter().enumerate() {
-        let name = table
-            .section_name(endian, sh)
-            .map_err(|e| ReadError(format!("section #{i}: cannot read its name: {e}")))?;
-        let s = Section::of(i, name, sh, endian);
-        if s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two() {
-            return err(format!(
-                "section {} (#{i}): sh_addralign 0x{:x} is not a power of two",
-                s.display_name(),
-                s.sh_addralign
-            ));
-        }
-        if i != 0 && s.sh_type != super::SHT_NOBITS {
-            let end = s.sh_offset.checked_add(s.sh_size);
-            if end.is_none_or(|e| e > data.len() as u64) {
-                return err(format!(
-                    "section {} (#{i}): contents at 0x{:x}+0x{:x} lie outside the file",
-                    s.display_name(),
-                    s.sh_offset,
-                    s.sh_size
-                ));
-            }
-        }
-        if s.sh_type == SHT_SYMTAB && symtab_index.is_none() {
-            symtab_index = Some(i);
-        }
-        if s.sh_type == SHT_REL || s.sh_type == SHT_RELA {
-            rel_sections += 1;
-        }
-        let len = u32::try_from(name.len())
-            .map_err(|_| ReadError(format!("section #{i}: its name is longer than 4 GiB")))?;
-        name_lens.push(len);
-    }
-    let sections = Sections {
-        headers,
-        endian,
-        strings,
-        name_lens,
-    };
-    debug_assert!(
-        sections
-            .iter()
-            .zip(table.iter())
-            .all(|(s, sh)| table.section_name(endian, sh) == Ok(s.name)),
-        "section names as object reads them"
+    // The first symbol table, found ahead of the pass over the headers so
+    // that a large module's symbols are read on a second core beside it.
+    let symtab_index = table.iter().position(|sh| sh.sh_type(endian) == SHT_SYMTAB);
+    let symbols_at_most = symtab_index.map_or(0, |si| {
+        let sh = &table.iter().as_slice()[si];
+        let size: u64 = sh.sh_size(endian).into();
+        usize::try_from(size / 16).unwrap_or(usize::MAX)
+    });
+    const WORTH_TWO_CORES: usize = 10_000;
+    let (symbols, checked) = crate::parallel::join(
+        table.len().saturating_add(symbols_at_most) >= WORTH_TWO_CORES,
+        || symtab_index.map(|si| read_symbols(&table, endian, data, si)),
+        || check_sections(header, &table, endian, data, headers, strings, symtab_index),
     );
-
-    check_overlaps(sections.iter(), if header.is_type_64() { 64 } else { 52 })?;
-    let shstrndx = header.shstrndx(endian, data).map_err(bad)?;
-    if shstrndx as usize >= sections.len() || shstrndx == 0 {
-        return err(format!("e_shstrndx {shstrndx} is not a section index"));
-    }
-    if let Some(si) = symtab_index {
-        let link = sections.at(si).sh_link as usize;
-        if link == 0 || link >= sections.len() {
-            return err(format!(
-                "section .symtab: sh_link {link} is not a section index"
-            ));
-        }
-    }
-    let mut symbols = Vec::new();
-    if let Some(si) = symtab_index {
-        let symtab = table
-            .symbol_table_by_index(endian, data, object::SectionIndex(si))
-            .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
-        symbols.reserve(symtab.len());
-        for (i, sym) in symtab.symbols().iter().enumerate() {
-            let name = if sym.st_name(endian) == 0 {
-                &[][..]
-            } else {
-                symtab.symbol_name(endian, sym).map_err(|e| {
-                    ReadError(format!(
-                        "section .symtab: symbol #{i}: cannot read its name: {e}"
-                    ))
-                })?
-            };
-            let st_shndx = sym.st_shndx(endian);
-            let section = if st_shndx == SHN_XINDEX {
-                // Its section index is in SHT_SYMTAB_SHNDX; without that
-                // table the symbol has no section, and no guess is made.
-                symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
-                    ReadError(format!(
-                        "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
-                        show_name(name)
-                    ))
-                })?
-            } else {
-                u32::from(st_shndx)
-            };
-            symbols.push(Symbol {
-                // The file holds the symbols: it would need to exceed 64
-                // GiB for their number not to fit (16 bytes the least a one).
-                index: u32::try_from(i).map_err(|_| {
-                    ReadError("section .symtab: more than 2^32 symbols".to_string())
-                })?,
-                name,
-                st_name: sym.st_name(endian),
-                st_info: sym.st_info(),
-                st_other: sym.st_other(),
-                st_shndx,
-                section,
-                st_value: sym.st_value(endian).into(),
-                st_size: sym.st_size(endian).into(),
-            });
-        }
-    }
+    // What the pass over the headers found wrong first, as it was read
+    // first.
+    let (sections, rel_sections, shstrndx) = checked?;
+    let symbols = symbols.transpose()?.unwrap_or_default();
 
     let is_reloc = |s: &Section| {
         (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && Some(s.sh_link as usize) == symtab_index
@@ -730,18 +677,211 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness>>(
     })
 }
 
-/// The extents in the file of the sections that have bytes there:
-/// (start, end, index).
-fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
-    sections: I,
-) -> impl Iterator<Item = (u64, u64, usize)> + use<'s, I> {
-    sections
-        .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
-        .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
+/// The NUL-terminated string at offset `at` of `table`, without its NUL;
+/// `None` when `at` is past the end or no NUL follows. Names are a few
+/// dozen bytes: eight at a time, a zero byte found by the borrow trick,
+/// costs a quarter of what `memchr`'s setup does, 450,000 times a parse of
+/// a large module and its output.
+pub(crate) fn c_string(table: &[u8], at: u32) -> Option<&[u8]> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let rest = table.get(usize::try_from(at).ok()?..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut skipped = 0;
+    for w in words.by_ref() {
+        let w = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // Nonzero exactly when some byte of `w` is zero.
+        if w.wrapping_sub(ONES) & !w & HIGHS != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    let len = skipped + rest[skipped..].iter().position(|&b| b == 0)?;
+    Some(&rest[..len])
+}
+
+/// The pass over the section headers of `data` (`table`, as `object` read
+/// them; `headers`, the same in the file's class; `strings`, their names):
+/// each name, alignment and extent in the file checked, no two sections
+/// overlapping, `e_shstrndx` and the symbol table's link (`symtab_index`)
+/// valid. Returns the [`Sections`], how many relocation sections there
+/// are, and `e_shstrndx`.
+fn check_sections<'a, H: FileHeader<Endian = Endianness>>(
+    header: &H,
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    headers: RawHeaders<'a>,
+    strings: &'a [u8],
+    symtab_index: Option<usize>,
+) -> Result<(Sections<'a>, usize, u32), ReadError> {
+    let mut name_lens = Vec::with_capacity(table.len());
+    // Found in the same pass: how many relocation sections there are
+    // (those linked to the symbol table are read below).
+    let mut rel_sections = 0;
+    let mut known = [None; KNOWN.len()];
+    for (i, sh) in table.iter().enumerate() {
+        let at = sh.sh_name(endian);
+        let name = c_string(strings, at).ok_or_else(|| {
+            ReadError(format!(
+                "section #{i}: cannot read its name: offset 0x{at:x} of the section name table holds no NUL-terminated string"
+            ))
+        })?;
+        let s = Section::of(i, name, sh, endian);
+        if s.sh_addralign > 1 && !s.sh_addralign.is_power_of_two() {
+            return err(format!(
+                "section {} (#{i}): sh_addralign 0x{:x} is not a power of two",
+                s.display_name(),
+                s.sh_addralign
+            ));
+        }
+        if i != 0 && s.sh_type != super::SHT_NOBITS {
+            let end = s.sh_offset.checked_add(s.sh_size);
+            if end.is_none_or(|e| e > data.len() as u64) {
+                return err(format!(
+                    "section {} (#{i}): contents at 0x{:x}+0x{:x} lie outside the file",
+                    s.display_name(),
+                    s.sh_offset,
+                    s.sh_size
+                ));
+            }
+        }
+        if s.sh_type == SHT_REL || s.sh_type == SHT_RELA {
+            rel_sections += 1;
+        }
+        let len = u32::try_from(name.len())
+            .map_err(|_| ReadError(format!("section #{i}: its name is longer than 4 GiB")))?;
+        name_lens.push(len);
+        if let Some(k) = KNOWN.iter().position(|n| *n == name) {
+            known[k] = known[k].or(Some(i));
+        }
+    }
+    let sections = Sections {
+        headers,
+        endian,
+        strings,
+        name_lens,
+        known,
+    };
+    debug_assert!(
+        sections
+            .iter()
+            .zip(table.iter())
+            .all(|(s, sh)| table.section_name(endian, sh) == Ok(s.name)),
+        "section names as object reads them"
+    );
+    debug_assert!(
+        KNOWN
+            .iter()
+            .zip(sections.known)
+            .all(|(name, found)| found == sections.iter().position(|s| s.name == *name)),
+        "the well-known sections as a scan finds them"
+    );
+
+    debug_assert!(
+        sections.extents().eq(sections
+            .iter()
+            .filter(|s| s.index != 0 && s.sh_type != super::SHT_NOBITS && s.sh_size != 0)
+            .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))),
+        "the extents as the decoded sections give them"
+    );
+    check_overlaps(
+        || sections.extents(),
+        if header.is_type_64() { 64 } else { 52 },
+        |index| {
+            sections
+                .get(index)
+                .map_or_else(String::new, |s| s.display_name())
+        },
+    )?;
+    let shstrndx = header
+        .shstrndx(endian, data)
+        .map_err(|e| ReadError(e.to_string()))?;
+    if shstrndx as usize >= sections.len() || shstrndx == 0 {
+        return err(format!("e_shstrndx {shstrndx} is not a section index"));
+    }
+    if let Some(si) = symtab_index {
+        let link = sections.at(si).sh_link as usize;
+        if link == 0 || link >= sections.len() {
+            return err(format!(
+                "section .symtab: sh_link {link} is not a section index"
+            ));
+        }
+    }
+    Ok((sections, rel_sections, shstrndx))
+}
+
+/// The symbols of the symbol table `si` of `data` (`table`, its sections),
+/// copied out. Read beside the pass over the section headers, which has
+/// not yet checked them: whatever it finds wrong is reported first, and
+/// this reads nothing out of bounds (every read is checked) either way.
+fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    si: usize,
+) -> Result<Vec<Symbol<'a>>, ReadError> {
+    let symtab = table
+        .symbol_table_by_index(endian, data, object::SectionIndex(si))
+        .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
+    // The linked string table (`object` checked it is one); with no link
+    // (0), no name can be read.
+    let link = symtab.string_section();
+    let names = (link.0 != 0)
+        .then(|| table.section(link).ok()?.file_range(endian))
+        .flatten()
+        .and_then(|(at, size)| {
+            data.get(usize::try_from(at).ok()?..)?
+                .get(..usize::try_from(size).ok()?)
+        });
+    let mut symbols = Vec::with_capacity(symtab.len());
+    for (i, sym) in symtab.symbols().iter().enumerate() {
+        let at = sym.st_name(endian);
+        let name = if at == 0 {
+            &[][..]
+        } else {
+            names.and_then(|t| c_string(t, at)).ok_or_else(|| {
+                ReadError(format!(
+                    "section .symtab: symbol #{i}: cannot read its name: offset 0x{at:x} of the string table holds no NUL-terminated string"
+                ))
+            })?
+        };
+        let st_shndx = sym.st_shndx(endian);
+        let section = if st_shndx == SHN_XINDEX {
+            // Its section index is in SHT_SYMTAB_SHNDX; without that
+            // table the symbol has no section, and no guess is made.
+            symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
+                ReadError(format!(
+                    "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
+                    show_name(name)
+                ))
+            })?
+        } else {
+            u32::from(st_shndx)
+        };
+        symbols.push(Symbol {
+            // The file holds the symbols: it would need to exceed 64
+            // GiB for their number not to fit (16 bytes the least a one).
+            index: u32::try_from(i)
+                .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
+            name,
+            st_name: sym.st_name(endian),
+            st_info: sym.st_info(),
+            st_other: sym.st_other(),
+            st_shndx,
+            section,
+            st_value: sym.st_value(endian).into(),
+            st_size: sym.st_size(endian).into(),
+        });
+    }
+    Ok(symbols)
 }
 
 /// Sections must not overlap each other or the ELF header: the writer
 /// rewrites sections in place and would otherwise clobber a neighbour.
+/// `extents` gives the (start, end, index) of each section that has bytes
+/// in the file, in index order, as often as asked ([`Sections::extents`]);
+/// `name` names a section for the message.
 ///
 /// A file whose sections lie in index order is proven by one pass. One
 /// that interleaves a few runs in file order (GNU as puts each relocation
@@ -751,18 +891,13 @@ fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
 /// extents collected and sorted. Either way they are taken in order of
 /// (start, index), so the overlap named is the same whichever way it is
 /// found.
-fn check_overlaps<'s>(
-    sections: impl Iterator<Item = Section<'s>> + Clone,
+fn check_overlaps<I: Iterator<Item = (u64, u64, usize)>>(
+    extents: impl Fn() -> I,
     header_size: u64,
+    name: impl Fn(usize) -> String,
 ) -> Result<(), ReadError> {
-    let name = |index: usize| {
-        sections
-            .clone()
-            .nth(index)
-            .map_or_else(String::new, |s| s.display_name())
-    };
     let mut end = header_size;
-    let in_order = extents_in_index_order(sections.clone()).all(|(start, next_end, _)| {
+    let in_order = extents().all(|(start, next_end, _)| {
         let apart = start >= end;
         end = next_end;
         apart
@@ -774,7 +909,7 @@ fn check_overlaps<'s>(
     const CHAINS: usize = 8;
     let mut last: Vec<u64> = Vec::new();
     let mut chain_of: Vec<u8> = Vec::new();
-    for (start, _, _) in extents_in_index_order(sections.clone()) {
+    for (start, _, _) in extents() {
         if let Some(c) = last.iter().position(|&l| l <= start) {
             last[c] = start;
             chain_of.push(c as u8);
@@ -782,14 +917,13 @@ fn check_overlaps<'s>(
             chain_of.push(last.len() as u8);
             last.push(start);
         } else {
-            let mut extents: Vec<(u64, u64, usize)> =
-                extents_in_index_order(sections.clone()).collect();
-            extents.sort_unstable_by_key(|&(start, _, index)| (start, index));
-            return apart(extents.into_iter(), header_size, name);
+            let mut all: Vec<(u64, u64, usize)> = extents().collect();
+            all.sort_unstable_by_key(|&(start, _, index)| (start, index));
+            return apart(all.into_iter(), header_size, name);
         }
     }
     let chain = |c: usize| {
-        extents_in_index_order(sections.clone())
+        extents()
             .zip(chain_of.iter())
             .filter(move |(_, &k)| usize::from(k) == c)
             .map(|(e, _)| e)
@@ -868,20 +1002,43 @@ mod tests {
         assert_eq!(std::mem::size_of::<RelocSection>(), 32);
     }
 
+    /// The extents of the sections that have bytes in the file: (start,
+    /// end, index), as [`Sections::extents`] gives them.
+    fn extents_in_index_order<'s, I: Iterator<Item = Section<'s>>>(
+        sections: I,
+    ) -> impl Iterator<Item = (u64, u64, usize)> + use<'s, I> {
+        sections
+            .filter(|s| s.index != 0 && s.sh_type != super::super::SHT_NOBITS && s.sh_size != 0)
+            .map(|s| (s.sh_offset, s.sh_offset + s.sh_size, s.index))
+    }
+
+    /// [`check_overlaps`] of `sections`, as a parse asks it.
+    fn overlaps(sections: &[Section], header_size: u64) -> Result<(), ReadError> {
+        check_overlaps(
+            || extents_in_index_order(sections.iter().cloned()),
+            header_size,
+            |index| {
+                sections
+                    .get(index)
+                    .map_or_else(String::new, |s| s.display_name())
+            },
+        )
+    }
+
     /// In index order or not, the same sections pass, and an overlap is
     /// named the same way.
     #[test]
     fn overlaps_in_any_order() {
         let null = section(0, 0, 0);
         let in_order = [null, section(1, 64, 16), section(2, 80, 8)];
-        assert!(check_overlaps(in_order.iter().cloned(), 64).is_ok());
+        assert!(overlaps(&in_order, 64).is_ok());
         let reordered = [null, section(1, 80, 8), section(2, 64, 16)];
-        assert!(check_overlaps(reordered.iter().cloned(), 64).is_ok());
+        assert!(overlaps(&reordered, 64).is_ok());
         let overlap = [null, section(1, 90, 8), section(2, 64, 30)];
-        let e = check_overlaps(overlap.iter().cloned(), 64).unwrap_err();
+        let e = overlaps(&overlap, 64).unwrap_err();
         assert_eq!(e.0, "section .s1 (#1) at 0x5a overlaps section .s2");
         let header = [null, section(1, 60, 8)];
-        let e = check_overlaps(header.iter().cloned(), 64).unwrap_err();
+        let e = overlaps(&header, 64).unwrap_err();
         assert_eq!(e.0, "section .s1 (#1) at 0x3c overlaps the ELF header");
     }
 
@@ -903,19 +1060,19 @@ mod tests {
             }
             v
         };
-        assert!(check_overlaps(chains(20, None).into_iter(), 64).is_ok());
-        let e = check_overlaps(chains(20, Some(7)).into_iter(), 64).unwrap_err();
+        assert!(overlaps(&chains(20, None), 64).is_ok());
+        let e = overlaps(&chains(20, Some(7)), 64).unwrap_err();
         assert_eq!(e.0, "section .s18 (#18) at 0x468 overlaps section .s16");
         // The ELF header, reached by the second chain's first extent.
         let mut header = chains(3, None);
         header[2].sh_offset = 40;
-        let e = check_overlaps(header.into_iter(), 64).unwrap_err();
+        let e = overlaps(&header, 64).unwrap_err();
         assert_eq!(e.0, "section .s2 (#2) at 0x28 overlaps the ELF header");
         // Two extents at one start (one chain: it takes equal starts in
         // index order): the lower index first.
         let mut tie = chains(3, None);
         tie[4].sh_offset = 1000;
-        let e = check_overlaps(tie.into_iter(), 64).unwrap_err();
+        let e = overlaps(&tie, 64).unwrap_err();
         assert_eq!(e.0, "section .s4 (#4) at 0x3e8 overlaps section .s2");
         // Eleven chains, one section each, in falling order, then an
         // extent that overlaps the ELF header's neighbour.
@@ -923,9 +1080,9 @@ mod tests {
         for i in 0..11u64 {
             many.push(section(many.len(), 4000 - 100 * i, 10));
         }
-        assert!(check_overlaps(many.clone().into_iter(), 64).is_ok());
+        assert!(overlaps(&many, 64).is_ok());
         many.push(section(many.len(), 3005, 10));
-        let e = check_overlaps(many.into_iter(), 64).unwrap_err();
+        let e = overlaps(&many, 64).unwrap_err();
         assert_eq!(e.0, "section .s12 (#12) at 0xbbd overlaps section .s11");
         // Sorted whole, ties are taken by index too: of 40 sections in
         // falling order, the 35th starts where the 5th does.
@@ -934,7 +1091,7 @@ mod tests {
             falling.push(section(falling.len(), 10_000 - 100 * i, 10));
         }
         falling[35].sh_offset = falling[5].sh_offset;
-        let e = check_overlaps(falling.into_iter(), 64).unwrap_err();
+        let e = overlaps(&falling, 64).unwrap_err();
         assert_eq!(e.0, "section .s35 (#35) at 0x2580 overlaps section .s5");
     }
 }
