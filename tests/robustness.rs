@@ -189,7 +189,6 @@ fn shn_xindex_without_its_table_is_an_error() {
     let sym = elf.symbols.iter().find(|s| s.name == b"visible").unwrap();
     let at = symtab.sh_offset as usize + sym.index as usize * 24 + 6;
     let index = sym.index;
-    drop(elf);
     bytes[at..at + 2].copy_from_slice(&0xffffu16.to_le_bytes());
     std::fs::write(&obj, &bytes).unwrap();
     let want = format!(
@@ -218,4 +217,119 @@ fn shn_xindex_without_its_table_is_an_error() {
         json[0]["findings"][0]["message"],
         format!("not a readable ELF object: {want}")
     );
+}
+
+/// The binary run with `args` on one core (`taskset`: the tool then does
+/// everything on this thread) or on all the machine's.
+fn klp_convert_on(one_core: bool, args: &[&str]) -> std::process::Output {
+    let mut cmd = if one_core {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "0"]).arg(env!("CARGO_BIN_EXE_klp-convert"));
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_klp-convert"))
+    };
+    cmd.env(PROVE_WANTED, "1")
+        .args(args)
+        .output()
+        .expect("run klp-convert")
+}
+
+/// A module large enough for the work a large module gets on two cores
+/// (its symbols read beside its section headers, its contract beside the
+/// selection, the plan's relocation sections in two runs, the proof's two
+/// halves: 6,000 functions, 12,000 sections and relocations) converts to
+/// the same bytes, and is refused with the same words, as on one core:
+/// the section headers' fault reported before the symbols'.
+#[test]
+fn a_large_module_converts_on_two_cores_as_on_one() {
+    assert!(
+        std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
+        "this test compares two cores with one"
+    );
+    let dir = scratch("two-cores");
+    let obj = dir.join("lp.o");
+    let mut source = format!("{HEADER}{LIVEPATCH_MODINFO}");
+    for i in 0..100 {
+        source.push_str(&format!(
+            "extern int v{i} KLP_RELOC_SYMBOL(vmlinux, vmlinux, v{i});\n"
+        ));
+    }
+    for i in 0..6000 {
+        source.push_str(&format!(
+            "int f{i}(void) {{ return v{} + v{}; }}\n",
+            i % 100,
+            (i * 7 + 3) % 100
+        ));
+    }
+    compile_x86_64(&source, &obj);
+    let good = std::fs::read(&obj).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&good).unwrap();
+    assert!(elf.sections.len() > 12_000, "{}", elf.sections.len());
+    let symtab = elf.sections.at(elf.symtab.unwrap()).sh_offset as usize;
+    let (shoff, shentsize) = (elf.shoff as usize, usize::from(elf.shentsize));
+    // Symbol #5's name far past the string table; section #3's alignment
+    // not a power of two.
+    let bad_symbol = |b: &mut Vec<u8>| {
+        let at = symtab + 5 * 24;
+        b[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    };
+    let bad_section = |b: &mut Vec<u8>| {
+        let at = shoff + 3 * shentsize + 48;
+        b[at..at + 8].copy_from_slice(&3u64.to_le_bytes());
+    };
+    let mut symbol_only = good.clone();
+    bad_symbol(&mut symbol_only);
+    let mut both = symbol_only.clone();
+    bad_section(&mut both);
+    let cases: [(&str, &[u8], Option<&str>); 3] = [
+        ("good", &good, None),
+        (
+            "symbol",
+            &symbol_only,
+            Some("symbol #5: cannot read its name"),
+        ),
+        (
+            "both",
+            &both,
+            Some("sh_addralign 0x3 is not a power of two"),
+        ),
+    ];
+    for (name, bytes, refused) in cases {
+        let input = dir.join(format!("{name}.o"));
+        std::fs::write(&input, bytes).unwrap();
+        let run = |one_core: bool| {
+            let out = dir.join(format!("{name}-{one_core}.ko"));
+            let _ = std::fs::remove_file(&out);
+            let o = klp_convert_on(
+                one_core,
+                &[
+                    "convert",
+                    input.to_str().unwrap(),
+                    "-o",
+                    out.to_str().unwrap(),
+                ],
+            );
+            let written = std::fs::read(&out).ok();
+            (
+                o.status.code(),
+                stderr(&o).replace(&format!("{name}-{one_core}.ko"), "OUT"),
+                written,
+            )
+        };
+        let (one, two) = (run(true), run(false));
+        assert_eq!(one, two, "{name}: one core, then two");
+        match refused {
+            None => {
+                assert_eq!(two.0, Some(0), "{name}: {}", two.1);
+                assert!(two.1.contains("12000 relocations"), "{name}: {}", two.1);
+                assert!(two.2.is_some());
+            }
+            Some(message) => {
+                assert_ne!(two.0, Some(0), "{name}");
+                assert!(two.1.contains(message), "{name}: {}", two.1);
+                assert!(two.2.is_none(), "{name}: nothing written");
+            }
+        }
+    }
 }
