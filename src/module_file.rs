@@ -852,9 +852,8 @@ impl Digest {
 /// holds? Compared 256 KiB at a time, each part of the mapping copied
 /// before that part is read: a write that lands in between shows,
 /// although the mapping shows it too. (As [`still_holds`] compares a
-/// second read with a first.) The bytes compared are fed to `digest` as
-/// they are, so the mapping is not read once more for it.
-fn reads_as(path: &Path, mapped: &[u8], digest: &mut Digest) -> Result<bool, Error> {
+/// second read with a first.)
+fn reads_as(path: &Path, mapped: &[u8]) -> Result<bool, Error> {
     const CHUNK: usize = 1 << 18;
     let mut file = fs::File::open(path).map_err(io_error(path))?;
     let (mut before, mut read) = (vec![0; CHUNK], vec![0; CHUNK]);
@@ -873,7 +872,6 @@ fn reads_as(path: &Path, mapped: &[u8], digest: &mut Digest) -> Result<bool, Err
         if n > want || read[..n] != before[..n] {
             return Ok(false);
         }
-        digest.update(&before[..n]);
         at += n;
     }
 }
@@ -924,10 +922,9 @@ impl Stable {
 /// regular file is mapped (`mapped`), and checked as
 /// [`read_stable`] checks a read: its stamp before and after, and a read(2)
 /// of the file, which must give the mapping's bytes (a write that began
-/// before the first look moves no stamp; `reads_as`). The bytes compared
-/// are digested as they are: the conversion reads the mapping, which shows
-/// any later write, so [`Stable::confirm`] compares stamp and digest again
-/// after it.
+/// before the first look moves no stamp; `reads_as`). Then the mapping
+/// is digested: the conversion reads the mapping, which shows any later
+/// write, so [`Stable::confirm`] compares stamp and digest again after it.
 /// Anything else is read by [`read_stable`] as before (an empty file, a
 /// /proc file, a file system that cannot map), and a FIFO, a device or a
 /// socket is refused unopened.
@@ -942,21 +939,16 @@ pub fn open_stable(path: &Path) -> Result<Stable, Error> {
             // The read, checked as `read_stable` checks one, the mapping
             // standing for the first read: a change now is a change while
             // the file was read, refused.
-            // What the conversion will read, digested as it is compared:
-            // `confirm` digests the mapping again after the conversion,
-            // which reads the mapping.
-            let mut digest = Digest::default();
-            if m.bytes().len() as u64 != stamp.len
-                || !reads_as(path, m.bytes(), &mut digest)?
-                || m.torn()
-            {
+            if m.bytes().len() as u64 != stamp.len || !reads_as(path, m.bytes())? || m.torn() {
                 return Err(changed());
             }
             let now = fs::metadata(path).map_err(io_error(path))?;
             if Stamp::of(&now) != stamp {
                 return Err(changed());
             }
-            let digest = digest.finish();
+            // What the conversion will read: `confirm` compares it again
+            // after the conversion, which reads the mapping.
+            let digest = Digest::of(m.bytes());
             return Ok(Stable {
                 path: path.to_path_buf(),
                 contents: Contents::Mapped(m),

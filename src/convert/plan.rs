@@ -173,19 +173,40 @@ fn klp_move_into(
         })
 }
 
-/// The plan's part for a run of relocation sections ([`plan_with`]).
+/// The plan's part for a run of relocation sections ([`plan_with`]). What
+/// it moves is kept flat, in a few large vectors, not a vector a section:
+/// a part planned on a helper thread would leave 50,000 small blocks in
+/// that thread's heap, which the rest of the conversion cannot reuse once
+/// they are freed. [`Part::gather`] makes the plan's vectors on this
+/// thread.
 struct Part<'a> {
-    /// The klp sections, in order of first use.
+    /// The klp sections, in order of first use; their entries are in
+    /// `entries` until gathered.
     sections: Vec<KlpSection<'a>>,
     /// For each target section, its first klp section in `sections`; the
     /// others chained through `next_group` (a target rarely has two
     /// objects).
     group_of: Vec<usize>,
     next_group: Vec<usize>,
-    removals: Vec<(usize, Vec<bool>)>,
+    /// Every entry that moves, in input order, with its klp section's
+    /// place in `sections`.
+    entries: Vec<(usize, Reloc)>,
+    /// Each relocation section losing entries, with where its flags (one
+    /// an entry, `true` = the entry moves out) are in `moving`.
+    removals: Vec<(usize, std::ops::Range<usize>)>,
+    moving: Vec<bool>,
     notes: Vec<Finding>,
     problems: Vec<Finding>,
 }
+
+/// What [`Part::gather`] makes of the parts: the plan's klp sections and
+/// removals, and the notes and problems in order.
+type Gathered<'a> = (
+    Vec<KlpSection<'a>>,
+    Vec<(usize, Vec<bool>)>,
+    Vec<Finding>,
+    Vec<Finding>,
+);
 
 impl<'a> Part<'a> {
     /// The klp section for (`target`, `obj`) in `sections`, if any.
@@ -206,21 +227,52 @@ impl<'a> Part<'a> {
         g
     }
 
-    /// `later`, planned from the relocation sections after these, added as
-    /// if planned in the same run: its entries join the klp sections these
-    /// began, its new sections and the rest follow.
-    fn append(&mut self, later: Part<'a>) {
-        for s in later.sections {
-            match self.group(s.target, &s.obj) {
-                Some(g) => self.sections[g].entries.extend(s.entries),
-                None => {
-                    self.push(s);
-                }
-            }
+    /// This part and `later`, planned from the relocation sections after
+    /// these, as one run through all of them would have planned them:
+    /// `later`'s entries join the klp sections this part began (after
+    /// their own), its new sections follow, and so do its removals, notes
+    /// and problems. Each section's entries and each removal's flags get a
+    /// vector of their own here, of the size they need.
+    fn gather(mut self, later: Part<'a>) -> Gathered<'a> {
+        let place: Vec<usize> = later
+            .sections
+            .into_iter()
+            .map(|s| match self.group(s.target, &s.obj) {
+                Some(g) => g,
+                None => self.push(s),
+            })
+            .collect();
+        let mut count = vec![0; self.sections.len()];
+        self.entries.iter().for_each(|&(g, _)| count[g] += 1);
+        later
+            .entries
+            .iter()
+            .for_each(|&(g, _)| count[place[g]] += 1);
+        for (s, n) in self.sections.iter_mut().zip(count) {
+            s.entries = Vec::with_capacity(n);
         }
-        self.removals.extend(later.removals);
-        self.notes.extend(later.notes);
-        self.problems.extend(later.problems);
+        for (g, r) in self.entries {
+            self.sections[g].entries.push(r);
+        }
+        for (g, r) in later.entries {
+            self.sections[place[g]].entries.push(r);
+        }
+        let mut removals = Vec::with_capacity(self.removals.len() + later.removals.len());
+        for (part_removals, moving) in [
+            (self.removals, &self.moving),
+            (later.removals, &later.moving),
+        ] {
+            removals.extend(
+                part_removals
+                    .into_iter()
+                    .map(|(i, flags)| (i, moving[flags].to_vec())),
+            );
+        }
+        let mut notes = self.notes;
+        notes.extend(later.notes);
+        let mut problems = self.problems;
+        problems.extend(later.problems);
+        (self.sections, removals, notes, problems)
     }
 
     /// Plan the relocation sections `runs` (in section order) of `elf`.
@@ -242,7 +294,9 @@ impl<'a> Part<'a> {
                 }
             ],
             next_group: Vec::new(),
+            entries: Vec::new(),
             removals: Vec::new(),
+            moving: Vec::new(),
             notes: Vec::new(),
             problems: Vec::new(),
         };
@@ -250,7 +304,8 @@ impl<'a> Part<'a> {
             let sec = &elf.sections.at(rs.index);
             let is_klp = sec.sh_flags & SHF_RELA_LIVEPATCH != 0;
             let target_index = sec.sh_info as usize;
-            let mut moving = vec![false; rs.len()];
+            let flags = part.moving.len()..part.moving.len() + rs.len();
+            part.moving.resize(flags.end, false);
             let mut any = false;
             // Decoded once a section: a module has 50,000 of them.
             let target = elf.sections.get(target_index);
@@ -310,12 +365,14 @@ impl<'a> Part<'a> {
                         entries: Vec::new(),
                     }),
                 };
-                part.sections[g].entries.push(Reloc { addend, ..r });
-                moving[n] = true;
+                part.entries.push((g, Reloc { addend, ..r }));
+                part.moving[flags.start + n] = true;
                 any = true;
             }
             if any {
-                part.removals.push((rs.index, moving));
+                part.removals.push((rs.index, flags));
+            } else {
+                part.moving.truncate(flags.start);
             }
         }
         part
@@ -387,13 +444,13 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     let (first, second) = relocs.split_at(split);
     let part = |runs: &[&RelocSection<'a>]| Part::of(elf, &sel, runs, &existing, loader);
     const WORTH_TWO_CORES: usize = 10_000;
-    let (mut all, rest) =
+    let (first, later) =
         crate::parallel::join(total >= WORTH_TWO_CORES, || part(first), || part(second));
-    all.append(rest);
-    plan.sections = all.sections;
-    plan.removals = all.removals;
-    plan.notes.append(&mut all.notes);
-    problems.append(&mut all.problems);
+    let (sections, removals, mut notes, mut found) = first.gather(later);
+    plan.sections = sections;
+    plan.removals = removals;
+    plan.notes.append(&mut notes);
+    problems.append(&mut found);
 
     // Kept until the output is proven: without the room doubling left.
     plan.removals.shrink_to_fit();
@@ -487,32 +544,36 @@ mod tests {
     use super::*;
 
     /// A part with `sections` (target, object, entry offsets), grouped as
-    /// [`Part::of`] groups them, for a module of `n` sections.
-    fn part(n: usize, sections: &[(usize, &'static str, &[u64])]) -> Part<'static> {
+    /// [`Part::of`] groups them, for a module of `n` sections; one removal,
+    /// of section `removed`, its one entry moving.
+    fn part(n: usize, removed: usize, sections: &[(usize, &'static str, &[u64])]) -> Part<'static> {
         let mut p = Part {
             sections: Vec::new(),
             group_of: vec![usize::MAX; n],
             next_group: Vec::new(),
-            removals: vec![(sections.len(), vec![true])],
+            entries: Vec::new(),
+            removals: vec![(removed, 0..1)],
+            moving: vec![true],
             notes: Vec::new(),
             problems: Vec::new(),
         };
         for &(target, obj, offsets) in sections {
             assert!(p.group(target, obj.as_bytes()).is_none());
-            p.push(KlpSection {
+            let g = p.push(KlpSection {
                 obj: Cow::Borrowed(obj.as_bytes()),
                 target,
                 existing: None,
-                entries: offsets
-                    .iter()
-                    .map(|&offset| Reloc {
-                        offset,
-                        sym: 1,
-                        r_type: 1,
-                        addend: 0,
-                    })
-                    .collect(),
+                entries: Vec::new(),
             });
+            p.entries.extend(offsets.iter().map(|&offset| {
+                let r = Reloc {
+                    offset,
+                    sym: 1,
+                    r_type: 1,
+                    addend: 0,
+                };
+                (g, r)
+            }));
         }
         p
     }
@@ -520,12 +581,14 @@ mod tests {
     /// The later part's sections join those the earlier one began for the
     /// same target and object (their entries after the earlier ones'),
     /// and the rest follow in their order: what one run through both
-    /// parts' relocation sections plans.
+    /// parts' relocation sections plans. Each section's entries are
+    /// gathered into a vector of their size.
     #[test]
-    fn a_later_part_appends_as_one_run_would_have() {
-        let mut first = part(8, &[(1, "vmlinux", &[0, 8]), (2, "vmlinux", &[4])]);
+    fn a_later_part_joins_as_one_run_would_have() {
+        let first = part(8, 2, &[(1, "vmlinux", &[0, 8]), (2, "vmlinux", &[4])]);
         let later = part(
             8,
+            4,
             &[
                 (2, "vmlinux", &[12]),
                 (3, "ext4", &[0]),
@@ -533,9 +596,10 @@ mod tests {
                 (1, "vmlinux", &[24]),
             ],
         );
-        first.append(later);
+        let (sections, removals, notes, problems) = first.gather(later);
         let whole = part(
             8,
+            2,
             &[
                 (1, "vmlinux", &[0, 8, 24]),
                 (2, "vmlinux", &[4, 12]),
@@ -543,10 +607,14 @@ mod tests {
                 (1, "ext4", &[16]),
             ],
         );
-        assert_eq!(first.sections, whole.sections);
-        assert_eq!(first.group(1, b"ext4"), Some(3));
-        assert_eq!(first.group(1, b"vmlinux"), Some(0));
-        assert_eq!(first.group(3, b"vmlinux"), None);
-        assert_eq!(first.removals, vec![(2, vec![true]), (4, vec![true])]);
+        let (want, ..) = whole.gather(part(8, 4, &[]));
+        assert_eq!(sections, want);
+        let lens: Vec<usize> = sections.iter().map(|s| s.entries.len()).collect();
+        assert_eq!(lens, [3, 2, 1, 1]);
+        assert!(sections
+            .iter()
+            .all(|s| s.entries.capacity() == s.entries.len()));
+        assert_eq!(removals, vec![(2, vec![true]), (4, vec![true])]);
+        assert!(notes.is_empty() && problems.is_empty());
     }
 }
