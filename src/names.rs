@@ -119,6 +119,15 @@ impl KlpSymbol<'_> {
     }
 }
 
+impl KlpSymbol<'_> {
+    /// The length of the name [`KlpSymbol::write_name`] writes, without
+    /// writing it.
+    pub fn name_len(&self) -> usize {
+        let digits = self.pos.checked_ilog10().map_or(1, |d| d as usize + 1);
+        KLP_SYM_PREFIX.len() + self.obj.len() + 1 + self.name.len() + 1 + digits
+    }
+}
+
 /// Append `v` in decimal.
 fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
     let mut digits = [0u8; 20];
@@ -391,7 +400,7 @@ mod tests {
 
     #[test]
     fn written_names_are_displayed_names() {
-        for pos in [0, 7, 10, 1234567, u64::MAX] {
+        for pos in [0, 7, 9, 10, 99, 100, 1234567, u64::MAX] {
             let k = KlpSymbol {
                 obj: Cow::Borrowed(b"vmlinux"),
                 name: Cow::Borrowed(b"saved_command_line"),
@@ -400,6 +409,7 @@ mod tests {
             let mut out = b"x".to_vec();
             k.write_name(&mut out);
             assert_eq!(out, format!("x{k}").into_bytes());
+            assert_eq!(k.name_len(), out.len() - 1, "{pos}");
         }
     }
 

@@ -463,21 +463,27 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     let mut refused_objs: Vec<&[u8]> = Vec::new();
     let mut kept: Vec<(usize, &[u8])> = existing.values().flatten().map(|&(o, i)| (i, o)).collect();
     kept.sort_unstable();
-    let kept = kept
-        .into_iter()
-        .map(|(i, obj)| (obj, elf.sections.at(i).name.to_vec()));
-    let planned = plan.sections.iter().map(|s| {
-        let name = names::klp_section_name(&s.obj, elf.sections.at(s.target).name);
-        (&s.obj[..], name)
-    });
-    // Read once: `.modinfo` is found by a scan of the section headers.
+    // Each section's name, made only for a message (50,000 a large module).
+    enum Named {
+        Planned(usize),
+        Kept(usize),
+    }
+    let kept = kept.into_iter().map(|(i, obj)| (obj, Named::Kept(i)));
+    let planned = (plan.sections.iter().enumerate()).map(|(k, s)| (&s.obj[..], Named::Planned(k)));
     let livepatch = elf.is_livepatch();
-    for (obj, name) in planned.chain(kept) {
+    for (obj, named) in planned.chain(kept) {
         if refused_objs.contains(&obj) || !livepatch {
             continue;
         }
         if let Some(p) = contract::klp_section_no_object(obj, &objects) {
             refused_objs.push(obj);
+            let name = match named {
+                Named::Planned(k) => {
+                    let s = &plan.sections[k];
+                    names::klp_section_name(&s.obj, elf.sections.at(s.target).name)
+                }
+                Named::Kept(i) => elf.sections.at(i).name.to_vec(),
+            };
             let p = p.in_section(names::show(&name).to_string());
             if p.is_error() {
                 problems.push(Finding {
@@ -526,7 +532,13 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     // The release's limit on names (the module's vermagic): the grammar
     // allows the longest, KSYM_NAME_LEN of 6.1 and later.
     let mut whole = Vec::new();
+    let max = target.max_symbol_name();
     for r in &plan.renames {
+        // Only a name, or a whole klp name, past the limit can be refused:
+        // no other is written out to be looked at.
+        if r.klp.name.len() <= max && r.klp.name_len() <= max {
+            continue;
+        }
         whole.clear();
         r.klp.write_name(&mut whole);
         if let Some(p) = contract::klp_symbol_too_long(&r.klp.obj, &r.klp.name, &whole, &target) {
