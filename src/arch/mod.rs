@@ -282,7 +282,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         let Some(target) = elf.sections.get(sec.sh_info as usize) else {
             continue;
         };
-        let bytes = elf.section_data(target.index);
+        let bytes = elf.section_bytes(&target);
         for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
             let at = |p: Finding| p.at_entry(elf, rs.index, &r);
@@ -318,7 +318,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         if !target.is_alloc() || sec.sh_info == 0 {
             continue;
         }
-        let bytes = elf.section_data(target.index);
+        let bytes = elf.section_bytes(&target);
         for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
             if sym.index == 0 || sym.st_shndx != crate::elf::SHN_UNDEF || sym.name.is_empty() {
@@ -361,7 +361,7 @@ pub fn klp_entry_rule(
     (loader.check_entry)(&Site {
         elf,
         target,
-        bytes: elf.section_data(target.index),
+        bytes: elf.section_bytes(target),
         reloc: r,
         symbol,
     })

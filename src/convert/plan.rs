@@ -156,7 +156,7 @@ fn klp_move_into(
         return Ok(Move::Klp(r.addend));
     }
     let bytes = elf
-        .section_data(target.index)
+        .section_bytes(target)
         .get(r.offset as usize..)
         .unwrap_or(&[]);
     arch::rel_implicit_addend(elf.machine, r.r_type, bytes, elf.big_endian)

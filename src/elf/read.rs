@@ -456,16 +456,25 @@ impl<'a> Elf<'a> {
 
     /// The bytes of a section (empty for `SHT_NOBITS`).
     pub fn section_data(&self, index: usize) -> &'a [u8] {
-        let Some(s) = self.sections.get(index) else {
-            return &[];
-        };
+        match self.sections.get(index) {
+            Some(s) => self.section_bytes(&s),
+            None => &[],
+        }
+    }
+
+    /// The bytes of section `s`, one of this file's, decoded already
+    /// ([`Elf::section_data`] without decoding its header again: a loop
+    /// over 200,000 relocations asks it of each one's target).
+    pub fn section_bytes(&self, s: &Section) -> &'a [u8] {
         // Section 0 has no contents (its sh_size may hold the section count).
-        if index == 0 || s.sh_type == super::SHT_NOBITS {
+        if s.index == 0 || s.sh_type == super::SHT_NOBITS {
             return &[];
         }
-        // Bounds were validated at parse time.
+        // Bounds were validated at parse time (for this file's sections).
         let start = s.sh_offset as usize;
-        &self.data[start..start + s.sh_size as usize]
+        self.data
+            .get(start..start.saturating_add(s.sh_size as usize))
+            .unwrap_or_default()
     }
 
     /// The entries of relocation section `index` (none when it is not one):
