@@ -423,6 +423,23 @@ mod tests {
                 assert!(std::slice::from_raw_parts(z, n).iter().all(|&b| b == 0));
                 a.dealloc(z, layout);
             }
+            // Alignments up to a huge page's are a large block's; a larger
+            // one is the system's. Either way the block is so aligned, and
+            // keeps its bytes grown across the threshold and back.
+            for align in [4096, 1 << 20, 2 << 20, 4 << 20] {
+                let mut layout = Layout::from_size_align(small, align).unwrap();
+                let mut p = a.alloc(layout);
+                for n in [large, 2 * large, small] {
+                    assert!(!p.is_null() && p as usize % align == 0, "{align} {n}");
+                    fill(p, layout.size());
+                    let q = a.realloc(p, layout, n);
+                    assert!(!q.is_null() && q as usize % align == 0, "{align} {n}");
+                    check(q, layout.size().min(n));
+                    layout = Layout::from_size_align(n, align).unwrap();
+                    p = q;
+                }
+                a.dealloc(p, layout);
+            }
         }
     }
 
@@ -530,7 +547,7 @@ mod huge {
     }
 
     /// The base page size, read once (`sysconf` does not allocate); 64 KiB,
-    /// the largest Linux has, should it fail. The same for the whole
+    /// the largest of the architectures Linux livepatches, should it fail. The same for the whole
     /// process: a block's length is found again from its size when freed.
     fn page() -> usize {
         static PAGE: AtomicUsize = AtomicUsize::new(0);

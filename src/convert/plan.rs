@@ -452,9 +452,6 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     plan.notes.append(&mut notes);
     problems.append(&mut found);
 
-    // Kept until the output is proven: without the room doubling left.
-    plan.removals.shrink_to_fit();
-
     // A section for a module the patch has no klp_object for is never
     // applied; convert cannot add an object to the module's C data. Once
     // per object: the fix is one entry.

@@ -472,9 +472,11 @@ impl<'a> Elf<'a> {
         }
         // Bounds were validated at parse time (for this file's sections).
         let start = s.sh_offset as usize;
-        self.data
-            .get(start..start.saturating_add(s.sh_size as usize))
-            .unwrap_or_default()
+        let bytes = self
+            .data
+            .get(start..start.saturating_add(s.sh_size as usize));
+        debug_assert!(bytes.is_some(), "section #{} is not this file's", s.index);
+        bytes.unwrap_or_default()
     }
 
     /// The entries of relocation section `index` (none when it is not one):
