@@ -117,9 +117,7 @@ impl KlpSymbol<'_> {
         out.push(b',');
         push_decimal(out, self.pos);
     }
-}
 
-impl KlpSymbol<'_> {
     /// The length of the name [`KlpSymbol::write_name`] writes, without
     /// writing it.
     pub fn name_len(&self) -> usize {

@@ -19,6 +19,12 @@
 //! large symbols.klp.
 
 use std::panic::{self, AssertUnwindSafe};
+
+/// From how many items (symbols, sections, relocations: a few hundred
+/// instructions each) one job's two halves are worth a second thread
+/// ([`join`]'s `worth`): below that, the thread costs about what it saves,
+/// and a kbuild run converts its modules on every core already.
+pub const WORTH_TWO_CORES: usize = 10_000;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -390,14 +390,11 @@ impl Pending<'_, '_> {
         // comparison with the input, the loader's rules and the rest on the
         // other.
         let out = &out;
-        let ((resolved, contract), (compared, refused, rest)) = crate::parallel::join(
+        let (helper, (compared, refused, here)) = crate::parallel::join(
             worth_two_cores(out),
             || match map {
-                Some(m) => (
-                    Some(resolution::module_report(out, m, Report::Errors)),
-                    None,
-                ),
-                None => (None, Some(verify::contract_errors(out))),
+                Some(m) => resolution::module_report(out, m, Report::Errors),
+                None => verify::contract_errors(out),
             },
             || {
                 let compared = verify::compare(elf, plan, out);
@@ -405,8 +402,12 @@ impl Pending<'_, '_> {
                 (compared, refused, map.map(|_| verify::contract_errors(out)))
             },
         );
-        // One half or the other checked the contract.
-        let contract = contract.or(rest).unwrap_or_default();
+        // With maps, the helper resolved them and this thread checked the
+        // contract; without, the helper checked it.
+        let (contract, resolved) = match here {
+            Some(contract) => (contract, Some(helper)),
+            None => (helper, None),
+        };
         verify::verdict(contract, compared).map_err(Error::Internal)?;
         let refusals: Vec<Finding> = refused
             .loader
@@ -440,13 +441,11 @@ impl Pending<'_, '_> {
     }
 }
 
-/// Does a conversion of `elf` gain from a second core? From 10,000 symbols
-/// and relocations on (a few milliseconds of checks a half): below that,
-/// the thread costs about what it saves, and a kbuild run converts its
-/// modules on every core already.
+/// Does a conversion of `elf` gain from a second core? From
+/// [`crate::parallel::WORTH_TWO_CORES`] symbols and relocations on.
 fn worth_two_cores(elf: &Elf) -> bool {
-    const AT_LEAST: usize = 10_000;
-    elf.symbols.len() + elf.relocs.iter().map(|rs| rs.len()).sum::<usize>() >= AT_LEAST
+    elf.symbols.len() + elf.relocs.iter().map(|rs| rs.len()).sum::<usize>()
+        >= crate::parallel::WORTH_TWO_CORES
 }
 
 /// What the kernel refuses of a converted module beyond the contract that

@@ -443,9 +443,11 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         .map_or(relocs.len(), |i| i + 1);
     let (first, second) = relocs.split_at(split);
     let part = |runs: &[&RelocSection<'a>]| Part::of(elf, &sel, runs, &existing, loader);
-    const WORTH_TWO_CORES: usize = 10_000;
-    let (first, later) =
-        crate::parallel::join(total >= WORTH_TWO_CORES, || part(first), || part(second));
+    let (first, later) = crate::parallel::join(
+        total >= crate::parallel::WORTH_TWO_CORES,
+        || part(first),
+        || part(second),
+    );
     let (sections, removals, mut notes, mut found) = first.gather(later);
     plan.sections = sections;
     plan.removals = removals;

@@ -611,14 +611,14 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
     // The first symbol table, found ahead of the pass over the headers so
     // that a large module's symbols are read on a second core beside it.
     let symtab_index = table.iter().position(|sh| sh.sh_type(endian) == SHT_SYMTAB);
+    // At most a symbol per 16 bytes of the table (ELF32's size).
     let symbols_at_most = symtab_index.map_or(0, |si| {
         let sh = &table.iter().as_slice()[si];
         let size: u64 = sh.sh_size(endian).into();
         usize::try_from(size / 16).unwrap_or(usize::MAX)
     });
-    const WORTH_TWO_CORES: usize = 10_000;
     let (symbols, checked) = crate::parallel::join(
-        table.len().saturating_add(symbols_at_most) >= WORTH_TWO_CORES,
+        table.len().saturating_add(symbols_at_most) >= crate::parallel::WORTH_TWO_CORES,
         || symtab_index.map(|si| read_symbols(&table, endian, data, si)),
         || check_sections(header, &table, endian, data, headers, strings, symtab_index),
     );
