@@ -121,7 +121,8 @@ impl XKernel {
                 .args(self.make_args())
                 .arg("KBUILD_MODPOST_WARN=1")
                 .args(extra)
-                .arg(target),
+                .arg(target)
+                .env("PATH", kbuild_path(&self.linux())),
             &format!("make M={} {target} ({})", dir.display(), self.arch),
         );
     }

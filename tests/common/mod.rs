@@ -231,14 +231,11 @@ pub fn addresses_by_name(
     out
 }
 
-/// `klp-convert build DIR -C KBUILD maps... [-- make_args]`. Seen under load:
-/// kbuild's `cc-option -mfentry` probe fails and the module calls mcount,
-/// which the build then rightly refuses. That is kbuild's flake, not the
-/// tool's: clean (kbuild's own `make` line) and build once more.
 /// PATH for the commands that run `make` against `kbuild`: a kernel whose
 /// kbuild runs in a chroot (Debian's 7.3, whose kbuild programs need glibc
-/// 2.38: scripts/fetch-kernels) has `bin/make` beside `build`, put first;
-/// any other kbuild, the inherited PATH.
+/// 2.38: scripts/fetch-kernels; the loongarch64 kernel, whose cross
+/// compiler is trixie's: scripts/build-kernels) has `bin/make` beside its
+/// `build` or `linux`, put first; any other kbuild, the inherited PATH.
 pub fn kbuild_path(kbuild: &Path) -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
     match kbuild.parent().map(|k| k.join("bin")) {
@@ -250,6 +247,10 @@ pub fn kbuild_path(kbuild: &Path) -> std::ffi::OsString {
     }
 }
 
+/// `klp-convert build DIR -C KBUILD maps... [-- make_args]`. Seen under load:
+/// kbuild's `cc-option -mfentry` probe fails and the module calls mcount,
+/// which the build then rightly refuses. That is kbuild's flake, not the
+/// tool's: clean (kbuild's own `make` line) and build once more.
 pub fn klp_convert_build(
     kbuild: &Path,
     dir: &Path,
