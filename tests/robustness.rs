@@ -279,11 +279,15 @@ fn a_large_module_converts_on_two_cores_as_on_one() {
         let (shoff, shentsize) = (elf.shoff as usize, usize::from(elf.shentsize));
         let (symentsize, align_at) = if elf.is_64 { (24, 48) } else { (16, 32) };
         // Symbol #5's name far past the string table; section #3's
-        // alignment not a power of two.
+        // alignment not a power of two; section #4's name past the section
+        // name table.
         let bad_symbol = |b: &mut Vec<u8>| {
             let at = symtab + 5 * symentsize;
             b[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
         };
+        let mut section_name = good.clone();
+        let at = shoff + 4 * shentsize;
+        section_name[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
         let bad_section = |b: &mut Vec<u8>| {
             let at = shoff + 3 * shentsize + align_at;
             b[at..at + 4].copy_from_slice(&3u32.to_le_bytes());
@@ -292,12 +296,19 @@ fn a_large_module_converts_on_two_cores_as_on_one() {
         bad_symbol(&mut symbol_only);
         let mut both = symbol_only.clone();
         bad_section(&mut both);
-        let cases: [(&str, &[u8], Option<&str>); 3] = [
+        // The names' faults in `object`'s words, as before the reader
+        // checked them itself.
+        let cases: [(&str, &[u8], Option<&str>); 4] = [
             ("good", &good, None),
             (
                 "symbol",
                 &symbol_only,
-                Some("symbol #5: cannot read its name"),
+                Some("section .symtab: symbol #5: cannot read its name: Invalid ELF symbol name offset"),
+            ),
+            (
+                "section-name",
+                &section_name,
+                Some("section #4: cannot read its name: Invalid ELF section name offset"),
             ),
             (
                 "both",
