@@ -102,7 +102,8 @@ const SMOKE: Sizes = Sizes {
 /// the medians' ratio and the best runs' ratio; a, b, c): at the smoke sizes
 /// cp takes 1–3 ms under hyperfine, mostly exec, and before the tool's first
 /// optimizations the worst of a, b and c was 47× (release) and 163× (the
-/// unoptimized binary `cargo test` builds) at a load average of 5 on two
+/// binary `cargo test` built then, unoptimized; its dev profile is now at
+/// opt-level 1, and the bounds were kept) at a load average of 5 on two
 /// cores, against a cp of 2–8 ms as an earlier driver timed it. `ir_per_byte` bounds the minimal form's instructions per input
 /// byte (a, d), which cannot flake; it was 98 and 546 then.
 struct Bounds {
