@@ -59,3 +59,4 @@ pub mod rules;
 pub mod show;
 
 pub use mapped::{map_large_allocations, HugeBlocks, HUGE_BLOCK};
+pub use parallel::WORTH_TWO_CORES;

@@ -23,8 +23,12 @@ use std::panic::{self, AssertUnwindSafe};
 /// From how many items (symbols, sections, relocations: a few hundred
 /// instructions each) one job's two halves are worth a second thread
 /// ([`join`]'s `worth`): below that, the thread costs about what it saves,
-/// and a kbuild run converts its modules on every core already.
-pub const WORTH_TWO_CORES: usize = 10_000;
+/// and a kbuild run converts its modules on every core already. Measured
+/// (benches/RESULTS.md, 2026-12-07) on x86_64 modules of one function and
+/// two annotated references per section, every join on two cores against
+/// every join on one: 10% slower at 10,000 symbols and relocations, even
+/// at 15,000, 4 to 10% faster from 25,000 on.
+pub const WORTH_TWO_CORES: usize = 20_000;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
