@@ -59,4 +59,6 @@ pub mod rules;
 pub mod show;
 
 pub use mapped::{map_large_allocations, HugeBlocks, HUGE_BLOCK};
+// For tests/robustness.rs, which must stay past it; not an interface.
+#[doc(hidden)]
 pub use parallel::WORTH_TWO_CORES;

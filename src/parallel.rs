@@ -22,12 +22,13 @@ use std::panic::{self, AssertUnwindSafe};
 
 /// From how many items (symbols, sections, relocations: a few hundred
 /// instructions each) one job's two halves are worth a second thread
-/// ([`join`]'s `worth`): below that, the thread costs about what it saves,
+/// (`join`'s `worth`): below that, the thread costs about what it saves,
 /// and a kbuild run converts its modules on every core already. Measured
 /// (benches/RESULTS.md, 2026-12-07) on x86_64 modules of one function and
 /// two annotated references per section, every join on two cores against
-/// every join on one: 10% slower at 10,000 symbols and relocations, even
-/// at 15,000, 4 to 10% faster from 25,000 on.
+/// every join on one: up to 11% slower at 10,000 symbols and relocations,
+/// even at 15,000, up to 10% faster from 25,000 on. Each join counts its
+/// own items (the parse: sections and the symbol table's size ÷ 16).
 pub const WORTH_TWO_CORES: usize = 20_000;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

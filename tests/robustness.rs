@@ -238,8 +238,8 @@ fn klp_convert_on(one_core: bool, args: &[&str]) -> std::process::Output {
 /// A module large enough for the work a large module gets on two cores
 /// (its symbols read beside its section headers, its contract beside the
 /// selection, the plan's relocation sections in two runs, the proof's two
-/// halves: 10,500 functions, 21,000 sections and relocations, past
-/// `WORTH_TWO_CORES` at every step) converts to
+/// halves: 10,500 functions, 21,012 sections, 31,500 relocations of which
+/// 21,000 move, past `WORTH_TWO_CORES` at every step) converts to
 /// the same bytes, and is refused with the same words, as on one core:
 /// the section headers' fault reported before the symbols'. For x86_64's
 /// RELA and i386's REL (whose moved entries carry their implicit addends).
@@ -271,11 +271,11 @@ fn a_large_module_converts_on_two_cores_as_on_one() {
         compile("gcc", flags, &source, &obj);
         let good = std::fs::read(&obj).unwrap();
         let elf = klp_convert::elf::Elf::parse(&good).unwrap();
+        let relocations: usize = elf.relocs.iter().map(|r| r.len()).sum();
         assert!(
-            elf.sections.len() > klp_convert::WORTH_TWO_CORES
-                && elf.relocs.iter().map(|r| r.len()).sum::<usize>()
-                    >= klp_convert::WORTH_TWO_CORES,
-            "{machine}: {}",
+            elf.sections.len() >= klp_convert::WORTH_TWO_CORES
+                && relocations >= klp_convert::WORTH_TWO_CORES,
+            "{machine}: {} sections, {relocations} relocations",
             elf.sections.len()
         );
         let symtab = elf.sections.at(elf.symtab.unwrap()).sh_offset as usize;
