@@ -547,8 +547,9 @@ mod huge {
     }
 
     /// The base page size, read once (`sysconf` does not allocate); 64 KiB,
-    /// the largest of the architectures Linux livepatches, should it fail. The same for the whole
-    /// process: a block's length is found again from its size when freed.
+    /// the largest of the architectures Linux livepatches, should it fail.
+    /// The same for the whole process: a block's length is found again
+    /// from its size when freed.
     fn page() -> usize {
         static PAGE: AtomicUsize = AtomicUsize::new(0);
         match PAGE.load(Ordering::Relaxed) {

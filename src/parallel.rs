@@ -20,6 +20,10 @@
 
 use std::panic::{self, AssertUnwindSafe};
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 /// From how many items (symbols, sections, relocations: a few hundred
 /// instructions each) one job's two halves are worth a second thread
 /// (`join`'s `worth`): below that, the thread costs about what it saves,
@@ -30,9 +34,6 @@ use std::panic::{self, AssertUnwindSafe};
 /// even at 15,000, up to 10% faster from 25,000 on. Each join counts its
 /// own items (the parse: sections and the symbol table's size ÷ 16).
 pub const WORTH_TWO_CORES: usize = 20_000;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// A file whose handling panicked: an internal error of this tool, for
 /// that file alone.

@@ -533,9 +533,9 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
     let mut whole = Vec::new();
     let max = target.max_symbol_name();
     for r in &plan.renames {
-        // Only a name, or a whole klp name, past the limit can be refused:
-        // no other is written out to be looked at.
-        if r.klp.name.len() <= max && r.klp.name_len() <= max {
+        // Only a whole klp name past the limit (and so any whose name
+        // alone is) can be refused: no other is written out to be looked at.
+        if r.klp.name_len() <= max {
             continue;
         }
         whole.clear();
