@@ -848,34 +848,6 @@ impl Digest {
     }
 }
 
-/// Does a read(2) of `path` give the bytes `mapped` (a mapping of it)
-/// holds? Compared 256 KiB at a time, each part of the mapping copied
-/// before that part is read: a write that lands in between shows,
-/// although the mapping shows it too. (As [`still_holds`] compares a
-/// second read with a first.)
-fn reads_as(path: &Path, mapped: &[u8]) -> Result<bool, Error> {
-    const CHUNK: usize = 1 << 18;
-    let mut file = fs::File::open(path).map_err(io_error(path))?;
-    let (mut before, mut read) = (vec![0; CHUNK], vec![0; CHUNK]);
-    let mut at = 0;
-    loop {
-        let want = (mapped.len() - at).min(CHUNK);
-        before[..want].copy_from_slice(&mapped[at..at + want]);
-        let n = match file.read(&mut read) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(path)(e)),
-        };
-        if n == 0 {
-            return Ok(at == mapped.len());
-        }
-        if n > want || read[..n] != before[..n] {
-            return Ok(false);
-        }
-        at += n;
-    }
-}
-
 /// An input to convert, read as [`open_stable`] reads it;
 /// [`Stable::confirm`] says whether it stayed as it was.
 #[derive(Debug)]
@@ -919,12 +891,14 @@ impl Stable {
 
 /// Open `path` for a conversion, which must refuse a file that changes
 /// while it is converted: a torn read must not be converted. A plain
-/// regular file is mapped (`mapped`), and checked as
-/// [`read_stable`] checks a read: its stamp before and after, and a read(2)
-/// of the file, which must give the mapping's bytes (a write that began
-/// before the first look moves no stamp; `reads_as`). Then the mapping
-/// is digested: the conversion reads the mapping, which shows any later
-/// write, so [`Stable::confirm`] compares stamp and digest again after it.
+/// regular file is mapped (`mapped`), its stamp taken before and after,
+/// and the mapping digested. The conversion reads the mapping, which shows
+/// any later write, and [`Stable::confirm`] compares stamp and digest
+/// again after it: every byte the conversion read was read between two
+/// digests, so a write that changed one (even a write that began before
+/// the first look, which moves no stamp) shows in the second. The two
+/// digests are the two reads [`read_stable`] compares, around the whole
+/// conversion rather than around a copy.
 /// Anything else is read by [`read_stable`] as before (an empty file, a
 /// /proc file, a file system that cannot map), and a FIFO, a device or a
 /// socket is refused unopened.
@@ -936,10 +910,9 @@ pub fn open_stable(path: &Path) -> Result<Stable, Error> {
             let changed = || Error::Changed {
                 path: path.to_path_buf(),
             };
-            // The read, checked as `read_stable` checks one, the mapping
-            // standing for the first read: a change now is a change while
-            // the file was read, refused.
-            if m.bytes().len() as u64 != stamp.len || !reads_as(path, m.bytes())? || m.torn() {
+            // The mapping, checked as `read_stable` checks a read: a change
+            // of size or stamp now is a change while the file was read.
+            if m.bytes().len() as u64 != stamp.len || m.torn() {
                 return Err(changed());
             }
             let now = fs::metadata(path).map_err(io_error(path))?;
@@ -1395,7 +1368,7 @@ mod stable_tests {
 
     /// Rewritten while mapped, in place and to the same size, its time
     /// stamp put back as a write that began before the first look would
-    /// leave it: the second read differs, and so does the change time.
+    /// leave it: the second digest differs, and so does the change time.
     #[test]
     fn a_file_rewritten_under_its_mapping_is_changed() {
         let (_dir, path, bytes) = input(3 * 4096);

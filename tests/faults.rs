@@ -15,11 +15,11 @@
 //!   another's: its writer may live in another PID namespace), a finished
 //!   run leaves none, and a last build gives the bytes of a clean one;
 //! * an input that changes while it is read, made to by a preloaded
-//!   `read(2)`: 8 bytes appended, truncated to half, torn (the first half
-//!   read, then the rest replaced by another module's of the same size), or
-//!   overtaken (another module written over it by a write that began
-//!   before the reader looked, so its time stamp does not move, and ends
-//!   after the read): each refused, exit 2, nothing written, the input left
+//!   `mmap(2)` once the input is mapped: 8 bytes appended, truncated to
+//!   half, torn (its second half replaced by another module's of the same
+//!   size), or overtaken (another module written over it by a write that
+//!   began before the reader looked, so its modification time does not
+//!   move): each refused, exit 2, nothing written, the input left
 //!   as the change left it, with `-o` and `--in-place` (8 faults); the torn
 //!   bytes would have converted into a module that is neither's. An input
 //!   that is not a regular file (a FIFO, a device) is refused unopened;
@@ -556,21 +556,21 @@ fn small_module(test: &str) -> (PathBuf, PathBuf) {
     (dir, obj)
 }
 
-/// A preloaded `read(2)` that changes the file `KLP_FAULT_FILE` (an
-/// absolute path) at the first read of it, as `KLP_FAULT_HOW` says:
-/// `append` 8 bytes; `truncate` it to half; `tear`: read the first half
-/// only, then copy the rest of `KLP_FAULT_OTHER` (a file of the same size)
-/// over the rest, which the following reads return; `overtake`: a write of
-/// `KLP_FAULT_OTHER` that began before the reader looked (its time stamp
-/// set then, so the time is put back) and ends after the read: its first
-/// half is copied before the read, the rest after.
-const CHANGE_ON_READ: &str = r#"
+/// A preloaded `mmap(2)` that changes the file `KLP_FAULT_FILE` (an
+/// absolute path) once it has mapped it, the first time, as `KLP_FAULT_HOW`
+/// says: `append` 8 bytes; `truncate` it to half; `tear`: copy the second
+/// half of `KLP_FAULT_OTHER` (a file of the same size) over the file's,
+/// which the mapping shows; `overtake`: the same for both halves, by a
+/// write that began before the reader looked (its time stamp set then, so
+/// the time is put back after each half).
+const CHANGE_ON_MAP: &str = r#"
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -593,27 +593,36 @@ static void copy_range(const char *from, const char *to, off_t at, off_t end)
 	close(out);
 }
 
-ssize_t read(int fd, void *buf, size_t n)
+/* Is `fd` the file to change, not changed yet? Then `st` is its state,
+ * and the change about to be made is told. */
+static int target(int fd, struct stat *st)
 {
-	static ssize_t (*real)(int, void *, size_t);
 	const char *file = getenv("KLP_FAULT_FILE"), *how = getenv("KLP_FAULT_HOW");
 	char link[64], path[4096];
-	struct stat st;
 	ssize_t len;
 
-	if (!real)
-		real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
-	if (fired || !file || !how)
-		return real(fd, buf, n);
+	if (fired || !file || !how || fd < 0)
+		return 0;
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 	len = readlink(link, path, sizeof path - 1);
 	if (len <= 0)
-		return real(fd, buf, n);
+		return 0;
 	path[len] = 0;
-	if (strcmp(path, file) || fstat(fd, &st))
-		return real(fd, buf, n);
+	if (strcmp(path, file) || fstat(fd, st))
+		return 0;
 	fired = 1;
-	fprintf(stderr, "change-on-read: %s %s\n", how, file);
+	fprintf(stderr, "change-on-map: %s %s\n", how, file);
+	return 1;
+}
+
+/* The file mapped, then changed: the mapping shows the change. */
+static void *mapped(void *p, int fd)
+{
+	const char *file = getenv("KLP_FAULT_FILE"), *how = getenv("KLP_FAULT_HOW");
+	struct stat st;
+
+	if (p == MAP_FAILED || !target(fd, &st))
+		return p;
 	if (!strcmp(how, "append")) {
 		int w = open(file, O_WRONLY | O_APPEND);
 		if (w >= 0 && write(w, "appended", 8) == 8)
@@ -622,29 +631,37 @@ ssize_t read(int fd, void *buf, size_t n)
 		if (truncate(file, st.st_size / 2))
 			perror("truncate");
 	} else if (!strcmp(how, "tear")) {
-		size_t half = st.st_size / 2;
-		len = real(fd, buf, n < half ? n : half);
-		copy_range(getenv("KLP_FAULT_OTHER"), file, half, st.st_size);
-		return len;
+		copy_range(getenv("KLP_FAULT_OTHER"), file, st.st_size / 2, st.st_size);
 	} else if (!strcmp(how, "overtake")) {
 		struct timespec began[2] = { { 0, UTIME_OMIT }, st.st_mtim };
-		off_t half = st.st_size / 2;
-		copy_range(getenv("KLP_FAULT_OTHER"), file, 0, half);
+		copy_range(getenv("KLP_FAULT_OTHER"), file, 0, st.st_size / 2);
 		utimensat(AT_FDCWD, file, began, 0);
-		len = real(fd, buf, n);
-		copy_range(getenv("KLP_FAULT_OTHER"), file, half, st.st_size);
+		copy_range(getenv("KLP_FAULT_OTHER"), file, st.st_size / 2, st.st_size);
 		utimensat(AT_FDCWD, file, began, 0);
-		return len;
 	}
-	return real(fd, buf, n);
+	return p;
+}
+
+void *mmap(void *addr, size_t n, int prot, int flags, int fd, off_t off)
+{
+	static void *(*real)(void *, size_t, int, int, int, off_t);
+
+	if (!real)
+		real = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
+	return mapped(real(addr, n, prot, flags, fd, off), fd);
+}
+
+void *mmap64(void *addr, size_t n, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, n, prot, flags, fd, off);
 }
 "#;
 
-/// [`CHANGE_ON_READ`] built as a shared object in `dir`.
-fn change_on_read(dir: &Path) -> PathBuf {
-    let src = dir.join("change_on_read.c");
-    let so = dir.join("change_on_read.so");
-    std::fs::write(&src, CHANGE_ON_READ).unwrap();
+/// [`CHANGE_ON_MAP`] built as a shared object in `dir`.
+fn change_on_map(dir: &Path) -> PathBuf {
+    let src = dir.join("change_on_map.c");
+    let so = dir.join("change_on_map.so");
+    std::fs::write(&src, CHANGE_ON_MAP).unwrap();
     let r = Command::new("gcc")
         .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
         .arg(&so)
@@ -659,7 +676,7 @@ fn change_on_read(dir: &Path) -> PathBuf {
 #[test]
 fn an_input_that_changes_while_it_is_read_is_refused_and_nothing_written() {
     let dir = scratch("faults_changing_input");
-    let shim = change_on_read(&dir);
+    let shim = change_on_map(&dir);
     // Two modules of the same size that differ in both halves (the code
     // near the start, the symbol's name near the end, after 2 KiB of data).
     let module = |name: &str, sym: &str, k: u32| {
@@ -730,7 +747,9 @@ fn an_input_that_changes_while_it_is_read_is_refused_and_nothing_written() {
                 run(&["convert", i, "-o", o], Some(how))
             };
             let err = stderr(&r);
-            assert!(err.contains(&format!("change-on-read: {how}")), "{err}");
+            // A plain file is mapped, not read: the change lands after
+            // the mapping.
+            assert!(err.contains(&format!("change-on-map: {how}")), "{err}");
             assert_eq!(r.status.code(), Some(2), "{how}: {err}");
             assert!(
                 err.contains(&format!(
