@@ -227,7 +227,7 @@ fn x86_64_nonzero_target_bytes() {
     let data = std::fs::read(&obj).unwrap();
     let elf = Elf::parse(&data).unwrap();
     let plan = convert::make_plan(&elf, None).unwrap().0;
-    let offset = plan.sections[0].entries[0].offset as usize;
+    let offset = plan.entries_of(0)[0].offset as usize;
     let text = elf.section_by_name(b".text.f").unwrap().index;
     let mut edit = Edit::new(&elf);
     let mut code = elf.section_data(text).to_vec();
@@ -289,7 +289,7 @@ fn ppc64_relocation_type_zero() {
     let data = std::fs::read(&obj).unwrap();
     let elf = Elf::parse(&data).unwrap();
     let mut plan = convert::make_plan(&elf, None).unwrap().0;
-    plan.sections[0].entries[0].r_type = 0;
+    plan.entries[plan.sections[0].entries.start].r_type = 0;
     let out = dir.join("out.o");
     write_unchecked(&elf, &plan, &out);
     let (code, text) = check(&out, &[]);
@@ -538,10 +538,12 @@ fn ordinary_relocation_against_a_livepatch_symbol() {
         "extern char *saved_command_line KLP_RELOC_SYMBOL(vmlinux, vmlinux, saved_command_line);\n\
          int f(void) { char *a = *(char * volatile *)&saved_command_line; char *b = *(char * volatile *)&saved_command_line; return a[0] + b[1]; }\n",
         |p| {
-            let (_, moving) = &mut p.removals[0];
+            let moving = p.moving_mut(0);
             let last = moving.iter().rposition(|m| *m).unwrap();
             moving[last] = false;
-            p.sections[0].entries.pop();
+            let mut entries = p.entries_of(0).to_vec();
+            entries.pop();
+            p.set_entries(0, entries);
         },
     );
     let (code, text) = check(&out, &[]);

@@ -50,7 +50,9 @@ fn verify_catches_a_lost_relocation() {
     let elf = Elf::parse(&data).unwrap();
     let mut plan = convert::make_plan(&elf, None).unwrap().0;
     // A buggy plan: the relocation leaves .rela.text but is not added anywhere.
-    let dropped = plan.sections[0].entries.pop().unwrap();
+    let mut entries = plan.entries_of(0).to_vec();
+    let dropped = entries.pop().unwrap();
+    plan.set_entries(0, entries);
     let out = convert::apply::apply(&elf, &plan).unwrap();
     let problems = convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -69,8 +71,10 @@ fn verify_catches_a_duplicated_relocation() {
     let mut plan = convert::make_plan(&elf, None).unwrap().0;
     // A buggy plan: one relocation moved twice. The output's copies are
     // matched against the input's one at a time: one matches, one is extra.
-    let twice = *plan.sections[0].entries.last().unwrap();
-    plan.sections[0].entries.push(twice);
+    let mut entries = plan.entries_of(0).to_vec();
+    let twice = *entries.last().unwrap();
+    entries.push(twice);
+    plan.set_entries(0, entries);
     let out = convert::apply::apply(&elf, &plan).unwrap();
     let problems = convert::verify::verify(&elf, &plan, &Elf::parse(&out).unwrap()).unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -93,11 +97,10 @@ fn verify_catches_a_reference_left_behind() {
     let data = input("verify_left_behind");
     let elf = Elf::parse(&data).unwrap();
     let mut plan = convert::make_plan(&elf, None).unwrap().0;
-    let (_, moving) = plan
-        .removals
-        .iter_mut()
-        .find(|(_, m)| m.iter().filter(|x| **x).count() == 2)
+    let k = (0..plan.removals.len())
+        .find(|&k| plan.moving_of(k).iter().filter(|x| **x).count() == 2)
         .unwrap();
+    let moving = plan.moving_mut(k);
     let second = moving.iter().rposition(|x| *x).unwrap();
     moving[second] = false;
     let out = convert::apply::apply(&elf, &plan).unwrap();
@@ -182,18 +185,20 @@ int f(void) {{ return a + b; }}
     let mut partial = convert::make_plan(&elf, None).unwrap().0;
     let keep_sym = partial.renames[0].sym as u32;
     partial.renames.truncate(1);
-    let (rel_index, moving) = &mut partial.removals[0];
+    let rel_index = partial.removals[0].0;
     let entries: Vec<_> = elf
         .relocs
         .iter()
-        .find(|r| r.index == *rel_index)
+        .find(|r| r.index == rel_index)
         .unwrap()
         .entries()
         .collect();
-    for (n, m) in moving.iter_mut().enumerate() {
+    for (n, m) in partial.moving_mut(0).iter_mut().enumerate() {
         *m = *m && entries[n].sym == keep_sym;
     }
-    partial.sections[0].entries.retain(|r| r.sym == keep_sym);
+    let mut kept = partial.entries_of(0).to_vec();
+    kept.retain(|r| r.sym == keep_sym);
+    partial.set_entries(0, kept);
     let half = convert::apply::apply(&elf, &partial).unwrap();
     let half_elf = Elf::parse(&half).unwrap();
     let klp = half_elf

@@ -23,10 +23,11 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
     let enc = Encoder::of(elf);
     let mut edit = Edit::new(elf);
 
-    for (index, moving) in &plan.removals {
+    for (k, (index, _)) in plan.removals.iter().enumerate() {
         // The parser read entries of the class's size, whatever sh_entsize says.
         let ent = elf.reloc_entsize(elf.sections.at(*index).sh_type == SHT_RELA) as usize;
         let old = elf.section_data(*index);
+        let moving = plan.moving_of(k);
         let staying = moving.iter().filter(|m| !**m).count();
         let mut kept = Vec::with_capacity(staying * ent);
         for (n, m) in moving.iter().enumerate() {
@@ -44,11 +45,12 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
         new.clone().count(),
         new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
     );
-    for s in plan.sections.iter() {
+    for (k, s) in plan.sections.iter().enumerate() {
+        let entries = plan.entries_of(k);
         match s.existing {
             Some(i) => {
                 let mut bytes = elf.section_data(i).to_vec();
-                enc.relas(&mut bytes, &s.entries);
+                enc.relas(&mut bytes, entries);
                 edit.set_contents(i, bytes)
             }
             None => {
@@ -68,7 +70,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
                     sh_addralign: if elf.is_64 { 8 } else { 4 },
                     sh_entsize: entsize,
                 };
-                edit.add_section_with(&name, header, |bytes| enc.relas(bytes, &s.entries));
+                edit.add_section_with(&name, header, |bytes| enc.relas(bytes, entries));
             }
         }
     }

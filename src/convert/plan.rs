@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::select::Selection;
 use crate::arch;
@@ -35,20 +36,27 @@ pub struct KlpSection<'a> {
     pub target: usize,
     /// An existing klp section for the same (object, target), extended in place.
     pub existing: Option<usize>,
-    /// The entries, with explicit addends, in input order.
-    pub entries: Vec<Reloc>,
+    /// Where its entries (with explicit addends, in input order) are in
+    /// [`Plan::entries`].
+    pub entries: Range<usize>,
 }
 
-/// Everything the writer must do.
+/// Everything the writer must do. What moves is kept flat, in a few large
+/// vectors that [`KlpSection::entries`] and [`Plan::removals`] index, not
+/// a vector a section: a module may have 50,000 klp sections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan<'a> {
     /// Symbols renamed to `.klp.sym.*` with `SHN_LIVEPATCH`.
     pub renames: Vec<Rename<'a>>,
     /// New or extended klp relocation sections, in order of first use.
     pub sections: Vec<KlpSection<'a>>,
+    /// Every entry that moves, section after section of `sections`.
+    pub entries: Vec<Reloc>,
     /// For each relocation section losing entries, in section order:
-    /// (section index, a flag per entry, `true` = the entry moves out).
-    pub removals: Vec<(usize, Vec<bool>)>,
+    /// (section index, where its flags are in `moving`).
+    pub removals: Vec<(usize, Range<usize>)>,
+    /// The removals' flags, one an entry: `true`, the entry moves out.
+    pub moving: Vec<bool>,
     /// Notes and warnings (errors refuse the module instead).
     pub notes: Vec<Finding>,
     /// Sections emptied in the output: `KLP_SYMPOS` annotation data and its
@@ -66,7 +74,39 @@ impl Plan<'_> {
 
     /// Number of relocations that move into klp sections.
     pub fn moved(&self) -> usize {
-        self.sections.iter().map(|s| s.entries.len()).sum()
+        self.entries.len()
+    }
+
+    /// The entries of klp section `k` (of `sections`).
+    pub fn entries_of(&self, k: usize) -> &[Reloc] {
+        &self.entries[self.sections[k].entries.clone()]
+    }
+
+    /// The flags of removal `k` (of `removals`): one an entry of its
+    /// section, `true` where the entry moves out.
+    pub fn moving_of(&self, k: usize) -> &[bool] {
+        &self.moving[self.removals[k].1.clone()]
+    }
+
+    /// [`Plan::moving_of`], to change.
+    pub fn moving_mut(&mut self, k: usize) -> &mut [bool] {
+        &mut self.moving[self.removals[k].1.clone()]
+    }
+
+    /// Give klp section `k` the entries `new` instead of its own, the
+    /// other sections' entries kept (for tests that plant a faulty plan).
+    pub fn set_entries(&mut self, k: usize, new: Vec<Reloc>) {
+        let old = self.sections[k].entries.clone();
+        let grown = new.len() as isize - old.len() as isize;
+        self.entries.splice(old.clone(), new);
+        for s in &mut self.sections {
+            if s.entries.start >= old.end && s.entries != old {
+                s.entries = s.entries.start.saturating_add_signed(grown)
+                    ..s.entries.end.saturating_add_signed(grown);
+            }
+        }
+        let end = old.end.saturating_add_signed(grown);
+        self.sections[k].entries = old.start..end;
     }
 }
 
@@ -173,15 +213,12 @@ fn klp_move_into(
         })
 }
 
-/// The plan's part for a run of relocation sections ([`plan_with`]). What
-/// it moves is kept flat, in a few large vectors, not a vector a section:
-/// a part planned on a helper thread would leave 50,000 small blocks in
-/// that thread's heap, which the rest of the conversion cannot reuse once
-/// they are freed. [`Part::gather`] makes the plan's vectors on this
-/// thread.
+/// The plan's part for a run of relocation sections ([`plan_with`]), kept
+/// flat as the plan is; [`Part::gather`] joins two parts into the plan's
+/// vectors.
 struct Part<'a> {
     /// The klp sections, in order of first use; their entries are in
-    /// `entries` until gathered.
+    /// `entries` until gathered (their ranges set then).
     sections: Vec<KlpSection<'a>>,
     /// For each target section, its first klp section in `sections`; the
     /// others chained through `next_group` (a target rarely has two
@@ -199,14 +236,16 @@ struct Part<'a> {
     problems: Vec<Finding>,
 }
 
-/// What [`Part::gather`] makes of the parts: the plan's klp sections and
-/// removals, and the notes and problems in order.
-type Gathered<'a> = (
-    Vec<KlpSection<'a>>,
-    Vec<(usize, Vec<bool>)>,
-    Vec<Finding>,
-    Vec<Finding>,
-);
+/// What [`Part::gather`] makes of the parts: the plan's klp sections,
+/// entries, removals and their flags, and the notes and problems in order.
+struct Gathered<'a> {
+    sections: Vec<KlpSection<'a>>,
+    entries: Vec<Reloc>,
+    removals: Vec<(usize, Range<usize>)>,
+    moving: Vec<bool>,
+    notes: Vec<Finding>,
+    problems: Vec<Finding>,
+}
 
 impl<'a> Part<'a> {
     /// The klp section for (`target`, `obj`) in `sections`, if any.
@@ -231,8 +270,8 @@ impl<'a> Part<'a> {
     /// these, as one run through all of them would have planned them:
     /// `later`'s entries join the klp sections this part began (after
     /// their own), its new sections follow, and so do its removals, notes
-    /// and problems. Each section's entries and each removal's flags get a
-    /// vector of their own here, of the size they need.
+    /// and problems. The entries are sorted by section (counted, then
+    /// placed: stable) into one vector.
     fn gather(mut self, later: Part<'a>) -> Gathered<'a> {
         let place: Vec<usize> = later
             .sections
@@ -242,37 +281,53 @@ impl<'a> Part<'a> {
                 None => self.push(s),
             })
             .collect();
-        let mut count = vec![0; self.sections.len()];
-        self.entries.iter().for_each(|&(g, _)| count[g] += 1);
+        // Where each section's entries begin (`at[g]`), and end (`at[g + 1]`).
+        let mut at = vec![0; self.sections.len() + 1];
+        self.entries.iter().for_each(|&(g, _)| at[g + 1] += 1);
         later
             .entries
             .iter()
-            .for_each(|&(g, _)| count[place[g]] += 1);
-        for (s, n) in self.sections.iter_mut().zip(count) {
-            s.entries = Vec::with_capacity(n);
+            .for_each(|&(g, _)| at[place[g] + 1] += 1);
+        for g in 1..at.len() {
+            at[g] += at[g - 1];
         }
-        for (g, r) in self.entries {
-            self.sections[g].entries.push(r);
+        for (s, w) in self.sections.iter_mut().zip(at.windows(2)) {
+            s.entries = w[0]..w[1];
         }
-        for (g, r) in later.entries {
-            self.sections[place[g]].entries.push(r);
-        }
-        let mut removals = Vec::with_capacity(self.removals.len() + later.removals.len());
-        for (part_removals, moving) in [
-            (self.removals, &self.moving),
-            (later.removals, &later.moving),
-        ] {
-            removals.extend(
-                part_removals
-                    .into_iter()
-                    .map(|(i, flags)| (i, moving[flags].to_vec())),
-            );
-        }
+        let none = Reloc {
+            offset: 0,
+            sym: 0,
+            r_type: 0,
+            addend: 0,
+        };
+        let mut entries = vec![none; self.entries.len() + later.entries.len()];
+        let mut put = |g: usize, r: Reloc| {
+            entries[at[g]] = r;
+            at[g] += 1;
+        };
+        self.entries.into_iter().for_each(|(g, r)| put(g, r));
+        later
+            .entries
+            .into_iter()
+            .for_each(|(g, r)| put(place[g], r));
+        let shift = self.moving.len();
+        let mut removals = self.removals;
+        removals
+            .extend((later.removals.into_iter()).map(|(i, f)| (i, f.start + shift..f.end + shift)));
+        let mut moving = self.moving;
+        moving.extend(later.moving);
         let mut notes = self.notes;
         notes.extend(later.notes);
         let mut problems = self.problems;
         problems.extend(later.problems);
-        (self.sections, removals, notes, problems)
+        Gathered {
+            sections: self.sections,
+            entries,
+            removals,
+            moving,
+            notes,
+            problems,
+        }
     }
 
     /// Plan the relocation sections `runs` (in section order) of `elf`.
@@ -362,7 +417,7 @@ impl<'a> Part<'a> {
                         existing: existing.get(&target_index).and_then(|list| {
                             list.iter().find(|(o, _)| **o == *a.lp_obj).map(|(_, i)| *i)
                         }),
-                        entries: Vec::new(),
+                        entries: 0..0,
                     }),
                 };
                 part.entries.push((g, Reloc { addend, ..r }));
@@ -448,11 +503,13 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         || part(first),
         || part(second),
     );
-    let (sections, removals, mut notes, mut found) = first.gather(later);
-    plan.sections = sections;
-    plan.removals = removals;
-    plan.notes.append(&mut notes);
-    problems.append(&mut found);
+    let mut gathered = first.gather(later);
+    plan.sections = gathered.sections;
+    plan.entries = gathered.entries;
+    plan.removals = gathered.removals;
+    plan.moving = gathered.moving;
+    plan.notes.append(&mut gathered.notes);
+    problems.append(&mut gathered.problems);
 
     // A section for a module the patch has no klp_object for is never
     // applied; convert cannot add an object to the module's C data. Once
@@ -500,7 +557,7 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
 
     // A KLP_SYMPOS annotation that no relocation uses is a mistake.
     let mut used = vec![false; elf.symbols.len()];
-    for r in plan.sections.iter().flat_map(|s| &s.entries) {
+    for r in &plan.entries {
         used[r.sym as usize] = true;
     }
     for &sym in &sel.sympos_symbols {
@@ -574,7 +631,7 @@ mod tests {
                 obj: Cow::Borrowed(obj.as_bytes()),
                 target,
                 existing: None,
-                entries: Vec::new(),
+                entries: 0..0,
             });
             p.entries.extend(offsets.iter().map(|&offset| {
                 let r = Reloc {
@@ -592,8 +649,9 @@ mod tests {
     /// The later part's sections join those the earlier one began for the
     /// same target and object (their entries after the earlier ones'),
     /// and the rest follow in their order: what one run through both
-    /// parts' relocation sections plans. Each section's entries are
-    /// gathered into a vector of their size.
+    /// parts' relocation sections plans. The entries are gathered section
+    /// by section into one vector; the later part's flags follow the
+    /// earlier's.
     #[test]
     fn a_later_part_joins_as_one_run_would_have() {
         let first = part(8, 2, &[(1, "vmlinux", &[0, 8]), (2, "vmlinux", &[4])]);
@@ -607,7 +665,7 @@ mod tests {
                 (1, "vmlinux", &[24]),
             ],
         );
-        let (sections, removals, notes, problems) = first.gather(later);
+        let got = first.gather(later);
         let whole = part(
             8,
             2,
@@ -618,14 +676,48 @@ mod tests {
                 (1, "ext4", &[16]),
             ],
         );
-        let (want, ..) = whole.gather(part(8, 4, &[]));
-        assert_eq!(sections, want);
-        let lens: Vec<usize> = sections.iter().map(|s| s.entries.len()).collect();
-        assert_eq!(lens, [3, 2, 1, 1]);
-        assert!(sections
-            .iter()
-            .all(|s| s.entries.capacity() == s.entries.len()));
-        assert_eq!(removals, vec![(2, vec![true]), (4, vec![true])]);
-        assert!(notes.is_empty() && problems.is_empty());
+        let want = whole.gather(part(8, 4, &[]));
+        assert_eq!(got.sections, want.sections);
+        assert_eq!(got.entries, want.entries);
+        let ranges: Vec<Range<usize>> = got.sections.iter().map(|s| s.entries.clone()).collect();
+        assert_eq!(ranges, [0..3, 3..5, 5..6, 6..7]);
+        let offsets: Vec<u64> = got.entries.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 8, 24, 4, 12, 0, 16]);
+        assert_eq!(got.removals, vec![(2, 0..1), (4, 1..2)]);
+        assert_eq!(got.moving, [true, true]);
+        assert!(got.notes.is_empty() && got.problems.is_empty());
+    }
+
+    /// A section's entries replaced, longer and shorter: the others keep
+    /// theirs, wherever they lie.
+    #[test]
+    fn set_entries_moves_the_other_sections_ranges() {
+        let got = part(
+            8,
+            2,
+            &[
+                (1, "vmlinux", &[0, 8]),
+                (2, "vmlinux", &[4]),
+                (3, "ext4", &[2]),
+            ],
+        )
+        .gather(part(8, 4, &[]));
+        let mut plan = Plan {
+            sections: got.sections,
+            entries: got.entries,
+            ..Plan::default()
+        };
+        let offsets =
+            |p: &Plan, k: usize| -> Vec<u64> { p.entries_of(k).iter().map(|r| r.offset).collect() };
+        let mut first = plan.entries_of(0).to_vec();
+        first.push(first[0]);
+        plan.set_entries(0, first);
+        assert_eq!(offsets(&plan, 0), [0, 8, 0]);
+        assert_eq!(offsets(&plan, 1), [4]);
+        assert_eq!(offsets(&plan, 2), [2]);
+        plan.set_entries(1, Vec::new());
+        assert_eq!(offsets(&plan, 1), Vec::<u64>::new());
+        assert_eq!(offsets(&plan, 2), [2]);
+        assert_eq!(plan.moved(), 4);
     }
 }

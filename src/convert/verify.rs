@@ -244,7 +244,7 @@ fn input_keys(input: &Elf, plan: &Plan, rs: &RelocSection, keys: &mut Vec<Key>) 
     let moved = (!rs.is_rela())
         .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
         .and_then(Result::ok)
-        .map(|k| plan.removals[k].1.as_slice());
+        .map(|k| plan.moving_of(k));
     for (n, r) in rs.entries().enumerate() {
         let mut addend = r.addend;
         if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
