@@ -522,12 +522,17 @@ mod tests {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HugeBlocks;
 
-/// The smallest block [`HugeBlocks`] maps on its own: two huge pages.
+/// The smallest block [`HugeBlocks`] maps on its own: one huge page.
 /// Measured on a 50,000-function module (medians of 25 runs, one machine):
 /// no block in huge pages, 21,900 page faults and 133 ms; from 4 MiB,
 /// 14,900 and 114 ms; from 2 MiB, 11,600 faults, no faster, and a wider
-/// spread of times. Peak RSS was the same for all three.
-pub const HUGE_BLOCK: usize = 4 << 20;
+/// spread of times. Peak RSS was the same for all three. Measured again
+/// once the plan had become a few large vectors instead of 100,000 small
+/// ones (medians of 30 runs, twice): from 4 MiB, 12,900 faults and 132–142
+/// ms; from 2 MiB, 9,200 faults and 124–129 ms, peak RSS the same (82
+/// MB). From 1 MiB: 11,500 faults (a block under 2 MiB holds no whole
+/// huge page, and is no longer glibc's to reuse).
+pub const HUGE_BLOCK: usize = 2 << 20;
 
 #[cfg(target_os = "linux")]
 mod huge {
