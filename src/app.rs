@@ -73,12 +73,11 @@ pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
             prove_same_conversion(&args.input, filtered, &full)?;
         }
     }
-    // One module's output buffers, freed, must not stay in the heap while
-    // it is proven (peak RSS); not before: reading maps, or the many
-    // modules of `check` and `symbols`, pays for a fresh mapping of every
-    // large buffer in page faults (5× as many for `symbols` of a module
-    // tree).
-    klp_convert::map_large_allocations();
+    // For one conversion only: the heap kept, in huge pages, and its free
+    // pages given back before the proof. Not before: the maps are read
+    // with glibc's defaults, as `check` and `symbols` read many modules.
+    let input_len = std::fs::metadata(&args.input).map_or(0, |m| m.len());
+    klp_convert::tune_allocator_for_conversion(input_len);
     convert_one(
         &args.input,
         &args.destination(),

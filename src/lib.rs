@@ -58,7 +58,7 @@ pub(crate) mod parallel;
 pub mod rules;
 pub mod show;
 
-pub use mapped::{map_large_allocations, HugeBlocks, HUGE_BLOCK};
+pub use mapped::{tune_allocator_for_conversion, HugeBlocks, HUGE_BLOCK};
 // For tests/robustness.rs, which must stay past it; not an interface.
 #[doc(hidden)]
 pub use parallel::WORTH_TWO_CORES;

@@ -331,14 +331,17 @@ impl Pending<'_, '_> {
     }
 
     /// Write the output to `w`, piece by piece, and drop the pieces' own
-    /// buffers (new sections, rewritten tables): what was written is
-    /// proven as read back, and their memory goes to its parse.
+    /// buffers (new sections, rewritten tables), the heap's free pages
+    /// given back with them: what was written is proven as read back, and
+    /// the peak RSS is then, with the output mapped.
     pub fn write_to(&mut self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        match self.output.take() {
+        let written = match self.output.take() {
             Some(out) => out.write_to(w),
             None if !self.changed => w.write_all(self.file),
             None => Err(std::io::Error::other("the output was written already")),
-        }
+        };
+        crate::mapped::release_free_memory();
+        written
     }
 
     /// The output in memory (the pieces are kept).

@@ -368,6 +368,7 @@ impl<'a> RelocSection<'a> {
     /// Entry `n` (below [`RelocSection::len`]), decoded. `SHT_REL` entries
     /// have a zero addend. MIPS64's own `r_info` layout never applies: the
     /// reader refuses MIPS64.
+    #[inline]
     fn at(&self, n: usize) -> Reloc {
         match self.raw {
             RawRelocs::Rel32(r, e) => {
