@@ -283,14 +283,22 @@ pub struct Qemu {
 /// stall twice (an RCU stall, the CPU parked after a call in a module's
 /// sysfs handler) in full runs with other guests and builds starving the
 /// host, and never in the same boot alone or with two busy loops beside it
-/// (3 of 3); a hang that repeats is the module's, and fails.
+/// (3 of 3); a hang that repeats is the module's, and fails. The hung
+/// boot's console is kept beside the log (`<log>.hung`): a test that passes
+/// on the second boot shows none of its output, and the next stall's cause
+/// is in that file.
 pub fn boot(qemu: &Qemu, initrd: &Path, log: &Path) -> (String, String) {
     match boot_once(qemu, initrd, log) {
         Ok(out) => out,
         Err(console) => {
+            let hung = log.with_extension("hung");
+            let kept = std::fs::write(&hung, &console).map_or_else(
+                |e| format!("not kept ({e})"),
+                |()| format!("kept in {}", hung.display()),
+            );
             let tail: Vec<&str> = console.lines().rev().take(40).collect();
             eprintln!(
-                "qemu did not power off within 300 s; booting once more. Console, last lines:\n{}",
+                "qemu did not power off within 300 s; booting once more. Its console is {kept}; last lines:\n{}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
             boot_once(qemu, initrd, log).unwrap_or_else(|console| {
