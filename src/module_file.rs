@@ -1352,6 +1352,25 @@ mod stable_tests {
         s.confirm().unwrap();
     }
 
+    /// The digest alone decides: a write whose every time stamp was put
+    /// back (which only a stamp as coarse as the clock allows; made here
+    /// by a stamp taken after the write) is refused all the same, as the
+    /// bytes the conversion read differ from those digested at open.
+    #[test]
+    fn a_change_no_stamp_shows_is_refused_by_the_digest() {
+        let (_dir, path, _) = input(3 * 4096);
+        let mut s = open_stable(&path).unwrap();
+        let f = fs::File::options().write(true).open(&path).unwrap();
+        f.write_all_at(b"another module", 4096).unwrap();
+        let (_, digest) = s.before.unwrap();
+        let now = Stamp::of(&fs::metadata(&path).unwrap());
+        s.before = Some((now, digest));
+        assert!(is_changed(s.confirm(), &path));
+        // The same stamp with the digest of what is there now: confirmed.
+        s.before = Some((now, Digest::of(s.bytes())));
+        s.confirm().unwrap();
+    }
+
     /// Truncated while mapped: the pages past the new end fault (SIGBUS,
     /// for real), read as zeros, and the read is refused as changed.
     #[test]

@@ -770,7 +770,7 @@ fn an_input_that_changes_while_it_is_read_is_refused_and_nothing_written() {
         let torn = conversion(&torn.concat(), "torn");
         assert!(torn != conv_a && torn != conv_b);
     }
-    // The control: the same preloaded read, changing nothing, converts.
+    // The control: the same preloaded mmap, changing nothing, converts.
     std::fs::write(&input, &a).unwrap();
     let r = run(
         &[

@@ -77,13 +77,14 @@ impl Plan<'_> {
         self.entries.len()
     }
 
-    /// The entries of klp section `k` (of `sections`).
+    /// The entries of klp section `k` (of `sections`; panics if there is
+    /// none).
     pub fn entries_of(&self, k: usize) -> &[Reloc] {
         &self.entries[self.sections[k].entries.clone()]
     }
 
-    /// The flags of removal `k` (of `removals`): one an entry of its
-    /// section, `true` where the entry moves out.
+    /// The flags of removal `k` (of `removals`; panics if there is none):
+    /// one an entry of its section, `true` where the entry moves out.
     pub fn moving_of(&self, k: usize) -> &[bool] {
         &self.moving[self.removals[k].1.clone()]
     }
@@ -94,19 +95,19 @@ impl Plan<'_> {
     }
 
     /// Give klp section `k` the entries `new` instead of its own, the
-    /// other sections' entries kept (for tests that plant a faulty plan).
+    /// other sections' entries kept where they follow (for tests that plant
+    /// a faulty plan). Panics if there is no section `k`.
     pub fn set_entries(&mut self, k: usize, new: Vec<Reloc>) {
         let old = self.sections[k].entries.clone();
         let grown = new.len() as isize - old.len() as isize;
         self.entries.splice(old.clone(), new);
-        for s in &mut self.sections {
-            if s.entries.start >= old.end && s.entries != old {
-                s.entries = s.entries.start.saturating_add_signed(grown)
-                    ..s.entries.end.saturating_add_signed(grown);
-            }
+        self.sections[k].entries = old.start..old.end.saturating_add_signed(grown);
+        // The sections' entries lie section after section: those of every
+        // later one move by as much.
+        for s in &mut self.sections[k + 1..] {
+            s.entries = s.entries.start.saturating_add_signed(grown)
+                ..s.entries.end.saturating_add_signed(grown);
         }
-        let end = old.end.saturating_add_signed(grown);
-        self.sections[k].entries = old.start..end;
     }
 }
 
@@ -719,5 +720,12 @@ mod tests {
         assert_eq!(offsets(&plan, 1), Vec::<u64>::new());
         assert_eq!(offsets(&plan, 2), [2]);
         assert_eq!(plan.moved(), 4);
+        // An empty section given entries: the next one, its range
+        // starting where the empty one's does, moves past them.
+        plan.set_entries(1, plan.entries_of(2).to_vec());
+        assert_eq!(offsets(&plan, 1), [2]);
+        assert_eq!(offsets(&plan, 2), [2]);
+        let ranges: Vec<Range<usize>> = plan.sections.iter().map(|s| s.entries.clone()).collect();
+        assert_eq!(ranges, [0..3, 3..4, 4..5]);
     }
 }

@@ -288,13 +288,17 @@ pub struct Qemu {
 /// on the second boot shows none of its output, and the next stall's cause
 /// is in that file.
 pub fn boot(qemu: &Qemu, initrd: &Path, log: &Path) -> (String, String) {
+    let mut hung = log.as_os_str().to_owned();
+    hung.push(".hung");
+    let hung = PathBuf::from(hung);
+    let _ = std::fs::remove_file(&hung);
     match boot_once(qemu, initrd, log) {
         Ok(out) => out,
         Err(console) => {
-            let hung = log.with_extension("hung");
-            let kept = std::fs::write(&hung, &console).map_or_else(
+            // The log as the guest wrote it, bytes and all.
+            let kept = std::fs::copy(log, &hung).map_or_else(
                 |e| format!("not kept ({e})"),
-                |()| format!("kept in {}", hung.display()),
+                |_| format!("kept in {}", hung.display()),
             );
             let tail: Vec<&str> = console.lines().rev().take(40).collect();
             eprintln!(
