@@ -774,17 +774,25 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     for sym in &elf.symbols {
         if sym.st_shndx == SHN_LIVEPATCH && referenced[sym.index as usize] {
             let parts = names::parse_klp_symbol_ref(sym.name);
-            out.extend(klp_symbol_name_parsed(sym, &parts, target));
+            if let Some(p) = klp_symbol_name_parsed(sym, &parts, target) {
+                out.push(p);
+            }
             of_vmlinux[sym.index as usize] = parts.ok().map(|k| k.obj == VMLINUX);
         }
         if annotations {
-            out.extend(unconverted_annotation(elf, sym));
+            if let Some(p) = unconverted_annotation(elf, sym) {
+                out.push(p);
+            }
         }
-        out.extend(defined_annotation(sym));
+        if let Some(p) = defined_annotation(sym) {
+            out.push(p);
+        }
     }
     for sec in elf.sections.iter() {
         if sympos_tables {
-            out.extend(unconverted_sympos_table(elf, &sec));
+            if let Some(p) = unconverted_sympos_table(elf, &sec) {
+                out.push(p);
+            }
         }
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             out.extend(klp_section_header(elf, &sec));
@@ -796,7 +804,9 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     for rs in &elf.relocs {
         let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
-            out.extend(klp_section_flagged(sec));
+            if let Some(p) = klp_section_flagged(sec) {
+                out.push(p);
+            }
             let target = elf.sections.get(sec.sh_info as usize);
             for r in rs.entries() {
                 let sym = &elf.symbols[r.sym as usize];
@@ -824,12 +834,18 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
                     klp_section_no_object(obj, &objects).map(|p| p.in_section(sec.display_name())),
                 );
             }
-            out.extend(misread);
+            if let Some(p) = misread {
+                out.push(p);
+            }
         }
         let at_section = |p: Finding| p.in_section(sec.display_name());
-        out.extend(target_alloc(&target).map(at_section));
+        if let Some(p) = target_alloc(&target) {
+            out.push(at_section(p));
+        }
         if let Some(obj) = &obj {
-            out.extend(late_target(obj, &target, elf.machine).map(at_section));
+            if let Some(p) = late_target(obj, &target, elf.machine) {
+                out.push(at_section(p));
+            }
         }
         for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];
@@ -846,7 +862,9 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
                     }
                 }
             }
-            out.extend(offset_within(&target, r.offset).map(at));
+            if let Some(p) = offset_within(&target, r.offset) {
+                out.push(at(p));
+            }
         }
     }
     out
