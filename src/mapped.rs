@@ -357,8 +357,9 @@ static HUGE_HEAP: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// Measured on a 50,000-function module (21 MB; medians of 20 runs, the
 /// two builds interleaved, one machine): 9,200 page faults and 128 ms
 /// with glibc's mmap threshold at 128 KiB as before; 3,500 to 4,000 faults
-/// and 111 ms so. Peak RSS 82.5 to 84.9 MB against 82 to 84.4: the
-/// proof's, the output mapped, after the trim.
+/// and 111 ms so. Peak RSS the same, the proof's with the output mapped
+/// (82.2 to 82.8 MB under GNU time, with the trim and the range returned
+/// to ordinary pages: [`release_free_memory`]).
 pub fn tune_allocator_for_conversion(input_len: u64) {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = input_len;
