@@ -405,8 +405,8 @@ pub fn tune_allocator_for_conversion(input_len: u64) {
 /// reuses them as fresh pages rather than adding its own to theirs. The
 /// range asked for huge pages is asked for ordinary ones again first: the
 /// proof's blocks, at the peak RSS, then hold what they use, not whole huge
-/// pages (peak RSS 82.3 to 83.0 MB in 20 runs, against 82.2 to 84.7, in the
-/// same time).
+/// pages (peak RSS under GNU time 82.2 to 82.8 MB in ten runs, against 82.2
+/// to 84.7; medians of 20 interleaved runs the same time).
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if TUNED.load(Ordering::Relaxed) {

@@ -566,7 +566,8 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 }
 
 /// The ordinary relocations against a symbol the module loader links by
-/// its export, whose field cannot hold the address the maps give it there
+/// its export (in a section the module allocates: the loader relocates no
+/// other), whose field cannot hold the address the maps give it there
 /// (kallsyms, System.map: one symbol of that name in the exporter): the
 /// loader refuses them as it refuses a klp relocation's
 /// ([`arch::absolute_overflow`]). `convert` makes a module's export a klp
@@ -601,7 +602,19 @@ fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
         }
     }
     for rs in &elf.relocs {
-        if elf.sections.at(rs.index).sh_flags & SHF_RELA_LIVEPATCH != 0 {
+        let sec = elf.sections.at(rs.index);
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            continue;
+        }
+        // `apply_relocations` skips a relocation section whose target the
+        // module does not allocate (`.rela.debug_info`): nothing of it is
+        // linked, nothing overflows.
+        let allocated = sec.sh_info != 0
+            && elf
+                .sections
+                .get(sec.sh_info as usize)
+                .is_some_and(|t| t.is_alloc());
+        if !allocated {
             continue;
         }
         for r in rs.entries() {
