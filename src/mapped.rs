@@ -383,9 +383,8 @@ pub fn tune_allocator_for_conversion(input_len: u64) {
             libc::mallopt(libc::M_MMAP_THRESHOLD, (reserve + (1 << 20)) as i32);
             let p = libc::malloc(reserve);
             if !p.is_null() {
-                const HUGE: usize = 2 << 20;
-                let start = (p as usize).next_multiple_of(HUGE);
-                let end = (p as usize + reserve) & !(HUGE - 1);
+                let start = (p as usize).next_multiple_of(huge::HUGE_PAGE);
+                let end = (p as usize + reserve) & !(huge::HUGE_PAGE - 1);
                 if end > start {
                     libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
                     HUGE_HEAP[0].store(start, Ordering::Relaxed);
@@ -644,7 +643,7 @@ mod huge {
     /// A huge page of x86_64 (and of 4 KiB-page arm64 and ppc64le's radix
     /// MMU): a block starts at a multiple of it, so that its first whole
     /// huge pages begin where it does.
-    const HUGE_PAGE: usize = 2 << 20;
+    pub(super) const HUGE_PAGE: usize = 2 << 20;
 
     /// Is a block of `size` bytes aligned to `align` one of ours? (Any
     /// alignment up to a huge page's is a block's.)

@@ -274,10 +274,7 @@ fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
     let mut out = Vec::new();
     for rs in &elf.relocs {
         let sec = &elf.sections.at(rs.index);
-        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
-            continue;
-        };
-        if !rs.is_rela() || sec.sh_info == 0 || !target.is_alloc() {
+        if !rs.is_rela() || super::applied_target(elf, sec).is_none() {
             continue;
         }
         for r in rs.entries() {

@@ -141,6 +141,16 @@ pub fn keeps_init_sections(machine: u16) -> bool {
     machine == abi::EM_PPC64
 }
 
+/// The section the relocation section `sec` patches, if the module loader
+/// applies it at all: `apply_relocations` skips a relocation section whose
+/// target the module does not allocate (`.rela.debug_info`).
+pub fn applied_target<'a>(elf: &Elf<'a>, sec: &Section) -> Option<Section<'a>> {
+    (sec.sh_info != 0)
+        .then(|| elf.sections.get(sec.sh_info as usize))
+        .flatten()
+        .filter(Section::is_alloc)
+}
+
 /// Is `name` a debug section, which the loader never relocates?
 pub fn is_debug_section(name: &[u8]) -> bool {
     name.starts_with(b".debug_") || name.starts_with(b".zdebug_")
@@ -312,12 +322,9 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
+        let Some(target) = applied_target(elf, sec) else {
             continue;
         };
-        if !target.is_alloc() || sec.sh_info == 0 {
-            continue;
-        }
         let bytes = elf.section_bytes(&target);
         for r in rs.entries() {
             let sym = &elf.symbols[r.sym as usize];

@@ -178,10 +178,10 @@ fn init_plt(elf: &Elf) -> Option<Finding> {
         if sec.sh_type != SHT_RELA || is_debug(sec.name) {
             continue;
         }
-        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
+        let Some(target) = super::applied_target(elf, &sec) else {
             continue;
         };
-        if sec.sh_info == 0 || super::is_init_section(target.name) || !target.is_alloc() {
+        if super::is_init_section(target.name) {
             continue;
         }
         let calls: BTreeSet<Vec<u8>> = rs

@@ -237,17 +237,6 @@ struct Part<'a> {
     problems: Vec<Finding>,
 }
 
-/// What [`Part::gather`] makes of the parts: the plan's klp sections,
-/// entries, removals and their flags, and the notes and problems in order.
-struct Gathered<'a> {
-    sections: Vec<KlpSection<'a>>,
-    entries: Vec<Reloc>,
-    removals: Vec<(usize, Range<usize>)>,
-    moving: Vec<bool>,
-    notes: Vec<Finding>,
-    problems: Vec<Finding>,
-}
-
 impl<'a> Part<'a> {
     /// The klp section for (`target`, `obj`) in `sections`, if any.
     fn group(&self, target: usize, obj: &[u8]) -> Option<usize> {
@@ -272,8 +261,10 @@ impl<'a> Part<'a> {
     /// `later`'s entries join the klp sections this part began (after
     /// their own), its new sections follow, and so do its removals, notes
     /// and problems. The entries are sorted by section (counted, then
-    /// placed: stable) into one vector.
-    fn gather(mut self, later: Part<'a>) -> Gathered<'a> {
+    /// placed: stable) into one vector. Into `plan`: its klp sections,
+    /// entries, removals and flags, and the notes after its own; the
+    /// problems are returned.
+    fn gather(mut self, later: Part<'a>, plan: &mut Plan<'a>) -> Vec<Finding> {
         let place: Vec<usize> = later
             .sections
             .into_iter()
@@ -295,13 +286,7 @@ impl<'a> Part<'a> {
         for (s, w) in self.sections.iter_mut().zip(at.windows(2)) {
             s.entries = w[0]..w[1];
         }
-        let none = Reloc {
-            offset: 0,
-            sym: 0,
-            r_type: 0,
-            addend: 0,
-        };
-        let mut entries = vec![none; self.entries.len() + later.entries.len()];
+        let mut entries = vec![Reloc::default(); self.entries.len() + later.entries.len()];
         let mut put = |g: usize, r: Reloc| {
             entries[at[g]] = r;
             at[g] += 1;
@@ -317,18 +302,15 @@ impl<'a> Part<'a> {
             .extend((later.removals.into_iter()).map(|(i, f)| (i, f.start + shift..f.end + shift)));
         let mut moving = self.moving;
         moving.extend(later.moving);
-        let mut notes = self.notes;
-        notes.extend(later.notes);
+        plan.sections = self.sections;
+        plan.entries = entries;
+        plan.removals = removals;
+        plan.moving = moving;
+        plan.notes.extend(self.notes);
+        plan.notes.extend(later.notes);
         let mut problems = self.problems;
         problems.extend(later.problems);
-        Gathered {
-            sections: self.sections,
-            entries,
-            removals,
-            moving,
-            notes,
-            problems,
-        }
+        problems
     }
 
     /// Plan the relocation sections `runs` (in section order) of `elf`.
@@ -504,13 +486,7 @@ pub fn plan_with<'a>(elf: &Elf<'a>, sel: Selection<'a>, loader: bool) -> (Plan<'
         || part(first),
         || part(second),
     );
-    let mut gathered = first.gather(later);
-    plan.sections = gathered.sections;
-    plan.entries = gathered.entries;
-    plan.removals = gathered.removals;
-    plan.moving = gathered.moving;
-    plan.notes.append(&mut gathered.notes);
-    problems.append(&mut gathered.problems);
+    problems.extend(first.gather(later, &mut plan));
 
     // A section for a module the patch has no klp_object for is never
     // applied; convert cannot add an object to the module's C data. Once
@@ -647,6 +623,13 @@ mod tests {
         p
     }
 
+    /// `first` and `later` gathered into an empty plan, and the problems.
+    fn gathered(first: Part<'static>, later: Part<'static>) -> (Plan<'static>, Vec<Finding>) {
+        let mut plan = Plan::default();
+        let problems = first.gather(later, &mut plan);
+        (plan, problems)
+    }
+
     /// The later part's sections join those the earlier one began for the
     /// same target and object (their entries after the earlier ones'),
     /// and the rest follow in their order: what one run through both
@@ -666,7 +649,7 @@ mod tests {
                 (1, "vmlinux", &[24]),
             ],
         );
-        let got = first.gather(later);
+        let (got, problems) = gathered(first, later);
         let whole = part(
             8,
             2,
@@ -677,7 +660,7 @@ mod tests {
                 (1, "ext4", &[16]),
             ],
         );
-        let want = whole.gather(part(8, 4, &[]));
+        let (want, _) = gathered(whole, part(8, 4, &[]));
         assert_eq!(got.sections, want.sections);
         assert_eq!(got.entries, want.entries);
         let ranges: Vec<Range<usize>> = got.sections.iter().map(|s| s.entries.clone()).collect();
@@ -686,14 +669,14 @@ mod tests {
         assert_eq!(offsets, [0, 8, 24, 4, 12, 0, 16]);
         assert_eq!(got.removals, vec![(2, 0..1), (4, 1..2)]);
         assert_eq!(got.moving, [true, true]);
-        assert!(got.notes.is_empty() && got.problems.is_empty());
+        assert!(got.notes.is_empty() && problems.is_empty());
     }
 
     /// A section's entries replaced, longer and shorter: the others keep
     /// theirs, wherever they lie.
     #[test]
     fn set_entries_moves_the_other_sections_ranges() {
-        let got = part(
+        let first = part(
             8,
             2,
             &[
@@ -701,13 +684,8 @@ mod tests {
                 (2, "vmlinux", &[4]),
                 (3, "ext4", &[2]),
             ],
-        )
-        .gather(part(8, 4, &[]));
-        let mut plan = Plan {
-            sections: got.sections,
-            entries: got.entries,
-            ..Plan::default()
-        };
+        );
+        let (mut plan, _) = gathered(first, part(8, 4, &[]));
         let offsets =
             |p: &Plan, k: usize| -> Vec<u64> { p.entries_of(k).iter().map(|r| r.offset).collect() };
         let mut first = plan.entries_of(0).to_vec();

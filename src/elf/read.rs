@@ -419,7 +419,7 @@ impl<'a> RelocSection<'a> {
 }
 
 /// One relocation entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Reloc {
     /// `r_offset`: where in the target section.
     pub offset: u64,

@@ -830,9 +830,9 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             let misread = klp_section_object_misread(sec, obj, &target);
             // A misread object is never applied either: one finding says so.
             if misread.is_none() && livepatch {
-                out.extend(
-                    klp_section_no_object(obj, &objects).map(|p| p.in_section(sec.display_name())),
-                );
+                if let Some(p) = klp_section_no_object(obj, &objects) {
+                    out.push(p.in_section(sec.display_name()));
+                }
             }
             if let Some(p) = misread {
                 out.push(p);
@@ -858,7 +858,9 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             if let (Some(obj), Some(true)) = (&obj, vmlinux_symbol) {
                 if *obj != VMLINUX {
                     if let Ok(k) = names::parse_klp_symbol_ref(sym.name) {
-                        out.extend(vmlinux_access(obj, &k.to_symbol()).map(at));
+                        if let Some(p) = vmlinux_access(obj, &k.to_symbol()) {
+                            out.push(at(p));
+                        }
                     }
                 }
             }

@@ -603,18 +603,8 @@ fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
     }
     for rs in &elf.relocs {
         let sec = elf.sections.at(rs.index);
-        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
-            continue;
-        }
-        // `apply_relocations` skips a relocation section whose target the
-        // module does not allocate (`.rela.debug_info`): nothing of it is
-        // linked, nothing overflows.
-        let allocated = sec.sh_info != 0
-            && elf
-                .sections
-                .get(sec.sh_info as usize)
-                .is_some_and(|t| t.is_alloc());
-        if !allocated {
+        // Nothing the loader does not apply is linked, nor overflows.
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 || arch::applied_target(elf, &sec).is_none() {
             continue;
         }
         for r in rs.entries() {
