@@ -348,8 +348,8 @@ static HUGE_HEAP: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 ///   and that range is asked for transparent huge pages: one fault and one
 ///   clear for 512 pages. Its pages are not touched here (no memory is
 ///   used until a vector is). Should the block come from a mapping of its
-///   own all the same (a threshold refused, a heap that cannot grow), the
-///   advice dies with it when it is freed;
+///   own all the same (a threshold refused, a heap that cannot grow), no
+///   range is advised;
 /// * the heap never shrinks on its own: [`release_free_memory`] gives its
 ///   free pages back before the output is proven, where the peak RSS is,
 ///   and the range back to ordinary pages.
@@ -367,9 +367,9 @@ pub fn tune_allocator_for_conversion(input_len: u64) {
     // SAFETY: mallopt sets a parameter of the allocator under its own lock
     // (and may consolidate free blocks; its result, 0 when refused,
     // changes nothing but memory use); the block malloc returns is freed
-    // once, untouched; madvise only advises, on whole pages inside that
-    // block (the advice stays on the heap's range once it is freed, as
-    // meant).
+    // once, untouched; sbrk(0) only reads the program break; madvise only
+    // advises, on whole pages inside that block (the advice stays on the
+    // heap's range once it is freed, as meant).
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
         // Trimmed once, by `release_free_memory`.
@@ -377,15 +377,21 @@ pub fn tune_allocator_for_conversion(input_len: u64) {
         let reserve = usize::try_from(input_len)
             .unwrap_or(usize::MAX)
             .min(HEAP_RESERVE_MAX);
-        if input_len >= HEAP_RESERVE_FROM {
-            // Served by the heap, under the threshold: the heap grows by
-            // it; freed, it stays the heap's (no trim above).
-            libc::mallopt(libc::M_MMAP_THRESHOLD, (reserve + (1 << 20)) as i32);
+        // Served by the heap, under the threshold: the heap grows by it;
+        // freed, it stays the heap's (no trim above). A threshold refused
+        // (32-bit glibc), or a block mapped on its own all the same (a heap
+        // that cannot grow, below the program break): no range is advised
+        // or kept, which `release_free_memory` would advise again later,
+        // over whatever is mapped there by then.
+        if input_len >= HEAP_RESERVE_FROM
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, (reserve + (1 << 20)) as i32) == 1
+        {
             let p = libc::malloc(reserve);
             if !p.is_null() {
                 let start = (p as usize).next_multiple_of(huge::HUGE_PAGE);
                 let end = (p as usize + reserve) & !(huge::HUGE_PAGE - 1);
-                if end > start {
+                let in_heap = (p as usize) < libc::sbrk(0) as usize;
+                if in_heap && end > start {
                     libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
                     HUGE_HEAP[0].store(start, Ordering::Relaxed);
                     HUGE_HEAP[1].store(end, Ordering::Relaxed);
