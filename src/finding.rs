@@ -73,6 +73,12 @@ rules! {
     /// Audit: `docs/klp-contract.md` §9 row T-input.
     NotElf = "not-elf", Error;
     // --- the livepatch core and the module loader (rules::contract) ---
+    /// The module loader's ELF checks read `e_shnum` and `e_shstrndx` as
+    /// they stand: a module in ELF's extended section numbering (65,280
+    /// sections or more) is refused (-ENOEXEC).
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M17.
+    ExtendedSectionNumbering = "extended-section-numbering", Error;
     /// `klp_enable_patch`: "module %s is not marked as a livepatch module".
     ///
     /// Audit: `docs/klp-contract.md` §9 rows C3, M1.

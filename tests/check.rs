@@ -852,14 +852,11 @@ fn non_utf8_names_the_kernel_misreads_do_not_panic() {
     assert_eq!(found, want);
     assert_eq!(json["summary"]["errors"], 2);
     let converted = out.with_extension("klp.o");
-    let r = convert_o(&out, &converted);
-    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
-    assert!(
-        stderr(&r).contains("the kernel reads the object of this section as"),
-        "{}",
-        stderr(&r)
+    expect_convert_refused(
+        &out,
+        &converted,
+        "the kernel reads the object of this section as",
     );
-    assert!(!converted.exists());
 }
 
 /// One module that once panicked `check` and a good one, in one
@@ -1786,4 +1783,219 @@ fn ppc32_init_plt() {
         .collect();
     assert_eq!(found.len(), 1, "{findings:?}");
     assert_eq!(found[0].1, "error", "{found:?}");
+}
+
+/// The module loader reads `e_shnum` and `e_shstrndx` as they stand: a
+/// module in ELF's extended section numbering is refused by every release
+/// (the words differ; tests/kernel_e2e.rs and kernel_xarch.rs load one).
+/// `check` refuses either field moved into section 0, and so does
+/// `convert`, before it writes anything.
+#[test]
+fn extended_section_numbering_is_refused() {
+    let dir = scratch("check_extended_numbering");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let converted = dir.join("lp.ko");
+    convert_ok(&obj, &converted);
+    let (code, files, _) = check_json(&[&converted]);
+    assert_eq!(code, 0);
+    assert!(!files[0].1.iter().any(|r| r == "extended-section-numbering"));
+    let bytes = std::fs::read(&converted).unwrap();
+    let count = Elf::parse(&bytes).unwrap().sections.len();
+    for (field, name) in [(Extended::Count, "count"), (Extended::NameIndex, "index")] {
+        let moved = dir.join(format!("lp.{name}.ko"));
+        std::fs::write(&moved, extended_numbering(&bytes, field)).unwrap();
+        // The reader sees the same sections.
+        let data = std::fs::read(&moved).unwrap();
+        assert_eq!(Elf::parse(&data).unwrap().sections.len(), count);
+        let (code, text) = check(&moved, &[]);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains(&format!(
+                "error: the ELF header gives the section count or the section name table's index through section 0 (extended numbering, for {count} sections): the module loader reads e_shnum and e_shstrndx as they stand and refuses the module (6.12 on: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: 'Invalid ELF section name index'; 5.10: -ENOEXEC without a message); a module must have fewer than 65,280 sections"
+            )),
+            "{text}"
+        );
+        let (_, files, _) = check_json(&[&moved]);
+        assert_eq!(files[0].1, ["extended-section-numbering"]);
+        // convert refuses it as it refuses any module check refuses.
+        let out = dir.join(format!("out.{name}.ko"));
+        expect_convert_refused(&moved, &out, "extended numbering");
+    }
+}
+
+/// `convert` counts the sections its output will have before it writes
+/// it: 65,279 is the most `e_shnum` holds, and the output is written and
+/// checked; one more would need ELF's extended numbering, which the
+/// loader refuses, and is refused with nothing written.
+#[test]
+fn convert_refuses_an_output_the_loader_cannot_number() {
+    let dir = scratch("check_section_count");
+    // A livepatch module whose one function gains one klp section, and
+    // `fill` sections of a byte each (`.section` in a top-level asm).
+    let module = |fill: usize| -> PathBuf {
+        let mut asm = String::new();
+        for n in 0..fill {
+            asm.push_str(&format!(".section .fill.{n},\\\"a\\\"\\n.byte 0\\n"));
+        }
+        let obj = dir.join(format!("lp{fill}.o"));
+        compile_x86_64(
+            &format!(
+                "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+                 int f(void) {{ return v; }}\n__asm__(\"{asm}.previous\\n\");\n"
+            ),
+            &obj,
+        );
+        obj
+    };
+    let sections = |p: &Path| {
+        let data = std::fs::read(p).unwrap();
+        Elf::parse(&data).unwrap().sections.len()
+    };
+    let base = module(0);
+    let out = dir.join("base.ko");
+    convert_ok(&base, &out);
+    let added = sections(&out) - sections(&base);
+    assert_eq!(added, 1);
+    let fill = 65_279 - sections(&out);
+
+    // 65,279 sections out: written, e_shnum says so, check accepts it.
+    let largest = module(fill);
+    let out = dir.join("largest.ko");
+    convert_ok(&largest, &out);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[60], bytes[61]]), 65_279);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+
+    // 65,280: refused before anything is written.
+    let over = module(fill + 1);
+    let out = dir.join("over.ko");
+    expect_convert_refused(&over, &out, "the converted module would have 65280 sections (65279 and 1 new klp relocation sections): 65,280 or more need ELF's extended numbering, and the module loader reads e_shnum and e_shstrndx as they stand and refuses the module");
+}
+
+/// An ordinary relocation into `.data..percpu` against an export whose
+/// address its field cannot hold: before 6.16 the loader has cleared the
+/// per-CPU section's `SHF_ALLOC` when it applies relocations, so it never
+/// applies this one, and the module loads (its per-CPU copies keep the
+/// unrelocated bytes); 6.16 relocates the section, and refuses it.
+#[test]
+fn export_overflow_in_per_cpu_data_depends_on_the_release() {
+    let dir = scratch("check_export_percpu");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}static const char __modinfo_vermagic[] \
+             __attribute__((section(\".modinfo\"), used, aligned(1))) = \
+             \"vermagic=6.1.0-28-amd64 SMP preempt mod_unload modversions \";\n\
+             extern int v;\n\
+             __asm__(\".section .data..percpu,\\\"aw\\\"\\n.long v\\n.previous\\n\");\n"
+        ),
+        &obj,
+    );
+    let maps = far_export(&dir);
+    let maps: Vec<&str> = maps.iter().map(String::as_str).collect();
+    let overflow = "error: section .rela.data..percpu, offset 0x0, symbol 'v': overflow in relocation type 10 val 100000000";
+    // 6.1, from the module's vermagic: never applied, nothing to refuse.
+    let (code, text) = check(&obj, &maps);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("overflow in"), "{text}");
+    // 6.12 said so; 7.2 and an unknown release are judged.
+    let (code, text) = check(
+        &obj,
+        &[&maps[..], &["--kernel-release", "6.12.0-1-amd64"]].concat(),
+    );
+    assert_eq!(code, 0, "{text}");
+    for release in ["7.2.0-1-amd64", "6.16.0"] {
+        let (code, text) = check(&obj, &[&maps[..], &["--kernel-release", release]].concat());
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains(overflow), "{text}");
+    }
+}
+
+/// The loader and the livepatch core read every relocation section against
+/// the module's one symbol table, whatever its `sh_link` says: a section
+/// linked elsewhere (here to section 0) is applied all the same, so
+/// `check` judges it and `convert` converts its references.
+#[test]
+fn relocation_sections_are_read_whatever_their_link() {
+    let dir = scratch("check_rela_link");
+    let unlink = |input: &Path, section: &[u8], out: &Path| {
+        let mut bytes = std::fs::read(input).unwrap();
+        let (at, index) = {
+            let elf = Elf::parse(&bytes).unwrap();
+            let index = elf.section_by_name(section).unwrap().index;
+            (
+                elf.shoff as usize + index * elf.shentsize as usize + 40,
+                index,
+            )
+        };
+        bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+        std::fs::write(out, &bytes).unwrap();
+        index
+    };
+    // An ordinary reference to an export whose address overflows its field.
+    let obj = dir.join("export.o");
+    compile_x86_64(
+        &format!("{HEADER}{LIVEPATCH_MODINFO}extern int v;\nint *f(void) {{ return &v; }}\n"),
+        &obj,
+    );
+    let unlinked = dir.join("export.unlinked.o");
+    unlink(&obj, b".rela.text.f", &unlinked);
+    let maps = far_export(&dir);
+    let maps: Vec<&str> = maps.iter().map(String::as_str).collect();
+    let (code, text) = check(&unlinked, &maps);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: section .rela.text.f, offset 0x3, symbol 'v': overflow in relocation type 11 val 100000000"),
+        "{text}"
+    );
+    // An annotated reference: converted from the unlinked section too.
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n"
+        ),
+        &obj,
+    );
+    let unlinked = dir.join("lp.unlinked.o");
+    let index = unlink(&obj, b".rela.text.f", &unlinked);
+    let out = dir.join("lp.ko");
+    convert_ok(&unlinked, &out);
+    let bytes = std::fs::read(&out).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let klp = elf
+        .relocs
+        .iter()
+        .find(|r| elf.sections.at(r.index).name == b".klp.rela.vmlinux..text.f")
+        .expect("the klp section");
+    assert_eq!(klp.len(), 1);
+    assert_eq!(
+        elf.symbols[klp.get(0).unwrap().sym as usize].name,
+        b".klp.sym.vmlinux.v,0"
+    );
+    let rest = elf.relocs.iter().find(|r| r.index == index).unwrap();
+    assert_eq!(rest.len(), 0, "the reference stayed in .rela.text.f");
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// `--symbols` arguments giving an export `v` of vmlinux at 4 GiB, where no
+/// 32-bit field holds it (files written into `dir`).
+fn far_export(dir: &Path) -> Vec<String> {
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(&symvers, "0x12345678\tv\tvmlinux\tEXPORT_SYMBOL\t\n").unwrap();
+    let far = dir.join("System.map");
+    std::fs::write(&far, "0000000100000000 D v\n").unwrap();
+    [far, symvers]
+        .iter()
+        .flat_map(|p| ["--symbols".to_string(), p.display().to_string()])
+        .collect()
 }

@@ -8,6 +8,8 @@
 //! `tests/kernel/init.sh`, which prints `KLPTEST <step> <key>=<value>` lines:
 //!
 //! 1. the unconverted livepatch fails with `Unknown symbol` (negative control);
+//!    the converted one in ELF's extended section numbering is refused too
+//!    (1b);
 //! 2. vmlinux's non-exported `saved_command_line` is read by a patched
 //!    `/proc/cmdline` handler; disabling restores the original;
 //! 3. target module first, then the patch: static homonyms at positions 1 and 2
@@ -416,6 +418,7 @@ fn initramfs(
     let lp_vmlinux = work.join("lp_vmlinux/klp_test_vmlinux.ko");
     std::fs::copy(&lp_vmlinux, m.join("klp_test_vmlinux.unconverted.ko")).unwrap();
     convert(&lp_vmlinux, &m.join("klp_test_vmlinux.ko"), false);
+    add_extended(&m);
     convert(
         &work.join("lp_mod/klp_test_mod.ko"),
         &m.join("klp_test_mod.ko"),
@@ -505,6 +508,7 @@ fn scenario(series: &str) {
 
     expect_started(&r, release.trim());
     expect_unconverted(&r, UNCONVERTED_SYMBOL);
+    expect_extended(&r, release.trim(), &mods);
     let before = expect_vmlinux(&r);
     assert!(before.contains("nokaslr"), "{before}");
     expect_target_first(&r);

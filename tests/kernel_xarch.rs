@@ -16,7 +16,8 @@
 //! (TCG) with tests/kernel/init.sh and asserts the same scenarios as
 //! tests/kernel_e2e.rs does on x86_64:
 //!
-//! 1. the unconverted livepatch fails with `Unknown symbol`;
+//! 1. the unconverted livepatch fails with `Unknown symbol`; the converted
+//!    one in ELF's extended section numbering is refused too (1b);
 //! 2. vmlinux's non-exported `saved_command_line` read by a patched
 //!    `/proc/cmdline` handler;
 //! 3. target first, static homonyms at positions 1 and 2; the target
@@ -344,6 +345,7 @@ fn initramfs(k: &XKernel, work: &Path, maps: &[PathBuf]) -> PathBuf {
         &work.join("lp_modvmlinux/klp_test_modvmlinux.ko"),
         &m.join("klp_test_modvmlinux.ko"),
     );
+    add_extended(&m);
     if k.arch.starts_with("ppc64") {
         local_call(k, work, maps, &m.join("klp_test_localcall.ko"));
     }
@@ -847,6 +849,7 @@ fn scenario(arch: &'static str) {
 
     expect_started(&r, &release);
     expect_unconverted(&r, logged);
+    expect_extended(&r, &release, &mods);
     let before = expect_vmlinux(&r);
     assert!(
         before.starts_with(&format!("console={console} ")),

@@ -11,6 +11,7 @@ use serde_json::Value;
 /// Every rule id, in declaration order. Ids are never renamed or reused.
 const RULE_IDS: &[&str] = &[
     "not-elf",
+    "extended-section-numbering",
     "not-livepatch",
     "klp-symbol-name",
     "klp-symbol-too-long",

@@ -263,7 +263,7 @@ pub fn prepare<'a, 'm>(
             .chain(crate::rules::kernels::late_reloc_read_only(&elf, &release))
             .chain(crate::rules::kernels::percpu_targets(&elf, &release))
             .chain(
-                map.map(|m| resolution::module_report(&elf, m, Report::Errors))
+                map.map(|m| resolution::module_report(&elf, m, &release, Report::Errors))
                     .into_iter()
                     .flatten(),
             )
@@ -291,6 +291,14 @@ pub fn prepare<'a, 'm>(
     }
     if !broken.is_empty() {
         return Err(Error::Refused(with_loader_refusals(&elf, broken)));
+    }
+    let added = plan
+        .sections
+        .iter()
+        .filter(|s| s.existing.is_none())
+        .count();
+    if let Some(p) = crate::rules::contract::too_many_sections(&elf, added) {
+        return Err(Error::Refused(vec![p]));
     }
     let output = apply::output(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.
@@ -387,7 +395,12 @@ impl Pending<'_, '_> {
         let (helper, (compared, refused, here)) = crate::parallel::join(
             worth_two_cores(out),
             || match map {
-                Some(m) => resolution::module_report(out, m, Report::Errors),
+                Some(m) => resolution::module_report(
+                    out,
+                    m,
+                    &crate::rules::Target::of(out, None),
+                    Report::Errors,
+                ),
                 None => verify::contract_errors(out),
             },
             || {

@@ -97,8 +97,7 @@ fn undefined<'a>(
     let mut wanted: Vec<usize> = Vec::new();
     let mut seen = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
-        let target = elf.sections.get(elf.sections.at(rs.index).sh_info as usize);
-        if !target.is_some_and(|t| t.is_alloc()) {
+        if crate::arch::applied_target(elf, &elf.sections.at(rs.index)).is_none() {
             continue;
         }
         for r in rs.entries() {

@@ -31,13 +31,19 @@ pub struct Elf<'a> {
     pub shentsize: u16,
     /// Section index of the section name string table.
     pub shstrndx: u32,
+    /// ELF's extended section numbering: the header gives the section
+    /// count (`e_shnum` 0) or the name table's index (`e_shstrndx`
+    /// `SHN_XINDEX`) through section 0's header, as a file of 65,280
+    /// sections or more must. The module loader reads neither there.
+    pub extended_numbering: bool,
     /// All section headers, by section index (0 is the null section).
     pub sections: Sections<'a>,
     /// Index of the (single) `SHT_SYMTAB` section, if any.
     pub symtab: Option<usize>,
     /// The symbols of `.symtab`, indexed by symbol index.
     pub symbols: Vec<Symbol<'a>>,
-    /// The relocation sections (`SHT_REL`/`SHT_RELA` linked to `.symtab`).
+    /// The relocation sections: every `SHT_REL`/`SHT_RELA` section, read
+    /// against `.symtab` whatever its `sh_link` (as the kernel reads it).
     pub relocs: Vec<RelocSection<'a>>,
 }
 
@@ -628,9 +634,12 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
     let (sections, rel_sections, shstrndx) = checked?;
     let symbols = symbols.transpose()?.unwrap_or_default();
 
-    let is_reloc = |s: &Section| {
-        (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && Some(s.sh_link as usize) == symtab_index
-    };
+    // Every relocation section is read against `.symtab`, whatever its
+    // `sh_link` says: the module loader and the livepatch core never read
+    // it (`info->index.sym` is the one symbol table), so a section linked
+    // elsewhere is applied all the same.
+    let is_reloc =
+        |s: &Section| (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && symtab_index.is_some();
     let mut relocs = Vec::with_capacity(rel_sections);
     for s in sections.iter().filter(is_reloc) {
         let sh = table.section(object::SectionIndex(s.index)).map_err(bad)?;
@@ -683,6 +692,8 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
         shoff: header.e_shoff(endian).into(),
         shentsize: header.e_shentsize(endian),
         shstrndx,
+        extended_numbering: header.e_shnum(endian) == 0 && !sections.is_empty()
+            || u32::from(header.e_shstrndx(endian)) == u32::from(object::elf::SHN_XINDEX),
         sections,
         symtab: symtab_index,
         symbols,

@@ -19,6 +19,52 @@ use crate::klp_patch::{self, PatchTable, Place};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::Target;
 
+/// The fewest sections that need ELF's extended numbering
+/// (`SHN_LORESERVE`): `e_shnum` holds 65,279 at most.
+pub const EXTENDED_NUMBERING_FROM: usize = 0xff00;
+
+/// What the module loader says of a module in ELF's extended section
+/// numbering, by release: it reads `e_shnum` (0) and `e_shstrndx` as they
+/// stand, and section 0 must be empty.
+const EXTENDED_REFUSED: &str =
+    "the module loader reads e_shnum and e_shstrndx as they stand and refuses the module \
+     (6.12 on: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; \
+     6.1: 'Invalid ELF section name index'; 5.10: -ENOEXEC without a message)";
+
+/// `extended-section-numbering`: `elf`'s header gives its section count or
+/// its name table's index through section 0, which no release's loader
+/// reads.
+pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
+    elf.extended_numbering.then(|| {
+        Finding::new(
+            Rule::ExtendedSectionNumbering,
+            format!(
+                "the ELF header gives the section count or the section name table's index \
+                 through section 0 (extended numbering, for {} sections): {EXTENDED_REFUSED}; \
+                 a module must have fewer than 65,280 sections",
+                elf.sections.len()
+            ),
+        )
+    })
+}
+
+/// `extended-section-numbering`, before a conversion writes anything: `elf`
+/// with `added` new sections would need extended numbering.
+pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
+    let count = elf.sections.len().saturating_add(added);
+    (count >= EXTENDED_NUMBERING_FROM).then(|| {
+        Finding::new(
+            Rule::ExtendedSectionNumbering,
+            format!(
+                "the converted module would have {count} sections ({} and {added} new klp \
+                 relocation sections): 65,280 or more need ELF's extended numbering, and \
+                 {EXTENDED_REFUSED}; split the patch into smaller modules",
+                elf.sections.len()
+            ),
+        )
+    })
+}
+
 /// `klp_enable_patch` (kernel/livepatch/core.c) refuses a module without
 /// `livepatch=Y` in `.modinfo`: "module %s is not marked as a livepatch module".
 pub fn livepatch_modinfo(elf: &Elf) -> Option<Finding> {
@@ -743,6 +789,7 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     let sympos_tables = !skip.contains(&Rule::UnconvertedSymposTable);
     let table = klp_patch::read(elf);
     let mut out = patch_table(elf, table.as_ref(), target);
+    out.extend(extended_numbering(elf));
     let objects = klp_patch::ModuleObjects::of(elf, table.as_ref());
     let has_klp_section = elf
         .sections

@@ -32,7 +32,7 @@ pub fn all(elf: &Elf, target: &Target, map: Option<&SymbolMap>) -> Vec<Finding> 
     out.extend(kernels::percpu_targets(elf, target));
     out.extend(arch::loader_rules(elf));
     if let Some(map) = map {
-        out.extend(resolution::module(elf, map));
+        out.extend(resolution::module(elf, map, target));
         let table = crate::klp_patch::read(elf);
         if let Some(table) = &table {
             out.extend(resolution::patched_functions(map, table));

@@ -12,7 +12,7 @@ use crate::finding::{Finding, Rule, Severity};
 use crate::klp_patch::{Form, PatchTable};
 use crate::maps::{LoadOrder, Lookup, MapSymbol, Orders, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
-use crate::rules::contract;
+use crate::rules::{contract, kernels, Target};
 
 /// How a fix-it line is written: in the annotation style the module already
 /// uses (more may come with new annotation styles).
@@ -499,15 +499,16 @@ pub enum Report {
 }
 
 /// Resolve every klp symbol of `elf` as `klp_find_object_symbol` would, and
-/// every name the module loader must link against the exports.
-pub fn module(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
-    module_report(elf, map, Report::All)
+/// every name the module loader must link against the exports, for the
+/// kernel `target`.
+pub fn module(elf: &Elf, map: &SymbolMap, target: &Target) -> Vec<Finding> {
+    module_report(elf, map, target, Report::All)
 }
 
 /// [`module`], building only the findings `report` asks for.
-pub fn module_report(elf: &Elf, map: &SymbolMap, report: Report) -> Vec<Finding> {
+pub fn module_report(elf: &Elf, map: &SymbolMap, target: &Target, report: Report) -> Vec<Finding> {
     let mut out = klp_symbols_report(elf, map, report);
-    out.extend(export_overflows(elf, map));
+    out.extend(export_overflows(elf, map, target));
     let module = elf
         .modinfo_value("name")
         .map(|n| show(n).to_string())
@@ -572,8 +573,11 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 /// loader refuses them as it refuses a klp relocation's
 /// ([`arch::absolute_overflow`]). `convert` makes a module's export a klp
 /// relocation, which its proof then refuses; `check` of the input says so
-/// here.
-fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
+/// here. Before 6.16 the loader has cleared the per-CPU section's
+/// `SHF_ALLOC` when it applies relocations, so it applies none there
+/// ([`kernels::percpu_target`]): those are judged for a `target` of 6.16
+/// on, or of an unknown release.
+fn export_overflows(elf: &Elf, map: &SymbolMap, target: &Target) -> Vec<Finding> {
     let linked: Vec<(u32, &[u8])> = elf
         .symbols
         .iter()
@@ -604,7 +608,15 @@ fn export_overflows(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
     for rs in &elf.relocs {
         let sec = elf.sections.at(rs.index);
         // Nothing the loader does not apply is linked, nor overflows.
-        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 || arch::applied_target(elf, &sec).is_none() {
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            continue;
+        }
+        let Some(applied) = arch::applied_target(elf, &sec) else {
+            continue;
+        };
+        if kernels::is_percpu_section(&applied)
+            && target.release.as_ref().is_some_and(|r| r.before(6, 16))
+        {
             continue;
         }
         for r in rs.entries() {

@@ -326,6 +326,15 @@ pub fn convert_ok(input: &Path, out: &Path) {
     assert!(r.status.success(), "{}: {}", input.display(), stderr(&r));
 }
 
+/// `convert INPUT -o OUT` refuses (exit 1) in words containing `words`,
+/// and writes nothing.
+pub fn expect_convert_refused(input: &Path, out: &Path, words: &str) {
+    let r = convert_o(input, out);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains(words), "{}", stderr(&r));
+    assert!(!out.exists());
+}
+
 /// `bytes` as an xz stream, made as kbuild makes `.ko.xz` modules
 /// (scripts/Makefile.modinst: `xz --check=crc32 --lzma2=dict=1MiB`).
 pub fn xz(bytes: &[u8]) -> Vec<u8> {
@@ -363,6 +372,56 @@ pub fn zstd(bytes: &[u8]) -> Vec<u8> {
         let header = (c.len() as u32) << 3 | u32::from(i == last);
         out.extend_from_slice(&header.to_le_bytes()[..3]);
         out.extend_from_slice(c);
+    }
+    out
+}
+
+/// Which field of the ELF header [`extended_numbering`] moves into section
+/// 0's header.
+#[derive(Clone, Copy)]
+pub enum Extended {
+    /// `e_shnum` 0, the count in section 0's `sh_size`.
+    Count,
+    /// `e_shstrndx` `SHN_XINDEX`, the index in section 0's `sh_link`.
+    NameIndex,
+}
+
+/// The relocatable object `elf` with one header field in ELF's extended
+/// section numbering (the form a file of 65,280 sections or more must
+/// take), every section as it was: what the module loader reads as it
+/// stands.
+pub fn extended_numbering(elf: &[u8], field: Extended) -> Vec<u8> {
+    let mut out = elf.to_vec();
+    let is_64 = elf[4] == 2;
+    let big = elf[5] == 2;
+    let get = |at: usize, n: usize| -> u64 {
+        let b = &elf[at..at + n];
+        b.iter().enumerate().fold(0, |v, (i, &x)| {
+            let shift = if big { 8 * (n - 1 - i) } else { 8 * i };
+            v | u64::from(x) << shift
+        })
+    };
+    let mut put = |at: usize, n: usize, v: u64| {
+        for i in 0..n {
+            let shift = if big { 8 * (n - 1 - i) } else { 8 * i };
+            out[at + i] = (v >> shift) as u8;
+        }
+    };
+    // e_shoff, e_shnum, e_shstrndx; sh_link and sh_size of a section header.
+    let (shoff, shnum, shstrndx, sh_link, sh_size, size_len) = if is_64 {
+        (get(40, 8) as usize, 60, 62, 40, 32, 8)
+    } else {
+        (get(32, 4) as usize, 48, 50, 24, 20, 4)
+    };
+    match field {
+        Extended::Count => {
+            put(shoff + sh_size, size_len, get(shnum, 2));
+            put(shnum, 2, 0);
+        }
+        Extended::NameIndex => {
+            put(shoff + sh_link, 4, get(shstrndx, 2));
+            put(shstrndx, 2, 0xffff);
+        }
     }
     out
 }

@@ -10,6 +10,8 @@ out cmdline "before=$(cat /proc/cmdline)"
 
 # 1. Negative control: the unconverted module cannot load.
 load unconverted klp_test_vmlinux.unconverted.ko
+# 1b. The converted module in ELF's extended section numbering: refused.
+load extended klp_test_vmlinux.extended.ko
 
 # 2. vmlinux reference: saved_command_line through a klp relocation.
 if load vmlinux klp_test_vmlinux.ko; then

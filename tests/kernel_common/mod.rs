@@ -174,7 +174,46 @@ pub const NEGATIVES: &[(&str, &str)] = &[
     ("klp_test_missing.ko", "symbol 'klp_no_such_symbol' not found in symbol table"),
     ("klp_test_modvmlinux.ko", "invalid access to vmlinux symbol 'saved_command_line' from module-specific livepatch relocation section"),
     ("klp_test_vmlinux.unconverted.ko", "Unknown symbol"),
+    ("klp_test_vmlinux.extended.ko", "ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr"),
 ];
+
+/// 1b. The converted klp_test_vmlinux.ko of `mods` with its section count
+/// in section 0 (ELF's extended numbering, every section as it was):
+/// `klp_test_vmlinux.extended.ko`, which every release refuses.
+pub fn add_extended(mods: &Path) {
+    let bytes = std::fs::read(mods.join("klp_test_vmlinux.ko")).unwrap();
+    std::fs::write(
+        mods.join("klp_test_vmlinux.extended.ko"),
+        extended_numbering(&bytes, Extended::Count),
+    )
+    .unwrap();
+}
+
+/// 1b. The loader refused [`add_extended`]'s module in `release`'s words
+/// (`uname -r`): 6.12 on check section 0 first, 6.1 the name table's
+/// index against an `e_shnum` of 0 first, and 5.10 says nothing.
+pub fn expect_extended(r: &Results, release: &str, mods: &Path) {
+    r.expect_refused("extended", "klp_test_vmlinux.extended.ko");
+    let data = std::fs::read(mods.join("klp_test_vmlinux.extended.ko")).unwrap();
+    let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+    assert!(elf.extended_numbering);
+    let index = elf.shstrndx;
+    let section0 = "ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr";
+    let name_index =
+        format!("Invalid ELF section name index: {index} || e_shstrndx ({index}) >= e_shnum (0)");
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+    let mut next = || numbers.next().and_then(|n| n.parse::<u32>().ok()).unwrap();
+    let (major, minor) = (next(), next());
+    match (major, minor) {
+        (6, 12..) | (7.., _) => r.expect_log(section0),
+        (6, 1..) => r.expect_log(&name_index),
+        _ => assert!(
+            !r.log.contains(section0) && !r.log.contains("Invalid ELF section name index"),
+            "{release} was expected to refuse without a message:\n{}",
+            r.log
+        ),
+    }
+}
 
 /// Before booting: `check --symbols` refuses every negative control of
 /// `mods` in the kernel's words, and accepts `loaded` (the modules the
