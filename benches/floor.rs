@@ -63,7 +63,7 @@
 //! a,b,c,d,k`, `--no-callgrind`, `--note TEXT`.
 //!
 //! Under `cargo test --all-targets` (so in `scripts/test`) it is a smoke
-//! test: the same workloads at a 25th of the size, asserted loosely enough
+//! test: the same workloads at a tenth of the size, asserted loosely enough
 //! not to flake on a busy 2-core machine. It guards against a 10×
 //! regression and against work that grows faster than the input; it is not
 //! a timing test. See [`Bounds`] and [`assert_loosely`].
@@ -92,7 +92,7 @@ const BENCH: Sizes = Sizes {
     full: "obj --full --n 2500 --k 10000",
 };
 
-/// A 25th of the bench, the growth pair 4× apart: the inputs take about ten
+/// A tenth of the bench, the growth pair 4× apart: the inputs take about ten
 /// seconds to generate, once, and the run 15–40 s.
 const SMOKE: Sizes = Sizes {
     growth: &[500, 2_000],

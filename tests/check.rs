@@ -1807,8 +1807,23 @@ fn extended_section_numbering_is_refused() {
     assert_eq!(code, 0);
     assert!(!files[0].1.iter().any(|r| r == "extended-section-numbering"));
     let bytes = std::fs::read(&converted).unwrap();
-    let count = Elf::parse(&bytes).unwrap().sections.len();
-    for (field, name) in [(Extended::Count, "count"), (Extended::NameIndex, "index")] {
+    let (count, index) = {
+        let elf = Elf::parse(&bytes).unwrap();
+        (elf.sections.len(), elf.shstrndx)
+    };
+    // The count in section 0: 6.13 finds section 0 not empty first, 6.1
+    // the name table's index not below an e_shnum of 0. The index in
+    // section 0: every 6.x finds SHN_XINDEX not below e_shnum.
+    let count_words = format!(
+        "(extended numbering: e_shnum 0, for {count} sections): the module loader reads e_shnum and e_shstrndx as they stand and refuses the module (6.13 on and Debian's 6.12: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: 'Invalid ELF section name index: {index} || e_shstrndx ({index}) >= e_shnum (0)'; 5.10: 'Module has invalid ELF structures')"
+    );
+    let index_words = format!(
+        "(extended numbering: e_shstrndx SHN_XINDEX, for {count} sections): the module loader reads e_shnum and e_shstrndx as they stand and refuses the module (6.1 on: 'Invalid ELF section name index: 65535 || e_shstrndx (65535) >= e_shnum ({count})'; 5.10: 'Module has invalid ELF structures')"
+    );
+    for (field, name, words) in [
+        (Extended::Count, "count", count_words),
+        (Extended::NameIndex, "index", index_words),
+    ] {
         let moved = dir.join(format!("lp.{name}.ko"));
         std::fs::write(&moved, extended_numbering(&bytes, field)).unwrap();
         // The reader sees the same sections.
@@ -1818,7 +1833,7 @@ fn extended_section_numbering_is_refused() {
         assert_eq!(code, 1, "{text}");
         assert!(
             text.contains(&format!(
-                "error: the ELF header gives the section count or the section name table's index through section 0 (extended numbering, for {count} sections): the module loader reads e_shnum and e_shstrndx as they stand and refuses the module (6.12 on: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: 'Invalid ELF section name index'; 5.10: -ENOEXEC without a message); a module must have fewer than 65,280 sections"
+                "error: the ELF header gives the section count or the section name table's index through section 0 {words}; a module must have fewer than 65280 sections"
             )),
             "{text}"
         );
@@ -1877,46 +1892,102 @@ fn convert_refuses_an_output_the_loader_cannot_number() {
     // 65,280: refused before anything is written.
     let over = module(fill + 1);
     let out = dir.join("over.ko");
-    expect_convert_refused(&over, &out, "the converted module would have 65280 sections (65279 and 1 new klp relocation sections): 65,280 or more need ELF's extended numbering, and the module loader reads e_shnum and e_shstrndx as they stand and refuses the module");
+    let index = Elf::parse(&std::fs::read(&over).unwrap())
+        .unwrap()
+        .e_shstrndx;
+    expect_convert_refused(&over, &out, &format!("the converted module would have 65280 sections (65279 and 1 new klp relocation sections): 65280 or more need ELF's extended numbering, and the module loader reads e_shnum and e_shstrndx as they stand and refuses the module (6.13 on and Debian's 6.12: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: 'Invalid ELF section name index: {index} || e_shstrndx ({index}) >= e_shnum (0)'; 5.10: 'Module has invalid ELF structures'); split the patch into smaller modules"));
 }
 
-/// An ordinary relocation into `.data..percpu` against an export whose
-/// address its field cannot hold: before 6.16 the loader has cleared the
-/// per-CPU section's `SHF_ALLOC` when it applies relocations, so it never
-/// applies this one, and the module loads (its per-CPU copies keep the
-/// unrelocated bytes); 6.16 relocates the section, and refuses it.
+/// Ordinary relocations into `.data..percpu` against other objects'
+/// symbols: an export whose address its field cannot hold, and bytes the
+/// x86_64 loader wants zero. Before 6.16 the loader has cleared the per-CPU
+/// section's `SHF_ALLOC` when it applies relocations, so it applies neither,
+/// and the module loads (its per-CPU copies keep the unrelocated bytes);
+/// 6.16 relocates the section, and refuses both. An unknown release is
+/// judged. `convert`, which has nothing to convert here, agrees.
 #[test]
-fn export_overflow_in_per_cpu_data_depends_on_the_release() {
+fn per_cpu_relocations_depend_on_the_release() {
     let dir = scratch("check_export_percpu");
-    let obj = dir.join("lp.o");
-    compile_x86_64(
-        &format!(
-            "{HEADER}{LIVEPATCH_MODINFO}static const char __modinfo_vermagic[] \
-             __attribute__((section(\".modinfo\"), used, aligned(1))) = \
-             \"vermagic=6.1.0-28-amd64 SMP preempt mod_unload modversions \";\n\
-             extern int v;\n\
-             __asm__(\".section .data..percpu,\\\"aw\\\"\\n.long v\\n.previous\\n\");\n"
-        ),
-        &obj,
-    );
+    let module = |name: &str, vermagic: Option<&str>| -> PathBuf {
+        let obj = dir.join(format!("{name}.o"));
+        let vermagic = vermagic.map_or(String::new(), |v| {
+            format!(
+                "static const char __modinfo_vermagic[] \
+                 __attribute__((section(\".modinfo\"), used, aligned(1))) = \"vermagic={v} \";\n"
+            )
+        });
+        compile_x86_64(
+            &format!(
+                "{HEADER}{LIVEPATCH_MODINFO}{vermagic}extern int v, w;\n\
+                 __asm__(\".section .data..percpu,\\\"aw\\\"\\n.long v\\n\\
+                 1: .long 1\\n.reloc 1b, R_X86_64_32, w\\n.previous\\n\");\n"
+            ),
+            &obj,
+        );
+        obj
+    };
     let maps = far_export(&dir);
-    let maps: Vec<&str> = maps.iter().map(String::as_str).collect();
-    let overflow = "error: section .rela.data..percpu, offset 0x0, symbol 'v': overflow in relocation type 10 val 100000000";
-    // 6.1, from the module's vermagic: never applied, nothing to refuse.
-    let (code, text) = check(&obj, &maps);
-    assert_eq!(code, 0, "{text}");
-    assert!(!text.contains("overflow in"), "{text}");
-    // 6.12 said so; 7.2 and an unknown release are judged.
-    let (code, text) = check(
-        &obj,
-        &[&maps[..], &["--kernel-release", "6.12.0-1-amd64"]].concat(),
+    let mut maps: Vec<&str> = maps.iter().map(String::as_str).collect();
+    let symvers = dir.join("Module.symvers");
+    std::fs::write(
+        &symvers,
+        "0x12345678\tv\tvmlinux\tEXPORT_SYMBOL\t\n0x12345678\tw\tvmlinux\tEXPORT_SYMBOL\t\n",
+    )
+    .unwrap();
+    let system_map = dir.join("System.map");
+    std::fs::write(&system_map, "0000000100000000 D v\n0000000000002000 D w\n").unwrap();
+    maps[3] = symvers.to_str().unwrap();
+    let refused = [
+        "error: section .rela.data..percpu, offset 0x0, symbol 'v': overflow in relocation type 10 val 100000000",
+        "error: section .rela.data..percpu, offset 0x4, symbol 'w': Invalid relocation target, existing value is nonzero for type 10 (R_X86_64_32), val 0x1",
+    ];
+    let old = module(
+        "old",
+        Some("6.1.0-28-amd64 SMP preempt mod_unload modversions"),
     );
-    assert_eq!(code, 0, "{text}");
-    for release in ["7.2.0-1-amd64", "6.16.0"] {
-        let (code, text) = check(&obj, &[&maps[..], &["--kernel-release", release]].concat());
-        assert_eq!(code, 1, "{text}");
-        assert!(text.contains(overflow), "{text}");
+    let new = module(
+        "new",
+        Some("7.2.0-1-amd64 SMP preempt mod_unload modversions"),
+    );
+    let unknown = module("unknown", None);
+    // 6.1, from the module's vermagic, and 6.12, 6.15 as asked: never
+    // applied, nothing to refuse.
+    for release in [None, Some("6.12.0-1-amd64"), Some("6.15.9")] {
+        let mut args = maps.clone();
+        args.extend(
+            release
+                .map(|r| ["--kernel-release", r])
+                .into_iter()
+                .flatten(),
+        );
+        let (code, text) = check(&old, &args);
+        assert_eq!(code, 0, "{release:?}: {text}");
+        assert!(!text.contains(".rela.data..percpu"), "{text}");
     }
+    // 6.16 as asked, 7.2 from vermagic, and an unknown release: judged.
+    for (module, release) in [(&old, Some("6.16.0")), (&new, None), (&unknown, None)] {
+        let mut args = maps.clone();
+        args.extend(
+            release
+                .map(|r| ["--kernel-release", r])
+                .into_iter()
+                .flatten(),
+        );
+        let (code, text) = check(module, &args);
+        assert_eq!(code, 1, "{text}");
+        for words in refused {
+            assert!(text.contains(words), "{words}: {text}");
+        }
+        assert!(text.contains(": 2 errors, 0 warnings"), "{text}");
+        assert!(!text.contains("val 2000"), "w fits its field: {text}");
+    }
+    // convert (no maps: the loader's own rules) writes 6.1's and refuses 7.2's.
+    convert_ok(&old, &dir.join("old.ko"));
+    expect_convert_refused(
+        &new,
+        &dir.join("new.ko"),
+        "section .rela.data..percpu, offset 0x4, symbol 'w': Invalid relocation target, existing value is nonzero",
+    );
 }
 
 /// The loader and the livepatch core read every relocation section against

@@ -151,6 +151,19 @@ pub fn applied_target<'a>(elf: &Elf<'a>, sec: &Section) -> Option<Section<'a>> {
         .filter(Section::is_alloc)
 }
 
+/// The per-CPU section of a module: the loader allocates it per CPU
+/// (`percpu_modalloc`) and clears its `SHF_ALLOC` in the section headers
+/// (`layout_and_allocate`, kernel/module/main.c), so nothing else copies it.
+pub const PERCPU_SECTION: &[u8] = b".data..percpu";
+
+/// [`applied_target`] of an ordinary relocation section, for a kernel that
+/// relocates the per-CPU section (`percpu`: 6.16 on) or not: before 6.16
+/// the loader has cleared that section's `SHF_ALLOC` when it applies
+/// relocations, and skips those into it.
+pub fn applied_ordinary<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Option<Section<'a>> {
+    applied_target(elf, sec).filter(|t| percpu || t.name != PERCPU_SECTION)
+}
+
 /// Is `name` a debug section, which the loader never relocates?
 pub fn is_debug_section(name: &[u8]) -> bool {
     name.starts_with(b".debug_") || name.starts_with(b".zdebug_")
@@ -262,8 +275,10 @@ fn is_linked_module(elf: &Elf) -> bool {
 
 /// Every loader finding for the klp relocations of `elf`: the types its
 /// architecture's `apply_relocate_add` handles, the bytes it expects, and
-/// the sections it needs.
-pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
+/// the sections it needs; and for its ordinary relocations against other
+/// objects' symbols, those into the per-CPU section included when the
+/// kernel relocates it (`percpu`, [`applied_ordinary`]).
+pub fn loader_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(loader) = loader(elf.machine) else {
         let has_klp = elf
@@ -322,7 +337,7 @@ pub fn loader_rules(elf: &Elf) -> Vec<Finding> {
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        let Some(target) = applied_target(elf, sec) else {
+        let Some(target) = applied_ordinary(elf, sec, percpu) else {
             continue;
         };
         let bytes = elf.section_bytes(&target);

@@ -161,7 +161,8 @@ fn plan_selected<'a>(
 /// Every problem in one run: `problems`, then the loader's refusals of the
 /// input that they do not already name (same rule, section and offset).
 fn with_loader_refusals(elf: &Elf, mut problems: Vec<Finding>) -> Vec<Finding> {
-    for f in crate::arch::loader_rules(elf) {
+    let percpu = crate::rules::Target::of(elf, None).relocates_percpu();
+    for f in crate::arch::loader_rules(elf, percpu) {
         let known = problems
             .iter()
             .any(|p| (p.rule, &p.section, p.offset) == (f.rule, &f.section, f.offset));
@@ -256,14 +257,13 @@ pub fn prepare<'a, 'm>(
         // Nothing to convert: the module goes out as it came, so it must
         // already pass what `check` asks of any module (a module from
         // another tool is judged by the same rules).
-        let release = crate::rules::Target::of(&elf, None);
         let refusals: Vec<Finding> = broken
             .into_iter()
-            .chain(crate::arch::loader_rules(&elf))
-            .chain(crate::rules::kernels::late_reloc_read_only(&elf, &release))
-            .chain(crate::rules::kernels::percpu_targets(&elf, &release))
+            .chain(crate::arch::loader_rules(&elf, target.relocates_percpu()))
+            .chain(crate::rules::kernels::late_reloc_read_only(&elf, &target))
+            .chain(crate::rules::kernels::percpu_targets(&elf, &target))
             .chain(
-                map.map(|m| resolution::module_report(&elf, m, &release, Report::Errors))
+                map.map(|m| resolution::module_report(&elf, m, &target, Report::Errors))
                     .into_iter()
                     .flatten(),
             )
@@ -308,7 +308,7 @@ pub fn prepare<'a, 'm>(
     // The new klp sections and their entries are in the output now, where
     // `verify` finds them: of the plan's sections it needs only those that
     // extend one of the input's (which it may rewrite), and the summary
-    // their number. Their memory (3.2 MB for 50,000 sections, and 4.8 MB of
+    // their number. Their memory (1.3 MB for 20,000 sections, and 1.9 MB of
     // entries) goes to the output's parse.
     let moved = plan.moved();
     let sections = plan.sections.len();
@@ -388,25 +388,22 @@ impl Pending<'_, '_> {
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
         // [`verify`] in two halves at once, with the refusals below: the
         // maps' resolution, or without maps the contract, on one core (most
-        // of a v7 drop-in's proof; half of a 50,000-function module's), the
+        // of a v7 drop-in's proof; half of a 20,000-function module's), the
         // comparison with the input, the loader's rules and the rest on the
         // other.
         let out = &out;
+        let target = &crate::rules::Target::of(out, None);
         let (helper, (compared, refused, here)) = crate::parallel::join(
             worth_two_cores(out),
             || match map {
-                Some(m) => resolution::module_report(
-                    out,
-                    m,
-                    &crate::rules::Target::of(out, None),
-                    Report::Errors,
-                ),
-                None => verify::contract_errors(out),
+                Some(m) => resolution::module_report(out, m, target, Report::Errors),
+                None => verify::contract_errors(out, target),
             },
             || {
                 let compared = verify::compare(elf, plan, out);
-                let refused = refusals(out);
-                (compared, refused, map.map(|_| verify::contract_errors(out)))
+                let refused = refusals(out, target);
+                let contract = map.map(|_| verify::contract_errors(out, target));
+                (compared, refused, contract)
             },
         );
         // With maps, the helper resolved them and this thread checked the
@@ -469,14 +466,13 @@ struct Refusals {
     release: Vec<Finding>,
 }
 
-/// The [`Refusals`] of the converted module `out`.
-fn refusals(out: &Elf) -> Refusals {
-    let target = crate::rules::Target::of(out, None);
-    let mut loader = crate::arch::loader_rules(out);
+/// The [`Refusals`] of the converted module `out`, for the kernel `target`.
+fn refusals(out: &Elf, target: &crate::rules::Target) -> Refusals {
+    let mut loader = crate::arch::loader_rules(out, target.relocates_percpu());
     loader.retain(Finding::is_error);
-    let release = crate::rules::kernels::late_reloc_read_only(out, &target)
+    let release = crate::rules::kernels::late_reloc_read_only(out, target)
         .into_iter()
-        .chain(crate::rules::kernels::percpu_targets(out, &target))
+        .chain(crate::rules::kernels::percpu_targets(out, target))
         .filter(Finding::is_error)
         .collect();
     Refusals { loader, release }

@@ -31,11 +31,13 @@ pub struct Elf<'a> {
     pub shentsize: u16,
     /// Section index of the section name string table.
     pub shstrndx: u32,
-    /// ELF's extended section numbering: the header gives the section
-    /// count (`e_shnum` 0) or the name table's index (`e_shstrndx`
-    /// `SHN_XINDEX`) through section 0's header, as a file of 65,280
-    /// sections or more must. The module loader reads neither there.
-    pub extended_numbering: bool,
+    /// `e_shnum` as the header has it: 0 when the count is in section 0's
+    /// `sh_size` (ELF's extended numbering, which a file of 65,280
+    /// sections or more must use).
+    pub e_shnum: u16,
+    /// `e_shstrndx` as the header has it: `SHN_XINDEX` when the index is
+    /// in section 0's `sh_link` ([`Elf::shstrndx`] is the index).
+    pub e_shstrndx: u16,
     /// All section headers, by section index (0 is the null section).
     pub sections: Sections<'a>,
     /// Index of the (single) `SHT_SYMTAB` section, if any.
@@ -336,7 +338,7 @@ pub struct RelocSection<'a> {
 
 /// The entries of a relocation section in the file's class and kind, and
 /// the file's byte order (beside the variant's tag: 24 bytes, so that a
-/// [`RelocSection`] is 32, for 150,000 of them in `verify`).
+/// [`RelocSection`] is 32, for 60,000 of them in `verify`).
 #[derive(Debug, Clone, Copy)]
 enum RawRelocs<'a> {
     Rel32(&'a [Rel32<Endianness>], Endianness),
@@ -569,6 +571,13 @@ impl<'a> Elf<'a> {
         self.modinfo_value("livepatch").is_some()
     }
 
+    /// Does the header use ELF's extended section numbering (`e_shnum` 0,
+    /// or `e_shstrndx` `SHN_XINDEX`)? The module loader reads both fields
+    /// as they stand, never through section 0.
+    pub fn extended_numbering(&self) -> bool {
+        self.e_shnum == 0 || self.e_shstrndx == SHN_XINDEX
+    }
+
     /// Is this a module as kbuild links it (it has the module structure,
     /// `.gnu.linkonce.this_module`), rather than one of its object files?
     pub fn is_linked_module(&self) -> bool {
@@ -692,8 +701,8 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
         shoff: header.e_shoff(endian).into(),
         shentsize: header.e_shentsize(endian),
         shstrndx,
-        extended_numbering: header.e_shnum(endian) == 0 && !sections.is_empty()
-            || u32::from(header.e_shstrndx(endian)) == u32::from(object::elf::SHN_XINDEX),
+        e_shnum: header.e_shnum(endian),
+        e_shstrndx: header.e_shstrndx(endian),
         sections,
         symtab: symtab_index,
         symbols,
@@ -741,7 +750,7 @@ fn check_sections<'a, H: FileHeader<Endian = Endianness>>(
 ) -> Result<(Sections<'a>, usize, u32), ReadError> {
     let mut name_lens = Vec::with_capacity(table.len());
     // Found in the same pass: how many relocation sections there are
-    // (those linked to the symbol table are read below).
+    // (each read below, against the symbol table).
     let mut rel_sections = 0;
     let mut known = [None; KNOWN.len()];
     for (i, sh) in table.iter().enumerate() {
@@ -1020,7 +1029,7 @@ mod tests {
     }
 
     /// The read model's per-section records stay small: a large module
-    /// and its output hold 150,000 of them side by side.
+    /// and its output hold 100,000 of them side by side.
     #[test]
     fn relocation_sections_are_32_bytes() {
         assert_eq!(std::mem::size_of::<RelocSection>(), 32);

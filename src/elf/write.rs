@@ -179,7 +179,7 @@ fn put<T: Pod>(bytes: &mut [u8], at: usize, value: T) {
 pub struct Edit<'e, 'a> {
     elf: &'e Elf<'a>,
     /// New contents by section index (`None`: unchanged); a vector, not a
-    /// map: a conversion may rewrite every one of 100,000 sections.
+    /// map: a conversion may rewrite every one of 40,000 sections.
     contents: Vec<Option<Contents>>,
     /// How many of `contents` are `Some`.
     rewritten: usize,
@@ -190,7 +190,7 @@ pub struct Edit<'e, 'a> {
     /// of 88 kept until the table is written.
     new_headers: Vec<u8>,
     /// The bytes of every new section, one after the other: one buffer,
-    /// not one a section (a conversion may add 50,000).
+    /// not one a section (a conversion may add 30,000).
     new_data: Vec<u8>,
     shstr_extra: Vec<u8>,
     str_extra: Vec<u8>,

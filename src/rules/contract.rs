@@ -23,33 +23,58 @@ use crate::rules::Target;
 /// (`SHN_LORESERVE`): `e_shnum` holds 65,279 at most.
 pub const EXTENDED_NUMBERING_FROM: usize = 0xff00;
 
-/// What the module loader says of a module in ELF's extended section
-/// numbering, by release: it reads `e_shnum` (0) and `e_shstrndx` as they
-/// stand, and section 0 must be empty.
-const EXTENDED_REFUSED: &str =
-    "the module loader reads e_shnum and e_shstrndx as they stand and refuses the module \
-     (6.12 on: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; \
-     6.1: 'Invalid ELF section name index'; 5.10: -ENOEXEC without a message)";
+/// What the module loader says of a header in ELF's extended section
+/// numbering, by release: it reads `e_shnum` and `e_shstrndx` (the fields,
+/// `shnum` and `shstrndx`) as they stand. With the count in section 0
+/// (`counted`), 6.13 and later (and Debian's 6.12) find section 0 not
+/// empty first; 6.1 finds the name table's index not below an `e_shnum` of
+/// 0, as every 6.x finds an `e_shstrndx` of `SHN_XINDEX`; 5.10 has its own
+/// words for any failed check.
+fn extended_refused(counted: bool, shnum: u16, shstrndx: u16) -> String {
+    let index = format!(
+        "'Invalid ELF section name index: {shstrndx} || e_shstrndx ({shstrndx}) >= e_shnum ({shnum})'"
+    );
+    let by_release = if counted {
+        format!(
+            "6.13 on and Debian's 6.12: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: {index}"
+        )
+    } else {
+        format!("6.1 on: {index}")
+    };
+    format!(
+        "the module loader reads e_shnum and e_shstrndx as they stand and refuses the module \
+         ({by_release}; 5.10: 'Module has invalid ELF structures')"
+    )
+}
 
 /// `extended-section-numbering`: `elf`'s header gives its section count or
 /// its name table's index through section 0, which no release's loader
 /// reads.
 pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
-    elf.extended_numbering.then(|| {
-        Finding::new(
-            Rule::ExtendedSectionNumbering,
-            format!(
-                "the ELF header gives the section count or the section name table's index \
-                 through section 0 (extended numbering, for {} sections): {EXTENDED_REFUSED}; \
-                 a module must have fewer than 65,280 sections",
-                elf.sections.len()
-            ),
-        )
-    })
+    if !elf.extended_numbering() {
+        return None;
+    }
+    let counted = elf.e_shnum == 0 && elf.sections.get(0).is_some_and(|s| s.sh_size != 0);
+    let fields = match (elf.e_shnum == 0, elf.e_shstrndx == crate::elf::SHN_XINDEX) {
+        (true, true) => "e_shnum 0, e_shstrndx SHN_XINDEX",
+        (true, false) => "e_shnum 0",
+        _ => "e_shstrndx SHN_XINDEX",
+    };
+    Some(Finding::new(
+        Rule::ExtendedSectionNumbering,
+        format!(
+            "the ELF header gives the section count or the section name table's index \
+             through section 0 (extended numbering: {fields}, for {} sections): {}; \
+             a module must have fewer than 65280 sections",
+            elf.sections.len(),
+            extended_refused(counted, elf.e_shnum, elf.e_shstrndx)
+        ),
+    ))
 }
 
 /// `extended-section-numbering`, before a conversion writes anything: `elf`
-/// with `added` new sections would need extended numbering.
+/// with `added` new sections would need extended numbering (the count in
+/// section 0, as the writer puts it).
 pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
     let count = elf.sections.len().saturating_add(added);
     (count >= EXTENDED_NUMBERING_FROM).then(|| {
@@ -57,9 +82,11 @@ pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
             Rule::ExtendedSectionNumbering,
             format!(
                 "the converted module would have {count} sections ({} and {added} new klp \
-                 relocation sections): 65,280 or more need ELF's extended numbering, and \
-                 {EXTENDED_REFUSED}; split the patch into smaller modules",
-                elf.sections.len()
+                 relocation sections): 65280 or more need ELF's extended numbering, and {}; \
+                 split the patch into smaller modules",
+                elf.sections.len(),
+                // The writer keeps the header's e_shstrndx.
+                extended_refused(true, 0, elf.e_shstrndx)
             ),
         )
     })

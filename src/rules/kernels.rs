@@ -81,6 +81,14 @@ impl Target {
     fn before_or_unknown(&self, major: u32, minor: u32) -> bool {
         self.release.as_ref().is_none_or(|r| r.before(major, minor))
     }
+
+    /// Does the loader apply ordinary relocations into the per-CPU section?
+    /// From 6.16 on; before, it has cleared that section's `SHF_ALLOC` by
+    /// then ([`percpu_target`]). An unknown release is taken to (its
+    /// relocations are judged).
+    pub fn relocates_percpu(&self) -> bool {
+        !self.release.as_ref().is_some_and(|r| r.before(6, 16))
+    }
 }
 
 /// A module-specific klp relocation is written when its object loads, after
@@ -200,10 +208,7 @@ fn plain_store_read_only(
     )
 }
 
-/// The per-CPU section of a module: the loader allocates it per CPU
-/// (`percpu_modalloc`) and clears its `SHF_ALLOC` in the section headers
-/// (`layout_and_allocate`, kernel/module/main.c), so nothing else copies it.
-const PERCPU_SECTION: &[u8] = b".data..percpu";
+pub use arch::PERCPU_SECTION;
 
 /// Is `t` the per-CPU section?
 pub fn is_percpu_section(t: &crate::elf::Section) -> bool {

@@ -12,7 +12,7 @@ use crate::finding::{Finding, Rule, Severity};
 use crate::klp_patch::{Form, PatchTable};
 use crate::maps::{LoadOrder, Lookup, MapSymbol, Orders, Resolved, SymbolMap, Unresolved};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
-use crate::rules::{contract, kernels, Target};
+use crate::rules::{contract, Target};
 
 /// How a fix-it line is written: in the annotation style the module already
 /// uses (more may come with new annotation styles).
@@ -575,7 +575,7 @@ pub fn klp_symbols(elf: &Elf, map: &SymbolMap) -> Vec<Finding> {
 /// relocation, which its proof then refuses; `check` of the input says so
 /// here. Before 6.16 the loader has cleared the per-CPU section's
 /// `SHF_ALLOC` when it applies relocations, so it applies none there
-/// ([`kernels::percpu_target`]): those are judged for a `target` of 6.16
+/// ([`crate::rules::kernels::percpu_target`]): those are judged for a `target` of 6.16
 /// on, or of an unknown release.
 fn export_overflows(elf: &Elf, map: &SymbolMap, target: &Target) -> Vec<Finding> {
     let linked: Vec<(u32, &[u8])> = elf
@@ -611,12 +611,7 @@ fn export_overflows(elf: &Elf, map: &SymbolMap, target: &Target) -> Vec<Finding>
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        let Some(applied) = arch::applied_target(elf, &sec) else {
-            continue;
-        };
-        if kernels::is_percpu_section(&applied)
-            && target.release.as_ref().is_some_and(|r| r.before(6, 16))
-        {
+        if arch::applied_ordinary(elf, &sec, target.relocates_percpu()).is_none() {
             continue;
         }
         for r in rs.entries() {

@@ -1462,6 +1462,10 @@ fn assert_output(case: &Case, input: &Elf, done: &Converted, map: Option<&Symbol
 ///      `unknown-symbol`, the one thing resolution from the maps mends.
 ///    - c. The maps only add: `convert` without maps refuses ⇒ `convert`
 ///      with them refuses.
+///    - One refusal of `convert` has no counterpart in `check`: an output
+///      of 65,280 sections or more (`extended-section-numbering`), which
+///      `check` of the input cannot foresee when the maps make klp
+///      sections of its exports. The generator's modules are far smaller.
 ///    - A refusal for want of an export list (`no-export-list`) is about
 ///      the maps, not the module: there `check` with the same maps must
 ///      say, as a warning, that it could not check what the loader links.
