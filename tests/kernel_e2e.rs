@@ -25,6 +25,9 @@
 //!     which works in both;
 //! 11. the patch's objects: a patch without the klp_object its relocations
 //!     name, and two klp_func entries sharing a sysfs name;
+//!     11b. per-CPU data with an ordinary relocation over non-zero bytes:
+//!     loaded unrelocated before 6.16 (5.10, 6.1, 6.12), refused by 7.3,
+//!     as `check` predicted;
 //! 13. the README's walk: its module built from the README's source as the
 //!     README says, then loaded, seen, disabled and removed by the README's
 //!     own commands, whose outputs are the ones the README shows;
@@ -57,6 +60,7 @@ const MODULES: &[(&str, &str)] = &[
     ("lp_ambiguous_plain", "klp_test_ambiguous_plain.ko"),
     ("lp_noobj", "klp_test_noobj.ko"),
     ("lp_dupfunc", "klp_test_dupfunc.ko"),
+    ("lp_percpu", "klp_test_percpu.ko"),
     ("longname", "klp_test_long.ko"),
     ("lp_long127", "klp_test_long127.ko"),
     ("lp_long128", "klp_test_long128.ko"),
@@ -156,6 +160,28 @@ fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     work.to_path_buf()
 }
 
+/// Step 11b: lp_percpu's per-CPU data holds an ordinary relocation against
+/// jiffies over the bytes 1. Before 6.16 the loader applies no relocation
+/// there: `check` with the kernel's maps passes the module, and the kernel
+/// loads it, its per-CPU copy still 1. 7.3 relocates the section: `check`
+/// refuses the non-zero bytes, and so does the kernel.
+fn expect_percpu(r: &Results, series: &str, mods: &Path, maps: &[PathBuf]) {
+    let (code, text) = check(&mods.join("klp_test_percpu.ko"), maps);
+    let nonzero = "error: section .rela.data..percpu, offset 0x0, symbol 'jiffies': Invalid relocation target, existing value is nonzero for type 1 (R_X86_64_64), val 0x1";
+    if series == "7.3" {
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains(nonzero), "{text}");
+        r.expect_refused("percpu", "klp_test_percpu.ko");
+        r.expect_log("x86/modules: Invalid relocation target, existing value is nonzero for sec ");
+    } else {
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains(".data..percpu"), "{text}");
+        r.expect("percpu", "insmod_klp_test_percpu.ko", 0, "0");
+        r.expect("percpu", "patched", 0, "klp-convert percpu: 1");
+        r.expect("percpu", "removed_rc", 0, "0");
+    }
+}
+
 /// Step 11: the patch's objects. lp_noobj, a vmlinux-only patch reading
 /// klp_test_target's data through `.klp.rela.klp_test_target.*`: `convert`
 /// refuses it (no klp_object for klp_test_target), so the library's planner
@@ -198,6 +224,11 @@ fn objects(work: &Path, mods: &Path) {
         "{text}"
     );
 
+    std::fs::copy(
+        work.join("lp_percpu/klp_test_percpu.ko"),
+        mods.join("klp_test_percpu.ko"),
+    )
+    .unwrap();
     let dup = mods.join("klp_test_dupfunc.ko");
     std::fs::copy(work.join("lp_dupfunc/klp_test_dupfunc.ko"), &dup).unwrap();
     let (code, text) = check(&dup, &[]);
@@ -607,6 +638,7 @@ fn scenario(series: &str) {
     expect_v7(&r);
     expect_twins(&r, false);
     expect_objects(&r);
+    expect_percpu(&r, series, &mods, &maps);
     expect_walk(&r, &walk_commands, &before);
     expect_long_names(&r, series == "5.10");
 }

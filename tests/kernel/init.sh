@@ -175,6 +175,18 @@ if [ -f /mod/klp_test_noobj.ko ]; then
 	load dupfunc klp_test_dupfunc.ko
 fi
 
+# 11b. Per-CPU data holding an ordinary relocation over bytes that are not
+#      zero (x86_64, tests/kernel_e2e.rs): before 6.16 the loader applies
+#      none there, so the module loads and its per-CPU copy keeps the 1;
+#      6.16 on relocates the section and refuses the bytes.
+if [ -f /mod/klp_test_percpu.ko ]; then
+	if load percpu klp_test_percpu.ko; then
+		wait_patch klp_test_percpu
+		out percpu "patched=$(cat /proc/cmdline)"
+		disable klp_test_percpu percpu
+	fi
+fi
+
 # deref STEP: klp_test_gotent's read through its address, or "failed"
 # (the read failed) or "hung" (it did not come back within 5 s)
 deref() {
