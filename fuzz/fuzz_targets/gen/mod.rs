@@ -1138,6 +1138,10 @@ fn livepatch(
         }
         d
     };
+    // Now and then a relocation section linked to section 0, not .symtab:
+    // the loader never reads sh_link, and neither may the tool. (Drawn
+    // last, so that the draws before decide what they decided before.)
+    let mut link = || -> Result<u32> { Ok(if u.ratio(1, 32)? { 0 } else { symtab_index }) };
     for (t, list) in ordinary.iter().chain(&tables) {
         let name = rel_name(&sections[*t].name, m.rela);
         sections.push(Sec {
@@ -1145,7 +1149,7 @@ fn livepatch(
             sh_type: if m.rela { SHT_RELA } else { SHT_REL },
             flags: SHF_INFO_LINK,
             data: encode(list, m.rela),
-            link: symtab_index,
+            link: link()?,
             info: *t as u32 + 1,
             align: 8,
             entsize: enc.reloc_size(m.rela),
@@ -1165,7 +1169,7 @@ fn livepatch(
             sh_type: SHT_RELA,
             flags: *flags,
             data: encode(list, true),
-            link: symtab_index,
+            link: link()?,
             info: *t as u32 + 1,
             align: 8,
             entsize: enc.reloc_size(true),
