@@ -273,7 +273,7 @@ rules! {
     DebugSectionLeft = "debug-section-left", Note;
     /// The appended module signature is invalid after conversion.
     ///
-    /// Audit: `docs/klp-contract.md` §9 row T-output.
+    /// Audit: `docs/klp-contract.md` §9 rows M19, T-output.
     SignatureDropped = "signature-dropped", Warning;
     // --- each architecture's apply_relocate_add (arch::*) ---
     /// `apply_relocate_add`: a relocation type the loader does not handle.

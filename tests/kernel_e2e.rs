@@ -172,7 +172,18 @@ fn expect_percpu(r: &Results, series: &str, mods: &Path, maps: &[PathBuf]) {
         assert_eq!(code, 1, "{text}");
         assert!(text.contains(nonzero), "{text}");
         r.expect_refused("percpu", "klp_test_percpu.ko");
-        r.expect_log("x86/modules: Invalid relocation target, existing value is nonzero for sec ");
+        // The kernel names the section and the value: .rela.data..percpu's
+        // first entry, jiffies' address (the boot is nokaslr).
+        let data = std::fs::read(mods.join("klp_test_percpu.ko")).unwrap();
+        let elf = klp_convert::elf::Elf::parse(&data).unwrap();
+        let sec = elf.section_by_name(b".rela.data..percpu").unwrap().index;
+        let mut vmlinux = klp_convert::maps::SymbolMap::new();
+        vmlinux.add_file(&maps[0]).unwrap();
+        let jiffies = vmlinux.find("vmlinux", "jiffies", 0).unwrap().addr.unwrap();
+        r.expect_log(&format!(
+            "x86/modules: Invalid relocation target, existing value is nonzero for sec {sec}, idx 0, type 1, loc "
+        ));
+        r.expect_log(&format!(", val {jiffies:x}"));
     } else {
         assert_eq!(code, 0, "{text}");
         assert!(!text.contains(".data..percpu"), "{text}");
@@ -224,11 +235,6 @@ fn objects(work: &Path, mods: &Path) {
         "{text}"
     );
 
-    std::fs::copy(
-        work.join("lp_percpu/klp_test_percpu.ko"),
-        mods.join("klp_test_percpu.ko"),
-    )
-    .unwrap();
     let dup = mods.join("klp_test_dupfunc.ko");
     std::fs::copy(work.join("lp_dupfunc/klp_test_dupfunc.ko"), &dup).unwrap();
     let (code, text) = check(&dup, &[]);
@@ -474,6 +480,11 @@ fn initramfs(
     }
     twins(work, &m, base, false, |d| make_module(kernel, d));
     objects(work, &m);
+    std::fs::copy(
+        work.join("lp_percpu/klp_test_percpu.ko"),
+        m.join("klp_test_percpu.ko"),
+    )
+    .unwrap();
     let release = std::fs::read_to_string(kernel.join("release")).unwrap();
     long_names(work, &m, release.trim());
     let commands = walk(kernel, work, &m);

@@ -177,7 +177,8 @@ fi
 
 # 11b. Per-CPU data holding an ordinary relocation over bytes that are not
 #      zero (x86_64, tests/kernel_e2e.rs): before 6.16 the loader applies
-#      none there, so the module loads and its per-CPU copy keeps the 1;
+#      no ordinary relocation there, so the module loads and its per-CPU
+#      copy keeps the 1;
 #      6.16 on relocates the section and refuses the bytes.
 if [ -f /mod/klp_test_percpu.ko ]; then
 	if load percpu klp_test_percpu.ko; then

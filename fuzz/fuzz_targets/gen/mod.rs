@@ -1141,7 +1141,8 @@ fn livepatch(
     // Now and then a relocation section linked to section 0, not .symtab:
     // the loader never reads sh_link, and neither may the tool. (Drawn
     // last, so that the draws before decide what they decided before.)
-    let mut link = || -> Result<u32> { Ok(if u.ratio(1, 32)? { 0 } else { symtab_index }) };
+    // An input used up draws the start of the range: `.symtab`.
+    let mut link = || -> Result<u32> { Ok(if u.ratio(31, 32)? { symtab_index } else { 0 }) };
     for (t, list) in ordinary.iter().chain(&tables) {
         let name = rel_name(&sections[*t].name, m.rela);
         sections.push(Sec {

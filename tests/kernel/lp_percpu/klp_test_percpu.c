@@ -2,8 +2,9 @@
 /*
  * Per-CPU data holding an ordinary relocation against vmlinux's export
  * jiffies, over bytes that are not zero (1). Before 6.16 the loader
- * applies no relocation into .data..percpu (it has cleared the section's
- * SHF_ALLOC by then): the module loads, and its per-CPU copies keep the 1,
+ * applies no ordinary relocation into .data..percpu (apply_relocations:
+ * it has cleared the section's SHF_ALLOC by then): the module loads, and
+ * its per-CPU copies keep the 1,
  * which /proc/cmdline shows. 6.16 relocates the section, and the x86_64
  * loader refuses the non-zero bytes.
  */
