@@ -136,17 +136,22 @@ pub fn join<A: Send, B>(
     // it runs here after all.
     let task = Mutex::new(Some(a));
     let take = || task.lock().ok().and_then(|mut t| t.take());
+    let builder = std::thread::Builder::new().name("klp-convert-helper".to_string());
+    // A test asks for a stack no machine can map: no thread is had.
+    #[cfg(test)]
+    let builder = match tests::NO_THREAD.with(std::cell::Cell::get) {
+        true => builder.stack_size(1 << 50),
+        false => builder,
+    };
     let (a, b) = std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .name("klp-convert-helper".to_string())
-            .spawn_scoped(s, || {
-                let a = take()?;
-                Some(if quiet {
-                    crate::mapped::catch_quietly(a).map_err(Thrown::Held)
-                } else {
-                    panic::catch_unwind(AssertUnwindSafe(a)).map_err(Thrown::Reported)
-                })
-            });
+        let helper = builder.spawn_scoped(s, || {
+            let a = take()?;
+            Some(if quiet {
+                crate::mapped::catch_quietly(a).map_err(Thrown::Held)
+            } else {
+                panic::catch_unwind(AssertUnwindSafe(a)).map_err(Thrown::Reported)
+            })
+        });
         let b = if quiet {
             crate::mapped::catch_quietly(b).map_err(Thrown::Held)
         } else {
@@ -190,6 +195,28 @@ impl Thrown {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Set: [`join`] on this thread gets no helper thread.
+        pub(super) static NO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// No thread to be had (here: a stack larger than the address space):
+    /// `a` runs on the caller's thread after all, and both results come
+    /// back in order.
+    #[test]
+    fn join_without_a_thread_runs_both_here() {
+        NO_THREAD.with(|f| f.set(true));
+        let here = std::thread::current().id();
+        let (a, b) = join(true, || std::thread::current().id(), || 2);
+        NO_THREAD.with(|f| f.set(false));
+        assert_eq!((a, b), (here, 2));
+        // And its panic still reaches the caller.
+        NO_THREAD.with(|f| f.set(true));
+        let caught = std::panic::catch_unwind(|| join(true, || panic!("in a"), || 2));
+        NO_THREAD.with(|f| f.set(false));
+        assert!(caught.is_err());
+    }
 
     /// Both results, in order, on two threads or one; a panic on either
     /// side goes on on the caller's thread (`a`'s when both panic, as one
