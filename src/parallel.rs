@@ -125,6 +125,17 @@ pub fn join<A: Send, B>(
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B,
 ) -> (A, B) {
+    let helper = std::thread::Builder::new().name("klp-convert-helper".to_string());
+    join_on(helper, worth, a, b)
+}
+
+/// [`join`], its helper thread made by `builder` (a test's may fail).
+fn join_on<A: Send, B>(
+    builder: std::thread::Builder,
+    worth: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if !worth || cores < 2 {
@@ -136,13 +147,6 @@ pub fn join<A: Send, B>(
     // it runs here after all.
     let task = Mutex::new(Some(a));
     let take = || task.lock().ok().and_then(|mut t| t.take());
-    let builder = std::thread::Builder::new().name("klp-convert-helper".to_string());
-    // A test asks for a stack no machine can map: no thread is had.
-    #[cfg(test)]
-    let builder = match tests::NO_THREAD.with(std::cell::Cell::get) {
-        true => builder.stack_size(1 << 50),
-        false => builder,
-    };
     let (a, b) = std::thread::scope(|s| {
         let helper = builder.spawn_scoped(s, || {
             let a = take()?;
@@ -196,25 +200,22 @@ impl Thrown {
 mod tests {
     use super::*;
 
-    thread_local! {
-        /// Set: [`join`] on this thread gets no helper thread.
-        pub(super) static NO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// A helper thread no machine can make: a stack larger than the
+    /// address space.
+    fn no_thread() -> std::thread::Builder {
+        std::thread::Builder::new().stack_size(usize::MAX / 2)
     }
 
-    /// No thread to be had (here: a stack larger than the address space):
-    /// `a` runs on the caller's thread after all, and both results come
-    /// back in order.
+    /// No thread to be had: `a` runs on the caller's thread after all, and
+    /// both results come back in order.
     #[test]
     fn join_without_a_thread_runs_both_here() {
-        NO_THREAD.with(|f| f.set(true));
         let here = std::thread::current().id();
-        let (a, b) = join(true, || std::thread::current().id(), || 2);
-        NO_THREAD.with(|f| f.set(false));
+        let (a, b) = join_on(no_thread(), true, || std::thread::current().id(), || 2);
         assert_eq!((a, b), (here, 2));
         // And its panic still reaches the caller.
-        NO_THREAD.with(|f| f.set(true));
-        let caught = std::panic::catch_unwind(|| join(true, || panic!("in a"), || 2));
-        NO_THREAD.with(|f| f.set(false));
+        let caught =
+            std::panic::catch_unwind(|| join_on(no_thread(), true, || panic!("in a"), || 2));
         assert!(caught.is_err());
     }
 

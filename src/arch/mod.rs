@@ -161,7 +161,12 @@ pub const PERCPU_SECTION: &[u8] = b".data..percpu";
 /// the loader has cleared that section's `SHF_ALLOC` when it applies
 /// relocations, and skips those into it.
 pub fn applied_ordinary<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Option<Section<'a>> {
-    applied_target(elf, sec).filter(|t| percpu || t.name != PERCPU_SECTION)
+    applied_target(elf, sec).filter(|t| percpu || !is_percpu_section(t))
+}
+
+/// Is `t` the per-CPU section ([`PERCPU_SECTION`])?
+pub fn is_percpu_section(t: &Section) -> bool {
+    t.name == PERCPU_SECTION
 }
 
 /// Is `name` a debug section, which the loader never relocates?

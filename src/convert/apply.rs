@@ -42,7 +42,7 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
     let mut name = Vec::new();
     let new = plan.sections.iter().filter(|s| s.existing.is_none());
     edit.reserve_new(
-        new.clone().count(),
+        plan.new_sections(),
         new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
     );
     for (k, s) in plan.sections.iter().enumerate() {

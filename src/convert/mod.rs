@@ -160,9 +160,12 @@ fn plan_selected<'a>(
 
 /// Every problem in one run: `problems`, then the loader's refusals of the
 /// input that they do not already name (same rule, section and offset).
-fn with_loader_refusals(elf: &Elf, mut problems: Vec<Finding>) -> Vec<Finding> {
-    let percpu = crate::rules::Target::of(elf, None).relocates_percpu();
-    for f in crate::arch::loader_rules(elf, percpu) {
+fn with_loader_refusals(
+    elf: &Elf,
+    target: &crate::rules::Target,
+    mut problems: Vec<Finding>,
+) -> Vec<Finding> {
+    for f in crate::arch::loader_rules(elf, target.relocates_percpu()) {
         let known = problems
             .iter()
             .any(|p| (p.rule, &p.section, p.offset) == (f.rule, &f.section, f.offset));
@@ -245,8 +248,8 @@ pub fn prepare<'a, 'm>(
         || select::select(&elf),
     );
     let planned = plan_selected(&elf, map, true, sel, problems);
-    let (mut plan, notes) =
-        planned.map_err(|problems| Error::Refused(with_loader_refusals(&elf, problems)))?;
+    let (mut plan, notes) = planned
+        .map_err(|problems| Error::Refused(with_loader_refusals(&elf, &target, problems)))?;
     let mut notes = notes;
     let mended: &[Rule] = if plan.is_empty() { &[] } else { MENDED };
     let broken = match early {
@@ -290,14 +293,9 @@ pub fn prepare<'a, 'm>(
         });
     }
     if !broken.is_empty() {
-        return Err(Error::Refused(with_loader_refusals(&elf, broken)));
+        return Err(Error::Refused(with_loader_refusals(&elf, &target, broken)));
     }
-    let added = plan
-        .sections
-        .iter()
-        .filter(|s| s.existing.is_none())
-        .count();
-    if let Some(p) = crate::rules::contract::too_many_sections(&elf, added) {
+    if let Some(p) = crate::rules::contract::too_many_sections(&elf, plan.new_sections()) {
         return Err(Error::Refused(vec![p]));
     }
     let output = apply::output(&elf, &plan).map_err(|e| match e {

@@ -77,6 +77,14 @@ impl Plan<'_> {
         self.entries.len()
     }
 
+    /// How many klp sections the plan adds (the rest extend the input's).
+    pub fn new_sections(&self) -> usize {
+        self.sections
+            .iter()
+            .filter(|s| s.existing.is_none())
+            .count()
+    }
+
     /// The entries of klp section `k` (of `sections`; panics if there is
     /// none).
     pub fn entries_of(&self, k: usize) -> &[Reloc] {

@@ -19,10 +19,6 @@ use crate::klp_patch::{self, PatchTable, Place};
 use crate::names::{self, show, KlpSymbol, VMLINUX};
 use crate::rules::Target;
 
-/// The fewest sections that need ELF's extended numbering
-/// (`SHN_LORESERVE`): `e_shnum` holds 65,279 at most.
-pub const EXTENDED_NUMBERING_FROM: usize = 0xff00;
-
 /// What the module loader says of a header in ELF's extended section
 /// numbering, by release: it reads `e_shnum` and `e_shstrndx` (the fields,
 /// `shnum` and `shstrndx`) as they stand. With the count in section 0
@@ -54,7 +50,8 @@ pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
     if !elf.extended_numbering() {
         return None;
     }
-    let counted = elf.e_shnum == 0 && elf.sections.get(0).is_some_and(|s| s.sh_size != 0);
+    // The count is in section 0 when there is one to read it from.
+    let counted = elf.e_shnum == 0 && !elf.sections.is_empty();
     let fields = match (elf.e_shnum == 0, elf.e_shstrndx == crate::elf::SHN_XINDEX) {
         (true, true) => "e_shnum 0, e_shstrndx SHN_XINDEX",
         (true, false) => "e_shnum 0",
@@ -76,8 +73,9 @@ pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
 /// with `added` new sections would need extended numbering (the count in
 /// section 0, as the writer puts it).
 pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
+    // `e_shnum` holds fewer than `SHN_LORESERVE` sections.
     let count = elf.sections.len().saturating_add(added);
-    (count >= EXTENDED_NUMBERING_FROM).then(|| {
+    (count >= crate::elf::SHN_LORESERVE as usize).then(|| {
         Finding::new(
             Rule::ExtendedSectionNumbering,
             format!(

@@ -87,9 +87,18 @@ impl Target {
     /// then ([`percpu_target`]). An unknown release is taken to (its
     /// relocations are judged).
     pub fn relocates_percpu(&self) -> bool {
-        !self.release.as_ref().is_some_and(|r| r.before(6, 16))
+        let (major, minor) = PERCPU_RELOCATED_FROM;
+        !self
+            .release
+            .as_ref()
+            .is_some_and(|r| r.before(major, minor))
     }
 }
+
+/// The first release whose loader relocates the per-CPU section in its
+/// template before copying it ("module: Make sure relocations are applied
+/// to the per-CPU section"); before, it has cleared its `SHF_ALLOC`.
+const PERCPU_RELOCATED_FROM: (u32, u32) = (6, 16);
 
 /// A module-specific klp relocation is written when its object loads, after
 /// the livepatch module's memory was made read-only. Each architecture's
@@ -208,12 +217,7 @@ fn plain_store_read_only(
     )
 }
 
-pub use arch::PERCPU_SECTION;
-
-/// Is `t` the per-CPU section?
-pub fn is_percpu_section(t: &crate::elf::Section) -> bool {
-    t.name == PERCPU_SECTION
-}
+pub use arch::is_percpu_section;
 
 /// klp relocations into the livepatch module's `.data..percpu`.
 ///
@@ -232,7 +236,8 @@ pub fn percpu_target(obj: &[u8], t: &crate::elf::Section, target: &Target) -> Op
         return None;
     }
     let what = if obj == VMLINUX {
-        if !target.before_or_unknown(6, 16) {
+        let (major, minor) = PERCPU_RELOCATED_FROM;
+        if !target.before_or_unknown(major, minor) {
             return None;
         }
         format!(
