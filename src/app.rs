@@ -76,15 +76,14 @@ pub fn convert(args: &ConvertArgs, err: &mut dyn Write) -> Result<(), Error> {
     // For one conversion only: the heap kept, in huge pages, and its free
     // pages given back before the proof. Not before: the maps are read
     // with glibc's defaults, as `check` and `symbols` read many modules.
-    let input_len = std::fs::metadata(&args.input).map_or(0, |m| m.len());
-    klp_convert::tune_allocator_for_conversion(input_len);
-    convert_one(
+    // Sized by the module as read (decompressed), not the file.
+    let done = convert::convert_file_sized(
         &args.input,
         &args.destination(),
         map.as_ref(),
-        args.quiet,
-        err,
-    )
+        klp_convert::tune_allocator_for_conversion,
+    );
+    report_conversion(&args.input, &args.destination(), done, args.quiet, err)
 }
 
 /// Convert `input` into `output` (the same file: in place), reporting the
@@ -97,7 +96,19 @@ pub fn convert_one(
     quiet: bool,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    match convert::convert_file(input, output, map) {
+    let done = convert::convert_file(input, output, map);
+    report_conversion(input, output, done, quiet, err)
+}
+
+/// Report the conversion of `input` into `output` ([`convert_one`]).
+fn report_conversion(
+    input: &Path,
+    output: &Path,
+    done: Result<convert::Summary, convert::Error>,
+    quiet: bool,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    match done {
         Ok(done) => {
             for n in &done.notes {
                 if !quiet || n.severity > Severity::Note {

@@ -359,6 +359,12 @@ rules! {
     /// `apply_relocations` skips the per-CPU section (its `SHF_ALLOC` is
     /// cleared) before 6.16; late relocations write into the freed load image.
     PercpuTarget = "percpu-target", Error;
+    /// Ordinary relocations into the per-CPU section, which the loader
+    /// drops before 6.16 as it drops klp ones: any module's per-CPU
+    /// initialisers keep their unrelocated bytes.
+    ///
+    /// Audit: `docs/klp-contract.md` §9 row M8.
+    PercpuUnrelocated = "percpu-unrelocated", Warning;
     /// x86_64 and ppc64 before 6.3 (no `clear_relocate_add`): reloading a
     /// patched module under an enabled patch is refused.
     ///

@@ -1832,6 +1832,44 @@ fn extended_section_numbering_is_refused() {
         );
         let (_, files, _) = check_json(&[&moved]);
         assert_eq!(files[0].1, ["extended-section-numbering"]);
+        // For a known release, that release's words alone.
+        let spec = "'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'";
+        let old = "'Module has invalid ELF structures'";
+        let shnum = if name == "count" { 0 } else { count };
+        let shstrndx = if name == "count" { index } else { 65535 };
+        let index_words = format!(
+            "'Invalid ELF section name index: {shstrndx} || e_shstrndx ({shstrndx}) >= e_shnum ({shnum})'"
+        );
+        let by_release = [
+            ("5.10.0-33-amd64", old.to_string()),
+            ("6.1.0-28-amd64", index_words.clone()),
+            (
+                "6.12.57+deb13-amd64",
+                if name == "count" {
+                    format!("{spec}, or before its stable update took 6.13's checks, {index_words}")
+                } else {
+                    index_words.clone()
+                },
+            ),
+            (
+                "7.3.0-1-amd64",
+                if name == "count" {
+                    spec.to_string()
+                } else {
+                    index_words.clone()
+                },
+            ),
+        ];
+        for (release, words) in by_release {
+            let (code, text) = check(&moved, &["--kernel-release", release]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains(&format!(
+                    "as they stand and refuses the module ({release}: {words}); a module must have fewer than 65280 sections"
+                )),
+                "{release}: {text}"
+            );
+        }
         // convert refuses it as it refuses any module check refuses.
         let out = dir.join(format!("out.{name}.ko"));
         expect_convert_refused(&moved, &out, "extended numbering");
@@ -1955,7 +1993,16 @@ fn per_cpu_relocations_depend_on_the_release() {
         );
         let (code, text) = check(&old, &args);
         assert_eq!(code, 0, "{release:?}: {text}");
-        assert!(!text.contains(".rela.data..percpu"), "{text}");
+        let shown = release.unwrap_or("6.1.0-28-amd64");
+        let warning = format!(
+            "warning: section .rela.data..percpu: 2 relocations into .data..percpu: kernel {shown} (before 6.16, or unknown) drops them silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically"
+        );
+        assert!(text.contains(&warning), "{text}");
+        assert!(text.contains(": 0 errors, 1 warning"), "{text}");
+        assert!(
+            !text.contains("error: section .rela.data..percpu"),
+            "{text}"
+        );
     }
     // 6.16 as asked, 7.2 from vermagic, and an unknown release: judged.
     for (module, release) in [(&old, Some("6.16.0")), (&new, None), (&unknown, None)] {
@@ -1971,7 +2018,17 @@ fn per_cpu_relocations_depend_on_the_release() {
         for words in refused {
             assert!(text.contains(words), "{words}: {text}");
         }
-        assert!(text.contains(": 2 errors, 0 warnings"), "{text}");
+        // An unknown release may be older than 6.16: the warning too.
+        let warned = usize::from(module == &unknown);
+        assert!(
+            text.contains(&format!(": 2 errors, {warned} warning")),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("drops them silently").count(),
+            warned,
+            "{text}"
+        );
         assert!(!text.contains("val 2000"), "w fits its field: {text}");
     }
     // convert (no maps: the loader's own rules) writes 6.1's and refuses 7.2's.
@@ -1980,6 +2037,73 @@ fn per_cpu_relocations_depend_on_the_release() {
         &new,
         &dir.join("new.ko"),
         "section .rela.data..percpu, offset 0x4, symbol 'w': Invalid relocation target, existing value is nonzero",
+    );
+}
+
+/// A relocation section the kernel never applies (its target not
+/// allocated) is never read by it: a symbol index beyond `.symtab` or a
+/// partial entry there refuses nothing, and `convert` keeps its bytes. In a
+/// section the loader applies, the same index refuses the file.
+#[test]
+fn relocation_sections_never_applied_need_not_be_readable() {
+    let dir = scratch("check_rela_unapplied");
+    let obj = dir.join("lp.o");
+    compile_x86_64(
+        &format!(
+            "{HEADER}{LIVEPATCH_MODINFO}extern int v KLP_RELOC_SYMBOL(vmlinux, vmlinux, v);\n\
+             int f(void) {{ return v; }}\n\
+             __asm__(\".section .klp_notes,\\\"\\\"\\n.quad f\\n.previous\\n\");\n"
+        ),
+        &obj,
+    );
+    let bytes = std::fs::read(&obj).unwrap();
+    // The symbol index of `section`'s first entry made #0xffffff, or its
+    // size made one byte short of its entries.
+    let broken = |section: &[u8], name: &str, partial: bool| -> PathBuf {
+        let mut b = bytes.clone();
+        let (at, header) = {
+            let elf = Elf::parse(&bytes).unwrap();
+            let s = elf.section_by_name(section).unwrap();
+            (
+                s.sh_offset as usize,
+                elf.shoff as usize + s.index * elf.shentsize as usize,
+            )
+        };
+        if partial {
+            let size = u64::from_le_bytes(b[header + 32..header + 40].try_into().unwrap());
+            b[header + 32..header + 40].copy_from_slice(&(size - 1).to_le_bytes());
+        } else {
+            b[at + 12..at + 16].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+        }
+        let out = dir.join(name);
+        std::fs::write(&out, &b).unwrap();
+        out
+    };
+    for partial in [false, true] {
+        let unapplied = broken(b".rela.klp_notes", &format!("notes.{partial}.o"), partial);
+        let out = dir.join(format!("notes.{partial}.ko"));
+        convert_ok(&unapplied, &out);
+        let (code, text) = check(&out, &[]);
+        assert_eq!(code, 0, "{text}");
+        let (input, output) = (
+            std::fs::read(&unapplied).unwrap(),
+            std::fs::read(&out).unwrap(),
+        );
+        let (i, o) = (Elf::parse(&input).unwrap(), Elf::parse(&output).unwrap());
+        let kept = |e: &Elf| {
+            let s = e.section_by_name(b".rela.klp_notes").unwrap();
+            e.section_bytes(&s).to_vec()
+        };
+        assert_eq!(kept(&i), kept(&o));
+        assert!(o.section_by_name(b".klp.rela.vmlinux..text.f").is_some());
+    }
+    let applied = broken(b".rela.text.f", "text.o", false);
+    let (code, text) = check(&applied, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: not a readable ELF object: section .rela.text.f: entry 0 (offset 0x")
+            && text.contains("references symbol #16777215 but .symtab has"),
+        "{text}"
     );
 }
 

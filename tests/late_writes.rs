@@ -289,6 +289,69 @@ fn percpu_targets_depend_on_the_release() {
     assert_eq!(p[0].2, freed);
 }
 
+/// The loader judges only what it applies. A vmlinux klp relocation into
+/// `.data..percpu` over non-zero bytes is dropped before 6.16: `check`
+/// gives `percpu-target` alone, not x86_64's refusal of the bytes, which
+/// comes from 6.16 on, when the loader applies it. One into a section
+/// without `SHF_ALLOC` is never applied (`target-not-alloc` alone); a
+/// module-specific one there is, late, and its bytes are judged too.
+/// Converted for 7.2 over zero bytes into an allocated section, then made
+/// so by hand (`convert` refuses both).
+#[test]
+fn only_what_the_loader_applies_is_judged() {
+    use klp_convert::elf::Elf;
+    let dir = scratch("late_writes_applied");
+    let build = |name: &str, obj: &str, section: &str, unalloc: bool| {
+        let o = dir.join(format!("{name}.o"));
+        compile_x86_64(
+            &format!(
+                "{HEADER}{LIVEPATCH_MODINFO}{}__asm__(\".section {section},\\\"aw\\\"\\n\\
+                 1: .quad 0\\n.reloc 1b, R_X86_64_64, \\\".klp.sym.rela.{obj}.{obj}.target_int.0\\\"\\n\\
+                 .previous\\n\");\n",
+                vermagic("7.2.0"),
+            ),
+            &o,
+        );
+        let out = dir.join(format!("{name}.out.o"));
+        convert_ok(&o, &out);
+        let mut data = std::fs::read(&out).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        let target = elf.section_by_name(section.as_bytes()).unwrap();
+        let (at, header) = (target.sh_offset as usize, target.index);
+        let shoff = u64::from_le_bytes(data[0x28..0x30].try_into().unwrap()) as usize;
+        data[at] = 1;
+        if unalloc {
+            data[shoff + header * 64 + 8] &= !2; // SHF_ALLOC
+        }
+        std::fs::write(&out, data).unwrap();
+        out
+    };
+    let nonzero =
+        "Invalid relocation target, existing value is nonzero for type 1 (R_X86_64_64), val 0x1";
+    let judged = |findings: &[(String, String, String)]| {
+        findings
+            .iter()
+            .any(|f| f.0 == "x86-target-nonzero" && f.2.contains(nonzero))
+    };
+    let percpu = build("percpu", "vmlinux", ".data..percpu", false);
+    for (release, dropped) in [("6.12.0", true), ("6.15.0", true), ("6.16.0", false)] {
+        let (code, findings) = check(&percpu, &["--kernel-release", release]);
+        assert_eq!(code, 1, "{release}: {findings:?}");
+        assert_eq!(of(&findings, "percpu-target").len(), usize::from(dropped));
+        assert_eq!(judged(&findings), !dropped, "{release}: {findings:?}");
+    }
+    let unalloc = build("unalloc", "vmlinux", ".data.klp_unalloc", true);
+    let (code, findings) = check(&unalloc, &[]);
+    assert_eq!(code, 1, "{findings:?}");
+    assert_eq!(of(&findings, "target-not-alloc").len(), 1, "{findings:?}");
+    assert!(!judged(&findings), "{findings:?}");
+    let late = build("late", "klp_test_target", ".data.klp_unalloc", true);
+    let (code, findings) = check(&late, &[]);
+    assert_eq!(code, 1, "{findings:?}");
+    assert_eq!(of(&findings, "target-not-alloc").len(), 1, "{findings:?}");
+    assert!(judged(&findings), "{findings:?}");
+}
+
 /// The module-specific case converted without the refusals, the way a tool
 /// that does not know the rule would: the vmlinux build's plan (accepted
 /// for 7.2), its object renamed.

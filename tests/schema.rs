@@ -74,6 +74,7 @@ const RULE_IDS: &[&str] = &[
     "loader-not-modelled",
     "late-reloc-read-only",
     "percpu-target",
+    "percpu-unrelocated",
     "reload-before-6.3",
     "verify",
     "maps-not-for-module",

@@ -73,7 +73,7 @@ pub(super) const LOADER: Loader = Loader {
     // `apply_relocate_add` takes 0 and 256 alike (R_AARCH64_NONE_KERNEL).
     none: &[abi::R_AARCH64_NONE, R_AARCH64_NONE_KERNEL],
     check_entry: |_| None,
-    module_rule: Some(|e| plt(e).into_iter().collect()),
+    module_rule: Some(|e, _| plt(e).into_iter().collect()),
     late_writes_patched_since: Some((7, 0)),
     late_writes_note: "arm64 writes late relocations through aarch64_insn_copy() (WRITE_PLACE) in the kernels that patch it live (verified on 7.2; earlier arm64 livepatch ports faulted: \"Unable to handle kernel write to read-only memory\")",
     late_write_helper: |_| true,

@@ -238,10 +238,10 @@ fn pcrel_far(site: &Site) -> Option<Finding> {
 /// The whole-module rules: the GOT and PLT sections, the `PCADD` pairs,
 /// and the GOT or PLT entries a module-specific klp relocation takes anew
 /// on each load of its module.
-fn module_rules(elf: &Elf) -> Vec<Finding> {
+fn module_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(sections(elf));
-    out.extend(pcadd_pairs(elf));
+    out.extend(pcadd_pairs(elf, percpu));
     out.extend(got_reload(elf));
     out
 }
@@ -270,11 +270,11 @@ fn sections(elf: &Elf) -> Option<Finding> {
 /// Every `PCADD_LO12`/`GOT_PCADD_LO12` whose `HI20` partner is not in its
 /// own relocation section: the loader fails "Can not find HI20 relocation
 /// information" (-EINVAL).
-fn pcadd_pairs(elf: &Elf) -> Vec<Finding> {
+fn pcadd_pairs(elf: &Elf, percpu: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     for rs in &elf.relocs {
         let sec = &elf.sections.at(rs.index);
-        if !rs.is_rela() || super::applied_target(elf, sec).is_none() {
+        if !rs.is_rela() || super::applied(elf, sec, percpu).is_none() {
             continue;
         }
         for r in rs.entries() {

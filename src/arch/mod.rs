@@ -164,6 +164,24 @@ pub fn applied_ordinary<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Optio
     applied_target(elf, sec).filter(|t| percpu || !is_percpu_section(t))
 }
 
+/// The section that relocation section `sec` patches, if the kernel applies
+/// it at all, for a kernel that relocates the per-CPU section (`percpu`)
+/// or not. `apply_relocations` tests the target's `SHF_ALLOC` (and, 6.16
+/// on, excepts the per-CPU section) before it looks at the kind of section:
+/// ordinary and vmlinux klp sections pass there ([`applied_ordinary`]).
+/// A module-specific klp section is applied by `klp_apply_object_relocs`
+/// when its object loads, with no such test: any target but section 0.
+pub fn applied<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Option<Section<'a>> {
+    let late = sec.sh_flags & SHF_RELA_LIVEPATCH != 0
+        && crate::names::klp_section_object(sec.name).is_ok_and(|o| o != crate::names::VMLINUX);
+    if late {
+        return (sec.sh_info != 0)
+            .then(|| elf.sections.get(sec.sh_info as usize))
+            .flatten();
+    }
+    applied_ordinary(elf, sec, percpu)
+}
+
 /// Is `t` the per-CPU section ([`PERCPU_SECTION`])?
 pub fn is_percpu_section(t: &Section) -> bool {
     t.name == PERCPU_SECTION
@@ -198,8 +216,9 @@ pub(crate) struct Loader {
     pub none: &'static [u32],
     /// A check of one klp relocation against the bytes it patches.
     pub check_entry: fn(&Site) -> Option<Finding>,
-    /// A check of the whole linked module.
-    pub module_rule: Option<fn(&Elf) -> Vec<Finding>>,
+    /// A check of the whole linked module, for a kernel that relocates
+    /// the per-CPU section or not ([`applied`]).
+    pub module_rule: Option<fn(&Elf, bool) -> Vec<Finding>>,
     /// Since which release late relocations into read-only memory are
     /// written through the architecture's code-patching helper (`None`:
     /// not known to be).
@@ -281,8 +300,10 @@ fn is_linked_module(elf: &Elf) -> bool {
 /// Every loader finding for the klp relocations of `elf`: the types its
 /// architecture's `apply_relocate_add` handles, the bytes it expects, and
 /// the sections it needs; and for its ordinary relocations against other
-/// objects' symbols, those into the per-CPU section included when the
-/// kernel relocates it (`percpu`, [`applied_ordinary`]).
+/// objects' symbols. Only what the kernel applies is judged ([`applied`]):
+/// nothing into a section without `SHF_ALLOC` but a module-specific klp
+/// section's, and nothing into the per-CPU section but a module-specific
+/// klp section's before 6.16 (`percpu` false).
 pub fn loader_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(loader) = loader(elf.machine) else {
@@ -302,14 +323,14 @@ pub fn loader_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
         return out;
     };
     if let Some(rule) = loader.module_rule {
-        out.extend(rule(elf));
+        out.extend(rule(elf, percpu));
     }
     for rs in &elf.relocs {
         let sec = &elf.sections.at(rs.index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH == 0 {
             continue;
         }
-        let Some(target) = elf.sections.get(sec.sh_info as usize) else {
+        let Some(target) = applied(elf, sec, percpu) else {
             continue;
         };
         let bytes = elf.section_bytes(&target);
@@ -342,7 +363,7 @@ pub fn loader_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        let Some(target) = applied_ordinary(elf, sec, percpu) else {
+        let Some(target) = applied(elf, sec, percpu) else {
             continue;
         };
         let bytes = elf.section_bytes(&target);

@@ -56,9 +56,9 @@ pub(super) const LOADER: Loader = Loader {
     pc_reach: |_| None,
     none: &[],
     check_entry: |_| None,
-    module_rule: Some(|elf| {
+    module_rule: Some(|elf, percpu| {
         plt_sections(elf)
-            .or_else(|| init_plt(elf))
+            .or_else(|| init_plt(elf, percpu))
             .into_iter()
             .collect()
     }),
@@ -166,7 +166,7 @@ fn may_need_trampoline(elf: &Elf, r: &crate::elf::Reloc) -> Option<Vec<u8>> {
 /// in `.plt`. With more calls than room, the trampolines are written past
 /// the end of `.plt`; with enough slack (one spare entry per relocation
 /// section), it works by luck.
-fn init_plt(elf: &Elf) -> Option<Finding> {
+fn init_plt(elf: &Elf, percpu: bool) -> Option<Finding> {
     // Calls from core text that may need a trampoline, from any section,
     // and those of the sections counted for .init.plt.
     let mut needed: BTreeSet<Vec<u8>> = BTreeSet::new();
@@ -178,7 +178,7 @@ fn init_plt(elf: &Elf) -> Option<Finding> {
         if sec.sh_type != SHT_RELA || is_debug(sec.name) {
             continue;
         }
-        let Some(target) = super::applied_target(elf, &sec) else {
+        let Some(target) = super::applied(elf, &sec, percpu) else {
             continue;
         };
         if super::is_init_section(target.name) {

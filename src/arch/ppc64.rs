@@ -54,7 +54,7 @@ pub(super) const LOADER: Loader = Loader {
     pc_reach: |_| None,
     none: &[],
     check_entry: |site| nop_after_call(site).or_else(|| toc16(site)),
-    module_rule: Some(|e| stubs(e).into_iter().collect()),
+    module_rule: Some(|e, _| stubs(e).into_iter().collect()),
     late_writes_patched_since: Some((5, 16)),
     late_writes_note: "ppc64 writes late calls (R_PPC64_REL24) with patch_instruction() since 5.16 (before, this crashed on kernels with STRICT_MODULE_RWX)",
     late_write_helper,

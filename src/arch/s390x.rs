@@ -62,7 +62,7 @@ pub(super) const LOADER: Loader = Loader {
     },
     none: &[abi::R_390_NONE],
     check_entry: |_| None,
-    module_rule: Some(|e| got_stale(e).into_iter().collect()),
+    module_rule: Some(|e, _| got_stale(e).into_iter().collect()),
     late_writes_patched_since: Some((5, 8)),
     late_writes_note: "s390 writes late relocations with s390_kernel_write() since 5.8",
     late_write_helper: |_| true,

@@ -295,7 +295,7 @@ pub fn prepare<'a, 'm>(
     if !broken.is_empty() {
         return Err(Error::Refused(with_loader_refusals(&elf, &target, broken)));
     }
-    if let Some(p) = crate::rules::contract::too_many_sections(&elf, plan.new_sections()) {
+    if let Some(p) = crate::rules::contract::too_many_sections(&elf, plan.new_sections(), &target) {
         return Err(Error::Refused(vec![p]));
     }
     let output = apply::output(&elf, &plan).map_err(|e| match e {
@@ -508,17 +508,37 @@ pub fn convert_file(
     output: &Path,
     map: Option<&SymbolMap>,
 ) -> Result<Summary, Error> {
-    convert_file_with(input, output, map, || {})
+    convert_file_with(input, output, map, || {}, |_| {})
 }
 
-/// [`convert_file`], calling `opened` once the input is open (tests change
-/// it there).
+/// [`convert_file`], telling `sized` the size of the module once it is
+/// read (decompressed: what the conversion works on), before any work: the
+/// binary tunes its allocator for that size there
+/// ([`crate::tune_allocator_for_conversion`]). Called once.
+pub fn convert_file_sized(
+    input: &Path,
+    output: &Path,
+    map: Option<&SymbolMap>,
+    sized: impl FnOnce(u64),
+) -> Result<Summary, Error> {
+    convert_file_with(input, output, map, || {}, sized)
+}
+
+/// [`convert_file_sized`], calling `opened` once the input is open (tests
+/// change it there).
 fn convert_file_with(
     input: &Path,
     output: &Path,
     map: Option<&SymbolMap>,
     opened: impl FnOnce(),
+    sized: impl FnOnce(u64),
 ) -> Result<Summary, Error> {
+    let sized = std::cell::Cell::new(Some(sized));
+    let sized = |n: usize| {
+        if let Some(f) = sized.take() {
+            f(n as u64);
+        }
+    };
     let io = |source| {
         Error::Io(module_file::Error::Io {
             path: input.to_path_buf(),
@@ -548,7 +568,7 @@ fn convert_file_with(
     // output's, and is reported, not retried.
     let proven = std::cell::Cell::new(false);
     let attempt = crate::mapped::catch_quietly(|| {
-        convert_opened(&source, input, &output, in_place, map, &proven)
+        convert_opened(&source, input, &output, in_place, map, &proven, &sized)
     });
     // The mapped input changed while it was converted: whatever came of
     // it (a refusal, a parse error, a panic on an index the change moved,
@@ -563,7 +583,7 @@ fn convert_file_with(
         Err(caught) => caught.resume(),
     }
     let copy = module_file::open_copy(input).map_err(Error::Io)?;
-    convert_opened(&copy, input, &output, in_place, map, &proven)
+    convert_opened(&copy, input, &output, in_place, map, &proven, &sized)
 }
 
 /// The rest of [`convert_file`], on the opened input `source`.
@@ -574,6 +594,7 @@ fn convert_opened(
     in_place: bool,
     map: Option<&SymbolMap>,
     proven: &std::cell::Cell<bool>,
+    sized: &dyn Fn(usize),
 ) -> Result<Summary, Error> {
     // A compressed input converts into a new, uncompressed file: in place,
     // its name would lie about its contents.
@@ -584,6 +605,7 @@ fn convert_opened(
         }));
     }
     let bytes = module_file::decompress_slice(input, source.bytes())?;
+    sized(bytes.len());
     let mut pending = prepare(&bytes, map)?;
     if in_place && !pending.changed() {
         let summary = pending.prove(&bytes)?;
@@ -654,6 +676,32 @@ mod tests {
         fs::read(obj).unwrap()
     }
 
+    /// `sized` is told the module's size as converted: a compressed input's
+    /// decompressed size, not the file's, and once.
+    #[test]
+    fn the_size_told_is_the_decompressed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = module(dir.path());
+        let input = dir.path().join("lp.ko");
+        fs::write(&input, &bytes).unwrap();
+        let r = Command::new("xz")
+            .arg("-k")
+            .arg(&input)
+            .output()
+            .expect("run xz");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let xz = dir.path().join("lp.ko.xz");
+        assert!(fs::metadata(&xz).unwrap().len() < bytes.len() as u64 / 2);
+        for input in [&input, &xz] {
+            let told = std::cell::RefCell::new(Vec::new());
+            let out = dir.path().join("out.ko");
+            let done =
+                convert_file_sized(input, &out, None, |n| told.borrow_mut().push(n)).unwrap();
+            assert!(done.changed);
+            assert_eq!(*told.borrow(), [bytes.len() as u64], "{}", input.display());
+        }
+    }
+
     /// Through the library's read → convert → write path: a module changed
     /// after it was opened (mapped) is never converted from what the
     /// mapping showed meanwhile. Truncated (its SIGBUS handled: the mapping
@@ -685,14 +733,20 @@ mod tests {
             fs::write(&input, &bytes).unwrap();
             let _ = fs::remove_file(&out);
             let torn = std::cell::Cell::new(false);
-            let r = convert_file_with(&input, &out, None, || {
-                let f = fs::File::options().write(true).open(&input).unwrap();
-                if now.len() < bytes.len() {
-                    f.set_len(now.len() as u64).unwrap();
-                    torn.set(true);
-                }
-                std::os::unix::fs::FileExt::write_all_at(&f, now, 0).unwrap();
-            });
+            let r = convert_file_with(
+                &input,
+                &out,
+                None,
+                || {
+                    let f = fs::File::options().write(true).open(&input).unwrap();
+                    if now.len() < bytes.len() {
+                        f.set_len(now.len() as u64).unwrap();
+                        torn.set(true);
+                    }
+                    std::os::unix::fs::FileExt::write_all_at(&f, now, 0).unwrap();
+                },
+                |_| {},
+            );
             match (convert_bytes(now), r) {
                 (Ok(want), Ok(done)) => {
                     assert!(done.changed, "{how}");
@@ -708,7 +762,7 @@ mod tests {
             assert_eq!(torn.get(), now.len() < bytes.len());
         }
         fs::write(&input, &bytes).unwrap();
-        let done = convert_file_with(&input, &out, None, || {}).unwrap();
+        let done = convert_file_with(&input, &out, None, || {}, |_| {}).unwrap();
         assert!(done.changed && done.relocations == 1);
         let direct = convert_bytes(&bytes).unwrap();
         assert_eq!(fs::read(&out).unwrap(), direct.bytes);

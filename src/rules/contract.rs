@@ -25,28 +25,38 @@ use crate::rules::Target;
 /// (`counted`), 6.13 and later (and Debian's 6.12) find section 0 not
 /// empty first; 6.1 finds the name table's index not below an `e_shnum` of
 /// 0, as every 6.x finds an `e_shstrndx` of `SHN_XINDEX`; 5.10 has its own
-/// words for any failed check.
-fn extended_refused(counted: bool, shnum: u16, shstrndx: u16) -> String {
+/// words for any failed check. The words of `target`'s release, or of each
+/// release when it is not known.
+fn extended_refused(counted: bool, shnum: u16, shstrndx: u16, target: &Target) -> String {
     let index = format!(
         "'Invalid ELF section name index: {shstrndx} || e_shstrndx ({shstrndx}) >= e_shnum ({shnum})'"
     );
-    let by_release = if counted {
-        format!(
-            "6.13 on and Debian's 6.12: 'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'; 6.1: {index}"
-        )
-    } else {
-        format!("6.1 on: {index}")
+    let spec = "'ELF Spec violation: section 0 type(0)!=SH_NULL or non-zero len or addr'";
+    let old = "'Module has invalid ELF structures'";
+    // Section 0's check comes first from 6.13 on, and in 6.12 from the
+    // stable update that took that series (Debian's 6.12.118 has it).
+    let words = match &target.release {
+        Some(r) if r.before(6, 0) => format!("{}: {old}", r.text),
+        Some(r) if counted && !r.before(6, 13) => format!("{}: {spec}", r.text),
+        Some(r) if counted && !r.before(6, 12) => {
+            format!(
+                "{}: {spec}, or before its stable update took 6.13's checks, {index}",
+                r.text
+            )
+        }
+        Some(r) => format!("{}: {index}", r.text),
+        None if counted => format!("6.13 on and Debian's 6.12: {spec}; 6.1: {index}; 5.10: {old}"),
+        None => format!("6.1 on: {index}; 5.10: {old}"),
     };
     format!(
-        "the module loader reads e_shnum and e_shstrndx as they stand and refuses the module \
-         ({by_release}; 5.10: 'Module has invalid ELF structures')"
+        "the module loader reads e_shnum and e_shstrndx as they stand and refuses the module ({words})"
     )
 }
 
 /// `extended-section-numbering`: `elf`'s header gives its section count or
 /// its name table's index through section 0, which no release's loader
 /// reads.
-pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
+pub fn extended_numbering(elf: &Elf, target: &Target) -> Option<Finding> {
     if !elf.extended_numbering() {
         return None;
     }
@@ -64,7 +74,7 @@ pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
              through section 0 (extended numbering: {fields}, for {} sections): {}; \
              a module must have fewer than 65280 sections",
             elf.sections.len(),
-            extended_refused(counted, elf.e_shnum, elf.e_shstrndx)
+            extended_refused(counted, elf.e_shnum, elf.e_shstrndx, target)
         ),
     ))
 }
@@ -72,7 +82,7 @@ pub fn extended_numbering(elf: &Elf) -> Option<Finding> {
 /// `extended-section-numbering`, before a conversion writes anything: `elf`
 /// with `added` new sections would need extended numbering (the count in
 /// section 0, as the writer puts it).
-pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
+pub fn too_many_sections(elf: &Elf, added: usize, target: &Target) -> Option<Finding> {
     // `e_shnum` holds fewer than `SHN_LORESERVE` sections.
     let count = elf.sections.len().saturating_add(added);
     (count >= crate::elf::SHN_LORESERVE as usize).then(|| {
@@ -84,7 +94,7 @@ pub fn too_many_sections(elf: &Elf, added: usize) -> Option<Finding> {
                  split the patch into smaller modules",
                 elf.sections.len(),
                 // The writer keeps the header's e_shstrndx.
-                extended_refused(true, 0, elf.e_shstrndx)
+                extended_refused(true, 0, elf.e_shstrndx, target)
             ),
         )
     })
@@ -814,7 +824,7 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
     let sympos_tables = !skip.contains(&Rule::UnconvertedSymposTable);
     let table = klp_patch::read(elf);
     let mut out = patch_table(elf, table.as_ref(), target);
-    out.extend(extended_numbering(elf));
+    out.extend(extended_numbering(elf, target));
     let objects = klp_patch::ModuleObjects::of(elf, table.as_ref());
     let has_klp_section = elf
         .sections

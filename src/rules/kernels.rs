@@ -272,6 +272,52 @@ pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
         .collect()
 }
 
+/// Ordinary relocation sections into the per-CPU section, on a kernel
+/// before 6.16 (or an unknown one): `apply_relocations` drops them as it
+/// drops the vmlinux klp ones ([`percpu_target`]), silently, and the
+/// per-CPU copies keep the bytes of the file (a RELA entry's are usually
+/// zero: a statically initialised per-CPU pointer reads NULL). Any module's
+/// are, not only a livepatch's: a warning. Types the loader writes nothing
+/// for are not counted. Seen on Debian's 5.10, 6.1 and 6.12 (kernel_e2e
+/// step 11b).
+pub fn percpu_unrelocated(elf: &Elf, target: &Target) -> Vec<Finding> {
+    let (major, minor) = PERCPU_RELOCATED_FROM;
+    if !target.before_or_unknown(major, minor) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for rs in &elf.relocs {
+        let sec = elf.sections.at(rs.index);
+        if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
+            continue;
+        }
+        if !arch::applied_target(elf, &sec).is_some_and(|t| is_percpu_section(&t)) {
+            continue;
+        }
+        let n = rs
+            .entries()
+            .filter(|r| !arch::writes_nothing(elf.machine, r.r_type))
+            .count();
+        if n == 0 {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                Rule::PercpuUnrelocated,
+                format!(
+                    "{n} relocation{} into {}: kernel {} (before 6.16, or unknown) drops {} silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically",
+                    if n == 1 { "" } else { "s" },
+                    names::show(arch::PERCPU_SECTION),
+                    target.release_text(),
+                    if n == 1 { "it" } else { "them" },
+                ),
+            )
+            .in_section(sec.display_name()),
+        );
+    }
+    out
+}
+
 /// Before 6.3 (`clear_relocate_add`, and ppc64's `restore_r2` accepting its
 /// own TOC restore) the klp relocations of a patched module stay written
 /// when it unloads. Loading it again under the enabled patch then fails:

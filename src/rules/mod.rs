@@ -30,6 +30,7 @@ pub fn all(elf: &Elf, target: &Target, map: Option<&SymbolMap>) -> Vec<Finding> 
     out.extend(kernels::late_reloc_read_only(elf, target));
     out.extend(kernels::reload_before_6_3(elf, target));
     out.extend(kernels::percpu_targets(elf, target));
+    out.extend(kernels::percpu_unrelocated(elf, target));
     out.extend(arch::loader_rules(elf, target.relocates_percpu()));
     if let Some(map) = map {
         out.extend(resolution::module(elf, map, target));
