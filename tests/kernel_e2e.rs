@@ -182,21 +182,13 @@ fn percpu_klp(work: &Path, mods: &Path, release: &str) {
         convert(&input, &out, false);
         return;
     }
-    let r = klp_convert(&[
-        "convert",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
-    assert!(
-        stderr(&r).contains(&format!(
+    expect_convert_refused(
+        &input,
+        &out,
+        &format!(
             "klp relocation into .data..percpu: kernel {release} (before 6.16, or unknown) drops it silently"
-        )),
-        "{}",
-        stderr(&r)
+        ),
     );
-    assert!(!out.exists());
     let swap = |bytes: &mut Vec<u8>, from: u8, to: u8| {
         let at = bytes
             .windows(9)
@@ -300,17 +292,10 @@ fn objects(work: &Path, mods: &Path) {
     use klp_convert::elf::Elf;
     let input = work.join("lp_noobj/klp_test_noobj.ko");
     let refused = work.join("klp_test_noobj.refused.ko");
-    let r = klp_convert(&[
-        "convert",
-        input.to_str().unwrap(),
-        "-o",
-        refused.to_str().unwrap(),
-    ]);
-    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
-    assert!(
-        stderr(&r).contains("never applied: the patch has no klp_object for klp_test_target"),
-        "{}",
-        stderr(&r)
+    expect_convert_refused(
+        &input,
+        &refused,
+        "never applied: the patch has no klp_object for klp_test_target",
     );
     let data = std::fs::read(&input).unwrap();
     let elf = Elf::parse(&data).unwrap();
