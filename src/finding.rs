@@ -123,8 +123,10 @@ rules! {
     ///
     /// Audit: `docs/klp-contract.md` §9 row M10.
     KlpSectionTarget = "klp-section-target", Error;
-    /// `apply_relocations`/`klp_apply_section_relocs` skip targets without
-    /// `SHF_ALLOC` silently.
+    /// A klp relocation section whose target lacks `SHF_ALLOC`: a vmlinux
+    /// one is skipped silently (`apply_relocations`), a module-specific one
+    /// written late into the freed load image (`klp_apply_object_relocs`
+    /// tests no flags).
     ///
     /// Audit: `docs/klp-contract.md` §9 row M7.
     TargetNotAlloc = "target-not-alloc", Error;

@@ -1995,7 +1995,7 @@ fn per_cpu_relocations_depend_on_the_release() {
         assert_eq!(code, 0, "{release:?}: {text}");
         let shown = release.unwrap_or("6.1.0-28-amd64");
         let warning = format!(
-            "warning: section .rela.data..percpu: 2 relocations into .data..percpu: kernel {shown} (before 6.16, or unknown) drops them silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically"
+            "warning: section .rela.data..percpu: 2 relocations into .data..percpu: kernel {shown} (before 6.16) drops them silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically"
         );
         assert!(text.contains(&warning), "{text}");
         assert!(text.contains(": 0 errors, 1 warning"), "{text}");
@@ -2029,6 +2029,11 @@ fn per_cpu_relocations_depend_on_the_release() {
             warned,
             "{text}"
         );
+        assert_eq!(
+            text.matches("2 relocations into .data..percpu: a kernel before 6.16 (the release is unknown) drops them silently").count(),
+            warned,
+            "{text}"
+        );
         assert!(!text.contains("val 2000"), "w fits its field: {text}");
     }
     // convert (no maps: the loader's own rules) writes 6.1's and refuses 7.2's.
@@ -2040,13 +2045,10 @@ fn per_cpu_relocations_depend_on_the_release() {
     );
 }
 
-/// A relocation section the kernel never applies (its target not
-/// allocated) is never read by it: a symbol index beyond `.symtab` or a
-/// partial entry there refuses nothing, and `convert` keeps its bytes. In a
-/// section the loader applies, the same index refuses the file.
-#[test]
-fn relocation_sections_never_applied_need_not_be_readable() {
-    let dir = scratch("check_rela_unapplied");
+/// A livepatch module whose `.klp_notes`, a section without `SHF_ALLOC`,
+/// holds an `R_X86_64_64` against `f` (in `.rela.klp_notes`), beside an
+/// annotated reference from `f`.
+fn with_notes(dir: &Path) -> Vec<u8> {
     let obj = dir.join("lp.o");
     compile_x86_64(
         &format!(
@@ -2056,19 +2058,34 @@ fn relocation_sections_never_applied_need_not_be_readable() {
         ),
         &obj,
     );
-    let bytes = std::fs::read(&obj).unwrap();
+    std::fs::read(&obj).unwrap()
+}
+
+/// The file offsets of section `name`'s contents and of its header.
+fn section_at(bytes: &[u8], name: &[u8]) -> (usize, usize) {
+    let elf = Elf::parse(bytes).unwrap();
+    let s = elf.section_by_name(name).unwrap();
+    (
+        s.sh_offset as usize,
+        elf.shoff as usize + s.index * elf.shentsize as usize,
+    )
+}
+
+/// A relocation section the kernel never applies (its target not
+/// allocated) must be readable all the same: s390's `check_rela` writes
+/// through the symbol index of every `SHT_RELA` section's entries, and
+/// arm64's `count_plts` reads it for any executable target, before
+/// `apply_relocations` skips the section. A symbol index beyond `.symtab`
+/// or a partial entry there refuses the file, as in an applied section.
+#[test]
+fn relocation_sections_never_applied_are_read_all_the_same() {
+    let dir = scratch("check_rela_unapplied");
+    let bytes = with_notes(&dir);
     // The symbol index of `section`'s first entry made #0xffffff, or its
     // size made one byte short of its entries.
     let broken = |section: &[u8], name: &str, partial: bool| -> PathBuf {
         let mut b = bytes.clone();
-        let (at, header) = {
-            let elf = Elf::parse(&bytes).unwrap();
-            let s = elf.section_by_name(section).unwrap();
-            (
-                s.sh_offset as usize,
-                elf.shoff as usize + s.index * elf.shentsize as usize,
-            )
-        };
+        let (at, header) = section_at(&bytes, section);
         if partial {
             let size = u64::from_le_bytes(b[header + 32..header + 40].try_into().unwrap());
             b[header + 32..header + 40].copy_from_slice(&(size - 1).to_le_bytes());
@@ -2079,32 +2096,59 @@ fn relocation_sections_never_applied_need_not_be_readable() {
         std::fs::write(&out, &b).unwrap();
         out
     };
-    for partial in [false, true] {
-        let unapplied = broken(b".rela.klp_notes", &format!("notes.{partial}.o"), partial);
-        let out = dir.join(format!("notes.{partial}.ko"));
-        convert_ok(&unapplied, &out);
-        let (code, text) = check(&out, &[]);
-        assert_eq!(code, 0, "{text}");
-        let (input, output) = (
-            std::fs::read(&unapplied).unwrap(),
-            std::fs::read(&out).unwrap(),
-        );
-        let (i, o) = (Elf::parse(&input).unwrap(), Elf::parse(&output).unwrap());
-        let kept = |e: &Elf| {
-            let s = e.section_by_name(b".rela.klp_notes").unwrap();
-            e.section_bytes(&s).to_vec()
-        };
-        assert_eq!(kept(&i), kept(&o));
-        assert!(o.section_by_name(b".klp.rela.vmlinux..text.f").is_some());
+    for section in [&b".rela.klp_notes"[..], b".rela.text.f"] {
+        let name = String::from_utf8_lossy(section).into_owned();
+        for (partial, words) in [
+            (
+                false,
+                format!("error: not a readable ELF object: section {name}: entry 0 (offset 0x"),
+            ),
+            (
+                true,
+                format!("error: not a readable ELF object: section {name}: size 0x"),
+            ),
+        ] {
+            let file = broken(section, &format!("{name}.{partial}.o"), partial);
+            let (code, text) = check(&file, &[]);
+            assert_eq!(code, 1, "{text}");
+            assert!(text.contains(&words), "{text}");
+            let out = dir.join(format!("{name}.{partial}.ko"));
+            let what = "error: not a readable ELF object: ".len();
+            expect_convert_refused(&file, &out, &words[what..]);
+        }
     }
-    let applied = broken(b".rela.text.f", "text.o", false);
-    let (code, text) = check(&applied, &[]);
-    assert_eq!(code, 1, "{text}");
-    assert!(
-        text.contains("error: not a readable ELF object: section .rela.text.f: entry 0 (offset 0x")
-            && text.contains("references symbol #16777215 but .symtab has"),
-        "{text}"
+}
+
+/// A relocation section whose `sh_info` names no section is skipped by the
+/// loader, but the klp sections `convert` appends would give it one, which
+/// the loader would then patch: `convert` refuses such a module; `check`
+/// passes what it converted from the same module with `sh_info` past the
+/// new sections too.
+#[test]
+fn a_dangling_target_gains_no_section() {
+    let dir = scratch("check_rela_dangling");
+    let bytes = with_notes(&dir);
+    let dangle = |info: u32, name: &str| -> PathBuf {
+        let mut b = bytes.clone();
+        let (_, header) = section_at(&bytes, b".rela.klp_notes");
+        b[header + 44..header + 48].copy_from_slice(&info.to_le_bytes());
+        let out = dir.join(name);
+        std::fs::write(&out, &b).unwrap();
+        out
+    };
+    let count = Elf::parse(&bytes).unwrap().sections.len() as u32;
+    let file = dangle(count, "at-count.o");
+    expect_convert_refused(
+        &file,
+        &dir.join("at-count.ko"),
+        &format!("section .rela.klp_notes: sh_info {count} names no section (the module has {count}); the loader skips it, but the 1 section this conversion adds would give it a target: give it a valid sh_info, or 0"),
     );
+    // Past the output's sections as well: converted, and nothing to judge.
+    let file = dangle(count + 1, "past.o");
+    let out = dir.join("past.ko");
+    convert_ok(&file, &out);
+    let (code, text) = check(&out, &[]);
+    assert_eq!(code, 0, "{text}");
 }
 
 /// The loader and the livepatch core read every relocation section against

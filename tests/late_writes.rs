@@ -236,7 +236,7 @@ fn percpu_targets_depend_on_the_release() {
         );
         o
     };
-    let dropped = "klp relocation into .data..percpu: kernel 6.12.0 (before 6.16, or unknown) drops it silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so the per-CPU copies keep the unrelocated bytes. Keep the reference out of per-CPU data: store it in ordinary data and copy it in at init";
+    let dropped = "klp relocation into .data..percpu: kernel 6.12.0 (before 6.16) drops it silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so the per-CPU copies keep the unrelocated bytes. Keep the reference out of per-CPU data: store it in ordinary data and copy it in at init";
     let freed = "klp relocation into .data..percpu: it is applied late, when 'klp_test_target' loads, at the section's address in the module's load image, which the loader freed after loading: it never reaches the per-CPU copies, and writes into freed memory (every release). Keep the reference out of per-CPU data: store it in ordinary data and copy it in at init";
 
     // vmlinux, 6.12: convert refuses; check, given a module converted
@@ -345,10 +345,19 @@ fn only_what_the_loader_applies_is_judged() {
     assert_eq!(code, 1, "{findings:?}");
     assert_eq!(of(&findings, "target-not-alloc").len(), 1, "{findings:?}");
     assert!(!judged(&findings), "{findings:?}");
+    assert_eq!(
+        of(&findings, "target-not-alloc")[0].2,
+        "target section .data.klp_unalloc is not SHF_ALLOC: the module loader skips these klp relocations silently"
+    );
     let late = build("late", "klp_test_target", ".data.klp_unalloc", true);
     let (code, findings) = check(&late, &[]);
     assert_eq!(code, 1, "{findings:?}");
-    assert_eq!(of(&findings, "target-not-alloc").len(), 1, "{findings:?}");
+    let p = of(&findings, "target-not-alloc");
+    assert_eq!(p.len(), 1, "{findings:?}");
+    assert_eq!(
+        p[0].2,
+        "target section .data.klp_unalloc is not SHF_ALLOC: the livepatch core applies these klp relocations late, when 'klp_test_target' loads, at the section's address in the module's load image, which the loader freed after loading: they write into freed memory"
+    );
     assert!(judged(&findings), "{findings:?}");
 }
 

@@ -115,7 +115,7 @@ fn module_level_rules() {
         assert!(contract::klp_section_flagged(&sec).is_none());
         let target = contract::relocation_target(&after, &sec).unwrap();
         assert!(contract::klp_section_object_misread(&sec, obj, &target).is_none());
-        assert!(contract::target_alloc(&target).is_none());
+        assert!(contract::target_alloc(Some(b"vmlinux"), &target).is_none());
         assert!(contract::late_target(obj, &target, EM_X86_64).is_none());
     }
     // The same object fails the flag rule once it loses SHF_RELA_LIVEPATCH,
@@ -189,9 +189,9 @@ fn targets_and_offsets() {
     let debug = section(".debug_info", 0, 16);
     let mut bss = section(".bss", SHF_ALLOC, 16);
     bss.sh_type = SHT_NOBITS;
-    assert!(contract::target_alloc(&data).is_none());
+    assert!(contract::target_alloc(None, &data).is_none());
     assert_eq!(
-        contract::target_alloc(&debug).map(|f| f.rule),
+        contract::target_alloc(None, &debug).map(|f| f.rule),
         Some(Rule::TargetNotAlloc)
     );
     assert!(contract::offset_within(&data, 15).is_none());

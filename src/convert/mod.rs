@@ -298,6 +298,9 @@ pub fn prepare<'a, 'm>(
     if let Some(p) = crate::rules::contract::too_many_sections(&elf, plan.new_sections(), &target) {
         return Err(Error::Refused(vec![p]));
     }
+    if let Some(e) = dangling_target(&elf, plan.new_sections()) {
+        return Err(Error::Malformed(e));
+    }
     let output = apply::output(&elf, &plan).map_err(|e| match e {
         // A section the input aligns beyond what the writer moves.
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
@@ -328,6 +331,28 @@ pub fn prepare<'a, 'm>(
         sections,
         signed: !sig.is_empty(),
     })
+}
+
+/// A relocation section of `elf` whose `sh_info` is past its last section,
+/// when the conversion appends `added` sections: the loader skips it
+/// (`infosec >= e_shnum`), but in the output its `sh_info` may name one of
+/// the new klp sections, which the loader would then patch with it.
+fn dangling_target(elf: &Elf, added: usize) -> Option<ReadError> {
+    let count = elf.sections.len();
+    let sec = elf
+        .relocs
+        .iter()
+        .map(|rs| elf.sections.at(rs.index))
+        .find(|s| {
+            let info = s.sh_info as usize;
+            info >= count && info < count.saturating_add(added)
+        })?;
+    Some(ReadError(format!(
+        "section {}: sh_info {} names no section (the module has {count}); the loader skips it, but the {added} section{} this conversion adds would give it a target: give it a valid sh_info, or 0",
+        sec.display_name(),
+        sec.sh_info,
+        if added == 1 { "" } else { "s" }
+    )))
 }
 
 impl Pending<'_, '_> {

@@ -176,7 +176,7 @@ fn klp_move_into(
         )));
     }
     let refusal = contract::offset_within(target, r.offset)
-        .or_else(|| contract::target_alloc(target))
+        .or_else(|| contract::target_alloc(Some(&a.lp_obj), target))
         .or_else(|| contract::vmlinux_access(&a.lp_obj, &a.target))
         .or_else(|| contract::late_target(&a.lp_obj, target, elf.machine))
         .or_else(|| {

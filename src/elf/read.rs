@@ -649,27 +649,14 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
     // elsewhere is applied all the same.
     let is_reloc =
         |s: &Section| (s.sh_type == SHT_REL || s.sh_type == SHT_RELA) && symtab_index.is_some();
-    // A relocation section the kernel never applies, whose entries it never
-    // reads: an ordinary or klp one whose target is not allocated (e.g.
-    // `.rela.debug_info`; `apply_relocations` skips it), but for the per-CPU
-    // section (6.16 on applies it). A module-specific klp section is
-    // applied late whatever the flags: every klp section counts as applied
-    // here. Such a section that cannot be read (a partial entry, a symbol
-    // index beyond `.symtab`) is left out of `relocs`, as the kernel
-    // ignores it, rather than refusing the file; its bytes are kept.
-    let never_applied = |s: &Section| {
-        s.sh_flags & super::SHF_RELA_LIVEPATCH == 0
-            && sections
-                .get(s.sh_info as usize)
-                .is_none_or(|t| !t.is_alloc() && t.name != crate::arch::PERCPU_SECTION)
-    };
-    let (rel_size, rela_size) = if header.is_type_64() {
-        (16, 24)
-    } else {
-        (8, 12)
-    };
+    // Every entry must name a symbol of `.symtab`, even in a section the
+    // kernel never applies (`.rela.debug_info`): the architectures' own
+    // passes over the relocation sections read them all the same, before
+    // `apply_relocations` (s390's `check_rela` writes through the symbol
+    // index of every `SHT_RELA` section's entries; arm64's `count_plts`
+    // reads it in those of any executable target).
     let mut relocs = Vec::with_capacity(rel_sections);
-    'sections: for s in sections.iter().filter(is_reloc) {
+    for s in sections.iter().filter(is_reloc) {
         let sh = table.section(object::SectionIndex(s.index)).map_err(bad)?;
         let where_ = |_| {
             ReadError(format!(
@@ -679,10 +666,6 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
             ))
         };
         let is_rela = s.sh_type == SHT_RELA;
-        let whole = s.sh_size % if is_rela { rela_size } else { rel_size } == 0;
-        if !whole && never_applied(&s) {
-            continue;
-        }
         let raw = match (header.is_type_64(), is_rela) {
             (false, false) => {
                 RawRelocs::Rel32(sh.data_as_array(endian, data).map_err(where_)?, endian)
@@ -703,9 +686,6 @@ fn parse_generic<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync, Sym
         };
         for (n, r) in rs.entries().enumerate() {
             if r.sym as usize >= symbols.len() {
-                if never_applied(&s) {
-                    continue 'sections;
-                }
                 return err(format!(
                     "section {}: entry {n} (offset 0x{:x}) references symbol #{} but .symtab has {}",
                     s.display_name(),

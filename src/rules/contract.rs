@@ -409,17 +409,29 @@ pub fn relocation_target<'a>(elf: &Elf<'a>, sec: &Section) -> Result<Section<'a>
         })
 }
 
-/// `apply_relocations` skips relocation sections whose target is not
-/// `SHF_ALLOC`, and so does `klp_apply_section_relocs` (the section is not
-/// in memory): the relocations are dropped silently.
-pub fn target_alloc(target: &Section) -> Option<Finding> {
+/// A klp relocation section for `obj` whose target is not `SHF_ALLOC`:
+/// vmlinux ones are skipped silently by `apply_relocations` (its
+/// `SHF_ALLOC` test comes first); module-specific ones are applied late by
+/// `klp_apply_object_relocs`, which tests no flags, at the section's
+/// `sh_addr`: an address in the load image the loader freed once the
+/// module was loaded (it moves only allocated sections). An unknown object
+/// (`None`) is taken for either.
+pub fn target_alloc(obj: Option<&[u8]>, target: &Section) -> Option<Finding> {
     if target.is_alloc() {
         return None;
     }
+    let what = match obj {
+        Some(VMLINUX) => "the module loader skips these klp relocations silently".to_string(),
+        Some(obj) => format!(
+            "the livepatch core applies these klp relocations late, when '{}' loads, at the section's address in the module's load image, which the loader freed after loading: they write into freed memory",
+            names::show(obj)
+        ),
+        None => "the kernel skips these klp relocations silently (vmlinux), or writes them into the freed load image when their module loads".to_string(),
+    };
     Some(Finding::new(
         Rule::TargetNotAlloc,
         format!(
-            "target section {} is not SHF_ALLOC: the kernel skips klp relocations for it silently",
+            "target section {} is not SHF_ALLOC: {what}",
             target.display_name()
         ),
     ))
@@ -921,7 +933,7 @@ pub fn module_except(elf: &Elf, target: &Target, skip: &[Rule]) -> Vec<Finding> 
             }
         }
         let at_section = |p: Finding| p.in_section(sec.display_name());
-        if let Some(p) = target_alloc(&target) {
+        if let Some(p) = target_alloc(obj, &target) {
             out.push(at_section(p));
         }
         if let Some(obj) = &obj {

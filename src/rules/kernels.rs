@@ -82,6 +82,16 @@ impl Target {
         self.release.as_ref().is_none_or(|r| r.before(major, minor))
     }
 
+    /// The kernel, for a message of what it does before 6.16: "kernel
+    /// 6.12.0 (before 6.16)", or for an unknown release "a kernel before
+    /// 6.16 (the release is unknown)".
+    fn before_percpu_relocated(&self) -> String {
+        match &self.release {
+            Some(r) => format!("kernel {} (before 6.16)", r.text),
+            None => "a kernel before 6.16 (the release is unknown)".to_string(),
+        }
+    }
+
     /// Does the loader apply ordinary relocations into the per-CPU section?
     /// From 6.16 on; before, it has cleared that section's `SHF_ALLOC` by
     /// then ([`percpu_target`]). An unknown release is taken to (its
@@ -241,8 +251,8 @@ pub fn percpu_target(obj: &[u8], t: &crate::elf::Section, target: &Target) -> Op
             return None;
         }
         format!(
-            "kernel {} (before 6.16, or unknown) drops it silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so the per-CPU copies keep the unrelocated bytes",
-            target.release_text()
+            "{} drops it silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so the per-CPU copies keep the unrelocated bytes",
+            target.before_percpu_relocated()
         )
     } else {
         format!(
@@ -305,10 +315,10 @@ pub fn percpu_unrelocated(elf: &Elf, target: &Target) -> Vec<Finding> {
             Finding::new(
                 Rule::PercpuUnrelocated,
                 format!(
-                    "{n} relocation{} into {}: kernel {} (before 6.16, or unknown) drops {} silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically",
+                    "{n} relocation{} into {}: {} drops {} silently: the loader clears the per-CPU section's SHF_ALLOC and skips relocations into sections without it, so every CPU's copy keeps the unrelocated bytes of the file. Initialise such per-CPU data at init rather than statically",
                     if n == 1 { "" } else { "s" },
                     names::show(arch::PERCPU_SECTION),
-                    target.release_text(),
+                    target.before_percpu_relocated(),
                     if n == 1 { "it" } else { "them" },
                 ),
             )
