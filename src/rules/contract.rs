@@ -36,7 +36,9 @@ fn extended_refused(counted: bool, shnum: u16, shstrndx: u16, target: &Target) -
     // Section 0's check comes first from 6.13 on, and in 6.12 from the
     // stable update that took that series (Debian's 6.12.118 has it).
     let words = match &target.release {
-        Some(r) if r.before(6, 0) => format!("{}: {old}", r.text),
+        Some(r) if r.before(5, 11) => format!("{}: {old}", r.text),
+        // Not seen: between 5.10 and 6.1 the loader's ELF checks grew.
+        Some(r) if r.before(6, 0) => format!("{}: {old}, or {index}", r.text),
         Some(r) if counted && !r.before(6, 13) => format!("{}: {spec}", r.text),
         Some(r) if counted && !r.before(6, 12) => {
             format!(
