@@ -198,7 +198,9 @@ pub fn convert_bytes_with(file: &[u8], map: Option<&SymbolMap>) -> Result<Conver
 pub struct Pending<'a, 'm> {
     /// The input file, its signature included.
     file: &'a [u8],
-    /// The input module (without the signature).
+    /// The input module (without the signature). Its symbols go once the
+    /// output is written ([`Pending::write_to`]) or proven: [`verify`]
+    /// decodes them again from the file ([`Elf::symbols_again`]).
     elf: Elf<'a>,
     plan: plan::Plan<'a>,
     notes: Vec<Finding>,
@@ -346,6 +348,13 @@ impl Pending<'_, '_> {
             None if !self.changed => w.write_all(self.file),
             None => Err(std::io::Error::other("the output was written already")),
         };
+        // The input's symbols are not needed again but by the proof,
+        // which decodes them from the file: their memory (1.9 MB for
+        // 40,000) goes back with the pieces', before the output's parse
+        // takes as much for its own.
+        if self.changed {
+            self.elf.symbols = Vec::new();
+        }
         crate::mapped::release_free_memory();
         written
     }
@@ -381,6 +390,7 @@ impl Pending<'_, '_> {
         // The pieces are written: their buffers go before the output's
         // parse takes its memory (if `write_to` did not drop them).
         self.output = None;
+        self.elf.symbols = Vec::new();
         let (elf, plan, map) = (&self.elf, &self.plan, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;

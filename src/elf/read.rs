@@ -463,6 +463,40 @@ impl<'a> Elf<'a> {
         }
     }
 
+    /// The symbols of `.symtab` decoded again from the file, one at a
+    /// time, as [`Elf::parse`] decoded [`Elf::symbols`]: their number, and
+    /// each symbol in index order (or why it cannot be read, should the
+    /// file have changed). For a caller that let `symbols` go (the proof
+    /// of a conversion holds the output's, not the input's too).
+    #[allow(clippy::type_complexity)]
+    pub fn symbols_again(
+        &self,
+    ) -> Result<
+        (
+            usize,
+            Box<dyn Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a>,
+        ),
+        ReadError,
+    > {
+        let Some(si) = self.symtab else {
+            return Ok((0, Box::new(std::iter::empty())));
+        };
+        let (endian, data) = (self.sections.endian, self.data);
+        let strings = object::StringTable::default();
+        Ok(match self.sections.headers {
+            RawHeaders::H64(h) => {
+                let table = SectionTable::<FileHeader64<Endianness>, _>::new(h, strings);
+                let (count, decoded) = decode_symbols(&table, endian, data, si)?;
+                (count, Box::new(decoded))
+            }
+            RawHeaders::H32(h) => {
+                let table = SectionTable::<FileHeader32<Endianness>, _>::new(h, strings);
+                let (count, decoded) = decode_symbols(&table, endian, data, si)?;
+                (count, Box::new(decoded))
+            }
+        })
+    }
+
     /// The bytes of a section (empty for `SHT_NOBITS`).
     pub fn section_data(&self, index: usize) -> &'a [u8] {
         match self.sections.get(index) {
@@ -848,12 +882,35 @@ fn check_sections<'a, H: FileHeader<Endian = Endianness>>(
 /// copied out. Read beside the pass over the section headers, which has
 /// not yet checked them: whatever it finds wrong is reported first, and
 /// this reads nothing out of bounds (every read is checked) either way.
-fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
+fn read_symbols<'a, H: FileHeader<Endian = Endianness>>(
     table: &SectionTable<'a, H, &'a [u8]>,
     endian: Endianness,
     data: &'a [u8],
     si: usize,
 ) -> Result<Vec<Symbol<'a>>, ReadError> {
+    let (count, decoded) = decode_symbols(table, endian, data, si)?;
+    let mut symbols = Vec::with_capacity(count);
+    for sym in decoded {
+        symbols.push(sym?);
+    }
+    Ok(symbols)
+}
+
+/// The symbols of the symbol table `si` of `data` (`table`, its sections),
+/// decoded one at a time, in index order: their number, and each symbol or
+/// why it cannot be read ([`read_symbols`] stops at the first error).
+fn decode_symbols<'a, H: FileHeader<Endian = Endianness>>(
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    si: usize,
+) -> Result<
+    (
+        usize,
+        impl Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a,
+    ),
+    ReadError,
+> {
     let symtab = table
         .symbol_table_by_index(endian, data, object::SectionIndex(si))
         .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
@@ -867,8 +924,8 @@ fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
             data.get(usize::try_from(at).ok()?..)?
                 .get(..usize::try_from(size).ok()?)
         });
-    let mut symbols = Vec::with_capacity(symtab.len());
-    for (i, sym) in symtab.symbols().iter().enumerate() {
+    let raw = symtab.symbols();
+    let decoded = raw.iter().enumerate().map(move |(i, sym)| {
         let at = sym.st_name(endian);
         let name = if at == 0 {
             &[][..]
@@ -892,22 +949,22 @@ fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
         } else {
             u32::from(st_shndx)
         };
-        symbols.push(Symbol {
+        Ok(Symbol {
             // The file holds the symbols: it would need to exceed 64
             // GiB for their number not to fit (16 bytes the least a one).
             index: u32::try_from(i)
                 .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
             name,
-            st_name: sym.st_name(endian),
+            st_name: at,
             st_info: sym.st_info(),
             st_other: sym.st_other(),
             st_shndx,
             section,
             st_value: sym.st_value(endian).into(),
             st_size: sym.st_size(endian).into(),
-        });
-    }
-    Ok(symbols)
+        })
+    });
+    Ok((raw.len(), decoded))
 }
 
 /// Sections must not overlap each other or the ELF header: the writer
