@@ -40,10 +40,17 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
 
     let entsize = elf.reloc_entsize(true);
     let mut name = Vec::new();
-    let new = plan.sections.iter().filter(|s| s.existing.is_none());
+    let new = || plan.sections.iter().filter(|s| s.existing.is_none());
     edit.reserve_new(
         plan.new_sections(),
-        new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+        new().map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+    );
+    // The names each table gains, a NUL each.
+    edit.reserve_names(
+        new()
+            .map(|s| names::klp_section_name_len(&s.obj, elf.sections.at(s.target).name) + 1)
+            .sum(),
+        plan.renames.iter().map(|r| r.klp.name_len() + 1).sum(),
     );
     for (k, s) in plan.sections.iter().enumerate() {
         let entries = plan.entries_of(k);

@@ -305,10 +305,14 @@ impl<'a> Part<'a> {
             .into_iter()
             .for_each(|(g, r)| put(place[g], r));
         let shift = self.moving.len();
+        // Room for exactly both halves: grown by doubling, 20,000 removals
+        // held room for 32,768 (24 bytes each) until the output was proven.
         let mut removals = self.removals;
+        removals.reserve_exact(later.removals.len());
         removals
             .extend((later.removals.into_iter()).map(|(i, f)| (i, f.start + shift..f.end + shift)));
         let mut moving = self.moving;
+        moving.reserve_exact(later.moving.len());
         moving.extend(later.moving);
         plan.sections = self.sections;
         plan.entries = entries;
