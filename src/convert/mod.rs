@@ -202,7 +202,11 @@ pub struct Pending<'a, 'm> {
     /// output is written ([`Pending::write_to`]) or proven: [`verify`]
     /// decodes them again from the file ([`Elf::symbols_again`]).
     elf: Elf<'a>,
+    /// The plan, its renames gone once applied (as [`Pending::renamed`]).
     plan: plan::Plan<'a>,
+    /// The names the plan's renames give their symbols, which the proof
+    /// checks the output's against.
+    renamed: verify::Renamed,
     notes: Vec<Finding>,
     map: Option<&'m SymbolMap>,
     /// The output's pieces (`None`: unchanged, or written and dropped).
@@ -285,6 +289,7 @@ pub fn prepare<'a, 'm>(
             file,
             elf,
             plan,
+            renamed: verify::Renamed::default(),
             notes,
             map,
             output: None,
@@ -307,10 +312,15 @@ pub fn prepare<'a, 'm>(
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
         _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
     })?;
+    // The renames, applied, go for the names they gave (a third of their
+    // memory).
+    let renamed = verify::Renamed::of(&plan);
+    plan.renames = Vec::new();
     Ok(Pending {
         file,
         elf,
         plan,
+        renamed,
         notes,
         map,
         output: Some(output),
@@ -380,7 +390,7 @@ impl Pending<'_, '_> {
         // parse takes its memory (if `write_to` did not drop them).
         self.output = None;
         self.elf.symbols = Vec::new();
-        let (elf, plan, map) = (&self.elf, &self.plan, self.map);
+        let (elf, plan, renamed, map) = (&self.elf, &self.plan, &self.renamed, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
         // [`verify`] in two halves at once, with the refusals below: the
@@ -397,7 +407,7 @@ impl Pending<'_, '_> {
                 None => verify::contract_errors(out, target),
             },
             || {
-                let compared = verify::compare(elf, plan, out);
+                let compared = verify::compare_renamed(elf, plan, renamed, out);
                 let refused = refusals(out, target);
                 let contract = map.map(|_| verify::contract_errors(out, target));
                 (compared, refused, contract)
@@ -435,7 +445,7 @@ impl Pending<'_, '_> {
         Ok(Summary {
             changed: true,
             notes,
-            symbols: plan.renames.len(),
+            symbols: renamed.len(),
             relocations: self.moved,
             sections: self.sections,
         })
