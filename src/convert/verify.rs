@@ -4,7 +4,7 @@
 
 use super::plan::Plan;
 use crate::arch;
-use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH};
+use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH, SHT_REL, SHT_RELA};
 use crate::finding::{Finding, Rule};
 use crate::rules::{contract, Target};
 
@@ -263,25 +263,36 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
         "plan.removals not in section order"
     );
-    // The relocation sections of each side by (target, position).
-    let by_target = |elf: &Elf, skip: &dyn Fn(usize) -> bool| {
-        // (u32, u32): 8 bytes, not 16, for 60,000 relocation sections.
-        let mut v: Vec<(u32, u32)> = Vec::with_capacity(elf.relocs.len());
-        v.extend(
-            elf.relocs
+    // The relocation sections of each side by (target, position): the
+    // input's by section index, each decoded again from the file when its
+    // entries are keyed ([`Elf::reloc_section_again`]: a conversion lets
+    // the input's `relocs` go before the output is parsed), the output's by
+    // position in `relocs`. (u32, u32): 8 bytes, not 16, for 60,000
+    // relocation sections. Each sorted stably, which merges the runs
+    // already in order: the sections come in runs of ascending targets
+    // (the input's, then the klp sections the conversion appended).
+    // (The sections `Elf::parse` read into `relocs`: those of type
+    // SHT_REL or SHT_RELA, read against `.symtab`.)
+    let mut ins: Vec<(u32, u32)> = Vec::new();
+    if input.symtab.is_some() {
+        ins.extend(
+            input
+                .sections
                 .iter()
-                .enumerate()
-                .filter(|(_, rs)| !skip(rs.index))
-                .map(|(n, rs)| (elf.sections.at(rs.index).sh_info, n as u32)),
+                .filter(|s| s.sh_type == SHT_REL || s.sh_type == SHT_RELA)
+                .filter(|s| !plan.emptied.contains(&s.index))
+                .map(|s| (s.sh_info, s.index as u32)),
         );
-        // A stable sort, which merges the runs already in order: the
-        // sections come in runs of ascending targets (the input's, then the
-        // klp sections the conversion appended).
-        v.sort();
-        v
-    };
-    let ins = by_target(input, &|i| plan.emptied.contains(&i));
-    let outs = by_target(out, &|_| false);
+    }
+    ins.sort();
+    let mut outs: Vec<(u32, u32)> = Vec::with_capacity(out.relocs.len());
+    outs.extend(
+        out.relocs
+            .iter()
+            .enumerate()
+            .map(|(n, rs)| (out.sections.at(rs.index).sh_info, n as u32)),
+    );
+    outs.sort();
     let (mut i, mut o) = (0, 0);
     let (mut before, mut used, mut added, mut lost) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -294,7 +305,9 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         };
         before.clear();
         while let Some(&(_, n)) = ins.get(i).filter(|(t, _)| *t == target) {
-            input_keys(input, plan, &input.relocs[n as usize], &mut before);
+            if let Some(rs) = input.reloc_section_again(n as usize) {
+                input_keys(input, plan, &rs, &mut before);
+            }
             i += 1;
         }
         // Each output entry is matched against the sorted input entries.

@@ -522,6 +522,33 @@ impl<'a> Elf<'a> {
         bytes.unwrap_or_default()
     }
 
+    /// Relocation section `index` decoded again from the file, as
+    /// [`Elf::parse`] read it into [`Elf::relocs`] (`None` when it is not
+    /// one, or there is no `.symtab` to read it against). For a caller that
+    /// let `relocs` go (the proof of a conversion holds the output's, not
+    /// the input's too).
+    pub fn reloc_section_again(&self, index: usize) -> Option<RelocSection<'a>> {
+        self.symtab?;
+        let kind = self.sections.get(index)?.sh_type;
+        let (e, data) = (self.sections.endian, self.data);
+        let raw = match (self.sections.headers, kind) {
+            (RawHeaders::H32(h), SHT_REL) => {
+                RawRelocs::Rel32(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H32(h), SHT_RELA) => {
+                RawRelocs::Rela32(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H64(h), SHT_REL) => {
+                RawRelocs::Rel64(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H64(h), SHT_RELA) => {
+                RawRelocs::Rela64(h[index].data_as_array(e, data).ok()?, e)
+            }
+            _ => return None,
+        };
+        Some(RelocSection { index, raw })
+    }
+
     /// The entries of relocation section `index` (none when it is not one):
     /// `relocs` is in section order, so one binary search, not a scan.
     pub fn reloc_entries(&self, index: usize) -> impl Iterator<Item = Reloc> + '_ {
