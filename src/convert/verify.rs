@@ -193,7 +193,19 @@ pub fn compare_renamed(input: &Elf, plan: &Plan, renamed: &Renamed, out: &Elf) -
 /// The symbols of [`compare`]: only the renamed ones differ from the
 /// input's, and only in name and `st_shndx`.
 fn compare_symbols(input: &Elf, renamed: &Renamed, out: &Elf, problems: &mut Vec<Finding>) {
-    let (count, symbols) = match input.symbols_again() {
+    // Their names are compared where they are, in the input's string
+    // table, not read first (a scan for the end of each).
+    let strings = input.symbol_strings();
+    let name_is = |st_name: u32, name: &[u8]| {
+        if st_name == 0 {
+            return name.is_empty();
+        }
+        let at = st_name as usize;
+        // The name, then its NUL (a name read from a table holds none).
+        strings.get(at..at.saturating_add(name.len())) == Some(name)
+            && strings.get(at.saturating_add(name.len())) == Some(&0)
+    };
+    let (count, symbols) = match input.symbols_again(false) {
         Ok(again) => again,
         Err(e) => {
             problems.push(Finding::new(
@@ -233,13 +245,17 @@ fn compare_symbols(input: &Elf, renamed: &Renamed, out: &Elf, problems: &mut Vec
             && a.st_size == b.st_size;
         let ok = match name {
             Some(name) => same_rest && b.name == name && b.st_shndx == SHN_LIVEPATCH,
-            None => same_rest && a.name == b.name && a.st_shndx == b.st_shndx,
+            None => same_rest && name_is(a.st_name, b.name) && a.st_shndx == b.st_shndx,
         };
         if !ok {
+            let name = match a.st_name {
+                0 => &[][..],
+                at => crate::elf::read::c_string(strings, at).unwrap_or_default(),
+            };
             problems.push(
                 Finding::new(Rule::Verify, "symbol changed unexpectedly")
                     .in_section(".symtab")
-                    .symbol(a.display_name()),
+                    .symbol(crate::elf::show_name(name)),
             );
         }
     }
@@ -386,7 +402,7 @@ fn report_relocations(input: &Elf, lost: &[Key], added: &[Key], problems: &mut V
     // The input's symbols, decoded again if the conversion let them go.
     let again: Vec<crate::elf::Symbol> = if input.symbols.is_empty() {
         input
-            .symbols_again()
+            .symbols_again(true)
             .map(|(_, symbols)| symbols.map_while(Result::ok).collect())
             .unwrap_or_default()
     } else {

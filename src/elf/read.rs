@@ -4,7 +4,7 @@ use object::elf::{
     FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, SectionHeader32, SectionHeader64,
     ELFCLASS32, ELFCLASS64, EM_MIPS,
 };
-use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym as _};
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym as _, SymbolTable};
 use object::{Endianness, ReadRef as _};
 
 use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
@@ -467,10 +467,13 @@ impl<'a> Elf<'a> {
     /// time, as [`Elf::parse`] decoded [`Elf::symbols`]: their number, and
     /// each symbol in index order (or why it cannot be read, should the
     /// file have changed). For a caller that let `symbols` go (the proof
-    /// of a conversion holds the output's, not the input's too).
+    /// of a conversion holds the output's, not the input's too). Without
+    /// `names`, each `name` is left empty, unread: `st_name` says where it
+    /// is in [`Elf::symbol_strings`].
     #[allow(clippy::type_complexity)]
     pub fn symbols_again(
         &self,
+        names: bool,
     ) -> Result<
         (
             usize,
@@ -486,14 +489,22 @@ impl<'a> Elf<'a> {
         Ok(match self.sections.headers {
             RawHeaders::H64(h) => {
                 let table = SectionTable::<FileHeader64<Endianness>, _>::new(h, strings);
-                let (count, decoded) = decode_symbols(&table, endian, data, si)?;
+                let (count, decoded) = decode_symbols(&table, endian, data, si, names)?;
                 (count, Box::new(decoded))
             }
             RawHeaders::H32(h) => {
                 let table = SectionTable::<FileHeader32<Endianness>, _>::new(h, strings);
-                let (count, decoded) = decode_symbols(&table, endian, data, si)?;
+                let (count, decoded) = decode_symbols(&table, endian, data, si, names)?;
                 (count, Box::new(decoded))
             }
+        })
+    }
+
+    /// The string table of `.symtab`'s names, where each `st_name` points
+    /// (empty without one).
+    pub fn symbol_strings(&self) -> &'a [u8] {
+        self.symtab.map_or(&[], |s| {
+            self.section_data(self.sections.at(s).sh_link as usize)
         })
     }
 
@@ -915,29 +926,23 @@ fn read_symbols<'a, H: FileHeader<Endian = Endianness>>(
     data: &'a [u8],
     si: usize,
 ) -> Result<Vec<Symbol<'a>>, ReadError> {
-    let (count, decoded) = decode_symbols(table, endian, data, si)?;
-    let mut symbols = Vec::with_capacity(count);
-    for sym in decoded {
-        symbols.push(sym?);
+    let (symtab, names) = symbol_table(table, endian, data, si)?;
+    let mut symbols = Vec::with_capacity(symtab.len());
+    for (i, sym) in symtab.symbols().iter().enumerate() {
+        symbols.push(decode_symbol(&symtab, names, endian, i, sym, true)?);
     }
     Ok(symbols)
 }
 
-/// The symbols of the symbol table `si` of `data` (`table`, its sections),
-/// decoded one at a time, in index order: their number, and each symbol or
-/// why it cannot be read ([`read_symbols`] stops at the first error).
-fn decode_symbols<'a, H: FileHeader<Endian = Endianness>>(
+/// The symbol table `si` of `data` (`table`, its sections), and the bytes
+/// of its string table (`None` without one).
+#[allow(clippy::type_complexity)]
+fn symbol_table<'a, H: FileHeader<Endian = Endianness>>(
     table: &SectionTable<'a, H, &'a [u8]>,
     endian: Endianness,
     data: &'a [u8],
     si: usize,
-) -> Result<
-    (
-        usize,
-        impl Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a,
-    ),
-    ReadError,
-> {
+) -> Result<(SymbolTable<'a, H, &'a [u8]>, Option<&'a [u8]>), ReadError> {
     let symtab = table
         .symbol_table_by_index(endian, data, object::SectionIndex(si))
         .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
@@ -951,47 +956,83 @@ fn decode_symbols<'a, H: FileHeader<Endian = Endianness>>(
             data.get(usize::try_from(at).ok()?..)?
                 .get(..usize::try_from(size).ok()?)
         });
+    Ok((symtab, names))
+}
+
+/// The symbols of the symbol table `si` of `data` (`table`, its sections),
+/// decoded one at a time, in index order: their number, and each symbol or
+/// why it cannot be read ([`read_symbols`] stops at the first error).
+/// Without `named`, names are neither read nor checked (left empty).
+fn decode_symbols<'a, H: FileHeader<Endian = Endianness>>(
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    si: usize,
+    named: bool,
+) -> Result<
+    (
+        usize,
+        impl Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a,
+    ),
+    ReadError,
+> {
+    let (symtab, names) = symbol_table(table, endian, data, si)?;
     let raw = symtab.symbols();
-    let decoded = raw.iter().enumerate().map(move |(i, sym)| {
-        let at = sym.st_name(endian);
-        let name = if at == 0 {
-            &[][..]
-        } else {
-            names.and_then(|t| c_string(t, at)).ok_or_else(|| {
-                ReadError(format!(
-                    "section .symtab: symbol #{i}: cannot read its name: Invalid ELF symbol name offset"
-                ))
-            })?
-        };
-        let st_shndx = sym.st_shndx(endian);
-        let section = if st_shndx == SHN_XINDEX {
-            // Its section index is in SHT_SYMTAB_SHNDX; without that
-            // table the symbol has no section, and no guess is made.
-            symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
-                ReadError(format!(
-                    "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
-                    show_name(name)
-                ))
-            })?
-        } else {
-            u32::from(st_shndx)
-        };
-        Ok(Symbol {
-            // The file holds the symbols: it would need to exceed 64
-            // GiB for their number not to fit (16 bytes the least a one).
-            index: u32::try_from(i)
-                .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
-            name,
-            st_name: at,
-            st_info: sym.st_info(),
-            st_other: sym.st_other(),
-            st_shndx,
-            section,
-            st_value: sym.st_value(endian).into(),
-            st_size: sym.st_size(endian).into(),
-        })
-    });
+    let decoded = raw
+        .iter()
+        .enumerate()
+        .map(move |(i, sym)| decode_symbol(&symtab, names, endian, i, sym, named));
     Ok((raw.len(), decoded))
+}
+
+/// Symbol `i` of `symtab`, `sym`, its name read from `names` (with
+/// `named`; else left empty).
+#[inline(always)]
+fn decode_symbol<'a, H: FileHeader<Endian = Endianness>>(
+    symtab: &SymbolTable<'a, H, &'a [u8]>,
+    names: Option<&'a [u8]>,
+    endian: Endianness,
+    i: usize,
+    sym: &H::Sym,
+    named: bool,
+) -> Result<Symbol<'a>, ReadError> {
+    let at = sym.st_name(endian);
+    let name = if at == 0 || !named {
+        &[][..]
+    } else {
+        names.and_then(|t| c_string(t, at)).ok_or_else(|| {
+            ReadError(format!(
+                "section .symtab: symbol #{i}: cannot read its name: Invalid ELF symbol name offset"
+            ))
+        })?
+    };
+    let st_shndx = sym.st_shndx(endian);
+    let section = if st_shndx == SHN_XINDEX {
+        // Its section index is in SHT_SYMTAB_SHNDX; without that
+        // table the symbol has no section, and no guess is made.
+        symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
+            ReadError(format!(
+                "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
+                show_name(name)
+            ))
+        })?
+    } else {
+        u32::from(st_shndx)
+    };
+    Ok(Symbol {
+        // The file holds the symbols: it would need to exceed 64
+        // GiB for their number not to fit (16 bytes the least a one).
+        index: u32::try_from(i)
+            .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
+        name,
+        st_name: at,
+        st_info: sym.st_info(),
+        st_other: sym.st_other(),
+        st_shndx,
+        section,
+        st_value: sym.st_value(endian).into(),
+        st_size: sym.st_size(endian).into(),
+    })
 }
 
 /// Sections must not overlap each other or the ELF header: the writer
