@@ -447,7 +447,33 @@ fn report_relocations(input: &Elf, lost: &[Key], added: &[Key], problems: &mut V
 
 #[cfg(test)]
 mod tests {
-    use super::run_start;
+    use super::{run_start, Renamed};
+    use crate::convert::plan::{Plan, Rename};
+    use crate::names::KlpSymbol;
+    use std::borrow::Cow;
+
+    /// The names in symbol order, of two renames of one symbol the later
+    /// in the plan; the count is the plan's.
+    #[test]
+    fn renamed_holds_the_last_name_of_each_symbol_in_symbol_order() {
+        let rename = |sym: usize, name: &'static [u8], pos: u64| Rename {
+            sym,
+            klp: KlpSymbol {
+                obj: Cow::Borrowed(b"vmlinux"),
+                name: Cow::Borrowed(name),
+                pos,
+            },
+        };
+        let plan = Plan {
+            renames: vec![rename(3, b"a", 0), rename(1, b"bb", 2), rename(3, b"c", 1)],
+            ..Plan::default()
+        };
+        let r = Renamed::of(&plan);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.symbols, [(1, 21), (3, 20)]);
+        assert_eq!(r.names, b".klp.sym.vmlinux.bb,2.klp.sym.vmlinux.c,1");
+        assert!(Renamed::default().is_empty());
+    }
 
     /// Wherever the hint is, the answer is the partition point's.
     #[test]
