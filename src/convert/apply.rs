@@ -66,7 +66,7 @@ fn relocations(edit: &mut Edit, elf: &Elf, plan: &Plan) -> Result<(), WriteError
     // The names each table gains, a NUL each.
     edit.reserve_names(
         new()
-            .map(|s| names::klp_section_name_len(&s.obj, elf.sections.at(s.target).name) + 1)
+            .map(|s| names::klp_section_name_len(&s.obj, elf.sections.name_len(s.target)) + 1)
             .sum(),
         plan.renames.iter().map(|r| r.klp.name_len() + 1).sum(),
     );

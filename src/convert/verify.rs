@@ -4,7 +4,7 @@
 
 use super::plan::Plan;
 use crate::arch;
-use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH, SHT_REL, SHT_RELA};
+use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH};
 use crate::finding::{Finding, Rule};
 use crate::names::KLP_SYM_PREFIX;
 use crate::rules::{contract, Target};
@@ -305,10 +305,9 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         ins.extend(
             input
                 .sections
-                .iter()
-                .filter(|s| s.sh_type == SHT_REL || s.sh_type == SHT_RELA)
-                .filter(|s| !plan.emptied.contains(&s.index))
-                .map(|s| (s.sh_info, s.index as u32)),
+                .relocation_sections()
+                .filter(|(i, _)| !plan.emptied.contains(i))
+                .map(|(i, target)| (target, i as u32)),
         );
     }
     ins.sort();

@@ -195,6 +195,26 @@ impl<'a> Sections<'a> {
         })
     }
 
+    /// The length of section `index`'s name (as [`Section::name`] has it),
+    /// without decoding its header; panics past the end, as
+    /// [`Sections::at`].
+    pub fn name_len(&self, index: usize) -> usize {
+        self.name_lens[index] as usize
+    }
+
+    /// The (index, `sh_info`: the target) of each `SHT_REL` and `SHT_RELA`
+    /// section, in index order: of each header only the type and the info
+    /// decoded.
+    pub fn relocation_sections(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        (1..self.len()).filter_map(move |i| {
+            let (kind, info) = match (self.headers, self.endian) {
+                (RawHeaders::H64(h), e) => (h[i].sh_type(e), h[i].sh_info(e)),
+                (RawHeaders::H32(h), e) => (h[i].sh_type(e), h[i].sh_info(e)),
+            };
+            (kind == SHT_REL || kind == SHT_RELA).then_some((i, info))
+        })
+    }
+
     /// The (start, end, index) in the file of each section that has bytes
     /// there, in index order: of each header only the type, offset and size
     /// decoded. For a parse that has checked that each lies in the file.
