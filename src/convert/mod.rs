@@ -203,11 +203,11 @@ pub struct Pending<'a, 'm> {
     /// ([`Pending::write_to`]) or proven: [`verify`] decodes them again
     /// from the file ([`Elf::symbols_again`], [`Elf::reloc_section_again`]).
     elf: Elf<'a>,
-    /// The plan, its renames gone once applied (as [`Pending::renamed`]).
+    /// The plan, its renames and removals gone once applied (as
+    /// [`Pending::applied`]).
     plan: plan::Plan<'a>,
-    /// The names the plan's renames give their symbols, which the proof
-    /// checks the output's against.
-    renamed: verify::Renamed,
+    /// What the proof needs of the plan's renames and removals.
+    applied: verify::Applied,
     notes: Vec<Finding>,
     map: Option<&'m SymbolMap>,
     /// The output's pieces (`None`: unchanged, or written and dropped).
@@ -290,7 +290,7 @@ pub fn prepare<'a, 'm>(
             file,
             elf,
             plan,
-            renamed: verify::Renamed::default(),
+            applied: verify::Applied::default(),
             notes,
             map,
             output: None,
@@ -313,15 +313,17 @@ pub fn prepare<'a, 'm>(
         WriteError::Alignment { .. } => Error::Malformed(ReadError(e.to_string())),
         _ => Error::Internal(vec![Finding::new(Rule::Verify, e.to_string())]),
     })?;
-    // The renames, applied, go for the names they gave (a third of their
-    // memory).
-    let renamed = verify::Renamed::of(&plan);
+    // The renames and removals, applied, go for what the proof needs of
+    // them (a third of their memory).
+    let applied = verify::Applied::of(&elf, &plan);
     plan.renames = Vec::new();
+    plan.removals = Vec::new();
+    plan.moving = Vec::new();
     Ok(Pending {
         file,
         elf,
         plan,
-        renamed,
+        applied,
         notes,
         map,
         output: Some(output),
@@ -394,7 +396,7 @@ impl Pending<'_, '_> {
         self.output = None;
         self.elf.symbols = Vec::new();
         self.elf.relocs = Vec::new();
-        let (elf, plan, renamed, map) = (&self.elf, &self.plan, &self.renamed, self.map);
+        let (elf, plan, applied, map) = (&self.elf, &self.plan, &self.applied, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;
         // [`verify`] in two halves at once, with the refusals below: the
@@ -411,7 +413,7 @@ impl Pending<'_, '_> {
                 None => verify::contract_errors(out, target),
             },
             || {
-                let compared = verify::compare_renamed(elf, plan, renamed, out);
+                let compared = verify::compare_applied(elf, plan, applied, out);
                 let refused = refusals(out, target);
                 let contract = map.map(|_| verify::contract_errors(out, target));
                 (compared, refused, contract)
@@ -449,7 +451,7 @@ impl Pending<'_, '_> {
         Ok(Summary {
             changed: true,
             notes,
-            symbols: renamed.len(),
+            symbols: applied.renames(),
             relocations: self.moved,
             sections: self.sections,
         })

@@ -4,7 +4,7 @@
 
 use super::plan::Plan;
 use crate::arch;
-use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH};
+use crate::elf::{Elf, RelocSection, SHF_ALLOC, SHN_LIVEPATCH, SHT_RELA};
 use crate::finding::{Finding, Rule};
 use crate::names::KLP_SYM_PREFIX;
 use crate::rules::{contract, Target};
@@ -57,16 +57,17 @@ fn run_start<T: Ord>(sorted: &[T], k: &T, hint: usize) -> usize {
 /// input relocation present exactly once, only the renamed symbols
 /// changed, and only the rewritten sections.
 pub fn compare(input: &Elf, plan: &Plan, out: &Elf) -> Vec<Finding> {
-    compare_renamed(input, plan, &Renamed::of(plan), out)
+    compare_applied(input, plan, &Applied::of(input, plan), out)
 }
 
-/// The names the renamed symbols of a plan must have in the output, in
-/// symbol order: what [`compare`] checks the output's symbols against,
-/// made once the plan is applied so that its renames can go before the
-/// output is parsed (64 bytes each, 1.3 MB for 20,000, where these names
-/// take about 32 bytes each).
+/// What [`compare`] needs of a plan's renames and removals, made once the
+/// plan is applied so that those can go before the output is parsed: the
+/// names the renamed symbols must have, in symbol order (the renames take
+/// 64 bytes each, 1.3 MB for 20,000, where these names take about 32), and
+/// the sections that lose entries (the removals take 24 bytes each, and a
+/// flag an entry, which only an `SHT_REL` section's implicit addends need).
 #[derive(Debug, Default)]
-pub struct Renamed {
+pub struct Applied {
     /// The names, one after another, in symbol order, each without the
     /// [`KLP_SYM_PREFIX`] they all begin with.
     names: Vec<u8>,
@@ -75,76 +76,99 @@ pub struct Renamed {
     symbols: Vec<(u32, u32)>,
     /// How many renames the plan had.
     count: usize,
+    /// The sections that lose entries, in section order.
+    removed: Vec<usize>,
+    /// Of those, the ones not `SHT_RELA`: (section index, where its flags
+    /// are in `moving`), in section order, as [`Plan::removals`].
+    rel_removals: Vec<(usize, std::ops::Range<usize>)>,
+    /// Their flags, as [`Plan::moving`].
+    moving: Vec<bool>,
 }
 
-impl Renamed {
-    /// The names `plan`'s renames give their symbols.
-    pub fn of(plan: &Plan) -> Renamed {
-        // The renames in symbol order, the later of one symbol's last.
-        // (Positions in `renames`, of which there are no more than symbols,
-        // whose indices are u32; a symbol index past u32 names no symbol.)
-        let mut order: Vec<u32> = (0..plan.renames.len()).map(|k| k as u32).collect();
-        order.sort_by_key(|&k| plan.renames[k as usize].sym);
-        let mut names = Vec::with_capacity(
-            order
-                .iter()
-                .map(|&k| plan.renames[k as usize].klp.name_len() - KLP_SYM_PREFIX.len())
-                .sum(),
-        );
-        let mut symbols: Vec<(u32, u32)> = Vec::with_capacity(order.len());
-        for (n, &k) in order.iter().enumerate() {
-            let r = &plan.renames[k as usize];
-            let later = order
-                .get(n + 1)
-                .is_some_and(|&l| plan.renames[l as usize].sym == r.sym);
-            let Ok(sym) = u32::try_from(r.sym) else {
-                continue;
-            };
-            if later {
-                continue;
+impl Applied {
+    /// What [`compare`] needs of `plan`, made for `input`.
+    pub fn of(input: &Elf, plan: &Plan) -> Applied {
+        let (names, symbols) = renamed_names(plan);
+        let mut rel_removals = Vec::new();
+        let mut moving = Vec::new();
+        for (k, &(i, _)) in plan.removals.iter().enumerate() {
+            if input.sections.get(i).is_some_and(|s| s.sh_type != SHT_RELA) {
+                let flags = plan.moving_of(k);
+                rel_removals.push((i, moving.len()..moving.len() + flags.len()));
+                moving.extend_from_slice(flags);
             }
-            let start = names.len();
-            r.klp.write_name(&mut names);
-            names.drain(start..start + KLP_SYM_PREFIX.len());
-            // A name of 4 GiB or more (past what the writer's 32-bit string
-            // offsets reach) is not kept: the bare prefix, which no klp
-            // symbol's name is, is looked for instead, and the symbol
-            // reported.
-            let len = u32::try_from(names.len() - start).unwrap_or_else(|_| {
-                names.truncate(start);
-                0
-            });
-            symbols.push((sym, len));
         }
-        Renamed {
+        Applied {
             names,
             symbols,
             count: plan.renames.len(),
+            removed: plan.removals.iter().map(|&(i, _)| i).collect(),
+            rel_removals,
+            moving,
         }
     }
 
     /// How many renames the plan had.
-    pub fn len(&self) -> usize {
+    pub fn renames(&self) -> usize {
         self.count
-    }
-
-    /// Did the plan rename nothing?
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 }
 
-/// [`compare`], the renamed symbols' names given as `renamed` (made from
-/// `plan`, whose renames may be gone since).
-pub fn compare_renamed(input: &Elf, plan: &Plan, renamed: &Renamed, out: &Elf) -> Vec<Finding> {
+/// The names `plan`'s renames give their symbols, each without the
+/// [`KLP_SYM_PREFIX`], one after another in symbol order, and (symbol
+/// index, length of its name) for each: [`Applied`]'s.
+fn renamed_names(plan: &Plan) -> (Vec<u8>, Vec<(u32, u32)>) {
+    // The renames in symbol order, the later of one symbol's last.
+    // (Positions in `renames`, of which there are no more than symbols,
+    // whose indices are u32; a symbol index past u32 names no symbol.)
+    let mut order: Vec<u32> = (0..plan.renames.len()).map(|k| k as u32).collect();
+    order.sort_by_key(|&k| plan.renames[k as usize].sym);
+    let mut names = Vec::with_capacity(
+        order
+            .iter()
+            .map(|&k| plan.renames[k as usize].klp.name_len() - KLP_SYM_PREFIX.len())
+            .sum(),
+    );
+    let mut symbols: Vec<(u32, u32)> = Vec::with_capacity(order.len());
+    for (n, &k) in order.iter().enumerate() {
+        let r = &plan.renames[k as usize];
+        let later = order
+            .get(n + 1)
+            .is_some_and(|&l| plan.renames[l as usize].sym == r.sym);
+        let Ok(sym) = u32::try_from(r.sym) else {
+            continue;
+        };
+        if later {
+            continue;
+        }
+        let start = names.len();
+        r.klp.write_name(&mut names);
+        names.drain(start..start + KLP_SYM_PREFIX.len());
+        // A name of 4 GiB or more (past what the writer's 32-bit string
+        // offsets reach) is not kept: the bare prefix, which no klp
+        // symbol's name is, is looked for instead, and the symbol
+        // reported.
+        let len = u32::try_from(names.len() - start).unwrap_or_else(|_| {
+            names.truncate(start);
+            0
+        });
+        symbols.push((sym, len));
+    }
+    (names, symbols)
+}
+
+/// [`compare`], what it needs of the plan's renames and removals given as
+/// `applied` (made from `plan`, whose renames and removals may be gone
+/// since).
+pub fn compare_applied(input: &Elf, plan: &Plan, applied: &Applied, out: &Elf) -> Vec<Finding> {
     let mut problems = Vec::new();
-    compare_relocations(input, plan, out, &mut problems);
+    compare_relocations(input, plan, applied, out, &mut problems);
 
     // Symbols: only the renamed ones differ, and only in name and st_shndx.
     // The input's are decoded again from the file, one at a time: a
     // conversion lets them go before the output is parsed (1.9 MB for
     // 40,000), so that the proof holds one file's, not both.
-    compare_symbols(input, renamed, out, &mut problems);
+    compare_symbols(input, applied, out, &mut problems);
 
     // Sections: the ones not rewritten keep header fields and bytes.
     let mut rewritten = vec![false; input.sections.len()];
@@ -153,7 +177,7 @@ pub fn compare_renamed(input: &Elf, plan: &Plan, renamed: &Renamed, out: &Elf) -
             *r = true;
         }
     };
-    plan.removals.iter().for_each(|(i, _)| rewrite(*i));
+    applied.removed.iter().for_each(|&i| rewrite(i));
     plan.sections
         .iter()
         .filter_map(|s| s.existing)
@@ -196,7 +220,7 @@ pub fn compare_renamed(input: &Elf, plan: &Plan, renamed: &Renamed, out: &Elf) -
 
 /// The symbols of [`compare`]: only the renamed ones differ from the
 /// input's, and only in name and `st_shndx`.
-fn compare_symbols(input: &Elf, renamed: &Renamed, out: &Elf, problems: &mut Vec<Finding>) {
+fn compare_symbols(input: &Elf, renamed: &Applied, out: &Elf, problems: &mut Vec<Finding>) {
     // Their names are compared where they are, in the input's string
     // table, not read first (a scan for the end of each).
     let strings = input.symbol_strings();
@@ -282,9 +306,15 @@ type Key = (u32, u64, u32, u32, i64);
 /// and held at once, not the 200,000 of a large module (6.4 MB beside
 /// both parsed files); and as keys sort by target first, the targets in
 /// order report in key order.
-fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<Finding>) {
+fn compare_relocations(
+    input: &Elf,
+    plan: &Plan,
+    applied: &Applied,
+    out: &Elf,
+    problems: &mut Vec<Finding>,
+) {
     debug_assert!(
-        plan.removals.windows(2).all(|w| w[0].0 < w[1].0),
+        applied.rel_removals.windows(2).all(|w| w[0].0 < w[1].0),
         "plan.removals not in section order"
     );
     // The relocation sections of each side by (target, position): the
@@ -332,7 +362,7 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
         before.clear();
         while let Some(&(_, n)) = ins.get(i).filter(|(t, _)| *t == target) {
             if let Some(rs) = input.reloc_section_again(n as usize) {
-                input_keys(input, plan, &rs, &mut before);
+                input_keys(input, applied, &rs, &mut before);
             }
             i += 1;
         }
@@ -382,16 +412,20 @@ fn compare_relocations(input: &Elf, plan: &Plan, out: &Elf, problems: &mut Vec<F
 }
 
 /// The [`Key`]s of the input's relocation section `rs`, appended to `keys`.
-fn input_keys(input: &Elf, plan: &Plan, rs: &RelocSection, keys: &mut Vec<Key>) {
+fn input_keys(input: &Elf, applied: &Applied, rs: &RelocSection, keys: &mut Vec<Key>) {
     let target = input.sections.at(rs.index).sh_info;
     // A REL entry that moves into a (RELA) klp section carries its
     // implicit addend there; one left in place keeps it in its bytes.
     // One binary search (`removals` is in section order), not a scan:
     // a conversion may shorten 30,000 relocation sections.
     let moved = (!rs.is_rela())
-        .then(|| plan.removals.binary_search_by_key(&rs.index, |(i, _)| *i))
+        .then(|| {
+            applied
+                .rel_removals
+                .binary_search_by_key(&rs.index, |(i, _)| *i)
+        })
         .and_then(Result::ok)
-        .map(|k| plan.moving_of(k));
+        .map(|k| &applied.moving[applied.rel_removals[k].1.clone()]);
     for (n, r) in rs.entries().enumerate() {
         let mut addend = r.addend;
         if moved.is_some_and(|m| m.get(n).copied().unwrap_or(false)) {
@@ -457,13 +491,13 @@ fn report_relocations(input: &Elf, lost: &[Key], added: &[Key], problems: &mut V
 
 #[cfg(test)]
 mod tests {
-    use super::{run_start, Renamed};
+    use super::{renamed_names, run_start, Applied};
     use crate::convert::plan::{Plan, Rename};
     use crate::names::KlpSymbol;
     use std::borrow::Cow;
 
     /// The names in symbol order, of two renames of one symbol the later
-    /// in the plan; the count is the plan's.
+    /// in the plan.
     #[test]
     fn renamed_holds_the_last_name_of_each_symbol_in_symbol_order() {
         let rename = |sym: usize, name: &'static [u8], pos: u64| Rename {
@@ -478,11 +512,10 @@ mod tests {
             renames: vec![rename(3, b"a", 0), rename(1, b"bb", 2), rename(3, b"c", 1)],
             ..Plan::default()
         };
-        let r = Renamed::of(&plan);
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.symbols, [(1, 12), (3, 11)]);
-        assert_eq!(r.names, b"vmlinux.bb,2vmlinux.c,1");
-        assert!(Renamed::default().is_empty());
+        let (names, symbols) = renamed_names(&plan);
+        assert_eq!(symbols, [(1, 12), (3, 11)]);
+        assert_eq!(names, b"vmlinux.bb,2vmlinux.c,1");
+        assert_eq!(Applied::default().renames(), 0);
     }
 
     /// Wherever the hint is, the answer is the partition point's.
