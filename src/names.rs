@@ -375,7 +375,7 @@ pub fn klp_section_object(name: &[u8]) -> Result<&[u8], NameError> {
 /// `.klp.rela.<obj>.<target>`, always with a `.` after the object, so a target
 /// without a leading dot (`__jump_table`) still parses as object `<obj>`.
 pub fn klp_section_name(obj: &[u8], target: &[u8]) -> Vec<u8> {
-    let mut n = Vec::with_capacity(KLP_RELA_PREFIX.len() + obj.len() + 1 + target.len());
+    let mut n = Vec::with_capacity(klp_section_name_len(obj, target.len()));
     write_klp_section_name(&mut n, obj, target);
     n
 }
@@ -386,6 +386,12 @@ pub fn write_klp_section_name(out: &mut Vec<u8>, obj: &[u8], target: &[u8]) {
     out.extend_from_slice(obj);
     out.push(b'.');
     out.extend_from_slice(target);
+}
+
+/// The length of the name [`write_klp_section_name`] writes for a target
+/// section whose name is `target_len` bytes, without writing it.
+pub fn klp_section_name_len(obj: &[u8], target_len: usize) -> usize {
+    KLP_RELA_PREFIX.len() + obj.len() + 1 + target_len
 }
 
 #[cfg(test)]

@@ -225,3 +225,51 @@ int f(void) {{ return a + b; }}
     b.sort_by_key(|r| (r.offset, r.sym));
     assert_eq!(a, b);
 }
+
+#[test]
+fn verify_catches_a_symbol_renamed_otherwise_than_planned() {
+    let data = input("verify_renamed_otherwise");
+    let elf = Elf::parse(&data).unwrap();
+    let mut plan = convert::make_plan(&elf, None).unwrap().0;
+    let out = convert::apply::apply(&elf, &plan).unwrap();
+    let out = Elf::parse(&out).unwrap();
+    convert::verify::verify(&elf, &plan, &out).unwrap();
+    // The output gives the symbol another position than the plan checked.
+    plan.renames[0].klp.pos += 1;
+    let problems = convert::verify::verify(&elf, &plan, &out).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("symbol changed unexpectedly") && t.contains("saved_command_line")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn verify_reads_the_input_again_when_its_symbols_and_relocations_went() {
+    // A conversion lets the input's symbols and relocation sections go
+    // before its output is parsed: the proof decodes them from the file,
+    // and finds what it finds with them held.
+    let data = input("verify_read_again");
+    let full = Elf::parse(&data).unwrap();
+    let mut plan = convert::make_plan(&full, None).unwrap().0;
+    let mut entries = plan.entries_of(0).to_vec();
+    entries.pop().unwrap();
+    plan.set_entries(0, entries);
+    let out = convert::apply::apply(&full, &plan).unwrap();
+    let out = Elf::parse(&out).unwrap();
+    let mut bare = Elf::parse(&data).unwrap();
+    bare.symbols = Vec::new();
+    bare.relocs = Vec::new();
+    let text = |elf: &Elf| -> Vec<String> {
+        let problems = convert::verify::verify(elf, &plan, &out).unwrap_err();
+        problems.iter().map(|p| p.to_string()).collect()
+    };
+    let held = text(&full);
+    assert!(
+        held.iter()
+            .any(|t| t.contains("relocation lost") && t.contains("saved_command_line")),
+        "{held:?}"
+    );
+    assert_eq!(text(&bare), held);
+}

@@ -19,9 +19,27 @@ pub fn apply(elf: &Elf, plan: &Plan) -> Result<Vec<u8>, WriteError> {
 /// Carry out `plan` on `elf`: the new file as pieces to write, the input's
 /// bytes borrowed ([`Output`]).
 pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> {
+    let mut edit = Edit::new(elf);
+    relocations(&mut edit, elf, plan)?;
+    finish(edit, elf, plan)
+}
+
+/// [`output`], the plan trimmed to what the proof of the output needs
+/// ([`Plan::trim_for_proof`]) as soon as its relocations are in the
+/// output's pieces: their memory (1.9 MB of entries and 1.3 MB of sections
+/// for 20,000 klp sections) goes to the tables laid out after them.
+pub fn output_trimming<'a>(elf: &Elf<'a>, plan: &mut Plan) -> Result<Output<'a>, WriteError> {
+    let mut edit = Edit::new(elf);
+    relocations(&mut edit, elf, plan)?;
+    plan.trim_for_proof();
+    finish(edit, elf, plan)
+}
+
+/// The relocation sections of [`output`]: the entries that move taken out
+/// of their sections, and the klp sections made or extended.
+fn relocations(edit: &mut Edit, elf: &Elf, plan: &Plan) -> Result<(), WriteError> {
     let symtab = elf.symtab.ok_or(WriteError::NoSymtab)?;
     let enc = Encoder::of(elf);
-    let mut edit = Edit::new(elf);
 
     for (k, (index, _)) in plan.removals.iter().enumerate() {
         // The parser read entries of the class's size, whatever sh_entsize says.
@@ -40,10 +58,17 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
 
     let entsize = elf.reloc_entsize(true);
     let mut name = Vec::new();
-    let new = plan.sections.iter().filter(|s| s.existing.is_none());
+    let new = || plan.sections.iter().filter(|s| s.existing.is_none());
     edit.reserve_new(
         plan.new_sections(),
-        new.map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+        new().map(|s| s.entries.len()).sum::<usize>() * entsize as usize,
+    );
+    // The names each table gains, a NUL each.
+    edit.reserve_names(
+        new()
+            .map(|s| names::klp_section_name_len(&s.obj, elf.sections.name_len(s.target)) + 1)
+            .sum(),
+        plan.renames.iter().map(|r| r.klp.name_len() + 1).sum(),
     );
     for (k, s) in plan.sections.iter().enumerate() {
         let entries = plan.entries_of(k);
@@ -75,6 +100,17 @@ pub fn output<'a>(elf: &Elf<'a>, plan: &Plan) -> Result<Output<'a>, WriteError> 
         }
     }
 
+    Ok(())
+}
+
+/// The rest of [`output`] once [`relocations`] are in `edit`: the symbols
+/// renamed, sections emptied or unallocated, and the pieces laid out.
+fn finish<'a>(
+    mut edit: Edit<'_, 'a>,
+    elf: &Elf<'a>,
+    plan: &Plan,
+) -> Result<Output<'a>, WriteError> {
+    let mut name = Vec::new();
     for r in &plan.renames {
         name.clear();
         r.klp.write_name(&mut name);

@@ -85,6 +85,21 @@ impl Plan<'_> {
             .count()
     }
 
+    /// Let go of what the proof of the applied plan does not need: the
+    /// new klp sections and their entries are in the output now, where
+    /// [`super::verify`] finds them; of the plan's sections it needs only
+    /// those that extend one of the input's (which it may rewrite), their
+    /// entries not. (The summary's counts, [`Plan::moved`] and the
+    /// sections', are taken before.)
+    pub fn trim_for_proof(&mut self) {
+        self.sections.retain(|s| s.existing.is_some());
+        for s in &mut self.sections {
+            s.entries = 0..0;
+        }
+        self.sections.shrink_to_fit();
+        self.entries = Vec::new();
+    }
+
     /// The entries of klp section `k` (of `sections`; panics if there is
     /// none).
     pub fn entries_of(&self, k: usize) -> &[Reloc] {
@@ -305,10 +320,14 @@ impl<'a> Part<'a> {
             .into_iter()
             .for_each(|(g, r)| put(place[g], r));
         let shift = self.moving.len();
+        // Room for exactly both halves: grown by doubling, 20,000 removals
+        // held room for 32,768 (24 bytes each) until the output was proven.
         let mut removals = self.removals;
+        removals.reserve_exact(later.removals.len());
         removals
             .extend((later.removals.into_iter()).map(|(i, f)| (i, f.start + shift..f.end + shift)));
         let mut moving = self.moving;
+        moving.reserve_exact(later.moving.len());
         moving.extend(later.moving);
         plan.sections = self.sections;
         plan.entries = entries;

@@ -4,7 +4,7 @@ use object::elf::{
     FileHeader32, FileHeader64, Rel32, Rel64, Rela32, Rela64, SectionHeader32, SectionHeader64,
     ELFCLASS32, ELFCLASS64, EM_MIPS,
 };
-use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym as _};
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym as _, SymbolTable};
 use object::{Endianness, ReadRef as _};
 
 use super::{show_name, SHN_XINDEX, SHT_REL, SHT_RELA, SHT_SYMTAB};
@@ -192,6 +192,26 @@ impl<'a> Sections<'a> {
                     RawHeaders::H32(h) => self.name(i, &h[i], e) == name,
                     RawHeaders::H64(h) => self.name(i, &h[i], e) == name,
                 }
+        })
+    }
+
+    /// The length of section `index`'s name (as [`Section::name`] has it),
+    /// without decoding its header; panics past the end, as
+    /// [`Sections::at`].
+    pub fn name_len(&self, index: usize) -> usize {
+        self.name_lens[index] as usize
+    }
+
+    /// The (index, `sh_info`: the target) of each `SHT_REL` and `SHT_RELA`
+    /// section, in index order: of each header only the type and the info
+    /// decoded.
+    pub fn relocation_sections(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        (1..self.len()).filter_map(move |i| {
+            let (kind, info) = match (self.headers, self.endian) {
+                (RawHeaders::H64(h), e) => (h[i].sh_type(e), h[i].sh_info(e)),
+                (RawHeaders::H32(h), e) => (h[i].sh_type(e), h[i].sh_info(e)),
+            };
+            (kind == SHT_REL || kind == SHT_RELA).then_some((i, info))
         })
     }
 
@@ -463,6 +483,51 @@ impl<'a> Elf<'a> {
         }
     }
 
+    /// The symbols of `.symtab` decoded again from the file, one at a
+    /// time, as [`Elf::parse`] decoded [`Elf::symbols`]: their number, and
+    /// each symbol in index order (or why it cannot be read, should the
+    /// file have changed). For a caller that let `symbols` go (the proof
+    /// of a conversion holds the output's, not the input's too). Without
+    /// `names`, each `name` is left empty, unread: `st_name` says where it
+    /// is in [`Elf::symbol_strings`].
+    #[allow(clippy::type_complexity)]
+    pub fn symbols_again(
+        &self,
+        names: bool,
+    ) -> Result<
+        (
+            usize,
+            Box<dyn Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a>,
+        ),
+        ReadError,
+    > {
+        let Some(si) = self.symtab else {
+            return Ok((0, Box::new(std::iter::empty())));
+        };
+        let (endian, data) = (self.sections.endian, self.data);
+        let strings = object::StringTable::default();
+        Ok(match self.sections.headers {
+            RawHeaders::H64(h) => {
+                let table = SectionTable::<FileHeader64<Endianness>, _>::new(h, strings);
+                let (count, decoded) = decode_symbols(&table, endian, data, si, names)?;
+                (count, Box::new(decoded))
+            }
+            RawHeaders::H32(h) => {
+                let table = SectionTable::<FileHeader32<Endianness>, _>::new(h, strings);
+                let (count, decoded) = decode_symbols(&table, endian, data, si, names)?;
+                (count, Box::new(decoded))
+            }
+        })
+    }
+
+    /// The string table of `.symtab`'s names, where each `st_name` points
+    /// (empty without one).
+    pub fn symbol_strings(&self) -> &'a [u8] {
+        self.symtab.map_or(&[], |s| {
+            self.section_data(self.sections.at(s).sh_link as usize)
+        })
+    }
+
     /// The bytes of a section (empty for `SHT_NOBITS`).
     pub fn section_data(&self, index: usize) -> &'a [u8] {
         match self.sections.get(index) {
@@ -486,6 +551,33 @@ impl<'a> Elf<'a> {
             .get(start..start.saturating_add(s.sh_size as usize));
         debug_assert!(bytes.is_some(), "section #{} is not this file's", s.index);
         bytes.unwrap_or_default()
+    }
+
+    /// Relocation section `index` decoded again from the file, as
+    /// [`Elf::parse`] read it into [`Elf::relocs`] (`None` when it is not
+    /// one, or there is no `.symtab` to read it against). For a caller that
+    /// let `relocs` go (the proof of a conversion holds the output's, not
+    /// the input's too).
+    pub fn reloc_section_again(&self, index: usize) -> Option<RelocSection<'a>> {
+        self.symtab?;
+        let kind = self.sections.get(index)?.sh_type;
+        let (e, data) = (self.sections.endian, self.data);
+        let raw = match (self.sections.headers, kind) {
+            (RawHeaders::H32(h), SHT_REL) => {
+                RawRelocs::Rel32(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H32(h), SHT_RELA) => {
+                RawRelocs::Rela32(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H64(h), SHT_REL) => {
+                RawRelocs::Rel64(h[index].data_as_array(e, data).ok()?, e)
+            }
+            (RawHeaders::H64(h), SHT_RELA) => {
+                RawRelocs::Rela64(h[index].data_as_array(e, data).ok()?, e)
+            }
+            _ => return None,
+        };
+        Some(RelocSection { index, raw })
     }
 
     /// The entries of relocation section `index` (none when it is not one):
@@ -854,12 +946,29 @@ fn check_sections<'a, H: FileHeader<Endian = Endianness>>(
 /// copied out. Read beside the pass over the section headers, which has
 /// not yet checked them: whatever it finds wrong is reported first, and
 /// this reads nothing out of bounds (every read is checked) either way.
-fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
+fn read_symbols<'a, H: FileHeader<Endian = Endianness>>(
     table: &SectionTable<'a, H, &'a [u8]>,
     endian: Endianness,
     data: &'a [u8],
     si: usize,
 ) -> Result<Vec<Symbol<'a>>, ReadError> {
+    let (symtab, names) = symbol_table(table, endian, data, si)?;
+    let mut symbols = Vec::with_capacity(symtab.len());
+    for (i, sym) in symtab.symbols().iter().enumerate() {
+        symbols.push(decode_symbol(&symtab, names, endian, i, sym, true)?);
+    }
+    Ok(symbols)
+}
+
+/// The symbol table `si` of `data` (`table`, its sections), and the bytes
+/// of its string table (`None` without one).
+#[allow(clippy::type_complexity)]
+fn symbol_table<'a, H: FileHeader<Endian = Endianness>>(
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    si: usize,
+) -> Result<(SymbolTable<'a, H, &'a [u8]>, Option<&'a [u8]>), ReadError> {
     let symtab = table
         .symbol_table_by_index(endian, data, object::SectionIndex(si))
         .map_err(|e| ReadError(format!("section .symtab: {e}")))?;
@@ -873,47 +982,83 @@ fn read_symbols<'a, H: FileHeader<Endian = Endianness, SectionHeader: Sync>>(
             data.get(usize::try_from(at).ok()?..)?
                 .get(..usize::try_from(size).ok()?)
         });
-    let mut symbols = Vec::with_capacity(symtab.len());
-    for (i, sym) in symtab.symbols().iter().enumerate() {
-        let at = sym.st_name(endian);
-        let name = if at == 0 {
-            &[][..]
-        } else {
-            names.and_then(|t| c_string(t, at)).ok_or_else(|| {
-                ReadError(format!(
-                    "section .symtab: symbol #{i}: cannot read its name: Invalid ELF symbol name offset"
-                ))
-            })?
-        };
-        let st_shndx = sym.st_shndx(endian);
-        let section = if st_shndx == SHN_XINDEX {
-            // Its section index is in SHT_SYMTAB_SHNDX; without that
-            // table the symbol has no section, and no guess is made.
-            symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
-                ReadError(format!(
-                    "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
-                    show_name(name)
-                ))
-            })?
-        } else {
-            u32::from(st_shndx)
-        };
-        symbols.push(Symbol {
-            // The file holds the symbols: it would need to exceed 64
-            // GiB for their number not to fit (16 bytes the least a one).
-            index: u32::try_from(i)
-                .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
-            name,
-            st_name: sym.st_name(endian),
-            st_info: sym.st_info(),
-            st_other: sym.st_other(),
-            st_shndx,
-            section,
-            st_value: sym.st_value(endian).into(),
-            st_size: sym.st_size(endian).into(),
-        });
-    }
-    Ok(symbols)
+    Ok((symtab, names))
+}
+
+/// The symbols of the symbol table `si` of `data` (`table`, its sections),
+/// decoded one at a time, in index order: their number, and each symbol or
+/// why it cannot be read ([`read_symbols`] stops at the first error).
+/// Without `named`, names are neither read nor checked (left empty).
+fn decode_symbols<'a, H: FileHeader<Endian = Endianness>>(
+    table: &SectionTable<'a, H, &'a [u8]>,
+    endian: Endianness,
+    data: &'a [u8],
+    si: usize,
+    named: bool,
+) -> Result<
+    (
+        usize,
+        impl Iterator<Item = Result<Symbol<'a>, ReadError>> + 'a,
+    ),
+    ReadError,
+> {
+    let (symtab, names) = symbol_table(table, endian, data, si)?;
+    let raw = symtab.symbols();
+    let decoded = raw
+        .iter()
+        .enumerate()
+        .map(move |(i, sym)| decode_symbol(&symtab, names, endian, i, sym, named));
+    Ok((raw.len(), decoded))
+}
+
+/// Symbol `i` of `symtab`, `sym`, its name read from `names` (with
+/// `named`; else left empty).
+#[inline(always)]
+fn decode_symbol<'a, H: FileHeader<Endian = Endianness>>(
+    symtab: &SymbolTable<'a, H, &'a [u8]>,
+    names: Option<&'a [u8]>,
+    endian: Endianness,
+    i: usize,
+    sym: &H::Sym,
+    named: bool,
+) -> Result<Symbol<'a>, ReadError> {
+    let at = sym.st_name(endian);
+    let name = if at == 0 || !named {
+        &[][..]
+    } else {
+        names.and_then(|t| c_string(t, at)).ok_or_else(|| {
+            ReadError(format!(
+                "section .symtab: symbol #{i}: cannot read its name: Invalid ELF symbol name offset"
+            ))
+        })?
+    };
+    let st_shndx = sym.st_shndx(endian);
+    let section = if st_shndx == SHN_XINDEX {
+        // Its section index is in SHT_SYMTAB_SHNDX; without that
+        // table the symbol has no section, and no guess is made.
+        symtab.shndx(endian, object::SymbolIndex(i)).ok_or_else(|| {
+            ReadError(format!(
+                "section .symtab: symbol #{i} ({}): st_shndx is SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX entry for it",
+                show_name(name)
+            ))
+        })?
+    } else {
+        u32::from(st_shndx)
+    };
+    Ok(Symbol {
+        // The file holds the symbols: it would need to exceed 64
+        // GiB for their number not to fit (16 bytes the least a one).
+        index: u32::try_from(i)
+            .map_err(|_| ReadError("section .symtab: more than 2^32 symbols".to_string()))?,
+        name,
+        st_name: at,
+        st_info: sym.st_info(),
+        st_other: sym.st_other(),
+        st_shndx,
+        section,
+        st_value: sym.st_value(endian).into(),
+        st_size: sym.st_size(endian).into(),
+    })
 }
 
 /// Sections must not overlap each other or the ELF header: the writer

@@ -231,6 +231,17 @@ impl<'e, 'a> Edit<'e, 'a> {
         self.new_data.reserve(bytes);
     }
 
+    /// Make room for new names: `section_names` bytes of section names
+    /// ([`Edit::add_section`]) and `symbol_names` of symbol names
+    /// ([`Edit::add_symbol_name`]), a NUL a name counted (a hint, as
+    /// `Vec::reserve_exact`). Grown by doubling instead, the tables of
+    /// 20,000 names held up to twice their bytes, and left each smaller
+    /// copy behind in the heap, until the output was written.
+    pub fn reserve_names(&mut self, section_names: usize, symbol_names: usize) {
+        self.shstr_extra.reserve_exact(section_names);
+        self.str_extra.reserve_exact(symbol_names);
+    }
+
     /// Replace the contents of an existing section (its size follows).
     pub fn set_contents(&mut self, index: usize, bytes: Vec<u8>) {
         self.put_contents(index, Contents::Whole(bytes));
