@@ -172,14 +172,15 @@ pub fn applied_ordinary<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Optio
 /// A module-specific klp section is applied by `klp_apply_object_relocs`
 /// when its object loads, with no such test: any target but section 0.
 pub fn applied<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Option<Section<'a>> {
-    let late = sec.sh_flags & SHF_RELA_LIVEPATCH != 0
-        && crate::names::klp_section_object(sec.name).is_ok_and(|o| o != crate::names::VMLINUX);
-    if late {
-        return (sec.sh_info != 0)
+    // The name is read only where the answer depends on it.
+    applied_ordinary(elf, sec, percpu).or_else(|| {
+        let late = sec.sh_flags & SHF_RELA_LIVEPATCH != 0
+            && crate::names::klp_section_object(sec.name)
+                .is_ok_and(|o| o != crate::names::VMLINUX);
+        (late && sec.sh_info != 0)
             .then(|| elf.sections.get(sec.sh_info as usize))
-            .flatten();
-    }
-    applied_ordinary(elf, sec, percpu)
+            .flatten()
+    })
 }
 
 /// Is `t` the per-CPU section ([`PERCPU_SECTION`])?
