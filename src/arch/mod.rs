@@ -175,8 +175,7 @@ pub fn applied<'a>(elf: &Elf<'a>, sec: &Section, percpu: bool) -> Option<Section
     // The name is read only where the answer depends on it.
     applied_ordinary(elf, sec, percpu).or_else(|| {
         let late = sec.sh_flags & SHF_RELA_LIVEPATCH != 0
-            && crate::names::klp_section_object(sec.name)
-                .is_ok_and(|o| o != crate::names::VMLINUX);
+            && crate::names::klp_section_object(sec.name).is_ok_and(|o| o != crate::names::VMLINUX);
         (late && sec.sh_info != 0)
             .then(|| elf.sections.get(sec.sh_info as usize))
             .flatten()
