@@ -273,3 +273,119 @@ fn verify_reads_the_input_again_when_its_symbols_and_relocations_went() {
     );
     assert_eq!(text(&bare), held);
 }
+
+/// The proof of a conversion (`prepare`, `write_to`, `prove`: the input's
+/// symbols and relocation sections and the plan's renames gone by then)
+/// refuses an output changed after it was written, in each of the ways a
+/// writer could get it wrong, naming the symbol.
+#[test]
+fn the_proof_refuses_a_tampered_output() {
+    let data = input("verify_prove_tampered");
+    let written = {
+        let mut pending = convert::prepare(&data, None).unwrap();
+        let mut buf = Vec::new();
+        pending.write_to(&mut buf).unwrap();
+        pending.prove(&buf).unwrap();
+        buf
+    };
+    let out = Elf::parse(&written).unwrap();
+    let symtab = out.section_by_name(b".symtab").unwrap().sh_offset as usize;
+    let symbol = |name: &[u8]| {
+        let s = out.symbols.iter().find(|s| s.name == name).unwrap();
+        symtab + s.index as usize * 24
+    };
+    let klp = out
+        .sections
+        .iter()
+        .find(|s| s.sh_flags & SHF_RELA_LIVEPATCH != 0)
+        .unwrap();
+    let renamed = b".klp.sym.vmlinux.saved_command_line,0";
+    let cases: [(&str, usize, &str); 4] = [
+        (
+            "addend",
+            klp.sh_offset as usize + 16,
+            "relocation lost by the conversion",
+        ),
+        ("value", symbol(renamed) + 8, "symbol changed unexpectedly"),
+        ("size", symbol(b"f") + 16, "symbol changed unexpectedly"),
+        ("info", symbol(b"f") + 4, "symbol changed unexpectedly"),
+    ];
+    for (what, at, words) in cases {
+        let mut bytes = written.clone();
+        bytes[at] ^= 1;
+        let mut pending = convert::prepare(&data, None).unwrap();
+        pending.write_to(&mut Vec::new()).unwrap();
+        let text = match pending.prove(&bytes) {
+            Err(convert::Error::Internal(problems)) => problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => panic!("{what}: {other:?}"),
+        };
+        assert!(text.contains(words), "{what}: {text}");
+        let name = if what == "addend" || what == "value" {
+            "saved_command_line"
+        } else {
+            "'f'"
+        };
+        assert!(text.contains(name), "{what}: {text}");
+    }
+}
+
+/// What the proof decodes again from the input is what `Elf::parse` read:
+/// the symbols (with their names, and without, the names then found at
+/// `st_name` in `Elf::symbol_strings`) and every relocation section, for
+/// each module of the ELF fuzz corpus (x86_64, i386, s390x big-endian,
+/// ppc64le, arm64, ELF32 and ELF64) that parses.
+#[test]
+fn what_the_proof_reads_again_is_what_was_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/elf");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let Ok(elf) = Elf::parse(&data) else {
+            continue;
+        };
+        let p = path.display();
+        let (n, again) = elf.symbols_again(true).unwrap();
+        assert_eq!(n, elf.symbols.len(), "{p}");
+        let again: Vec<_> = again.map(Result::unwrap).collect();
+        assert_eq!(again, elf.symbols, "{p}");
+        let strings = elf.symbol_strings();
+        let (_, bare) = elf.symbols_again(false).unwrap();
+        for (a, b) in bare.map(Result::unwrap).zip(&elf.symbols) {
+            assert!(a.name.is_empty(), "{p}");
+            let at = a.st_name as usize;
+            let name = if a.st_name == 0 {
+                &[][..]
+            } else {
+                &strings[at..at + b.name.len()]
+            };
+            assert_eq!(
+                (name, a.st_value, a.st_size, a.section),
+                (b.name, b.st_value, b.st_size, b.section),
+                "{p}"
+            );
+        }
+        let listed: Vec<_> = if elf.symtab.is_some() {
+            elf.sections.relocation_sections().collect()
+        } else {
+            Vec::new()
+        };
+        let held: Vec<_> = elf
+            .relocs
+            .iter()
+            .map(|r| (r.index, elf.sections.at(r.index).sh_info))
+            .collect();
+        assert_eq!(listed, held, "{p}");
+        for r in &elf.relocs {
+            let a = elf.reloc_section_again(r.index).unwrap();
+            assert_eq!(a.is_rela(), r.is_rela(), "{p}");
+            assert!(a.entries().eq(r.entries()), "{p}");
+        }
+        read += 1;
+    }
+    assert!(read >= 10, "{read} modules of {}", dir.display());
+}
