@@ -161,83 +161,6 @@ fn build_modules(kernel: &Path, work: &Path) -> PathBuf {
     work.to_path_buf()
 }
 
-/// Does the kernel `release` relocate its modules' per-CPU section (6.16
-/// on)?
-fn relocates_percpu(release: &str) -> bool {
-    let r = klp_convert::rules::Release::parse(release).unwrap();
-    !r.before(6, 16)
-}
-
-/// Step 11c: lp_percpu_klp's per-CPU pointer to saved_command_line, a klp
-/// relocation into `.data..percpu`. For a kernel that relocates that
-/// section `convert` converts it. Before 6.16 it refuses it
-/// (`percpu-target`: dropped silently), so the module is converted as for
-/// such a kernel (its vermagic's first digit made 9, and put back in the
-/// output, whose `.modinfo` bytes `convert` never moves) for the kernel to
-/// show what it does.
-fn percpu_klp(work: &Path, mods: &Path, release: &str) {
-    let input = work.join("lp_percpu_klp/klp_test_percpu_klp.ko");
-    let out = mods.join("klp_test_percpu_klp.ko");
-    if relocates_percpu(release) {
-        convert(&input, &out, false);
-        return;
-    }
-    expect_convert_refused(
-        &input,
-        &out,
-        &format!(
-            "klp relocation into .data..percpu: kernel {release} (before 6.16) drops it silently"
-        ),
-    );
-    let swap = |bytes: &mut Vec<u8>, from: u8, to: u8| {
-        let at = bytes
-            .windows(9)
-            .position(|w| w == b"vermagic=")
-            .expect("a vermagic")
-            + 9;
-        assert_eq!(bytes[at], from, "vermagic's first digit");
-        bytes[at] = to;
-    };
-    let mut bytes = std::fs::read(&input).unwrap();
-    let digit = bytes[bytes.windows(9).position(|w| w == b"vermagic=").unwrap() + 9];
-    swap(&mut bytes, digit, b'9');
-    let later = work.join("klp_test_percpu_klp.later.ko");
-    std::fs::write(&later, &bytes).unwrap();
-    convert(&later, &out, false);
-    let mut bytes = std::fs::read(&out).unwrap();
-    swap(&mut bytes, b'9', digit);
-    std::fs::write(&out, &bytes).unwrap();
-}
-
-/// Step 11c: what the kernel did with [`percpu_klp`]'s module, as `check`
-/// predicted: before 6.16 it loads, and its per-CPU pointer was never
-/// relocated (NULL); from 6.16 it points at saved_command_line.
-fn expect_percpu_klp(r: &Results, release: &str, mods: &Path, maps: &[PathBuf]) {
-    let (code, text) = check(&mods.join("klp_test_percpu_klp.ko"), maps);
-    r.expect("percpu_klp", "insmod_klp_test_percpu_klp.ko", 0, "0");
-    r.expect("percpu_klp", "removed_rc", 0, "0");
-    let relocated = relocates_percpu(release);
-    let shown = if relocated { "relocated" } else { "dropped" };
-    r.expect(
-        "percpu_klp",
-        "patched",
-        0,
-        &format!("klp-convert percpu-klp: {shown}"),
-    );
-    if relocated {
-        assert_eq!(code, 0, "{text}");
-        assert!(!text.contains(".data..percpu"), "{text}");
-    } else {
-        assert_eq!(code, 1, "{text}");
-        assert!(
-            text.contains(&format!(
-                "error: section .klp.rela.vmlinux..data..percpu: klp relocation into .data..percpu: kernel {release} (before 6.16) drops it silently"
-            )),
-            "{text}"
-        );
-    }
-}
-
 /// Step 11b: lp_percpu's per-CPU data holds an ordinary relocation against
 /// jiffies over the bytes 1. Before 6.16 the loader applies no relocation
 /// there: `check` with the kernel's maps passes the module, and the kernel
@@ -568,7 +491,12 @@ fn initramfs(
     )
     .unwrap();
     let release = std::fs::read_to_string(kernel.join("release")).unwrap();
-    percpu_klp(work, &m, release.trim());
+    percpu_klp(
+        &work.join("lp_percpu_klp/klp_test_percpu_klp.ko"),
+        work,
+        &m,
+        release.trim(),
+    );
     long_names(work, &m, release.trim());
     let commands = walk(kernel, work, &m);
 

@@ -158,7 +158,8 @@ const BUILT: &[&str] = &[
     "lp_gotent",
 ];
 /// Built by make only: converted without maps (negative controls), by the
-/// library (modvmlinux), or refused at conversion (modkey, ambiguous_plain).
+/// library (modvmlinux), as for a later kernel (percpu_klp, before 6.16),
+/// or refused at conversion (modkey, ambiguous_plain).
 const MADE: &[&str] = &[
     "lp_badpos",
     "lp_ambiguous",
@@ -166,6 +167,7 @@ const MADE: &[&str] = &[
     "lp_modvmlinux",
     "lp_modkey",
     "lp_ambiguous_plain",
+    "lp_percpu_klp",
 ];
 
 /// The modules the kernel loads, which `check --symbols` must accept.
@@ -346,6 +348,12 @@ fn initramfs(k: &XKernel, work: &Path, maps: &[PathBuf]) -> PathBuf {
         &m.join("klp_test_modvmlinux.ko"),
     );
     add_extended(&m);
+    percpu_klp(
+        &work.join("lp_percpu_klp/klp_test_percpu_klp.ko"),
+        work,
+        &m,
+        k.var("RELEASE"),
+    );
     if k.arch.starts_with("ppc64") {
         local_call(k, work, maps, &m.join("klp_test_localcall.ko"));
     }
@@ -850,6 +858,7 @@ fn scenario(arch: &'static str) {
     expect_started(&r, &release);
     expect_unconverted(&r, logged);
     expect_extended(&r, &release, &mods);
+    expect_percpu_klp(&r, &release, &mods, &maps);
     let before = expect_vmlinux(&r);
     assert!(
         before.starts_with(&format!("console={console} ")),

@@ -188,9 +188,9 @@ if [ -f /mod/klp_test_percpu.ko ]; then
 	fi
 fi
 
-# 11c. Per-CPU data initialised through a klp relocation (x86_64,
-#      tests/kernel_e2e.rs): before 6.16 the loader drops it, and the
-#      per-CPU pointer stays NULL; 6.16 on relocates it.
+# 11c. Per-CPU data initialised through a klp relocation (every machine:
+#      kernel_common::percpu_klp): before 6.16 the loader drops it, and
+#      the per-CPU pointer stays NULL; 6.16 on relocates it.
 if [ -f /mod/klp_test_percpu_klp.ko ]; then
 	if load percpu_klp klp_test_percpu_klp.ko; then
 		wait_patch klp_test_percpu_klp

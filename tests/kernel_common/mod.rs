@@ -1069,3 +1069,80 @@ pub fn expect_gotent(r: &Results, stale: bool) -> (String, String) {
     }
     (old.to_string(), new.to_string())
 }
+
+/// Does the kernel `release` relocate its modules' per-CPU section (6.16
+/// on)?
+pub fn relocates_percpu(release: &str) -> bool {
+    let r = klp_convert::rules::Release::parse(release).unwrap();
+    !r.before(6, 16)
+}
+
+/// Step 11c (kernel_e2e and kernel_xarch): lp_percpu_klp's per-CPU pointer to saved_command_line, a klp
+/// relocation into `.data..percpu`. For a kernel that relocates that
+/// section `convert` converts it. Before 6.16 it refuses it
+/// (`percpu-target`: dropped silently), so the module is converted as for
+/// such a kernel (its vermagic's first digit made 9, and put back in the
+/// output, whose `.modinfo` bytes `convert` never moves) for the kernel to
+/// show what it does.
+pub fn percpu_klp(input: &Path, work: &Path, mods: &Path, release: &str) {
+    let input = input.to_path_buf();
+    let out = mods.join("klp_test_percpu_klp.ko");
+    if relocates_percpu(release) {
+        convert(&input, &out, false);
+        return;
+    }
+    expect_convert_refused(
+        &input,
+        &out,
+        &format!(
+            "klp relocation into .data..percpu: kernel {release} (before 6.16) drops it silently"
+        ),
+    );
+    let swap = |bytes: &mut Vec<u8>, from: u8, to: u8| {
+        let at = bytes
+            .windows(9)
+            .position(|w| w == b"vermagic=")
+            .expect("a vermagic")
+            + 9;
+        assert_eq!(bytes[at], from, "vermagic's first digit");
+        bytes[at] = to;
+    };
+    let mut bytes = std::fs::read(&input).unwrap();
+    let digit = bytes[bytes.windows(9).position(|w| w == b"vermagic=").unwrap() + 9];
+    swap(&mut bytes, digit, b'9');
+    let later = work.join("klp_test_percpu_klp.later.ko");
+    std::fs::write(&later, &bytes).unwrap();
+    convert(&later, &out, false);
+    let mut bytes = std::fs::read(&out).unwrap();
+    swap(&mut bytes, b'9', digit);
+    std::fs::write(&out, &bytes).unwrap();
+}
+
+/// Step 11c: what the kernel did with [`percpu_klp`]'s module, as `check`
+/// predicted: before 6.16 it loads, and its per-CPU pointer was never
+/// relocated (NULL); from 6.16 it points at saved_command_line.
+pub fn expect_percpu_klp(r: &Results, release: &str, mods: &Path, maps: &[PathBuf]) {
+    let (code, text) = check(&mods.join("klp_test_percpu_klp.ko"), maps);
+    r.expect("percpu_klp", "insmod_klp_test_percpu_klp.ko", 0, "0");
+    r.expect("percpu_klp", "removed_rc", 0, "0");
+    let relocated = relocates_percpu(release);
+    let shown = if relocated { "relocated" } else { "dropped" };
+    r.expect(
+        "percpu_klp",
+        "patched",
+        0,
+        &format!("klp-convert percpu-klp: {shown}"),
+    );
+    if relocated {
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains(".data..percpu"), "{text}");
+    } else {
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains(&format!(
+                "error: section .klp.rela.vmlinux..data..percpu: klp relocation into .data..percpu: kernel {release} (before 6.16) drops it silently"
+            )),
+            "{text}"
+        );
+    }
+}
