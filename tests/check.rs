@@ -1965,6 +1965,7 @@ fn per_cpu_relocations_depend_on_the_release() {
         "0x12345678\tv\tvmlinux\tEXPORT_SYMBOL\t\n0x12345678\tw\tvmlinux\tEXPORT_SYMBOL\t\n",
     )
     .unwrap();
+    // far_export's System.map, among `maps`, given the addresses of v and w.
     let system_map = dir.join("System.map");
     std::fs::write(&system_map, "0000000100000000 D v\n0000000000002000 D w\n").unwrap();
     maps[3] = symvers.to_str().unwrap();

@@ -363,7 +363,8 @@ pub fn loader_rules(elf: &Elf, percpu: bool) -> Vec<Finding> {
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        let Some(target) = applied(elf, sec, percpu) else {
+        // Not a klp section: `applied` would answer the same.
+        let Some(target) = applied_ordinary(elf, sec, percpu) else {
             continue;
         };
         let bytes = elf.section_bytes(&target);

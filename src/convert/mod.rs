@@ -343,14 +343,11 @@ pub fn prepare<'a, 'm>(
 /// the new klp sections, which the loader would then patch with it.
 fn dangling_target(elf: &Elf, added: usize) -> Option<ReadError> {
     let count = elf.sections.len();
-    let sec = elf
-        .relocs
-        .iter()
-        .map(|rs| elf.sections.at(rs.index))
-        .find(|s| {
-            let info = s.sh_info as usize;
-            info >= count && info < count.saturating_add(added)
-        })?;
+    let (index, _) = elf.sections.relocation_sections().find(|&(_, info)| {
+        let info = info as usize;
+        info >= count && info < count.saturating_add(added)
+    })?;
+    let sec = elf.sections.at(index);
     Some(ReadError(format!(
         "section {}: sh_info {} names no section (the module has {count}); the loader skips it, but the {added} section{} this conversion adds would give it a target: give it a valid sh_info, or 0",
         sec.display_name(),
@@ -381,11 +378,19 @@ impl Pending<'_, '_> {
         // with the pieces', before the output's parse takes as much for its
         // own.
         if self.changed {
-            self.elf.symbols = Vec::new();
-            self.elf.relocs = Vec::new();
+            self.drop_input_tables();
         }
         crate::mapped::release_free_memory();
         written
+    }
+
+    /// Let the input's symbols and relocation sections go: only the proof
+    /// needs them again, and decodes them from the file. The input's `Elf`
+    /// is then no longer whole (a `.symtab` with no symbols, no relocation
+    /// sections): nothing but the proof may read it after this.
+    fn drop_input_tables(&mut self) {
+        self.elf.symbols = Vec::new();
+        self.elf.relocs = Vec::new();
     }
 
     /// The output in memory (the pieces are kept).
@@ -419,8 +424,7 @@ impl Pending<'_, '_> {
         // The pieces are written: their buffers go before the output's
         // parse takes its memory (if `write_to` did not drop them).
         self.output = None;
-        self.elf.symbols = Vec::new();
-        self.elf.relocs = Vec::new();
+        self.drop_input_tables();
         let (elf, plan, applied, map) = (&self.elf, &self.plan, &self.applied, self.map);
         let out =
             Elf::parse(written).map_err(|e| internal(format!("output does not parse: {e}")))?;

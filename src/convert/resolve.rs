@@ -97,6 +97,9 @@ fn undefined<'a>(
     let mut wanted: Vec<usize> = Vec::new();
     let mut seen = vec![false; elf.symbols.len()];
     for rs in &elf.relocs {
+        // Those into the per-CPU section too, which a kernel before 6.16
+        // drops: `simplify_symbols` links every undefined symbol all the
+        // same, so each must be linkable.
         if crate::arch::applied_target(elf, &elf.sections.at(rs.index)).is_none() {
             continue;
         }

@@ -233,15 +233,15 @@ fn compare_symbols(input: &Elf, renamed: &Applied, out: &Elf, problems: &mut Vec
         strings.get(at..at.saturating_add(name.len())) == Some(name)
             && strings.get(at.saturating_add(name.len())) == Some(&0)
     };
+    let unreadable = |e: crate::elf::read::ReadError| {
+        Finding::new(
+            Rule::Verify,
+            format!("the input's symbols cannot be read again: {e}"),
+        )
+    };
     let (count, symbols) = match input.symbols_again(false) {
         Ok(again) => again,
-        Err(e) => {
-            problems.push(Finding::new(
-                Rule::Verify,
-                format!("the input's symbols cannot be read again: {e}"),
-            ));
-            return;
-        }
+        Err(e) => return problems.push(unreadable(e)),
     };
     // The renamed symbols, walked beside the symbols.
     let (mut next, mut at) = (0, 0);
@@ -251,13 +251,7 @@ fn compare_symbols(input: &Elf, renamed: &Applied, out: &Elf, problems: &mut Vec
     for (a, b) in symbols.zip(&out.symbols) {
         let a = match a {
             Ok(a) => a,
-            Err(e) => {
-                problems.push(Finding::new(
-                    Rule::Verify,
-                    format!("the input's symbols cannot be read again: {e}"),
-                ));
-                return;
-            }
+            Err(e) => return problems.push(unreadable(e)),
         };
         let mut name = None;
         while let Some(&(sym, len)) = renamed.symbols.get(next).filter(|(s, _)| *s <= a.index) {

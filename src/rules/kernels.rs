@@ -92,6 +92,15 @@ impl Target {
         }
     }
 
+    /// May the kernel drop relocations into the per-CPU section? Before
+    /// 6.16, or an unknown release, which a warning or refusal takes for
+    /// old (where [`Target::relocates_percpu`] takes it for new, so that
+    /// its relocations are judged all the same).
+    pub fn may_drop_percpu(&self) -> bool {
+        let (major, minor) = PERCPU_RELOCATED_FROM;
+        self.before_or_unknown(major, minor)
+    }
+
     /// Does the loader apply ordinary relocations into the per-CPU section?
     /// From 6.16 on; before, it has cleared that section's `SHF_ALLOC` by
     /// then ([`percpu_target`]). An unknown release is taken to (its
@@ -246,8 +255,7 @@ pub fn percpu_target(obj: &[u8], t: &crate::elf::Section, target: &Target) -> Op
         return None;
     }
     let what = if obj == VMLINUX {
-        let (major, minor) = PERCPU_RELOCATED_FROM;
-        if !target.before_or_unknown(major, minor) {
+        if !target.may_drop_percpu() {
             return None;
         }
         format!(
@@ -291,21 +299,30 @@ pub fn percpu_targets(elf: &Elf, target: &Target) -> Vec<Finding> {
 /// for are not counted. Seen on Debian's 5.10, 6.1 and 6.12 (kernel_e2e
 /// step 11b).
 pub fn percpu_unrelocated(elf: &Elf, target: &Target) -> Vec<Finding> {
-    let (major, minor) = PERCPU_RELOCATED_FROM;
-    if !target.before_or_unknown(major, minor) {
-        return Vec::new();
-    }
     let mut out = Vec::new();
-    for rs in &elf.relocs {
-        let sec = elf.sections.at(rs.index);
+    if !target.may_drop_percpu() {
+        return out;
+    }
+    // The per-CPU section, as `find_sec` finds it: the first allocated one
+    // of that name. Only the relocation sections into it are decoded.
+    let Some(percpu) = elf
+        .sections
+        .iter()
+        .find(|t| t.is_alloc() && is_percpu_section(t))
+    else {
+        return out;
+    };
+    let into = elf
+        .sections
+        .relocation_sections()
+        .filter(|&(_, info)| info as usize == percpu.index);
+    for (index, _) in into {
+        let sec = elf.sections.at(index);
         if sec.sh_flags & SHF_RELA_LIVEPATCH != 0 {
             continue;
         }
-        if !arch::applied_target(elf, &sec).is_some_and(|t| is_percpu_section(&t)) {
-            continue;
-        }
-        let n = rs
-            .entries()
+        let n = elf
+            .reloc_entries(index)
             .filter(|r| !arch::writes_nothing(elf.machine, r.r_type))
             .count();
         if n == 0 {
